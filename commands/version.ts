@@ -1,0 +1,13 @@
+import {HoopCommand} from '../src/client/command.js'
+
+export default class Version extends HoopCommand {
+  static override summary = 'Print the hoop version.'
+  static override examples = ['<%= config.bin %> version', '<%= config.bin %> version --json']
+
+  async run(): Promise<{version: string; node: string}> {
+    await this.parse(Version)
+    const result = {version: this.config.version, node: process.version}
+    this.log(`hoop ${result.version} (node ${result.node})`)
+    return result
+  }
+}

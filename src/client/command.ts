@@ -1,0 +1,31 @@
+// Base class for hoop commands: `--json` output, and HoopError -> message, hint and exit code.
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import chalk from 'chalk'
+import {HoopError} from '../shared/errors.js'
+import {redact} from '../shared/log.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof HoopCommand)['baseFlags'] & T['flags']>
+
+export abstract class HoopCommand extends Command {
+  static override enableJsonFlag = true
+
+  /** Common flag for commands that talk to a gateway. */
+  static gatewayFlag = Flags.string({
+    summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
+    env: 'HOOP_GATEWAY',
+    helpGroup: 'GATEWAY',
+  })
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof HoopError) {
+      if (this.jsonEnabled()) {
+        this.logJson({error: {code: err.code, message: redact(err.message)}})
+      } else {
+        process.stderr.write(`${chalk.red('Error:')} ${redact(err.message)}\n`)
+        if (err.hint) process.stderr.write(`${chalk.dim('Hint:')} ${err.hint}\n`)
+      }
+      this.exit(err.exitCode)
+    }
+    return super.catch(err)
+  }
+}

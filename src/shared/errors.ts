@@ -1,0 +1,57 @@
+// Errors with stable codes. Every failure a user can act on has its own code, message and exit
+// code; commands map codes to exit codes and hints (see docs/errors.md).
+
+export const ERROR_CODES = {
+  GATEWAY_UNREACHABLE: {exit: 10, hint: 'check the gateway URL (--gateway or HOOP_GATEWAY) and that `hoop gateway` is running'},
+  TOKEN_REJECTED: {exit: 11, hint: 'run `hoop login`, or check HOOP_TOKEN / HOOP_AGENT_TOKEN'},
+  NOT_LOGGED_IN: {exit: 11, hint: 'run `hoop login`, or set HOOP_TOKEN for a service account'},
+  UNKNOWN_CONNECTION: {exit: 12, hint: 'run `hoop connections` to list the connections you may use'},
+  AGENT_OFFLINE: {exit: 13, hint: 'start the agent that serves this connection (`hoop agent`)'},
+  TARGET_REFUSED: {exit: 14, hint: 'the agent could not reach the target; check the connection\'s host and port'},
+  ACCESS_DENIED: {exit: 15, hint: 'ask an administrator for access to this connection'},
+  POLICY_BLOCKED: {exit: 16, hint: 'the statement was blocked by policy'},
+  APPROVAL_REQUIRED: {exit: 17, hint: 'ask an approver to run `hoop approvals approve ID`'},
+  CONFIG_INVALID: {exit: 18, hint: 'fix the file and line named above'},
+  AUDIT_VERIFY_FAILED: {exit: 19, hint: 'the evidence does not verify; the first bad record is named above'},
+  PROTOCOL_ERROR: {exit: 20, hint: 'the peer sent a malformed message'},
+  GATEWAY_SHUTDOWN: {exit: 21, hint: 'the gateway is restarting; retry in a moment'},
+  NOT_FOUND: {exit: 22, hint: ''},
+  CONFLICT: {exit: 23, hint: ''},
+  INVALID_INPUT: {exit: 2, hint: ''},
+  INTERNAL: {exit: 1, hint: 'this is a bug; the gateway log has details'},
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export class HoopError extends Error {
+  override readonly name = 'HoopError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message)
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit
+  }
+
+  get hint(): string {
+    return ERROR_CODES[this.code].hint
+  }
+
+  toJSON(): {code: ErrorCode; message: string} {
+    return {code: this.code, message: this.message}
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value)
+}
+
+/** Turns anything thrown into a HoopError without leaking internals to a peer. */
+export function asHoopError(err: unknown): HoopError {
+  if (err instanceof HoopError) return err
+  return new HoopError('INTERNAL', 'internal error')
+}

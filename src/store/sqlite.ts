@@ -1,0 +1,162 @@
+// SQLite store (better-sqlite3, WAL) in the gateway's data dir. Other parts (audit, approvals)
+// create their own tables on the same handle through `db`.
+import Database from 'better-sqlite3'
+import {chmodSync, mkdirSync} from 'node:fs'
+import {join} from 'node:path'
+import {HoopError} from '../shared/errors.js'
+import type {AgentRecord, ServiceAccountRecord, SessionRecord, Store} from './types.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS agents (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL,
+  created_at TEXT NOT NULL, revoked_at TEXT, last_seen_at TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS agents_live_name ON agents(name) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS service_accounts (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, groups_json TEXT NOT NULL, hash TEXT NOT NULL,
+  created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS sa_live_name ON service_accounts(name) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY, subject TEXT NOT NULL, identity_kind TEXT NOT NULL, connection TEXT NOT NULL,
+  agent TEXT NOT NULL, client_address TEXT, started_at TEXT NOT NULL, ended_at TEXT,
+  bytes_up INTEGER NOT NULL DEFAULT 0, bytes_down INTEGER NOT NULL DEFAULT 0, end_reason TEXT);
+CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
+`
+
+type Row = Record<string, unknown>
+
+export function openDatabase(dataDir: string): Database.Database {
+  mkdirSync(dataDir, {recursive: true, mode: 0o700})
+  const file = join(dataDir, 'hoop.db')
+  const db = new Database(file)
+  chmodSync(file, 0o600)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('busy_timeout = 5000')
+  return db
+}
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database
+
+  constructor(dataDir: string) {
+    this.db = openDatabase(dataDir)
+    this.db.exec(SCHEMA)
+  }
+
+  createAgent(name: string, id: string, hash: string): AgentRecord {
+    const createdAt = new Date().toISOString()
+    try {
+      this.db.prepare('INSERT INTO agents (id, name, hash, created_at) VALUES (?, ?, ?, ?)').run(id, name, hash, createdAt)
+    } catch (err) {
+      if (String(err).includes('UNIQUE')) throw new HoopError('CONFLICT', `agent "${name}" already exists; revoke it first`)
+      throw err
+    }
+    return {id, name, createdAt}
+  }
+
+  findAgentById(id: string): (AgentRecord & {hash: string}) | undefined {
+    const row = this.db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined
+    return row ? {...agent(row), hash: row.hash as string} : undefined
+  }
+
+  listAgents(): AgentRecord[] {
+    return (this.db.prepare('SELECT * FROM agents ORDER BY created_at, name').all() as Row[]).map(agent)
+  }
+
+  revokeAgent(name: string): AgentRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM agents WHERE name = ? AND revoked_at IS NULL').get(name) as Row | undefined
+    if (!row) return undefined
+    const at = new Date().toISOString()
+    this.db.prepare('UPDATE agents SET revoked_at = ? WHERE id = ?').run(at, row.id)
+    return {...agent(row), revokedAt: at}
+  }
+
+  touchAgent(id: string): void {
+    this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE id = ?').run(new Date().toISOString(), id)
+  }
+
+  createServiceAccount(name: string, groups: string[], id: string, hash: string): ServiceAccountRecord {
+    const createdAt = new Date().toISOString()
+    try {
+      this.db
+        .prepare('INSERT INTO service_accounts (id, name, groups_json, hash, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(id, name, JSON.stringify(groups), hash, createdAt)
+    } catch (err) {
+      if (String(err).includes('UNIQUE')) throw new HoopError('CONFLICT', `service account "${name}" already exists; revoke it first`)
+      throw err
+    }
+    return {id, name, groups, createdAt}
+  }
+
+  findServiceAccountById(id: string): (ServiceAccountRecord & {hash: string}) | undefined {
+    const row = this.db.prepare('SELECT * FROM service_accounts WHERE id = ?').get(id) as Row | undefined
+    return row ? {...serviceAccount(row), hash: row.hash as string} : undefined
+  }
+
+  listServiceAccounts(): ServiceAccountRecord[] {
+    return (this.db.prepare('SELECT * FROM service_accounts ORDER BY created_at, name').all() as Row[]).map(serviceAccount)
+  }
+
+  revokeServiceAccount(name: string): ServiceAccountRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM service_accounts WHERE name = ? AND revoked_at IS NULL').get(name) as Row | undefined
+    if (!row) return undefined
+    const at = new Date().toISOString()
+    this.db.prepare('UPDATE service_accounts SET revoked_at = ? WHERE id = ?').run(at, row.id)
+    return {...serviceAccount(row), revokedAt: at}
+  }
+
+  startSession(rec: Omit<SessionRecord, 'bytesUp' | 'bytesDown' | 'endedAt' | 'endReason'>): void {
+    this.db
+      .prepare(
+        'INSERT INTO sessions (id, subject, identity_kind, connection, agent, client_address, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(rec.id, rec.subject, rec.identityKind, rec.connection, rec.agent, rec.clientAddress ?? null, rec.startedAt)
+  }
+
+  endSession(id: string, end: {endedAt: string; bytesUp: number; bytesDown: number; endReason: string}): void {
+    this.db
+      .prepare('UPDATE sessions SET ended_at = ?, bytes_up = ?, bytes_down = ?, end_reason = ? WHERE id = ?')
+      .run(end.endedAt, end.bytesUp, end.bytesDown, end.endReason, id)
+  }
+
+  listSessions(opts: {limit?: number} = {}): SessionRecord[] {
+    const rows = this.db.prepare('SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?').all(opts.limit ?? 100) as Row[]
+    return rows.map((r) => ({
+      id: r.id as string,
+      subject: r.subject as string,
+      identityKind: r.identity_kind as string,
+      connection: r.connection as string,
+      agent: r.agent as string,
+      clientAddress: (r.client_address as string | null) ?? undefined,
+      startedAt: r.started_at as string,
+      endedAt: (r.ended_at as string | null) ?? undefined,
+      bytesUp: r.bytes_up as number,
+      bytesDown: r.bytes_down as number,
+      endReason: (r.end_reason as string | null) ?? undefined,
+    }))
+  }
+
+  close(): void {
+    this.db.close()
+  }
+}
+
+function agent(r: Row): AgentRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    createdAt: r.created_at as string,
+    revokedAt: (r.revoked_at as string | null) ?? undefined,
+    lastSeenAt: (r.last_seen_at as string | null) ?? undefined,
+  }
+}
+
+function serviceAccount(r: Row): ServiceAccountRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    groups: JSON.parse(r.groups_json as string) as string[],
+    createdAt: r.created_at as string,
+    revokedAt: (r.revoked_at as string | null) ?? undefined,
+  }
+}
