@@ -25,7 +25,8 @@ export class YamlSource {
     const src = new YamlSource(file, doc, lines)
     if (doc.errors.length > 0) {
       const problems = doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? {line: 1, col: 1}
+        // prettyErrors: false leaves linePos unset, so map the offset ourselves.
+        const pos = e.linePos?.[0] ?? (e.pos ? lines.linePos(e.pos[0]) : {line: 1, col: 1})
         return {file, line: pos.line, column: pos.col, message: e.message.split('\n')[0]}
       })
       throw configError(problems)

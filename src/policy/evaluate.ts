@@ -1,0 +1,203 @@
+// Policy evaluation: pure functions from (policy, identity, connection, operation) to a decision.
+// Every decision names the rule that made it; `default-deny` / `default-unparsable` when none did.
+//
+// Access: denied unless an `allow` rule matches; a matching `deny` rule wins over any allow.
+// Statements: a matching `block` rule wins, then the read-only limit (blocks writes, with the id
+// of the allow rule that set it), then `review`, else allow (with the allow rule's id).
+// Masks accumulate from every matching `mask` rule.
+import type {Identity} from '../identity/types.js'
+import {anyGlob, globMatch} from './glob.js'
+import {
+  type AccessDecision,
+  type ConnectionRef,
+  DEFAULT_DENY,
+  DEFAULT_UNPARSABLE,
+  type MaskPlan,
+  type Operation,
+  type OperationDecision,
+  type Policy,
+  type ReviewDecision,
+  type Rule,
+  type Statement,
+  type StatementMatcher,
+  type SubjectMatcher,
+} from './types.js'
+
+/** Does `identity` fall under `m`? Any listed entry matching is enough. */
+export function subjectMatches(m: SubjectMatcher, identity: Identity): boolean {
+  if (m.users && identity.kind === 'user') {
+    if (identity.email && anyGlob(m.users, identity.email)) return true
+    if (anyGlob(m.users, identity.subject)) return true
+  }
+  if (m.groups && identity.groups.some((g) => anyGlob(m.groups!, g))) return true
+  if (m.serviceAccounts && identity.kind === 'service-account') {
+    if (anyGlob(m.serviceAccounts, identity.name) || anyGlob(m.serviceAccounts, identity.subject)) return true
+  }
+  if (m.clients && identity.kind === 'client') {
+    if (anyGlob(m.clients, identity.subject) || anyGlob(m.clients, identity.name)) return true
+  }
+  if (m.ci && identity.kind === 'ci') {
+    for (const ci of m.ci) {
+      if (ci.issuer !== undefined && !(identity.issuer && globMatch(ci.issuer, identity.issuer))) continue
+      const claims = identity.claims ?? {}
+      const ok = Object.entries(ci.claims).every(([name, glob]) => Object.hasOwn(claims, name) && globMatch(glob, String(claims[name])))
+      if (ok) return true
+    }
+  }
+  return false
+}
+
+/** Is `identity` one of the approvers a review asks for? (Requesters never approve themselves: the caller checks.) */
+export function isApprover(review: Pick<ReviewDecision, 'approvers'>, identity: Identity): boolean {
+  return subjectMatches(review.approvers, identity)
+}
+
+/** Does the rule apply to this subject on this connection (ignoring what the operation is)? */
+export function ruleApplies(rule: Rule, identity: Identity, conn: ConnectionRef): boolean {
+  if (rule.connections && !anyGlob(rule.connections, conn.name)) return false
+  if (rule.types && !rule.types.includes(conn.type)) return false
+  if (rule.subjects && !subjectMatches(rule.subjects, identity)) return false
+  return true
+}
+
+export function checkAccess(policy: Policy, identity: Identity, conn: ConnectionRef): AccessDecision {
+  const rules = policy.rules.filter((r) => (r.effect === 'allow' || r.effect === 'deny') && ruleApplies(r, identity, conn))
+  const deny = rules.find((r) => r.effect === 'deny')
+  if (deny) {
+    return {allowed: false, ruleId: deny.id, reason: deny.message ?? `access to ${conn.name} is denied by rule ${deny.id}`, limits: {readOnly: true}}
+  }
+  // Several allow rules: the most generous wins (not read-only over read-only, then the longest
+  // session), so a person in two groups gets the better grant; ties go to the first written.
+  let best: Rule | undefined
+  for (const r of rules) {
+    if (r.effect !== 'allow') continue
+    if (!best || generosity(r) > generosity(best)) best = r
+  }
+  if (!best) {
+    return {allowed: false, ruleId: DEFAULT_DENY, reason: `no rule allows ${describe(identity)} to use ${conn.name}`, limits: {readOnly: true}}
+  }
+  const limits = {readOnly: best.limits?.readOnly ?? false, ...(best.limits?.maxSessionSeconds ? {maxSessionSeconds: best.limits.maxSessionSeconds} : {})}
+  return {allowed: true, ruleId: best.id, reason: best.message ?? `allowed by rule ${best.id}`, limits}
+}
+
+function generosity(r: Rule): number {
+  const rw = r.limits?.readOnly ? 0 : 1
+  const secs = r.limits?.maxSessionSeconds ?? Number.MAX_SAFE_INTEGER / 2
+  return rw * Number.MAX_SAFE_INTEGER + secs
+}
+
+/** The connections this identity may use, each with the access decision (for `hoop connections`). */
+export function listAllowedConnections<C extends ConnectionRef>(policy: Policy, identity: Identity, conns: readonly C[]): Array<C & {access: AccessDecision}> {
+  const out: Array<C & {access: AccessDecision}> = []
+  for (const c of conns) {
+    const access = checkAccess(policy, identity, c)
+    if (access.allowed) out.push({...c, access})
+  }
+  return out
+}
+
+export function maskPlan(policy: Policy, identity: Identity, conn: ConnectionRef): MaskPlan {
+  const plan: MaskPlan = {columns: [], entities: [], ruleIds: []}
+  for (const r of policy.rules) {
+    if (r.effect !== 'mask' || !r.mask || !ruleApplies(r, identity, conn)) continue
+    plan.ruleIds.push(r.id)
+    for (const c of r.mask.columns) if (!plan.columns.some((x) => x.text === c.text)) plan.columns.push(c)
+    for (const e of r.mask.entities) if (!plan.entities.includes(e)) plan.entities.push(e)
+  }
+  return plan
+}
+
+export function judgeOperation(policy: Policy, identity: Identity, conn: ConnectionRef, op: Operation): OperationDecision {
+  const mask = maskPlan(policy, identity, conn)
+  const access = checkAccess(policy, identity, conn)
+  if (!access.allowed) return {effect: 'block', ruleId: access.ruleId, message: access.reason, mask}
+
+  const guards = policy.rules.filter((r) => (r.effect === 'block' || r.effect === 'review') && ruleApplies(r, identity, conn))
+  const decide = (r: Rule, statement?: number): OperationDecision => {
+    const what = statement === undefined ? 'the statement could not be parsed' : `${op.statements[statement].command}`
+    if (r.effect === 'review') {
+      const spec = r.review!
+      return {
+        effect: 'review',
+        ruleId: r.id,
+        message: r.message ?? `${what} needs approval (rule ${r.id})`,
+        ...(statement === undefined ? {} : {statement}),
+        review: {ruleId: r.id, approvers: spec.approvers, approvals: spec.approvals, ttlSeconds: spec.ttlSeconds, scope: spec.scope},
+        mask,
+      }
+    }
+    return {effect: 'block', ruleId: r.id, message: r.message ?? `${what} is blocked by rule ${r.id}`, ...(statement === undefined ? {} : {statement}), mask}
+  }
+
+  if (op.unparsable) {
+    // Only rules that ask for unparsable input, or no `match` at all, can see what is inside: nothing.
+    const explicit = guards.filter((r) => !r.match || r.match.unparsable === true)
+    const block = explicit.find((r) => r.effect === 'block')
+    if (block) return decide(block)
+    if (access.limits.readOnly) {
+      return {effect: 'block', ruleId: access.ruleId, message: `statement could not be parsed, so it cannot be shown to be read-only (${op.unparsable.reason})`, mask}
+    }
+    const review = explicit.find((r) => r.effect === 'review')
+    if (review) return decide(review)
+    if (guards.length > 0 && policy.defaults.unparsable === 'block') {
+      return {effect: 'block', ruleId: DEFAULT_UNPARSABLE, message: `statement could not be parsed: ${op.unparsable.reason}`, mask}
+    }
+    return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask}
+  }
+
+  for (const r of guards) {
+    if (r.effect !== 'block') continue
+    const i = op.statements.findIndex((s) => statementMatches(r.match, s))
+    if (i >= 0) return decide(r, i)
+  }
+  if (access.limits.readOnly) {
+    const i = op.statements.findIndex((s) => s.writes)
+    if (i >= 0) {
+      return {effect: 'block', ruleId: access.ruleId, statement: i, message: `${op.statements[i].command} writes, and ${conn.name} is read-only for you (rule ${access.ruleId})`, mask}
+    }
+  }
+  for (const r of guards) {
+    if (r.effect !== 'review') continue
+    const i = op.statements.findIndex((s) => statementMatches(r.match, s))
+    if (i >= 0) return decide(r, i)
+  }
+  return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask}
+}
+
+/** Every condition given in the matcher must hold (absent matcher = every statement). */
+export function statementMatches(m: StatementMatcher | undefined, s: Statement): boolean {
+  if (!m) return true
+  if (m.unparsable === true) return false // a parsed statement is not unparsable
+  if (m.kinds && !m.kinds.includes(s.kind)) return false
+  if (m.commands && !anyGlob(m.commands, s.command)) return false
+  if (m.writes !== undefined && s.writes !== m.writes) return false
+  if (m.where !== undefined) {
+    if (s.hasWhere === undefined) return false
+    if ((m.where === 'present') !== s.hasWhere) return false
+  }
+  if (m.tables && !s.tables.some((t) => tableMatches(m.tables!, t))) return false
+  if (m.functions && !s.functions.some((f) => anyGlob(m.functions!, f) || anyGlob(m.functions!, f.split('.').pop()!))) return false
+  if (m.copyProgram !== undefined && Boolean(s.copyProgram) !== m.copyProgram) return false
+  if (m.copyFile !== undefined && Boolean(s.copyFile) !== m.copyFile) return false
+  if (m.opaque !== undefined && Boolean(s.opaque) !== m.opaque) return false
+  return true
+}
+
+/**
+ * A qualified "s.t" matches "s.t", "s.*", "*.t" and the bare "t". An unqualified "t" may resolve to
+ * any schema on the search_path, so for a guardrail it matches "t" and any "<schema>.t".
+ */
+function tableMatches(globs: readonly string[], table: string): boolean {
+  const dot = table.lastIndexOf('.')
+  const bare = dot < 0 ? table : table.slice(dot + 1)
+  return globs.some((g) => {
+    if (globMatch(g, table)) return true
+    const gd = g.lastIndexOf('.')
+    if (gd < 0) return globMatch(g, bare)
+    return dot < 0 && globMatch(g.slice(gd + 1), bare)
+  })
+}
+
+function describe(identity: Identity): string {
+  return identity.kind === 'user' ? (identity.email ?? identity.name) : `${identity.kind} ${identity.name}`
+}

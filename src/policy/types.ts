@@ -1,0 +1,224 @@
+// The policy model: what a rule is, what an operation looks like to policy, and what a decision is.
+// Protocol-neutral on purpose: engines (PostgreSQL now, MySQL and HTTP later) translate what they
+// see on the wire into an Operation, and the same rules judge it. Nothing here knows about sockets.
+
+// ---------------------------------------------------------------------------------------------
+// Operations: what a client asked for, as policy sees it.
+
+export const STATEMENT_KINDS = [
+  'select', // reads (SELECT, VALUES, TABLE, SHOW-like reads)
+  'insert',
+  'update',
+  'delete',
+  'merge',
+  'ddl', // CREATE / ALTER / COMMENT / SELECT INTO / CREATE TABLE AS / CREATE FUNCTION ...
+  'drop', // DROP anything (table, database, role, ...)
+  'truncate',
+  'copy', // COPY (see copyProgram / copyFile for server-side side effects)
+  'call', // CALL procedure
+  'do', // DO blocks: an opaque procedural body
+  'set', // SET / RESET / SET ROLE / SET SESSION AUTHORIZATION
+  'show',
+  'transaction', // BEGIN / COMMIT / ROLLBACK / SAVEPOINT
+  'grant', // GRANT / REVOKE / CREATE ROLE / ALTER ROLE / ALTER DEFAULT PRIVILEGES
+  'explain', // EXPLAIN without ANALYZE (EXPLAIN ANALYZE is judged as the statement it runs)
+  'prepare', // only when the inner statement cannot be seen; normally judged as the inner statement
+  'execute', // EXECUTE of a prepared statement the analyzer has not seen
+  'lock', // LOCK TABLE
+  'maintenance', // VACUUM, ANALYZE, REINDEX, CLUSTER, CHECKPOINT, REFRESH MATERIALIZED VIEW
+  'listen', // LISTEN / NOTIFY / UNLISTEN
+  'other',
+] as const
+export type StatementKind = (typeof STATEMENT_KINDS)[number]
+
+export type Engine = 'postgres' | 'mysql' | 'http'
+
+/** One statement (or one nested data-modifying part of a statement) as policy judges it. */
+export interface Statement {
+  kind: StatementKind
+  /** Upper-case command tag, e.g. "DROP TABLE", "SELECT", "COPY FROM", "CREATE FUNCTION". */
+  command: string
+  /** Relations named, schema-qualified where the statement qualifies them ("public.t" or "t"). */
+  tables: string[]
+  /** True when the statement changes data, schema, privileges, server files, or takes row locks. */
+  writes: boolean
+  /** UPDATE / DELETE / MERGE: whether a WHERE clause (or MERGE ON) bounds the rows touched. */
+  hasWhere?: boolean
+  /** Functions called anywhere in the statement, lower-case, schema-qualified where written. */
+  functions: string[]
+  /** COPY ... FROM PROGRAM / TO PROGRAM: runs a shell command on the database server. */
+  copyProgram?: boolean
+  /** COPY ... FROM 'file' / TO 'file': reads or writes a file on the database server. */
+  copyFile?: boolean
+  /** Body is procedural code the analyzer cannot see into (DO, CREATE FUNCTION/PROCEDURE). */
+  opaque?: boolean
+  /** SELECT ... FOR UPDATE / FOR SHARE. */
+  locksRows?: boolean
+  /** Run-time settings changed (SET / RESET), lower-case names. */
+  settings?: string[]
+  /**
+   * How this statement was reached when it is not a top-level statement: a data-modifying CTE,
+   * the statement inside PREPARE, the statement EXPLAIN ANALYZE runs, or a prepared statement
+   * named by EXECUTE.
+   */
+  via?: 'cte' | 'prepare' | 'explain' | 'execute'
+  /** Index of the top-level statement this belongs to (0-based). */
+  index: number
+}
+
+/** An HTTP request, for the HTTP engine (method and path rules). Reserved; no rule matches it yet. */
+export interface HttpRequestInfo {
+  method: string
+  path: string
+}
+
+export interface Operation {
+  engine: Engine
+  /** Top-level statements, then any nested parts (CTE writes, PREPARE bodies), flattened. */
+  statements: Statement[]
+  /** Set when the text could not be parsed; `statements` is then empty. */
+  unparsable?: {reason: string}
+  http?: HttpRequestInfo
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules.
+
+export const EFFECTS = ['allow', 'deny', 'block', 'review', 'mask'] as const
+export type Effect = (typeof EFFECTS)[number]
+
+export const ENTITY_TYPES = ['email', 'phone', 'card', 'iban', 'ssn', 'jwt', 'api_key'] as const
+export type EntityType = (typeof ENTITY_TYPES)[number]
+
+/** Who a rule applies to. A subject matches when any listed entry matches. Globs use * and ?. */
+export interface SubjectMatcher {
+  /** People: matched against the identity's email, then its subject. */
+  users?: string[]
+  /** Group names (any identity kind carries groups). */
+  groups?: string[]
+  /** Gateway-issued service accounts, by name. */
+  serviceAccounts?: string[]
+  /** OAuth client-credentials clients, by client id (subject) or name. */
+  clients?: string[]
+  /** CI workload identities: the issuer and every listed claim must match. */
+  ci?: CiMatcher[]
+}
+
+export interface CiMatcher {
+  issuer?: string
+  /** claim name -> glob of the expected value. */
+  claims: Record<string, string>
+}
+
+export interface StatementMatcher {
+  kinds?: StatementKind[]
+  /** Command tags, globbed: "DROP *", "CREATE FUNCTION". */
+  commands?: string[]
+  writes?: boolean
+  where?: 'absent' | 'present'
+  /** Table globs ("public.*", "*.secrets"); an unqualified name in a statement matches "name" and "*.name". */
+  tables?: string[]
+  /** Function globs ("pg_sleep", "pg_read_*", "dblink*"). */
+  functions?: string[]
+  copyProgram?: boolean
+  copyFile?: boolean
+  opaque?: boolean
+  /** Matches an operation that could not be parsed. */
+  unparsable?: boolean
+}
+
+/** `*` stands for any part: "*.ssn" = column ssn of any table. */
+export interface ColumnPattern {
+  schema: string
+  table: string
+  column: string
+  /** As written in the policy. */
+  text: string
+}
+
+export interface ReviewSpec {
+  approvers: SubjectMatcher
+  /** How many distinct approvers must approve. */
+  approvals: number
+  /** How long an approval stays valid. */
+  ttlSeconds: number
+  /** `statement`: the approval covers that one statement; `session`: time-boxed access. */
+  scope: 'statement' | 'session'
+}
+
+export interface Limits {
+  readOnly: boolean
+  maxSessionSeconds?: number
+}
+
+export interface Rule {
+  id: string
+  effect: Effect
+  /** Absent = every subject. */
+  subjects?: SubjectMatcher
+  /** Connection-name globs; absent = every connection. */
+  connections?: string[]
+  /** Connection types ("postgres", "mysql", "http", "tcp"); absent = every type. */
+  types?: string[]
+  /** block and review only; absent = every statement. */
+  match?: StatementMatcher
+  message?: string
+  /** allow only. */
+  limits?: Limits
+  review?: ReviewSpec
+  mask?: {columns: ColumnPattern[]; entities: EntityType[]}
+  /** Where the rule is written, for messages and `hoop policy test`. */
+  at: {file: string; line: number}
+}
+
+export interface Policy {
+  version: 1
+  /** Where the policy came from ("<empty>" when there is none). */
+  file: string
+  defaults: {unparsable: 'block' | 'allow'}
+  rules: Rule[]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions. Every decision carries the id of the rule that made it.
+
+/** Rule ids used when no rule of the policy decided. */
+export const DEFAULT_DENY = 'default-deny'
+export const DEFAULT_UNPARSABLE = 'default-unparsable'
+
+export interface ConnectionRef {
+  name: string
+  type: string
+}
+
+export interface AccessDecision {
+  allowed: boolean
+  ruleId: string
+  reason: string
+  limits: Limits
+}
+
+export interface MaskPlan {
+  columns: ColumnPattern[]
+  entities: EntityType[]
+  /** Ids of every mask rule that contributed. */
+  ruleIds: string[]
+}
+
+export interface ReviewDecision {
+  ruleId: string
+  approvers: SubjectMatcher
+  approvals: number
+  ttlSeconds: number
+  scope: 'statement' | 'session'
+}
+
+export interface OperationDecision {
+  effect: 'allow' | 'block' | 'review'
+  ruleId: string
+  message: string
+  /** Index into operation.statements of the statement that caused a block or review. */
+  statement?: number
+  review?: ReviewDecision
+  mask: MaskPlan
+}

@@ -1,0 +1,229 @@
+// Evaluation: default deny, deny over allow, block > read-only > review > allow, masks accumulate,
+// and every decision names its rule.
+import assert from 'node:assert/strict'
+import type {Identity} from '../../../src/identity/types.js'
+import {checkAccess, isApprover, judgeOperation, listAllowedConnections} from '../../../src/policy/evaluate.js'
+import {parsePolicy} from '../../../src/policy/load.js'
+import type {Operation, Statement} from '../../../src/policy/types.js'
+
+const alice: Identity = {kind: 'user', subject: 'u-alice', name: 'Alice', email: 'alice@example.com', groups: ['engineering']}
+const bob: Identity = {kind: 'user', subject: 'u-bob', name: 'Bob', email: 'bob@example.com', groups: ['dba', 'engineering']}
+const mallory: Identity = {kind: 'user', subject: 'u-m', name: 'Mallory', email: 'mallory@evil.test', groups: []}
+const ciBot: Identity = {kind: 'service-account', subject: 'sa_1', name: 'ci-bot', groups: []}
+const ciJob = (claims: Record<string, string>, issuer = 'https://ci.example.com'): Identity => ({kind: 'ci', subject: 'repo:org/repo', name: 'ci', groups: [], issuer, claims})
+
+const pg = (name: string) => ({name, type: 'postgres'})
+
+function st(kind: Statement['kind'], extra: Partial<Statement> = {}): Statement {
+  const writes = !['select', 'show', 'transaction', 'explain', 'set'].includes(kind)
+  return {kind, command: kind.toUpperCase(), tables: ['t'], writes, functions: [], index: 0, ...extra}
+}
+const op = (...statements: Statement[]): Operation => ({engine: 'postgres', statements})
+
+const POLICY = parsePolicy(
+  `version: 1
+rules:
+  - id: engineers-read-prod
+    subjects: {groups: [engineering]}
+    connections: [prod-db, "staging-*"]
+    effect: allow
+    limits: {readOnly: true, maxSessionDuration: 8h}
+  - id: dba-prod
+    subjects: {groups: [dba]}
+    connections: [prod-db]
+    effect: allow
+    limits: {maxSessionDuration: 1h}
+  - id: ci-bot-staging
+    subjects: {serviceAccounts: [ci-bot]}
+    connections: ["staging-*"]
+    effect: allow
+  - id: ci-main-only
+    subjects: {ci: {issuer: "https://ci.example.com", claims: {repository: org/repo, ref: "refs/heads/main"}}}
+    connections: [staging-eu]
+    effect: allow
+  - id: no-staging-legacy
+    connections: [staging-legacy]
+    effect: deny
+    message: staging-legacy is retired
+  - id: no-drop
+    match: {kinds: [drop, truncate]}
+    effect: block
+    message: DROP and TRUNCATE are not allowed through the gateway
+  - id: unbounded-writes
+    match: {kinds: [update, delete], where: absent}
+    effect: block
+  - id: no-secrets
+    match: {tables: ["*.secrets"]}
+    effect: block
+  - id: writes-need-approval
+    subjects: {groups: [engineering]}
+    match: {writes: true}
+    effect: review
+    review: {approvers: {groups: [dba]}, approvals: 2, ttl: 30m}
+  - id: pii
+    connections: [prod-db]
+    effect: mask
+    mask:
+      columns: ["public.customers.email", "*.ssn"]
+      entities: [email, card]
+  - id: pii-more
+    effect: mask
+    mask:
+      columns: ["*.ssn", "users.phone"]
+      entities: [phone, email]
+`,
+  'policy.yaml',
+)
+
+describe('policy: access', () => {
+  it('denies by default, with rule id default-deny', () => {
+    const d = checkAccess(POLICY, mallory, pg('prod-db'))
+    assert.equal(d.allowed, false)
+    assert.equal(d.ruleId, 'default-deny')
+    assert.match(d.reason, /no rule allows mallory@evil\.test to use prod-db/)
+    assert.equal(checkAccess(POLICY, alice, pg('dev-db')).ruleId, 'default-deny')
+  })
+
+  it('allows through a matching allow rule and returns its limits', () => {
+    const d = checkAccess(POLICY, alice, pg('prod-db'))
+    assert.deepEqual(d, {allowed: true, ruleId: 'engineers-read-prod', reason: 'allowed by rule engineers-read-prod', limits: {readOnly: true, maxSessionSeconds: 28800}})
+  })
+
+  it('matches connection globs', () => {
+    assert.equal(checkAccess(POLICY, alice, pg('staging-eu')).ruleId, 'engineers-read-prod')
+    assert.equal(checkAccess(POLICY, alice, pg('staging')).allowed, false)
+    assert.equal(checkAccess(POLICY, ciBot, pg('staging-us')).ruleId, 'ci-bot-staging')
+    assert.equal(checkAccess(POLICY, ciBot, pg('prod-db')).allowed, false)
+  })
+
+  it('lets an explicit deny win over allow', () => {
+    const d = checkAccess(POLICY, alice, pg('staging-legacy'))
+    assert.equal(d.allowed, false)
+    assert.equal(d.ruleId, 'no-staging-legacy')
+    assert.equal(d.reason, 'staging-legacy is retired')
+  })
+
+  it('picks the most generous of several allow rules (read-write over read-only)', () => {
+    const d = checkAccess(POLICY, bob, pg('prod-db'))
+    assert.equal(d.ruleId, 'dba-prod')
+    assert.deepEqual(d.limits, {readOnly: false, maxSessionSeconds: 3600})
+  })
+
+  it('matches CI identities by issuer and claims', () => {
+    assert.equal(checkAccess(POLICY, ciJob({repository: 'org/repo', ref: 'refs/heads/main'}), pg('staging-eu')).ruleId, 'ci-main-only')
+    assert.equal(checkAccess(POLICY, ciJob({repository: 'org/repo', ref: 'refs/heads/feature'}), pg('staging-eu')).allowed, false)
+    assert.equal(checkAccess(POLICY, ciJob({repository: 'org/other', ref: 'refs/heads/main'}), pg('staging-eu')).allowed, false)
+    assert.equal(checkAccess(POLICY, ciJob({repository: 'org/repo'}), pg('staging-eu')).allowed, false, 'a missing claim does not match')
+    assert.equal(checkAccess(POLICY, ciJob({repository: 'org/repo', ref: 'refs/heads/main'}, 'https://evil.test'), pg('staging-eu')).allowed, false)
+  })
+
+  it('does not treat a user whose name looks like a service account as one', () => {
+    const impostor: Identity = {kind: 'user', subject: 'ci-bot', name: 'ci-bot', groups: []}
+    assert.equal(checkAccess(POLICY, impostor, pg('staging-us')).allowed, false)
+  })
+
+  it('glob-matches users by email and lists allowed connections', () => {
+    const p = parsePolicy('version: 1\nrules:\n  - {id: corp, subjects: {users: ["*@example.com"]}, connections: ["a*"], effect: allow}\n', 'p.yaml')
+    const list = listAllowedConnections(p, alice, [pg('abc'), pg('b'), {name: 'api', type: 'http'}])
+    assert.deepEqual(list.map((c) => [c.name, c.access.ruleId]), [['abc', 'corp'], ['api', 'corp']])
+    assert.deepEqual(listAllowedConnections(p, mallory, [pg('abc')]), [])
+  })
+})
+
+describe('policy: statements', () => {
+  it('blocks anything on a connection without access, with the access rule id', () => {
+    const d = judgeOperation(POLICY, mallory, pg('prod-db'), op(st('select')))
+    assert.equal(d.effect, 'block')
+    assert.equal(d.ruleId, 'default-deny')
+  })
+
+  it('allows a read with the allow rule id', () => {
+    const d = judgeOperation(POLICY, alice, pg('prod-db'), op(st('select')))
+    assert.equal(d.effect, 'allow')
+    assert.equal(d.ruleId, 'engineers-read-prod')
+  })
+
+  it('blocks with the block rule id and its message, before read-only and review', () => {
+    const d = judgeOperation(POLICY, alice, pg('prod-db'), op(st('select'), st('drop', {index: 1, command: 'DROP TABLE'})))
+    assert.equal(d.effect, 'block')
+    assert.equal(d.ruleId, 'no-drop')
+    assert.equal(d.message, 'DROP and TRUNCATE are not allowed through the gateway')
+    assert.equal(d.statement, 1)
+  })
+
+  it('blocks writes on a read-only grant with the allow rule id', () => {
+    const d = judgeOperation(POLICY, alice, pg('prod-db'), op(st('insert', {command: 'INSERT'})))
+    assert.equal(d.effect, 'block')
+    assert.equal(d.ruleId, 'engineers-read-prod')
+    assert.match(d.message, /INSERT writes, and prod-db is read-only for you/)
+  })
+
+  it('asks for review when no block applies, and names approvers', () => {
+    // bob is in engineering (review applies) and has a read-write grant on prod-db.
+    const d = judgeOperation(POLICY, bob, pg('prod-db'), op(st('update', {hasWhere: true})))
+    assert.equal(d.effect, 'review')
+    assert.equal(d.ruleId, 'writes-need-approval')
+    assert.deepEqual(d.review, {ruleId: 'writes-need-approval', approvers: {groups: ['dba']}, approvals: 2, ttlSeconds: 1800, scope: 'statement'})
+    assert.equal(isApprover(d.review!, bob), true)
+    assert.equal(isApprover(d.review!, alice), false)
+  })
+
+  it('block beats review: unbounded DELETE is blocked, bounded goes to review', () => {
+    assert.equal(judgeOperation(POLICY, bob, pg('prod-db'), op(st('delete', {hasWhere: false}))).ruleId, 'unbounded-writes')
+    assert.equal(judgeOperation(POLICY, bob, pg('prod-db'), op(st('delete', {hasWhere: true}))).ruleId, 'writes-need-approval')
+  })
+
+  it('matches tables qualified or not', () => {
+    assert.equal(judgeOperation(POLICY, bob, pg('prod-db'), op(st('select', {tables: ['secrets']}))).ruleId, 'no-secrets')
+    assert.equal(judgeOperation(POLICY, bob, pg('prod-db'), op(st('select', {tables: ['vault.secrets']}))).ruleId, 'no-secrets')
+    assert.equal(judgeOperation(POLICY, bob, pg('prod-db'), op(st('select', {tables: ['vault.secrets_old']}))).ruleId, 'dba-prod')
+  })
+
+  it('accumulates masks from every matching mask rule', () => {
+    const d = judgeOperation(POLICY, alice, pg('prod-db'), op(st('select')))
+    assert.deepEqual(d.mask.ruleIds, ['pii', 'pii-more'])
+    assert.deepEqual(d.mask.columns.map((c) => c.text), ['public.customers.email', '*.ssn', 'users.phone'])
+    assert.deepEqual(d.mask.entities, ['email', 'card', 'phone'])
+    const staging = judgeOperation(POLICY, alice, pg('staging-eu'), op(st('select')))
+    assert.deepEqual(staging.mask.ruleIds, ['pii-more'])
+  })
+
+  it('judges unparsable input by the default for subjects under guardrails', () => {
+    const bad: Operation = {engine: 'postgres', statements: [], unparsable: {reason: 'syntax error at or near "SELEC"'}}
+    const d = judgeOperation(POLICY, bob, pg('prod-db'), bad)
+    assert.equal(d.effect, 'block')
+    assert.equal(d.ruleId, 'default-unparsable')
+    assert.match(d.message, /syntax error/)
+    // read-only grants cannot let an unparsed statement through either
+    assert.equal(judgeOperation(POLICY, alice, pg('prod-db'), bad).ruleId, 'engineers-read-prod')
+
+    const open = parsePolicy('version: 1\ndefaults: {unparsable: allow}\nrules:\n  - {id: all, effect: allow}\n  - {id: g, effect: block, match: {kinds: [drop]}}\n', 'p.yaml')
+    assert.deepEqual([judgeOperation(open, bob, pg('x'), bad).effect, judgeOperation(open, bob, pg('x'), bad).ruleId], ['allow', 'all'])
+    const strict = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n  - {id: g, effect: block, match: {kinds: [drop]}}\n', 'p.yaml')
+    assert.equal(judgeOperation(strict, bob, pg('x'), bad).ruleId, 'default-unparsable')
+    const noGuards = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n', 'p.yaml')
+    assert.equal(judgeOperation(noGuards, bob, pg('x'), bad).effect, 'allow', 'a subject under no guardrail is not blocked')
+    const explicit = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n  - {id: u, effect: review, match: {unparsable: true}, review: {approvers: {groups: [dba]}}}\n', 'p.yaml')
+    assert.equal(judgeOperation(explicit, bob, pg('x'), bad).ruleId, 'u')
+  })
+
+  it('matches functions, commands and COPY PROGRAM', () => {
+    const p = parsePolicy(
+      `version: 1
+rules:
+  - {id: all, effect: allow}
+  - {id: no-sleep, effect: block, match: {functions: ["pg_sleep*", "pg_read_*"]}}
+  - {id: no-program, effect: block, match: {copyProgram: true}}
+  - {id: no-create-fn, effect: block, match: {commands: ["CREATE FUNCTION", "CREATE PROCEDURE"]}}
+`,
+      'p.yaml',
+    )
+    const judge = (s: Statement) => judgeOperation(p, alice, pg('x'), op(s)).ruleId
+    assert.equal(judge(st('select', {functions: ['pg_catalog.pg_sleep']})), 'no-sleep')
+    assert.equal(judge(st('select', {functions: ['pg_read_file']})), 'no-sleep')
+    assert.equal(judge(st('select', {functions: ['now']})), 'all')
+    assert.equal(judge(st('copy', {copyProgram: true})), 'no-program')
+    assert.equal(judge(st('copy', {copyProgram: false})), 'all')
+    assert.equal(judge(st('ddl', {command: 'CREATE FUNCTION'})), 'no-create-fn')
+  })
+})
