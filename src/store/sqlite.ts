@@ -71,8 +71,8 @@ export class SqliteStore implements Store {
     return {...agent(row), revokedAt: at}
   }
 
-  touchAgent(id: string): void {
-    this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE id = ?').run(new Date().toISOString(), id)
+  touchAgent(name: string): void {
+    this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE name = ? AND revoked_at IS NULL').run(new Date().toISOString(), name)
   }
 
   createServiceAccount(name: string, groups: string[], id: string, hash: string): ServiceAccountRecord {

@@ -36,7 +36,7 @@ export interface Store {
   findAgentById(id: string): (AgentRecord & {hash: string}) | undefined
   listAgents(): AgentRecord[]
   revokeAgent(name: string): AgentRecord | undefined
-  touchAgent(id: string): void
+  touchAgent(name: string): void
 
   createServiceAccount(name: string, groups: string[], id: string, hash: string): ServiceAccountRecord
   findServiceAccountById(id: string): (ServiceAccountRecord & {hash: string}) | undefined

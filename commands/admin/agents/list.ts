@@ -1,0 +1,19 @@
+import {adminClient} from '../../../src/client/admin.js'
+import {adminFlags, adminTarget} from '../../../src/client/admin-flags.js'
+import {HoopCommand} from '../../../src/client/command.js'
+import {table} from '../../../src/client/table.js'
+import type {AgentRecord} from '../../../src/store/types.js'
+
+export default class List extends HoopCommand {
+  static override summary = 'List agents, whether they are online, and revoked ones.'
+  static override examples = ['<%= config.bin %> admin agents list', '<%= config.bin %> admin agents list --json']
+  static override flags = {...adminFlags}
+
+  async run(): Promise<{agents: Array<AgentRecord & {online?: boolean}>}> {
+    const {flags} = await this.parse(List)
+    const agents = await (await adminClient(adminTarget(flags))).listAgents()
+    const status = (a: AgentRecord & {online?: boolean}) => (a.revokedAt ? 'revoked' : a.online === undefined ? '-' : a.online ? 'online' : 'offline')
+    this.log(table(['name', 'status', 'created', 'last seen'], agents.map((a) => [a.name, status(a), a.createdAt, a.lastSeenAt ?? '-'])))
+    return {agents}
+  }
+}

@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+import {Agent} from '../src/agent/agent.js'
+import {HoopCommand} from '../src/client/command.js'
+import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {HoopError} from '../src/shared/errors.js'
+import {createLogger, type LogLevel} from '../src/shared/log.js'
+
+export default class AgentCommand extends HoopCommand {
+  static override summary = 'Run an agent: dial out to the gateway and serve its targets.'
+  static override description = `Headless and foreground, for a service or a CI job step. The agent needs no inbound port: it
+dials the gateway over WebSocket, keeps the link alive, and reconnects with jittered exponential
+backoff. Give its token in HOOP_AGENT_TOKEN (preferred: never visible in \`ps\`) or --token.
+Create a token with \`hoop admin agents create NAME\`. Exits non-zero when the token is rejected.`
+
+  static override examples = [
+    {description: 'Run with the token from the environment', command: 'HOOP_AGENT_TOKEN=hoop_ag_... <%= config.bin %> agent --gateway https://gw.example.com'},
+    {description: 'Only allow dialing the database subnet', command: '<%= config.bin %> agent --allow-target "10.0.3.*:5432"'},
+  ]
+
+  static override enableJsonFlag = false
+
+  static override flags = {
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Agent token (prefer HOOP_AGENT_TOKEN: flags show up in `ps`).', env: 'HOOP_AGENT_TOKEN'}),
+    'allow-target': Flags.string({summary: 'host:port pattern this agent may dial ("*" wildcard); repeatable. Default: any.', multiple: true}),
+    'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),
+    'log-format': Flags.option({options: ['text', 'json'] as const, summary: 'Log format (default: text on a TTY, json otherwise).'})(),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(AgentCommand)
+    if (!flags.token) throw new HoopError('TOKEN_REJECTED', 'no agent token: set HOOP_AGENT_TOKEN (or --token)')
+    const logger = createLogger({level: flags['log-level'] as LogLevel, json: flags['log-format'] ? flags['log-format'] === 'json' : undefined})
+    const agent = new Agent({gateway: resolveGatewayUrl(flags.gateway), token: flags.token, logger, allowTargets: flags['allow-target']})
+    const stop = () => agent.stop()
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    await agent.run()
+    logger.info('agent stopped')
+  }
+}

@@ -1,0 +1,65 @@
+import {Args, Flags} from '@oclif/core'
+import chalk from 'chalk'
+import {GatewayApi} from '../src/client/api.js'
+import {HoopCommand} from '../src/client/command.js'
+import {ConnectClient} from '../src/client/connect.js'
+import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
+import {connectHint} from '../src/client/session-hint.js'
+import type {ConnectionView} from '../src/gateway/api.js'
+import {DEFAULT_LOCAL_PORTS, type ConnectionType} from '../src/shared/config.js'
+import {createLogger} from '../src/shared/log.js'
+
+export default class Connect extends HoopCommand {
+  static override summary = 'Open a local port that reaches a connection through the gateway.'
+  static override description = `Listens on 127.0.0.1 and carries every accepted socket through the gateway to the
+connection's agent and target. Point your usual client (psql, mysql, curl, your app) at the
+local port. Default ports: postgres 5433, mysql 3307, http 8081, tcp 8999; --port 0 picks a
+free one. Runs until Ctrl-C.`
+
+  static override examples = [
+    {description: 'Reach the "db" connection, then use psql', command: '<%= config.bin %> connect db'},
+    {description: 'Pick a free port and print it as JSON (for scripts)', command: '<%= config.bin %> connect db --port 0 --json'},
+    {description: 'In CI with a service-account key', command: 'HOOP_TOKEN=hoop_sa_... <%= config.bin %> connect db --gateway https://gw.example.com'},
+  ]
+
+  static override args = {
+    name: Args.string({description: 'Connection name (see `hoop connections`).', required: true}),
+  }
+
+  static override flags = {
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    port: Flags.integer({char: 'p', summary: 'Local port (default by type; 0 = any free port).', min: 0, max: 65535}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Connect)
+    const gateway = resolveGatewayUrl(flags.gateway)
+    const bearer = () => resolveBearer({gateway, token: flags.token})
+    const info = await new GatewayApi(gateway, await bearer()).get<ConnectionView>(`/v1/connections/${encodeURIComponent(args.name)}`)
+    const port = flags.port ?? DEFAULT_LOCAL_PORTS[info.type as ConnectionType] ?? 0
+    const logger = createLogger({level: 'warn'})
+    const client = await ConnectClient.start({gateway, connection: args.name, bearer, port, logger})
+    const {host, port: actual} = client.address()
+    const json = this.jsonEnabled()
+    if (json) {
+      process.stdout.write(JSON.stringify({connection: info.name, type: info.type, host, port: actual, gateway}) + '\n')
+    } else {
+      this.log(`${chalk.green('✔')} ${chalk.bold(info.name)} (${info.type}) via ${gateway} is listening on ${host}:${actual}`)
+      if (!info.online) this.log(chalk.yellow(`  agent "${info.agent}" is offline right now; sessions will fail until it connects`))
+      this.log(`  ${connectHint(info.type, host, actual, info)}`)
+      this.log(chalk.dim('  Press Ctrl-C to stop.'))
+    }
+    const note = (msg: string) => process.stderr.write((json ? '' : chalk.dim('» ')) + msg + '\n')
+    client.on('session-error', ({id, error}) => note(`session ${id}: ${error.message} [${error.code}]`))
+    client.on('link-lost', (err) => note(`gateway link closed: ${err?.message ?? 'unknown reason'}; the next session will reconnect`))
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        client.close().finally(resolve)
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+    if (!json) this.log('closed')
+  }
+}

@@ -1,0 +1,61 @@
+import {Flags} from '@oclif/core'
+import {HoopCommand} from '../src/client/command.js'
+import {startGateway} from '../src/gateway/main.js'
+import {createLogger, type LogLevel} from '../src/shared/log.js'
+
+export default class GatewayCommand extends HoopCommand {
+  static override summary = 'Run the gateway: relay, identity, policy and audit on one port.'
+  static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every
+agent and client why, and closes every stream. Connections, auth settings and policy come from the
+YAML file given with --config (see docs/configuration.md). Target credentials in that file are
+references to environment variables or files, never inline secrets.`
+
+  static override examples = [
+    {description: 'Run with a config file', command: '<%= config.bin %> gateway --config /etc/hoop/gateway.yaml'},
+    {description: 'Listen on all interfaces, data under /var/lib/hoop', command: '<%= config.bin %> gateway --config gw.yaml --listen 0.0.0.0:8009 --data-dir /var/lib/hoop'},
+    {description: 'Try everything locally with the dev identity provider', command: '<%= config.bin %> gateway --dev'},
+  ]
+
+  static override enableJsonFlag = false
+
+  static override flags = {
+    config: Flags.string({char: 'c', summary: 'Gateway config file (YAML).', env: 'HOOP_CONFIG'}),
+    listen: Flags.string({char: 'l', summary: 'Address to listen on, host:port (default 127.0.0.1:8009).', env: 'HOOP_LISTEN'}),
+    'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key). Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+    dev: Flags.boolean({summary: 'Dev mode: embedded OpenID Provider with demo users. Loopback only.', default: false}),
+    'force-dev-bind': Flags.boolean({summary: 'Allow --dev on a non-loopback address (never in production).', default: false, hidden: true}),
+    'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),
+    'log-format': Flags.option({options: ['text', 'json'] as const, summary: 'Log format (default: text on a TTY, json otherwise).'})(),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(GatewayCommand)
+    const logger = createLogger({level: flags['log-level'] as LogLevel, json: flags['log-format'] ? flags['log-format'] === 'json' : undefined})
+    const running = await startGateway({
+      configFile: flags.config,
+      listen: flags.listen,
+      dataDir: flags['data-dir'],
+      dev: flags.dev,
+      forceDevBind: flags['force-dev-bind'],
+      logger,
+      version: this.config.version,
+    })
+    const {gateway, config, dataDir} = running
+    this.log(`hoop gateway ${this.config.version} listening on ${gateway.url}`)
+    this.log(`  data dir:     ${dataDir}`)
+    this.log(`  connections:  ${config.connections.map((c) => `${c.name} (${c.type})`).join(', ') || 'none (add them to --config)'}`)
+    this.log(`  policy:       ${running.policy.watchedFile ?? (config.policy ? 'inline' : 'none: every connection is denied until a policy allows it')}`)
+    await new Promise<void>((resolve) => {
+      let stopping = false
+      const stop = (signal: string) => {
+        if (stopping) return
+        stopping = true
+        logger.info('signal received', {signal})
+        running.close('gateway is shutting down').finally(resolve)
+      }
+      process.once('SIGINT', () => stop('SIGINT'))
+      process.once('SIGTERM', () => stop('SIGTERM'))
+    })
+    this.log('gateway stopped')
+  }
+}

@@ -1,0 +1,154 @@
+// The gateway's HTTP API: health, public settings, the caller's connections, and admin calls for
+// agents and service accounts. Every route but /healthz and the well-known document needs a
+// verified identity; admin routes need membership of an admin group.
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {IdentityRuntime} from '../identity/runtime.js'
+import type {Identity} from '../identity/types.js'
+import {RELAY_VERSION} from '../relay/frame.js'
+import type {GatewayConfig} from '../shared/config.js'
+import {HoopError} from '../shared/errors.js'
+import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
+import type {Logger} from '../shared/log.js'
+import type {Store} from '../store/types.js'
+import type {AccessGuard} from './access.js'
+import * as admin from './admin.js'
+import type {AgentRegistry} from './agents.js'
+
+export interface ApiContext {
+  config: GatewayConfig
+  store: Store
+  agents: AgentRegistry
+  access: AccessGuard
+  identity: IdentityRuntime
+  logger: Logger
+  version: string
+  url: string
+}
+
+export interface ConnectionView {
+  name: string
+  type: string
+  agent: string
+  online: boolean
+  description?: string
+  database?: string
+  username?: string
+}
+
+export const ADMIN_GROUPS_DEFAULT = ['admins']
+
+export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://gateway')
+  const path = url.pathname
+  const method = req.method ?? 'GET'
+
+  if (path === '/healthz' && method === 'GET') {
+    sendJson(res, 200, {status: 'ok', version: ctx.version, agentsOnline: ctx.agents.onlineAgents().length})
+    return
+  }
+  if (path === '/.well-known/hoop-configuration' && method === 'GET') {
+    sendJson(res, 200, {gateway: ctx.url, version: ctx.version, relayVersion: RELAY_VERSION, auth: ctx.identity.publicSettings()})
+    return
+  }
+
+  const identity = await authenticate(ctx, req)
+
+  if (path === '/v1/whoami' && method === 'GET') {
+    sendJson(res, 200, identity)
+    return
+  }
+  if (path === '/v1/connections' && method === 'GET') {
+    sendJson(res, 200, {connections: visibleConnections(ctx, identity)})
+    return
+  }
+  const conn = /^\/v1\/connections\/([^/]+)$/.exec(path)
+  if (conn && method === 'GET') {
+    const name = decodeURIComponent(conn[1])
+    const found = visibleConnections(ctx, identity).find((c) => c.name === name)
+    if (!found) {
+      const exists = ctx.config.connections.some((c) => c.name === name)
+      throw exists
+        ? new HoopError('ACCESS_DENIED', `access to "${name}" denied for ${identity.name}`)
+        : new HoopError('UNKNOWN_CONNECTION', `unknown connection "${name}"`)
+    }
+    sendJson(res, 200, found)
+    return
+  }
+
+  if (path.startsWith('/v1/admin/')) {
+    requireAdmin(ctx, identity)
+    await handleAdmin(ctx, identity, method, path.slice('/v1/admin'.length), req, res)
+    return
+  }
+  throw new HoopError('NOT_FOUND', `no route for ${method} ${path}`)
+}
+
+async function authenticate(ctx: ApiContext, req: IncomingMessage): Promise<Identity> {
+  const bearer = bearerFrom(req)
+  if (!bearer) throw new HoopError('TOKEN_REJECTED', 'missing Authorization: Bearer token')
+  return ctx.identity.authenticator.authenticate(bearer)
+}
+
+export function adminGroups(config: GatewayConfig): string[] {
+  const a = (config.auth as {adminGroups?: unknown} | undefined)?.adminGroups
+  return Array.isArray(a) && a.every((g) => typeof g === 'string') ? (a as string[]) : ADMIN_GROUPS_DEFAULT
+}
+
+function requireAdmin(ctx: ApiContext, identity: Identity): void {
+  const groups = adminGroups(ctx.config)
+  if (!identity.groups.some((g) => groups.includes(g))) {
+    throw new HoopError('ACCESS_DENIED', `admin calls need membership of ${groups.join(' or ')}; ${identity.name} has none`)
+  }
+}
+
+function visibleConnections(ctx: ApiContext, identity: Identity): ConnectionView[] {
+  return ctx.config.connections
+    .filter((c) => ctx.access.check(identity, c).allowed)
+    .map((c) => ({
+      name: c.name,
+      type: c.type,
+      agent: c.agent,
+      online: ctx.agents.isOnline(c.agent),
+      description: c.description,
+      database: c.database,
+      username: c.username,
+    }))
+}
+
+async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const log = ctx.logger.child({admin: who.subject})
+  if (path === '/agents' && method === 'GET') return sendJson(res, 200, {agents: withOnline(ctx, ctx.store.listAgents())})
+  if (path === '/agents' && method === 'POST') {
+    const body = (await readJsonBody(req)) as {name?: unknown}
+    const created = admin.createAgent(ctx.store, body.name)
+    log.info('agent created', {name: created.name})
+    return sendJson(res, 201, created)
+  }
+  const agent = /^\/agents\/([^/]+)$/.exec(path)
+  if (agent && method === 'DELETE') {
+    const name = decodeURIComponent(agent[1])
+    const rec = admin.revokeAgent(ctx.store, name)
+    ctx.agents.disconnect(name, 'TOKEN_REJECTED', 'agent token was revoked')
+    log.info('agent revoked', {name})
+    return sendJson(res, 200, rec)
+  }
+  if (path === '/service-accounts' && method === 'GET') return sendJson(res, 200, {serviceAccounts: ctx.store.listServiceAccounts()})
+  if (path === '/service-accounts' && method === 'POST') {
+    const body = (await readJsonBody(req)) as {name?: unknown; groups?: unknown}
+    const created = admin.createServiceAccount(ctx.store, body.name, body.groups)
+    log.info('service account created', {name: created.name, groups: created.groups})
+    return sendJson(res, 201, created)
+  }
+  const sa = /^\/service-accounts\/([^/]+)$/.exec(path)
+  if (sa && method === 'DELETE') {
+    const name = decodeURIComponent(sa[1])
+    const rec = admin.revokeServiceAccount(ctx.store, name)
+    log.info('service account revoked', {name})
+    return sendJson(res, 200, rec)
+  }
+  throw new HoopError('NOT_FOUND', `no admin route for ${method} ${path}`)
+}
+
+function withOnline<T extends {name: string; revokedAt?: string}>(ctx: ApiContext, list: T[]): Array<T & {online: boolean}> {
+  return list.map((a) => ({...a, online: !a.revokedAt && ctx.agents.isOnline(a.name)}))
+}

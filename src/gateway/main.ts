@@ -1,0 +1,73 @@
+// Assembles a gateway from command-line settings: config, policy (hot-reloaded), data dir, listen
+// address, dev-mode safety checks. `hoop gateway` calls this and waits for a signal.
+import {mkdirSync} from 'node:fs'
+import {join} from 'node:path'
+import {PolicyHolder, checkAccess} from '../policy/index.js'
+import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, parseGatewayConfig, parseHostPort} from '../shared/config.js'
+import {HoopError} from '../shared/errors.js'
+import type {Logger} from '../shared/log.js'
+import type {AccessGuard} from './access.js'
+import {Gateway} from './server.js'
+
+export interface GatewaySettings {
+  configFile?: string
+  listen?: string
+  dataDir?: string
+  dev: boolean
+  /** Allow --dev on a non-loopback address. */
+  forceDevBind?: boolean
+  logger: Logger
+  version?: string
+}
+
+export interface RunningGateway {
+  gateway: Gateway
+  policy: PolicyHolder
+  config: GatewayConfig
+  dataDir: string
+  close(reason?: string): Promise<void>
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}
+
+export async function startGateway(s: GatewaySettings): Promise<RunningGateway> {
+  const config = s.configFile ? loadGatewayConfig(s.configFile) : parseGatewayConfig('{}', '<defaults>')
+  const listen = s.listen ?? config.listen ?? DEFAULT_LISTEN
+  const {host} = parseHostPort(listen)
+  if (s.dev && !isLoopback(host) && !s.forceDevBind) {
+    throw new HoopError(
+      'INVALID_INPUT',
+      `dev mode serves demo users without passwords and must stay on loopback; refusing to bind ${listen} (use --force-dev-bind to override)`,
+    )
+  }
+  const dataDir = s.dataDir ?? config.dataDir ?? (s.dev ? join(defaultDataDir(), 'dev') : defaultDataDir())
+  mkdirSync(dataDir, {recursive: true, mode: 0o700})
+
+  const policy = new PolicyHolder(config)
+  policy.on('reload', (r: {ok: boolean; error?: HoopError}) => {
+    if (r.ok) s.logger.info('policy reloaded', {file: policy.watchedFile})
+    else s.logger.error('policy reload failed; keeping the last good policy', {error: r.error?.message})
+  })
+  policy.watch()
+  const access: AccessGuard = {check: (identity, conn) => checkAccess(policy.current, identity, conn)}
+
+  let gateway: Gateway
+  try {
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, version: s.version})
+  } catch (err) {
+    policy.close()
+    throw err
+  }
+  return {
+    gateway,
+    policy,
+    config,
+    dataDir,
+    async close(reason?: string) {
+      policy.close()
+      await gateway.close(reason)
+    },
+  }
+}

@@ -1,0 +1,209 @@
+// The gateway: one HTTP + WebSocket port. Agents dial /v1/agent, clients dial /v1/connect; both
+// present a bearer token in the Authorization header (never in the URL, so never in logs).
+// Shutdown stops accepting, tells every peer why (GOAWAY) and closes every stream.
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
+import {WebSocketServer, type WebSocket} from 'ws'
+import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
+import {authenticateServiceKey} from '../identity/service-keys.js'
+import type {Identity} from '../identity/types.js'
+import {MAX_FRAME_SIZE} from '../relay/frame.js'
+import {Mux} from '../relay/mux.js'
+import {type GatewayConfig, parseHostPort} from '../shared/config.js'
+import {HoopError, asHoopError} from '../shared/errors.js'
+import {bearerFrom, sendError, sendJson} from '../shared/http.js'
+import type {Logger} from '../shared/log.js'
+import {RELAY_PATHS} from '../shared/routes.js'
+import {SqliteStore} from '../store/sqlite.js'
+import type {Store} from '../store/types.js'
+import type {AccessGuard} from './access.js'
+import {AgentRegistry} from './agents.js'
+import {handleApi, type ApiContext} from './api.js'
+import {serveClientStream} from './sessions.js'
+
+export interface GatewayOptions {
+  config: GatewayConfig
+  listen: string
+  dataDir: string
+  dev: boolean
+  logger: Logger
+  access: AccessGuard
+  /** Overrides the URL clients should use (default: http://<listen>). */
+  publicUrl?: string
+  version?: string
+}
+
+/** How often live links are checked against revocations made elsewhere. */
+export const REVOCATION_SWEEP_MS = 2000
+
+export class Gateway {
+  private closing = false
+  private readonly clientLinks = new Map<Mux, Identity>()
+  private sweeper?: NodeJS.Timeout
+
+  private constructor(
+    private readonly opts: GatewayOptions,
+    private readonly server: Server,
+    private readonly wss: WebSocketServer,
+    readonly store: Store,
+    readonly agents: AgentRegistry,
+    readonly identity: IdentityRuntime,
+    readonly url: string,
+  ) {}
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const {host, port} = parseHostPort(opts.listen)
+    const store = new SqliteStore(opts.dataDir)
+    const server = createServer()
+    server.keepAliveTimeout = 5000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new HoopError('INVALID_INPUT', `cannot listen on ${opts.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
+      )
+      server.listen(port, host, () => resolve())
+    })
+    const addr = server.address()
+    const actualPort = typeof addr === 'object' && addr ? addr.port : port
+    const url = opts.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`
+    let identity: IdentityRuntime
+    try {
+      identity = await createIdentityRuntime({config: opts.config, store, logger: opts.logger, publicUrl: url, dev: opts.dev})
+    } catch (err) {
+      server.close()
+      store.close()
+      throw err
+    }
+    const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
+    const gw = new Gateway(opts, server, wss, store, new AgentRegistry(opts.logger), identity, url)
+    server.on('request', (req, res) => void gw.onRequest(req, res))
+    server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
+    server.on('clientError', (_err, socket) => socket.destroy())
+    gw.sweeper = setInterval(() => gw.sweepRevoked(), REVOCATION_SWEEP_MS)
+    gw.sweeper.unref()
+    opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, connections: opts.config.connections.length, dev: opts.dev})
+    return gw
+  }
+
+  private apiContext(): ApiContext {
+    return {
+      config: this.opts.config,
+      store: this.store,
+      agents: this.agents,
+      access: this.opts.access,
+      identity: this.identity,
+      logger: this.opts.logger,
+      version: this.opts.version ?? '0.0.0',
+      url: this.url,
+    }
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (this.closing) throw new HoopError('GATEWAY_SHUTDOWN', 'gateway is shutting down')
+      if (await this.identity.handleHttp(req, res)) return
+      await handleApi(this.apiContext(), req, res)
+    } catch (err) {
+      const e = asHoopError(err)
+      if (e.code === 'INTERNAL') this.opts.logger.error('request failed', {path: req.url, error: String(err)})
+      if (!res.headersSent) sendError(res, e)
+      else res.destroy()
+    }
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy())
+    const path = (req.url ?? '').split('?')[0]
+    try {
+      if (this.closing) throw new HoopError('GATEWAY_SHUTDOWN', 'gateway is shutting down')
+      const bearer = bearerFrom(req)
+      if (!bearer) throw new HoopError('TOKEN_REJECTED', 'missing Authorization: Bearer token')
+      if (path === RELAY_PATHS.agent) {
+        const identity = authenticateServiceKey(this.store, bearer, 'ag')
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptAgent(ws, identity, req))
+      } else if (path === RELAY_PATHS.connect) {
+        const identity = await this.identity.authenticator.authenticate(bearer)
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptClient(ws, identity, req))
+      } else {
+        throw new HoopError('NOT_FOUND', `no WebSocket endpoint at ${path}`)
+      }
+    } catch (err) {
+      const e = asHoopError(err)
+      this.opts.logger.warn('websocket refused', {path, code: e.code, error: e.message, remote: req.socket.remoteAddress})
+      const body = JSON.stringify({error: {code: e.code, message: e.message}})
+      const status = e.code === 'TOKEN_REJECTED' ? '401 Unauthorized' : e.code === 'NOT_FOUND' ? '404 Not Found' : '503 Service Unavailable'
+      socket.end(
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      )
+    }
+  }
+
+  private acceptAgent(ws: WebSocket, identity: Identity, req: IncomingMessage): void {
+    const log = this.opts.logger.child({agent: identity.subject})
+    // Agents serve streams; they never open them towards the gateway.
+    const mux = new Mux(ws, {side: 'acceptor', logger: log})
+    this.agents.attach(identity.subject, mux)
+    this.store.touchAgent(identity.subject)
+    log.info('agent connected', {remote: req.socket.remoteAddress})
+    mux.once('close', (err: HoopError) => log.info('agent disconnected', {reason: err?.message}))
+  }
+
+  private acceptClient(ws: WebSocket, identity: Identity, req: IncomingMessage): void {
+    const log = this.opts.logger.child({subject: identity.subject})
+    const clientAddress = req.socket.remoteAddress ?? 'unknown'
+    const ctx = {
+      connections: () => this.opts.config.connections,
+      access: this.opts.access,
+      agents: this.agents,
+      store: this.store,
+      logger: this.opts.logger,
+    }
+    const mux = new Mux(ws, {
+      side: 'acceptor',
+      logger: log,
+      onOpen: (stream) => {
+        serveClientStream(ctx, identity, stream, clientAddress).catch((err) => {
+          log.error('session failed', {error: String(err)})
+          if (!stream.destroyed) stream.reset('INTERNAL', 'internal error')
+        })
+      },
+    })
+    this.clientLinks.set(mux, identity)
+    mux.once('close', () => this.clientLinks.delete(mux))
+  }
+
+  /**
+   * Cuts live links whose secret was revoked since they connected, including revocations made
+   * directly on the data dir (`hoop admin ... --data-dir`) rather than through this gateway.
+   */
+  sweepRevoked(): void {
+    try {
+      const liveAgents = new Set(this.store.listAgents().filter((a) => !a.revokedAt).map((a) => a.name))
+      for (const name of this.agents.onlineAgents()) {
+        if (name !== 'embedded' && !liveAgents.has(name)) this.agents.disconnect(name, 'TOKEN_REJECTED', `agent token for "${name}" was revoked`)
+      }
+      const liveAccounts = new Set(this.store.listServiceAccounts().filter((a) => !a.revokedAt).map((a) => a.name))
+      for (const [mux, identity] of this.clientLinks) {
+        if (identity.kind === 'service-account' && !liveAccounts.has(identity.subject)) {
+          mux.goAway('TOKEN_REJECTED', `service-account key for "${identity.subject}" was revoked`)
+        }
+      }
+    } catch (err) {
+      this.opts.logger.error('revocation sweep failed', {error: String(err)})
+    }
+  }
+
+  /** Stops accepting, tells every peer why, and closes every stream. */
+  async close(reason = 'gateway is shutting down'): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    clearInterval(this.sweeper)
+    this.opts.logger.info('gateway shutting down', {reason})
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const mux of this.clientLinks.keys()) mux.goAway('GATEWAY_SHUTDOWN', reason)
+    this.agents.goAwayAll('GATEWAY_SHUTDOWN', reason)
+    this.server.closeAllConnections()
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())])
+    await this.identity.close()
+    this.store.close()
+  }
+}

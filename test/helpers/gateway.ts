@@ -1,0 +1,41 @@
+// Starts a real `hoop gateway` process with a config and data dir, and makes the first admin
+// credential the way a user would (locally, with --data-dir).
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {type Proc, runHoop, spawnHoop, tempDir} from './cli.js'
+
+export interface GatewayProc {
+  proc: Proc
+  url: string
+  dataDir: string
+  configFile: string
+  dir: string
+  stop(): Promise<void>
+  cleanup(): void
+}
+
+export async function startGatewayProc(configYaml: string, opts: {dataDir?: string; dir?: string; extraArgs?: string[]; listen?: string; env?: Record<string, string>} = {}): Promise<GatewayProc> {
+  const tmp = opts.dir ? {path: opts.dir, cleanup() {}} : tempDir('hoop-gw-')
+  const dataDir = opts.dataDir ?? join(tmp.path, 'data')
+  const configFile = join(tmp.path, 'gateway.yaml')
+  writeFileSync(configFile, configYaml)
+  const proc = spawnHoop(['gateway', '--config', configFile, '--data-dir', dataDir, '--listen', opts.listen ?? '127.0.0.1:0', ...(opts.extraArgs ?? [])], {env: opts.env})
+  const m = await proc.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/)
+  return {
+    proc,
+    url: m[1],
+    dataDir,
+    configFile,
+    dir: tmp.path,
+    async stop() {
+      await proc.stop('SIGTERM')
+    },
+    cleanup: tmp.cleanup,
+  }
+}
+
+export async function createSecret(kind: 'agents' | 'service-accounts', name: string, dataDir: string, groups: string[] = []): Promise<string> {
+  const r = await runHoop(['admin', kind, 'create', name, '--data-dir', dataDir, '--json', ...groups.flatMap((g) => ['--group', g])])
+  if (r.code !== 0) throw new Error(`admin ${kind} create failed: ${r.stderr}${r.stdout}`)
+  return (JSON.parse(r.stdout) as {token: string}).token
+}
