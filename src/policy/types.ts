@@ -58,10 +58,11 @@ export interface Statement {
   settings?: string[]
   /**
    * How this statement was reached when it is not a top-level statement: a data-modifying CTE,
-   * the statement inside PREPARE, the statement EXPLAIN ANALYZE runs, or a prepared statement
-   * named by EXECUTE.
+   * the statement inside PREPARE, the statement EXPLAIN ANALYZE runs, a prepared statement
+   * named by EXECUTE, or SQL seen inside a DO block or a function body (best effort: the body
+   * stays `opaque`, since dynamic SQL built at run time cannot be seen).
    */
-  via?: 'cte' | 'prepare' | 'explain' | 'execute'
+  via?: 'cte' | 'prepare' | 'explain' | 'execute' | 'do' | 'function'
   /** Index of the top-level statement this belongs to (0-based). */
   index: number
 }
