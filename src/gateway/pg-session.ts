@@ -1,0 +1,1201 @@
+// The PostgreSQL engine at the gateway: drives one client session over two Duplex streams.
+//
+//   handleStartup -> connectUpstream (TLS + credential injection) -> makeClientReady
+//     -> pumpClient (inspect, judge, forward or refuse) || pumpServer (correlate, mask, forward)
+//
+// Refusals go *through* the server: a refused statement is replaced by a text that fails to parse
+// ("hoop_refused_statement"), and the server's error for it is rewritten into ours. The server
+// thus puts its own transaction into exactly the state an error gives (failed inside BEGIN,
+// rolled back implicit transaction in a pipeline), answers ReadyForQuery with the true status,
+// and keeps the order of responses under pipelining. The target never sees the refused text.
+// Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
+import {randomBytes, randomInt} from 'node:crypto'
+import {isIP} from 'node:net'
+import type {Duplex, Readable, Writable} from 'node:stream'
+import * as tls from 'node:tls'
+import {HoopError} from '../shared/errors.js'
+import type {Logger} from '../shared/log.js'
+import {ColumnMatcher} from '../masking/columns.js'
+import {CopyMasker, RowMasker, type ColumnInfo} from '../masking/result.js'
+import {analyzeSql, loadParser, outputAt, type OutputItem, type StatementAnalysis} from '../masking/taint.js'
+import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../masking/types.js'
+import {md5Password, SCRAM_MECHANISM, ScramClient} from '../protocol/pg/auth.js'
+import {Framer, type Frame, type FramerError} from '../protocol/pg/framer.js'
+import {
+  B,
+  decodeAuth,
+  decodeBackendKeyData,
+  decodeClientMessage,
+  decodeCommandTag,
+  decodeCopyResponse,
+  decodeErrorFields,
+  decodeReadyForQuery,
+  decodeRowDescription,
+  decodeStartup,
+  encodeAuthenticationOk,
+  encodeBackendKeyData,
+  encodeCancelRequest,
+  encodeDescribe,
+  encodeErrorResponse,
+  encodeNegotiateProtocolVersion,
+  encodeParse,
+  encodePassword,
+  encodeQuery,
+  encodeReadyForQuery,
+  encodeSASLInitialResponse,
+  encodeSASLResponse,
+  encodeSSLRequest,
+  encodeStartup,
+  encodeTerminate,
+  message,
+  type ClientMessage,
+  type FieldDescription,
+} from '../protocol/pg/messages.js'
+import {FrameReader, isFramerError} from '../protocol/pg/stream.js'
+
+export type {MaskPlan} from '../masking/types.js'
+
+export interface PgSessionOptions {
+  client: Duplex
+  openUpstream: () => Promise<Duplex>
+  target: {
+    database?: string
+    username?: string
+    password?: string
+    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
+    host: string
+  }
+  hooks: PgSessionHooks
+  logger: Logger
+  limits?: {maxMessageBytes?: number}
+}
+
+export interface PgSessionHooks {
+  /** Judge one statement's SQL: once per Query message, once per Parse message. */
+  judge(sql: string): Promise<StatementVerdict>
+  /** Called (and awaited) before a statement is forwarded; a rejection refuses the statement (fail closed). */
+  beforeForward(info: {sql: string; verdict: StatementVerdict}): Promise<void>
+  /** Called after the statement completed: rows, bytes, error, masked cell counts. */
+  afterStatement(info: {sql: string; verdict: StatementVerdict; rows: number; bytes: number; error?: string; masked: Record<string, number>}): void
+  /** Called when a statement was refused (block/review), after the client got its error. */
+  refused(info: {sql: string; verdict: StatementVerdict}): void
+  /** For recording: what the client saw, at message granularity (already masked). */
+  record?(direction: 'client' | 'server', summary: string): void
+}
+
+export type StatementVerdict =
+  | {effect: 'allow'; ruleId: string; mask: MaskPlan}
+  | {effect: 'block'; ruleId: string; message: string}
+  | {effect: 'review'; ruleId: string; message: string; approvalId?: string}
+
+export interface PgSessionResult {
+  startupUser?: string
+  database?: string
+  statements: number
+  blocked: number
+  maskingReport: Record<string, number>
+  bytesUp: number
+  bytesDown: number
+}
+
+const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+/** Server messages are bounded too (PostgreSQL's own limit on a single allocation is 1 GiB). */
+const MAX_SERVER_MESSAGE = 1024 * 1024 * 1024
+/** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
+export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
+
+type RefusedVerdict = Exclude<StatementVerdict, {effect: 'allow'}>
+
+/** Renders the client-visible refusal message for a block/review verdict. */
+export function refusalMessage(v: RefusedVerdict): string {
+  if (v.effect === 'block') return `hoop: blocked by policy rule ${v.ruleId}: ${v.message}`
+  let m = `hoop: review required by policy rule ${v.ruleId}: ${v.message}`
+  if (v.approvalId && !v.message.includes(`hoop approvals approve ${v.approvalId}`)) {
+    m += ` (approval ${v.approvalId}; an approver runs: hoop approvals approve ${v.approvalId})`
+  }
+  return m
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancel keys: the client gets a synthetic BackendKeyData; a CancelRequest (which arrives on a new
+// connection, hence a new session) is mapped back to the real backend through this registry.
+
+interface CancelTarget {
+  pid: number
+  key: Buffer
+  open: () => Promise<Duplex>
+  tlsOpts: PgSessionOptions['target']['tls']
+  host: string
+}
+const cancelRegistry = new Map<string, CancelTarget>()
+const cancelId = (pid: number, key: Buffer) => `${pid}:${key.toString('hex')}`
+
+// ---------------------------------------------------------------------------------------------
+
+interface Stmt {
+  sql: string
+  verdict: StatementVerdict
+  analysis?: StatementAnalysis[]
+  rowDesc?: FieldDescription[]
+}
+
+interface Portal {
+  stmt?: Stmt
+  resultFormats: number[]
+  rowDesc?: FieldDescription[]
+  described: boolean
+  /** Outputs of a SQL cursor executed through the protocol. */
+  cursorOutputs?: OutputItem[]
+}
+
+interface Tally {
+  rows: number
+  bytes: number
+  error?: string
+  masked: MaskCounts
+}
+
+type Pending =
+  | ({kind: 'query'; stmt: Stmt; refused?: RefusedVerdict; index: number} & Tally)
+  | {kind: 'parse'; stmt: Stmt; refused?: RefusedVerdict}
+  | {kind: 'bind'}
+  | {kind: 'close'}
+  | {kind: 'describe'; stmt?: Stmt; portal?: Portal; internal: boolean}
+  | ({kind: 'execute'; portal?: Portal} & Tally)
+  | {kind: 'sync'}
+  | ({kind: 'function'; stmt: Stmt; refused?: RefusedVerdict} & Tally)
+
+/** Output batching: adjacent slices of one input chunk are merged back into one write. */
+class Out {
+  private parts: Buffer[] = []
+  bytes = 0
+
+  push(b: Buffer): void {
+    this.bytes += b.length
+    const last = this.parts[this.parts.length - 1]
+    if (last && last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
+      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length)
+    } else this.parts.push(b)
+  }
+
+  /** Writes everything; resolves when the destination can take more (backpressure). */
+  async flush(dest: Writable): Promise<void> {
+    const parts = this.parts
+    this.parts = []
+    if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
+    let ok = true
+    if (parts.length === 1) ok = dest.write(parts[0])
+    else {
+      dest.cork()
+      for (const p of parts) ok = dest.write(p)
+      dest.uncork()
+    }
+    if (!ok && !dest.destroyed) await waitDrain(dest)
+  }
+}
+
+function waitDrain(dest: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      dest.off('drain', done)
+      dest.off('close', done)
+      dest.off('error', done)
+      resolve()
+    }
+    dest.on('drain', done)
+    dest.on('close', done)
+    dest.on('error', done)
+  })
+}
+
+/** A client-visible error that ends the session (FATAL). */
+class FatalToClient extends Error {
+  constructor(
+    readonly frame: Buffer,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export function runPgSession(opts: PgSessionOptions): Promise<PgSessionResult> {
+  return new PgSession(opts).run()
+}
+
+class PgSession {
+  private readonly log: Logger
+  private readonly hooks: PgSessionHooks
+  private readonly result: PgSessionResult = {statements: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+  private readonly clientReader: FrameReader
+  private upstream: Duplex | undefined
+  private upstreamReader: FrameReader | undefined
+  private upstreamParams: Record<string, string> = {}
+  private catalog: Promise<CatalogConn> | undefined
+  private readonly relCache = new Map<number, Promise<RelInfo | undefined>>()
+  private cancelKey: string | undefined
+
+  private readonly statements = new Map<string, Stmt>()
+  private readonly portals = new Map<string, Portal>()
+  private readonly cursors = new Map<string, Stmt & {outputs?: OutputItem[]}>()
+  private pending: Pending[] = []
+  private skipUntilSync = false
+  private txStatus: 'I' | 'T' | 'E' = 'I'
+  private closed = false
+  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+
+  // server -> client result state
+  private rowMasker: RowMasker | undefined
+  private rowMaskerFor: Pending | undefined
+  private copyMasker: CopyMasker | undefined
+
+  constructor(private readonly o: PgSessionOptions) {
+    this.log = o.logger
+    this.hooks = o.hooks
+    this.clientReader = new FrameReader(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+  }
+
+  async run(): Promise<PgSessionResult> {
+    // A stream error after close must not become an uncaught exception.
+    this.o.client.on('error', (e) => this.log.debug('pg client stream error', {error: e.message}))
+    try {
+      const startup = await this.handleStartup()
+      if (!startup) return this.result
+      await this.connectUpstream(startup)
+      await this.makeClientReady()
+      const pumps = [this.pumpClient(), this.pumpServer()]
+      // The losing pump ends when shutdown closes its stream; its outcome no longer matters.
+      for (const p of pumps) p.catch(() => {})
+      await Promise.race(pumps)
+    } catch (err) {
+      await this.failSession(err)
+    } finally {
+      this.shutdown()
+    }
+    return this.result
+  }
+
+  // --- startup ---------------------------------------------------------------------------------
+
+  /** Answers SSL/GSS requests with 'N' (the client link is already inside our tunnel), reads StartupMessage. */
+  private async handleStartup(): Promise<{params: Record<string, string>; version: number} | undefined> {
+    for (;;) {
+      const f = await this.clientReader.one()
+      if (f === undefined) return undefined
+      if (isFramerError(f)) throw this.lengthError(f)
+      this.result.bytesUp += f.bytes.length
+      const p = decodeStartup(f)
+      switch (p.kind) {
+        case 'SSLRequest':
+        case 'GSSENCRequest':
+          this.o.client.write(Buffer.from('N'))
+          continue
+        case 'CancelRequest':
+          await this.forwardCancel(p.pid, p.key)
+          return undefined
+        case 'Startup':
+          this.clientReader.framer.setMode('regular')
+          return {params: p.params, version: p.version}
+        case 'Malformed':
+          throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: invalid startup packet: ${p.reason}`}), p.reason)
+        default: {
+          const never: never = p
+          throw new Error(`unreachable ${String(never)}`)
+        }
+      }
+    }
+  }
+
+  /** Opens the target stream, negotiates TLS, authenticates with the stored secret. */
+  private async connectUpstream(startup: {params: Record<string, string>; version: number}): Promise<void> {
+    const {params} = startup
+    const user = this.o.target.username ?? params.user
+    if (!user) throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '28000', message: 'hoop: no user name in the startup packet'}), 'no user')
+    const database = this.o.target.database ?? params.database ?? user
+    this.result.startupUser = params.user
+    this.result.database = database
+    const forwarded: Record<string, string> = {}
+    for (const [k, v] of Object.entries(params)) {
+      // replication connections would bypass statement policy; protocol extensions are ours to negotiate.
+      if (k === 'user' || k === 'database' || k === 'replication' || k.startsWith('_pq_.')) continue
+      forwarded[k] = v
+    }
+    this.upstreamParams = {user, database, ...forwarded}
+    const unsupported = Object.keys(params).filter((k) => k.startsWith('_pq_.'))
+    if ((startup.version & 0xffff) !== 0 || unsupported.length) this.o.client.write(encodeNegotiateProtocolVersion(0, unsupported))
+    const conn = await openAuthenticated(this.o, this.upstreamParams, this.log)
+    this.upstream = conn.stream
+    this.upstreamReader = conn.reader
+    this.upstream.on('error', (e) => this.log.debug('pg upstream stream error', {error: e.message}))
+    this.pendingStartupFrames = conn.startupFrames
+    if (conn.backendKey) {
+      const pid = randomInt(1, 2 ** 31 - 1)
+      const key = randomBytes(4)
+      this.cancelKey = cancelId(pid, key)
+      cancelRegistry.set(this.cancelKey, {...conn.backendKey, open: this.o.openUpstream, tlsOpts: this.o.target.tls, host: this.o.target.host})
+      this.syntheticKey = {pid, key}
+    }
+    this.txStatus = conn.status
+  }
+
+  private pendingStartupFrames: Frame[] = []
+  private syntheticKey: {pid: number; key: Buffer} | undefined
+
+  /** AuthenticationOk only now that the target accepted us; then the server's parameters. */
+  private async makeClientReady(): Promise<void> {
+    const out = new Out()
+    out.push(encodeAuthenticationOk())
+    for (const f of this.pendingStartupFrames) out.push(f.bytes)
+    if (this.syntheticKey) out.push(encodeBackendKeyData(this.syntheticKey.pid, this.syntheticKey.key))
+    out.push(encodeReadyForQuery(this.txStatus))
+    this.pendingStartupFrames = []
+    this.result.bytesDown += out.bytes
+    await out.flush(this.o.client)
+  }
+
+  private async forwardCancel(pid: number, key: Buffer): Promise<void> {
+    const t = cancelRegistry.get(cancelId(pid, key))
+    if (!t) {
+      this.log.info('pg cancel request for an unknown session ignored')
+      return
+    }
+    let s = await t.open()
+    try {
+      if (t.tlsOpts.mode !== 'disable') s = await negotiateTls(s, t.tlsOpts, t.host)
+      await new Promise<void>((resolve) => s.end(encodeCancelRequest(t.pid, t.key), () => resolve()))
+      this.log.info('pg cancel request forwarded')
+    } finally {
+      s.destroy()
+    }
+  }
+
+  // --- client -> server --------------------------------------------------------------------------
+
+  private async pumpClient(): Promise<void> {
+    const up = this.upstream as Duplex
+    for (;;) {
+      const r = await this.clientReader.next()
+      if ('end' in r) return
+      if ('error' in r) throw this.lengthError(r.error)
+      const out = new Out()
+      for (const f of r.frames) {
+        this.result.bytesUp += f.bytes.length
+        const m = decodeClientMessage(f)
+        if (this.hooks.record) this.hooks.record('client', summarizeClient(m))
+        const keepGoing = await this.onClientMessage(m, f, out)
+        if (!keepGoing) {
+          await out.flush(up)
+          up.end()
+          return
+        }
+      }
+      await out.flush(up)
+    }
+  }
+
+  /** Handles one client message; returns false when the session ends. */
+  private async onClientMessage(m: ClientMessage, f: Frame, out: Out): Promise<boolean> {
+    switch (m.kind) {
+      case 'Query': {
+        const stmt = await this.judgeStatement(m.sql)
+        const refused = await this.admit(stmt)
+        this.pending.push({kind: 'query', stmt, refused, index: 0, rows: 0, bytes: 0, masked: {}})
+        out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
+        if (!refused) this.rememberCursors(stmt)
+        return true
+      }
+      case 'Parse': {
+        if (this.skipUntilSync) return true
+        const stmt = await this.judgeStatement(m.sql)
+        const refused = await this.admit(stmt)
+        this.statements.set(m.name, stmt)
+        this.pending.push({kind: 'parse', stmt, refused})
+        out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
+        // Like the server after an error: ignore everything up to the next Sync.
+        if (refused) this.skipUntilSync = true
+        else this.rememberCursors(stmt)
+        return true
+      }
+      case 'Bind': {
+        if (this.skipUntilSync) return true
+        this.portals.set(m.portal, {stmt: this.statements.get(m.statement), resultFormats: m.resultFormats, described: false})
+        this.pending.push({kind: 'bind'})
+        out.push(f.bytes)
+        return true
+      }
+      case 'Describe': {
+        if (this.skipUntilSync) return true
+        if (m.target === 'S') this.pending.push({kind: 'describe', stmt: this.statements.get(m.name), internal: false})
+        else {
+          const portal = this.portalFor(m.name)
+          portal.described = true
+          this.pending.push({kind: 'describe', portal, internal: false})
+        }
+        out.push(f.bytes)
+        return true
+      }
+      case 'Execute': {
+        if (this.skipUntilSync) return true
+        const portal = this.portalFor(m.portal)
+        if (!portal.described && !planIsEmpty(planOf(portal.stmt?.verdict))) {
+          // We must know the columns (origin, type, format) to mask: ask the server ourselves.
+          portal.described = true
+          this.pending.push({kind: 'describe', portal, internal: true})
+          out.push(encodeDescribe('P', m.portal))
+        }
+        this.pending.push({kind: 'execute', portal, rows: 0, bytes: 0, masked: {}})
+        out.push(f.bytes)
+        return true
+      }
+      case 'Close': {
+        if (this.skipUntilSync) return true
+        if (m.target === 'S') this.statements.delete(m.name)
+        else this.portals.delete(m.name)
+        this.pending.push({kind: 'close'})
+        out.push(f.bytes)
+        return true
+      }
+      case 'Sync':
+        this.skipUntilSync = false
+        this.pending.push({kind: 'sync'})
+        out.push(f.bytes)
+        return true
+      case 'Flush':
+        if (!this.skipUntilSync) out.push(f.bytes)
+        return true
+      case 'CopyData':
+      case 'CopyDone':
+      case 'CopyFail':
+        out.push(f.bytes)
+        return true
+      case 'FunctionCall': {
+        // The fast-path function call carries no SQL: judge it as an opaque statement.
+        const stmt = await this.judgeStatement('<function call>')
+        const refused = await this.admit(stmt)
+        this.pending.push({kind: 'function', stmt, refused, rows: 0, bytes: 0, masked: {}})
+        out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
+        return true
+      }
+      case 'Terminate':
+        out.push(f.bytes)
+        return false
+      case 'Unknown':
+        throw new FatalToClient(
+          encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: unsupported frontend message type ${JSON.stringify(String.fromCharCode(m.type))}`}),
+          'unknown message type',
+        )
+      case 'Malformed':
+        throw new FatalToClient(
+          encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: malformed ${JSON.stringify(String.fromCharCode(m.type))} message: ${m.reason}`}),
+          m.reason,
+        )
+      default: {
+        const never: never = m
+        throw new Error(`unreachable ${String(never)}`)
+      }
+    }
+  }
+
+  private portalFor(name: string): Portal {
+    let p = this.portals.get(name)
+    if (!p) {
+      // A SQL cursor (DECLARE) can be executed as a protocol portal.
+      const cur = this.cursors.get(name)
+      p = {stmt: cur, resultFormats: [], described: false, cursorOutputs: cur?.outputs}
+      this.portals.set(name, p)
+    }
+    return p
+  }
+
+  private async judgeStatement(sql: string): Promise<Stmt> {
+    this.result.statements++
+    let verdict: StatementVerdict
+    try {
+      verdict = await this.hooks.judge(sql)
+    } catch (err) {
+      this.log.error('pg judge failed; refusing the statement', {error: (err as Error).message})
+      verdict = {effect: 'block', ruleId: 'hoop.judge-error', message: 'the policy decision failed (fail closed)'}
+    }
+    const stmt: Stmt = {sql, verdict}
+    if (verdict.effect === 'allow' && verdict.mask.columns.length > 0) {
+      await loadParser()
+      stmt.analysis = analyzeSql(sql, this.matcher(verdict.mask))
+    }
+    return stmt
+  }
+
+  /** beforeForward for allowed statements; returns the refusal (block/review/audit failure) if any. */
+  private async admit(stmt: Stmt): Promise<RefusedVerdict | undefined> {
+    const v = stmt.verdict
+    if (v.effect !== 'allow') return v
+    try {
+      await this.hooks.beforeForward({sql: stmt.sql, verdict: v})
+      return undefined
+    } catch (err) {
+      this.log.error('pg beforeForward failed; refusing the statement', {error: (err as Error).message})
+      return {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
+    }
+  }
+
+  private rememberCursors(stmt: Stmt): void {
+    for (const a of stmt.analysis ?? []) {
+      if (a.kind === 'declare' && a.cursor) this.cursors.set(a.cursor, {...stmt, outputs: a.outputs})
+    }
+  }
+
+  private matcher(plan: MaskPlan): ColumnMatcher {
+    let m = this.matchers.get(plan)
+    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
+    return m
+  }
+
+  // --- server -> client --------------------------------------------------------------------------
+
+  private async pumpServer(): Promise<void> {
+    const reader = this.upstreamReader as FrameReader
+    const client = this.o.client
+    for (;;) {
+      const r = await reader.next()
+      if ('end' in r) return
+      if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `target sent a message of length ${r.error.declared}, limit ${r.error.limit}`)
+      const out = new Out()
+      for (const f of r.frames) {
+        const p = this.onServerMessage(f, out)
+        if (p) await p
+      }
+      this.result.bytesDown += out.bytes
+      await out.flush(client)
+    }
+  }
+
+  private head(): Pending | undefined {
+    return this.pending[0]
+  }
+
+  private popHead(): void {
+    this.pending.shift()
+  }
+
+  /** Forwards, rewrites or swallows one server message. Returns a promise only when it must wait (catalog). */
+  private onServerMessage(f: Frame, out: Out): Promise<void> | void {
+    const h = this.head()
+    if (h?.kind === 'execute' && this.rowMaskerFor !== h && f.type === B.DataRow) {
+      // Extended protocol: build the masker when an Execute's first row arrives.
+      return this.prepareExecuteMasker().then(() => this.onServerMessage(f, out))
+    }
+    switch (f.type) {
+      case B.DataRow: {
+        const m = this.rowMasker
+        const bytes = m ? m.maskDataRow(f.bytes) : f.bytes
+        if (h && (h.kind === 'query' || h.kind === 'execute')) {
+          h.rows++
+          h.bytes += bytes.length
+        }
+        out.push(bytes)
+        if (this.hooks.record) this.hooks.record('server', 'DataRow')
+        return
+      }
+      case B.RowDescription:
+        return this.onRowDescription(f, out, h)
+      case B.NoData:
+        if (h?.kind === 'describe') {
+          this.popHead()
+          if (h.internal) return
+        }
+        break
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        if (h?.kind === 'query') h.index++
+        else if (h?.kind === 'execute') {
+          this.finishStatement(h.portal?.stmt, h)
+          this.popHead()
+        }
+        break
+      case B.ErrorResponse:
+        return this.onError(f, out, h)
+      case B.ReadyForQuery: {
+        this.txStatus = decodeReadyForQuery(f)
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        if (h?.kind === 'query' || h?.kind === 'function') {
+          this.popHead()
+          if (h.refused) this.refusedDone(h.stmt, h.refused)
+          else this.finishStatement(h.stmt, h)
+        } else if (h?.kind === 'sync') this.popHead()
+        break
+      }
+      case B.ParseComplete:
+        if (h?.kind === 'parse') this.popHead()
+        break
+      case B.BindComplete:
+        if (h?.kind === 'bind') this.popHead()
+        break
+      case B.CloseComplete:
+        if (h?.kind === 'close') this.popHead()
+        break
+      case B.CopyOutResponse:
+        return this.onCopyOut(f, out, h)
+      case B.CopyData: {
+        const cm = this.copyMasker
+        if (cm?.active) {
+          const payload = f.bytes.subarray(5)
+          const masked = cm.maskPayload(payload)
+          const bytes = masked === payload ? f.bytes : message(B.CopyData, masked)
+          if (h && 'rows' in h) {
+            h.rows++
+            h.bytes += bytes.length
+          }
+          out.push(bytes)
+          return
+        }
+        if (h && 'rows' in h) {
+          h.rows++
+          h.bytes += f.bytes.length
+        }
+        break
+      }
+      default:
+        break
+    }
+    out.push(f.bytes)
+    if (this.hooks.record) this.hooks.record('server', summarizeServer(f))
+  }
+
+  private onError(f: Frame, out: Out, h: Pending | undefined): void {
+    this.rowMasker = undefined
+    this.copyMasker = undefined
+    const fields = decodeErrorFields(f)
+    const text = `${fields.C ?? ''} ${fields.M ?? ''}`.trim()
+    let bytes = f.bytes
+    if (h?.kind === 'query' || h?.kind === 'function') {
+      if (h.refused) bytes = refusalError(h.refused)
+      else h.error ??= text
+    } else if (h && h.kind !== 'sync') {
+      // Extended protocol: the server skips to Sync; so do the responses we expect.
+      if (h.kind === 'parse' && h.refused) {
+        bytes = refusalError(h.refused)
+        this.popHead()
+        out.push(bytes)
+        this.refusedDone(h.stmt, h.refused)
+        this.dropUntilSync()
+        return
+      }
+      if (h.kind === 'execute') {
+        h.error = text
+        this.finishStatement(h.portal?.stmt, h)
+      }
+      this.popHead()
+      this.dropUntilSync()
+    }
+    out.push(bytes)
+    if (this.hooks.record) this.hooks.record('server', `ErrorResponse ${decodeErrorFields(asFrameOf(bytes)).M ?? ''}`)
+    if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
+  }
+
+  private dropUntilSync(): void {
+    while (this.pending.length && this.pending[0].kind !== 'sync') this.pending.shift()
+  }
+
+  private refusedDone(stmt: Stmt, verdict: RefusedVerdict): void {
+    this.result.blocked++
+    try {
+      this.hooks.refused({sql: stmt.sql, verdict})
+    } catch (err) {
+      this.log.error('pg refused hook failed', {error: (err as Error).message})
+    }
+  }
+
+  private finishStatement(stmt: Stmt | undefined, t: Tally): void {
+    for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
+    if (!stmt) return
+    try {
+      this.hooks.afterStatement({sql: stmt.sql, verdict: stmt.verdict, rows: t.rows, bytes: t.bytes, error: t.error, masked: t.masked})
+    } catch (err) {
+      this.log.error('pg afterStatement hook failed', {error: (err as Error).message})
+    }
+  }
+
+  private async onRowDescription(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
+    const fields = decodeRowDescription(f) ?? []
+    if (h?.kind === 'describe') {
+      this.popHead()
+      if (h.portal) h.portal.rowDesc = fields
+      else if (h.stmt) h.stmt.rowDesc = fields
+      if (h.internal) return
+    } else if (h?.kind === 'query') {
+      const a = h.stmt.analysis?.[h.index]
+      const outputs = a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs
+      this.rowMasker = await this.buildRowMasker(fields, h.stmt.verdict, a, outputs, h.stmt.analysis === undefined, h.masked)
+      this.rowMaskerFor = h
+    }
+    out.push(f.bytes)
+    if (this.hooks.record) this.hooks.record('server', `RowDescription ${fields.map((x) => x.name).join(',')}`)
+  }
+
+  /** Builds the masker for an Execute at the head of the queue, from its portal's description. */
+  private async prepareExecuteMasker(): Promise<void> {
+    const h = this.head()
+    if (h?.kind !== 'execute' || this.rowMaskerFor === h) return
+    this.rowMaskerFor = h
+    const portal = h.portal
+    const stmt = portal?.stmt
+    const desc = portal?.rowDesc ?? stmt?.rowDesc
+    if (!portal || !desc) {
+      this.rowMasker = undefined
+      return
+    }
+    const formats = portal.rowDesc ? undefined : portal.resultFormats
+    const fields = formats ? desc.map((d, i) => ({...d, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)})) : desc
+    const a = stmt?.analysis?.[0]
+    const outputs = portal.cursorOutputs ?? (a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs)
+    this.rowMasker = await this.buildRowMasker(fields, stmt?.verdict, a, outputs, stmt !== undefined && stmt.analysis === undefined, h.masked)
+  }
+
+  private async buildRowMasker(
+    fields: FieldDescription[],
+    verdict: StatementVerdict | undefined,
+    analysis: StatementAnalysis | undefined,
+    outputs: OutputItem[] | undefined,
+    unparsed: boolean,
+    counts: MaskCounts,
+  ): Promise<RowMasker | undefined> {
+    const plan = planOf(verdict)
+    if (planIsEmpty(plan)) return undefined
+    const matcher = this.matcher(plan)
+    const cols: ColumnInfo[] = fields.map((fd) => ({typeOid: fd.typeOid, format: fd.format}))
+    if (!matcher.empty) {
+      for (let i = 0; i < fields.length; i++) {
+        const fd = fields[i]
+        if (fd.tableOid !== 0 && fd.attnum > 0) {
+          const rel = await this.relation(fd.tableOid)
+          if (!rel) {
+            cols[i].maskKey = 'column:unresolved'
+            continue
+          }
+          const name = rel.columns.get(fd.attnum)
+          if (!name) continue
+          const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})
+          if (hit) cols[i].maskKey = `column:${rel.schema}.${rel.table}.${name}`
+          else {
+            // A view's column is masked when its definition derives it from a masked column.
+            const src = rel.viewOutputs ? outputAt(rel.viewOutputs, fd.attnum - 1, rel.viewOutputs.length) : undefined
+            if (src && src !== 'unknown' && src.source) cols[i].maskKey = `derived:${src.source}`
+          }
+          continue
+        }
+        if (fd.tableOid === 0) {
+          // Computed column: tainted when its expression reads a masked column.
+          if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
+          else if (outputs) {
+            const o = outputAt(outputs, i, fields.length)
+            if (o === 'unknown') {
+              if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
+            } else if (o.source) cols[i].maskKey = `derived:${o.source}`
+          } else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
+        }
+      }
+    }
+    const m = new RowMasker(cols, plan.entities, counts)
+    return m.active ? m : undefined
+  }
+
+  private async onCopyOut(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
+    this.copyMasker = undefined
+    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : undefined
+    const plan = planOf(stmt?.verdict)
+    if (!planIsEmpty(plan) && h && 'masked' in h) {
+      const {format, columnFormats} = decodeCopyResponse(f)
+      const a = stmt?.analysis?.[h.kind === 'query' ? h.index : 0]
+      const copy = a?.copy
+      const n = columnFormats.length
+      const keys: (string | undefined)[] = new Array(n).fill(undefined)
+      const matcher = this.matcher(plan)
+      if (!matcher.empty) {
+        if (!copy) keys.fill('derived:unparsed-statement')
+        else if (copy.outputs) {
+          for (let i = 0; i < n; i++) {
+            const o = outputAt(copy.outputs, i, n)
+            if (o === 'unknown') keys[i] = a?.readsMasked ? `derived:${a.readsMasked}` : undefined
+            else if (o.source) keys[i] = `derived:${o.source}`
+          }
+        } else if (copy.relation) {
+          const rel = await this.relationByName(copy.relation.schema, copy.relation.table)
+          if (!rel) keys.fill('column:unresolved')
+          else {
+            const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
+            for (let i = 0; i < n; i++) {
+              const name = names[i]
+              const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
+              if (hit) keys[i] = `column:${rel.schema}.${rel.table}.${name}`
+            }
+          }
+        }
+      }
+      const fmt = format === 1 ? 'binary' : (copy?.format ?? 'text')
+      this.copyMasker = new CopyMasker({format: fmt, delimiter: copy?.delimiter ?? '\t', maskKeys: keys, entities: plan.entities, counts: h.masked})
+    }
+    out.push(f.bytes)
+  }
+
+  // --- catalog -------------------------------------------------------------------------------------
+
+  /** Resolves a table OID to schema, table and column names (and a view's derived columns); cached. */
+  private relation(oid: number): Promise<RelInfo | undefined> {
+    let p = this.relCache.get(oid)
+    if (!p) {
+      p = this.lookupRelation(`c.oid = ${oid >>> 0}`)
+      this.relCache.set(oid, p)
+    }
+    return p
+  }
+
+  private async relationByName(schema: string | undefined, table: string): Promise<RelInfo | undefined> {
+    const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
+    return this.lookupRelation(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`)
+  }
+
+  private async lookupRelation(where: string): Promise<RelInfo | undefined> {
+    try {
+      const conn = await (this.catalog ??= this.openCatalog())
+      const rows = await conn.query(
+        `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
+                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE ${where}`,
+      )
+      if (rows.length === 0) return undefined
+      const info: RelInfo = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
+      for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
+      const viewdef = rows[0][5]
+      if (viewdef && !planIsEmpty(this.currentPlan())) {
+        await loadParser()
+        const a = analyzeSql(viewdef, this.matcher(this.currentPlan() as MaskPlan))
+        info.viewOutputs = a?.[0]?.outputs
+      }
+      return info
+    } catch (err) {
+      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: (err as Error).message})
+      return undefined
+    }
+  }
+
+  private currentPlan(): MaskPlan | undefined {
+    const h = this.head()
+    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : h?.kind === 'describe' ? (h.portal?.stmt ?? h.stmt) : undefined
+    return planOf(stmt?.verdict)
+  }
+
+  /** A second authenticated connection to the target, for catalog queries only (never the client's). */
+  private async openCatalog(): Promise<CatalogConn> {
+    const conn = await openAuthenticated(this.o, {...this.upstreamParams, application_name: 'hoop-catalog'}, this.log)
+    conn.stream.on('error', () => {})
+    return new CatalogConn(conn.stream, conn.reader)
+  }
+
+  // --- errors and shutdown ----------------------------------------------------------------------
+
+  private lengthError(e: FramerError): FatalToClient {
+    return new FatalToClient(
+      encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: invalid message length ${e.declared} (limit ${e.limit})`}),
+      `message length ${e.declared} exceeds limit ${e.limit}`,
+    )
+  }
+
+  /** Only deliberate errors reach the client as such; anything else is logged and answered generically. */
+  private async failSession(err: unknown): Promise<void> {
+    let frame: Buffer
+    if (err instanceof FatalToClient) {
+      this.log.info('pg session refused', {reason: err.message})
+      frame = err.frame
+    } else if (err instanceof UpstreamRefused) {
+      this.log.info('pg target refused the login', {code: err.fields.C})
+      frame = err.frame
+    } else if (err instanceof HoopError) {
+      this.log.warn('pg session failed', {code: err.code, error: err.message})
+      frame = encodeErrorResponse({severity: 'FATAL', code: '08006', message: `hoop: ${err.message}`})
+    } else {
+      this.log.error('pg session failed', {error: (err as Error)?.message})
+      frame = encodeErrorResponse({severity: 'FATAL', code: 'XX000', message: 'hoop: internal error in the gateway'})
+    }
+    const c = this.o.client
+    if (!c.destroyed && !c.writableEnded) await new Promise<void>((resolve) => c.end(frame, () => resolve()))
+  }
+
+  private shutdown(): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.cancelKey) cancelRegistry.delete(this.cancelKey)
+    this.clientReader.detach()
+    this.upstreamReader?.detach()
+    const up = this.upstream
+    if (up && !up.destroyed) {
+      if (!up.writableEnded) up.end(encodeTerminate())
+      setTimeout(() => up.destroy(), 1000).unref()
+    }
+    this.catalog?.then((c) => c.close()).catch(() => {})
+    const c = this.o.client
+    if (!c.writableEnded) c.end()
+    setTimeout(() => c.destroy(), 1000).unref()
+  }
+}
+
+interface RelInfo {
+  schema: string
+  table: string
+  columns: Map<number, string>
+  viewOutputs?: OutputItem[]
+}
+
+function planOf(v: StatementVerdict | undefined): MaskPlan {
+  return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
+}
+
+function refusalError(v: RefusedVerdict): Buffer {
+  const hint = v.effect === 'review' && v.approvalId ? `an approver runs: hoop approvals approve ${v.approvalId}` : undefined
+  return encodeErrorResponse({severity: 'ERROR', code: '42501', message: refusalMessage(v), hint})
+}
+
+function asFrameOf(bytes: Buffer): Frame {
+  return {type: bytes[0], bytes, bodyStart: 5}
+}
+
+function quoteIdent(s: string): string {
+  return '"' + s.replace(/"/g, '""') + '"'
+}
+
+function quoteLiteral(s: string): string {
+  return "'" + s.replace(/'/g, "''") + "'"
+}
+
+function summarizeClient(m: ClientMessage): string {
+  switch (m.kind) {
+    case 'Query':
+      return `Query ${m.sql}`
+    case 'Parse':
+      return `Parse ${m.name ? m.name + ' ' : ''}${m.sql}`
+    case 'Bind':
+      return `Bind ${m.portal}/${m.statement}`
+    case 'Execute':
+      return `Execute ${m.portal}`
+    case 'Describe':
+    case 'Close':
+      return `${m.kind} ${m.target} ${m.name}`
+    default:
+      return m.kind
+  }
+}
+
+function summarizeServer(f: Frame): string {
+  switch (f.type) {
+    case B.CommandComplete:
+      return `CommandComplete ${decodeCommandTag(f)}`
+    case B.ReadyForQuery:
+      return `ReadyForQuery ${decodeReadyForQuery(f)}`
+    default:
+      return `Message ${String.fromCharCode(f.type)}`
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream connection: TLS, startup, authentication (credential injection)
+
+/** The server refused our login: its own ErrorResponse goes to the client as is. */
+class UpstreamRefused extends Error {
+  constructor(
+    readonly frame: Buffer,
+    readonly fields: Record<string, string>,
+  ) {
+    super(fields.M ?? 'target refused the login')
+  }
+}
+
+interface AuthenticatedConn {
+  stream: Duplex
+  reader: FrameReader
+  startupFrames: Frame[]
+  backendKey?: {pid: number; key: Buffer}
+  status: 'I' | 'T' | 'E'
+}
+
+async function openAuthenticated(o: PgSessionOptions, params: Record<string, string>, log: Logger): Promise<AuthenticatedConn> {
+  let stream = await o.openUpstream()
+  try {
+    if (o.target.tls.mode !== 'disable') stream = await negotiateTls(stream, o.target.tls, o.target.host)
+    const reader = new FrameReader(stream, new Framer('regular', MAX_SERVER_MESSAGE))
+    stream.write(encodeStartup(params))
+    await authenticate(stream, reader, params.user, o.target.password, log)
+    const startupFrames: Frame[] = []
+    let backendKey: {pid: number; key: Buffer} | undefined
+    for (;;) {
+      const f = await reader.one()
+      if (f === undefined) throw new HoopError('TARGET_REFUSED', 'target closed the connection during startup')
+      if (isFramerError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized startup message')
+      if (f.type === B.ReadyForQuery) return {stream, reader, startupFrames, backendKey, status: decodeReadyForQuery(f)}
+      if (f.type === B.BackendKeyData) backendKey = decodeBackendKeyData(f)
+      else if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
+      else startupFrames.push({...f, bytes: Buffer.from(f.bytes)})
+    }
+  } catch (err) {
+    stream.destroy()
+    throw err
+  }
+}
+
+/** Runs the target's authentication exchange with the stored secret. */
+async function authenticate(stream: Duplex, reader: FrameReader, user: string, password: string | undefined, log: Logger): Promise<void> {
+  const needPassword = (): string => {
+    if (password === undefined) throw new HoopError('TARGET_REFUSED', 'target asks for a password but the connection has no stored secret')
+    return password
+  }
+  let scram: ScramClient | undefined
+  for (;;) {
+    const f = await reader.one()
+    if (f === undefined) throw new HoopError('TARGET_REFUSED', 'target closed the connection during authentication')
+    if (isFramerError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized authentication message')
+    if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
+    if (f.type === B.NegotiateProtocolVersion) continue
+    if (f.type !== B.Authentication) throw new HoopError('PROTOCOL_ERROR', `target sent ${JSON.stringify(String.fromCharCode(f.type))} during authentication`)
+    const a = decodeAuth(f)
+    switch (a.kind) {
+      case 'Ok':
+        log.debug('pg target authentication ok')
+        return
+      case 'Cleartext':
+        stream.write(encodePassword(needPassword()))
+        break
+      case 'MD5':
+        stream.write(encodePassword(md5Password(user, needPassword(), a.salt)))
+        break
+      case 'SASL': {
+        if (!a.mechanisms.includes(SCRAM_MECHANISM)) throw new HoopError('TARGET_REFUSED', `target offers no supported SASL mechanism (${a.mechanisms.join(', ')})`)
+        scram = new ScramClient(needPassword())
+        stream.write(encodeSASLInitialResponse(SCRAM_MECHANISM, scram.clientFirst()))
+        break
+      }
+      case 'SASLContinue':
+        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLContinue before SASL')
+        stream.write(encodeSASLResponse(scram.clientFinal(a.data)))
+        break
+      case 'SASLFinal':
+        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLFinal before SASL')
+        scram.verifyServerFinal(a.data)
+        break
+      case 'Other':
+        throw new HoopError('TARGET_REFUSED', `target asks for an unsupported authentication method (code ${a.code})`)
+    }
+  }
+}
+
+/** SSLRequest, then TLS over the same stream. `require` encrypts only; `verify-full` checks CA and host name. */
+async function negotiateTls(raw: Duplex, opts: PgSessionOptions['target']['tls'], host: string): Promise<Duplex> {
+  raw.write(encodeSSLRequest())
+  const answer = await readOneByte(raw)
+  if (answer !== 0x53) throw new HoopError('TARGET_REFUSED', `target does not accept TLS but the connection requires sslmode=${opts.mode}`)
+  // Bytes after 'S' and before the handshake could only be injected by a man in the middle (CVE-2021-23222).
+  if (raw.readableLength > 0) throw new HoopError('PROTOCOL_ERROR', 'target sent unencrypted data after accepting TLS')
+  const serverName = opts.serverName ?? host
+  const verify = opts.mode === 'verify-full'
+  const sock = tls.connect({
+    socket: raw,
+    servername: isIP(serverName) ? undefined : serverName,
+    ca: opts.ca,
+    rejectUnauthorized: verify,
+    checkServerIdentity: verify ? (_h, cert) => tls.checkServerIdentity(serverName, cert) : () => undefined,
+  })
+  await new Promise<void>((resolve, reject) => {
+    const fail = (e: Error) => reject(new HoopError('TARGET_REFUSED', `TLS to the target failed: ${e.message}`))
+    sock.once('secureConnect', () => {
+      sock.off('error', fail)
+      resolve()
+    })
+    sock.once('error', fail)
+  })
+  return sock
+}
+
+function readOneByte(s: Readable): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      s.off('readable', tryRead)
+      s.off('end', onEnd)
+      s.off('error', onErr)
+    }
+    const tryRead = () => {
+      const b = s.read(1) as Buffer | null
+      if (b !== null) {
+        cleanup()
+        resolve(b[0])
+      }
+    }
+    const onEnd = () => {
+      cleanup()
+      reject(new HoopError('TARGET_REFUSED', 'target closed the connection during TLS negotiation'))
+    }
+    const onErr = (e: Error) => {
+      cleanup()
+      reject(new HoopError('TARGET_REFUSED', `target stream failed: ${e.message}`))
+    }
+    s.on('readable', tryRead)
+    s.on('end', onEnd)
+    s.on('error', onErr)
+    tryRead()
+  })
+}
+
+/** Minimal simple-query client for catalog look-ups on the gateway's own connection. */
+class CatalogConn {
+  private chain: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly reader: FrameReader,
+  ) {}
+
+  query(sql: string): Promise<(string | null)[][]> {
+    const run = async () => {
+      this.stream.write(encodeQuery(sql))
+      const rows: (string | null)[][] = []
+      let error: string | undefined
+      for (;;) {
+        const f = await this.reader.one()
+        if (f === undefined || isFramerError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
+        if (f.type === B.DataRow) rows.push(decodeTextRow(f))
+        else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
+        else if (f.type === B.ReadyForQuery) {
+          if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
+          return rows
+        }
+      }
+    }
+    const p = this.chain.then(run, run)
+    this.chain = p.catch(() => {})
+    return p
+  }
+
+  close(): void {
+    this.reader.detach()
+    if (!this.stream.destroyed) this.stream.end(encodeTerminate())
+    setTimeout(() => this.stream.destroy(), 1000).unref()
+  }
+}
+
+function decodeTextRow(f: Frame): (string | null)[] {
+  const b = f.bytes
+  const n = b.readInt16BE(5)
+  let off = 7
+  const out: (string | null)[] = []
+  for (let i = 0; i < n; i++) {
+    const len = b.readInt32BE(off)
+    off += 4
+    if (len < 0) out.push(null)
+    else {
+      out.push(b.toString('utf8', off, off + len))
+      off += len
+    }
+  }
+  return out
+}

@@ -1,0 +1,61 @@
+// Column patterns from a MaskPlan, matched against resolved column origins (schema.table.column)
+// and against partially known references from the parse tree (a table name without a schema,
+// a column without a known table). Unknown parts match conservatively (fail closed).
+
+export interface ColumnName {
+  schema?: string
+  table?: string
+  column: string
+}
+
+interface Pattern {
+  schema: string
+  table: string
+  column: string
+  text: string
+}
+
+export class ColumnMatcher {
+  private readonly patterns: Pattern[]
+
+  constructor(patterns: readonly string[]) {
+    this.patterns = patterns.map(parsePattern).filter((p): p is Pattern => p !== undefined)
+  }
+
+  get empty(): boolean {
+    return this.patterns.length === 0
+  }
+
+  /** The first pattern text matching the column, or undefined. Missing schema/table parts match any. */
+  match(c: ColumnName): string | undefined {
+    const col = c.column.toLowerCase()
+    const table = c.table?.toLowerCase()
+    const schema = c.schema?.toLowerCase()
+    for (const p of this.patterns) {
+      if (p.column !== '*' && p.column !== col) continue
+      if (table !== undefined && p.table !== '*' && p.table !== table) continue
+      if (schema !== undefined && p.schema !== '*' && p.schema !== schema) continue
+      return p.text
+    }
+    return undefined
+  }
+
+  /** Does any pattern cover some column of this table? (whole-row references like row_to_json(t)) */
+  coversTable(schema: string | undefined, table: string): boolean {
+    const t = table.toLowerCase()
+    const s = schema?.toLowerCase()
+    return this.patterns.some((p) => (p.table === '*' || p.table === t) && (s === undefined || p.schema === '*' || p.schema === s))
+  }
+}
+
+function parsePattern(text: string): Pattern | undefined {
+  const parts = text
+    .trim()
+    .split('.')
+    .map((s) => s.trim().replace(/^"(.*)"$/, '$1').toLowerCase())
+  if (parts.some((p) => p === '')) return undefined
+  if (parts.length === 1) return {schema: '*', table: '*', column: parts[0], text}
+  if (parts.length === 2) return {schema: '*', table: parts[0], column: parts[1], text}
+  if (parts.length === 3) return {schema: parts[0], table: parts[1], column: parts[2], text}
+  return undefined
+}

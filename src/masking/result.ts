@@ -1,0 +1,244 @@
+// Applies a mask to result data: DataRow messages (text and binary formats) and COPY TO rows
+// (text, csv, binary). Pure functions over buffers. Unchanged rows come back as the same Buffer
+// (no copy); changed rows are rebuilt with correct lengths.
+// https://www.postgresql.org/docs/current/protocol-message-formats.html (DataRow, CopyData)
+// https://www.postgresql.org/docs/current/sql-copy.html (file formats)
+import {maskValue, mightContainPii} from './detectors.js'
+import {addCount, type MaskCounts, type MaskEntity} from './types.js'
+
+const TEXT_TYPES = new Set([25, 1043, 1042, 19, 18, 705, 142])
+const JSON_TYPE = 114
+const JSONB_TYPE = 3802
+/** Types whose text form cannot carry the entities we detect (saves decoding them). */
+const NO_DETECT_TYPES = new Set([16, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 17])
+
+const STARS = Buffer.from('****')
+const JSON_STARS = Buffer.from('"****"')
+const JSONB_STARS = Buffer.from('\x01"****"', 'latin1')
+
+export interface ColumnInfo {
+  typeOid: number
+  format: number
+  /** Report key when the whole column is masked (origin or taint), else undefined. */
+  maskKey?: string
+}
+
+/** Masks DataRow messages of one result set. */
+export class RowMasker {
+  private readonly entities: ReadonlySet<MaskEntity>
+  private readonly detect: boolean
+  readonly active: boolean
+
+  constructor(
+    private readonly columns: ColumnInfo[],
+    entities: readonly MaskEntity[],
+    private readonly counts: MaskCounts,
+  ) {
+    this.entities = new Set(entities)
+    this.detect = this.entities.size > 0
+    this.active = this.detect || columns.some((c) => c.maskKey)
+  }
+
+  /**
+   * Takes a whole DataRow message (type byte included) and returns it, or a rewritten copy.
+   * A row whose shape does not parse is replaced by one with every cell NULL (fail closed).
+   */
+  maskDataRow(msg: Buffer): Buffer {
+    if (!this.active) return msg
+    const end = msg.length
+    if (end < 7) return msg
+    const n = msg.readInt16BE(5)
+    let off = 7
+    let edits: {start: number; end: number; value: Buffer | null}[] | undefined
+    for (let i = 0; i < n; i++) {
+      if (off + 4 > end) return nullRow(n)
+      const len = msg.readInt32BE(off)
+      const start = off + 4
+      const cellEnd = len < 0 ? start : start + len
+      if (cellEnd > end) return nullRow(n)
+      off = cellEnd
+      if (len < 0) continue
+      const col = this.columns[i] ?? {typeOid: 0, format: 0}
+      if (col.maskKey) {
+        ;(edits ??= []).push({start: start - 4, end: cellEnd, value: maskedCell(col)})
+        addCount(this.counts, col.maskKey)
+        continue
+      }
+      if (!this.detect) continue
+      const binary = col.format === 1
+      if (binary ? !(TEXT_TYPES.has(col.typeOid) || col.typeOid === JSON_TYPE || col.typeOid === JSONB_TYPE) : NO_DETECT_TYPES.has(col.typeOid)) continue
+      const textStart = binary && col.typeOid === JSONB_TYPE ? start + 1 : start
+      if (!mightContainPii(msg, textStart, cellEnd)) continue
+      const found = maskValue(msg.toString('utf8', textStart, cellEnd), this.entities)
+      if (!found) continue
+      for (const [entity, count] of Object.entries(found.found)) addCount(this.counts, `entity:${entity}`, count)
+      const prefix = textStart > start ? msg.subarray(start, textStart) : undefined
+      const body = Buffer.from(found.text, 'utf8')
+      ;(edits ??= []).push({start: start - 4, end: cellEnd, value: prefix ? Buffer.concat([prefix, body]) : body})
+    }
+    if (!edits) return msg
+    return rebuild(msg, edits)
+  }
+}
+
+function maskedCell(col: ColumnInfo): Buffer | null {
+  if (col.typeOid === JSON_TYPE) return JSON_STARS
+  if (col.typeOid === JSONB_TYPE) return col.format === 1 ? JSONB_STARS : JSON_STARS
+  if (TEXT_TYPES.has(col.typeOid)) return STARS
+  // Other types (numbers, dates, arrays, binary values): NULL never breaks a client's parser.
+  return null
+}
+
+function nullRow(n: number): Buffer {
+  const out = Buffer.alloc(7 + 4 * Math.max(0, n), 0xff)
+  out[0] = 0x44
+  out.writeInt32BE(out.length - 1, 1)
+  out.writeInt16BE(Math.max(0, n), 5)
+  return out
+}
+
+function rebuild(msg: Buffer, edits: {start: number; end: number; value: Buffer | null}[]): Buffer {
+  let size = msg.length
+  for (const e of edits) size += 4 + (e.value?.length ?? 0) - (e.end - e.start)
+  const out = Buffer.allocUnsafe(size)
+  let src = 0
+  let dst = 0
+  for (const e of edits) {
+    dst += msg.copy(out, dst, src, e.start)
+    out.writeInt32BE(e.value ? e.value.length : -1, dst)
+    dst += 4
+    if (e.value) dst += e.value.copy(out, dst)
+    src = e.end
+  }
+  msg.copy(out, dst, src)
+  out.writeInt32BE(size - 1, 1)
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// COPY TO STDOUT
+
+export interface CopyMaskOptions {
+  format: 'text' | 'csv' | 'binary'
+  delimiter: string
+  /** Report key per column position, for masked columns. */
+  maskKeys: (string | undefined)[]
+  entities: readonly MaskEntity[]
+  counts: MaskCounts
+}
+
+const BINARY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
+
+/** Masks the rows of COPY ... TO STDOUT, one CopyData payload at a time (PostgreSQL sends whole rows). */
+export class CopyMasker {
+  private readonly entities: ReadonlySet<MaskEntity>
+  readonly active: boolean
+
+  constructor(private readonly o: CopyMaskOptions) {
+    this.entities = new Set(o.entities)
+    this.active = this.entities.size > 0 || o.maskKeys.some(Boolean)
+  }
+
+  /** Returns the payload (bytes after the CopyData header), masked. */
+  maskPayload(payload: Buffer): Buffer {
+    if (!this.active) return payload
+    if (this.o.format === 'binary') return this.maskBinary(payload)
+    const text = payload.toString('utf8')
+    const lines = text.split('\n')
+    let changed = false
+    for (let l = 0; l < lines.length; l++) {
+      if (lines[l] === '' || lines[l] === '\\.') continue
+      const fields = this.o.format === 'csv' ? splitCsv(lines[l], this.o.delimiter) : lines[l].split(this.o.delimiter)
+      let rowChanged = false
+      for (let i = 0; i < fields.length; i++) {
+        const f = fields[i]
+        const key = this.o.maskKeys[i]
+        const isNull = this.o.format === 'csv' ? f === '' : f === '\\N'
+        if (isNull) continue
+        if (key) {
+          fields[i] = '****'
+          addCount(this.o.counts, key)
+          rowChanged = true
+          continue
+        }
+        if (this.entities.size === 0) continue
+        const found = maskValue(f, this.entities)
+        if (!found) continue
+        for (const [entity, count] of Object.entries(found.found)) addCount(this.o.counts, `entity:${entity}`, count)
+        fields[i] = found.text
+        rowChanged = true
+      }
+      if (rowChanged) {
+        lines[l] = fields.join(this.o.delimiter)
+        changed = true
+      }
+    }
+    return changed ? Buffer.from(lines.join('\n'), 'utf8') : payload
+  }
+
+  private maskBinary(payload: Buffer): Buffer {
+    let off = 0
+    const parts: Buffer[] = []
+    if (payload.subarray(0, 11).equals(BINARY_SIGNATURE)) {
+      if (payload.length < 19) return payload
+      const ext = payload.readInt32BE(15)
+      off = 19 + Math.max(0, ext)
+      parts.push(payload.subarray(0, off))
+    }
+    let changed = false
+    while (off + 2 <= payload.length) {
+      const n = payload.readInt16BE(off)
+      if (n < 0) {
+        parts.push(payload.subarray(off, off + 2))
+        off += 2
+        continue
+      }
+      const rowStart = off
+      off += 2
+      const row: Buffer[] = [payload.subarray(rowStart, off)]
+      for (let i = 0; i < n; i++) {
+        if (off + 4 > payload.length) return Buffer.alloc(0) // unparsable: drop rather than leak
+        const len = payload.readInt32BE(off)
+        const end = len < 0 ? off + 4 : off + 4 + len
+        if (end > payload.length) return Buffer.alloc(0)
+        let nullIt = false
+        const key = this.o.maskKeys[i]
+        if (len >= 0 && key) {
+          nullIt = true
+          addCount(this.o.counts, key)
+        } else if (len >= 0 && this.entities.size && mightContainPii(payload, off + 4, end)) {
+          const found = maskValue(payload.toString('utf8', off + 4, end), this.entities)
+          if (found) {
+            nullIt = true
+            for (const [entity, count] of Object.entries(found.found)) addCount(this.o.counts, `entity:${entity}`, count)
+          }
+        }
+        if (nullIt) {
+          row.push(Buffer.from([0xff, 0xff, 0xff, 0xff]))
+          changed = true
+        } else row.push(payload.subarray(off, end))
+        off = end
+      }
+      parts.push(...row)
+    }
+    if (off < payload.length) parts.push(payload.subarray(off))
+    return changed ? Buffer.concat(parts) : payload
+  }
+}
+
+/** Splits one CSV line into raw fields (quotes kept), honouring quoted delimiters. */
+function splitCsv(line: string, delim: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let quoted = false
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]
+    if (ch === '"') quoted = !quoted
+    if (ch === delim && !quoted) {
+      out.push(cur)
+      cur = ''
+    } else cur += ch
+  }
+  out.push(cur)
+  return out
+}

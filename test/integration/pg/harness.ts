@@ -1,0 +1,129 @@
+// Test harness: a TCP listener on 127.0.0.1:0 whose sockets are handed to runPgSession, with the
+// target reached by a plain net.connect (no gateway, no agent), and a judge built from a table.
+import {execFile} from 'node:child_process'
+import * as net from 'node:net'
+import type {Duplex} from 'node:stream'
+import {promisify} from 'node:util'
+import {runPgSession, type PgSessionHooks, type PgSessionOptions, type PgSessionResult, type StatementVerdict} from '../../../src/gateway/pg-session.js'
+import {silentLogger} from '../../../src/shared/log.js'
+import type {MaskPlan} from '../../../src/masking/types.js'
+
+export const PG_PORT = 5432
+
+export interface HarnessEvent {
+  hook: 'beforeForward' | 'afterStatement' | 'refused'
+  sql: string
+  effect: string
+  rows?: number
+  error?: string
+  masked?: Record<string, number>
+}
+
+export interface Harness {
+  port: number
+  events: HarnessEvent[]
+  results: PgSessionResult[]
+  /** Resolves when every accepted session has ended. */
+  settle(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface HarnessOptions {
+  judge?: (sql: string) => StatementVerdict | Promise<StatementVerdict>
+  target?: Partial<PgSessionOptions['target']>
+  upstreamPort?: number
+  beforeForward?: PgSessionHooks['beforeForward']
+  maxMessageBytes?: number
+}
+
+export const noMask: MaskPlan = {columns: [], entities: [], ruleIds: []}
+export const allow = (mask: MaskPlan = noMask): StatementVerdict => ({effect: 'allow', ruleId: 'r-allow', mask})
+
+/** A judge from a literal table: the first regex that matches the SQL decides. */
+export function tableJudge(rows: [RegExp, StatementVerdict][], fallback: StatementVerdict = allow()): (sql: string) => StatementVerdict {
+  return (sql) => rows.find(([re]) => re.test(sql))?.[1] ?? fallback
+}
+
+export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  const events: HarnessEvent[] = []
+  const results: PgSessionResult[] = []
+  const running = new Set<Promise<unknown>>()
+  const sockets = new Set<net.Socket>()
+  const judge = o.judge ?? (() => allow())
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    const p = runPgSession({
+      client,
+      openUpstream: () => connect(o.upstreamPort ?? PG_PORT),
+      target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
+      logger: silentLogger,
+      limits: o.maxMessageBytes ? {maxMessageBytes: o.maxMessageBytes} : undefined,
+      hooks: {
+        judge: async (sql) => judge(sql),
+        beforeForward: async (info) => {
+          events.push({hook: 'beforeForward', sql: info.sql, effect: info.verdict.effect})
+          if (o.beforeForward) await o.beforeForward(info)
+        },
+        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
+        refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
+      },
+    }).then((r) => results.push(r))
+    running.add(p)
+    p.finally(() => running.delete(p))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  const settle = async () => {
+    while (running.size) await Promise.all([...running])
+  }
+  return {
+    port,
+    events,
+    results,
+    settle,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const s of sockets) s.destroy()
+      await settle()
+    },
+  }
+}
+
+export function connect(port: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
+const exec = promisify(execFile)
+
+/** Runs the real psql against the harness. */
+export async function psql(port: number, sql: string, opts: {db?: string; user?: string; extra?: string[]; stdin?: string} = {}): Promise<{stdout: string; stderr: string; code: number}> {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-U', opts.user ?? 'postgres', '-d', opts.db ?? 'test', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', ...(opts.extra ?? []), '-c', sql]
+  try {
+    const r = await exec('psql', args, {env: {...process.env, PGCONNECT_TIMEOUT: '5', PGSSLMODE: 'prefer'}, timeout: 20_000})
+    return {stdout: r.stdout, stderr: r.stderr, code: 0}
+  } catch (err) {
+    const e = err as {stdout?: string; stderr?: string; code?: number}
+    return {stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1}
+  }
+}
+
+/** psql reading a script from stdin (several statements in one session). */
+export function psqlScript(port: number, script: string, opts: {db?: string} = {}): Promise<{stdout: string; stderr: string; code: number}> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'psql',
+      ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', opts.db ?? 'test', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=0'],
+      {env: {...process.env, PGCONNECT_TIMEOUT: '5'}, timeout: 20_000},
+      (err, stdout, stderr) => resolve({stdout, stderr, code: err ? ((err as {code?: number}).code ?? 1) : 0}),
+    )
+    child.stdin?.end(script)
+  })
+}
