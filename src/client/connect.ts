@@ -31,6 +31,7 @@ export class ConnectClient extends EventEmitter {
   private dialing?: Promise<Mux>
   private readonly sockets = new Set<Socket>()
   private nextId = 1
+  private closing = false
 
   private constructor(
     private readonly opts: ConnectOptions,
@@ -77,7 +78,7 @@ export class ConnectClient extends EventEmitter {
         const mux = new Mux(ws, {side: 'dialer', logger: this.opts.logger})
         mux.once('close', (err: HoopError) => {
           if (this.mux === mux) this.mux = undefined
-          this.emit('link-lost', err)
+          if (!this.closing) this.emit('link-lost', err)
         })
         this.mux = mux
         return mux
@@ -104,7 +105,7 @@ export class ConnectClient extends EventEmitter {
         stream.pipe(socket)
         socket.resume()
         stream.on('error', (err) => {
-          this.emit('session-error', {id, error: asHoopError(err)})
+          if (!this.closing) this.emit('session-error', {id, error: asHoopError(err)})
           socket.destroy()
         })
         socket.once('close', () => {
@@ -120,6 +121,7 @@ export class ConnectClient extends EventEmitter {
   }
 
   async close(): Promise<void> {
+    this.closing = true
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     for (const s of this.sockets) s.destroy()
     this.mux?.goAway('GATEWAY_SHUTDOWN', 'client is closing')
