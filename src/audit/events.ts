@@ -1,0 +1,332 @@
+// Audit event kinds and one constructor per kind (Teleport `events.go` style). An event is what
+// happened; the log adds `v`, `seq` and `prev_hash` when it appends it. Constructors take only
+// fields that are safe to keep: statement text is scrubbed of inline credentials, results are
+// counted (rows, bytes) never copied, masking is reported as columns/entity types and counts.
+import type {Identity} from '../identity/types.js'
+import {redact} from '../shared/log.js'
+import type {Json} from './canonical.js'
+
+export const EVENT_KINDS = [
+  'session.start',
+  'session.end',
+  'statement',
+  'statement.result',
+  'approval.requested',
+  'approval.decided',
+  'masking',
+  'policy.reload',
+  'admin.change',
+  'auth.failure',
+] as const
+export type EventKind = (typeof EVENT_KINDS)[number]
+
+/** Who acted, as recorded: the verified identity without its credential. */
+export type Actor = {
+  kind: string
+  subject: string
+  name: string
+  email?: string
+  groups: string[]
+  issuer?: string
+  claims?: Record<string, string>
+}
+
+export interface AuditEvent {
+  kind: EventKind
+  /** When it happened (ISO 8601, UTC, ms). */
+  time: string
+  session?: string
+  actor?: Actor
+  connection?: string
+  data: {[key: string]: Json | undefined}
+}
+
+/** An event as stored: the envelope that is hashed, chained and made a Merkle leaf. */
+export interface StoredEvent extends AuditEvent {
+  v: 1
+  seq: number
+  prev_hash: string
+}
+
+export interface AppendedEvent {
+  seq: number
+  /** SHA-256 of the canonical JSON, hex: the next event's prev_hash. */
+  hash: string
+  /** The canonical JSON bytes that were stored. */
+  body: string
+}
+
+export type Decision = 'allow' | 'deny' | 'block' | 'review' | 'mask' | 'error'
+export type ApprovalOutcome = 'approved' | 'rejected' | 'expired'
+
+export interface RecordingSummary {
+  sha256: string
+  bytes: number
+  chunks: number
+  capBytes: number
+  truncated: boolean
+  droppedBytes: number
+}
+
+export const MAX_STATEMENT_TEXT = 64 * 1024
+
+export function actorOf(identity: Identity): Actor {
+  return {
+    kind: identity.kind,
+    subject: identity.subject,
+    name: identity.name,
+    email: identity.email,
+    groups: [...identity.groups],
+    issuer: identity.issuer,
+    claims: identity.claims && Object.keys(identity.claims).length > 0 ? {...identity.claims} : undefined,
+  }
+}
+
+const CREDENTIAL_LITERALS: RegExp[] = [
+  // PostgreSQL: CREATE/ALTER ROLE ... [ENCRYPTED] PASSWORD 'secret'
+  /(\bPASSWORD\s+)(?:'(?:[^']|'')*'|\$([A-Za-z_]*)\$[\s\S]*?\$\2\$)/gi,
+  // MySQL: IDENTIFIED [WITH plugin] BY 'secret'
+  /(\bIDENTIFIED\b(?:\s+WITH\s+\S+)?\s+BY\s+)(?:'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")/gi,
+  // dblink / connection strings: password=secret
+  /(\bpassword\s*=\s*)(?:'[^']*'|[^\s;']+)/gi,
+]
+
+/** Statement text as the target saw it, minus inline credentials and token-like strings. */
+export function scrubStatement(text: string): {text: string; truncated: boolean} {
+  let out = text
+  for (const re of CREDENTIAL_LITERALS) out = out.replace(re, (_m, head: string) => `${head}'[redacted]'`)
+  out = redact(out)
+  const truncated = out.length > MAX_STATEMENT_TEXT
+  return {text: truncated ? out.slice(0, MAX_STATEMENT_TEXT) : out, truncated}
+}
+
+function now(at?: Date | string): string {
+  if (typeof at === 'string') return new Date(at).toISOString()
+  return (at ?? new Date()).toISOString()
+}
+
+interface Common {
+  at?: Date | string
+}
+
+export const events = {
+  sessionStart(o: Common & {session: string; identity: Identity; connection: string; connectionType?: string; agent: string; clientAddress?: string}): AuditEvent {
+    return {
+      kind: 'session.start',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {agent: o.agent, client_address: o.clientAddress, connection_type: o.connectionType},
+    }
+  },
+
+  sessionEnd(o: Common & {
+    session: string
+    identity: Identity
+    connection: string
+    agent: string
+    clientAddress?: string
+    startedAt: Date | string
+    bytesUp: number
+    bytesDown: number
+    reason: string
+    statements?: number
+    recording?: RecordingSummary
+  }): AuditEvent {
+    const end = now(o.at)
+    return {
+      kind: 'session.end',
+      time: end,
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {
+        agent: o.agent,
+        client_address: o.clientAddress,
+        started_at: now(o.startedAt),
+        duration_ms: Math.max(0, Date.parse(end) - Date.parse(now(o.startedAt))),
+        bytes_up: o.bytesUp,
+        bytes_down: o.bytesDown,
+        reason: o.reason,
+        statements: o.statements,
+        recording: o.recording
+          ? {
+              sha256: o.recording.sha256,
+              bytes: o.recording.bytes,
+              chunks: o.recording.chunks,
+              cap_bytes: o.recording.capBytes,
+              truncated: o.recording.truncated,
+              dropped_bytes: o.recording.droppedBytes,
+            }
+          : undefined,
+      },
+    }
+  },
+
+  /** Written (and durable) before the statement is forwarded to the target. */
+  statement(o: Common & {
+    session: string
+    identity: Identity
+    connection: string
+    statementId: string
+    text: string
+    decision: Decision
+    ruleId?: string
+    protocol?: string
+    reason?: string
+  }): AuditEvent {
+    const {text, truncated} = scrubStatement(o.text)
+    return {
+      kind: 'statement',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {
+        statement_id: o.statementId,
+        text,
+        text_truncated: truncated || undefined,
+        decision: o.decision,
+        rule_id: o.ruleId,
+        protocol: o.protocol,
+        reason: o.reason,
+      },
+    }
+  },
+
+  /** What came back for a statement: counts and the error, never the rows. */
+  statementResult(o: Common & {
+    session: string
+    identity: Identity
+    connection: string
+    statementId: string
+    rows?: number
+    bytes?: number
+    durationMs?: number
+    error?: string
+  }): AuditEvent {
+    return {
+      kind: 'statement.result',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {
+        statement_id: o.statementId,
+        rows: o.rows,
+        bytes: o.bytes,
+        duration_ms: o.durationMs,
+        error: o.error === undefined ? undefined : redact(o.error),
+      },
+    }
+  },
+
+  approvalRequested(o: Common & {
+    approvalId: string
+    session?: string
+    identity: Identity
+    connection: string
+    statement?: string
+    ruleId?: string
+    justification?: string
+    expiresAt?: Date | string
+  }): AuditEvent {
+    return {
+      kind: 'approval.requested',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {
+        approval_id: o.approvalId,
+        statement: o.statement === undefined ? undefined : scrubStatement(o.statement).text,
+        rule_id: o.ruleId,
+        justification: o.justification,
+        expires_at: o.expiresAt === undefined ? undefined : now(o.expiresAt),
+      },
+    }
+  },
+
+  /** approved / rejected by an approver, or expired (no approver). */
+  approvalDecided(o: Common & {
+    approvalId: string
+    outcome: ApprovalOutcome
+    requester: Identity
+    approver?: Identity
+    connection: string
+    session?: string
+    justification?: string
+    requestedAt: Date | string
+  }): AuditEvent {
+    const at = now(o.at)
+    return {
+      kind: 'approval.decided',
+      time: at,
+      session: o.session,
+      actor: o.approver ? actorOf(o.approver) : undefined,
+      connection: o.connection,
+      data: {
+        approval_id: o.approvalId,
+        outcome: o.outcome,
+        requester: actorOf(o.requester),
+        justification: o.justification,
+        requested_at: now(o.requestedAt),
+        decided_at: at,
+      },
+    }
+  },
+
+  /** Per statement: which columns / detected entity types were redacted and how many values. */
+  masking(o: Common & {
+    session: string
+    identity: Identity
+    connection: string
+    statementId?: string
+    ruleId?: string
+    fields: {column?: string; entity?: string; count: number}[]
+  }): AuditEvent {
+    return {
+      kind: 'masking',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.identity),
+      connection: o.connection,
+      data: {
+        statement_id: o.statementId,
+        rule_id: o.ruleId,
+        fields: o.fields.map((f) => ({column: f.column, entity: f.entity, count: f.count})),
+        total: o.fields.reduce((n, f) => n + f.count, 0),
+      },
+    }
+  },
+
+  policyReload(o: Common & {source: string; sha256: string; rules: number; ok: boolean; error?: string; identity?: Identity}): AuditEvent {
+    return {
+      kind: 'policy.reload',
+      time: now(o.at),
+      actor: o.identity ? actorOf(o.identity) : undefined,
+      data: {source: o.source, sha256: o.sha256, rules: o.rules, ok: o.ok, error: o.error},
+    }
+  },
+
+  /** Agents, service accounts, config: `detail` holds names and ids, never issued secrets. */
+  adminChange(o: Common & {identity?: Identity; action: string; targetType: string; target: string; detail?: Record<string, string | number | boolean>}): AuditEvent {
+    return {
+      kind: 'admin.change',
+      time: now(o.at),
+      actor: o.identity ? actorOf(o.identity) : undefined,
+      data: {action: o.action, target_type: o.targetType, target: o.target, detail: o.detail},
+    }
+  },
+
+  /** The presented credential is never recorded, only what kind it was and why it failed. */
+  authFailure(o: Common & {method: string; reason: string; clientAddress?: string; claimedSubject?: string; connection?: string}): AuditEvent {
+    return {
+      kind: 'auth.failure',
+      time: now(o.at),
+      connection: o.connection,
+      data: {method: o.method, reason: redact(o.reason), client_address: o.clientAddress, claimed_subject: o.claimedSubject},
+    }
+  },
+}

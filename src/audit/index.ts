@@ -1,0 +1,11 @@
+// Public API of the audit package: the writer, event constructors, recorder, sinks, export, verify.
+export {canonicalize, type Json} from './canonical.js'
+export {events, EVENT_KINDS, scrubStatement, actorOf, type AuditEvent, type StoredEvent, type AppendedEvent, type EventKind, type Actor, type RecordingSummary} from './events.js'
+export {AuditLog, GENESIS_HASH, type AuditLogOptions} from './log.js'
+export {loadSigningKey, fingerprintOf, publicKeyFromPem, signTreeHead, verifyTreeHead, type SignedTreeHead, type TreeHead, type SigningKey, KEY_FILE} from './keys.js'
+export {MerkleTree, MerkleFrontier, leafHash, nodeHash, verifyInclusion, verifyConsistency, rootFromRange, EMPTY_ROOT} from './merkle.js'
+export {SessionRecorder, pruneRecordings, recordingDigest, DEFAULT_RECORDING_CAP, type Direction, type ChunkKind} from './recorder.js'
+export {JsonlFileSink, WebhookSink, type AuditSink, type SinkBatch} from './sinks.js'
+export {exportEvidence, type ExportOptions, type ExportSummary, type Manifest} from './export.js'
+export {verifyPackage, verifyLive, readPublicKeyFile, type VerifyResult, type VerifyFailure, type VerifyOptions} from './verify.js'
+export {listSessions, showSession, renderReplay, type SessionListItem, type SessionDetail} from './sessions.js'

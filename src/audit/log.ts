@@ -1,0 +1,310 @@
+// The audit writer. `append` resolves only once the event is durable: appends made while a commit
+// is pending are gathered into one group commit (one transaction on a `synchronous = FULL`
+// connection = one fsync of the WAL). Each event is chained to its predecessor (prev_hash =
+// SHA-256 of the predecessor's canonical JSON) and is a leaf of an RFC 6962 Merkle tree whose
+// heads are signed with Ed25519 and checkpointed periodically and on close. If a commit fails,
+// every append in it rejects with AUDIT_UNAVAILABLE and nothing is acknowledged: the gateway then
+// refuses the statement (fail closed).
+import Database from 'better-sqlite3'
+import {createHash, type KeyObject} from 'node:crypto'
+import {HoopError} from '../shared/errors.js'
+import {type Logger, silentLogger} from '../shared/log.js'
+import {canonicalize} from './canonical.js'
+import type {AppendedEvent, AuditEvent} from './events.js'
+import {loadSigningKey, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
+import {leafHash, MerkleFrontier} from './merkle.js'
+import {pruneRecordings} from './recorder.js'
+import {type CheckpointRow, ensureAuditSchema} from './schema.js'
+import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
+
+export const GENESIS_HASH = '0'.repeat(64)
+const MAX_BATCH = 20_000
+
+export interface AuditLogOptions {
+  db: Database.Database
+  dataDir: string
+  signingKey?: KeyObject | string
+  signingKeyFile?: string
+  logger?: Logger
+  sinks?: AuditSink[]
+  sinkBackoff?: BackoffOptions
+  /** Sign a tree head after this many new events or this many ms, whichever comes first. */
+  checkpointEvery?: {events: number; ms: number}
+  /** Drop recording payloads of sessions that finished more than this many days ago. */
+  retentionDays?: number
+}
+
+interface Pending {
+  event: AuditEvent
+  resolve: (e: AppendedEvent) => void
+  reject: (err: Error) => void
+}
+
+interface Row {
+  seq: number
+  time: string
+  kind: string
+  session: string | null
+  subject: string | null
+  connection: string | null
+  hash: string
+  prev_hash: string
+  leaf: Buffer
+  body: string
+}
+
+export class AuditLog {
+  private queue: Pending[] = []
+  private scheduled = false
+  private closed = false
+  private seq: number
+  private head: string
+  private readonly frontier = new MerkleFrontier()
+  private lastCheckpoint?: SignedTreeHead
+  private readonly writer: Database.Database
+  private readonly ownWriter: boolean
+  private readonly commit: (rows: Row[]) => void
+  private readonly insertCheckpoint: Database.Statement
+  private readonly runners: SinkRunner[]
+  private readonly timers: NodeJS.Timeout[] = []
+  private flushing?: Promise<void>
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly key: SigningKey,
+    private readonly logger: Logger,
+    private readonly opts: AuditLogOptions,
+  ) {
+    ensureAuditSchema(db)
+    // A second connection to the same file so the audit commits are FULL-synchronous while the
+    // rest of the store keeps NORMAL. An in-memory database cannot be shared: use the handle.
+    this.ownWriter = !db.memory
+    this.writer = this.ownWriter ? new Database(db.name) : db
+    if (this.ownWriter) {
+      this.writer.pragma('busy_timeout = 5000')
+      this.writer.pragma('synchronous = FULL')
+    }
+    const insert = this.writer.prepare(
+      'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)',
+    )
+    this.commit = this.writer.transaction((rows: Row[]) => {
+      for (const r of rows) insert.run(r)
+    })
+    this.insertCheckpoint = this.writer.prepare(
+      'INSERT OR REPLACE INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES (@tree_size, @root_hash, @head_hash, @timestamp, @key_fingerprint, @signature)',
+    )
+    this.writer
+      .prepare('INSERT OR IGNORE INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES (?, ?, ?)')
+      .run(key.fingerprint, key.publicPem, new Date().toISOString())
+
+    // Rebuild the head and the Merkle frontier from what is stored.
+    const last = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as {seq: number; hash: string} | undefined
+    this.seq = last?.seq ?? 0
+    this.head = last?.hash ?? GENESIS_HASH
+    for (const [leaf] of db.prepare('SELECT leaf FROM audit_events ORDER BY seq').raw().iterate() as IterableIterator<[Buffer]>) {
+      this.frontier.push(leaf)
+    }
+    if (this.frontier.size !== this.seq) {
+      throw new HoopError('AUDIT_UNAVAILABLE', `audit log has ${this.frontier.size} events but its last seq is ${this.seq}; run \`hoop audit verify --live\``)
+    }
+    const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
+    if (cp) this.lastCheckpoint = {v: 1, ...cp}
+
+    this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(db, s, logger, opts.sinkBackoff))
+    for (const r of this.runners) r.kick()
+
+    const every = opts.checkpointEvery ?? {events: 10_000, ms: 60_000}
+    if (every.ms > 0) {
+      const t = setInterval(() => this.safeCheckpoint(), every.ms)
+      t.unref()
+      this.timers.push(t)
+    }
+    if (opts.retentionDays !== undefined) {
+      const prune = () => {
+        try {
+          const n = pruneRecordings(this.db, {olderThanDays: opts.retentionDays!})
+          if (n > 0) this.logger.info('pruned recording payloads', {sessions: n, retentionDays: opts.retentionDays})
+        } catch (err) {
+          this.logger.error('recording retention failed', {error: String(err)})
+        }
+      }
+      prune()
+      const t = setInterval(prune, 3_600_000)
+      t.unref()
+      this.timers.push(t)
+    }
+  }
+
+  static open(opts: AuditLogOptions): AuditLog {
+    const key = loadSigningKey({dataDir: opts.dataDir, key: opts.signingKey, keyFile: opts.signingKeyFile, create: true})!
+    return new AuditLog(opts.db, key, opts.logger ?? silentLogger, opts)
+  }
+
+  get size(): number {
+    return this.seq
+  }
+
+  get headHash(): string {
+    return this.head
+  }
+
+  /** Resolves once the event is committed with fsync; rejects with AUDIT_UNAVAILABLE otherwise. */
+  append(event: AuditEvent): Promise<AppendedEvent> {
+    if (this.closed) return Promise.reject(new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed; statements are refused'))
+    try {
+      canonicalize(event) // reject what cannot be encoded now, not inside a batch
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({event, resolve, reject})
+      this.schedule()
+    })
+  }
+
+  /** Waits until everything appended so far is committed (or failed). */
+  async flush(): Promise<void> {
+    while (this.queue.length > 0 || this.flushing) {
+      if (this.flushing) await this.flushing
+      else this.runBatch()
+    }
+  }
+
+  /** Signs the current tree head (committed events only) and stores it. */
+  checkpoint(): SignedTreeHead {
+    if (this.lastCheckpoint && this.lastCheckpoint.tree_size === this.seq && this.lastCheckpoint.key_fingerprint === this.key.fingerprint) {
+      return this.lastCheckpoint
+    }
+    const sth = signTreeHead(
+      {tree_size: this.seq, root_hash: this.frontier.root().toString('hex'), head_hash: this.head, timestamp: new Date().toISOString()},
+      this.key,
+    )
+    const {v: _v, ...row} = sth
+    this.insertCheckpoint.run(row)
+    this.lastCheckpoint = sth
+    return sth
+  }
+
+  latestCheckpoint(): SignedTreeHead | undefined {
+    return this.lastCheckpoint
+  }
+
+  publicKeyPem(): string {
+    return this.key.publicPem
+  }
+
+  fingerprint(): string {
+    return this.key.fingerprint
+  }
+
+  /** For a gateway endpoint (e.g. GET /api/audit/key). */
+  keyDocument(): {algorithm: 'Ed25519'; publicKey: string; fingerprint: string} {
+    return {algorithm: 'Ed25519', publicKey: this.key.publicPem, fingerprint: this.key.fingerprint}
+  }
+
+  /** Sink positions, for metrics and tests. */
+  sinkStatus(): {name: string; position: number; attempts: number}[] {
+    return this.runners.map((r) => ({name: r.sink.name, position: r.position, attempts: r.attempts}))
+  }
+
+  async drainSinks(timeoutMs = 5_000): Promise<boolean> {
+    const all = await Promise.all(this.runners.map((r) => r.drain(timeoutMs)))
+    return all.every(Boolean)
+  }
+
+  /** Flushes, signs a final checkpoint, gives sinks a moment to catch up, closes the writer. */
+  async close(opts: {sinkDrainMs?: number} = {}): Promise<void> {
+    if (this.closed) return
+    await this.flush()
+    this.closed = true
+    for (const t of this.timers) clearInterval(t)
+    try {
+      this.checkpoint()
+    } catch (err) {
+      this.logger.error('final audit checkpoint failed', {error: String(err)})
+    }
+    await this.drainSinks(opts.sinkDrainMs ?? 2_000)
+    for (const r of this.runners) r.stop()
+    if (this.ownWriter) this.writer.close()
+  }
+
+  private safeCheckpoint(): void {
+    try {
+      this.checkpoint()
+    } catch (err) {
+      this.logger.error('audit checkpoint failed', {error: String(err)})
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.runBatch()
+    })
+  }
+
+  private runBatch(): void {
+    if (this.flushing || this.queue.length === 0) return
+    const batch = this.queue.splice(0, MAX_BATCH)
+    const rows: Row[] = []
+    let seq = this.seq
+    let prev = this.head
+    let failed: Error | undefined
+    for (const p of batch) {
+      seq++
+      const e = p.event
+      let body: string
+      try {
+        body = canonicalize({...e, v: 1, seq, prev_hash: prev})
+      } catch (err) {
+        failed = err as Error
+        break
+      }
+      const hash = createHash('sha256').update(body).digest('hex')
+      rows.push({
+        seq,
+        time: e.time,
+        kind: e.kind,
+        session: e.session ?? null,
+        subject: e.actor?.subject ?? null,
+        connection: e.connection ?? null,
+        hash,
+        prev_hash: prev,
+        leaf: leafHash(body),
+        body,
+      })
+      prev = hash
+    }
+    if (!failed) {
+      try {
+        this.commit(rows)
+      } catch (err) {
+        this.logger.error('audit commit failed; refusing the statements in this batch', {events: rows.length, error: String(err)})
+        failed = new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${(err as Error).message}); the statement is refused`)
+      }
+    }
+    if (failed) {
+      for (const p of batch) p.reject(failed)
+    } else {
+      for (const r of rows) this.frontier.push(r.leaf)
+      this.seq = seq
+      this.head = prev
+      for (let i = 0; i < batch.length; i++) batch[i].resolve({seq: rows[i].seq, hash: rows[i].hash, body: rows[i].body})
+      const every = this.opts.checkpointEvery?.events ?? 10_000
+      if (every > 0 && this.seq - (this.lastCheckpoint?.tree_size ?? 0) >= every) this.safeCheckpoint()
+      for (const r of this.runners) r.kick()
+    }
+    // Appends that arrived while this batch committed form the next group.
+    if (this.queue.length > 0) {
+      this.flushing = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.flushing = undefined
+          this.runBatch()
+          resolve()
+        }),
+      )
+    }
+  }
+}

@@ -1,0 +1,160 @@
+// Session recording: the exchange as the client saw it (statements and masked results for
+// databases, bytes and timing for raw TCP), capped per session with the cap recorded. Payloads
+// live in their own table so retention can drop them; the running SHA-256 over all chunks goes
+// into the session.end event (RecordingSummary), so the chain proves what was recorded even
+// after the payloads are pruned. Credentials are never handed to the recorder.
+import type Database from 'better-sqlite3'
+import {createHash, type Hash} from 'node:crypto'
+import type {RecordingSummary} from './events.js'
+import {ensureAuditSchema} from './schema.js'
+
+export const DEFAULT_RECORDING_CAP = 10 * 1024 * 1024
+const FLUSH_CHUNKS = 64
+const FLUSH_BYTES = 256 * 1024
+
+export type Direction = 'client' | 'server'
+/** statement / result / error / notice for databases, request / response for HTTP, bytes for TCP. */
+export type ChunkKind = 'statement' | 'result' | 'error' | 'notice' | 'request' | 'response' | 'bytes' | 'event'
+export type Payload = string | Buffer | Record<string, unknown> | unknown[]
+
+interface Chunk {
+  session_id: string
+  idx: number
+  at_ms: number
+  direction: Direction
+  kind: ChunkKind
+  encoding: 'text' | 'json' | 'binary'
+  size: number
+  sha256: string
+  payload: Buffer
+}
+
+export interface RecorderOptions {
+  db: Database.Database
+  sessionId: string
+  connection?: string
+  connectionType?: string
+  capBytes?: number
+  now?: () => number
+}
+
+export class SessionRecorder {
+  private readonly digest: Hash = createHash('sha256')
+  private readonly started: number
+  private pending: Chunk[] = []
+  private pendingBytes = 0
+  private idx = 0
+  private bytes = 0
+  private dropped = 0
+  private truncated = false
+  private finished?: RecordingSummary
+  private readonly insert: Database.Statement
+  private readonly write: (chunks: Chunk[]) => void
+  readonly capBytes: number
+  private readonly now: () => number
+
+  constructor(private readonly opts: RecorderOptions) {
+    ensureAuditSchema(opts.db)
+    this.capBytes = opts.capBytes ?? DEFAULT_RECORDING_CAP
+    this.now = opts.now ?? Date.now
+    this.started = this.now()
+    opts.db
+      .prepare('INSERT OR REPLACE INTO audit_recordings (session_id, connection, connection_type, started_at, cap_bytes) VALUES (?, ?, ?, ?, ?)')
+      .run(opts.sessionId, opts.connection ?? null, opts.connectionType ?? null, new Date(this.started).toISOString(), this.capBytes)
+    this.insert = opts.db.prepare(
+      'INSERT INTO audit_recording_chunks (session_id, idx, at_ms, direction, kind, encoding, size, sha256, payload) VALUES (@session_id, @idx, @at_ms, @direction, @kind, @encoding, @size, @sha256, @payload)',
+    )
+    this.write = opts.db.transaction((chunks: Chunk[]) => {
+      for (const c of chunks) this.insert.run(c)
+    })
+  }
+
+  /** Records one exchange. Beyond the cap nothing more is stored; the dropped bytes are counted. */
+  record(direction: Direction, kind: ChunkKind, payload: Payload): void {
+    if (this.finished) return
+    const [encoding, buf] =
+      typeof payload === 'string'
+        ? (['text', Buffer.from(payload, 'utf8')] as const)
+        : Buffer.isBuffer(payload)
+          ? (['binary', payload] as const)
+          : (['json', Buffer.from(JSON.stringify(payload), 'utf8')] as const)
+    if (this.truncated || this.bytes + buf.length > this.capBytes) {
+      this.truncated = true
+      this.dropped += buf.length
+      return
+    }
+    const chunk: Chunk = {
+      session_id: this.opts.sessionId,
+      idx: this.idx++,
+      at_ms: this.now() - this.started,
+      direction,
+      kind,
+      encoding,
+      size: buf.length,
+      sha256: createHash('sha256').update(buf).digest('hex'),
+      payload: Buffer.from(buf),
+    }
+    this.digest.update(chunkDigestInput(chunk))
+    this.bytes += buf.length
+    this.pending.push(chunk)
+    this.pendingBytes += buf.length
+    if (this.pending.length >= FLUSH_CHUNKS || this.pendingBytes >= FLUSH_BYTES) this.flush()
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return
+    const chunks = this.pending
+    this.pending = []
+    this.pendingBytes = 0
+    this.write(chunks)
+  }
+
+  /** Stores what is pending and the summary; pass the result to events.sessionEnd. */
+  finish(): RecordingSummary {
+    if (this.finished) return this.finished
+    this.flush()
+    this.finished = {
+      sha256: this.digest.digest('hex'),
+      bytes: this.bytes,
+      chunks: this.idx,
+      capBytes: this.capBytes,
+      truncated: this.truncated,
+      droppedBytes: this.dropped,
+    }
+    this.opts.db
+      .prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = ?, dropped_bytes = ?, sha256 = ? WHERE session_id = ?')
+      .run(new Date(this.now()).toISOString(), this.bytes, this.idx, this.truncated ? 1 : 0, this.dropped, this.finished.sha256, this.opts.sessionId)
+    return this.finished
+  }
+}
+
+/** What the recording digest covers per chunk: its position, timing, direction, kind and payload hash. */
+function chunkDigestInput(c: {idx: number; at_ms: number; direction: string; kind: string; encoding: string; size: number; sha256: string}): string {
+  return `${c.idx}\t${c.at_ms}\t${c.direction}\t${c.kind}\t${c.encoding}\t${c.size}\t${c.sha256}\n`
+}
+
+/** Recomputes a recording's digest from the stored chunk hashes (works after pruning too). */
+export function recordingDigest(db: Database.Database, sessionId: string): string {
+  const h = createHash('sha256')
+  const rows = db.prepare('SELECT idx, at_ms, direction, kind, encoding, size, sha256 FROM audit_recording_chunks WHERE session_id = ? ORDER BY idx').all(sessionId) as Parameters<typeof chunkDigestInput>[0][]
+  for (const r of rows) h.update(chunkDigestInput(r))
+  return h.digest('hex')
+}
+
+/** Retention: drops payloads of recordings finished before the cutoff. Events are untouched. */
+export function pruneRecordings(db: Database.Database, opts: {olderThanDays: number; now?: Date}): number {
+  ensureAuditSchema(db)
+  const cutoff = new Date((opts.now ?? new Date()).getTime() - opts.olderThanDays * 86_400_000).toISOString()
+  const run = db.transaction(() => {
+    const ids = db.prepare('SELECT session_id FROM audit_recordings WHERE finished_at IS NOT NULL AND finished_at < ? AND pruned_at IS NULL').all(cutoff) as {session_id: string}[]
+    const clear = db.prepare('UPDATE audit_recording_chunks SET payload = NULL WHERE session_id = ?')
+    const mark = db.prepare('UPDATE audit_recordings SET pruned_at = ? WHERE session_id = ?')
+    const at = new Date().toISOString()
+    for (const {session_id} of ids) {
+      clear.run(session_id)
+      mark.run(at, session_id)
+    }
+    return ids.length
+  })
+  return run()
+}

@@ -1,0 +1,184 @@
+// The auditor-facing reports of an evidence package, derived only from the signed events: the
+// chronological session log, the approval audit and the masking report, each as JSONL and CSV.
+// The verifier re-derives them from the verified events and compares bytes, so a report edited
+// after export is caught even if its manifest entry was updated too.
+import {csvLine, type Cell} from './csv.js'
+import type {Actor, StoredEvent} from './events.js'
+
+type Data = Record<string, unknown>
+
+export const SESSION_LOG_COLUMNS = [
+  'seq', 'time', 'kind', 'session', 'caller', 'caller_kind', 'groups', 'target', 'agent', 'client_address',
+  'command', 'decision', 'rule_id', 'rows', 'bytes', 'duration_ms', 'error', 'detail',
+] as const
+export const APPROVAL_COLUMNS = [
+  'seq', 'time', 'approval_id', 'event', 'requester', 'approver', 'target', 'session', 'statement', 'rule_id',
+  'justification', 'requested_at', 'decided_at', 'expires_at',
+] as const
+export const MASKING_COLUMNS = ['seq', 'time', 'session', 'caller', 'target', 'statement_id', 'rule_id', 'column', 'entity', 'count'] as const
+
+type Row<C extends readonly string[]> = Record<C[number], Cell>
+
+function who(a: unknown): string | undefined {
+  const actor = a as Actor | undefined
+  if (!actor) return undefined
+  return actor.email && actor.email !== actor.name ? `${actor.name} <${actor.email}>` : actor.name
+}
+
+function str(v: unknown): string | undefined {
+  return v === undefined || v === null ? undefined : typeof v === 'string' ? v : JSON.stringify(v)
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' ? v : undefined
+}
+
+class Report<C extends readonly string[]> {
+  jsonl = ''
+  csv: string
+  rows = 0
+  constructor(readonly columns: C) {
+    this.csv = csvLine([...columns])
+  }
+
+  add(row: Row<C>): void {
+    const obj: Record<string, Cell> = {}
+    for (const c of this.columns) obj[c] = row[c as C[number]] ?? null
+    this.jsonl += JSON.stringify(obj) + '\n'
+    this.csv += csvLine(this.columns.map((c) => row[c as C[number]]))
+    this.rows++
+  }
+}
+
+export class ReportBuilder {
+  readonly sessionLog = new Report(SESSION_LOG_COLUMNS)
+  readonly approvals = new Report(APPROVAL_COLUMNS)
+  readonly masking = new Report(MASKING_COLUMNS)
+  readonly sessions = new Set<string>()
+  readonly counts: Record<string, number> = {}
+  readonly decisions: Record<string, number> = {}
+
+  add(e: StoredEvent): void {
+    const d = e.data as Data
+    this.counts[e.kind] = (this.counts[e.kind] ?? 0) + 1
+    if (e.session) this.sessions.add(e.session)
+    switch (e.kind) {
+      case 'approval.requested':
+      case 'approval.decided': {
+        const decided = e.kind === 'approval.decided'
+        this.approvals.add({
+          seq: e.seq,
+          time: e.time,
+          approval_id: str(d.approval_id),
+          event: decided ? str(d.outcome) : 'requested',
+          requester: decided ? who(d.requester) : who(e.actor),
+          approver: decided ? who(e.actor) : undefined,
+          target: e.connection,
+          session: e.session,
+          statement: str(d.statement),
+          rule_id: str(d.rule_id),
+          justification: str(d.justification),
+          requested_at: decided ? str(d.requested_at) : e.time,
+          decided_at: str(d.decided_at),
+          expires_at: str(d.expires_at),
+        })
+        return
+      }
+      case 'masking': {
+        for (const f of (d.fields as Data[] | undefined) ?? []) {
+          this.masking.add({
+            seq: e.seq,
+            time: e.time,
+            session: e.session,
+            caller: who(e.actor),
+            target: e.connection,
+            statement_id: str(d.statement_id),
+            rule_id: str(d.rule_id),
+            column: str(f.column),
+            entity: str(f.entity),
+            count: num(f.count),
+          })
+        }
+        return
+      }
+      default: {
+        if (e.kind === 'statement') {
+          const decision = str(d.decision) ?? 'unknown'
+          this.decisions[decision] = (this.decisions[decision] ?? 0) + 1
+        }
+        this.sessionLog.add({
+          seq: e.seq,
+          time: e.time,
+          kind: e.kind,
+          session: e.session,
+          caller: who(e.actor),
+          caller_kind: e.actor?.kind,
+          groups: e.actor?.groups?.join(' '),
+          target: e.connection,
+          agent: str(d.agent),
+          client_address: str(d.client_address),
+          command: command(e),
+          decision: str(d.decision) ?? (e.kind === 'auth.failure' ? 'deny' : undefined),
+          rule_id: str(d.rule_id),
+          rows: num(d.rows),
+          bytes: num(d.bytes) ?? (e.kind === 'session.end' ? num(d.bytes_up)! + num(d.bytes_down)! : undefined),
+          duration_ms: num(d.duration_ms),
+          error: str(d.error),
+          detail: detail(e),
+        })
+      }
+    }
+  }
+
+  files(): {path: string; content: string}[] {
+    return [
+      {path: 'reports/session-log.jsonl', content: this.sessionLog.jsonl},
+      {path: 'reports/session-log.csv', content: this.sessionLog.csv},
+      {path: 'reports/approvals.jsonl', content: this.approvals.jsonl},
+      {path: 'reports/approvals.csv', content: this.approvals.csv},
+      {path: 'reports/masking.jsonl', content: this.masking.jsonl},
+      {path: 'reports/masking.csv', content: this.masking.csv},
+    ]
+  }
+}
+
+function command(e: StoredEvent): string | undefined {
+  const d = e.data as Data
+  switch (e.kind) {
+    case 'statement':
+      return str(d.text)
+    case 'statement.result':
+      return `(result of ${str(d.statement_id) ?? '?'})`
+    case 'session.start':
+      return '(session start)'
+    case 'session.end':
+      return '(session end)'
+    case 'auth.failure':
+      return `(authentication: ${str(d.method) ?? '?'})`
+    case 'policy.reload':
+      return `(policy reload: ${str(d.source) ?? '?'})`
+    case 'admin.change':
+      return `${str(d.action) ?? '?'} ${str(d.target_type) ?? ''} ${str(d.target) ?? ''}`.trim()
+    default:
+      return undefined
+  }
+}
+
+function detail(e: StoredEvent): string | undefined {
+  const d = e.data as Data
+  switch (e.kind) {
+    case 'session.end':
+      return `reason=${str(d.reason) ?? '?'} up=${num(d.bytes_up) ?? 0} down=${num(d.bytes_down) ?? 0}` +
+        (d.recording ? ` recording_sha256=${str((d.recording as Data).sha256)}` : '')
+    case 'auth.failure':
+      return str(d.reason)
+    case 'policy.reload':
+      return `ok=${String(d.ok)} rules=${num(d.rules) ?? '?'} sha256=${str(d.sha256) ?? '?'}${d.error ? ` error=${str(d.error)}` : ''}`
+    case 'admin.change':
+      return str(d.detail)
+    case 'statement':
+      return str(d.reason)
+    default:
+      return undefined
+  }
+}

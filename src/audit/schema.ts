@@ -1,0 +1,39 @@
+// Audit tables on the gateway's SQLite database. Events keep their canonical JSON (the hashed
+// bytes), the chain hash and the Merkle leaf hash; recordings keep payloads apart from events so
+// retention can drop payloads without touching anything that is hashed.
+import type Database from 'better-sqlite3'
+
+export const AUDIT_SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_events (
+  seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, session TEXT, subject TEXT, connection TEXT,
+  hash TEXT NOT NULL, prev_hash TEXT NOT NULL, leaf BLOB NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time);
+CREATE INDEX IF NOT EXISTS audit_events_session ON audit_events(session);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  tree_size INTEGER PRIMARY KEY, root_hash TEXT NOT NULL, head_hash TEXT NOT NULL, timestamp TEXT NOT NULL,
+  key_fingerprint TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_keys (
+  fingerprint TEXT PRIMARY KEY, public_pem TEXT NOT NULL, first_used_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_sink_cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_recordings (
+  session_id TEXT PRIMARY KEY, connection TEXT, connection_type TEXT, started_at TEXT NOT NULL, finished_at TEXT,
+  cap_bytes INTEGER NOT NULL, bytes INTEGER NOT NULL DEFAULT 0, chunks INTEGER NOT NULL DEFAULT 0,
+  truncated INTEGER NOT NULL DEFAULT 0, dropped_bytes INTEGER NOT NULL DEFAULT 0, sha256 TEXT, pruned_at TEXT);
+CREATE TABLE IF NOT EXISTS audit_recording_chunks (
+  session_id TEXT NOT NULL, idx INTEGER NOT NULL, at_ms INTEGER NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
+  encoding TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, payload BLOB,
+  PRIMARY KEY (session_id, idx));
+`
+
+export function ensureAuditSchema(db: Database.Database): void {
+  db.exec(AUDIT_SCHEMA)
+}
+
+export interface CheckpointRow {
+  tree_size: number
+  root_hash: string
+  head_hash: string
+  timestamp: string
+  key_fingerprint: string
+  signature: string
+}

@@ -1,0 +1,158 @@
+// Streaming copies of the audit log for external retention (a JSONL file, a SIEM webhook). The
+// store stays the source of truth: each sink has a cursor (last delivered seq) in the database and
+// a runner that reads committed events after it, delivers them in batches, and on failure retries
+// with exponential back-off and jitter. Delivery is at-least-once, in seq order.
+import type Database from 'better-sqlite3'
+import {appendFile} from 'node:fs/promises'
+import type {Logger} from '../shared/log.js'
+
+export interface SinkBatch {
+  first: number
+  last: number
+  /** Canonical JSON of each event (the hashed bytes), in seq order. */
+  lines: string[]
+}
+
+export interface AuditSink {
+  /** Stable name: the cursor is kept under it. */
+  readonly name: string
+  deliver(batch: SinkBatch): Promise<void>
+}
+
+export class JsonlFileSink implements AuditSink {
+  readonly name: string
+  constructor(readonly file: string, name?: string) {
+    this.name = name ?? `file:${file}`
+  }
+
+  async deliver(batch: SinkBatch): Promise<void> {
+    await appendFile(this.file, batch.lines.join('\n') + '\n', {mode: 0o600})
+  }
+}
+
+export interface WebhookOptions {
+  url: string
+  /** e.g. {Authorization: 'Splunk ...'}; read from config/env by the caller, never logged. */
+  headers?: Record<string, string>
+  timeoutMs?: number
+  name?: string
+}
+
+/** POSTs each batch as NDJSON; any non-2xx answer or network error is a failed delivery. */
+export class WebhookSink implements AuditSink {
+  readonly name: string
+  constructor(private readonly opts: WebhookOptions) {
+    this.name = opts.name ?? `webhook:${new URL(opts.url).origin}${new URL(opts.url).pathname}`
+  }
+
+  async deliver(batch: SinkBatch): Promise<void> {
+    const res = await fetch(this.opts.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-ndjson',
+        'x-hoop-audit-first-seq': String(batch.first),
+        'x-hoop-audit-last-seq': String(batch.last),
+        ...this.opts.headers,
+      },
+      body: batch.lines.join('\n') + '\n',
+      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+    })
+    await res.arrayBuffer().catch(() => undefined)
+    if (res.status < 200 || res.status >= 300) throw new Error(`webhook answered HTTP ${res.status}`)
+  }
+}
+
+export interface BackoffOptions {
+  baseMs: number
+  maxMs: number
+  batchSize: number
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
+
+/** Moves events from the store to one sink. `kick()` after each commit; never throws. */
+export class SinkRunner {
+  attempts = 0
+  delivered = 0
+  private busy = false
+  private timer?: NodeJS.Timeout
+  private stopped = false
+  private idleWaiters: (() => void)[] = []
+  private readonly read: Database.Statement<[number, number], {seq: number; body: string}>
+  private readonly save: Database.Statement<[string, number]>
+  private cursor: number
+
+  constructor(
+    db: Database.Database,
+    readonly sink: AuditSink,
+    private readonly logger: Logger,
+    private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
+  ) {
+    this.read = db.prepare('SELECT seq, body FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq')
+    const row = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(sink.name) as {seq: number} | undefined
+    this.cursor = row?.seq ?? 0
+  }
+
+  get position(): number {
+    return this.cursor
+  }
+
+  kick(): void {
+    if (this.busy || this.timer || this.stopped) return
+    void this.run()
+  }
+
+  /** Resolves when the sink has caught up (or the timeout passes). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if (!this.busy && !this.timer && this.read.all(this.cursor, 1).length === 0) return true
+      this.kick()
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve)
+        setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now()))).unref()
+      })
+    }
+    return false
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private async run(): Promise<void> {
+    this.busy = true
+    try {
+      for (;;) {
+        if (this.stopped) return
+        const rows = this.read.all(this.cursor, this.backoff.batchSize)
+        if (rows.length === 0) return
+        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => r.body)}
+        try {
+          await this.sink.deliver(batch)
+        } catch (err) {
+          this.attempts++
+          const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
+          const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
+          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: String((err as Error).message ?? err)})
+          this.timer = setTimeout(() => {
+            this.timer = undefined
+            this.kick()
+          }, jittered)
+          this.timer.unref()
+          return
+        }
+        this.attempts = 0
+        this.cursor = batch.last
+        this.delivered += rows.length
+        this.save.run(this.sink.name, this.cursor)
+      }
+    } finally {
+      this.busy = false
+      for (const w of this.idleWaiters.splice(0)) w()
+    }
+  }
+}
