@@ -162,15 +162,20 @@ function validatePolicy(raw: unknown, src: YamlSource, prefix: PathSegment[]): P
   else {
     const seen = new Map<string, number>()
     rules.forEach((r, i) => {
+      // Duplicates are reported even when either rule has other problems.
+      if (isObject(r) && typeof r.id === 'string') {
+        const first = seen.get(r.id)
+        if (first !== undefined) c.fail(['rules', i, 'id'], `duplicate rule id "${r.id}" (first used on line ${first})`)
+        else seen.set(r.id, c.line(['rules', i]))
+      }
       const rule = validateRule(r, ['rules', i], c)
-      if (!rule) return
-      const first = seen.get(rule.id)
-      if (first !== undefined) c.fail(['rules', i, 'id'], `duplicate rule id "${rule.id}" (first used on line ${first})`)
-      else seen.set(rule.id, rule.at.line)
-      policy.rules.push(rule)
+      if (rule) policy.rules.push(rule)
     })
   }
-  if (c.problems.length > 0) throw configError(c.problems)
+  if (c.problems.length > 0) {
+    const sorted = c.problems.map((p, i) => ({p, i})).sort((a, b) => a.p.line - b.p.line || a.p.column - b.p.column || a.i - b.i)
+    throw configError(sorted.map((x) => x.p))
+  }
   return policy
 }
 
