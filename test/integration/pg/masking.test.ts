@@ -1,0 +1,119 @@
+// Masking against the real server: origin masking through RowDescription + catalog, taint through
+// the parse tree for computed columns, value detectors for everything else, COPY, binary results.
+import {strict as assert} from 'node:assert'
+import pg from 'pg'
+import type {MaskPlan} from '../../../src/masking/types.js'
+import {allow, psql, psqlScript, startHarness, type Harness} from './harness.js'
+
+const S = `hoop_pgm_${process.pid}`
+const EMAIL = 'alice@example.com'
+const CARD = '4111111111111111'
+const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
+
+const columnsOnly: MaskPlan = {columns: [`${S}.customers.email`, 'customers.card', '*.secret_num'], entities: [], ruleIds: ['mask-pii']}
+const withDetectors: MaskPlan = {...columnsOnly, entities: ['email', 'phone', 'card', 'iban', 'ssn', 'jwt', 'api_key']}
+
+describe('pg engine: masking', function () {
+  let cols: Harness
+  let all: Harness
+  before(async () => {
+    const c = admin()
+    await c.connect()
+    await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE; CREATE SCHEMA ${S};
+      CREATE TABLE ${S}.customers (id int, email text, card text, secret_num int, note text);
+      INSERT INTO ${S}.customers VALUES (1, '${EMAIL}', '${CARD}', 1234, 'call +44 20 7946 0958 or mail bob@corp.example, iban GB82 WEST 1234 5698 7654 32, ssn 123-45-6789');
+      CREATE VIEW ${S}.v AS SELECT id, email AS contact FROM ${S}.customers;`)
+    await c.end()
+    cols = await startHarness({judge: () => allow(columnsOnly)})
+    all = await startHarness({judge: () => allow(withDetectors)})
+  })
+  after(async () => {
+    await cols.close()
+    await all.close()
+    const c = admin()
+    await c.connect()
+    await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`)
+    await c.end()
+  })
+
+  const q = async (h: Harness, sql: string) => {
+    const r = await psql(h.port, sql)
+    assert.equal(r.stderr, '', r.stderr)
+    return r.stdout.trim()
+  }
+
+  it('masks a column by its origin, under an alias, and leaves other columns alone', async () => {
+    assert.equal(await q(cols, `select id, email from ${S}.customers`), '1|****')
+    assert.equal(await q(cols, `select c.email as not_an_email, c.id as n from ${S}.customers c`), '****|1')
+    assert.equal(await q(cols, `select secret_num from ${S}.customers`), '') // int column: NULL
+  })
+
+  for (const [name, sql] of [
+    ['cast', `select email::varchar(100) from ${S}.customers`],
+    ['function', `select upper(email) from ${S}.customers`],
+    ['concatenation', `select 'x' || email || 'y' from ${S}.customers`],
+    ['scalar subquery', `select (select email from ${S}.customers limit 1)`],
+    ['FROM subquery', `select lower(e) from (select email as e from ${S}.customers) s`],
+    ['CTE', `with w as (select email from ${S}.customers) select concat(email, '') from w`],
+    ['view', `select contact from ${S}.v`],
+    ['row_to_json', `select row_to_json(c) from ${S}.customers c`],
+  ] as const) {
+    it(`masks through ${name}`, async () => {
+      const out = await q(cols, sql)
+      assert.ok(!out.includes('alice'), out)
+      assert.match(out, /\*\*\*\*/)
+    })
+  }
+
+  it('masks a card number split into pieces', async () => {
+    const out = await q(cols, `select substring(card, 1, 4), substring(card, 5, 4), substr(card, 9, 4), right(card, 4) from ${S}.customers`)
+    assert.equal(out, '****|****|****|****')
+  })
+
+  it('masks rows fetched from a cursor', async () => {
+    const r = await psqlScript(cols.port, `begin;\ndeclare cur cursor for select id, upper(email) as e from ${S}.customers;\nfetch all from cur;\ncommit;\n`)
+    assert.equal(r.stdout.trim(), '1|****')
+  })
+
+  it('masks COPY TO STDOUT for a table and for a query', async () => {
+    assert.equal((await q(cols, `copy ${S}.customers (id, email, card) to stdout`)).split('\t').join('|'), '1|****|****')
+    assert.equal((await q(cols, `copy (select id, lower(email) from ${S}.customers) to stdout with (format csv)`)), '1,****')
+  })
+
+  it('masks binary-format results from the pg driver (text types replaced, others NULL)', async () => {
+    const c = new pg.Client({host: '127.0.0.1', port: cols.port, user: 'postgres', database: 'test'})
+    await c.connect()
+    try {
+      const r = await c.query({text: `select id, email, secret_num from ${S}.customers where id = $1`, values: [1], binary: true})
+      assert.equal(r.rows[0].email.toString(), '****')
+      assert.equal(r.rows[0].secret_num, null)
+      assert.equal(r.rows[0].id, 1) // binary int4, decoded by the driver: untouched
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('value detectors catch PII that arrives any other way and replace only the match', async () => {
+    const out = await q(all, `select note from ${S}.customers`)
+    assert.ok(!out.includes('bob@corp.example'), out)
+    assert.ok(!out.includes('7946 0958'), out)
+    assert.ok(!out.includes('123-45-6789'), out)
+    assert.ok(!out.includes('WEST 1234'), out)
+    assert.match(out, /^call .* or mail \*\*\*\*@\*\*\*\*, iban GB/)
+    const json = await q(all, `select json_build_object('k', note, 'c', '4111-1111-1111-1111')::text from ${S}.customers`)
+    assert.ok(!json.includes('4111-1111-1111-'), json)
+    assert.match(json, /1111/) // last four kept
+  })
+
+  it('keeps a per-session masking report', async () => {
+    const h = await startHarness({judge: () => allow(withDetectors)})
+    await psqlScript(h.port, `select email, note from ${S}.customers;\nselect upper(email) from ${S}.customers;\n`)
+    await h.close()
+    const rep = h.results[0].maskingReport
+    assert.equal(rep[`column:${S}.customers.email`], 1)
+    assert.ok(rep['entity:email'] >= 1)
+    assert.ok(Object.keys(rep).some((k) => k.startsWith('derived:')), JSON.stringify(rep))
+    const after = h.events.filter((e) => e.hook === 'afterStatement')
+    assert.equal(after[0].masked?.[`column:${S}.customers.email`], 1)
+  })
+})
