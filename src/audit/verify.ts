@@ -52,7 +52,7 @@ export interface VerifyOptions {
 }
 
 // Lower rank = reported first.
-const RANK = {pin: 0, sth: 1, record: 2, truncated: 3, root: 4, checkpoint: 5, previous: 6, file: 7, manifest: 8, report: 9} as const
+const RANK = {archive: 0, pin: 0, sth: 1, record: 2, truncated: 3, root: 4, checkpoint: 5, previous: 6, file: 7, manifest: 8, report: 9} as const
 type Category = keyof typeof RANK
 
 class Findings {
@@ -215,7 +215,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       }
     })
   } catch (err) {
-    findings.fail('file', {record: 'package', reason: `archive is truncated or corrupt: ${(err as Error).message}`})
+    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${(err as Error).message}`})
   }
 
   const result = (keyTrust: VerifyResult['keyTrust'], fingerprint?: string, sth?: SignedTreeHead, checkpoints = 0): VerifyResult => {
@@ -310,7 +310,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       if (last < range.last_seq) {
         findings.fail('truncated', {seq: last + 1, record: `event seq ${last + 1}`, reason: `missing: the events end at seq ${last} but the package covers seqs ${range.first_seq}..${range.last_seq} (log truncated)`})
       } else findings.pass('truncated')
-      if (range.last_seq === sth.tree_size && checker.lastHash !== null && checker.lastHash !== sth.head_hash) {
+      if (last === range.last_seq && range.last_seq === sth.tree_size && checker.lastHash !== null && checker.lastHash !== sth.head_hash) {
         findings.fail('record', {seq: range.last_seq, record: `event seq ${range.last_seq}`, reason: 'its content does not hash to the chain head in the signed tree head: it was changed after it was written'})
       }
     }
