@@ -1,22 +1,107 @@
-// Resolves the bearer credential a CLI command presents to the gateway. Order: --token /
-// HOOP_TOKEN (service-account key), then the stored login profile for this gateway.
+// Resolves the bearer credential a CLI command presents to the gateway. Order:
+//   1. --token / HOOP_TOKEN (a service-account key, sent as is),
+//   2. HOOP_CLIENT_ID + HOOP_CLIENT_SECRET (OAuth client credentials at the issuer named by the
+//      gateway's well-known settings; the short-lived token is cached in memory),
+//   3. a CI ID token (HOOP_ID_TOKEN, or a file named by HOOP_ID_TOKEN_FILE), sent as is for the
+//      gateway to verify against its trusted workload issuers,
+//   4. the stored `hoop login` profile for this gateway URL, renewed silently when it expires
+//      within 60 s; a failed renewal is NOT_LOGGED_IN "session expired, run `hoop login`".
+import {readFileSync} from 'node:fs'
 import {HoopError} from '../shared/errors.js'
+import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
+import {openCredentialStore, parseStoreChoice, readLastGateway, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
 
 export const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
+/** Renew a stored access token when it has less than this many seconds left. */
+export const REFRESH_MARGIN_S = 60
 
 export interface CredentialOptions {
   gateway: string
   /** From --token or HOOP_TOKEN. */
   token?: string
+  /** From --client-id / HOOP_CLIENT_ID and --client-secret / HOOP_CLIENT_SECRET. */
+  clientId?: string
+  clientSecret?: string
+  /** A CI ID token, or a path to one (default: HOOP_ID_TOKEN, HOOP_ID_TOKEN_FILE). */
+  idToken?: string
+  idTokenFile?: string
+  /** Where `hoop login` stored tokens (default: HOOP_CREDENTIAL_STORE, then auto). */
+  credentialStore?: CredentialStoreChoice
+  /** An already opened store (tests, or a command that also prints the store notice). */
+  store?: CredentialStore
+  /** Environment to read HOOP_* from (default process.env). */
+  env?: NodeJS.ProcessEnv
 }
+
+export type BearerSource = 'token' | 'client-credentials' | 'ci-token' | 'login'
+
+export interface ResolvedBearer {
+  bearer: string
+  source: BearerSource
+  /** Seconds since epoch, when known. */
+  expiresAt?: number
+}
+
+const clientTokens = new Map<string, {accessToken: string; expiresAt: number}>()
 
 export async function resolveBearer(opts: CredentialOptions): Promise<string> {
-  if (opts.token) return opts.token
-  throw new HoopError('NOT_LOGGED_IN', `no credential for ${opts.gateway}`)
+  return (await resolveCredential(opts)).bearer
 }
 
+export async function resolveCredential(opts: CredentialOptions): Promise<ResolvedBearer> {
+  const env = opts.env ?? process.env
+  const token = opts.token ?? env.HOOP_TOKEN
+  if (token) return {bearer: token, source: 'token'}
+
+  const clientId = opts.clientId ?? env.HOOP_CLIENT_ID
+  const clientSecret = opts.clientSecret ?? env.HOOP_CLIENT_SECRET
+  if (clientId || clientSecret) {
+    if (!clientId || !clientSecret) throw new HoopError('INVALID_INPUT', 'client credentials need both HOOP_CLIENT_ID and HOOP_CLIENT_SECRET')
+    return clientCredentials(opts.gateway, clientId, clientSecret)
+  }
+
+  const idToken = opts.idToken ?? env.HOOP_ID_TOKEN
+  if (idToken) return {bearer: idToken.trim(), source: 'ci-token'}
+  const idTokenFile = opts.idTokenFile ?? env.HOOP_ID_TOKEN_FILE
+  if (idTokenFile) {
+    let text: string
+    try {
+      text = readFileSync(idTokenFile, 'utf8').trim()
+    } catch (err) {
+      throw new HoopError('NOT_LOGGED_IN', `cannot read CI ID token file ${idTokenFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+    if (!text) throw new HoopError('NOT_LOGGED_IN', `CI ID token file ${idTokenFile} is empty`)
+    return {bearer: text, source: 'ci-token'}
+  }
+
+  const store = opts.store ?? (await openCredentialStore(parseStoreChoice(opts.credentialStore ?? env.HOOP_CREDENTIAL_STORE)))
+  const profile = await store.get(opts.gateway)
+  if (!profile) throw new HoopError('NOT_LOGGED_IN', `no credential for ${opts.gateway}: not logged in, and HOOP_TOKEN is not set`)
+  if (profile.expiresAt - Math.floor(Date.now() / 1000) > REFRESH_MARGIN_S) {
+    return {bearer: profile.accessToken, source: 'login', expiresAt: profile.expiresAt}
+  }
+  const renewed = await refreshProfile(profile)
+  await store.put(renewed)
+  return {bearer: renewed.accessToken, source: 'login', expiresAt: renewed.expiresAt}
+}
+
+async function clientCredentials(gateway: string, clientId: string, clientSecret: string): Promise<ResolvedBearer> {
+  const key = `${gateway}\n${clientId}`
+  const cached = clientTokens.get(key)
+  if (cached && cached.expiresAt - Math.floor(Date.now() / 1000) > REFRESH_MARGIN_S) {
+    return {bearer: cached.accessToken, source: 'client-credentials', expiresAt: cached.expiresAt}
+  }
+  const settings = await fetchGatewaySettings(gateway)
+  const cc = settings.clientCredentials
+  if (!cc) throw new HoopError('NOT_LOGGED_IN', `gateway ${gateway} accepts no client credentials (auth.clientCredentials is not configured)`)
+  const t = await clientCredentialsToken(cc, clientId, clientSecret)
+  clientTokens.set(key, t)
+  return {bearer: t.accessToken, source: 'client-credentials', expiresAt: t.expiresAt}
+}
+
+/** --gateway / HOOP_GATEWAY, then the last gateway logged in to, then the default. */
 export function resolveGatewayUrl(flag?: string): string {
-  const url = flag || process.env.HOOP_GATEWAY || DEFAULT_GATEWAY
+  const url = flag || process.env.HOOP_GATEWAY || readLastGateway() || DEFAULT_GATEWAY
   try {
     const u = new URL(url)
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme')

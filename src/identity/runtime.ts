@@ -1,12 +1,13 @@
 // The gateway's identity runtime: how it authenticates callers, what it publishes about its auth
-// settings, and any HTTP routes identity needs (e.g. the dev OpenID Provider).
+// settings, and any HTTP routes identity needs (the dev OpenID Provider under /oidc).
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {GatewayConfig} from '../shared/config.js'
 import type {Logger} from '../shared/log.js'
 import type {Store} from '../store/types.js'
-import {authenticateServiceKey, looksLikeServiceKey} from './service-keys.js'
-import {HoopError} from '../shared/errors.js'
-import type {Authenticator, Identity} from './types.js'
+import {DEFAULT_SCOPES, parseAuthConfig, parseDevConfig, type AuthConfig} from './auth-config.js'
+import {createAuthenticator} from './authenticator.js'
+import type {DevIdp} from './dev-idp.js'
+import type {Authenticator} from './types.js'
 
 export interface IdentityRuntimeOptions {
   config: GatewayConfig
@@ -23,6 +24,10 @@ export interface PublicAuthSettings {
   clientId?: string
   audience?: string
   scopes?: string[]
+  /** Where `HOOP_CLIENT_ID`/`HOOP_CLIENT_SECRET` are exchanged for a token. */
+  clientCredentials?: {issuer: string; audience: string; scopes?: string[]}
+  /** True when the login issuer is the embedded dev IdP (demo users). */
+  dev?: boolean
 }
 
 export interface IdentityRuntime {
@@ -32,19 +37,46 @@ export interface IdentityRuntime {
   /** Handles identity HTTP routes; resolves true when it answered the request. */
   handleHttp(req: IncomingMessage, res: ServerResponse): Promise<boolean>
   close(): Promise<void>
+  /** The validated auth settings in effect (dev mode fills in `oidc`). */
+  readonly auth?: AuthConfig
 }
 
+export const DEV_MOUNT_PATH = '/oidc'
+
 export async function createIdentityRuntime(opts: IdentityRuntimeOptions): Promise<IdentityRuntime> {
-  const authenticator: Authenticator = {
-    async authenticate(bearer: string): Promise<Identity> {
-      if (looksLikeServiceKey(bearer)) return authenticateServiceKey(opts.store, bearer, 'sa')
-      throw new HoopError('TOKEN_REJECTED', 'token is not a service-account key and no OIDC issuer is configured')
-    },
+  const auth = parseAuthConfig(opts.config)
+  let devIdp: DevIdp | undefined
+  if (opts.dev) {
+    const dev = parseDevConfig(opts.config)
+    // Imported lazily: oidc-provider is only loaded when dev mode asks for it.
+    const {createDevIdp, DEV_AUDIENCE, DEV_CLIENT_ID} = await import('./dev-idp.js')
+    const issuer = `${opts.publicUrl.replace(/\/+$/, '')}${DEV_MOUNT_PATH}`
+    devIdp = await createDevIdp({issuer, users: dev.users, accessTokenTtl: dev.accessTokenTtl})
+    if (auth.oidc) opts.logger.warn('dev mode: the embedded identity provider replaces auth.oidc for logins', {configured: auth.oidc.issuer, dev: issuer})
+    auth.oidc = {issuer, clientId: DEV_CLIENT_ID, audience: DEV_AUDIENCE, scopes: DEFAULT_SCOPES, groupsClaim: 'groups', algorithms: ['RS256'], clockSkew: 60}
+    opts.logger.info('dev identity provider: `hoop login` shows a page to pick one of these demo users', {
+      issuer,
+      users: dev.users.map((u) => `${u.email} [${u.groups.join(', ')}]`),
+    })
   }
+  const authenticator = createAuthenticator(auth, {store: opts.store})
+  const settings: PublicAuthSettings = {}
+  if (auth.oidc) {
+    Object.assign(settings, {issuer: auth.oidc.issuer, clientId: auth.oidc.clientId, audience: auth.oidc.audience, scopes: auth.oidc.scopes})
+  }
+  if (auth.clientCredentials) {
+    const cc = auth.clientCredentials
+    settings.clientCredentials = {issuer: cc.issuer, audience: cc.audience, ...(cc.scopes.length ? {scopes: cc.scopes} : {})}
+  }
+  if (devIdp) settings.dev = true
+
   return {
+    auth,
     authenticator,
-    publicSettings: () => ({}),
-    handleHttp: async () => false,
-    close: async () => {},
+    publicSettings: () => structuredClone(settings),
+    handleHttp: async (req, res) => (devIdp ? devIdp.handle(req, res) : false),
+    close: async () => {
+      await devIdp?.close()
+    },
   }
 }

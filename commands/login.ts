@@ -1,0 +1,31 @@
+import {Flags} from '@oclif/core'
+import {HoopCommand} from '../src/client/command.js'
+import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {runLogin, type LoginResult} from '../src/identity/cli.js'
+import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
+
+export default class Login extends HoopCommand {
+  static override summary = 'Log in to a gateway with your organisation\'s identity provider (OIDC device flow).'
+  static override description = `Reads the gateway's public auth settings from /.well-known/hoop-configuration, then runs the OAuth 2.0 device authorization grant (RFC 8628): it shows a URL and a code, opens a browser unless --no-browser, and waits while you confirm. Tokens are kept per gateway URL in the OS keychain, or in a 0600 file under $XDG_CONFIG_HOME/hoop where no keychain exists. Access tokens are renewed silently with the refresh token.
+
+Headless use (CI, services) needs no login: set HOOP_TOKEN (service-account key), HOOP_CLIENT_ID/HOOP_CLIENT_SECRET (client credentials) or HOOP_ID_TOKEN/HOOP_ID_TOKEN_FILE (CI workload identity).`
+  static override examples = [
+    '<%= config.bin %> login --gateway https://hoop.example.com',
+    '<%= config.bin %> login --gateway http://127.0.0.1:8009 --no-browser',
+    '<%= config.bin %> login --credential-store file --json',
+  ]
+  static override flags = {
+    gateway: HoopCommand.gatewayFlag,
+    browser: Flags.boolean({summary: 'Open the verification page in a browser (--no-browser to only print it).', default: true, allowNo: true}),
+    'credential-store': Flags.string({
+      summary: 'Where to keep tokens: auto (keychain, else file), keychain, or file.',
+      options: [...CREDENTIAL_STORE_CHOICES],
+      env: 'HOOP_CREDENTIAL_STORE',
+    }),
+  }
+
+  async run(): Promise<LoginResult> {
+    const {flags} = await this.parse(Login)
+    return runLogin({gateway: resolveGatewayUrl(flags.gateway), browser: flags.browser, credentialStore: parseStoreChoice(flags['credential-store'])})
+  }
+}
