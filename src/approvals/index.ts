@@ -1,0 +1,19 @@
+// Just-in-time approvals: the service (service.ts), the model (types.ts), client-visible messages
+// (message.ts) and the policy look-up for time-boxed access (policy.ts).
+export * from './types.js'
+export {
+  ApprovalService,
+  MAX_REASON_CHARS,
+  MAX_WAIT_SECONDS,
+  approvalsOf,
+  checkReason,
+  describeMatcher,
+  newApprovalId,
+  sameIdentity,
+  statementHash,
+  type AccessRequestInput,
+  type ApprovalServiceOptions,
+  type ResolveInput,
+} from './service.js'
+export {approvalStatusLine, reviewMessage} from './message.js'
+export {sessionReviewFor} from './policy.js'
