@@ -43,9 +43,14 @@ export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operati
   }
   const out: Statement[] = []
   const prepared = opts.prepared ?? new Map<string, Statement[]>()
-  ;(tree.stmts ?? []).forEach((raw, index) => {
-    if (raw.stmt) analyzeTop(raw.stmt, index, out, prepared, 0)
-  })
+  try {
+    ;(tree.stmts ?? []).forEach((raw, index) => {
+      if (raw.stmt) analyzeTop(raw.stmt, index, out, prepared, 0)
+    })
+  } catch (err) {
+    // A tree too deep to walk is judged like text that cannot be parsed, never let through unseen.
+    return {engine: 'postgres', statements: [], unparsable: {reason: `statement too complex to analyze: ${(err as Error).message}`}}
+  }
   return {engine: 'postgres', statements: out}
 }
 

@@ -82,6 +82,13 @@ describe('sql: analyzePostgres rewordings', () => {
     assert.equal(analyzePostgres('EXECUTE unknown').statements[0].kind, 'execute')
   })
 
+  it('never throws on deeply nested input: analyzed, or reported unparsable', () => {
+    for (const n of [100, 3000, 20000]) {
+      const op = analyzePostgres('select ' + 'f('.repeat(n) + '1' + ')'.repeat(n))
+      assert.ok(op.unparsable || op.statements[0].functions.includes('f'), `depth ${n}`)
+    }
+  })
+
   it('reports unparsable SQL with the parser\'s message', () => {
     const op = analyzePostgres('DROP TABEL x')
     assert.deepEqual(op.statements, [])
