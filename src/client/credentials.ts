@@ -6,6 +6,7 @@
 //      gateway to verify against its trusted workload issuers,
 //   4. the stored `hoop login` profile for this gateway URL, renewed silently when it expires
 //      within 60 s; a failed renewal is NOT_LOGGED_IN "session expired, run `hoop login`".
+import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {HoopError} from '../shared/errors.js'
 import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
@@ -86,7 +87,8 @@ export async function resolveCredential(opts: CredentialOptions): Promise<Resolv
 }
 
 async function clientCredentials(gateway: string, clientId: string, clientSecret: string): Promise<ResolvedBearer> {
-  const key = `${gateway}\n${clientId}`
+  // Keyed by the secret's hash too: a changed secret must not reuse a token minted for the old one.
+  const key = `${gateway}\n${clientId}\n${createHash('sha256').update(clientSecret).digest('hex')}`
   const cached = clientTokens.get(key)
   if (cached && cached.expiresAt - Math.floor(Date.now() / 1000) > REFRESH_MARGIN_S) {
     return {bearer: cached.accessToken, source: 'client-credentials', expiresAt: cached.expiresAt}

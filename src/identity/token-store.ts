@@ -163,8 +163,9 @@ export class KeychainCredentialStore implements CredentialStore {
       throw new Error(`keychain binding unavailable (${(err as Error).message.split('\n')[0]})`)
     }
     try {
-      // A read of an entry that does not exist succeeds (null) only when a keychain service answers.
-      new keyring.Entry(KEYCHAIN_SERVICE, '__hoop_probe__').getPassword()
+      // Listing talks to the keychain service and fails without one (a plain read of a missing
+      // entry answers null even when no Secret Service is reachable, so it proves nothing).
+      keyring.findCredentials(KEYCHAIN_SERVICE)
     } catch (err) {
       throw new Error(`no OS keychain available (${String((err as Error).message ?? err).split('\n')[0]})`)
     }
@@ -194,7 +195,6 @@ export class KeychainCredentialStore implements CredentialStore {
   async list(): Promise<LoginProfile[]> {
     return this.keyring
       .findCredentials(KEYCHAIN_SERVICE)
-      .filter((c) => c.account !== '__hoop_probe__')
       .map((c) => parseProfile(c.password))
       .filter((p): p is LoginProfile => p !== undefined)
   }
