@@ -73,7 +73,7 @@ const DETECTORS: Detector[] = [
   },
   {
     entity: 'card',
-    re: /\b\d(?:[ -]?\d){12,18}\b/g,
+    re: /(?<![+\w])\d(?:[ -]?\d){12,18}\b/g,
     valid: (m) => {
       const d = m.replace(/[ -]/g, '')
       return d.length >= 13 && d.length <= 19 && luhnValid(d)

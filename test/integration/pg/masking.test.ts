@@ -84,7 +84,8 @@ describe('pg engine: masking', function () {
     const c = new pg.Client({host: '127.0.0.1', port: cols.port, user: 'postgres', database: 'test'})
     await c.connect()
     try {
-      const r = await c.query({text: `select id, email, secret_num from ${S}.customers where id = $1`, values: [1], binary: true})
+      const config = {text: `select id, email, secret_num from ${S}.customers where id = $1`, values: [1], binary: true} as pg.QueryConfig
+      const r = await c.query(config)
       assert.equal(r.rows[0].email.toString(), '****')
       assert.equal(r.rows[0].secret_num, null)
       assert.equal(r.rows[0].id, 1) // binary int4, decoded by the driver: untouched

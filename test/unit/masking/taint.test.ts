@@ -1,0 +1,65 @@
+import {strict as assert} from 'node:assert'
+import {ColumnMatcher} from '../../../src/masking/columns.js'
+import {analyzeSql, loadParser, outputAt, type OutputColumn} from '../../../src/masking/taint.js'
+
+const m = new ColumnMatcher(['public.customers.email', 'customers.card', '*.ssn'])
+const sources = (sql: string) => {
+  const a = analyzeSql(sql, m)
+  assert.ok(a, 'parses')
+  return (a[a.length - 1].outputs ?? a[a.length - 1].copy?.outputs ?? []).map((o) => ('star' in o ? '*' : (o.source ?? '-')))
+}
+
+describe('column patterns', () => {
+  it('match schema.table.column, table.column and *.column', () => {
+    assert.equal(m.match({schema: 'public', table: 'customers', column: 'email'}), 'public.customers.email')
+    assert.equal(m.match({schema: 'other', table: 'customers', column: 'email'}), undefined)
+    assert.equal(m.match({schema: 'x', table: 'customers', column: 'CARD'}), 'customers.card')
+    assert.equal(m.match({schema: 'x', table: 'people', column: 'ssn'}), '*.ssn')
+    assert.equal(m.match({table: 'customers', column: 'email'}), 'public.customers.email') // unknown schema: fail closed
+    assert.ok(m.coversTable(undefined, 'customers'))
+    assert.ok(!new ColumnMatcher(['customers.email']).coversTable('public', 'orders'))
+  })
+})
+
+describe('taint analysis', () => {
+  before(() => loadParser())
+
+  it('taints computed outputs that read a masked column', () => {
+    assert.deepEqual(sources('select id, upper(email), email || card, length(name) from customers'), ['-', 'public.customers.email', 'customers.card', '-'])
+    assert.deepEqual(sources('select substring(c.card, 1, 4) a, substr(c.card, 5, 4) b from customers c'), ['customers.card', 'customers.card'])
+    assert.deepEqual(sources('select email::text from customers'), ['public.customers.email'])
+  })
+
+  it('follows subqueries, CTEs, joins and whole-row references', () => {
+    assert.deepEqual(sources('select lower(x) from (select email as x from customers) s'), ['public.customers.email'])
+    assert.deepEqual(sources('with w as (select card from customers) select w.card || \'\' from w'), ['customers.card'])
+    assert.deepEqual(sources('select (select email from customers limit 1), 1'), ['public.customers.email', '-'])
+    assert.deepEqual(sources('select row_to_json(c) from customers c'), ['customers.*'])
+    assert.deepEqual(sources('select upper(t.email) from (select * from customers) t'), ['public.customers.email'])
+    assert.deepEqual(sources('select o.id, upper(o.note) from orders o join customers c on c.id = o.cid'), ['-', '-'])
+    assert.deepEqual(sources('select upper(p.ssn) from people p'), ['*.ssn'])
+  })
+
+  it('handles UNION, VALUES, RETURNING, cursors and COPY', () => {
+    assert.deepEqual(sources("select 'a' union all select email from customers"), ['public.customers.email'])
+    assert.deepEqual(sources("insert into customers(email) values ('x') returning upper(email)"), ['public.customers.email'])
+    const d = analyzeSql('declare c cursor for select md5(card) from customers', m)
+    assert.equal(d?.[0].kind, 'declare')
+    assert.equal(d?.[0].cursor, 'c')
+    assert.deepEqual(sources('copy (select id, email from customers) to stdout with (format csv)'), ['-', 'public.customers.email'])
+    const cp = analyzeSql('copy public.customers (id, email) to stdout', m)?.[0].copy
+    assert.deepEqual(cp?.relation, {schema: 'public', table: 'customers'})
+    assert.deepEqual(cp?.columns, ['id', 'email'])
+  })
+
+  it('maps result positions around a star of unknown width', () => {
+    const outs = analyzeSql('select upper(email), c.*, lower(email) from customers c', m)![0].outputs!
+    assert.equal((outputAt(outs, 0, 6) as OutputColumn).source, 'public.customers.email')
+    assert.equal(outputAt(outs, 2, 6), 'unknown')
+    assert.equal((outputAt(outs, 5, 6) as OutputColumn).source, 'public.customers.email')
+  })
+
+  it('returns undefined for text that does not parse', () => {
+    assert.equal(analyzeSql('selec oops', m), undefined)
+  })
+})
