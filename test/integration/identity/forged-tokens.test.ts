@@ -42,8 +42,9 @@ describe('identity: forged and broken tokens are refused', () => {
     exp: now() + 300,
     ...over,
   })
-  async function sign(payload: Record<string, unknown>, header: {kid?: string; alg?: string} = {}, key?: CryptoKey | Uint8Array) {
-    const k = key ?? ((await importJWK(jwk, 'RS256')) as CryptoKey)
+  type SignKey = Parameters<SignJWT['sign']>[0]
+  async function sign(payload: Record<string, unknown>, header: {kid?: string; alg?: string} = {}, key?: SignKey) {
+    const k = key ?? (await importJWK(jwk, 'RS256'))
     return new SignJWT(payload).setProtectedHeader({alg: header.alg ?? 'RS256', kid: header.kid ?? 'idp-key-1', typ: 'at+jwt'}).sign(k)
   }
   const refused = (token: string, re: RegExp) =>
