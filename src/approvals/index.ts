@@ -15,5 +15,7 @@ export {
   type ApprovalServiceOptions,
   type ResolveInput,
 } from './service.js'
-export {approvalStatusLine, reviewMessage} from './message.js'
+export {approvalStatusLine, reviewDetail, reviewMessage} from './message.js'
+export {approvalResolver, type ResolverRequest, type ResolverResult} from './resolver.js'
 export {sessionReviewFor} from './policy.js'
+export {approvalAuditEvents} from './audit.js'

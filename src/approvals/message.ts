@@ -5,9 +5,16 @@ import {approvalsOf} from './service.js'
 import type {ApprovalRecord} from './types.js'
 
 export function reviewMessage(approval: ApprovalRecord): string {
-  const what = approval.scope === 'session' ? `time-boxed access request ${approval.id}` : `request ${approval.id}`
+  return `hoop: approval required by rule ${approval.ruleId}; ${reviewDetail(approval)}`
+}
+
+/**
+ * reviewMessage without its "hoop: approval required by rule R; " head, for engines that already
+ * say which rule asked for review ("hoop: review required by policy rule R: <detail>").
+ */
+export function reviewDetail(approval: ApprovalRecord): string {
+  const head = approval.scope === 'session' ? `time-boxed access request ${approval.id}` : `request ${approval.id}`
   const progress = `${approvalsOf(approval)} of ${approval.approvalsRequired} approvals`
-  const head = `hoop: approval required by rule ${approval.ruleId}; ${what}`
   switch (approval.state) {
     case 'pending':
       return `${head} is pending (${progress}). An approver runs: hoop approvals approve ${approval.id} --reason "..."`

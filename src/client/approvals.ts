@@ -1,0 +1,159 @@
+// The CLI side of approvals: calls to /v1/approvals, the long-poll loop behind `--wait` and
+// `connect --request-access`, a TTY spinner, and the human renderings of requests.
+import {APPROVAL_ID_RE, approvalStatusLine, type ApprovalRecord, type ApprovalState} from '../approvals/index.js'
+import type {AccessRequestResponse, ApprovalView} from '../gateway/approvals-api.js'
+import {formatDuration} from '../policy/glob.js'
+import {HoopError} from '../shared/errors.js'
+import {GatewayApi} from './api.js'
+import {resolveBearer, resolveGatewayUrl} from './credentials.js'
+import {table} from './table.js'
+
+export type {AccessRequestResponse, ApprovalView} from '../gateway/approvals-api.js'
+
+export interface ApprovalsClientOptions {
+  gateway?: string
+  token?: string
+}
+
+/** Long-poll slice: under GatewayApi's 15 s request timeout (the gateway caps one wait at 60 s). */
+const WAIT_SLICE_S = 12
+
+export class ApprovalsClient {
+  private constructor(readonly api: GatewayApi) {}
+
+  static async open(opts: ApprovalsClientOptions): Promise<ApprovalsClient> {
+    const gateway = resolveGatewayUrl(opts.gateway)
+    return new ApprovalsClient(new GatewayApi(gateway, await resolveBearer({gateway, token: opts.token})))
+  }
+
+  static withApi(api: GatewayApi): ApprovalsClient {
+    return new ApprovalsClient(api)
+  }
+
+  async list(opts: {state?: ApprovalState | 'all'; mine?: boolean; limit?: number} = {}): Promise<ApprovalView[]> {
+    const q = new URLSearchParams()
+    if (opts.state) q.set('state', opts.state)
+    if (opts.mine) q.set('mine', '1')
+    if (opts.limit) q.set('limit', String(opts.limit))
+    const qs = q.toString()
+    return (await this.api.get<{approvals: ApprovalView[]}>(`/v1/approvals${qs ? '?' + qs : ''}`)).approvals
+  }
+
+  async show(id: string): Promise<ApprovalView> {
+    return this.api.get<ApprovalView>(`/v1/approvals/${encodeURIComponent(checkId(id))}`)
+  }
+
+  async decide(id: string, decision: 'approve' | 'reject', reason: string): Promise<ApprovalView> {
+    return this.api.request<ApprovalView>('POST', `/v1/approvals/${encodeURIComponent(checkId(id))}/${decision}`, {reason})
+  }
+
+  requestAccess(connection: string, reason: string, duration?: string): Promise<AccessRequestResponse> {
+    return this.api.request<AccessRequestResponse>('POST', '/v1/approvals', {connection, reason, ...(duration ? {duration} : {})})
+  }
+
+  /** One long-poll: returns the request when decided, or still pending after `timeoutS`. */
+  async waitOnce(id: string, timeoutS = WAIT_SLICE_S): Promise<ApprovalView> {
+    return this.api.get<ApprovalView>(`/v1/approvals/${encodeURIComponent(checkId(id))}/wait?timeout=${Math.min(timeoutS, WAIT_SLICE_S)}`)
+  }
+
+  /**
+   * Waits until the request is decided. Resolves with an approved request; throws
+   * APPROVAL_REQUIRED (rejected / expired / used) otherwise. `onTick` runs after every poll.
+   */
+  async waitForDecision(id: string, opts: {onTick?: (rec: ApprovalView) => void; signal?: AbortSignal} = {}): Promise<ApprovalView> {
+    for (;;) {
+      if (opts.signal?.aborted) throw new HoopError('APPROVAL_REQUIRED', `stopped waiting for ${id}; it is still pending`)
+      const rec = await this.waitOnce(id)
+      opts.onTick?.(rec)
+      if (rec.state === 'approved') return rec
+      if (rec.state !== 'pending') throw new HoopError('APPROVAL_REQUIRED', rec.message)
+    }
+  }
+}
+
+export function checkId(id: string): string {
+  if (!new RegExp(`^${APPROVAL_ID_RE.source}$`).test(id)) throw new HoopError('INVALID_INPUT', `"${id}" is not an approval id (apr_ followed by 12 characters)`)
+  return id
+}
+
+/** Finds an approval id in a refusal message ("... request apr_XXXXXXXXXXXX is pending ..."). */
+export function approvalIdIn(text: string): string | undefined {
+  return APPROVAL_ID_RE.exec(text)?.[0]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering.
+
+export function approvalsTable(list: ApprovalRecord[], nowMs = Date.now()): string {
+  return table(
+    ['id', 'state', 'requester', 'connection', 'rule', 'approvals', 'age', 'what'],
+    list.map((r) => [
+      r.id,
+      r.state,
+      r.requester.name,
+      r.connection,
+      r.ruleId,
+      `${r.decisions.filter((d) => d.decision === 'approve').length}/${r.approvalsRequired}`,
+      formatDuration(Math.max(0, Math.round((nowMs - Date.parse(r.createdAt)) / 1000))),
+      clip(r.scope === 'session' ? `access ${formatDuration(r.durationSeconds ?? r.ttlSeconds)}: ${r.requestReason ?? ''}` : (r.statement ?? '').replace(/\s+/g, ' '), 60),
+    ]),
+  )
+}
+
+export function approvalDetail(r: ApprovalView, nowMs = Date.now()): string {
+  const lines = [
+    `${r.id}  ${approvalStatusLine(r, nowMs)}`,
+    `  requester   ${r.requester.name} (${r.requester.kind}${r.requester.groups.length ? `; groups ${r.requester.groups.join(', ')}` : ''})`,
+    `  connection  ${r.connection}`,
+    `  rule        ${r.ruleId} (${r.approvalsRequired} approval${r.approvalsRequired === 1 ? '' : 's'} needed, scope ${r.scope})`,
+    `  requested   ${r.createdAt}`,
+    `  expires     ${r.expiresAt}`,
+  ]
+  if (r.decidedAt) lines.push(`  decided     ${r.decidedAt}`)
+  if (r.validUntil) lines.push(`  valid until ${r.validUntil}`)
+  if (r.usedAt) lines.push(`  used        ${r.usedAt}`)
+  if (r.scope === 'session') lines.push(`  duration    ${formatDuration(r.durationSeconds ?? r.ttlSeconds)}`)
+  if (r.requestReason) lines.push(`  reason      ${r.requestReason}`)
+  if (r.statement !== undefined) lines.push('  statement', ...r.statement.split('\n').map((l) => `    ${l}`))
+  if (r.decisions.length) {
+    lines.push('  decisions')
+    for (const d of r.decisions) lines.push(`    ${d.at}  ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.approver.name} (${d.approver.kind}): ${d.reason}`)
+  }
+  return lines.join('\n')
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n - 1) + '…' : s
+}
+
+// ---------------------------------------------------------------------------------------------
+// A spinner on a TTY, nothing otherwise.
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
+
+export interface Spinner {
+  update(text: string): void
+  stop(final?: string): void
+}
+
+export function spinner(stream: NodeJS.WriteStream = process.stderr, text = ''): Spinner {
+  if (!stream.isTTY) {
+    if (text) stream.write(text + '\n')
+    return {update() {}, stop: (final) => void (final && stream.write(final + '\n'))}
+  }
+  let i = 0
+  let current = text
+  const draw = () => stream.write(`\r\x1b[2K${FRAMES[i++ % FRAMES.length]} ${current}`)
+  draw()
+  const timer = setInterval(draw, 100)
+  timer.unref()
+  return {
+    update(t) {
+      current = t
+    },
+    stop(final) {
+      clearInterval(timer)
+      stream.write('\r\x1b[2K' + (final ? final + '\n' : ''))
+    },
+  }
+}
