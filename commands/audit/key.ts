@@ -1,0 +1,25 @@
+import {Flags} from '@oclif/core'
+import {auditKey, type KeyInfo} from '../../src/audit/cli.js'
+import {HoopCommand} from '../../src/client/command.js'
+
+export default class AuditKey extends HoopCommand {
+  static override summary = 'Print the public key that signs audit tree heads, and its fingerprint.'
+  static override description = `Give this key (or compare its fingerprint) to auditors so they can pin it with
+\`hoop audit verify --public-key\`. The fingerprint is the SHA-256 of the SubjectPublicKeyInfo DER, hex.
+The private key never leaves the data dir.`
+
+  static override examples = ['<%= config.bin %> audit key --data-dir /var/lib/hoop > gateway-audit.pem', '<%= config.bin %> audit key --json']
+  static override flags = {
+    'data-dir': Flags.string({char: 'd', summary: 'Gateway data directory. Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+  }
+
+  async run(): Promise<KeyInfo> {
+    const {flags} = await this.parse(AuditKey)
+    const k = await auditKey({dataDir: flags['data-dir']})
+    if (!this.jsonEnabled()) {
+      process.stdout.write(k.publicKey)
+      process.stderr.write(`fingerprint (SHA-256 of SPKI): ${k.fingerprint}\n`)
+    }
+    return k
+  }
+}

@@ -1,0 +1,26 @@
+import {Flags} from '@oclif/core'
+import {sessionsList} from '../../src/audit/cli.js'
+import type {SessionListItem} from '../../src/audit/sessions.js'
+import {HoopCommand} from '../../src/client/command.js'
+
+export default class SessionsList extends HoopCommand {
+  static override summary = 'List recorded sessions, newest first.'
+  static override examples = ['<%= config.bin %> sessions list --data-dir /var/lib/hoop', '<%= config.bin %> sessions list --connection prod-db --limit 20 --json']
+  static override flags = {
+    limit: Flags.integer({summary: 'At most this many sessions.', default: 50}),
+    connection: Flags.string({summary: 'Only this connection.'}),
+    user: Flags.string({summary: 'Only this subject.'}),
+    'data-dir': Flags.string({char: 'd', summary: 'Gateway data directory. Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+  }
+
+  async run(): Promise<SessionListItem[]> {
+    const {flags} = await this.parse(SessionsList)
+    const list = await sessionsList({dataDir: flags['data-dir'], limit: flags.limit, connection: flags.connection, user: flags.user})
+    if (list.length === 0) this.log('No sessions.')
+    for (const s of list) {
+      const rec = s.recording ? `${s.recording.chunks} exchanges${s.recording.truncated ? ' (truncated)' : ''}${s.recording.pruned ? ' (pruned)' : ''}` : 'no recording'
+      this.log(`${s.id}  ${s.startedAt}  ${s.subject} -> ${s.connection}  ${s.endedAt ? s.endReason ?? 'ended' : 'open'}  ${rec}`)
+    }
+    return list
+  }
+}

@@ -1,0 +1,20 @@
+import {Args, Flags} from '@oclif/core'
+import {sessionsShow} from '../../src/audit/cli.js'
+import type {SessionDetail} from '../../src/audit/sessions.js'
+import {HoopCommand} from '../../src/client/command.js'
+
+export default class SessionsShow extends HoopCommand {
+  static override summary = 'Replay a recorded session as the client saw it.'
+  static override examples = ['<%= config.bin %> sessions show ses_AbCdEfGhIjKl --data-dir /var/lib/hoop', '<%= config.bin %> sessions show ses_AbCdEfGhIjKl --json']
+  static override args = {id: Args.string({description: 'Session id (from `hoop sessions list`).', required: true})}
+  static override flags = {
+    'data-dir': Flags.string({char: 'd', summary: 'Gateway data directory. Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+  }
+
+  async run(): Promise<SessionDetail> {
+    const {args, flags} = await this.parse(SessionsShow)
+    const {replay, ...detail} = await sessionsShow({dataDir: flags['data-dir'], id: args.id})
+    if (!this.jsonEnabled()) process.stdout.write(replay)
+    return detail
+  }
+}

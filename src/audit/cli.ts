@@ -1,0 +1,125 @@
+// What the audit and sessions commands do, so the commands stay one call: open the data dir,
+// run the library function, render. Works offline on the gateway host (`--data-dir`).
+import type Database from 'better-sqlite3'
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {defaultDataDir} from '../shared/config.js'
+import {HoopError} from '../shared/errors.js'
+import {SqliteStore} from '../store/sqlite.js'
+import {exportEvidence, type ExportSummary} from './export.js'
+import {loadSigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
+import {ensureAuditSchema} from './schema.js'
+import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
+import {verifyLive, verifyPackage, type VerifyResult} from './verify.js'
+
+function withStore<T>(dataDir: string | undefined, fn: (db: Database.Database, dir: string) => T | Promise<T>): Promise<T> {
+  const dir = dataDir ?? defaultDataDir()
+  if (!existsSync(join(dir, 'hoop.db'))) throw new HoopError('NOT_FOUND', `no hoop store in ${dir}; pass the gateway's --data-dir`)
+  const store = new SqliteStore(dir)
+  ensureAuditSchema(store.db)
+  return Promise.resolve()
+    .then(() => fn(store.db, dir))
+    .finally(() => store.close())
+}
+
+/** A one-line progress bar on stderr, redrawn in place; only when stderr is a terminal. */
+export function progressBar(enabled = Boolean(process.stderr.isTTY)): ((p: {phase: string; done: number; total: number}) => void) & {end(): void} {
+  let drawn = false
+  const f = ((p: {phase: string; done: number; total: number}) => {
+    if (!enabled) return
+    const width = 30
+    const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1
+    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.')
+    process.stderr.write(`\r${p.phase.padEnd(8)} [${bar}] ${Math.round(frac * 100)
+      .toString()
+      .padStart(3)}% ${p.done}/${p.total}   `)
+    drawn = true
+  }) as ((p: {phase: string; done: number; total: number}) => void) & {end(): void}
+  f.end = () => {
+    if (drawn) process.stderr.write('\n')
+  }
+  return f
+}
+
+export async function runExport(opts: {dataDir?: string; out: string; from?: string; to?: string; connection?: string; user?: string; generator?: string; progress?: boolean}): Promise<ExportSummary> {
+  const bar = progressBar(opts.progress)
+  try {
+    return await withStore(opts.dataDir, (db, dataDir) =>
+      exportEvidence({db, dataDir, out: opts.out, from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, generator: opts.generator, onProgress: bar}),
+    )
+  } finally {
+    bar.end()
+  }
+}
+
+export async function runVerify(opts: {pkg?: string; live?: boolean; dataDir?: string; publicKey?: string; previous?: string}): Promise<VerifyResult> {
+  const pem = opts.publicKey ? readText(opts.publicKey, '--public-key') : undefined
+  if (opts.live) {
+    if (opts.pkg) throw new HoopError('INVALID_INPUT', 'give either PACKAGE or --live, not both')
+    return withStore(opts.dataDir, (db) => verifyLive(db, {publicKey: pem}))
+  }
+  if (!opts.pkg) throw new HoopError('INVALID_INPUT', 'give a PACKAGE file to verify, or --live for the gateway store')
+  if (!existsSync(opts.pkg)) throw new HoopError('NOT_FOUND', `no such package: ${opts.pkg}`)
+  return verifyPackage(opts.pkg, {publicKey: pem, previous: opts.previous ? readText(opts.previous, '--previous') : undefined})
+}
+
+function readText(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new HoopError('INVALID_INPUT', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+}
+
+/** Human rendering of a verification result (stdout); the caller turns failure into exit 19. */
+export function renderVerify(r: VerifyResult, what: string): string {
+  const out: string[] = []
+  const range = r.firstSeq !== undefined ? ` seq ${r.firstSeq}..${r.lastSeq}` : ''
+  const trust = r.keyTrust === 'pinned' ? 'pinned key' : r.keyTrust === 'package' ? "the package's own key (not pinned)" : 'keys recorded in the store'
+  if (r.ok) {
+    out.push(`OK ${what} verifies: ${r.events} events${r.redacted ? ` (+${r.redacted} redacted to leaf hashes)` : ''}${range}, ` +
+      `${r.checkpoints} checkpoint(s), tree size ${r.treeSize ?? 0}, root ${r.rootHash ?? '-'}`)
+    out.push(`   signed by ${r.fingerprint ?? '-'} (checked with ${trust})`)
+  } else {
+    out.push(`FAILED ${what} does not verify`)
+    out.push(`   first bad record: ${r.first!.record}: ${r.first!.reason}`)
+    for (const f of r.failures.slice(1, 10)) out.push(`   also: ${f.record}: ${f.reason}`)
+    if (r.failures.length > 10) out.push(`   ... ${r.failures.length - 10} more`)
+  }
+  for (const n of r.notes) out.push(`note: ${n}`)
+  return out.join('\n')
+}
+
+export function verifyError(r: VerifyResult): HoopError {
+  return new HoopError('AUDIT_VERIFY_FAILED', `first bad record: ${r.first?.record}: ${r.first?.reason}`, {failures: r.failures})
+}
+
+export interface KeyInfo {
+  algorithm: 'Ed25519'
+  fingerprint: string
+  publicKey: string
+  source: string
+}
+
+/** The gateway's audit public key and fingerprint, from the data dir (or HOOP_AUDIT_SIGNING_KEY). */
+export async function auditKey(opts: {dataDir?: string}): Promise<KeyInfo> {
+  const dir = opts.dataDir ?? defaultDataDir()
+  const key = loadSigningKey({dataDir: dir, create: false})
+  if (key) return {algorithm: 'Ed25519', fingerprint: key.fingerprint, publicKey: key.publicPem, source: key.source}
+  if (existsSync(join(dir, 'hoop.db'))) {
+    const row = await withStore(dir, (db) => db.prepare('SELECT public_pem FROM audit_keys ORDER BY first_used_at DESC LIMIT 1').get() as {public_pem: string} | undefined)
+    if (row) return {algorithm: 'Ed25519', fingerprint: fingerprintOf(publicKeyFromPem(row.public_pem)), publicKey: row.public_pem, source: `${dir}/hoop.db`}
+  }
+  throw new HoopError('NOT_FOUND', `no audit signing key in ${dir}; the gateway creates it on first start (or set HOOP_AUDIT_SIGNING_KEY)`)
+}
+
+export function sessionsList(opts: {dataDir?: string; limit?: number; connection?: string; user?: string}): Promise<SessionListItem[]> {
+  return withStore(opts.dataDir, (db) => listSessions(db, opts))
+}
+
+export function sessionsShow(opts: {dataDir?: string; id: string}): Promise<SessionDetail & {replay: string}> {
+  return withStore(opts.dataDir, (db) => {
+    const s = showSession(db, opts.id)
+    return {...s, replay: renderReplay(s)}
+  })
+}
