@@ -6,6 +6,8 @@ import type {MaskEntity} from './types.js'
 
 interface Detector {
   entity: MaskEntity
+  /** Cheap necessary condition, checked before the regex runs. */
+  gate: (text: string, digits: number) => boolean
   re: RegExp
   valid?: (match: string) => boolean
   replace: (match: string) => string
@@ -56,23 +58,37 @@ function maskCard(m: string): string {
   return out
 }
 
+const KEY_PREFIX = /[spr]k_|gh[pousr]_|github_pat_|AKIA|ASIA|xox|AIza|glpat-/
+
+function countDigits(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 48 && c <= 57) n++
+  }
+  return n
+}
+
 // Order matters: earlier detectors win where matches overlap (a card number contains phone-like runs).
 const DETECTORS: Detector[] = [
-  {entity: 'jwt', re: /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+/g, replace: () => '[jwt]'},
+  {entity: 'jwt', gate: (t) => t.includes('eyJ'), re: /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+/g, replace: () => '[jwt]'},
   {
     entity: 'api_key',
+    gate: (t) => KEY_PREFIX.test(t),
     re: /\b(?:(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,})/g,
     replace: () => '[api_key]',
   },
-  {entity: 'email', re: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g, replace: (m) => STARS + '@' + STARS},
+  {entity: 'email', gate: (t) => t.includes('@'), re: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g, replace: (m) => STARS + '@' + STARS},
   {
     entity: 'iban',
+    gate: (_t, d) => d >= 4,
     re: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b/g,
     valid: ibanValid,
     replace: (m) => m.slice(0, 2) + '**' + '*'.repeat(Math.max(0, m.length - 4)),
   },
   {
     entity: 'card',
+    gate: (_t, d) => d >= 13,
     re: /(?<![+\w])\d(?:[ -]?\d){12,18}\b/g,
     valid: (m) => {
       const d = m.replace(/[ -]/g, '')
@@ -80,9 +96,10 @@ const DETECTORS: Detector[] = [
     },
     replace: maskCard,
   },
-  {entity: 'ssn', re: /\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b/g, replace: () => '***-**-****'},
+  {entity: 'ssn', gate: (_t, d) => d >= 9, re: /\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b/g, replace: () => '***-**-****'},
   {
     entity: 'phone',
+    gate: (_t, d) => d >= 8,
     re: /(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}|\(\d{3}\) ?\d{3}[ .-]\d{4}|\b\d{3}[.-]\d{3}[.-]\d{4}|\b0\d{1,4}[ /.-]\d{3,4}[ .-]?\d{3,4}|\b0\d(?:[ .-]\d{2}){4})\b/g,
     valid: (m) => {
       const n = m.replace(/\D/g, '').length
@@ -124,8 +141,9 @@ export interface Detection {
 export function maskValue(text: string, entities: ReadonlySet<MaskEntity>): Detection | undefined {
   let out = text
   let found: Partial<Record<MaskEntity, number>> | undefined
+  const digits = countDigits(text)
   for (const d of DETECTORS) {
-    if (!entities.has(d.entity)) continue
+    if (!entities.has(d.entity) || !d.gate(out, digits)) continue
     d.re.lastIndex = 0
     if (!d.re.test(out)) continue
     d.re.lastIndex = 0
