@@ -9,6 +9,7 @@ import type {GatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
+import {events, type AuditLog} from '../audit/index.js'
 import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
@@ -17,6 +18,7 @@ import type {AgentRegistry} from './agents.js'
 export interface ApiContext {
   config: GatewayConfig
   store: Store
+  audit: AuditLog
   agents: AgentRegistry
   access: AccessGuard
   identity: IdentityRuntime
@@ -117,11 +119,14 @@ function visibleConnections(ctx: ApiContext, identity: Identity): ConnectionView
 
 async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const log = ctx.logger.child({admin: who.subject})
+  const audited = (action: string, targetType: string, target: string) =>
+    ctx.audit.append(events.adminChange({identity: who, action, targetType, target}))
   if (path === '/agents' && method === 'GET') return sendJson(res, 200, {agents: withOnline(ctx, ctx.store.listAgents())})
   if (path === '/agents' && method === 'POST') {
     const body = (await readJsonBody(req)) as {name?: unknown}
     const created = admin.createAgent(ctx.store, body.name)
     log.info('agent created', {name: created.name})
+    await audited('create', 'agent', created.name)
     return sendJson(res, 201, created)
   }
   const agent = /^\/agents\/([^/]+)$/.exec(path)
@@ -130,6 +135,7 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
     const rec = admin.revokeAgent(ctx.store, name)
     ctx.agents.disconnect(name, 'TOKEN_REJECTED', 'agent token was revoked')
     log.info('agent revoked', {name})
+    await audited('revoke', 'agent', name)
     return sendJson(res, 200, rec)
   }
   if (path === '/service-accounts' && method === 'GET') return sendJson(res, 200, {serviceAccounts: ctx.store.listServiceAccounts()})
@@ -137,6 +143,7 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
     const body = (await readJsonBody(req)) as {name?: unknown; groups?: unknown}
     const created = admin.createServiceAccount(ctx.store, body.name, body.groups)
     log.info('service account created', {name: created.name, groups: created.groups})
+    await audited('create', 'service-account', created.name)
     return sendJson(res, 201, created)
   }
   const sa = /^\/service-accounts\/([^/]+)$/.exec(path)
@@ -144,6 +151,7 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
     const name = decodeURIComponent(sa[1])
     const rec = admin.revokeServiceAccount(ctx.store, name)
     log.info('service account revoked', {name})
+    await audited('revoke', 'service-account', name)
     return sendJson(res, 200, rec)
   }
   throw new HoopError('NOT_FOUND', `no admin route for ${method} ${path}`)

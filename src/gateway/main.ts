@@ -1,6 +1,8 @@
 // Assembles a gateway from command-line settings: config, policy (hot-reloaded), data dir, listen
 // address, dev-mode safety checks. `hoop gateway` calls this and waits for a signal.
-import {mkdirSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {mkdirSync, readFileSync} from 'node:fs'
+import {events} from '../audit/index.js'
 import {join} from 'node:path'
 import {PolicyHolder, checkAccess} from '../policy/index.js'
 import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, parseGatewayConfig, parseHostPort} from '../shared/config.js'
@@ -8,6 +10,7 @@ import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
 import {Gateway} from './server.js'
+import {initPgParser} from '../sql/pg-analyze.js'
 
 export interface GatewaySettings {
   configFile?: string
@@ -55,11 +58,23 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
 
   let gateway: Gateway
   try {
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, version: s.version})
+    await initPgParser()
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version})
   } catch (err) {
     policy.close()
     throw err
   }
+  policy.on('reload', (r: {ok: boolean; error?: HoopError; policy?: {rules: unknown[]}}) => {
+    const source = policy.watchedFile ?? 'inline'
+    let sha256 = ''
+    try {
+      if (policy.watchedFile) sha256 = createHash('sha256').update(readFileSync(policy.watchedFile)).digest('hex')
+    } catch {
+      // the file vanished between the reload and now; the event still records the outcome
+    }
+    const rules = r.ok ? (r.policy?.rules.length ?? 0) : policy.current.rules.length
+    gateway.audit.append(events.policyReload({source, sha256, rules, ok: r.ok, error: r.error?.message})).catch(() => {})
+  })
   return {
     gateway,
     policy,

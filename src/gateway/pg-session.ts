@@ -241,6 +241,8 @@ class PgSession {
   private skipUntilSync = false
   private txStatus: 'I' | 'T' | 'E' = 'I'
   private closed = false
+  /** The client said goodbye: an upstream end after this is expected, not a failure. */
+  private clientTerminated = false
   private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
 
   // server -> client result state
@@ -476,6 +478,7 @@ class PgSession {
         return true
       }
       case 'Terminate':
+        this.clientTerminated = true
         out.push(f.bytes)
         return false
       case 'Unknown':
@@ -555,7 +558,12 @@ class PgSession {
     const client = this.o.client
     for (;;) {
       const r = await reader.next()
-      if ('end' in r) return
+      if ('end' in r) {
+        if (this.clientTerminated || this.closed) return
+        // The target side went away under a live session: tell the client why, in the protocol.
+        const cause = reader.streamError
+        throw new HoopError('TARGET_REFUSED', cause instanceof HoopError ? cause.message : `the target closed the connection${cause ? ` (${cause.message})` : ''}`)
+      }
       if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `target sent a message of length ${r.error.declared}, limit ${r.error.limit}`)
       const out = new Out()
       for (const f of r.frames) {

@@ -4,6 +4,8 @@
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import {WebSocketServer, type WebSocket} from 'ws'
+import {AuditLog, events} from '../audit/index.js'
+import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
 import type {Identity} from '../identity/types.js'
@@ -15,11 +17,10 @@ import {bearerFrom, sendError, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
 import {SqliteStore} from '../store/sqlite.js'
-import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import {AgentRegistry} from './agents.js'
 import {handleApi, type ApiContext} from './api.js'
-import {serveClientStream} from './sessions.js'
+import {serveClientStream, type SessionContext} from './sessions.js'
 
 export interface GatewayOptions {
   config: GatewayConfig
@@ -28,6 +29,9 @@ export interface GatewayOptions {
   dev: boolean
   logger: Logger
   access: AccessGuard
+  policy: () => Policy
+  /** Per-session recording cap in bytes (default 10 MiB). */
+  recordingCap?: number
   /** Overrides the URL clients should use (default: http://<listen>). */
   publicUrl?: string
   version?: string
@@ -45,7 +49,8 @@ export class Gateway {
     private readonly opts: GatewayOptions,
     private readonly server: Server,
     private readonly wss: WebSocketServer,
-    readonly store: Store,
+    readonly store: SqliteStore,
+    readonly audit: AuditLog,
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
     readonly url: string,
@@ -73,8 +78,9 @@ export class Gateway {
       store.close()
       throw err
     }
+    const audit = AuditLog.open({db: store.db, dataDir: opts.dataDir, logger: opts.logger.child({component: 'audit'})})
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
-    const gw = new Gateway(opts, server, wss, store, new AgentRegistry(opts.logger), identity, url)
+    const gw = new Gateway(opts, server, wss, store, audit, new AgentRegistry(opts.logger), identity, url)
     server.on('request', (req, res) => void gw.onRequest(req, res))
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
@@ -88,6 +94,7 @@ export class Gateway {
     return {
       config: this.opts.config,
       store: this.store,
+      audit: this.audit,
       agents: this.agents,
       access: this.opts.access,
       identity: this.identity,
@@ -129,6 +136,10 @@ export class Gateway {
     } catch (err) {
       const e = asHoopError(err)
       this.opts.logger.warn('websocket refused', {path, code: e.code, error: e.message, remote: req.socket.remoteAddress})
+      if (e.code === 'TOKEN_REJECTED') {
+        const method = path === RELAY_PATHS.agent ? 'agent-token' : 'bearer'
+        void this.audit.append(events.authFailure({method, reason: e.message, clientAddress: req.socket.remoteAddress})).catch(() => {})
+      }
       const body = JSON.stringify({error: {code: e.code, message: e.message}})
       const status = e.code === 'TOKEN_REJECTED' ? '401 Unauthorized' : e.code === 'NOT_FOUND' ? '404 Not Found' : '503 Service Unavailable'
       socket.end(
@@ -150,12 +161,15 @@ export class Gateway {
   private acceptClient(ws: WebSocket, identity: Identity, req: IncomingMessage): void {
     const log = this.opts.logger.child({subject: identity.subject})
     const clientAddress = req.socket.remoteAddress ?? 'unknown'
-    const ctx = {
+    const ctx: SessionContext = {
       connections: () => this.opts.config.connections,
       access: this.opts.access,
+      policy: this.opts.policy,
       agents: this.agents,
       store: this.store,
+      audit: this.audit,
       logger: this.opts.logger,
+      recordingCap: this.opts.recordingCap,
     }
     const mux = new Mux(ws, {
       side: 'acceptor',
@@ -204,6 +218,7 @@ export class Gateway {
     this.server.closeAllConnections()
     await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())])
     await this.identity.close()
+    await this.audit.close()
     this.store.close()
   }
 }

@@ -1,22 +1,41 @@
 // One client stream = one session: resolve the connection, check access, reach the target through
-// its agent, then carry bytes both ways (or hand the streams to the connection type's engine).
+// its agent, then hand both streams to the connection type's engine (PostgreSQL: policy, masking,
+// credential injection) or carry raw bytes (tcp). Every session is recorded and audited.
 import type {Duplex} from 'node:stream'
-import type {ConnectionConfig} from '../shared/config.js'
+import {events, type AuditLog, SessionRecorder} from '../audit/index.js'
+import type {Identity} from '../identity/types.js'
+import type {Policy} from '../policy/index.js'
+import type {RelayStream} from '../relay/mux.js'
+import {analyzePostgres} from '../sql/pg-analyze.js'
+import {type ConnectionConfig, readSecret} from '../shared/config.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
 import type {Logger} from '../shared/log.js'
-import type {Identity} from '../identity/types.js'
-import type {RelayStream} from '../relay/mux.js'
-import type {Store} from '../store/types.js'
-import type {AgentRegistry} from './agents.js'
+import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
+import type {AgentRegistry} from './agents.js'
+import type {ApprovalResolver} from './approval-resolver.js'
+import {runPgSession} from './pg-session.js'
+import {statementHooks} from './statement-hooks.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
   access: AccessGuard
+  policy: () => Policy
   agents: AgentRegistry
-  store: Store
+  store: SqliteStore
+  audit: AuditLog
+  approvals?: ApprovalResolver
   logger: Logger
+  /** Per-session recording cap in bytes. */
+  recordingCap?: number
+}
+
+interface EngineResult {
+  reason: string
+  bytesUp: number
+  bytesDown: number
+  statements?: number
 }
 
 export async function serveClientStream(ctx: SessionContext, identity: Identity, stream: RelayStream, clientAddress: string): Promise<void> {
@@ -29,69 +48,126 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const decision = ctx.access.check(identity, conn)
   if (!decision.allowed) {
     ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
+    void ctx.audit.append(events.authFailure({method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name})).catch(() => {})
     stream.reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
+    return
+  }
+  if (!ctx.agents.isOnline(conn.agent)) {
+    stream.reject('AGENT_OFFLINE', `agent "${conn.agent}" serving connection "${conn.name}" is offline`)
     return
   }
   const sessionId = newSessionId()
   const log = ctx.logger.child({session: sessionId, connection: conn.name, subject: identity.subject})
-  let upstream: Duplex
-  try {
-    upstream = await ctx.agents.openTarget(conn, sessionId)
-  } catch (err) {
-    const e = asHoopError(err)
-    log.warn('target unavailable', {code: e.code, error: e.message})
-    stream.reject(e.code, e.message)
-    return
-  }
-  if (stream.destroyed) {
-    upstream.destroy()
-    return
+  const openUpstream = () => ctx.agents.openTarget(conn, sessionId)
+  const engine = conn.type === 'postgres' ? 'postgres' : 'raw'
+
+  // Raw streams are accepted only once the target answered, so the client learns why it could not be reached.
+  let upstream: Duplex | undefined
+  if (engine === 'raw') {
+    try {
+      upstream = await openUpstream()
+    } catch (err) {
+      const e = asHoopError(err)
+      log.warn('target unavailable', {code: e.code, error: e.message})
+      stream.reject(e.code, e.message)
+      return
+    }
+    if (stream.destroyed) {
+      upstream.destroy()
+      return
+    }
   }
   stream.accept()
+
   const startedAt = new Date()
-  ctx.store.startSession({
-    id: sessionId,
-    subject: identity.subject,
-    identityKind: identity.kind,
-    connection: conn.name,
-    agent: conn.agent,
-    clientAddress,
-    startedAt: startedAt.toISOString(),
-  })
-  log.info('session started', {agent: conn.agent})
+  ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
+  // The session start is durable before any byte reaches the target.
+  await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
+  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap})
+  log.info('session started', {agent: conn.agent, engine})
 
   let timer: NodeJS.Timeout | undefined
   if (decision.limits.maxSessionSeconds) {
     timer = setTimeout(() => {
       stream.reset('ACCESS_DENIED', `session duration limit of ${decision.limits.maxSessionSeconds} s reached (rule ${decision.ruleId})`)
-      upstream.destroy()
+      upstream?.destroy()
     }, decision.limits.maxSessionSeconds * 1000)
     timer.unref()
   }
 
-  const endReason = await pipeBoth(stream, upstream, conn)
+  let result: EngineResult
+  try {
+    if (engine === 'raw') {
+      result = await pipeBoth(stream, upstream!, conn, recorder)
+    } else {
+      const hooks = statementHooks({
+        session: sessionId,
+        identity,
+        connection: conn,
+        policy: ctx.policy,
+        analyze: (sql) => analyzePostgres(sql),
+        audit: ctx.audit,
+        approvals: ctx.approvals,
+        recorder,
+        logger: log,
+        protocol: 'postgres',
+      })
+      const r = await runPgSession({client: stream, openUpstream, target: targetOf(conn), hooks, logger: log})
+      result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
+    }
+  } catch (err) {
+    log.error('session engine failed', {error: String(err)})
+    result = {reason: `engine error: ${asHoopError(err).message}`, bytesUp: stream.bytesIn, bytesDown: stream.bytesOut}
+    if (!stream.destroyed) stream.reset('INTERNAL', 'internal error')
+  }
   if (timer) clearTimeout(timer)
-  ctx.store.endSession(sessionId, {
-    endedAt: new Date().toISOString(),
-    bytesUp: stream.bytesIn,
-    bytesDown: stream.bytesOut,
-    endReason,
-  })
-  log.info('session ended', {reason: endReason, bytesUp: stream.bytesIn, bytesDown: stream.bytesOut, ms: Date.now() - startedAt.getTime()})
+  const recording = recorder.finish()
+  ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+  await ctx.audit
+    .append(
+      events.sessionEnd({
+        session: sessionId,
+        identity,
+        connection: conn.name,
+        agent: conn.agent,
+        clientAddress,
+        startedAt,
+        bytesUp: result.bytesUp,
+        bytesDown: result.bytesDown,
+        reason: result.reason,
+        statements: result.statements,
+        recording,
+      }),
+    )
+    .catch((err) => log.error('audit append failed', {error: String(err)}))
+  log.info('session ended', {reason: result.reason, bytesUp: result.bytesUp, bytesDown: result.bytesDown, ms: Date.now() - startedAt.getTime()})
+}
+
+/** Target settings for an engine, with the secret read from its reference only now. */
+function targetOf(conn: ConnectionConfig) {
+  return {
+    host: conn.host,
+    database: conn.database,
+    username: conn.username,
+    password: conn.password ? readSecret(conn.password) : undefined,
+    tls: {mode: conn.tls.mode, ca: conn.tls.ca ? readSecret(conn.tls.ca) : undefined, serverName: conn.tls.serverName},
+  }
 }
 
 /**
- * Pipes client <-> upstream with backpressure and half-close in each direction. An upstream failure
- * resets the client stream with a reason the client can print; a client failure drops the upstream.
- * Resolves with the end reason once both sides are closed.
+ * Pipes client <-> upstream with backpressure and half-close in each direction, recording bytes
+ * and timing. An upstream failure resets the client stream with a reason the client can print; a
+ * client failure drops the upstream. Resolves once both sides are closed.
  */
-function pipeBoth(client: RelayStream, upstream: Duplex, conn: ConnectionConfig): Promise<string> {
+function pipeBoth(client: RelayStream, upstream: Duplex, conn: ConnectionConfig, recorder: SessionRecorder): Promise<EngineResult> {
   return new Promise((resolve) => {
     let reason = 'closed'
     let closed = 0
     const onClose = () => {
-      if (++closed === 2) resolve(reason)
+      if (++closed === 2) resolve({reason, bytesUp: client.bytesIn, bytesDown: client.bytesOut})
     }
+    client.on('data', (d: Buffer) => recorder.record('client', 'bytes', d))
+    upstream.on('data', (d: Buffer) => recorder.record('server', 'bytes', d))
     client.pipe(upstream)
     upstream.pipe(client)
     client.on('error', (err) => {

@@ -20,6 +20,12 @@ export class FrameReader {
     this.ended = true
     this.wake()
   }
+  private readonly onError = (err: Error) => {
+    this.streamError ??= err
+    this.onEnd()
+  }
+  /** The error that ended the stream, if it did not end cleanly. */
+  streamError: Error | undefined
 
   constructor(
     private readonly stream: Readable,
@@ -28,7 +34,7 @@ export class FrameReader {
     stream.on('readable', this.wake)
     stream.on('end', this.onEnd)
     stream.on('close', this.onEnd)
-    stream.on('error', this.onEnd)
+    stream.on('error', this.onError)
   }
 
   /** Every complete frame available now (at least one), a framing error, or the end of the stream. */
@@ -66,7 +72,7 @@ export class FrameReader {
     this.stream.off('readable', this.wake)
     this.stream.off('end', this.onEnd)
     this.stream.off('close', this.onEnd)
-    this.stream.off('error', this.onEnd)
+    this.stream.off('error', this.onError)
   }
 }
 
