@@ -5,14 +5,27 @@ import {HoopError} from '../shared/errors.js'
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json | undefined}
 
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u
+const keyCache = new Map<string, string>()
+
+function encodeString(value: string): string {
+  // RFC 8785 §3.2.2.2: strings must be valid Unicode; a lone surrogate cannot be encoded.
+  if (!value.isWellFormed()) throw new HoopError('INVALID_INPUT', 'canonical JSON: string contains a lone surrogate')
+  return JSON.stringify(value)
+}
+
+function encodeKey(key: string): string {
+  let k = keyCache.get(key)
+  if (k === undefined) {
+    k = encodeString(key) + ':'
+    if (keyCache.size < 10_000) keyCache.set(key, k)
+  }
+  return k
+}
 
 export function canonicalize(value: unknown): string {
   switch (typeof value) {
     case 'string':
-      // RFC 8785 §3.2.2.2: strings must be valid Unicode; a lone surrogate cannot be encoded.
-      if (LONE_SURROGATE.test(value)) throw new HoopError('INVALID_INPUT', 'canonical JSON: string contains a lone surrogate')
-      return JSON.stringify(value)
+      return encodeString(value)
     case 'number':
       // RFC 8785 §3.2.2.3: ECMAScript Number serialization; -0 becomes 0; NaN/Infinity are not JSON.
       if (!Number.isFinite(value)) throw new HoopError('INVALID_INPUT', `canonical JSON: ${value} is not a JSON number`)
@@ -21,18 +34,29 @@ export function canonicalize(value: unknown): string {
       return value ? 'true' : 'false'
     case 'object': {
       if (value === null) return 'null'
-      if (Array.isArray(value)) return '[' + value.map((v) => canonicalize(v === undefined ? null : v)).join(',') + ']'
+      if (Array.isArray(value)) {
+        let out = '['
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ','
+          out += canonicalize(value[i] === undefined ? null : value[i])
+        }
+        return out + ']'
+      }
       const obj = value as Record<string, unknown>
       const proto = Object.getPrototypeOf(obj)
       if (proto !== Object.prototype && proto !== null) {
         throw new HoopError('INVALID_INPUT', `canonical JSON: cannot encode a ${proto?.constructor?.name ?? 'non-plain'} object`)
       }
       // Default sort compares UTF-16 code units, which is what RFC 8785 §3.2.3 requires.
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort()
+      const keys = Object.keys(obj).sort()
       let out = '{'
-      for (let i = 0; i < keys.length; i++) {
-        if (i > 0) out += ','
-        out += canonicalize(keys[i]) + ':' + canonicalize(obj[keys[i]])
+      let first = true
+      for (const key of keys) {
+        const v = obj[key]
+        if (v === undefined) continue
+        if (!first) out += ','
+        first = false
+        out += encodeKey(key) + canonicalize(v)
       }
       return out + '}'
     }

@@ -151,11 +151,6 @@ export class AuditLog {
   /** Resolves once the event is committed with fsync; rejects with AUDIT_UNAVAILABLE otherwise. */
   append(event: AuditEvent): Promise<AppendedEvent> {
     if (this.closed) return Promise.reject(new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed; statements are refused'))
-    try {
-      canonicalize(event) // reject what cannot be encoded now, not inside a batch
-    } catch (err) {
-      return Promise.reject(err)
-    }
     return new Promise((resolve, reject) => {
       this.queue.push({event, resolve, reject})
       this.schedule()
@@ -247,21 +242,23 @@ export class AuditLog {
 
   private runBatch(): void {
     if (this.flushing || this.queue.length === 0) return
-    const batch = this.queue.splice(0, MAX_BATCH)
+    const taken = this.queue.splice(0, MAX_BATCH)
+    const batch: Pending[] = []
     const rows: Row[] = []
     let seq = this.seq
     let prev = this.head
     let failed: Error | undefined
-    for (const p of batch) {
-      seq++
+    for (const p of taken) {
       const e = p.event
       let body: string
       try {
-        body = canonicalize({...e, v: 1, seq, prev_hash: prev})
+        body = canonicalize({...e, v: 1, seq: seq + 1, prev_hash: prev})
       } catch (err) {
-        failed = err as Error
-        break
+        p.reject(err as Error) // this event cannot be encoded; the others go on
+        continue
       }
+      seq++
+      batch.push(p)
       const hash = createHash('sha256').update(body).digest('hex')
       rows.push({
         seq,

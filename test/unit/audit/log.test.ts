@@ -81,6 +81,11 @@ describe('audit log writer', () => {
     db.exec('DROP TRIGGER audit_full')
     const ok = await log.append(sampleEvents()[2])
     assert.equal(ok.seq, 2, 'no gap for the refused event')
+    // An event that cannot be encoded is refused alone; the rest of its group commits.
+    const bad = events.statement({session: 's', identity: alice, connection: 'c', statementId: '9', text: 'x\ud800', decision: 'allow'})
+    const [r1, r2] = await Promise.allSettled([log.append(bad), log.append(sampleEvents()[3])])
+    assert.equal(r1.status, 'rejected')
+    assert.equal(r2.status === 'fulfilled' && r2.value.seq, 3)
     await log.close()
     assert.equal(verifyLive(db).ok, true)
     await assert.rejects(log.append(sampleEvents()[0]), /closed/)
