@@ -138,8 +138,16 @@ export interface Spinner {
 
 export function spinner(stream: NodeJS.WriteStream = process.stderr, text = ''): Spinner {
   if (!stream.isTTY) {
+    // No animation off a terminal: the first status line once, then the outcome.
+    let said = Boolean(text)
     if (text) stream.write(text + '\n')
-    return {update() {}, stop: (final) => void (final && stream.write(final + '\n'))}
+    return {
+      update(t) {
+        if (!said) stream.write(t + '\n')
+        said = true
+      },
+      stop: (final) => void (final && stream.write(final + '\n')),
+    }
   }
   let i = 0
   let current = text
@@ -156,4 +164,22 @@ export function spinner(stream: NodeJS.WriteStream = process.stderr, text = ''):
       stream.write('\r\x1b[2K' + (final ? final + '\n' : ''))
     },
   }
+}
+
+/** --reason, or a prompt on a terminal; elsewhere a missing reason is an error. */
+export async function reasonOrPrompt(flag: string | undefined, what: string): Promise<string> {
+  if (flag !== undefined) return flag
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    throw new HoopError('INVALID_INPUT', `a justification is required: pass --reason "why" (${what})`)
+  }
+  const {input} = await import('@inquirer/prompts')
+  return input({message: `Reason (${what}):`, required: true, validate: (v) => (v.trim().length > 0 && v.trim().length <= 1000) || 'between 1 and 1000 characters'})
+}
+
+/** `hoop approvals approve|reject ID`: one call, with the reason prompted for on a TTY. */
+export async function decideApproval(opts: ApprovalsClientOptions & {id: string; decision: 'approve' | 'reject'; reason?: string}): Promise<ApprovalView> {
+  checkId(opts.id)
+  const client = await ApprovalsClient.open(opts)
+  const reason = await reasonOrPrompt(opts.reason, `why you ${opts.decision} ${opts.id}`)
+  return client.decide(opts.id, opts.decision, reason)
 }

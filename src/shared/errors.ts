@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   CONFIG_INVALID: {exit: 18, hint: 'fix the file and line named above'},
   AUDIT_VERIFY_FAILED: {exit: 19, hint: 'the evidence does not verify; the first bad record is named above'},
   AUDIT_UNAVAILABLE: {exit: 24, hint: 'the audit store cannot write; statements are refused until it recovers (check disk space and the data dir)'},
+  STATEMENT_FAILED: {exit: 25, hint: 'the database refused the statement; the message above is its own'},
   PROTOCOL_ERROR: {exit: 20, hint: 'the peer sent a malformed message'},
   GATEWAY_SHUTDOWN: {exit: 21, hint: 'the gateway is restarting; retry in a moment'},
   NOT_FOUND: {exit: 22, hint: ''},

@@ -1,0 +1,29 @@
+import {Args, Flags} from '@oclif/core'
+import {approvalStatusLine} from '../../src/approvals/message.js'
+import {decideApproval, type ApprovalView} from '../../src/client/approvals.js'
+import {HoopCommand} from '../../src/client/command.js'
+
+export default class ApprovalsApprove extends HoopCommand {
+  static override summary = 'Approve a request: the statement may run once, or time-boxed access starts.'
+  static override description = `You must be one of the rule's approvers and not the requester. When the rule needs several
+approvals, each approver runs this once. Your identity, reason and the time are recorded.`
+
+  static override examples = [
+    '<%= config.bin %> approvals approve apr_Xk3v9QpL2mZa --reason "change ticket OPS-1234"',
+    {description: 'Prompts for the reason on a terminal', command: '<%= config.bin %> approvals approve apr_Xk3v9QpL2mZa'},
+  ]
+
+  static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
+  static override flags = {
+    reason: Flags.string({char: 'r', summary: 'Justification, recorded with your decision (max 1000 characters).'}),
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+  }
+
+  async run(): Promise<ApprovalView> {
+    const {args, flags} = await this.parse(ApprovalsApprove)
+    const approval = await decideApproval({...flags, id: args.id, decision: 'approve'})
+    this.log(`${approval.id} ${approvalStatusLine(approval)}`)
+    return approval
+  }
+}

@@ -1,0 +1,20 @@
+import {Args, Flags} from '@oclif/core'
+import {ApprovalsClient, approvalDetail, type ApprovalView} from '../../src/client/approvals.js'
+import {HoopCommand} from '../../src/client/command.js'
+
+export default class ApprovalsShow extends HoopCommand {
+  static override summary = 'Show one approval request: statement, requester, rule and decisions.'
+  static override examples = ['<%= config.bin %> approvals show apr_Xk3v9QpL2mZa', '<%= config.bin %> approvals show apr_Xk3v9QpL2mZa --json']
+  static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
+  static override flags = {
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+  }
+
+  async run(): Promise<ApprovalView> {
+    const {args, flags} = await this.parse(ApprovalsShow)
+    const approval = await (await ApprovalsClient.open(flags)).show(args.id)
+    this.log(approvalDetail(approval))
+    return approval
+  }
+}
