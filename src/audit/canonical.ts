@@ -9,7 +9,8 @@ const keyCache = new Map<string, string>()
 
 function encodeString(value: string): string {
   // RFC 8785 §3.2.2.2: strings must be valid Unicode; a lone surrogate cannot be encoded.
-  if (!value.isWellFormed()) throw new HoopError('INVALID_INPUT', 'canonical JSON: string contains a lone surrogate')
+  // String.prototype.isWellFormed is in Node 20 (ES2024); the project's lib is ES2023.
+  if (!(value as string & {isWellFormed(): boolean}).isWellFormed()) throw new HoopError('INVALID_INPUT', 'canonical JSON: string contains a lone surrogate')
   return JSON.stringify(value)
 }
 
