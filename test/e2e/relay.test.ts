@@ -175,9 +175,9 @@ describe('relay end to end (built CLI, real PostgreSQL)', function () {
     for (let i = 0; i < 320_000; i++) {
       const line = `${i}\t${randomBytes(160).toString('hex')}\n`
       hash.update(line)
-      if (!out.write(line)) await new Promise((r) => out.once('drain', r))
+      if (!out.write(line)) await new Promise<void>((r) => out.once('drain', () => r()))
     }
-    await new Promise((r) => out.end(r))
+    await new Promise<void>((r) => out.end(() => r()))
     const table = `copy_in_${process.pid}`
     await sh(`psql -X -h 127.0.0.1 -p 5432 -U postgres test -c "DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (i int, v text)"`)
     try {
