@@ -1,0 +1,909 @@
+// The MySQL / MariaDB engine at the gateway: drives one client session over two Duplex streams.
+//
+//   openTarget (read the server's greeting) -> handleStartup (our greeting, the client's response,
+//   no password checked: identity is the hoop identity) -> connectUpstream (TLS + credential
+//   injection) -> makeClientReady (OK) -> command loop: judge, forward or refuse, relay the
+//   response with rows masked.
+//
+// The classic protocol is strictly request/response, so the command loop handles one command at
+// a time: read it, judge it, forward it, relay the whole response, then read the next. A client
+// that pipelines simply waits in its socket buffer. Refused statements never reach the target:
+// the client gets an ERR packet and the session stays usable.
+// Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
+import {randomBytes} from 'node:crypto'
+import {isIP} from 'node:net'
+import type {Duplex, Writable} from 'node:stream'
+import * as tls from 'node:tls'
+import {ColumnMatcher} from '../masking/columns.js'
+import {maskValue, mightContainPii} from '../masking/detectors.js'
+import {outputAt} from '../masking/taint.js'
+import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../masking/types.js'
+import {
+  CACHING_SHA2,
+  CLEAR_PASSWORD,
+  initialAuthResponse,
+  NATIVE_PASSWORD,
+  rsaEncryptPassword,
+  SHA2_FAST_AUTH_OK,
+  SHA2_FULL_AUTH,
+  SHA2_REQUEST_PUBLIC_KEY,
+  SHA256_PASSWORD,
+} from '../protocol/mysql/auth.js'
+import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../protocol/mysql/commands.js'
+import {CAP, COM, GATEWAY_CAPS, STATUS, STRING_TYPES, TYPE} from '../protocol/mysql/constants.js'
+import {encodePacket, PacketFramer, type FramerError, type Packet} from '../protocol/mysql/framer.js'
+import {
+  decodeAuthReply,
+  decodeColumnCount,
+  decodeColumnDefinition,
+  decodeErr,
+  decodeHandshake,
+  decodeHandshakeResponse,
+  decodePrepareOk,
+  encodeErr,
+  encodeHandshake,
+  encodeHandshakeResponse,
+  encodeOk,
+  encodeSSLRequest,
+  isErr,
+  isResultTerminator,
+  LOCAL_INFILE_HEADER,
+  OK_HEADER,
+  statusOf,
+  type ColumnDefinition,
+  type ErrPacket,
+  type HandshakeResponse,
+  type HandshakeV10,
+} from '../protocol/mysql/messages.js'
+import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../protocol/mysql/rows.js'
+import {isPacket, PacketReader} from '../protocol/mysql/stream.js'
+import {HoopError} from '../shared/errors.js'
+import type {Logger} from '../shared/log.js'
+import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../sql/mysql-analyze.js'
+import type {EngineHooks, StatementVerdict} from './engine-types.js'
+
+export interface MysqlSessionOptions {
+  client: Duplex
+  openUpstream: () => Promise<Duplex>
+  target: {
+    database?: string
+    username?: string
+    password?: string
+    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
+    host: string
+  }
+  hooks: EngineHooks<string>
+  logger: Logger
+  limits?: {
+    /** Largest client packet payload accepted (checked before buffering). Default 16 MiB. */
+    maxPacketBytes?: number
+  }
+}
+
+export interface MysqlSessionResult {
+  startupUser?: string
+  database?: string
+  statements: number
+  blocked: number
+  maskingReport: Record<string, number>
+  bytesUp: number
+  bytesDown: number
+}
+
+const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** The server's own max_allowed_packet cannot exceed 1 GiB. */
+const MAX_SERVER_PACKET = 1024 * 1024 * 1024
+/** ER_TABLEACCESS_DENIED_ERROR-like: what clients show as "command denied". */
+export const REFUSED_ERROR_CODE = 1142
+const ER_UNKNOWN_COM_ERROR = 1047
+const ER_UNKNOWN_STMT_HANDLER = 1243
+const ER_NET_PACKET_TOO_LARGE = 1153
+const ER_HANDSHAKE_ERROR = 1043
+const ER_ACCESS_DENIED = 1045
+// Client-range codes (2000-2999) make MariaDB clients report "malformed packet": only server codes are used.
+
+type RefusedVerdict = Exclude<StatementVerdict, {effect: 'allow'}>
+
+/** Renders the client-visible refusal message for a block/review verdict (same words as the PostgreSQL engine). */
+export function refusalMessage(v: RefusedVerdict): string {
+  if (v.effect === 'block') return `hoop: blocked by policy rule ${v.ruleId}: ${v.message}`
+  let m = `hoop: review required by policy rule ${v.ruleId}: ${v.message}`
+  if (v.approvalId && !v.message.includes(`hoop approvals approve ${v.approvalId}`)) {
+    m += ` (approval ${v.approvalId}; an approver runs: hoop approvals approve ${v.approvalId})`
+  }
+  return m
+}
+
+export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
+  return new MysqlSession(opts).run()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Stmt {
+  sql: string
+  verdict: StatementVerdict
+  /** Output taint per statement; undefined when the text did not parse; absent when no column is masked. */
+  outputs?: MysqlOutputAnalysis[] | 'unparsed'
+}
+
+interface Prepared {
+  stmt: Stmt
+  /** Masker of the open cursor (COM_STMT_EXECUTE with a cursor flag), for COM_STMT_FETCH. */
+  cursor?: {columns: number; masker?: RowMaskFn}
+}
+
+interface Tally {
+  rows: number
+  bytes: number
+  error?: string
+  masked: MaskCounts
+}
+
+type RowMaskFn = (payload: Buffer) => Buffer
+
+/** A client-visible error that ends the session. */
+class FatalToClient extends Error {
+  constructor(
+    readonly err: ErrPacket,
+    readonly seq: number,
+  ) {
+    super(err.message)
+  }
+}
+
+/** The target refused our login; its ERR goes to the client. */
+class UpstreamRefused extends Error {
+  constructor(readonly err: ErrPacket) {
+    super(err.message)
+  }
+}
+
+/** Output batching towards one peer, with sequence-id renumbering and backpressure. */
+class Out {
+  private parts: Buffer[] = []
+  bytes = 0
+  seq = 0
+
+  constructor(private readonly dest: Writable) {}
+
+  /** Queues a payload as the next packet; forwards `raw` untouched when it already carries the right sequence id. */
+  packet(payload: Buffer, raw?: Buffer): void {
+    let bytes: Buffer
+    if (raw && raw[3] === this.seq && raw.length === payload.length + 4) {
+      bytes = raw
+      this.seq = (this.seq + 1) & 0xff
+    } else {
+      const e = encodePacket(payload, this.seq)
+      bytes = e.bytes
+      this.seq = e.nextSeq
+    }
+    this.parts.push(bytes)
+    this.bytes += bytes.length
+  }
+
+  get pending(): number {
+    return this.parts.reduce((n, b) => n + b.length, 0)
+  }
+
+  async flush(): Promise<void> {
+    const parts = this.parts
+    this.parts = []
+    const dest = this.dest
+    if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
+    let ok = true
+    if (parts.length === 1) ok = dest.write(parts[0])
+    else ok = dest.write(Buffer.concat(parts))
+    if (!ok && !dest.destroyed) await waitDrain(dest)
+  }
+}
+
+function waitDrain(dest: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      dest.off('drain', done)
+      dest.off('close', done)
+      dest.off('error', done)
+      resolve()
+    }
+    dest.on('drain', done)
+    dest.on('close', done)
+    dest.on('error', done)
+  })
+}
+
+const STARS = Buffer.from('****')
+const FLUSH_BYTES = 64 * 1024
+/** Text-protocol types whose values cannot carry the entities the detectors look for. */
+const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
+
+class MysqlSession {
+  private readonly log: Logger
+  private readonly hooks: EngineHooks<string>
+  private readonly result: MysqlSessionResult = {statements: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+  private readonly clientReader: PacketReader
+  private upstream: Duplex | undefined
+  private upReader: PacketReader | undefined
+  private tlsUsed = false
+  /** Capabilities in force on both links. */
+  private caps = 0
+  private readonly prepared = new Map<number, Prepared>()
+  private lastPrepared: number | undefined
+  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private closed = false
+  /** Whether the client has our greeting (an ERR before it has no SQLSTATE). */
+  private greeted = false
+
+  constructor(private readonly o: MysqlSessionOptions) {
+    this.log = o.logger
+    this.hooks = o.hooks
+    this.clientReader = new PacketReader(o.client, new PacketFramer(o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET))
+  }
+
+  private get deprecateEof(): boolean {
+    return (this.caps & CAP.DEPRECATE_EOF) !== 0
+  }
+
+  async run(): Promise<MysqlSessionResult> {
+    this.o.client.on('error', (e) => this.log.debug('mysql client stream error', {error: e.message}))
+    try {
+      const greeting = await this.openTarget()
+      if (!greeting) return this.result
+      const hello = await this.handleStartup(greeting)
+      if (!hello) return this.result
+      const status = await this.connectUpstream(greeting, hello)
+      await this.makeClientReady(status, hello.seq)
+      await this.commandLoop()
+    } catch (err) {
+      await this.failSession(err)
+    } finally {
+      this.shutdown()
+    }
+    return this.result
+  }
+
+  // --- connection phase ------------------------------------------------------------------------
+
+  /** Opens the target and reads its greeting: we mirror its version, capabilities and connection id. */
+  private async openTarget(): Promise<HandshakeV10 | undefined> {
+    let up: Duplex
+    try {
+      up = await this.o.openUpstream()
+    } catch (err) {
+      throw new FatalToClient({code: 1429, sqlState: 'HY000', message: `hoop: cannot reach target: ${(err as Error).message}`}, 0)
+    }
+    this.setUpstream(up)
+    const p = await this.readUp('greeting')
+    if (isErr(p.payload)) {
+      // The server refused us before the handshake (too many connections, host blocked).
+      throw new FatalToClient({...decodeErr(p.payload), message: `hoop: target refused the connection: ${decodeErr(p.payload).message}`}, 0)
+    }
+    const g = decodeHandshake(p.payload)
+    if (!g) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target did not send a MySQL protocol 10 handshake'}, 0)
+    if (!(g.capabilities & CAP.PROTOCOL_41)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target does not speak protocol 4.1'}, 0)
+    return g
+  }
+
+  private setUpstream(up: Duplex): void {
+    this.upReader?.detach()
+    this.upstream = up
+    this.upReader = new PacketReader(up, new PacketFramer(MAX_SERVER_PACKET))
+    up.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
+    up.once('close', () => {
+      // The target went away while the client is idle: end the client's session too.
+      if (!this.closed) this.o.client.end()
+    })
+  }
+
+  /** Sends our greeting and reads the client's HandshakeResponse41. No password is checked. */
+  private async handleStartup(g: HandshakeV10): Promise<(HandshakeResponse & {seq: number}) | undefined> {
+    const advertised = (g.capabilities & GATEWAY_CAPS) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const greeting = encodeHandshake({
+      serverVersion: g.serverVersion,
+      connectionId: g.connectionId,
+      authData: scramble20(),
+      capabilities: advertised,
+      charset: g.charset || 45,
+      status: g.status,
+      authPlugin: NATIVE_PASSWORD,
+    })
+    const out = new Out(this.o.client)
+    out.packet(greeting)
+    this.greeted = true
+    this.result.bytesDown += out.bytes
+    await out.flush()
+    const r = await this.clientReader.next()
+    if ('end' in r) return undefined
+    if ('error' in r) throw this.lengthError(r.error, 2)
+    this.result.bytesUp += r.payload.length + 4
+    const hello = decodeHandshakeResponse(r.payload)
+    const next = (r.lastSeq + 1) & 0xff
+    if (hello.kind === 'SSLRequest') {
+      throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: TLS between the client and hoop connect is not offered (the link already runs inside the authenticated hoop tunnel); connect with --ssl-mode=DISABLED'}, next)
+    }
+    if (hello.kind === 'Malformed') throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: invalid handshake response: ${hello.reason}`}, next)
+    // What both links use: what the client asked for, within what we advertised.
+    this.caps = hello.capabilities & advertised
+    this.result.startupUser = hello.username
+    return {...hello, seq: r.lastSeq}
+  }
+
+  /** TLS to the target if configured, then HandshakeResponse41 with the stored credentials. Returns the server status. */
+  private async connectUpstream(g: HandshakeV10, hello: HandshakeResponse & {seq: number}): Promise<number> {
+    const user = this.o.target.username ?? hello.username
+    const database = this.o.target.database ?? hello.database
+    this.result.database = database
+    const password = this.o.target.password ?? ''
+    let caps = (this.caps & g.capabilities) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
+    caps |= g.capabilities & (CAP.PLUGIN_AUTH | CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA)
+    caps = database ? caps | CAP.CONNECT_WITH_DB : caps & ~CAP.CONNECT_WITH_DB
+    if (!hello.attributes) caps &= ~CAP.CONNECT_ATTRS
+    let seq = 1
+    const maxPacket = hello.maxPacket || MAX_SERVER_PACKET
+    if (this.o.target.tls.mode !== 'disable') {
+      if (!(g.capabilities & CAP.SSL)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the target does not offer TLS but the connection requires tls mode ${this.o.target.tls.mode}`}, hello.seq + 1)
+      this.writeUp(encodeSSLRequest(caps, maxPacket, hello.charset), seq++)
+      await this.startTls()
+      caps |= CAP.SSL
+    }
+    let plugin = g.authPlugin
+    let scramble = g.authData
+    let token = initialAuthResponse(plugin, password, scramble)
+    if (!token) {
+      // A plugin we do not speak: answer as mysql_native_password; the server switches or refuses.
+      plugin = NATIVE_PASSWORD
+      token = initialAuthResponse(plugin, password, scramble) as Buffer
+    }
+    const pluginAuth = (caps & CAP.PLUGIN_AUTH) !== 0
+    this.writeUp(
+      encodeHandshakeResponse({capabilities: caps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes}),
+      seq,
+    )
+    for (let rounds = 0; rounds < 8; rounds++) {
+      const p = await this.readUp('authentication')
+      const next = (p.lastSeq + 1) & 0xff
+      const reply = decodeAuthReply(p.payload)
+      switch (reply.kind) {
+        case 'OK':
+          this.log.debug('mysql target authentication ok', {plugin})
+          return statusOf(p.payload) ?? STATUS.AUTOCOMMIT
+        case 'ERR':
+          throw new UpstreamRefused(reply.err)
+        case 'AuthSwitch': {
+          plugin = reply.plugin
+          scramble = reply.data
+          const t = initialAuthResponse(plugin, password, scramble)
+          if (t) this.writeUp(t, next)
+          else if (plugin === CLEAR_PASSWORD || plugin === SHA256_PASSWORD) {
+            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
+            else if (plugin === SHA256_PASSWORD) this.writeUp(Buffer.from([0x01]), next)
+            else throw new HoopError('TARGET_REFUSED', 'the target asks for mysql_clear_password without TLS; refusing to send the password in clear')
+          } else throw new HoopError('TARGET_REFUSED', `the target asks for the unsupported authentication plugin ${plugin}`)
+          break
+        }
+        case 'MoreData': {
+          const d = reply.data
+          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FAST_AUTH_OK) break
+          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FULL_AUTH) {
+            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
+            else this.writeUp(Buffer.from([SHA2_REQUEST_PUBLIC_KEY]), next)
+            break
+          }
+          if (plugin === CACHING_SHA2 || plugin === SHA256_PASSWORD) {
+            // The server's RSA public key (PEM): encrypt the password for it.
+            this.writeUp(rsaEncryptPassword(password, scramble, d.toString('latin1')), next)
+            break
+          }
+          throw new HoopError('PROTOCOL_ERROR', `the target sent unexpected authentication data for ${plugin}`)
+        }
+        case 'Unknown':
+          throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${reply.header.toString(16)}) during authentication`)
+      }
+    }
+    throw new HoopError('PROTOCOL_ERROR', 'the target did not finish authentication')
+  }
+
+  /** Wraps the upstream in TLS after an SSLRequest. `require` encrypts only; `verify-full` checks CA and host name. */
+  private async startTls(): Promise<void> {
+    const raw = this.upstream as Duplex
+    const left = this.upReader?.takeLeftover()
+    if (left && left.length) throw new HoopError('PROTOCOL_ERROR', 'the target sent unencrypted data after an SSLRequest')
+    this.upReader?.detach()
+    const opts = this.o.target.tls
+    const serverName = opts.serverName ?? this.o.target.host
+    const verify = opts.mode === 'verify-full'
+    const sock = tls.connect({
+      socket: raw,
+      servername: isIP(serverName) ? undefined : serverName,
+      ca: opts.ca,
+      rejectUnauthorized: verify,
+      checkServerIdentity: verify ? (_h, cert) => tls.checkServerIdentity(serverName, cert) : () => undefined,
+    })
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: Error) => reject(new HoopError('TARGET_REFUSED', `TLS to the target failed: ${e.message}`))
+      sock.once('secureConnect', () => {
+        sock.off('error', fail)
+        resolve()
+      })
+      sock.once('error', fail)
+    })
+    this.tlsUsed = true
+    this.setUpstream(sock)
+  }
+
+  /** OK to the client only now that the target accepted us. */
+  private async makeClientReady(status: number, helloSeq: number): Promise<void> {
+    const out = new Out(this.o.client)
+    out.seq = (helloSeq + 1) & 0xff
+    out.packet(encodeOk({status}))
+    this.result.bytesDown += out.bytes
+    await out.flush()
+  }
+
+  // --- command phase -----------------------------------------------------------------------------
+
+  private async commandLoop(): Promise<void> {
+    for (;;) {
+      const r = await this.clientReader.next()
+      if ('end' in r) return
+      if ('error' in r) throw this.lengthError(r.error, 1)
+      this.result.bytesUp += r.payload.length + 4
+      const cmd = decodeCommand(r.payload)
+      if (this.hooks.record) this.hooks.record('client', summarize(cmd))
+      const keepGoing = await this.onCommand(cmd, r)
+      if (!keepGoing) return
+    }
+  }
+
+  /** Handles one command and its whole response; returns false when the session ends. */
+  private async onCommand(cmd: Command, p: Packet): Promise<boolean> {
+    const out = new Out(this.o.client)
+    out.seq = (p.lastSeq + 1) & 0xff
+    switch (cmd.kind) {
+      case 'Query': {
+        const stmt = await this.judgeStatement(cmd.sql)
+        if (!(await this.admitOrRefuse(stmt, out))) return true
+        const t = newTally()
+        this.forward(p)
+        await this.relayResults(out, t, {stmt, binary: false})
+        this.finishStatement(stmt, t)
+        return true
+      }
+      case 'StmtPrepare': {
+        const stmt = await this.judgeStatement(cmd.sql)
+        if (!(await this.admitOrRefuse(stmt, out))) return true
+        this.forward(p)
+        await this.relayPrepare(out, stmt)
+        return true
+      }
+      case 'StmtExecute': {
+        const id = cmd.statementId === LAST_STATEMENT_ID ? this.lastPrepared : cmd.statementId
+        const ps = id === undefined ? undefined : this.prepared.get(id)
+        if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
+        const t = newTally()
+        this.forward(p)
+        ps.cursor = undefined
+        await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
+        this.finishStatement(ps.stmt, t)
+        return true
+      }
+      case 'StmtFetch': {
+        const ps = this.prepared.get(cmd.statementId)
+        if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
+        const t = newTally()
+        this.forward(p)
+        await this.relayRows(out, t, ps.cursor?.masker, true)
+        this.finishStatement(ps.stmt, t)
+        return true
+      }
+      case 'StmtClose':
+        this.prepared.delete(cmd.statementId)
+        this.forward(p)
+        return true
+      case 'StmtSendLongData':
+        if (this.prepared.has(cmd.statementId)) this.forward(p)
+        return true
+      case 'StmtReset':
+        if (!this.prepared.has(cmd.statementId)) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_RESET`})
+        this.forward(p)
+        await this.relayOne(out)
+        return true
+      case 'InitDb':
+        return this.judgedSimple(`USE ${quoteIdent(cmd.database)}`, p, out)
+      case 'FieldList':
+        return this.judgedSimple(`SHOW COLUMNS FROM ${quoteIdent(cmd.table)}`, p, out, true)
+      case 'ProcessKill':
+        return this.judgedSimple(`KILL ${cmd.connectionId}`, p, out)
+      case 'Ping':
+      case 'Statistics':
+      case 'SetOption':
+        this.forward(p)
+        await this.relayOne(out)
+        return true
+      case 'ResetConnection':
+        this.prepared.clear()
+        this.lastPrepared = undefined
+        this.forward(p)
+        await this.relayOne(out)
+        return true
+      case 'Quit':
+        this.forward(p)
+        return false
+      case 'ChangeUser':
+        return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: 'hoop: COM_CHANGE_USER is not supported through the gateway (the target login is the connection\'s); open a new connection instead'})
+      case 'Unknown':
+        return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: `hoop: unsupported command ${commandName(cmd.command)}`})
+      case 'Malformed':
+        return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: `hoop: malformed ${cmd.command >= 0 ? commandName(cmd.command) : 'command'} packet: ${cmd.reason}`})
+      default: {
+        const never: never = cmd
+        throw new Error(`unreachable ${String(never)}`)
+      }
+    }
+  }
+
+  private async answerError(out: Out, err: ErrPacket): Promise<boolean> {
+    out.packet(encodeErr(err))
+    this.result.bytesDown += out.bytes
+    await out.flush()
+    return true
+  }
+
+  /** Commands that carry no SQL but act like a statement (COM_INIT_DB, COM_FIELD_LIST, COM_PROCESS_KILL). */
+  private async judgedSimple(sql: string, p: Packet, out: Out, untilEof = false): Promise<boolean> {
+    const stmt = await this.judgeStatement(sql)
+    if (!(await this.admitOrRefuse(stmt, out))) return true
+    const t = newTally()
+    this.forward(p)
+    if (untilEof) await this.relayRows(out, t, undefined, false)
+    else t.error = await this.relayOne(out)
+    this.finishStatement(stmt, t)
+    return true
+  }
+
+  private async judgeStatement(sql: string): Promise<Stmt> {
+    this.result.statements++
+    let verdict: StatementVerdict
+    try {
+      verdict = await this.hooks.judge(sql)
+    } catch (err) {
+      this.log.error('mysql judge failed; refusing the statement', {error: (err as Error).message})
+      verdict = {effect: 'block', ruleId: 'hoop.judge-error', message: 'the policy decision failed (fail closed)'}
+    }
+    const stmt: Stmt = {sql, verdict}
+    if (verdict.effect === 'allow' && verdict.mask.columns.length > 0) stmt.outputs = analyzeMysqlOutputs(sql, this.matcher(verdict.mask)) ?? 'unparsed'
+    return stmt
+  }
+
+  /** beforeForward for allowed statements; refuses (ERR to the client) on block/review or an audit failure. */
+  private async admitOrRefuse(stmt: Stmt, out: Out): Promise<boolean> {
+    let refused: RefusedVerdict | undefined
+    const v = stmt.verdict
+    if (v.effect !== 'allow') refused = v
+    else {
+      try {
+        await this.hooks.beforeForward({sql: stmt.sql, verdict: v})
+      } catch (err) {
+        this.log.error('mysql beforeForward failed; refusing the statement', {error: (err as Error).message})
+        refused = {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
+      }
+    }
+    if (!refused) return true
+    await this.answerError(out, {code: REFUSED_ERROR_CODE, sqlState: '42000', message: refusalMessage(refused)})
+    this.result.blocked++
+    if (this.hooks.record) this.hooks.record('server', `ERR ${refusalMessage(refused)}`)
+    try {
+      this.hooks.refused({sql: stmt.sql, verdict: refused})
+    } catch (err) {
+      this.log.error('mysql refused hook failed', {error: (err as Error).message})
+    }
+    return false
+  }
+
+  private finishStatement(stmt: Stmt, t: Tally): void {
+    for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
+    try {
+      this.hooks.afterStatement({sql: stmt.sql, verdict: stmt.verdict, rows: t.rows, bytes: t.bytes, error: t.error, masked: t.masked})
+    } catch (err) {
+      this.log.error('mysql afterStatement hook failed', {error: (err as Error).message})
+    }
+  }
+
+  private forward(p: Packet): void {
+    const up = this.upstream as Duplex
+    if (up.destroyed || up.writableEnded) throw new HoopError('TARGET_REFUSED', 'the target closed the connection')
+    up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
+  }
+
+  private writeUp(payload: Buffer, seq: number): void {
+    ;(this.upstream as Duplex).write(encodePacket(payload, seq).bytes)
+  }
+
+  private async readUp(phase: string): Promise<Packet> {
+    const r = await (this.upReader as PacketReader).next()
+    if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
+    if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
+    return r
+  }
+
+  private async emit(out: Out, p: Packet, payload = p.payload): Promise<void> {
+    out.packet(payload, payload === p.payload ? p.raw : undefined)
+    if (out.pending >= FLUSH_BYTES || !(this.upReader as PacketReader).hasBuffered) {
+      this.result.bytesDown += out.pending
+      await out.flush()
+    }
+  }
+
+  private async flush(out: Out): Promise<void> {
+    this.result.bytesDown += out.pending
+    await out.flush()
+  }
+
+  // --- responses -----------------------------------------------------------------------------------
+
+  /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
+  private async relayOne(out: Out): Promise<string | undefined> {
+    const p = await this.readUp('a command')
+    await this.emit(out, p)
+    await this.flush(out)
+    return isErr(p.payload) ? errText(p.payload) : undefined
+  }
+
+  /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
+  private async relayPrepare(out: Out, stmt: Stmt): Promise<void> {
+    const first = await this.readUp('COM_STMT_PREPARE')
+    await this.emit(out, first)
+    const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
+    if (!ok) {
+      await this.flush(out)
+      this.finishStatement(stmt, {...newTally(), error: isErr(first.payload) ? errText(first.payload) : 'invalid COM_STMT_PREPARE response'})
+      return
+    }
+    for (const n of [ok.params, ok.columns]) {
+      for (let i = 0; i < n; i++) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
+      if (n > 0 && !this.deprecateEof) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
+    }
+    await this.flush(out)
+    this.prepared.set(ok.statementId, {stmt})
+    this.lastPrepared = ok.statementId
+  }
+
+  /** COM_QUERY / COM_STMT_EXECUTE: one or more results (OK, ERR or a result set), masked. */
+  private async relayResults(out: Out, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
+    let index = 0
+    for (;;) {
+      const first = await this.readUp('a result')
+      const h = first.payload[0]
+      if (isErr(first.payload)) {
+        t.error ??= errText(first.payload)
+        await this.emit(out, first)
+        break
+      }
+      if (h === OK_HEADER) {
+        await this.emit(out, first)
+        if ((statusOf(first.payload) ?? 0) & STATUS.MORE_RESULTS_EXISTS) {
+          index++
+          continue
+        }
+        break
+      }
+      if (h === LOCAL_INFILE_HEADER && !ctx.binary) {
+        // We never offer CLIENT_LOCAL_FILES; a server asking anyway gets "no file" (an empty packet).
+        this.writeUp(Buffer.alloc(0), (first.lastSeq + 1) & 0xff)
+        continue
+      }
+      const n = decodeColumnCount(first.payload)
+      if (n === undefined) throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${(h ?? 0).toString(16)}) for a result`)
+      await this.emit(out, first)
+      const defs: ColumnDefinition[] = []
+      for (let i = 0; i < n; i++) {
+        const p = await this.readUp('column definitions')
+        const d = decodeColumnDefinition(p.payload)
+        if (!d) throw new HoopError('PROTOCOL_ERROR', 'the target sent a malformed column definition')
+        defs.push(d)
+        await this.emit(out, p)
+      }
+      const masker = this.buildMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
+      if (!this.deprecateEof) {
+        const eof = await this.readUp('column definitions')
+        await this.emit(out, eof)
+        if (ctx.binary && ((statusOf(eof.payload) ?? 0) & STATUS.CURSOR_EXISTS)) {
+          if (ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
+          break
+        }
+      }
+      const status = await this.relayRows(out, t, masker, ctx.binary)
+      if (ctx.binary && status !== undefined && status & STATUS.CURSOR_EXISTS && ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
+      if (status !== undefined && status & STATUS.MORE_RESULTS_EXISTS) {
+        index++
+        continue
+      }
+      break
+    }
+    await this.flush(out)
+  }
+
+  /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
+  private async relayRows(out: Out, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
+    for (;;) {
+      const p = await this.readUp('rows')
+      if (isErr(p.payload)) {
+        t.error ??= errText(p.payload)
+        await this.emit(out, p)
+        await this.flush(out)
+        return undefined
+      }
+      if (isResultTerminator(p.payload, this.deprecateEof)) {
+        await this.emit(out, p)
+        await this.flush(out)
+        return statusOf(p.payload) ?? 0
+      }
+      const payload = masker ? masker(p.payload) : p.payload
+      t.rows++
+      t.bytes += payload.length
+      await this.emit(out, p, payload)
+    }
+  }
+
+  // --- masking -------------------------------------------------------------------------------------
+
+  private matcher(plan: MaskPlan): ColumnMatcher {
+    let m = this.matchers.get(plan)
+    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
+    return m
+  }
+
+  /**
+   * Which cells of result set `index` to mask. A column with an origin (org_table, org_name) is
+   * matched by origin, so aliases do not unmask; a computed column is masked when the statement's
+   * parse tree derives it from a masked column (taint); value detectors run on every text cell.
+   * Returns undefined when nothing can be masked (rows pass through untouched).
+   */
+  private buildMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts): RowMaskFn | undefined {
+    const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
+    if (!plan || planIsEmpty(plan)) return undefined
+    const matcher = this.matcher(plan)
+    const keys: (string | undefined)[] = defs.map(() => undefined)
+    if (!matcher.empty) {
+      const analysis = stmt.outputs === 'unparsed' ? undefined : stmt.outputs?.[index]
+      const n = defs.length
+      for (let i = 0; i < n; i++) {
+        const d = defs[i]
+        const hasOrigin = d.orgTable !== '' && d.orgName !== ''
+        if (hasOrigin) {
+          const hit = matcher.match({schema: d.schema || undefined, table: d.orgTable, column: d.orgName})
+          if (hit) {
+            keys[i] = `column:${d.schema ? d.schema + '.' : ''}${d.orgTable}.${d.orgName}`
+            continue
+          }
+        }
+        if (stmt.outputs === 'unparsed' || !analysis || analysis.kind === 'opaque') {
+          // We cannot see what computed this column: mask it (fail closed).
+          if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
+          continue
+        }
+        if (analysis.kind !== 'rows' || !analysis.outputs) continue
+        const o = outputAt(analysis.outputs, i, n)
+        if (o === 'unknown') {
+          if (!hasOrigin && analysis.readsMasked) keys[i] = `derived:${analysis.readsMasked}`
+        } else if (o.source) keys[i] = `derived:${o.source}`
+      }
+    }
+    const entities = new Set<MaskEntity>(plan.entities)
+    const detect = entities.size > 0
+    if (!detect && keys.every((k) => k === undefined)) return undefined
+    const types = defs.map((d) => d.type)
+    const textual = defs.map((d) => STRING_TYPES.has(d.type))
+    const rewrite = (i: number, value: Buffer | null): Buffer | null | undefined => {
+      if (value === null) return undefined
+      const key = keys[i]
+      if (key) {
+        addCount(counts, key)
+        return textual[i] ? STARS : null
+      }
+      if (!detect) return undefined
+      if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined
+      if (!mightContainPii(value, 0, value.length)) return undefined
+      const found = maskValue(value.toString('utf8'), entities)
+      if (!found) return undefined
+      for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
+      return textual[i] ? Buffer.from(found.text, 'utf8') : null
+    }
+    return (payload: Buffer) => {
+      try {
+        return binary ? rewriteBinaryRow(payload, types, rewrite) : rewriteTextRow(payload, defs.length, rewrite)
+      } catch (err) {
+        if (!(err instanceof RowShapeError)) throw err
+        addCount(counts, 'row:unparsable')
+        return nullRow(defs.length, binary)
+      }
+    }
+  }
+
+  // --- errors and shutdown ----------------------------------------------------------------------
+
+  private lengthError(e: FramerError, seq: number): FatalToClient {
+    return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
+  }
+
+  /** Only deliberate errors reach the client as such; anything else is logged and answered generically. */
+  private async failSession(err: unknown): Promise<void> {
+    let e: ErrPacket
+    let seq = 0
+    if (err instanceof FatalToClient) {
+      this.log.info('mysql session refused', {reason: err.message})
+      e = err.err
+      seq = err.seq
+    } else if (err instanceof UpstreamRefused) {
+      this.log.info('mysql target refused the login', {code: err.err.code})
+      e = {code: err.err.code || ER_ACCESS_DENIED, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}
+      seq = 2
+    } else if (err instanceof HoopError) {
+      this.log.warn('mysql session failed', {code: err.code, error: err.message})
+      e = {code: 1158, sqlState: '08S01', message: `hoop: ${err.message}`}
+    } else {
+      this.log.error('mysql session failed', {error: (err as Error)?.message})
+      e = {code: 1105, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
+    }
+    const c = this.o.client
+    if (c.destroyed || c.writableEnded) return
+    await new Promise<void>((resolve) => c.end(encodePacket(encodeErr(e, this.greeted), seq).bytes, () => resolve()))
+  }
+
+  private shutdown(): void {
+    if (this.closed) return
+    this.closed = true
+    this.clientReader.detach()
+    this.upReader?.detach()
+    const up = this.upstream
+    if (up && !up.destroyed) {
+      if (!up.writableEnded) up.end()
+      setTimeout(() => up.destroy(), 1000).unref()
+    }
+    const c = this.o.client
+    if (!c.writableEnded) c.end()
+    setTimeout(() => c.destroy(), 1000).unref()
+  }
+}
+
+function newTally(): Tally {
+  return {rows: 0, bytes: 0, masked: {}}
+}
+
+function errText(p: Buffer): string {
+  const e = decodeErr(p)
+  return `${e.code} ${e.sqlState} ${e.message}`
+}
+
+function scramble20(): Buffer {
+  // Printable, non-NUL bytes as real servers send.
+  const b = randomBytes(20)
+  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i] % 94)
+  return b
+}
+
+function quoteIdent(s: string): string {
+  return '`' + s.replace(/`/g, '``') + '`'
+}
+
+function summarize(c: Command): string {
+  switch (c.kind) {
+    case 'Query':
+    case 'StmtPrepare':
+      return `${c.kind} ${c.sql}`
+    case 'InitDb':
+      return `InitDb ${c.database}`
+    case 'StmtExecute':
+    case 'StmtClose':
+    case 'StmtReset':
+    case 'StmtFetch':
+      return `${c.kind} ${c.statementId}`
+    case 'Unknown':
+    case 'Malformed':
+      return `${c.kind} ${commandName(c.command)}`
+    default:
+      return c.kind
+  }
+}
+
+export {COM, encodeCommand}

@@ -1,0 +1,126 @@
+// Test harness: a TCP listener on 127.0.0.1:0 whose sockets are handed to runMysqlSession, with the
+// target reached by a plain net.connect to the real MariaDB (no gateway, no agent), and a judge
+// built from a literal table or from the real policy module.
+import {execFile} from 'node:child_process'
+import * as net from 'node:net'
+import type {Duplex} from 'node:stream'
+import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
+import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/gateway/mysql-session.js'
+import type {MaskPlan} from '../../../src/masking/types.js'
+import {silentLogger} from '../../../src/shared/log.js'
+
+export const MYSQL_PORT = 3306
+
+export interface HarnessEvent {
+  hook: 'beforeForward' | 'afterStatement' | 'refused'
+  sql: string
+  effect: string
+  rows?: number
+  error?: string
+  masked?: Record<string, number>
+}
+
+export interface Harness {
+  port: number
+  events: HarnessEvent[]
+  results: MysqlSessionResult[]
+  settle(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface HarnessOptions {
+  judge?: (sql: string) => StatementVerdict | Promise<StatementVerdict>
+  target?: Partial<MysqlSessionOptions['target']>
+  openUpstream?: () => Promise<Duplex>
+  maxPacketBytes?: number
+}
+
+export const noMask: MaskPlan = {columns: [], entities: [], ruleIds: []}
+export const allow = (mask: MaskPlan = noMask): StatementVerdict => ({effect: 'allow', ruleId: 'r-allow', mask})
+
+export function tableJudge(rows: [RegExp, StatementVerdict][], fallback: StatementVerdict = allow()): (sql: string) => StatementVerdict {
+  return (sql) => rows.find(([re]) => re.test(sql))?.[1] ?? fallback
+}
+
+export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  const events: HarnessEvent[] = []
+  const results: MysqlSessionResult[] = []
+  const running = new Set<Promise<unknown>>()
+  const sockets = new Set<net.Socket>()
+  const judge = o.judge ?? (() => allow())
+  const server = net.createServer((client) => {
+    sockets.add(client)
+    client.on('close', () => sockets.delete(client))
+    const p = runMysqlSession({
+      client,
+      openUpstream: o.openUpstream ?? (() => connect(MYSQL_PORT)),
+      target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
+      logger: silentLogger,
+      limits: o.maxPacketBytes ? {maxPacketBytes: o.maxPacketBytes} : undefined,
+      hooks: {
+        judge: async (sql) => judge(sql),
+        beforeForward: async (info) => {
+          events.push({hook: 'beforeForward', sql: info.sql, effect: info.verdict.effect})
+        },
+        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
+        refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
+      },
+    }).then((r) => results.push(r))
+    running.add(p)
+    p.finally(() => running.delete(p))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  const settle = async () => {
+    while (running.size) await Promise.all([...running])
+  }
+  return {
+    port,
+    events,
+    results,
+    settle,
+    close: async () => {
+      // server.close() waits for open connections: destroy them first.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const s of sockets) s.destroy()
+      await closed
+      await settle()
+    },
+  }
+}
+
+export function connect(port: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.off('error', reject)
+      resolve(s)
+    })
+    s.once('error', reject)
+  })
+}
+
+/** Runs the real `mysql` client against the harness (batch mode, no password). */
+export function mysql(port: number, sql: string, opts: {db?: string; user?: string; extra?: string[]} = {}): Promise<{stdout: string; stderr: string; code: number}> {
+  return new Promise((resolve) => {
+    const args = ['-h', '127.0.0.1', '-P', String(port), '-u', opts.user ?? 'root', '--protocol=TCP', '--ssl=0', '-N', '-B', '--connect-timeout=5', ...(opts.extra ?? [])]
+    if (opts.db !== '') args.push(opts.db ?? 'test')
+    const child = execFile('mysql', [...args, '-e', sql], {timeout: 20_000, env: {...process.env, MYSQL_PWD: ''}}, (err, stdout, stderr) =>
+      resolve({stdout, stderr, code: err ? ((err as {code?: number}).code ?? 1) : 0}),
+    )
+    child.stdin?.end()
+  })
+}
+
+/** The `mysql` client reading a script from stdin (several statements in one session, --force continues after errors). */
+export function mysqlScript(port: number, script: string, opts: {db?: string} = {}): Promise<{stdout: string; stderr: string; code: number}> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      'mysql',
+      ['-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--protocol=TCP', '--ssl=0', '-N', '-B', '--force', '--connect-timeout=5', opts.db ?? 'test'],
+      {timeout: 20_000},
+      (err, stdout, stderr) => resolve({stdout, stderr, code: err ? ((err as {code?: number}).code ?? 1) : 0}),
+    )
+    child.stdin?.end(script)
+  })
+}
