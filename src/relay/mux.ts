@@ -35,6 +35,7 @@ export const STREAM_HIGH_WATER = 64 * 1024
 // ws readyState values (avoid a runtime import of ws: the caller owns the socket).
 const WS_CONNECTING = 0
 const WS_OPEN = 1
+const WS_CLOSED = 3
 const SEND_OPTS = {binary: true, compress: false} as const
 const MAX_REASON_CHARS = 1000
 
@@ -427,8 +428,9 @@ export class Mux extends EventEmitter {
     } else if (ws.readyState === WS_OPEN) {
       this.startHeartbeat()
     } else {
-      // Already closing: nothing will ever flow.
+      // Already closing: nothing will ever flow. A closed socket will not emit 'close' again.
       this.closeReason = new HoopError('GATEWAY_UNREACHABLE', 'relay link lost')
+      if (ws.readyState === WS_CLOSED) process.nextTick(() => this.onSocketClose(1006, Buffer.alloc(0)))
     }
   }
 
@@ -599,8 +601,7 @@ export class Mux extends EventEmitter {
     // Frames racing a close of a stream we knew are normal; only never-opened ids are an error.
     if (used) return
     this.log.warn('relay frame for a stream that was never opened', {stream: id, type})
-    // The reply is advisory: skip it when the socket is already full (a flood must not grow memory).
-    if (!this.congested) this.resetId(id, 'PROTOCOL_ERROR', `relay stream ${id} is not open`)
+    this.resetId(id, 'PROTOCOL_ERROR', `relay stream ${id} is not open`)
   }
 
   private onPeerOpen(id: number, meta: Record<string, unknown>): void {
@@ -639,6 +640,9 @@ export class Mux extends EventEmitter {
       s.reset(code, message)
       return
     }
+    // A RESET for an id we hold no stream for is advisory: skip it while the socket is full, so a
+    // peer that floods bad frames without reading our answers cannot grow our memory.
+    if (this.ws.bufferedAmount >= LINK_HIGH_WATER) return
     this.sendControl(encodeFrame({type: 'reset', streamId: id, code, message: clip(message)}))
   }
 
