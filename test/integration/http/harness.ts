@@ -54,7 +54,7 @@ export async function startUpstream(): Promise<Upstream> {
   let streamGate = new Promise<void>((r) => (releaseStream = r))
   const block = randomBytes(1024 * 1024)
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, body: string) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, body: string, raw: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x')
     const json = (status: number, v: unknown) => {
       const data = JSON.stringify(v)
@@ -64,6 +64,8 @@ export async function startUpstream(): Promise<Upstream> {
     switch (url.pathname) {
       case '/echo':
         return json(200, {method: req.method, url: req.url, headers: req.headers, body})
+      case '/upload':
+        return json(200, {bytes: raw.length, sha256: createHash('sha256').update(raw).digest('hex')})
       case '/customer': {
         // Written as text: an integer beyond 2^53 must come back with every digit.
         const data = JSON.stringify(CUSTOMER).replace('"bigId":0', '"bigId":12345678901234567890')
@@ -118,9 +120,10 @@ export async function startUpstream(): Promise<Upstream> {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8')
+      const raw = Buffer.concat(chunks)
+      const body = req.url?.startsWith('/upload') ? '' : raw.toString('utf8')
       seen.push({method: req.method ?? '', url: req.url ?? '', headers: req.headers, body})
-      handle(req, res, body).catch((e: Error) => res.destroy(e))
+      handle(req, res, body, raw).catch((e: Error) => res.destroy(e))
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -166,6 +169,7 @@ export interface HarnessOptions {
   target?: Partial<HttpTarget>
   limits?: Partial<HttpLimits>
   redactHeaders?: string[]
+  beforeForward?: () => Promise<void>
 }
 
 export const noMask: HttpMaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -195,7 +199,10 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           judged.push(view)
           return judge(view)
         },
-        beforeForward: async (i) => void events.push({hook: 'beforeForward', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
+        beforeForward: async (i) => {
+          events.push({hook: 'beforeForward', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId})
+          await o.beforeForward?.()
+        },
         afterStatement: (i) => void events.push({hook: 'afterStatement', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId, bytes: i.bytes, error: i.error, masked: i.masked}),
         refused: (i) => void events.push({hook: 'refused', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
         record: (direction, text) => void records.push({direction, text}),

@@ -1,7 +1,10 @@
 // The HTTP engine end to end: real curl and Node's fetch -> runHttpSession -> a real node:http
 // upstream, all on loopback. Policy is a small judge standing in for the gateway adapter.
 import {strict as assert} from 'node:assert'
-import {createHash} from 'node:crypto'
+import {createHash, randomBytes} from 'node:crypto'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
 import type {HttpRequestView} from '../../../src/gateway/http-session.js'
 import {sh} from '../../helpers/net.js'
@@ -339,12 +342,65 @@ describe('http engine limits and credentials', function () {
 
   it('answers 502 when the target is unreachable and 503 when the audit write fails', async () => {
     const dead = await startHarness({upstreamPort: 1})
+    const noAudit = await startHarness({upstreamPort: up.port, beforeForward: () => Promise.reject(new Error('disk full'))})
     try {
       const r = await curl([`${dead.url}/echo`])
       assert.equal(r.status, 502)
       assert.match(r.body, /TARGET_REFUSED/)
+      const seen = up.seen.length
+      const a = await curl([`${noAudit.url}/echo`])
+      assert.equal(a.status, 503)
+      assert.match(a.body, /"code":"AUDIT_UNAVAILABLE"/)
+      assert.equal(up.seen.length, seen, 'nothing forwarded without an audit record')
     } finally {
       await dead.close()
+      await noAudit.close()
+    }
+  })
+
+  it('uploads stream through (chunked and sized, with 100-continue); a refused upload keeps or closes the connection safely', async () => {
+    const judge = new Judge()
+    const h = await startHarness({upstreamPort: up.port, judge: (v) => judge.judge(v)})
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-http-'))
+    try {
+      // Over 1 MiB: curl then asks for 100-continue by itself.
+      const data = randomBytes(2 * 1024 * 1024)
+      const file = join(dir, 'up.bin')
+      writeFileSync(file, data)
+      const want = createHash('sha256').update(data).digest('hex')
+      for (const extra of [[], ['-H', 'Transfer-Encoding: chunked'], ['-H', 'Expect: 100-continue']]) {
+        const r = await curl(['--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream', ...extra, `${h.url}/upload`])
+        assert.equal(r.status, 200, extra.join(' '))
+        assert.deepEqual(JSON.parse(r.body), {bytes: data.length, sha256: want})
+      }
+      // Refused with a body the client holds back for 100-continue: answered, then closed.
+      const blocked = await rawExchange(h.port, 'POST /admin/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n')
+      assert.match(blocked.text, /^HTTP\/1\.1 403 [^]*Connection: close/)
+      assert.ok(blocked.closed)
+      // Refused with the body already sent: the body is skipped and the next request served.
+      const next = await rawExchange(h.port, 'POST /admin/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      assert.deepEqual([...next.text.matchAll(/HTTP\/1\.1 (\d{3}) [A-Z]/g)].map((m) => m[1]), ['403', '200'])
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+      await h.close()
+    }
+  })
+
+  it('HTTP/1.0 clients get a close-delimited body instead of chunks', async () => {
+    const judge = new Judge()
+    const h = await startHarness({upstreamPort: up.port, judge: (v) => judge.judge(v)})
+    try {
+      const p = rawExchange(h.port, 'GET /stream?plain=1 HTTP/1.0\r\n\r\n')
+      // /stream waits for release before its last line.
+      await h.waitFor(() => up.seen.some((s) => s.url === '/stream?plain=1'))
+      up.release()
+      const r = await p
+      assert.ok(r.closed)
+      assert.match(r.text, /^HTTP\/1\.0 200/)
+      assert.ok(!/transfer-encoding/i.test(r.text))
+      assert.ok(r.text.endsWith('line 1: contact bob@example.com\nline 2: nothing here\nline 3: done, mail eve@example.net\n'), r.text)
+    } finally {
+      await h.close()
     }
   })
 })
