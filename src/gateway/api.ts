@@ -4,6 +4,8 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {IdentityRuntime} from '../identity/runtime.js'
 import type {Identity} from '../identity/types.js'
+import type {ApprovalService} from '../approvals/index.js'
+import type {Policy} from '../policy/index.js'
 import {RELAY_VERSION} from '../relay/frame.js'
 import type {GatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
@@ -13,12 +15,17 @@ import {events, type AuditLog} from '../audit/index.js'
 import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
+import {handleApprovalsApi} from './approvals-api.js'
 import type {AgentRegistry} from './agents.js'
 
 export interface ApiContext {
   config: GatewayConfig
   store: Store
   audit: AuditLog
+  /** Just-in-time approvals (src/approvals); the /v1/approvals routes answer 404 without it. */
+  approvals?: ApprovalService
+  /** The policy in force, for time-boxed access requests. */
+  policy?: () => Policy
   agents: AgentRegistry
   access: AccessGuard
   identity: IdentityRuntime
@@ -53,12 +60,19 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
     return
   }
 
+  if (path === '/v1/audit/key' && method === 'GET') {
+    // Public: anyone holding evidence must be able to fetch the key that signs it.
+    sendJson(res, 200, ctx.audit.keyDocument())
+    return
+  }
+
   const identity = await authenticate(ctx, req)
 
   if (path === '/v1/whoami' && method === 'GET') {
     sendJson(res, 200, identity)
     return
   }
+  if (ctx.approvals && (await handleApprovalsApi({...ctx, approvals: ctx.approvals}, identity, method, path, req, res))) return
   if (path === '/v1/connections' && method === 'GET') {
     sendJson(res, 200, {connections: visibleConnections(ctx, identity)})
     return
