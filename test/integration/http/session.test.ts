@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
 import type {HttpRequestView} from '../../../src/gateway/http-session.js'
 import {sh} from '../../helpers/net.js'
-import {allow, CUSTOMER, curl, type Harness, rawExchange, startHarness, startUpstream, type Upstream} from './harness.js'
+import {allow, connect, CUSTOMER, curl, type Harness, rawExchange, startHarness, startUpstream, type Upstream} from './harness.js'
 
 const block = (ruleId: string, message: string): StatementVerdict => ({effect: 'block', ruleId, message})
 
@@ -247,6 +247,26 @@ describe('http engine (curl, fetch, real upstream)', function () {
     await h.settle()
     assert.equal(h.results.length, 2)
     assert.equal(h.results[1].requests, 3)
+  })
+
+  it('reads requests delivered one byte at a time (heads, chunked bodies, pipelining)', async () => {
+    const body = '{"amount": 2}'
+    const text =
+      `POST /payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n` +
+      'GET /echo?last=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    const sock = connect(h.port)
+    const s = await sock
+    let got = ''
+    s.on('data', (d: Buffer) => (got += d.toString()))
+    const ended = new Promise<void>((r) => s.on('close', () => r()))
+    for (const byte of Buffer.from(text)) {
+      s.write(Buffer.from([byte]))
+      await new Promise((r) => setImmediate(r))
+    }
+    await ended
+    assert.deepEqual([...got.matchAll(/HTTP\/1\.1 (\d{3}) [A-Z]/g)].map((m) => m[1]), ['201', '200'])
+    assert.match(got, /"body":\{"amount":2\}/)
+    assert.deepEqual(h.judged.find((v) => v.path === '/payments')?.body, {amount: 2})
   })
 
   it('answers malformed requests with 400 and closes; the harness keeps serving', async () => {
