@@ -669,7 +669,7 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher): MysqlO
       out.push({kind: first === 'HANDLER' ? 'other' : 'opaque'})
       continue
     }
-    if (!/^(SELECT|WITH|\(|TABLE|VALUES|INSERT|REPLACE|UPDATE|DELETE)$/.test(first)) {
+    if (NO_ROWS_FIRST_WORDS.has(first)) {
       out.push({kind: 'other'})
       continue
     }
@@ -683,6 +683,11 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher): MysqlO
   }
   return out
 }
+
+/** Statements whose results carry no table data (any other statement must parse, or masking fails closed). */
+const NO_ROWS_FIRST_WORDS = new Set(
+  'SET SHOW USE BEGIN START COMMIT ROLLBACK CREATE DROP ALTER GRANT REVOKE LOCK UNLOCK PREPARE DEALLOCATE FLUSH KILL DO LOAD TRUNCATE RENAME SAVEPOINT RELEASE XA OPTIMIZE REPAIR CHECK CHECKSUM DESCRIBE DESC EXPLAIN HELP RESET PURGE INSTALL UNINSTALL'.split(' '),
+)
 
 class Taint {
   private masked: string | undefined
