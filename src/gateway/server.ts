@@ -20,6 +20,7 @@ import {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import {AgentRegistry} from './agents.js'
 import {handleApi, type ApiContext} from './api.js'
+import {parseAuditSettings} from './audit-config.js'
 import {serveClientStream, type SessionContext} from './sessions.js'
 
 export interface GatewayOptions {
@@ -78,7 +79,25 @@ export class Gateway {
       store.close()
       throw err
     }
-    const audit = AuditLog.open({db: store.db, dataDir: opts.dataDir, logger: opts.logger.child({component: 'audit'})})
+    let audit: AuditLog
+    try {
+      const settings = parseAuditSettings(opts.config)
+      audit = AuditLog.open({
+        db: store.db,
+        dataDir: opts.dataDir,
+        signingKeyFile: settings.signingKeyFile,
+        checkpointEvery: settings.checkpointEvery,
+        retentionDays: settings.retentionDays,
+        sinks: settings.sinks,
+        logger: opts.logger.child({component: 'audit'}),
+      })
+      opts.recordingCap ??= settings.recordingCap
+    } catch (err) {
+      server.close()
+      await identity.close()
+      store.close()
+      throw err
+    }
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
     const gw = new Gateway(opts, server, wss, store, audit, new AgentRegistry(opts.logger), identity, url)
     server.on('request', (req, res) => void gw.onRequest(req, res))

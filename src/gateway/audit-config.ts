@@ -1,0 +1,89 @@
+// The `audit:` section of the gateway config: signing key, checkpoint cadence, recording cap,
+// retention, and sinks that stream events to a JSONL file or a SIEM webhook. Errors carry the
+// config file's line numbers.
+import {isAbsolute, resolve, dirname} from 'node:path'
+import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
+import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
+import {configError, type PathSegment, type SourceProblem} from '../shared/yaml-source.js'
+
+export interface AuditSettings {
+  signingKeyFile?: string
+  checkpointEvery: {events: number; ms: number}
+  recordingCap: number
+  retentionDays?: number
+  sinks: AuditSink[]
+}
+
+const SIZE_RE = /^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i
+const UNITS: Record<string, number> = {b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3}
+const DURATION_RE = /^(\d+)\s*(ms|s|m|h)$/
+
+export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
+  const out: AuditSettings = {checkpointEvery: {events: 10_000, ms: 60_000}, recordingCap: 10 * 1024 * 1024, sinks: []}
+  const raw = cfg.audit
+  if (raw === undefined || raw === null) return out
+  const problems: SourceProblem[] = []
+  const fail = (path: PathSegment[], msg: string) =>
+    problems.push(cfg.source ? cfg.source.problem(['audit', ...path], msg) : {file: cfg.file ?? '<config>', line: 1, column: 1, message: msg})
+  if (!isObject(raw)) {
+    fail([], 'audit must be a mapping')
+    throw configError(problems)
+  }
+  const baseDir = cfg.file && !cfg.file.startsWith('<') ? dirname(resolve(cfg.file)) : process.cwd()
+  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'sinks'])
+  for (const k of Object.keys(raw)) if (!known.has(k)) fail([k], `unknown key "${k}" in audit`)
+  if (raw.signingKeyFile !== undefined) {
+    if (typeof raw.signingKeyFile !== 'string') fail(['signingKeyFile'], 'signingKeyFile must be a path')
+    else out.signingKeyFile = isAbsolute(raw.signingKeyFile) ? raw.signingKeyFile : resolve(baseDir, raw.signingKeyFile)
+  }
+  if (raw.checkpoint !== undefined) {
+    const c = raw.checkpoint
+    if (!isObject(c)) fail(['checkpoint'], 'checkpoint must be {events: N, interval: 60s}')
+    else {
+      if (c.events !== undefined) {
+        if (!Number.isInteger(c.events) || (c.events as number) < 1) fail(['checkpoint', 'events'], 'checkpoint.events must be a positive integer')
+        else out.checkpointEvery.events = c.events as number
+      }
+      if (c.interval !== undefined) {
+        const m = typeof c.interval === 'string' ? DURATION_RE.exec(c.interval) : null
+        if (!m) fail(['checkpoint', 'interval'], 'checkpoint.interval must be a duration like 30s, 5m or 1h')
+        else out.checkpointEvery.ms = Number(m[1]) * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[m[2] as 'ms' | 's' | 'm' | 'h']
+      }
+    }
+  }
+  if (raw.recordingCap !== undefined) {
+    const m = SIZE_RE.exec(String(raw.recordingCap))
+    if (!m) fail(['recordingCap'], 'recordingCap must be a size like 10MiB or a number of bytes')
+    else out.recordingCap = Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]
+  }
+  if (raw.retentionDays !== undefined) {
+    if (!Number.isInteger(raw.retentionDays) || (raw.retentionDays as number) < 1) fail(['retentionDays'], 'retentionDays must be a positive integer')
+    else out.retentionDays = raw.retentionDays as number
+  }
+  if (raw.sinks !== undefined) {
+    if (!Array.isArray(raw.sinks)) fail(['sinks'], 'sinks must be a list')
+    else
+      raw.sinks.forEach((s, i) => {
+        if (!isObject(s)) return fail(['sinks', i], 'each sink must be a mapping')
+        if (s.type === 'file' && typeof s.path === 'string') {
+          out.sinks.push(new JsonlFileSink(isAbsolute(s.path) ? s.path : resolve(baseDir, s.path), typeof s.name === 'string' ? s.name : undefined))
+        } else if (s.type === 'webhook' && typeof s.url === 'string' && /^https?:\/\//.test(s.url)) {
+          const headers: Record<string, string> = {}
+          if (s.headers !== undefined) {
+            if (!isObject(s.headers)) return fail(['sinks', i, 'headers'], 'headers must be a mapping of name to {env: VAR} or {file: PATH}')
+            for (const [name, ref] of Object.entries(s.headers)) {
+              if (!isObject(ref) || !(typeof ref.env === 'string' || typeof ref.file === 'string')) {
+                return fail(['sinks', i, 'headers', name], `header ${name} must be a reference, {env: VAR} or {file: PATH}; secrets are never inline`)
+              }
+              headers[name] = readSecret(ref as SecretRef)
+            }
+          }
+          out.sinks.push(new WebhookSink({url: s.url, headers}))
+        } else {
+          fail(['sinks', i], 'a sink is {type: file, path: PATH} or {type: webhook, url: https://..., headers?: {...}}')
+        }
+      })
+  }
+  if (problems.length > 0) throw configError(problems)
+  return out
+}
