@@ -167,9 +167,9 @@ export function spinner(stream: NodeJS.WriteStream = process.stderr, text = ''):
 }
 
 /** --reason, or a prompt on a terminal; elsewhere a missing reason is an error. */
-export async function reasonOrPrompt(flag: string | undefined, what: string): Promise<string> {
+export async function reasonOrPrompt(flag: string | undefined, what: string, interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY)): Promise<string> {
   if (flag !== undefined) return flag
-  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+  if (!interactive) {
     throw new HoopError('INVALID_INPUT', `a justification is required: pass --reason "why" (${what})`)
   }
   const {input} = await import('@inquirer/prompts')
@@ -182,4 +182,30 @@ export async function decideApproval(opts: ApprovalsClientOptions & {id: string;
   const client = await ApprovalsClient.open(opts)
   const reason = await reasonOrPrompt(opts.reason, `why you ${opts.decision} ${opts.id}`)
   return client.decide(opts.id, opts.decision, reason)
+}
+
+/**
+ * `hoop connect NAME --request-access --reason ... --duration 1h`: asks for time-boxed access and
+ * waits (spinner on a TTY) until it is approved; throws APPROVAL_REQUIRED when rejected or expired.
+ * Returns at once when a grant is already live.
+ */
+export async function requestAccessAndWait(
+  opts: ApprovalsClientOptions & {connection: string; reason?: string; duration?: string; signal?: AbortSignal; interactive?: boolean},
+): Promise<ApprovalView> {
+  const client = await ApprovalsClient.open(opts)
+  const reason = await reasonOrPrompt(opts.reason, `why you need time-boxed access to ${opts.connection}`, opts.interactive)
+  const r = await client.requestAccess(opts.connection, reason, opts.duration)
+  if (r.status === 'approved') return r.approval
+  const spin = spinner(process.stderr)
+  const line = (a: ApprovalView) =>
+    `waiting for approval ${a.id} of time-boxed access to ${a.connection} (${approvalStatusLine(a)}); an approver runs: hoop approvals approve ${a.id} --reason "..."`
+  spin.update(line(r.approval))
+  try {
+    const approved = await client.waitForDecision(r.approval.id, {onTick: (a) => spin.update(line(a)), signal: opts.signal})
+    spin.stop(`✔ ${approved.id} approved by ${approved.decisions.map((d) => d.approver.name).join(', ')}; access until ${approved.validUntil}`)
+    return approved
+  } catch (err) {
+    spin.stop()
+    throw err
+  }
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import {createServer, type Server} from 'node:http'
 import {approvalAuditEvents, ApprovalService, type ApprovalEventKind} from '../../../src/approvals/index.js'
-import {ApprovalsClient, approvalDetail, approvalIdIn, approvalsTable} from '../../../src/client/approvals.js'
+import {ApprovalsClient, approvalDetail, approvalIdIn, approvalsTable, requestAccessAndWait} from '../../../src/client/approvals.js'
 import {GatewayApi} from '../../../src/client/api.js'
 import {createServiceAccount} from '../../../src/gateway/admin.js'
 import {handleApprovalsApi} from '../../../src/gateway/approvals-api.js'
@@ -41,6 +41,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
   let dev: ApprovalsClient
   let dba: ApprovalsClient
   let other: ApprovalsClient
+  let otherToken: string
   const audited: ApprovalEventKind[] = []
 
   before(async () => {
@@ -61,10 +62,11 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
-    const client = (name: string, groups: string[]) => ApprovalsClient.withApi(new GatewayApi(url, createServiceAccount(store, name, groups).token))
-    dev = client('dev-bot', ['engineering'])
-    dba = client('dba-bot', ['dba'])
-    other = client('other-bot', ['engineering'])
+    const client = (token: string) => ApprovalsClient.withApi(new GatewayApi(url, token))
+    dev = client(createServiceAccount(store, 'dev-bot', ['engineering']).token)
+    dba = client(createServiceAccount(store, 'dba-bot', ['dba']).token)
+    otherToken = createServiceAccount(store, 'other-bot', ['engineering']).token
+    other = client(otherToken)
   })
 
   after(async () => {
@@ -132,7 +134,22 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
     await assert.rejects(dev.requestAccess('prod', 'x', 'soon'), (e) => code(e) === 'INVALID_INPUT')
   })
 
+  it('connect --request-access: waits until approved, then returns the grant', async () => {
+    const waiting = requestAccessAndWait({gateway: url, token: otherToken, connection: 'prod', reason: 'on call', duration: '10m'})
+    let pending: string | undefined
+    for (let i = 0; i < 100 && !pending; i++) {
+      pending = (await dba.list()).find((a) => a.requester.name === 'other-bot')?.id
+      if (!pending) await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.ok(pending, 'the access request reached the approver')
+    await dba.decide(pending, 'approve', 'ok')
+    const grant = await waiting
+    assert.equal(grant.state, 'approved')
+    assert.equal(Date.parse(grant.validUntil!) - Date.parse(grant.decidedAt!), 600_000)
+    await assert.rejects(requestAccessAndWait({gateway: url, token: otherToken, connection: 'prod', interactive: false}), (e) => code(e) === 'INVALID_INPUT' && /--reason/.test((e as Error).message))
+  })
+
   it('turned every state change into an audit event', () => {
-    assert.deepEqual(audited, ['requested', 'approved', 'requested', 'rejected', 'requested', 'approved'])
+    assert.deepEqual(audited, ['requested', 'approved', 'requested', 'rejected', 'requested', 'approved', 'requested', 'approved'])
   })
 })
