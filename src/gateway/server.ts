@@ -170,7 +170,7 @@ export class Gateway {
   private acceptAgent(ws: WebSocket, identity: Identity, req: IncomingMessage): void {
     const log = this.opts.logger.child({agent: identity.subject})
     // Agents serve streams; they never open them towards the gateway.
-    const mux = new Mux(ws, {side: 'acceptor', logger: log})
+    const mux = new Mux(ws, {side: 'acceptor', logger: log, lostMessage: `agent "${identity.subject}" disconnected`})
     this.agents.attach(identity.subject, mux)
     this.store.touchAgent(identity.subject)
     log.info('agent connected', {remote: req.socket.remoteAddress})

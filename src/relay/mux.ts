@@ -50,6 +50,8 @@ export interface MuxOptions {
   maxStreams?: number
   /** Ping interval, default 15000; the link is terminated when a ping got no pong by the next one. 0 disables. */
   heartbeatMs?: number
+  /** Message of the GATEWAY_UNREACHABLE error when the link drops without GOAWAY (default "relay link lost"). */
+  lostMessage?: string
   logger?: Logger
 }
 
@@ -378,6 +380,7 @@ export class Mux extends EventEmitter {
   private readonly onOpen: ((stream: RelayStream) => void) | undefined
   private readonly maxStreams: number
   private readonly heartbeatMs: number
+  private readonly lostMessage: string
   private readonly streams = new Map<number, RelayStream>()
   private nextId: number
   private highestPeerId = 0
@@ -400,6 +403,7 @@ export class Mux extends EventEmitter {
     this.initialWindow = opts.initialWindow ?? DEFAULT_WINDOW
     this.maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
+    this.lostMessage = opts.lostMessage ?? 'relay link lost'
     this.log = (opts.logger ?? silentLogger).child({component: 'relay', side: opts.side})
     if (!Number.isInteger(this.initialWindow) || this.initialWindow < 1 || this.initialWindow > MAX_WINDOW) {
       throw new HoopError('INVALID_INPUT', `relay initialWindow ${this.initialWindow} is not an integer in 1..${MAX_WINDOW}`)
@@ -429,7 +433,7 @@ export class Mux extends EventEmitter {
       this.startHeartbeat()
     } else {
       // Already closing: nothing will ever flow. A closed socket will not emit 'close' again.
-      this.closeReason = new HoopError('GATEWAY_UNREACHABLE', 'relay link lost')
+      this.closeReason = new HoopError('GATEWAY_UNREACHABLE', this.lostMessage)
       if (ws.readyState === WS_CLOSED) process.nextTick(() => this.onSocketClose(1006, Buffer.alloc(0)))
     }
   }
@@ -678,7 +682,7 @@ export class Mux extends EventEmitter {
     this.heartbeat = setInterval(() => {
       if (!this.alive) {
         this.log.warn('relay peer missed a heartbeat; terminating the link', {heartbeatMs: this.heartbeatMs})
-        this.linkError ??= new HoopError('GATEWAY_UNREACHABLE', 'relay link lost', {reason: `no pong within ${this.heartbeatMs} ms`})
+        this.linkError ??= new HoopError('GATEWAY_UNREACHABLE', this.lostMessage, {reason: `no pong within ${this.heartbeatMs} ms`})
         this.ws.terminate()
         return
       }
@@ -700,7 +704,7 @@ export class Mux extends EventEmitter {
     this.heartbeat = undefined
     this.connectQueue = null
     this.closeReason ??=
-      this.linkError ?? new HoopError('GATEWAY_UNREACHABLE', 'relay link lost', {closeCode: code, reason: reason.toString('utf8')})
+      this.linkError ?? new HoopError('GATEWAY_UNREACHABLE', this.lostMessage, {closeCode: code, reason: reason.toString('utf8')})
     this.failAll(this.closeReason)
     this.parked.clear()
     if (this.closeEmitted) return
