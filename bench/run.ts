@@ -1,0 +1,170 @@
+// `npm run bench [-- --quick] [-- --cpu-prof DIR] [-- --only id,id]`
+//
+// Starts PostgreSQL-side fixtures, a socat relay chain and the hoop processes (gateway, agent,
+// `hoop connect`), runs every case side by side against direct PostgreSQL, the relay chain and
+// hoop, prints a Markdown table of medians, and writes JSON + SVG under bench/results/.
+// Quick mode (CI) uses small sizes and short runs; it reports missed targets but fails only when
+// a case cannot run at all. See bench/README.md.
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {cpus, totalmem} from 'node:os'
+import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
+import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8} from './lib/net-cases.js'
+import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
+import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
+import {ensureBuilt, ensureDatabase, ensureTools, startStack, type Stack} from './lib/stack.js'
+
+interface Settings {
+  quick: boolean
+  pgbenchSeconds: number
+  rounds: number
+  copyBytes: number
+  copyRounds: number
+  scale: number
+  newConnections: number
+  sessions: number
+  auditEvents: number
+  auditRounds: number
+  verifyEvents: number
+  maskSeconds: number
+}
+
+const FULL: Settings = {
+  quick: false,
+  pgbenchSeconds: 10,
+  rounds: 5,
+  copyBytes: 1e9,
+  copyRounds: 3,
+  scale: 10,
+  newConnections: 300,
+  sessions: 1000,
+  auditEvents: 200_000,
+  auditRounds: 3,
+  verifyEvents: 1_000_000,
+  maskSeconds: 3,
+}
+
+const QUICK: Settings = {
+  quick: true,
+  pgbenchSeconds: 3,
+  rounds: 1,
+  copyBytes: 32e6,
+  copyRounds: 1,
+  scale: 1,
+  newConnections: 40,
+  sessions: 1000,
+  auditEvents: 40_000,
+  auditRounds: 1,
+  verifyEvents: 50_000,
+  maskSeconds: 1,
+}
+
+function parseArgs(argv: string[]): {s: Settings; only?: Set<string>; cpuProf?: string; out?: string} {
+  const quick = argv.includes('--quick')
+  const s = {...(quick ? QUICK : FULL)}
+  let only: Set<string> | undefined
+  let cpuProf: string | undefined
+  let out: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const val = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    if (a === '--quick') continue
+    else if (a === '--only') only = new Set(val().split(','))
+    else if (a === '--cpu-prof') cpuProf = val()
+    else if (a === '--rounds') s.rounds = Number(val())
+    else if (a === '--seconds') s.pgbenchSeconds = Number(val())
+    else if (a === '--out') out = val()
+    else throw new Error(`unknown option ${a} (known: --quick, --only ids, --cpu-prof DIR, --rounds N, --seconds N, --out NAME)`)
+  }
+  return {s, only, cpuProf, out}
+}
+
+async function main(): Promise<number> {
+  const {s, only, cpuProf, out} = parseArgs(process.argv.slice(2))
+  const started = Date.now()
+  const log = (m: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${m}\n`)
+  const want = (id: string) => !only || only.has(id)
+  const results: CaseResult[] = []
+  const failures: string[] = []
+  const run = async (id: string, f: () => Promise<CaseResult>) => {
+    if (!want(id)) return
+    log(`case ${id}`)
+    try {
+      results.push(await f())
+    } catch (err) {
+      failures.push(`${id}: ${(err as Error).message}`)
+      log(`case ${id} could not run: ${(err as Error).message}`)
+    }
+  }
+
+  await ensureBuilt(log)
+  const {pgbench} = await ensureTools(log)
+  const needsDb = ['pgbench-select-8', 'pgbench-select-1', 'copy-out', 'new-connection'].some(want)
+  if (needsDb) await ensureDatabase({pgbench, scale: s.scale, copyBytes: s.copyBytes, log})
+  const pgVersion = (await sh('psql "host=127.0.0.1 user=postgres dbname=postgres" -X -A -t -c "SHOW server_version"')).stdout.trim()
+
+  let stack: Stack | undefined
+  const onSignal = () => {
+    void stopAll().finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    if (['pgbench-select-8', 'pgbench-select-1', 'copy-out', 'new-connection', 'sessions-1000'].some(want)) {
+      stack = await startStack({cpuProfDir: cpuProf, log})
+      log(`paths: direct :${stack.directPort}, socat x3 :${stack.relayPort}, hoop :${stack.hoopPort}`)
+      const st = stack
+      await run('pgbench-select-8', () => casePgbench8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
+      await run('pgbench-select-1', () => casePgbench1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
+      await run('copy-out', () => caseCopy({stack: st, rounds: s.copyRounds, log, label: s.copyBytes >= 1e9 ? '1 GB' : `${Math.round(s.copyBytes / 1e6)} MB`}))
+      await run('new-connection', () => caseNewConnection({stack: st, count: s.newConnections, log}))
+      await run('sessions-1000', () => caseManySessions({stack: st, sessions: s.sessions, rssOf, log}))
+    }
+  } finally {
+    await stack?.close().catch((e) => log(`stopping the stack: ${(e as Error).message}`))
+    await stopAll()
+  }
+  await run('audit-append', () => caseAuditAppend({events: s.auditEvents, sessions: 1000, rounds: s.auditRounds, log}))
+  await run('audit-verify', () => caseAuditVerify({events: s.verifyEvents, log}))
+  await run('masking', () => caseMasking({seconds: s.maskSeconds, log}))
+
+  const commit = (await sh('git rev-parse --short HEAD', {})).stdout.trim()
+  const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
+  const report = {
+    command,
+    mode: s.quick ? 'quick' : 'full',
+    date: new Date().toISOString(),
+    commit,
+    machine: {cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 1e9), node: process.version, postgres: pgVersion},
+    settings: s,
+    seconds: Math.round((Date.now() - started) / 1000),
+    results,
+    failures,
+  }
+  const table = markdownTable(results)
+  process.stdout.write(`\n${command} (${report.mode}, ${report.date}, commit ${commit}, ${report.machine.cpus} cores, node ${process.version}, PostgreSQL ${pgVersion})\n\n${table}\n\n`)
+  const dir = join(ROOT, 'bench', 'results')
+  mkdirSync(dir, {recursive: true})
+  const name = out ?? (s.quick ? 'quick' : 'latest')
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(join(dir, `${name}.svg`), svgChart(results, `hoop benchmark (${report.mode}), ${report.date.slice(0, 10)}, commit ${commit}`))
+  process.stdout.write(`wrote bench/results/${name}.json and bench/results/${name}.svg in ${report.seconds} s\n`)
+  if (failures.length) {
+    process.stderr.write(`\n${failures.length} case(s) could not run:\n${failures.map((f) => '  ' + f).join('\n')}\n`)
+    return 1
+  }
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`)
+    await stopAll()
+    process.exit(1)
+  },
+)
