@@ -136,6 +136,7 @@ export const HTTP_UNSUPPORTED_RULE = 'http-unsupported'
 const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie']
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'])
 const TEXT_TYPES = /^(text\/|application\/(xml|x-ndjson|ndjson|jsonl|x-www-form-urlencoded|javascript|graphql|yaml|x-yaml)$|application\/.*\+xml$)/
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
 
 export function runHttpSession(opts: HttpSessionOptions): Promise<HttpSessionResult> {
@@ -510,50 +511,59 @@ class HttpSession {
       await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: this.authProblem}, 502, 'TARGET_REFUSED')
       return
     }
-    let up: Duplex
-    let upIn: Pull
-    try {
-      ;({up, upIn} = await this.ensureUpstream())
-    } catch (err) {
-      this.log.warn('http upstream unreachable', {error: (err as Error).message})
-      await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the target could not be reached: ${(err as Error).message}`}, 502, 'TARGET_REFUSED')
-      return
-    }
-    await this.sendContinue(ex)
     const head = encodeRequestHead(ex.head.method, ex.target.target, this.rewriteRequestHeaders(ex.head.headers, maskOn))
-
-    // Request body (client -> upstream) and response (upstream -> client) run together: a server
-    // may answer before it has read the whole body.
-    let bodyDone = ex.body.done
-    let bodyFailure: string | undefined
-    const pump = (async () => {
-      await write(up, Buffer.concat([head, ...bufferedRaw]), 'target')
-      while (!ex.body.done) {
-        const c = await this.clientIn.read()
-        if (c === null) throw new Closed('client')
-        const st = ex.body.push(c)
-        if ('error' in st) {
-          bodyFailure = st.error
-          throw new Error(st.error)
-        }
-        await write(up, st.raw, 'target')
-        if (st.done) this.clientIn.unshift(st.rest)
-      }
-      bodyDone = true
-    })()
-    pump.catch((err: Error) => {
-      // The target waits for a body that will not come: end the exchange.
-      if (!(err instanceof Closed)) this.log.debug('http request body failed', {error: err.message})
-      up.destroy()
-    })
-
     const masked: MaskCounts = {}
-    let outcome: {status: number; bytes: number; error?: string}
-    try {
-      outcome = await this.relayResponse(ex, upIn, plan, paths, masked, () => bodyFailure)
-    } catch (err) {
-      this.closing = true
-      outcome = {status: 0, bytes: 0, error: (err as Error).message}
+    let outcome: {status: number; bytes: number; error?: string} | 'retry'
+    let bodyDone = ex.body.done
+    // A kept-alive upstream connection may have been closed by the server while idle; an
+    // idempotent request that is wholly in hand is then sent once more on a new connection.
+    const retryable = ex.body.done && IDEMPOTENT.has(ex.head.method)
+    for (let attempt = 0; ; attempt++) {
+      let up: Duplex
+      let upIn: Pull
+      let reused: boolean
+      try {
+        ;({up, upIn, reused} = await this.ensureUpstream())
+      } catch (err) {
+        this.log.warn('http upstream unreachable', {error: (err as Error).message})
+        await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the target could not be reached: ${(err as Error).message}`}, 502, 'TARGET_REFUSED')
+        return
+      }
+      await this.sendContinue(ex)
+
+      // Request body (client -> upstream) and response (upstream -> client) run together: a
+      // server may answer before it has read the whole body.
+      let bodyFailure: string | undefined
+      const pump = (async () => {
+        await write(up, Buffer.concat([head, ...bufferedRaw]), 'target')
+        while (!ex.body.done) {
+          const c = await this.clientIn.read()
+          if (c === null) throw new Closed('client')
+          const st = ex.body.push(c)
+          if ('error' in st) {
+            bodyFailure = st.error
+            throw new Error(st.error)
+          }
+          await write(up, st.raw, 'target')
+          if (st.done) this.clientIn.unshift(st.rest)
+        }
+        bodyDone = true
+      })()
+      pump.catch((err: Error) => {
+        // The target waits for a body that will not come: end the exchange.
+        if (!(err instanceof Closed)) this.log.debug('http request body failed', {error: err.message})
+        up.destroy()
+      })
+
+      try {
+        outcome = await this.relayResponse(ex, upIn, plan, paths, masked, () => bodyFailure, retryable && reused && attempt === 0)
+      } catch (err) {
+        this.closing = true
+        outcome = {status: 0, bytes: 0, error: (err as Error).message}
+      }
+      if (outcome !== 'retry') break
+      this.log.debug('http kept-alive target connection was closed; sending the request again')
+      this.dropUpstream()
     }
     if (!bodyDone) {
       // Answered before the body was read: the next request's start is unknown.
@@ -594,9 +604,9 @@ class HttpSession {
     return out
   }
 
-  private async ensureUpstream(): Promise<{up: Duplex; upIn: Pull}> {
+  private async ensureUpstream(): Promise<{up: Duplex; upIn: Pull; reused: boolean}> {
     if (this.upstream && this.upIn && this.upstreamReusable && !this.upstream.destroyed && !this.upIn.ended) {
-      return {up: this.upstream, upIn: this.upIn}
+      return {up: this.upstream, upIn: this.upIn, reused: true}
     }
     this.dropUpstream()
     let s = await this.o.openUpstream()
@@ -605,7 +615,7 @@ class HttpSession {
     this.upstream = s
     this.upIn = new Pull(s)
     this.upstreamReusable = true
-    return {up: s, upIn: this.upIn}
+    return {up: s, upIn: this.upIn, reused: false}
   }
 
   private dropUpstream(): void {
@@ -625,9 +635,11 @@ class HttpSession {
     paths: JsonPath[],
     masked: MaskCounts,
     bodyFailure: () => string | undefined,
-  ): Promise<{status: number; bytes: number; error?: string}> {
+    canRetry: boolean,
+  ): Promise<{status: number; bytes: number; error?: string} | 'retry'> {
     // Read the head, skipping interim (1xx) responses: we answer 100-continue ourselves.
     let resp: ResponseHead
+    let interim = false
     for (;;) {
       const acc = new HeadAccumulator(this.limits.maxHeadBytes)
       let got: {head: Buffer; rest: Buffer} | undefined
@@ -635,6 +647,7 @@ class HttpSession {
         const c = await upIn.read()
         if (c === null) {
           this.upstreamReusable = false
+          if (canRetry && acc.buffered === 0 && !interim) return 'retry'
           const why = bodyFailure()
           if (why) {
             await this.fatal(400, 'PROTOCOL_ERROR', `hoop: ${why}`)
@@ -654,7 +667,10 @@ class HttpSession {
       const parsed = parseResponseHead(got.head)
       if (isHeadError(parsed)) return this.badUpstream(ex, parsed.error)
       if (parsed.status === 101) return this.badUpstream(ex, 'the target switched protocols, which the HTTP engine does not support')
-      if (parsed.status >= 100 && parsed.status < 200) continue
+      if (parsed.status >= 100 && parsed.status < 200) {
+        interim = true
+        continue
+      }
       resp = parsed
       break
     }

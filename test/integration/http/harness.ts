@@ -25,6 +25,8 @@ export interface Upstream {
   bigHashes: string[]
   /** /stream waits for this before sending its last chunk. */
   release(): void
+  /** Closes the upstream's idle keep-alive connections (as a server's keep-alive timeout would). */
+  dropIdle(): void
   close(): Promise<void>
 }
 
@@ -132,6 +134,7 @@ export async function startUpstream(): Promise<Upstream> {
     seen,
     bigHashes,
     release: () => releaseStream(),
+    dropIdle: () => server.closeIdleConnections(),
     close: async () => {
       releaseStream()
       server.closeAllConnections()

@@ -4,6 +4,7 @@ import {strict as assert} from 'node:assert'
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
+import * as net from 'node:net'
 import {join} from 'node:path'
 import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
 import type {HttpRequestView} from '../../../src/gateway/http-session.js'
@@ -269,6 +270,18 @@ describe('http engine (curl, fetch, real upstream)', function () {
     assert.deepEqual(h.judged.find((v) => v.path === '/payments')?.body, {amount: 2})
   })
 
+  it('reconnects to the target when it closed an idle kept-alive connection', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await fetch(`${h.url}/echo?i=${i}`)
+      assert.equal(r.status, 200)
+      assert.equal(((await r.json()) as {url: string}).url, `/echo?i=${i}`)
+      up.dropIdle()
+    }
+    const post = await fetch(`${h.url}/items`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"a":1}'})
+    assert.equal(post.status, 201)
+    assert.equal(h.judged.length, 4)
+  })
+
   it('answers malformed requests with 400 and closes; the harness keeps serving', async () => {
     const cases: [string, string | Buffer, number][] = [
       ['garbage', 'GARBAGE\r\n\r\n', 400],
@@ -343,6 +356,34 @@ describe('http engine limits and credentials', function () {
       assert.equal((await curl([`${h.url}/customer`])).status, 200)
     } finally {
       await h.close()
+    }
+  })
+
+  it('sends an idempotent request again when a reused target connection closes without answering', async () => {
+    // A raw upstream: each odd-numbered connection answers one request, then drops the next one unanswered
+    // (the race of a keep-alive timeout); even-numbered connections answer normally.
+    let conns = 0
+    const raw = net.createServer((sock) => {
+      const n = ++conns
+      let requests = 0
+      sock.on('data', () => {
+        requests++
+        if (n % 2 === 1 && requests === 2) return sock.destroy()
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nconn ${n}`)
+      })
+    })
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))
+    const h = await startHarness({upstreamPort: (raw.address() as net.AddressInfo).port})
+    try {
+      const pipelined = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\n'
+      const r1 = await rawExchange(h.port, pipelined + 'GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      assert.deepEqual([...r1.text.matchAll(/conn (\d)/g)].map((m) => m[1]), ['1', '2'])
+      // A POST is not repeated: the client gets 502 rather than a possible double effect.
+      const r2 = await rawExchange(h.port, pipelined + 'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+      assert.deepEqual([...r2.text.matchAll(/HTTP\/1\.1 (\d{3}) [A-Z]/g)].map((m) => m[1]), ['200', '502'])
+    } finally {
+      await h.close()
+      await new Promise<void>((r) => raw.close(() => r()))
     }
   })
 
