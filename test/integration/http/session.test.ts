@@ -434,6 +434,18 @@ describe('http engine limits and credentials', function () {
         assert.equal(r.status, 200, extra.join(' '))
         assert.deepEqual(JSON.parse(r.body), {bytes: data.length, sha256: want})
       }
+      // A JSON body over the inspection limit (chunked, so its size is unknown up front): the
+      // judge is told it was not seen, and the upstream still gets every byte.
+      const big = JSON.stringify({blob: 'x'.repeat(1024 * 1024 + 10)})
+      const bigFile = join(dir, 'big.json')
+      writeFileSync(bigFile, big)
+      const j = await curl(['--data-binary', `@${bigFile}`, '-H', 'content-type: application/json', '-H', 'Transfer-Encoding: chunked', `${h.url}/upload`])
+      assert.equal(j.status, 200)
+      assert.deepEqual(JSON.parse(j.body), {bytes: big.length, sha256: createHash('sha256').update(big).digest('hex')})
+      const seen = h.judged.filter((v) => v.path === '/upload')
+      assert.deepEqual(seen.map((v) => v.bodyStatus), ['not-inspected', 'not-inspected', 'not-inspected', 'too-large'])
+      assert.equal(seen[3].body, undefined)
+
       // Refused with a body the client holds back for 100-continue: answered, then closed.
       const blocked = await rawExchange(h.port, 'POST /admin/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n')
       assert.match(blocked.text, /^HTTP\/1\.1 403 [^]*Connection: close/)
