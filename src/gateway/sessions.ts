@@ -6,7 +6,9 @@ import {events, type AuditLog, SessionRecorder} from '../audit/index.js'
 import type {Identity} from '../identity/types.js'
 import type {Policy} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
+import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
+import type {Statement} from '../policy/index.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
@@ -15,6 +17,7 @@ import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
 import type {ApprovalResolver} from './approval-resolver.js'
+import {runMysqlSession} from './mysql-session.js'
 import {runPgSession} from './pg-session.js'
 import {statementHooks} from './statement-hooks.js'
 
@@ -59,7 +62,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const sessionId = newSessionId()
   const log = ctx.logger.child({session: sessionId, connection: conn.name, subject: identity.subject})
   const openUpstream = () => ctx.agents.openTarget(conn, sessionId)
-  const engine = conn.type === 'postgres' ? 'postgres' : 'raw'
+  const engine = conn.type === 'postgres' || conn.type === 'mysql' ? conn.type : 'raw'
 
   // Raw streams are accepted only once the target answered, so the client learns why it could not be reached.
   let upstream: Duplex | undefined
@@ -100,19 +103,25 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
     if (engine === 'raw') {
       result = await pipeBoth(stream, upstream!, conn, recorder)
     } else {
+      // Per-session state the analyzers need: prepared statements (and MySQL user variables), so
+      // EXECUTE is judged as the statement it runs.
+      const prepared = new Map<string, Statement[]>()
+      const variables = new Map<string, string>()
+      const analyze = engine === 'postgres' ? (sql: string) => analyzePostgres(sql, {prepared}) : (sql: string) => analyzeMysql(sql, {prepared, variables})
       const hooks = statementHooks({
         session: sessionId,
         identity,
         connection: conn,
         policy: ctx.policy,
-        analyze: (sql) => analyzePostgres(sql),
+        analyze,
         audit: ctx.audit,
         approvals: ctx.approvals,
         recorder,
         logger: log,
-        protocol: 'postgres',
+        protocol: engine,
       })
-      const r = await runPgSession({client: stream, openUpstream, target: targetOf(conn), hooks, logger: log})
+      const run = engine === 'postgres' ? runPgSession : runMysqlSession
+      const r = await run({client: stream, openUpstream, target: targetOf(conn), hooks, logger: log})
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     }
   } catch (err) {

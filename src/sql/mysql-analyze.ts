@@ -801,6 +801,8 @@ class Taint {
       if (outs.some((o) => 'star' in o) && this.masked) s ??= this.masked
       return s
     }
+    // COUNT reveals how many rows, never what is in them.
+    if (node.type === 'aggr_func' && typeof node.name === 'string' && node.name.toUpperCase() === 'COUNT') return undefined
     if (node.type === 'star') {
       let s: string | undefined
       for (const it of scope.items) s ??= this.wholeRow(it)

@@ -83,8 +83,10 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     results,
     settle,
     close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      // Destroy open sockets first: server.close() waits for every connection to end.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const s of sockets) s.destroy()
+      await closed
       await settle()
     },
   }
