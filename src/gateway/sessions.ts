@@ -17,6 +17,7 @@ import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
 import type {ApprovalResolver} from './approval-resolver.js'
+import {runHttpSession, type HttpRequestView} from './http-session.js'
 import {runMysqlSession} from './mysql-session.js'
 import {runPgSession} from './pg-session.js'
 import {statementHooks} from './statement-hooks.js'
@@ -62,7 +63,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const sessionId = newSessionId()
   const log = ctx.logger.child({session: sessionId, connection: conn.name, subject: identity.subject})
   const openUpstream = () => ctx.agents.openTarget(conn, sessionId)
-  const engine = conn.type === 'postgres' || conn.type === 'mysql' ? conn.type : 'raw'
+  const engine = conn.type === 'tcp' ? 'raw' : conn.type
 
   // Raw streams are accepted only once the target answered, so the client learns why it could not be reached.
   let upstream: Duplex | undefined
@@ -102,6 +103,32 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   try {
     if (engine === 'raw') {
       result = await pipeBoth(stream, upstream!, conn, recorder)
+    } else if (engine === 'http') {
+      const hooks = statementHooks<HttpRequestView>({
+        session: sessionId,
+        identity,
+        connection: conn,
+        policy: ctx.policy,
+        analyze: (view) => ({engine: 'http', statements: [], http: view}),
+        // One-time approvals bind to the exact request: method, target and body fingerprint.
+        describe: (view) => `${view.method} ${view.target} (request sha256 ${view.fingerprint})`,
+        audit: ctx.audit,
+        approvals: ctx.approvals,
+        recorder,
+        recordExchange: true,
+        logger: log,
+        protocol: 'http',
+      })
+      const t = targetOf(conn)
+      const r = await runHttpSession({
+        client: stream,
+        openUpstream,
+        target: {host: conn.host, port: conn.port, token: conn.token ? readSecret(conn.token) : undefined, auth: conn.httpAuth, username: conn.username, forwardAuthorization: conn.forwardAuthorization, tls: t.tls},
+        hooks,
+        redactHeaders: conn.redactHeaders,
+        logger: log,
+      })
+      result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.requests}
     } else {
       // Per-session state the analyzers need: prepared statements (and MySQL user variables), so
       // EXECUTE is judged as the statement it runs.
@@ -114,6 +141,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         connection: conn,
         policy: ctx.policy,
         analyze,
+        describe: (sql: string) => sql,
         audit: ctx.audit,
         approvals: ctx.approvals,
         recorder,

@@ -10,16 +10,24 @@ import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {EngineHooks, StatementVerdict} from './engine-types.js'
 
-export interface StatementHookOptions {
+export interface StatementHookOptions<T> {
   session: string
   identity: Identity
   connection: ConnectionRef
   policy: () => Policy
-  analyze: (sql: string) => Operation
+  /** Turns what the engine hands over (SQL text, an HTTP request) into policy's neutral Operation. */
+  analyze: (input: T) => Operation
+  /**
+   * The exact text an approval is bound to and the audit records: the SQL itself, or for HTTP the
+   * method, target and request fingerprint.
+   */
+  describe: (input: T) => string
   /** Read-only grants block writes even without a guardrail rule. */
   audit?: AuditLog
   approvals?: ApprovalResolver
   recorder?: SessionRecorder
+  /** Record the engine's own exchange summaries (HTTP: heads and masked bodies) in the session recording. */
+  recordExchange?: boolean
   logger: Logger
   protocol: string
 }
@@ -29,24 +37,33 @@ export interface StatementStats {
   refused: number
 }
 
-export function toEngineMaskPlan(plan: MaskPlan): EngineMaskPlan {
-  return {columns: plan.columns.map((c) => c.text), entities: [...plan.entities], ruleIds: [...plan.ruleIds]}
+/** Policy's mask plan in the engines' shape; `fields` (JSON paths) become the HTTP engine's `jsonPaths`. */
+export function toEngineMaskPlan(plan: MaskPlan): EngineMaskPlan & {jsonPaths?: string[]} {
+  const fields = (plan as MaskPlan & {fields?: string[]}).fields ?? []
+  return {columns: plan.columns.map((c) => c.text), entities: [...plan.entities], ruleIds: [...plan.ruleIds], ...(fields.length ? {jsonPaths: [...fields]} : {})}
 }
 
-export function statementHooks(o: StatementHookOptions): EngineHooks & {stats: StatementStats} {
+export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHooks<T> & {stats: StatementStats} {
   const stats: StatementStats = {statements: 0, refused: 0}
   let counter = 0
   // The statement id ties the before/after/masking events of one statement together.
   const ids = new WeakMap<StatementVerdict, string>()
   const append = (e: Parameters<AuditLog['append']>[0]) => {
-    o.audit?.append(e).catch((err) => o.logger.error('audit append failed', {error: String(err)}))
+    // Nobody waits on these (results, masking counts, refusals): they ride with the next group commit.
+    o.audit?.append(e, {defer: true}).catch((err) => o.logger.error('audit append failed', {error: String(err)}))
   }
   const decisionOf = (v: StatementVerdict) => v.effect
 
+  const record =
+    o.recordExchange && o.recorder
+      ? (direction: 'client' | 'server', summary: string) => o.recorder!.record(direction, direction === 'client' ? 'request' : 'response', summary)
+      : undefined
   return {
     stats,
-    async judge(sql: string): Promise<StatementVerdict> {
-      const op = o.analyze(sql)
+    ...(record ? {record} : {}),
+    async judge(input: T): Promise<StatementVerdict> {
+      const op = o.analyze(input)
+      const sql = o.describe(input)
       const d = judgeOperation(o.policy(), o.identity, o.connection, op)
       let verdict: StatementVerdict
       if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask)}

@@ -37,6 +37,12 @@ export interface ConnectionConfig {
   password?: SecretRef
   /** For http: a bearer token or basic-auth password injected upstream. */
   token?: SecretRef
+  /** For http: how `token` is sent upstream (default bearer; basic uses `username`). */
+  httpAuth?: 'bearer' | 'basic'
+  /** For http: pass the caller's own Authorization header upstream (default false). */
+  forwardAuthorization?: boolean
+  /** For http: extra headers replaced by "[redacted]" in recordings. */
+  redactHeaders?: string[]
   tls: TlsSettings
 }
 
@@ -126,7 +132,7 @@ function parseConnection(
     fail(at, 'each connection must be a mapping')
     return undefined
   }
-  const known = new Set(['name', 'type', 'target', 'agent', 'description', 'database', 'username', 'password', 'token', 'tls'])
+  const known = new Set(['name', 'type', 'target', 'agent', 'description', 'database', 'username', 'password', 'token', 'tls', 'httpAuth', 'forwardAuthorization', 'redactHeaders'])
   for (const key of Object.keys(c)) if (!known.has(key)) fail([...at, key], `unknown key "${key}" in connection`)
   let ok = true
   const bad = (key: string, msg: string) => {
@@ -162,6 +168,14 @@ function parseConnection(
     }
     return ref
   }
+  if (c.httpAuth !== undefined && c.httpAuth !== 'bearer' && c.httpAuth !== 'basic') bad('httpAuth', 'httpAuth must be bearer or basic')
+  if (c.forwardAuthorization !== undefined && typeof c.forwardAuthorization !== 'boolean') bad('forwardAuthorization', 'forwardAuthorization must be true or false')
+  if (c.redactHeaders !== undefined && (!Array.isArray(c.redactHeaders) || !c.redactHeaders.every((h) => typeof h === 'string' && /^[A-Za-z0-9-]+$/.test(h)))) {
+    bad('redactHeaders', 'redactHeaders must be a list of header names')
+  }
+  if ((c.httpAuth !== undefined || c.forwardAuthorization !== undefined || c.redactHeaders !== undefined) && c.type !== 'http') {
+    bad('type', 'httpAuth, forwardAuthorization and redactHeaders apply to http connections only')
+  }
   const password = secret('password')
   const token = secret('token')
   let tls: TlsSettings = {mode: 'disable'}
@@ -190,6 +204,9 @@ function parseConnection(
     username: c.username as string | undefined,
     password,
     token,
+    httpAuth: c.httpAuth as ConnectionConfig['httpAuth'],
+    forwardAuthorization: c.forwardAuthorization as boolean | undefined,
+    redactHeaders: c.redactHeaders as string[] | undefined,
     tls,
   }
 }
