@@ -43,8 +43,6 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
     const gateway = resolveGatewayUrl(flags.gateway)
     const sql = await readSqlInput({execute: flags.execute, file: flags.file})
     const spin = flags.wait ? spinner(process.stderr) : undefined
-    const stop = new AbortController()
-    process.once('SIGINT', () => stop.abort())
     try {
       const result = await execSql({
         gateway,
@@ -54,7 +52,6 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
         user: flags.user,
         database: flags.database,
         wait: flags.wait,
-        signal: stop.signal,
         onWaiting: (a) => spin?.update(waitingLine(a)),
         onApproved: (a) => spin?.stop(`${chalk.green('✔')} ${a.id} approved by ${a.decisions.map((d) => d.approver.name).join(', ')}; running`),
       })

@@ -61,12 +61,14 @@ export class ApprovalsClient {
    * APPROVAL_REQUIRED (rejected / expired / used) otherwise. `onTick` runs after every poll.
    */
   async waitForDecision(id: string, opts: {onTick?: (rec: ApprovalView) => void; signal?: AbortSignal} = {}): Promise<ApprovalView> {
+    // The current state first, so a spinner has something to say before the first long-poll ends.
+    let rec = await this.show(id)
     for (;;) {
-      if (opts.signal?.aborted) throw new HoopError('APPROVAL_REQUIRED', `stopped waiting for ${id}; it is still pending`)
-      const rec = await this.waitOnce(id)
       opts.onTick?.(rec)
       if (rec.state === 'approved') return rec
       if (rec.state !== 'pending') throw new HoopError('APPROVAL_REQUIRED', rec.message)
+      if (opts.signal?.aborted) throw new HoopError('APPROVAL_REQUIRED', `stopped waiting for ${id}; it is still pending`)
+      rec = await this.waitOnce(id)
     }
   }
 }
