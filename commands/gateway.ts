@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
 import {startGateway} from '../src/gateway/main.js'
+import {parseDevConfig} from '../src/identity/auth-config.js'
 import {createLogger, type LogLevel} from '../src/shared/log.js'
 
 export default class GatewayCommand extends HoopCommand {
@@ -8,7 +9,14 @@ export default class GatewayCommand extends HoopCommand {
   static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every
 agent and client why, and closes every stream. Connections, auth settings and policy come from the
 YAML file given with --config (see docs/configuration.md). Target credentials in that file are
-references to environment variables or files, never inline secrets.`
+references to environment variables or files, never inline secrets.
+
+--dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID
+Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and,
+when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data
+served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives
+in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback
+addresses. See docs/dev-mode.md.`
 
   static override examples = [
     {description: 'Run with a config file', command: '<%= config.bin %> gateway --config /etc/hoop/gateway.yaml'},
@@ -22,7 +30,7 @@ references to environment variables or files, never inline secrets.`
     config: Flags.string({char: 'c', summary: 'Gateway config file (YAML).', env: 'HOOP_CONFIG'}),
     listen: Flags.string({char: 'l', summary: 'Address to listen on, host:port (default 127.0.0.1:8009).', env: 'HOOP_LISTEN'}),
     'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key). Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
-    dev: Flags.boolean({summary: 'Dev mode: embedded OpenID Provider with demo users. Loopback only.', default: false}),
+    dev: Flags.boolean({summary: 'Dev mode: demo users, identity provider, demo database and policy. Loopback only.', default: false}),
     'force-dev-bind': Flags.boolean({summary: 'Allow --dev on a non-loopback address (never in production).', default: false, hidden: true}),
     'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),
     'log-format': Flags.option({options: ['text', 'json'] as const, summary: 'Log format (default: text on a TTY, json otherwise).'})(),
@@ -41,11 +49,9 @@ references to environment variables or files, never inline secrets.`
       version: this.config.version,
     })
     const {gateway, config, dataDir} = running
-    this.log(`hoop gateway ${this.config.version} listening on ${gateway.url}`)
-    this.log(`  data dir:     ${dataDir}`)
-    this.log(`  connections:  ${config.connections.map((c) => `${c.name} (${c.type})`).join(', ') || 'none (add them to --config)'}`)
-    this.log(`  policy:       ${running.policy.watchedFile ?? (config.policy ? 'inline' : 'none: every connection is denied until a policy allows it')}`)
-    await new Promise<void>((resolve) => {
+    // Handlers first: a signal that arrives right after the banner (a script that waits for it)
+    // must stop the gateway cleanly, not kill it with the default action.
+    const stopped = new Promise<void>((resolve) => {
       let stopping = false
       const stop = (signal: string) => {
         if (stopping) return
@@ -56,6 +62,12 @@ references to environment variables or files, never inline secrets.`
       process.once('SIGINT', () => stop('SIGINT'))
       process.once('SIGTERM', () => stop('SIGTERM'))
     })
+    this.log(`hoop gateway ${this.config.version} listening on ${gateway.url}`)
+    this.log(`  data dir:     ${dataDir}`)
+    this.log(`  connections:  ${config.connections.map((c) => `${c.name} (${c.type})`).join(', ') || 'none (add them to --config)'}`)
+    this.log(`  policy:       ${running.policy.watchedFile ?? (config.policy ? 'inline' : 'none: every connection is denied until a policy allows it')}`)
+    if (running.dev) this.log(running.dev.banner({gatewayUrl: gateway.url, dataDir, users: parseDevConfig(config).users}))
+    await stopped
     this.log('gateway stopped')
   }
 }

@@ -9,6 +9,7 @@ import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, p
 import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
+import type {DevEnvironment} from './dev.js'
 import {Gateway} from './server.js'
 import {initPgParser} from '../sql/pg-analyze.js'
 
@@ -28,6 +29,8 @@ export interface RunningGateway {
   policy: PolicyHolder
   config: GatewayConfig
   dataDir: string
+  /** Dev mode with no configured connections: the demo database, connection and policy. */
+  dev?: DevEnvironment
   close(reason?: string): Promise<void>
 }
 
@@ -48,7 +51,22 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   const dataDir = s.dataDir ?? config.dataDir ?? (s.dev ? join(defaultDataDir(), 'dev') : defaultDataDir())
   mkdirSync(dataDir, {recursive: true, mode: 0o700})
 
-  const policy = new PolicyHolder(config)
+  // Dev mode with nothing configured: serve the demo database with its connection and policy.
+  let dev: DevEnvironment | undefined
+  if (s.dev && config.connections.length === 0) {
+    const {startDevEnvironment} = await import('./dev.js')
+    dev = await startDevEnvironment({dataDir, logger: s.logger})
+    config.connections.push(...dev.connections)
+    config.policy ??= dev.policyFile
+  }
+
+  let policy: PolicyHolder
+  try {
+    policy = new PolicyHolder(config)
+  } catch (err) {
+    await dev?.demoDb.close()
+    throw err
+  }
   policy.on('reload', (r: {ok: boolean; error?: HoopError}) => {
     if (r.ok) s.logger.info('policy reloaded', {file: policy.watchedFile})
     else s.logger.error('policy reload failed; keeping the last good policy', {error: r.error?.message})
@@ -62,6 +80,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
     gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version})
   } catch (err) {
     policy.close()
+    await dev?.demoDb.close()
     throw err
   }
   policy.on('reload', (r: {ok: boolean; error?: HoopError; policy?: {rules: unknown[]}}) => {
@@ -80,9 +99,11 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
     policy,
     config,
     dataDir,
+    dev,
     async close(reason?: string) {
       policy.close()
       await gateway.close(reason)
+      await dev?.demoDb.close()
     },
   }
 }
