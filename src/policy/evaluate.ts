@@ -2,22 +2,32 @@
 // Every decision names the rule that made it; `default-deny` / `default-unparsable` when none did.
 //
 // Access: denied unless an `allow` rule matches; a matching `deny` rule wins over any allow.
-// Statements: a matching `block` rule wins, then the read-only limit (blocks writes, with the id
-// of the allow rule that set it), then `review`, else allow (with the allow rule's id).
+// Statements and HTTP requests: a matching `block` rule wins, then the read-only limit (blocks
+// writes, with the id of the allow rule that set it), then `review`, else allow (with the allow
+// rule's id). SQL match keys judge statements, HTTP match keys judge requests; neither matches
+// the other, and `writes` (for HTTP: any method but GET, HEAD, OPTIONS) and rules with no `match`
+// judge both.
 // Masks accumulate from every matching `mask` rule.
 import type {Identity} from '../identity/types.js'
+import {selectJsonValues} from '../shared/json-path.js'
 import {anyGlob, globMatch} from './glob.js'
 import {
   type AccessDecision,
+  type BodyCondition,
+  type BodyTest,
   type ConnectionRef,
   DEFAULT_DENY,
   DEFAULT_UNPARSABLE,
+  HTTP_MATCH_KEYS,
+  HTTP_READ_METHODS,
+  type HttpRequestInfo,
   type MaskPlan,
   type Operation,
   type OperationDecision,
   type Policy,
   type ReviewDecision,
   type Rule,
+  SQL_MATCH_KEYS,
   type Statement,
   type StatementMatcher,
   type SubjectMatcher,
@@ -97,24 +107,52 @@ export function listAllowedConnections<C extends ConnectionRef>(policy: Policy, 
 }
 
 export function maskPlan(policy: Policy, identity: Identity, conn: ConnectionRef): MaskPlan {
-  const plan: MaskPlan = {columns: [], entities: [], ruleIds: []}
+  const plan: MaskPlan = {columns: [], entities: [], fields: [], ruleIds: []}
   for (const r of policy.rules) {
     if (r.effect !== 'mask' || !r.mask || !ruleApplies(r, identity, conn)) continue
     plan.ruleIds.push(r.id)
     for (const c of r.mask.columns) if (!plan.columns.some((x) => x.text === c.text)) plan.columns.push(c)
     for (const e of r.mask.entities) if (!plan.entities.includes(e)) plan.entities.push(e)
+    for (const f of r.mask.fields) if (!plan.fields.includes(f)) plan.fields.push(f)
   }
   return plan
 }
 
-export function judgeOperation(policy: Policy, identity: Identity, conn: ConnectionRef, op: Operation): OperationDecision {
+/** One part of an operation that rules judge: a statement, or the HTTP request. */
+interface Part {
+  writes: boolean
+  /** Names the part in messages: the command tag, or "METHOD /path". */
+  what: string
+  /** Index into operation.statements (SQL only). */
+  statement?: number
+  matches(m: StatementMatcher | undefined): boolean
+}
+
+/** The parts of `op` to judge; for HTTP the request itself, whatever `statements` holds. */
+function partsOf(op: Operation): Part[] {
+  if (op.engine === 'http') {
+    const h = op.http!
+    return [{writes: isHttpWrite(h.method), what: `${h.method.toUpperCase()} ${h.path}`, matches: (m) => httpMatches(m, h)}]
+  }
+  return op.statements.map((s, i) => ({writes: s.writes, what: s.command, statement: i, matches: (m) => statementMatches(m, s)}))
+}
+
+/** HTTP: anything but GET, HEAD and OPTIONS counts as a write (read-only grants block it; `writes: true` matches it). */
+export function isHttpWrite(method: string): boolean {
+  return !HTTP_READ_METHODS.includes(method.toUpperCase())
+}
+
+export function judgeOperation(policy: Policy, identity: Identity, conn: ConnectionRef, operation: Operation): OperationDecision {
+  // An HTTP operation without its request cannot be judged on what it asks for: treat it as unreadable.
+  const op: Operation = operation.engine === 'http' && !operation.http && !operation.unparsable ? {...operation, unparsable: {reason: 'the HTTP request was not described to policy'}} : operation
   const mask = maskPlan(policy, identity, conn)
   const access = checkAccess(policy, identity, conn)
   if (!access.allowed) return {effect: 'block', ruleId: access.ruleId, message: access.reason, mask}
 
   const guards = policy.rules.filter((r) => (r.effect === 'block' || r.effect === 'review') && ruleApplies(r, identity, conn))
-  const decide = (r: Rule, statement?: number): OperationDecision => {
-    const what = statement === undefined ? 'the statement could not be parsed' : `${op.statements[statement].command}`
+  const decide = (r: Rule, part?: Part): OperationDecision => {
+    const what = part === undefined ? 'the statement could not be parsed' : part.what
+    const statement = part?.statement
     if (r.effect === 'review') {
       const spec = r.review!
       return {
@@ -145,28 +183,121 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
     return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask}
   }
 
+  const parts = partsOf(op)
   for (const r of guards) {
     if (r.effect !== 'block') continue
-    const i = op.statements.findIndex((s) => statementMatches(r.match, s))
-    if (i >= 0) return decide(r, i)
+    const part = parts.find((p) => p.matches(r.match))
+    if (part) return decide(r, part)
   }
   if (access.limits.readOnly) {
-    const i = op.statements.findIndex((s) => s.writes)
-    if (i >= 0) {
-      return {effect: 'block', ruleId: access.ruleId, statement: i, message: `${op.statements[i].command} writes, and ${conn.name} is read-only for you (rule ${access.ruleId})`, mask}
+    const part = parts.find((p) => p.writes)
+    if (part) {
+      const why = op.engine === 'http' ? `${part.what} is not a read (only GET, HEAD and OPTIONS are)` : `${part.what} writes`
+      return {effect: 'block', ruleId: access.ruleId, ...(part.statement === undefined ? {} : {statement: part.statement}), message: `${why}, and ${conn.name} is read-only for you (rule ${access.ruleId})`, mask}
     }
   }
   for (const r of guards) {
     if (r.effect !== 'review') continue
-    const i = op.statements.findIndex((s) => statementMatches(r.match, s))
-    if (i >= 0) return decide(r, i)
+    const part = parts.find((p) => p.matches(r.match))
+    if (part) return decide(r, part)
   }
   return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask}
+}
+
+function hasSqlKeys(m: StatementMatcher): boolean {
+  return SQL_MATCH_KEYS.some((k) => m[k] !== undefined)
+}
+
+function hasHttpKeys(m: StatementMatcher): boolean {
+  return HTTP_MATCH_KEYS.some((k) => m[k] !== undefined)
+}
+
+/**
+ * Does the HTTP request match? Every condition given must hold; a matcher with any SQL key never
+ * matches a request (absent matcher = every request). Guardrails err towards matching: paths are
+ * also tried without repeated or trailing slashes, query names ignore case, and a body too
+ * complex to search counts as matching.
+ */
+export function httpMatches(m: StatementMatcher | undefined, h: HttpRequestInfo): boolean {
+  if (!m) return true
+  if (hasSqlKeys(m)) return false
+  if (m.writes !== undefined && isHttpWrite(h.method) !== m.writes) return false
+  if (m.methods && !m.methods.includes(h.method.toUpperCase())) return false
+  if (m.paths && !pathGlobsMatch(m.paths, h.path)) return false
+  if (m.query) {
+    for (const [name, glob] of Object.entries(m.query)) if (!queryMatches(h.query, name, glob)) return false
+  }
+  if (m.bodyUnreadable !== undefined && (h.bodyStatus === 'too-large' || h.bodyStatus === 'invalid-json') !== m.bodyUnreadable) return false
+  if (m.body) {
+    const readable = h.bodyStatus === undefined ? h.body !== undefined : h.bodyStatus === 'json'
+    if (!readable) return false
+    for (const c of m.body) if (!bodyConditionHolds(c, h.body)) return false
+  }
+  return true
+}
+
+function pathGlobsMatch(globs: readonly string[], path: string): boolean {
+  if (anyGlob(globs, path)) return true
+  // "/admin/", "//admin" and "/admin" reach the same handler on many servers.
+  let lax = path.replace(/\/{2,}/g, '/')
+  if (lax.length > 1) lax = lax.replace(/\/+$/, '') || '/'
+  return lax !== path && anyGlob(globs, lax)
+}
+
+function queryMatches(query: Record<string, string[]> | undefined, name: string, glob: string): boolean {
+  if (!query) return false
+  const lower = name.toLowerCase()
+  for (const k of Object.keys(query)) {
+    if (k.toLowerCase() !== lower) continue
+    if (glob === '*') return true
+    if (query[k].some((v) => globMatch(glob, v))) return true
+  }
+  return false
+}
+
+function bodyConditionHolds(c: BodyCondition, body: unknown): boolean {
+  const values = selectJsonValues(body, {text: c.path, segments: c.segments})
+  if (values === undefined) return true // too much to search: cannot be shown not to match
+  const t = c.test
+  if (t.kind === 'glob' && t.glob === '*') return values.length > 0
+  // A scalar test also looks into an array the path names: {"$.roles": admin} matches ["user", "admin"].
+  return values.some((v) => bodyTest(t, v) || (Array.isArray(v) && v.some((x) => bodyTest(t, x))))
+}
+
+function bodyTest(t: BodyTest, v: unknown): boolean {
+  switch (t.kind) {
+    case 'glob':
+      return (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) && globMatch(t.glob, String(v))
+    case 'equals':
+      if (t.value === null) return v === null
+      if (typeof t.value === 'number') return toNumber(v) === t.value
+      return v === t.value || (typeof v === 'string' && v.toLowerCase() === String(t.value))
+    case 'range': {
+      const n = toNumber(v)
+      if (n === undefined) return false
+      return (t.gt === undefined || n > t.gt) && (t.gte === undefined || n >= t.gte) && (t.lt === undefined || n < t.lt) && (t.lte === undefined || n <= t.lte)
+    }
+    default: {
+      const never: never = t
+      return never
+    }
+  }
+}
+
+/** A number, or a string holding one ("100", " 1e3 "); anything else is not a number. */
+function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v)
+    return Number.isFinite(n) ? n : undefined
+  }
+  return undefined
 }
 
 /** Every condition given in the matcher must hold (absent matcher = every statement). */
 export function statementMatches(m: StatementMatcher | undefined, s: Statement): boolean {
   if (!m) return true
+  if (hasHttpKeys(m)) return false // HTTP keys never match a statement
   if (m.unparsable === true) return false // a parsed statement is not unparsable
   if (m.kinds && !m.kinds.includes(s.kind)) return false
   if (m.commands && !anyGlob(m.commands, s.command)) return false

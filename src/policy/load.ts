@@ -6,18 +6,23 @@ import {dirname, isAbsolute, resolve} from 'node:path'
 import {type GatewayConfig, isObject} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import {configError, type PathSegment, type SourceProblem, YamlSource} from '../shared/yaml-source.js'
+import {compileJsonPath} from '../shared/json-path.js'
 import {globProblem, parseDuration} from './glob.js'
 import {
+  type BodyCondition,
+  type BodyTest,
   type CiMatcher,
   type ColumnPattern,
   EFFECTS,
   type Effect,
   ENTITY_TYPES,
   type EntityType,
+  HTTP_MATCH_KEYS,
   type Limits,
   type Policy,
   type ReviewSpec,
   type Rule,
+  SQL_MATCH_KEYS,
   STATEMENT_KINDS,
   type StatementKind,
   type StatementMatcher,
@@ -74,7 +79,9 @@ export function policyPathFromConfig(cfg: GatewayConfig, path: string): string {
 
 const RULE_KEYS = ['id', 'description', 'subjects', 'connections', 'types', 'match', 'effect', 'message', 'limits', 'review', 'mask']
 const SUBJECT_KEYS = ['users', 'groups', 'serviceAccounts', 'clients', 'ci']
-const MATCH_KEYS = ['kinds', 'commands', 'writes', 'where', 'tables', 'functions', 'copyProgram', 'copyFile', 'opaque', 'unparsable']
+const MATCH_KEYS: readonly string[] = [...SQL_MATCH_KEYS, 'writes', ...HTTP_MATCH_KEYS]
+const BOUND_KEYS = ['gt', 'gte', 'lt', 'lte'] as const
+const METHOD_RE = /^[A-Za-z][A-Za-z_-]{0,31}$/
 const ID_RE = /^[a-z0-9][a-z0-9_.-]{0,79}$/i
 const CONNECTION_TYPES = ['postgres', 'mysql', 'http', 'tcp']
 
@@ -218,6 +225,15 @@ function validateRule(r: unknown, at: PathSegment[], c: Checker): Rule | undefin
   if (r.match !== undefined) {
     if (!statementRule) c.fail(sub('match'), `${where}: "match" applies to block and review rules only (effect is ${effect}); access rules judge connections, not statements`)
     else rule.match = validateMatch(r.match, sub('match'), c, `${where}: match`)
+    if (rule.match && rule.types && isObject(r.match)) {
+      const sqlKey = SQL_MATCH_KEYS.find((k) => (r.match as Record<string, unknown>)[k] !== undefined)
+      const httpKey = HTTP_MATCH_KEYS.find((k) => (r.match as Record<string, unknown>)[k] !== undefined)
+      if (httpKey && !rule.types.includes('http')) {
+        c.fail(sub('types'), `${where}: match.${httpKey} judges HTTP requests, but types (${rule.types.join(', ')}) has no http: the rule could never fire`)
+      } else if (sqlKey && !rule.types.some((t) => t === 'postgres' || t === 'mysql')) {
+        c.fail(sub('types'), `${where}: match.${sqlKey} judges SQL statements, but types (${rule.types.join(', ')}) has neither postgres nor mysql: the rule could never fire`)
+      }
+    }
   }
 
   if (r.limits !== undefined) {
@@ -231,7 +247,7 @@ function validateRule(r: unknown, at: PathSegment[], c: Checker): Rule | undefin
   } else if (r.review !== undefined) c.fail(sub('review'), `${where}: "review" applies to review rules only (effect is ${effect})`)
 
   if (effect === 'mask') {
-    if (r.mask === undefined) c.fail(sub('effect'), `${where}: effect mask needs "mask: {columns: [...], entities: [...]}"`)
+    if (r.mask === undefined) c.fail(sub('effect'), `${where}: effect mask needs "mask: {columns: [...], entities: [...], fields: [...]}"`)
     else rule.mask = validateMask(r.mask, sub('mask'), c, `${where}: mask`)
   } else if (r.mask !== undefined) c.fail(sub('mask'), `${where}: "mask" applies to mask rules only (effect is ${effect})`)
 
@@ -312,8 +328,97 @@ function validateMatch(v: unknown, at: PathSegment[], c: Checker, what: string):
     if (v.where === 'absent' || v.where === 'present') m.where = v.where
     else c.fail([...at, 'where'], `${what}.where must be "absent" or "present" (got ${JSON.stringify(v.where)})`)
   }
+  if (v.methods !== undefined) {
+    const list = c.strings(v.methods, [...at, 'methods'], `${what}.methods`)
+    list?.forEach((meth, i) => {
+      if (!METHOD_RE.test(meth)) c.fail(typeof v.methods === 'string' ? [...at, 'methods'] : [...at, 'methods', i], `${what}.methods: "${meth}" is not an HTTP method (GET, POST, DELETE, ...)`)
+    })
+    if (list) m.methods = list.map((x) => x.toUpperCase())
+  }
+  if (v.paths !== undefined) {
+    const list = c.globs(v.paths, [...at, 'paths'], `${what}.paths`)
+    list?.forEach((g, i) => {
+      if (!g.startsWith('/') && !g.startsWith('*')) c.fail(typeof v.paths === 'string' ? [...at, 'paths'] : [...at, 'paths', i], `${what}.paths: "${g}" must start with "/" (paths are matched from the root, e.g. "/v1/users/*")`)
+    })
+    m.paths = list
+  }
+  if (v.query !== undefined) m.query = validateQuery(v.query, [...at, 'query'], c, `${what}.query`)
+  if (v.body !== undefined) m.body = validateBody(v.body, [...at, 'body'], c, `${what}.body`)
+  if (v.bodyUnreadable !== undefined) m.bodyUnreadable = c.bool(v.bodyUnreadable, [...at, 'bodyUnreadable'], `${what}.bodyUnreadable`)
+  const sqlKey = SQL_MATCH_KEYS.find((k) => v[k] !== undefined)
+  const httpKey = HTTP_MATCH_KEYS.find((k) => v[k] !== undefined)
+  if (sqlKey && httpKey) {
+    c.fail(at, `${what} mixes the SQL key "${sqlKey}" with the HTTP key "${httpKey}": SQL keys judge statements and HTTP keys judge requests, so the rule could never fire; write two rules`)
+  }
   if (Object.keys(v).length === 0) c.fail(at, `${what} is empty; omit "match" to match every statement`)
   return m
+}
+
+function validateQuery(v: unknown, at: PathSegment[], c: Checker, what: string): Record<string, string> | undefined {
+  if (!isObject(v) || Object.keys(v).length === 0) {
+    c.fail(at, `${what} must be a mapping of parameter name to glob ("*": the parameter is present), e.g. {force: "*", dryRun: "false"}`)
+    return undefined
+  }
+  const out: Record<string, string> = {}
+  for (const [name, val] of Object.entries(v)) {
+    const glob = typeof val === 'number' || typeof val === 'boolean' ? String(val) : val
+    const why = typeof glob === 'string' ? globProblem(glob, true) : 'must be a string'
+    if (name.trim() === '') c.fail(at, `${what}: a parameter name must not be empty`)
+    else if (why) c.fail([...at, name], `${what}.${name}: bad glob ${JSON.stringify(val)}: ${why}`)
+    else out[name] = glob as string
+  }
+  return out
+}
+
+function validateBody(v: unknown, at: PathSegment[], c: Checker, what: string): BodyCondition[] | undefined {
+  if (!isObject(v) || Object.keys(v).length === 0) {
+    c.fail(at, `${what} must be a mapping of JSON path to a value, a glob or {gt, gte, lt, lte}, e.g. {"$.amount": {gt: 1000}, "$.role": admin}`)
+    return undefined
+  }
+  const out: BodyCondition[] = []
+  for (const [path, val] of Object.entries(v)) {
+    const p = [...at, path]
+    const compiled = compileJsonPath(path)
+    if (typeof compiled === 'string') {
+      c.fail(p, `${what}: bad JSON path "${path}": ${compiled}`)
+      continue
+    }
+    let test: BodyTest | undefined
+    if (typeof val === 'string') {
+      if (val === '') c.fail(p, `${what}.${path}: an empty glob matches only empty strings; write "*" for "present"`)
+      else if (val.length > 1024) c.fail(p, `${what}.${path}: glob is longer than 1024 characters`)
+      else test = {kind: 'glob', glob: val}
+    } else if (typeof val === 'number' || typeof val === 'boolean' || val === null) {
+      if (typeof val === 'number' && !Number.isFinite(val)) c.fail(p, `${what}.${path}: ${val} is not a finite number`)
+      else test = {kind: 'equals', value: val}
+    } else if (isObject(val)) {
+      c.unknownKeys(val, BOUND_KEYS, p, 'body condition')
+      const range: Extract<BodyTest, {kind: 'range'}> = {kind: 'range'}
+      let ok = true
+      for (const k of BOUND_KEYS) {
+        if (val[k] === undefined) continue
+        if (typeof val[k] !== 'number' || !Number.isFinite(val[k])) {
+          c.fail([...p, k], `${what}.${path}.${k} must be a number`)
+          ok = false
+        } else range[k] = val[k]
+      }
+      if (!BOUND_KEYS.some((k) => val[k] !== undefined)) {
+        c.fail(p, `${what}.${path} needs at least one of gt, gte, lt, lte`)
+        ok = false
+      }
+      const low = range.gt ?? range.gte
+      const high = range.lt ?? range.lte
+      if (ok && low !== undefined && high !== undefined && (low > high || (low === high && (range.gt !== undefined || range.lt !== undefined)))) {
+        c.fail(p, `${what}.${path}: no number is above ${low} and below ${high}; the condition could never hold`)
+        ok = false
+      }
+      if (ok) test = range
+    } else {
+      c.fail(p, `${what}.${path} must be a value (number, true/false, null), a glob string, or {gt, gte, lt, lte} (a list is not supported: use a glob or one rule per value)`)
+    }
+    if (test) out.push({path, segments: compiled.segments, test})
+  }
+  return out
 }
 
 function validateLimits(v: unknown, at: PathSegment[], c: Checker, what: string): Limits | undefined {
@@ -357,12 +462,12 @@ function validateReview(v: unknown, at: PathSegment[], c: Checker, what: string)
 
 function validateMask(v: unknown, at: PathSegment[], c: Checker, what: string): Rule['mask'] {
   if (!isObject(v)) {
-    c.fail(at, `${what} must be a mapping: {columns: [...], entities: [...]}`)
+    c.fail(at, `${what} must be a mapping: {columns: [...], entities: [...], fields: [...]}`)
     return undefined
   }
-  c.unknownKeys(v, ['columns', 'entities'], at, 'mask')
-  if (v.columns === undefined && v.entities === undefined) {
-    c.fail(at, `${what} needs columns or entities (or both)`)
+  c.unknownKeys(v, ['columns', 'entities', 'fields'], at, 'mask')
+  if (v.columns === undefined && v.entities === undefined && v.fields === undefined) {
+    c.fail(at, `${what} needs columns, entities or fields (or several)`)
     return undefined
   }
   const columns: ColumnPattern[] = []
@@ -383,7 +488,16 @@ function validateMask(v: unknown, at: PathSegment[], c: Checker, what: string): 
       else c.fail(typeof v.entities === 'string' ? [...at, 'entities'] : [...at, 'entities', i], `${what}.entities: unknown entity type "${e}" (expected ${ENTITY_TYPES.join(', ')})`)
     })
   }
-  return {columns, entities}
+  const fields: string[] = []
+  if (v.fields !== undefined) {
+    const list = c.strings(v.fields, [...at, 'fields'], `${what}.fields`) ?? []
+    list.forEach((text, i) => {
+      const compiled = compileJsonPath(text)
+      if (typeof compiled === 'string') c.fail(typeof v.fields === 'string' ? [...at, 'fields'] : [...at, 'fields', i], `${what}.fields: bad JSON path "${text}": ${compiled}`)
+      else fields.push(text)
+    })
+  }
+  return {columns, entities, fields}
 }
 
 /** "schema.table.column", "table.column" or "column"; each part a glob. Returns a reason when bad. */

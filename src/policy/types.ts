@@ -1,6 +1,7 @@
 // The policy model: what a rule is, what an operation looks like to policy, and what a decision is.
-// Protocol-neutral on purpose: engines (PostgreSQL now, MySQL and HTTP later) translate what they
+// Protocol-neutral on purpose: engines (PostgreSQL, MySQL, HTTP) translate what they
 // see on the wire into an Operation, and the same rules judge it. Nothing here knows about sockets.
+import type {JsonPathSegment} from '../shared/json-path.js'
 
 // ---------------------------------------------------------------------------------------------
 // Operations: what a client asked for, as policy sees it.
@@ -67,18 +68,45 @@ export interface Statement {
   index: number
 }
 
-/** An HTTP request, for the HTTP engine (method and path rules). Reserved; no rule matches it yet. */
+export const HTTP_BODY_STATUSES = ['none', 'json', 'invalid-json', 'too-large', 'not-inspected'] as const
+/**
+ * What the HTTP engine could see of a request body. `json`: parsed, in `body`; `invalid-json`:
+ * declared JSON but unparsable; `too-large`: JSON over the inspection limit (streamed, not seen);
+ * `not-inspected`: a body of another type (streamed); `none`: no body.
+ */
+export type HttpBodyStatus = (typeof HTTP_BODY_STATUSES)[number]
+
+/**
+ * An HTTP request as policy judges it (the HTTP engine's HttpRequestView is this with every field
+ * filled in). Absent optional fields read as "nothing there": no query, no body.
+ */
 export interface HttpRequestInfo {
+  /** Upper-case method as sent. */
   method: string
+  /** Normalised path (percent-escapes of unreserved characters decoded, dot segments removed). */
   path: string
+  /** Decoded query parameters. */
+  query?: Record<string, string[]>
+  /** Path and raw query, as forwarded upstream. */
+  target?: string
+  contentType?: string
+  bodyStatus?: HttpBodyStatus
+  /** The parsed JSON body when `bodyStatus` is `json`. */
+  body?: unknown
+  /** sha256 hex of method, target and inspected body: binds a one-time approval to this request. */
+  fingerprint?: string
 }
+
+/** Methods that only read; any other method counts as a write (read-only grants block it). */
+export const HTTP_READ_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS']
 
 export interface Operation {
   engine: Engine
-  /** Top-level statements, then any nested parts (CTE writes, PREPARE bodies), flattened. */
+  /** Top-level statements, then any nested parts (CTE writes, PREPARE bodies), flattened. Empty for HTTP. */
   statements: Statement[]
   /** Set when the text could not be parsed; `statements` is then empty. */
   unparsable?: {reason: string}
+  /** The request, when `engine` is `http` (judged instead of `statements`). */
   http?: HttpRequestInfo
 }
 
@@ -111,10 +139,17 @@ export interface CiMatcher {
   claims: Record<string, string>
 }
 
+/**
+ * What a block or review rule matches. Two families of keys: SQL keys judge statements, HTTP keys
+ * judge requests; a matcher holds keys of one family only (validation rejects a mix), and a key of
+ * one family never matches an operation of the other. `writes` belongs to both.
+ */
 export interface StatementMatcher {
+  // --- SQL
   kinds?: StatementKind[]
   /** Command tags, globbed: "DROP *", "CREATE FUNCTION". */
   commands?: string[]
+  /** SQL: the statement writes. HTTP: the method is not GET, HEAD or OPTIONS. */
   writes?: boolean
   where?: 'absent' | 'present'
   /** Table globs ("public.*", "*.secrets"); an unqualified name in a statement matches "name" and "*.name". */
@@ -126,7 +161,41 @@ export interface StatementMatcher {
   opaque?: boolean
   /** Matches an operation that could not be parsed. */
   unparsable?: boolean
+  // --- HTTP
+  /** Upper-case methods. */
+  methods?: string[]
+  /** Globs on the normalised path ("/v1/users/*"). */
+  paths?: string[]
+  /** Query parameter name -> glob of a value ("*": the parameter is present). */
+  query?: Record<string, string>
+  /** Conditions on fields of the parsed JSON body; all must hold. */
+  body?: BodyCondition[]
+  /** The body was declared JSON but could not be read (too large, or not valid JSON). */
+  bodyUnreadable?: boolean
 }
+
+/** Match keys judged against SQL statements only. */
+export const SQL_MATCH_KEYS = ['kinds', 'commands', 'where', 'tables', 'functions', 'copyProgram', 'copyFile', 'opaque', 'unparsable'] as const
+/** Match keys judged against HTTP requests only. */
+export const HTTP_MATCH_KEYS = ['methods', 'paths', 'query', 'body', 'bodyUnreadable'] as const
+
+/** One `body:` entry: a JSON path (compiled) and what a value it names must be. */
+export interface BodyCondition {
+  /** As written in the policy ("$.amount", "items[*].sku"). */
+  path: string
+  segments: JsonPathSegment[]
+  test: BodyTest
+}
+
+/**
+ * `equals`: the JSON scalar written (numbers also match numeric strings); `glob`: a string glob on
+ * the value's text ("*": present, whatever the value); `range`: numeric bounds (numbers or
+ * numeric strings).
+ */
+export type BodyTest =
+  | {kind: 'equals'; value: string | number | boolean | null}
+  | {kind: 'glob'; glob: string}
+  | {kind: 'range'; gt?: number; gte?: number; lt?: number; lte?: number}
 
 /** `*` stands for any part: "*.ssn" = column ssn of any table. */
 export interface ColumnPattern {
@@ -167,7 +236,7 @@ export interface Rule {
   /** allow only. */
   limits?: Limits
   review?: ReviewSpec
-  mask?: {columns: ColumnPattern[]; entities: EntityType[]}
+  mask?: {columns: ColumnPattern[]; entities: EntityType[]; fields: string[]}
   /** Where the rule is written, for messages and `hoop policy test`. */
   at: {file: string; line: number}
 }
@@ -202,6 +271,8 @@ export interface AccessDecision {
 export interface MaskPlan {
   columns: ColumnPattern[]
   entities: EntityType[]
+  /** JSON paths masked in HTTP bodies ("$.customer.email", "$.items[*].card", "email" = any depth). */
+  fields: string[]
   /** Ids of every mask rule that contributed. */
   ruleIds: string[]
 }
@@ -218,7 +289,7 @@ export interface OperationDecision {
   effect: 'allow' | 'block' | 'review'
   ruleId: string
   message: string
-  /** Index into operation.statements of the statement that caused a block or review. */
+  /** Index into operation.statements of the statement that caused a block or review (absent for HTTP). */
   statement?: number
   review?: ReviewDecision
   mask: MaskPlan

@@ -11,67 +11,9 @@
 export const MASKED_VALUE = '"****"'
 export const MAX_JSON_DEPTH = 512
 
-export type PathSegment = {kind: 'key'; name: string} | {kind: 'index'; index: number} | {kind: 'any'} | {kind: 'descend'}
-
-export interface JsonPath {
-  text: string
-  segments: PathSegment[]
-}
-
-/** Compiles a path; returns a reason when it is not one. */
-export function compileJsonPath(text: string): JsonPath | string {
-  let src = text.trim()
-  if (!src) return 'empty JSON path'
-  if (!src.startsWith('$')) src = '$..' + src
-  const segments: PathSegment[] = []
-  let i = 1
-  const name = /[^.[\]\s]+/y
-  while (i < src.length) {
-    if (src.startsWith('..', i)) {
-      segments.push({kind: 'descend'})
-      i += 2
-      if (src[i] === '[') continue
-      name.lastIndex = i
-      const m = name.exec(src)
-      if (!m) return `expected a member name after ".." at offset ${i} in ${JSON.stringify(text)}`
-      segments.push(m[0] === '*' ? {kind: 'any'} : {kind: 'key', name: m[0]})
-      i += m[0].length
-    } else if (src[i] === '.') {
-      i++
-      name.lastIndex = i
-      const m = name.exec(src)
-      if (!m) return `expected a member name after "." at offset ${i} in ${JSON.stringify(text)}`
-      segments.push(m[0] === '*' ? {kind: 'any'} : {kind: 'key', name: m[0]})
-      i += m[0].length
-    } else if (src[i] === '[') {
-      const close = src.indexOf(']', i)
-      if (close < 0) return `unclosed "[" in ${JSON.stringify(text)}`
-      const inner = src.slice(i + 1, close).trim()
-      if (inner === '*') segments.push({kind: 'any'})
-      else if (/^\d{1,9}$/.test(inner)) segments.push({kind: 'index', index: Number(inner)})
-      else if (/^'[^']*'$|^"[^"]*"$/.test(inner)) segments.push({kind: 'key', name: inner.slice(1, -1)})
-      else return `unsupported selector [${inner}] in ${JSON.stringify(text)} (use [*], [N] or ['name'])`
-      i = close + 1
-    } else return `unexpected ${JSON.stringify(src[i])} at offset ${i} in ${JSON.stringify(text)}`
-  }
-  if (segments.length === 0) return 'the root "$" cannot be masked as a whole; name a member'
-  if (segments[segments.length - 1].kind === 'descend') return `path ${JSON.stringify(text)} ends with ".."`
-  return {text, segments}
-}
-
-/** Does the location `stack` (member names and element indexes from the root) match the path? */
-export function pathMatches(segs: readonly PathSegment[], stack: readonly (string | number)[], si = 0, ki = 0): boolean {
-  if (si === segs.length) return ki === stack.length
-  const seg = segs[si]
-  if (seg.kind === 'descend') {
-    for (let k = ki; k <= stack.length; k++) if (pathMatches(segs, stack, si + 1, k)) return true
-    return false
-  }
-  if (ki >= stack.length) return false
-  const part = stack[ki]
-  const ok = seg.kind === 'any' || (seg.kind === 'key' ? part === seg.name : part === seg.index)
-  return ok && pathMatches(segs, stack, si + 1, ki + 1)
-}
+// The path compiler lives in src/shared/json-path.ts (policy validates mask paths with it too).
+import {type JsonPath, pathMatches} from '../../shared/json-path.js'
+export {compileJsonPath, type JsonPath, type JsonPathSegment as PathSegment, pathMatches} from '../../shared/json-path.js'
 
 export interface JsonMaskResult {
   text: string

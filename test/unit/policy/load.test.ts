@@ -106,8 +106,8 @@ describe('policy: parse and validate', () => {
     one('version: 1\nrules:\n  - id: a\n    effect: review\n', 4, 'effect review needs "review:')
   })
 
-  it('reports mask without columns or entities, bad columns and unknown entities', () => {
-    one('version: 1\nrules:\n  - id: a\n    effect: mask\n    mask: {}\n', 5, 'needs columns or entities')
+  it('reports mask without columns, entities or fields, bad columns and unknown entities', () => {
+    one('version: 1\nrules:\n  - id: a\n    effect: mask\n    mask: {}\n', 5, 'needs columns, entities or fields')
     one('version: 1\nrules:\n  - id: a\n    effect: mask\n', 4, 'effect mask needs "mask:')
     one('version: 1\nrules:\n  - id: a\n    effect: mask\n    mask:\n      columns: [a.b.c.d]\n', 6, 'bad column pattern "a.b.c.d"')
     one('version: 1\nrules:\n  - id: a\n    effect: mask\n    mask:\n      entities:\n        - email\n        - passport\n', 8, 'unknown entity type "passport"')
