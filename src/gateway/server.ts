@@ -4,6 +4,7 @@
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import {WebSocketServer, type WebSocket} from 'ws'
+import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
 import {AuditLog, events} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
@@ -52,6 +53,7 @@ export class Gateway {
     private readonly wss: WebSocketServer,
     readonly store: SqliteStore,
     readonly audit: AuditLog,
+    readonly approvals: ApprovalService,
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
     readonly url: string,
@@ -98,8 +100,14 @@ export class Gateway {
       store.close()
       throw err
     }
+    // Every approval state change is an audit event (requested, approved, rejected, expired).
+    const approvals = new ApprovalService(store.db, {
+      onEvent: (kind, rec, decision) => {
+        for (const e of approvalAuditEvents(kind, rec, decision)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {error: String(err)}))
+      },
+    })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
-    const gw = new Gateway(opts, server, wss, store, audit, new AgentRegistry(opts.logger), identity, url)
+    const gw = new Gateway(opts, server, wss, store, audit, approvals, new AgentRegistry(opts.logger), identity, url)
     server.on('request', (req, res) => void gw.onRequest(req, res))
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
@@ -114,6 +122,7 @@ export class Gateway {
       config: this.opts.config,
       store: this.store,
       audit: this.audit,
+      approvals: this.approvals,
       agents: this.agents,
       access: this.opts.access,
       identity: this.identity,
@@ -187,6 +196,7 @@ export class Gateway {
       agents: this.agents,
       store: this.store,
       audit: this.audit,
+      approvals: approvalResolver(this.approvals),
       logger: this.opts.logger,
       recordingCap: this.opts.recordingCap,
     }
