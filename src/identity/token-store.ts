@@ -44,6 +44,15 @@ export interface CredentialStore {
   list(): Promise<LoginProfile[]>
 }
 
+/**
+ * Several people (or roles) on one machine: HOOP_PROFILE names a profile, so `HOOP_PROFILE=approver
+ * hoop login` and a plain `hoop login` against the same gateway keep separate tokens.
+ */
+export function profileKey(gateway: string, env: NodeJS.ProcessEnv = process.env): string {
+  const name = env.HOOP_PROFILE?.trim()
+  return name ? `${gateway}#${name}` : gateway
+}
+
 export function configDir(): string {
   const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
   return join(base, 'hoop')
@@ -123,19 +132,20 @@ export class FileCredentialStore implements CredentialStore {
   }
 
   async get(gateway: string): Promise<LoginProfile | undefined> {
-    return this.read().profiles[gateway]
+    return this.read().profiles[profileKey(gateway)]
   }
 
   async put(profile: LoginProfile): Promise<void> {
     const data = this.read()
-    data.profiles[profile.gateway] = profile
+    data.profiles[profileKey(profile.gateway)] = profile
     this.write(data)
   }
 
   async delete(gateway: string): Promise<boolean> {
     const data = this.read()
-    if (!data.profiles[gateway]) return false
-    delete data.profiles[gateway]
+    const key = profileKey(gateway)
+    if (!data.profiles[key]) return false
+    delete data.profiles[key]
     this.write(data)
     return true
   }
@@ -173,7 +183,7 @@ export class KeychainCredentialStore implements CredentialStore {
   }
 
   private entry(gateway: string) {
-    return new this.keyring.Entry(KEYCHAIN_SERVICE, gateway)
+    return new this.keyring.Entry(KEYCHAIN_SERVICE, profileKey(gateway))
   }
 
   async get(gateway: string): Promise<LoginProfile | undefined> {

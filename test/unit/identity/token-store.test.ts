@@ -29,6 +29,25 @@ describe('identity: file credential store', () => {
     assert.equal(statSync(store.file).mode & 0o777, 0o600)
   })
 
+  it('keeps HOOP_PROFILE profiles of one gateway apart', async () => {
+    const store = new FileCredentialStore(join(base, 'hoop'))
+    const saved = process.env.HOOP_PROFILE
+    try {
+      delete process.env.HOOP_PROFILE
+      await store.put(profile('https://a.example.com', 'engineer-token'))
+      process.env.HOOP_PROFILE = 'approver'
+      assert.equal(await store.get('https://a.example.com'), undefined)
+      await store.put(profile('https://a.example.com', 'approver-token'))
+      assert.equal((await store.get('https://a.example.com'))?.accessToken, 'approver-token')
+      delete process.env.HOOP_PROFILE
+      assert.equal((await store.get('https://a.example.com'))?.accessToken, 'engineer-token')
+      assert.equal((await store.list()).length, 2)
+    } finally {
+      if (saved === undefined) delete process.env.HOOP_PROFILE
+      else process.env.HOOP_PROFILE = saved
+    }
+  })
+
   it('tightens an existing group/world-readable dir', async () => {
     mkdirSync(join(base, 'hoop'), {mode: 0o755})
     const store = new FileCredentialStore(join(base, 'hoop'))
