@@ -402,10 +402,10 @@ function validateBody(v: unknown, at: PathSegment[], c: Checker, what: string): 
           ok = false
         } else range[k] = val[k]
       }
-      if (!BOUND_KEYS.some((k) => val[k] !== undefined)) {
+      if (!BOUND_KEYS.some((k) => val[k] !== undefined) && Object.keys(val).every((k) => (BOUND_KEYS as readonly string[]).includes(k))) {
         c.fail(p, `${what}.${path} needs at least one of gt, gte, lt, lte`)
-        ok = false
       }
+      if (!BOUND_KEYS.some((k) => val[k] !== undefined)) ok = false
       const low = range.gt ?? range.gte
       const high = range.lt ?? range.lte
       if (ok && low !== undefined && high !== undefined && (low > high || (low === high && (range.gt !== undefined || range.lt !== undefined)))) {

@@ -71,41 +71,66 @@ export function pathMatches(segs: readonly JsonPathSegment[], stack: readonly (s
 export const MAX_SELECT_STEPS = 2_000_000
 
 /**
- * The values a path names in a parsed JSON document (as JSON.parse returns it). Iterative, so a
- * deeply nested document cannot overflow the stack. Returns undefined when the selection would
- * take more than `maxSteps` steps: the caller cannot tell what the path names and should fail closed.
+ * The values a path names in a parsed JSON document (as JSON.parse returns it), in no particular
+ * order. Iterative, so a deeply nested document cannot overflow the stack. Returns undefined when
+ * the selection would take more than `maxSteps` steps: the caller cannot tell what the path names
+ * and should fail closed.
  */
 export function selectJsonValues(doc: unknown, path: JsonPath, maxSteps = MAX_SELECT_STEPS): unknown[] | undefined {
   let current: unknown[] = [doc]
   let steps = 0
-  for (const seg of path.segments) {
+  const segs = path.segments
+  for (let si = 0; si < segs.length; si++) {
+    const seg = segs[si]
     const next: unknown[] = []
-    for (const v of current) {
-      if (seg.kind === 'descend') {
-        // The value itself and every value below it.
-        const todo: unknown[] = [v]
-        while (todo.length > 0) {
-          if (++steps > maxSteps) return undefined
-          const x = todo.pop()
-          next.push(x)
-          if (Array.isArray(x)) for (let i = x.length - 1; i >= 0; i--) todo.push(x[i])
-          else if (isRecord(x)) for (const k of Object.keys(x).reverse()) todo.push(x[k])
-        }
-        continue
+    if (seg.kind === 'descend') {
+      // ".." and the selector after it, applied to every container at or below each value. A parsed
+      // document is a tree, so a container already visited in this step had its subtree visited
+      // too: skipping it keeps "$..a..b" linear in the document's size.
+      const then = segs[++si]
+      const seen = new Set<object>()
+      const todo: object[] = []
+      for (const v of current) if (typeof v === 'object' && v !== null) todo.push(v)
+      while (todo.length > 0) {
+        const x = todo.pop()!
+        if (seen.has(x)) continue
+        seen.add(x)
+        steps += apply(then, x, next)
+        const children = Array.isArray(x) ? x : Object.values(x)
+        steps += children.length + 1
+        if (steps > maxSteps) return undefined
+        for (const c of children) if (typeof c === 'object' && c !== null) todo.push(c)
       }
-      if (++steps > maxSteps) return undefined
-      if (seg.kind === 'any') {
-        if (Array.isArray(v)) for (const x of v) next.push(x)
-        else if (isRecord(v)) for (const k of Object.keys(v)) next.push(v[k])
-        steps += next.length
-      } else if (seg.kind === 'index') {
-        if (Array.isArray(v) && seg.index < v.length) next.push(v[seg.index])
-      } else if (isRecord(v) && Object.hasOwn(v, seg.name)) next.push(v[seg.name])
-      if (next.length > maxSteps) return undefined
+    } else {
+      for (const v of current) {
+        steps += apply(seg, v, next) + 1
+        if (steps > maxSteps) return undefined
+      }
     }
     current = next
   }
   return current
+}
+
+/** Adds what one selector names in `v` to `out`; returns how many values it looked at. */
+function apply(seg: JsonPathSegment, v: unknown, out: unknown[]): number {
+  if (seg.kind === 'any') {
+    if (Array.isArray(v)) {
+      for (const x of v) out.push(x)
+      return v.length
+    }
+    if (isRecord(v)) {
+      const keys = Object.keys(v)
+      for (const k of keys) out.push(v[k])
+      return keys.length
+    }
+  } else if (seg.kind === 'index') {
+    if (Array.isArray(v) && seg.index < v.length) out.push(v[seg.index])
+  } else if (seg.kind === 'key') {
+    if (isRecord(v) && Object.hasOwn(v, seg.name)) out.push(v[seg.name])
+  }
+  // A "descend" directly after another cannot be written ("...."), so it never reaches here.
+  return 0
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
