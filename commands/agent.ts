@@ -7,10 +7,7 @@ import {createLogger, type LogLevel} from '../src/shared/log.js'
 
 export default class AgentCommand extends HoopCommand {
   static override summary = 'Run an agent: dial out to the gateway and serve its targets.'
-  static override description = `Headless and foreground, for a service or a CI job step. The agent needs no inbound port: it
-dials the gateway over WebSocket, keeps the link alive, and reconnects with jittered exponential
-backoff. Give its token in HOOP_AGENT_TOKEN (preferred: never visible in \`ps\`) or --token.
-Create a token with \`hoop admin agents create NAME\`. Exits non-zero when the token is rejected.`
+  static override description = `Headless and foreground, for a service or a CI job step. The agent needs no inbound port: it dials the gateway over WebSocket, keeps the link alive, and reconnects with jittered exponential backoff. Give its token in HOOP_AGENT_TOKEN (preferred: never visible in \`ps\`) or --token. Create a token with \`hoop admin agents create NAME\`. Exits non-zero when the token is rejected.`
 
   static override examples = [
     {description: 'Run with the token from the environment', command: 'HOOP_AGENT_TOKEN=hoop_ag_... <%= config.bin %> agent --gateway https://gw.example.com'},

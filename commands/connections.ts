@@ -7,6 +7,7 @@ import type {ConnectionView} from '../src/gateway/api.js'
 
 export default class Connections extends HoopCommand {
   static override summary = 'List the connections you may use, with type, agent and status.'
+  static override description = `Asks the gateway which connections your identity may use under its policy (connections that policy denies you are not listed), with the type, the agent that serves each and whether that agent is online. Reach one with \`hoop connect NAME\`.`
   static override examples = ['<%= config.bin %> connections', '<%= config.bin %> connections --json']
   static override flags = {
     gateway: HoopCommand.gatewayFlag,

@@ -7,14 +7,9 @@ import {execSql, readSqlInput, renderCsv, renderTable, waitingLine, type ExecRes
 
 export default class Exec extends HoopCommand {
   static override summary = 'Run SQL on a connection through the gateway and print the results.'
-  static override description = `The SQL goes through the same policy as any session: guardrails block (exit 16), masking
-applies, and a statement that needs review exits 17 with the approval id and the command an
-approver runs. Once approved, run the same SQL again: a one-time approval covers that exact text,
-once. With --wait, exec waits for the decision (a spinner on a terminal) and runs it then.
-The input is sent as one query, like psql -c. PostgreSQL connections only, for now.
+  static override description = `The SQL goes through the same policy as any session: guardrails block (exit 16), masking applies, and a statement that needs review exits 17 with the approval id and the command an approver runs. Once approved, run the same SQL again: a one-time approval covers that exact text, once. With --wait, exec waits for the decision (a spinner on a terminal) and runs it then. The input is sent as one query, like psql -c. PostgreSQL connections only, for now.
 
-Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expired while waiting),
-25 the database refused the statement, others as in docs/errors.md.`
+Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expired while waiting), 25 the database refused the statement, others as in docs/errors.md.`
 
   static override examples = [
     '<%= config.bin %> exec db -e "select count(*) from orders"',

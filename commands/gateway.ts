@@ -6,17 +6,9 @@ import {createLogger, type LogLevel} from '../src/shared/log.js'
 
 export default class GatewayCommand extends HoopCommand {
   static override summary = 'Run the gateway: relay, identity, policy and audit on one port.'
-  static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every
-agent and client why, and closes every stream. Connections, auth settings and policy come from the
-YAML file given with --config (see docs/configuration.md). Target credentials in that file are
-references to environment variables or files, never inline secrets.
+  static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every agent and client why, and closes every stream. Connections, auth settings and policy come from the YAML file given with --config (see docs/configuration.md). Target credentials in that file are references to environment variables or files, never inline secrets.
 
---dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID
-Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and,
-when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data
-served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives
-in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback
-addresses. See docs/dev-mode.md.`
+--dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and, when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback addresses. See docs/dev-mode.md.`
 
   static override examples = [
     {description: 'Run with a config file', command: '<%= config.bin %> gateway --config /etc/hoop/gateway.yaml'},

@@ -6,6 +6,7 @@ import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-
 
 export default class Logout extends HoopCommand {
   static override summary = 'Log out of a gateway: revoke the tokens at the issuer where supported and delete them locally.'
+  static override description = `Revokes the refresh and access tokens at the identity provider (RFC 7009) when it offers a revocation endpoint, then deletes them from the keychain or the credential file. Other gateways' logins are kept. Without a login to this gateway it does nothing and says so.`
   static override examples = ['<%= config.bin %> logout', '<%= config.bin %> logout --gateway https://hoop.example.com --json']
   static override flags = {
     gateway: HoopCommand.gatewayFlag,

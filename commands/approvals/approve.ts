@@ -5,8 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class ApprovalsApprove extends HoopCommand {
   static override summary = 'Approve a request: the statement may run once, or time-boxed access starts.'
-  static override description = `You must be one of the rule's approvers and not the requester. When the rule needs several
-approvals, each approver runs this once. Your identity, reason and the time are recorded.`
+  static override description = `You must be one of the rule's approvers and not the requester. When the rule needs several approvals, each approver runs this once. Your identity, reason and the time are recorded.`
 
   static override examples = [
     '<%= config.bin %> approvals approve apr_Xk3v9QpL2mZa --reason "change ticket OPS-1234"',

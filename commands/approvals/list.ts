@@ -5,9 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class ApprovalsList extends HoopCommand {
   static override summary = 'List approval requests you made or may decide.'
-  static override description = `Shows pending requests by default: statements waiting for review and time-boxed access
-requests, with requester, connection, rule, approvals so far and age. Approvers see the requests
-they may decide; requesters see their own.`
+  static override description = `Shows pending requests by default: statements waiting for review and time-boxed access requests, with requester, connection, rule, approvals so far and age. Approvers see the requests they may decide; requesters see their own.`
 
   static override examples = [
     '<%= config.bin %> approvals list',

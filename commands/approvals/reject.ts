@@ -5,8 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class ApprovalsReject extends HoopCommand {
   static override summary = 'Reject a request; it ends at once.'
-  static override description = `You must be one of the rule's approvers and not the requester. One rejection ends the request;
-the requester has to ask again. Your identity, reason and the time are recorded.`
+  static override description = `You must be one of the rule's approvers and not the requester. One rejection ends the request; the requester has to ask again. Your identity, reason and the time are recorded.`
 
   static override examples = [
     '<%= config.bin %> approvals reject apr_Xk3v9QpL2mZa --reason "change ticket OPS-1234"',

@@ -4,6 +4,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class ApprovalsShow extends HoopCommand {
   static override summary = 'Show one approval request: statement, requester, rule and decisions.'
+  static override description = `Shows what was asked (the statement, or the time-boxed access requested), who asked and why, the policy rule that sent it for review, how many approvals it needs, the decisions so far and when it expires. Requesters may see their own requests; approvers those they may decide.`
   static override examples = ['<%= config.bin %> approvals show apr_Xk3v9QpL2mZa', '<%= config.bin %> approvals show apr_Xk3v9QpL2mZa --json']
   static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
   static override flags = {

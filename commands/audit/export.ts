@@ -5,12 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class AuditExport extends HoopCommand {
   static override summary = 'Write an evidence package (tar.gz) for an auditor.'
-  static override description = `Reads the audit store in the gateway's data dir and writes a package with the chronological
-session log, the approval audit and the masking report (JSONL and CSV), the raw signed events,
-the Merkle proofs for the range, the signed tree head, the public key and its fingerprint, a
-manifest with the SHA-256 of every file, and a summary mapping the contents to ISO/IEC 27001.
-Events in the time range that do not match --connection/--user are included as Merkle leaf
-hashes only, so the range stays complete without disclosing them. Check it with \`hoop audit verify\`.`
+  static override description = `Reads the audit store in the gateway's data dir and writes a package with the chronological session log, the approval audit and the masking report (JSONL and CSV), the raw signed events, the Merkle proofs for the range, the signed tree head, the public key and its fingerprint, a manifest with the SHA-256 of every file, and a summary mapping the contents to ISO/IEC 27001. Events in the time range that do not match --connection/--user are included as Merkle leaf hashes only, so the range stays complete without disclosing them. Check it with \`hoop audit verify\`.`
 
   static override examples = [
     {description: 'Everything, on the gateway host', command: '<%= config.bin %> audit export --out evidence.tar.gz --data-dir /var/lib/hoop'},

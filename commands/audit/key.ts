@@ -4,9 +4,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class AuditKey extends HoopCommand {
   static override summary = 'Print the public key that signs audit tree heads, and its fingerprint.'
-  static override description = `Give this key (or compare its fingerprint) to auditors so they can pin it with
-\`hoop audit verify --public-key\`. The fingerprint is the SHA-256 of the SubjectPublicKeyInfo DER, hex.
-The private key never leaves the data dir.`
+  static override description = `Give this key (or compare its fingerprint) to auditors so they can pin it with \`hoop audit verify --public-key\`. The fingerprint is the SHA-256 of the SubjectPublicKeyInfo DER, hex. The private key never leaves the data dir.`
 
   static override examples = ['<%= config.bin %> audit key --data-dir /var/lib/hoop > gateway-audit.pem', '<%= config.bin %> audit key --json']
   static override flags = {

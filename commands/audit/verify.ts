@@ -5,12 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class AuditVerify extends HoopCommand {
   static override summary = 'Verify an evidence package offline, or the gateway store with --live.'
-  static override description = `Checks the manifest hashes and signature, the signed tree head, every event's chain link, that
-the events rebuild the signed Merkle root, that earlier checkpoints (and --previous) are consistent
-with it, and that the reports match the events. Needs nothing but the package. Without
---public-key it verifies against the key inside the package and says so: pin the gateway's key
-(\`hoop audit key\`) to rule out a re-signed forgery. Exits 0 only when everything holds, and 19
-otherwise, naming the first bad record and why.`
+  static override description = `Checks the manifest hashes and signature, the signed tree head, every event's chain link, that the events rebuild the signed Merkle root, that earlier checkpoints (and --previous) are consistent with it, and that the reports match the events. Needs nothing but the package. Without --public-key it verifies against the key inside the package and says so: pin the gateway's key (\`hoop audit key\`) to rule out a re-signed forgery. Exits 0 only when everything holds, and 19 otherwise, naming the first bad record and why.`
 
   static override examples = [
     {description: 'Pin the gateway key', command: '<%= config.bin %> audit verify evidence.tar.gz --public-key gateway-audit.pem'},

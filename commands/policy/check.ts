@@ -5,10 +5,7 @@ import {checkPolicyFile, formatPolicyCheck, type PolicyCheckResult} from '../../
 
 export default class PolicyCheck extends HoopCommand {
   static override summary = 'Validate a policy file; print every problem with its file and line.'
-  static override description = `Exits 0 and prints "ok: N rules" when the file is valid. Otherwise prints each problem as
-FILE:LINE:COLUMN: what is wrong, all at once, and exits 18 (CONFIG_INVALID).
-With --config, FILE is a gateway config and its "policy:" section (inline, or a path) is checked.
-See docs/policy.md for the format.`
+  static override description = `Exits 0 and prints "ok: N rules" when the file is valid. Otherwise prints each problem as FILE:LINE:COLUMN: what is wrong, all at once, and exits 18 (CONFIG_INVALID). With --config, FILE is a gateway config and its "policy:" section (inline, or a path) is checked. See docs/policy.md for the format.`
 
   static override examples = [
     '<%= config.bin %> policy check policy.yaml',

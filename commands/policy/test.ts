@@ -4,11 +4,7 @@ import {formatPolicyTest, type PolicyTestResult, testPolicy} from '../../src/pol
 
 export default class PolicyTest extends HoopCommand {
   static override summary = 'Ask a policy offline: may this subject use this connection, and run this statement?'
-  static override description = `Prints the access decision and, with --sql, the statement decision (allow, block or
-review), each with the id of the rule that made it, the statements as the analyzer saw them, and the
-masking plan. The exit code is 0 whatever the decision; use --json and read "effect" in scripts.
-Name one subject: --user (with --group as often as needed), --service-account, or a CI identity
-(--ci-issuer and --claim NAME=VALUE).`
+  static override description = `Prints the access decision and, with --sql, the statement decision (allow, block or review), each with the id of the rule that made it, the statements as the analyzer saw them, and the masking plan. The exit code is 0 whatever the decision; use --json and read "effect" in scripts. Name one subject: --user (with --group as often as needed), --service-account, or a CI identity (--ci-issuer and --claim NAME=VALUE).`
 
   static override examples = [
     '<%= config.bin %> policy test --policy policy.yaml --connection prod-db --user alice@example.com --group engineering',

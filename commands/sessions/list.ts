@@ -5,6 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class SessionsList extends HoopCommand {
   static override summary = 'List recorded sessions, newest first.'
+  static override description = `Reads the gateway's data dir (run it on the gateway host) and lists sessions: id, start time, who connected to which connection, how it ended and how much was recorded. Filter by connection or subject; replay one with \`hoop sessions show ID\`.`
   static override examples = ['<%= config.bin %> sessions list --data-dir /var/lib/hoop', '<%= config.bin %> sessions list --connection prod-db --limit 20 --json']
   static override flags = {
     limit: Flags.integer({summary: 'At most this many sessions.', default: 50}),

@@ -5,6 +5,7 @@ import {HoopCommand} from '../../src/client/command.js'
 
 export default class SessionsShow extends HoopCommand {
   static override summary = 'Replay a recorded session as the client saw it.'
+  static override description = `Prints who connected to what and when, then every recorded exchange in order with its offset from the session start: what the client sent (>) and what the gateway answered (<), as it left the gateway, so masked values stay masked. Reads the gateway's data dir, so run it on the gateway host. --json gives the session record and its chunks instead of the text.`
   static override examples = ['<%= config.bin %> sessions show ses_AbCdEfGhIjKl --data-dir /var/lib/hoop', '<%= config.bin %> sessions show ses_AbCdEfGhIjKl --json']
   static override args = {id: Args.string({description: 'Session id (from `hoop sessions list`).', required: true})}
   static override flags = {

@@ -5,6 +5,7 @@ import {HoopCommand} from '../../../src/client/command.js'
 
 export default class Revoke extends HoopCommand {
   static override summary = 'Revoke an agent: its secret stops working at once.'
+  static override description = `The agent's secret is refused from now on, and a running gateway cuts the agent's live link within a few seconds; sessions it was carrying end. Through the gateway the revocation is recorded in the audit log as an admin change. Create a new agent with \`hoop admin agents create\` to replace it.`
   static override examples = ['<%= config.bin %> admin agents revoke NAME', '<%= config.bin %> admin agents revoke NAME --data-dir /var/lib/hoop']
   static override args = {name: Args.string({description: 'Name to revoke.', required: true})}
   static override flags = {...adminFlags}

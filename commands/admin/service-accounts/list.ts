@@ -6,6 +6,7 @@ import type {ServiceAccountRecord} from '../../../src/store/types.js'
 
 export default class List extends HoopCommand {
   static override summary = 'List service accounts and their groups.'
+  static override description = `Lists every service account with its groups (which policy rules match on), whether it is active or revoked, and when it was created. Secrets are never shown again after creation.`
   static override examples = ['<%= config.bin %> admin service-accounts list', '<%= config.bin %> admin service-accounts list --json']
   static override flags = {...adminFlags}
 
