@@ -5,20 +5,19 @@ import {HoopCommand} from '../src/client/command.js'
 import {ConnectClient} from '../src/client/connect.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {connectHint} from '../src/client/session-hint.js'
+import {requestAccessAndWait} from '../src/client/approvals.js'
 import type {ConnectionView} from '../src/gateway/api.js'
 import {DEFAULT_LOCAL_PORTS, type ConnectionType} from '../src/shared/config.js'
 import {createLogger} from '../src/shared/log.js'
 
 export default class Connect extends HoopCommand {
   static override summary = 'Open a local port that reaches a connection through the gateway.'
-  static override description = `Listens on 127.0.0.1 and carries every accepted socket through the gateway to the
-connection's agent and target. Point your usual client (psql, mysql, curl, your app) at the
-local port. Default ports: postgres 5433, mysql 3307, http 8081, tcp 8999; --port 0 picks a
-free one. Runs until Ctrl-C.`
+  static override description = `Listens on 127.0.0.1 and carries every accepted socket through the gateway to the connection's agent and target. Point your usual client (psql, mysql, curl, your app) at the local port. Default ports: postgres 5433, mysql 3307, http 8081, tcp 8999; --port 0 picks a free one. Runs until Ctrl-C.`
 
   static override examples = [
     {description: 'Reach the "db" connection, then use psql', command: '<%= config.bin %> connect db'},
     {description: 'Pick a free port and print it as JSON (for scripts)', command: '<%= config.bin %> connect db --port 0 --json'},
+    {description: 'Ask for one hour of pre-approved writes, wait for an approver, then connect', command: '<%= config.bin %> connect db --request-access --reason "INC-4211 hotfix" --duration 1h'},
     {description: 'In CI with a service-account key', command: 'HOOP_TOKEN=hoop_sa_... <%= config.bin %> connect db --gateway https://gw.example.com'},
   ]
 
@@ -30,6 +29,9 @@ free one. Runs until Ctrl-C.`
     gateway: HoopCommand.gatewayFlag,
     token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
     port: Flags.integer({char: 'p', summary: 'Local port (default by type; 0 = any free port).', min: 0, max: 65535}),
+    'request-access': Flags.boolean({summary: 'Ask for time-boxed approval first and wait (with a spinner) until an approver decides.', default: false}),
+    reason: Flags.string({summary: 'Why you need access (with --request-access; prompted on a terminal if missing).', dependsOn: ['request-access']}),
+    duration: Flags.string({summary: 'How long the access should last, e.g. 30m or 2h (with --request-access).', dependsOn: ['request-access']}),
   }
 
   async run(): Promise<void> {
@@ -37,6 +39,10 @@ free one. Runs until Ctrl-C.`
     const gateway = resolveGatewayUrl(flags.gateway)
     const bearer = () => resolveBearer({gateway, token: flags.token})
     const info = await new GatewayApi(gateway, await bearer()).get<ConnectionView>(`/v1/connections/${encodeURIComponent(args.name)}`)
+    if (flags['request-access']) {
+      const grant = await requestAccessAndWait({gateway, token: flags.token, connection: args.name, reason: flags.reason, duration: flags.duration, interactive: Boolean(process.stdin.isTTY)})
+      if (!this.jsonEnabled()) this.log(`${chalk.green('✔')} access approved (${grant.id})`)
+    }
     const port = flags.port ?? DEFAULT_LOCAL_PORTS[info.type as ConnectionType] ?? 0
     const logger = createLogger({level: 'warn'})
     const client = await ConnectClient.start({gateway, connection: args.name, bearer, port, logger})

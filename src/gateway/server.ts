@@ -123,6 +123,7 @@ export class Gateway {
       store: this.store,
       audit: this.audit,
       approvals: this.approvals,
+      policy: this.opts.policy,
       agents: this.agents,
       access: this.opts.access,
       identity: this.identity,

@@ -18,12 +18,17 @@ const CONFIG = `connections:
     target: 127.0.0.1:5432
     database: test
     username: postgres
+  - name: pg-window
+    type: postgres
+    target: 127.0.0.1:5432
+    database: test
+    username: postgres
 policy:
   version: 1
   rules:
     - id: people
       subjects: {groups: [engineering, dba]}
-      connections: [pg]
+      connections: [pg, pg-window]
       effect: allow
     - id: no-drop
       effect: block
@@ -34,6 +39,11 @@ policy:
       connections: [pg]
       match: {writes: true}
       review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
+    - id: window-writes
+      effect: review
+      connections: [pg-window]
+      match: {writes: true}
+      review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h, scope: session}
 `
 
 const APR = /apr_[A-Za-z0-9_-]{12}/
@@ -171,5 +181,28 @@ describe('approvals end to end (built CLI, two identities, real PostgreSQL)', fu
     assert.equal(r.code, 16, r.stderr)
     assert.match(r.stderr, /no-drop/)
     assert.doesNotMatch(r.stderr, APR)
+  })
+
+  it('connect --request-access waits for a time-boxed grant, then writes run without one-time approvals', async () => {
+    const before0 = await counter()
+    const denied = await runHoop(['exec', 'pg-window', '--gateway', gw.url, '-e', `UPDATE ${TABLE} SET n = n + 100 WHERE id = 1`], {env: dev})
+    assert.equal(denied.code, 17, 'without a grant the write waits for review')
+    assert.equal(await counter(), before0)
+    const p = spawnHoop(['connect', 'pg-window', '--gateway', gw.url, '--port', '0', '--json', '--request-access', '--reason', 'INC-42 hotfix', '--duration', '30m'], {env: dev})
+    try {
+      const m = await p.waitFor(/waiting for approval (apr_[A-Za-z0-9_-]{12})/)
+      const ok = await approvals(dba, 'approve', m[1], '--reason', 'incident window')
+      assert.equal(ok.code, 0, ok.stderr)
+      await p.waitFor(/\{"connection".*\}/)
+      const before = await counter()
+      const run = () => runHoop(['exec', 'pg-window', '--gateway', gw.url, '-e', `UPDATE ${TABLE} SET n = n + 100 WHERE id = 1`], {env: dev})
+      const r = await run()
+      assert.equal(r.code, 0, r.stderr)
+      const again = await run()
+      assert.equal(again.code, 0, again.stderr)
+      assert.equal(await counter(), before + 200)
+    } finally {
+      await p.stop()
+    }
   })
 })
