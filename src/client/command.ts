@@ -1,8 +1,15 @@
 // Base class for hoop commands: `--json` output, and HoopError -> message, hint and exit code.
 import {Command, Flags, type Interfaces} from '@oclif/core'
-import chalk from 'chalk'
+import chalk, {chalkStderr} from 'chalk'
 import {HoopError} from '../shared/errors.js'
 import {redact} from '../shared/log.js'
+
+// chalk already drops colour when the stream is not a terminal; NO_COLOR (https://no-color.org:
+// set and not empty) it leaves to us. chalk's default instance is shared by every command.
+if (process.env.NO_COLOR) {
+  chalk.level = 0
+  chalkStderr.level = 0
+}
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof HoopCommand)['baseFlags'] & T['flags']>
 
@@ -21,8 +28,8 @@ export abstract class HoopCommand extends Command {
       if (this.jsonEnabled()) {
         this.logJson({error: {code: err.code, message: redact(err.message)}})
       } else {
-        process.stderr.write(`${chalk.red('Error:')} ${redact(err.message)}\n`)
-        if (err.hint) process.stderr.write(`${chalk.dim('Hint:')} ${err.hint}\n`)
+        process.stderr.write(`${chalkStderr.red('Error:')} ${redact(err.message)}\n`)
+        if (err.hint) process.stderr.write(`${chalkStderr.dim('Hint:')} ${err.hint}\n`)
       }
       this.exit(err.exitCode)
     }
