@@ -7,6 +7,8 @@
 // refuses the statement (fail closed).
 import Database from 'better-sqlite3'
 import {createHash, type KeyObject} from 'node:crypto'
+import {createRequire} from 'node:module'
+import {Worker} from 'node:worker_threads'
 import {HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import {canonicalize} from './canonical.js'
@@ -22,6 +24,35 @@ const MAX_BATCH = 20_000
 /** Longest a deferred append waits for a group commit to ride with. */
 export const DEFER_MS = 20
 
+const INSERT_EVENT =
+  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)'
+
+// The commit thread: its own FULL-synchronous connection, one transaction (one WAL fsync) per
+// group. The fsync runs off the event loop, so sessions keep being served (and the next group
+// keeps filling) while a group is made durable. Inline source: works the same from src/ and dist/.
+const COMMIT_THREAD = `
+const {parentPort, workerData} = require('node:worker_threads')
+const Database = require(workerData.sqlite)
+const db = new Database(workerData.file)
+db.pragma('busy_timeout = 5000')
+db.pragma('synchronous = FULL')
+const insert = db.prepare(workerData.sql)
+const commit = db.transaction((rows) => {
+  for (const r of rows) {
+    r.leaf = Buffer.from(r.leaf.buffer, r.leaf.byteOffset, r.leaf.byteLength)
+    insert.run(r)
+  }
+})
+parentPort.on('message', (rows) => {
+  try {
+    commit(rows)
+    parentPort.postMessage(null)
+  } catch (err) {
+    parentPort.postMessage(String((err && err.message) || err))
+  }
+})
+`
+
 export interface AuditLogOptions {
   db: Database.Database
   dataDir: string
@@ -34,6 +65,8 @@ export interface AuditLogOptions {
   checkpointEvery?: {events: number; ms: number}
   /** Drop recording payloads of sessions that finished more than this many days ago. */
   retentionDays?: number
+  /** Commit groups on a worker thread (default true for a file database); false commits on the event loop. */
+  commitThread?: boolean
 }
 
 interface Pending {
@@ -71,6 +104,9 @@ export class AuditLog {
   private readonly timers: NodeJS.Timeout[] = []
   private flushing?: Promise<void>
   private deferTimer?: NodeJS.Timeout
+  /** Commits groups off the event loop (file databases); undefined = commit synchronously. */
+  private commitThread?: Worker
+  private onCommitted?: (error: string | null) => void
 
   private constructor(
     private readonly db: Database.Database,
@@ -87,9 +123,7 @@ export class AuditLog {
       this.writer.pragma('busy_timeout = 5000')
       this.writer.pragma('synchronous = FULL')
     }
-    const insert = this.writer.prepare(
-      'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)',
-    )
+    const insert = this.writer.prepare(INSERT_EVENT)
     this.commit = this.writer.transaction((rows: Row[]) => {
       for (const r of rows) insert.run(r)
     })
@@ -112,6 +146,8 @@ export class AuditLog {
     }
     const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
     if (cp) this.lastCheckpoint = {v: 1, ...cp}
+
+    if (this.ownWriter && opts.commitThread !== false) this.startCommitThread()
 
     this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(db, s, logger, opts.sinkBackoff))
     for (const r of this.runners) r.kick()
@@ -227,6 +263,9 @@ export class AuditLog {
     await this.flush()
     this.closed = true
     clearTimeout(this.deferTimer)
+    const thread = this.commitThread
+    this.commitThread = undefined
+    await thread?.terminate()
     for (const t of this.timers) clearInterval(t)
     try {
       this.checkpoint()
@@ -289,14 +328,84 @@ export class AuditLog {
       })
       prev = hash
     }
+    const thread = this.commitThread
+    if (thread && rows.length > 0) {
+      // One group in flight: appends made meanwhile queue up and form the next group.
+      this.flushing = new Promise<void>((resolve) => {
+        this.onCommitted = (error) => {
+          this.onCommitted = undefined
+          thread.unref()
+          this.settle(batch, rows, seq, prev, error === null ? undefined : this.commitError(rows.length, error))
+          this.flushing = undefined
+          resolve()
+          if (this.queue.length > 0) this.runBatch()
+        }
+      })
+      thread.ref()
+      thread.postMessage(rows)
+      return
+    }
     if (!failed) {
       try {
         this.commit(rows)
       } catch (err) {
-        this.logger.error('audit commit failed; refusing the statements in this batch', {events: rows.length, error: String(err)})
-        failed = new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${(err as Error).message}); the statement is refused`)
+        failed = this.commitError(rows.length, (err as Error).message)
       }
     }
+    this.settle(batch, rows, seq, prev, failed)
+    // Appends that arrived while this batch committed form the next group.
+    if (this.queue.length > 0) {
+      this.flushing = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.flushing = undefined
+          this.runBatch()
+          resolve()
+        }),
+      )
+    }
+  }
+
+  private commitError(events: number, message: string): HoopError {
+    this.logger.error('audit commit failed; refusing the statements in this batch', {events, error: message})
+    return new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${message}); the statement is refused`)
+  }
+
+  private startCommitThread(): void {
+    const thread = new Worker(COMMIT_THREAD, {
+      eval: true,
+      workerData: {file: this.writer.name, sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), sql: INSERT_EVENT},
+    })
+    thread.unref()
+    thread.on('message', (error: string | null) => this.onCommitted?.(error))
+    const lost = (why: string) => {
+      if (this.commitThread !== thread) return
+      // Fall back to committing on the event loop; the group in flight (if any) is refused.
+      this.logger.error('audit commit thread failed; committing on the main thread', {error: why})
+      this.commitThread = undefined
+      this.onCommitted?.(`commit thread failed: ${why}`)
+      this.resyncHead()
+    }
+    thread.on('error', (err) => lost(err.message))
+    thread.on('exit', (code) => lost(`exited with code ${code}`))
+    this.commitThread = thread
+  }
+
+  /** After losing the commit thread mid-group: adopt rows it committed but could not acknowledge. */
+  private resyncHead(): void {
+    try {
+      const rows = this.db.prepare('SELECT seq, hash, leaf FROM audit_events WHERE seq > ? ORDER BY seq').all(this.seq) as {seq: number; hash: string; leaf: Buffer}[]
+      for (const r of rows) {
+        this.frontier.push(r.leaf)
+        this.seq = r.seq
+        this.head = r.hash
+      }
+    } catch (err) {
+      this.logger.error('audit head resync failed', {error: String(err)})
+    }
+  }
+
+  /** Acknowledges a committed group (or refuses it) and moves the head. */
+  private settle(batch: Pending[], rows: Row[], seq: number, prev: string, failed: Error | undefined): void {
     if (failed) {
       for (const p of batch) p.reject(failed)
     } else {
@@ -307,16 +416,6 @@ export class AuditLog {
       const every = this.opts.checkpointEvery?.events ?? 10_000
       if (every > 0 && this.seq - (this.lastCheckpoint?.tree_size ?? 0) >= every) this.safeCheckpoint()
       for (const r of this.runners) r.kick()
-    }
-    // Appends that arrived while this batch committed form the next group.
-    if (this.queue.length > 0) {
-      this.flushing = new Promise<void>((resolve) =>
-        setImmediate(() => {
-          this.flushing = undefined
-          this.runBatch()
-          resolve()
-        }),
-      )
     }
   }
 }
