@@ -1,13 +1,18 @@
 // Offline policy tools behind `hoop policy check` and `hoop policy test`: validate a file, and ask
-// "may this subject run this statement on this connection?" without a gateway.
+// "may this subject run this statement (or send this HTTP request) on this connection?" without a
+// gateway.
 import {loadGatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import type {Identity} from '../identity/types.js'
+import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres, initPgParser} from '../sql/pg-analyze.js'
-import {checkAccess, judgeOperation} from './evaluate.js'
+import {checkAccess, isHttpWrite, judgeOperation} from './evaluate.js'
 import {formatDuration} from './glob.js'
 import {loadPolicyFile, policyFromGatewayConfig} from './load.js'
-import type {AccessDecision, Effect, Operation, OperationDecision, Policy, SubjectMatcher} from './types.js'
+import type {AccessDecision, Effect, HttpRequestInfo, Operation, OperationDecision, Policy, SubjectMatcher} from './types.js'
+
+/** The HTTP engine parses JSON request bodies up to this size for policy (larger ones are `too-large`). */
+const HTTP_JSON_INSPECT_BYTES = 1024 * 1024
 
 export interface PolicyCheckResult {
   file: string
@@ -42,7 +47,14 @@ export interface PolicyTestInput {
   ciIssuer?: string
   /** CI claims as name=value. */
   claims?: string[]
+  /** Statement(s), for postgres (libpg-query) and mysql (the MySQL analyzer) connections. */
   sql?: string
+  /** HTTP request method (default GET when a path or body is given). */
+  method?: string
+  /** HTTP request path, with an optional "?query" (default "/"). */
+  path?: string
+  /** HTTP request body as JSON text (sent as application/json). */
+  body?: string
 }
 
 export interface PolicyTestResult {
@@ -66,13 +78,70 @@ export async function testPolicy(input: PolicyTestInput): Promise<PolicyTestResu
   const identity = identityFrom(input)
   const access = checkAccess(policy, identity, connection)
   const result: PolicyTestResult = {identity, connection, access}
+  const isHttp = input.method !== undefined || input.path !== undefined || input.body !== undefined
+  if (input.sql !== undefined && isHttp) throw new HoopError('INVALID_INPUT', 'give either --sql (databases) or --method/--path/--body (HTTP), not both')
   if (input.sql !== undefined) {
-    if (connection.type !== 'postgres') throw new HoopError('INVALID_INPUT', `--sql is analyzed as PostgreSQL; connection ${connection.name} is of type ${connection.type}`)
-    await initPgParser()
-    result.operation = analyzePostgres(input.sql)
+    if (connection.type === 'postgres') {
+      await initPgParser()
+      result.operation = analyzePostgres(input.sql)
+    } else if (connection.type === 'mysql') result.operation = analyzeMysql(input.sql)
+    else throw new HoopError('INVALID_INPUT', `--sql is analyzed as PostgreSQL or MySQL; connection ${connection.name} is of type ${connection.type}`)
+    result.decision = judgeOperation(policy, identity, connection, result.operation)
+  } else if (isHttp) {
+    if (connection.type !== 'http') throw new HoopError('INVALID_INPUT', `--method, --path and --body describe an HTTP request; connection ${connection.name} is of type ${connection.type} (use --type http)`)
+    result.operation = {engine: 'http', statements: [], http: httpRequest(input)}
     result.decision = judgeOperation(policy, identity, connection, result.operation)
   }
   return result
+}
+
+/** The request as the HTTP engine would describe it to policy (path normalised, body parsed). */
+export function httpRequest(input: Pick<PolicyTestInput, 'method' | 'path' | 'body'>): HttpRequestInfo {
+  const method = (input.method ?? 'GET').toUpperCase()
+  if (!/^[A-Z][A-Z_-]{0,31}$/.test(method)) throw new HoopError('INVALID_INPUT', `--method must be an HTTP method such as GET or DELETE (got "${input.method}")`)
+  const raw = input.path ?? '/'
+  if (!raw.startsWith('/')) throw new HoopError('INVALID_INPUT', `--path must start with "/" (got "${raw}")`)
+  const q = raw.indexOf('?')
+  const rawQuery = q < 0 ? '' : raw.slice(q + 1)
+  // As the engine does: decode escapes of unreserved characters, then remove dot segments.
+  const decoded = (q < 0 ? raw : raw.slice(0, q)).replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => {
+    const ch = String.fromCharCode(parseInt(hex, 16))
+    return /[A-Za-z0-9\-._~]/.test(ch) ? ch : m.toUpperCase()
+  })
+  const path = removeDotSegments(decoded)
+  const query: Record<string, string[]> = {}
+  for (const [k, v] of new URLSearchParams(rawQuery)) (query[k] ??= []).push(v)
+  const req: HttpRequestInfo = {method, path, query, target: rawQuery ? `${path}?${rawQuery}` : path, bodyStatus: 'none'}
+  if (input.body !== undefined) {
+    req.contentType = 'application/json'
+    if (Buffer.byteLength(input.body) > HTTP_JSON_INSPECT_BYTES) req.bodyStatus = 'too-large'
+    else {
+      try {
+        req.body = JSON.parse(input.body) as unknown
+        req.bodyStatus = 'json'
+      } catch {
+        req.bodyStatus = 'invalid-json'
+      }
+    }
+  }
+  return req
+}
+
+/** RFC 3986 §5.2.4, as the HTTP engine applies it (src/protocol/http/target.ts; policy may not import it). */
+function removeDotSegments(path: string): string {
+  const input = path.split('/')
+  const out: string[] = []
+  input.forEach((seg, i) => {
+    const last = i === input.length - 1
+    if (seg === '.') {
+      if (last) out.push('')
+    } else if (seg === '..') {
+      if (out.length > 1) out.pop()
+      if (last) out.push('')
+    } else out.push(seg)
+  })
+  const joined = out.join('/')
+  return joined.startsWith('/') ? joined : '/' + joined
 }
 
 function identityFrom(input: PolicyTestInput): Identity {
@@ -105,10 +174,15 @@ export function formatPolicyTest(r: PolicyTestResult): string {
   if (!r.access.allowed) lines.push(`            ${r.access.reason}`)
   if (r.operation && r.decision) {
     const d = r.decision
-    lines.push(`statement:  ${d.effect}  [rule ${d.ruleId}]`)
+    const h = r.operation.http
+    lines.push(`${h ? 'request:  ' : 'statement:'}  ${d.effect}  [rule ${d.ruleId}]`)
     if (d.effect !== 'allow') lines.push(`            ${d.message}`)
     if (d.review) lines.push(`            approvals: ${d.review.approvals} from ${describeSubjects(d.review.approvers)}, valid ${formatDuration(d.review.ttlSeconds)} (${d.review.scope})`)
     if (r.operation.unparsable) lines.push(`            unparsable: ${r.operation.unparsable.reason}`)
+    if (h) {
+      const marks = [isHttpWrite(h.method) ? 'writes' : 'reads', `body ${h.bodyStatus ?? 'none'}`]
+      lines.push(`  ${d.effect === 'allow' ? ' ' : '>'} ${h.method} ${h.target ?? h.path} (${marks.join(', ')})`)
+    }
     r.operation.statements.forEach((s, i) => {
       const marks = [s.kind, s.writes ? 'writes' : 'reads']
       if (s.hasWhere !== undefined) marks.push(s.hasWhere ? 'WHERE' : 'no WHERE')
@@ -120,8 +194,11 @@ export function formatPolicyTest(r: PolicyTestResult): string {
       lines.push(`  ${d.statement === i ? '>' : ' '} [${i}] ${s.command}${tables}${fns} (${marks.join(', ')})`)
     })
     if (d.mask.ruleIds.length > 0) {
-      const cols = d.mask.columns.map((c) => c.text).join(', ')
-      lines.push(`mask:       ${cols ? `columns ${cols}` : ''}${cols && d.mask.entities.length ? '; ' : ''}${d.mask.entities.length ? `entities ${d.mask.entities.join(', ')}` : ''}  [rules ${d.mask.ruleIds.join(', ')}]`)
+      const parts: string[] = []
+      if (d.mask.columns.length) parts.push(`columns ${d.mask.columns.map((c) => c.text).join(', ')}`)
+      if (d.mask.fields.length) parts.push(`fields ${d.mask.fields.join(', ')}`)
+      if (d.mask.entities.length) parts.push(`entities ${d.mask.entities.join(', ')}`)
+      lines.push(`mask:       ${parts.join('; ')}  [rules ${d.mask.ruleIds.join(', ')}]`)
     }
   }
   return lines.join('\n')
