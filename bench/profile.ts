@@ -8,6 +8,7 @@ interface Node {
   id: number
   callFrame: {functionName: string; url: string; lineNumber: number}
   hitCount?: number
+  children?: number[]
 }
 interface Profile {
   nodes: Node[]
@@ -25,6 +26,22 @@ function summarise(file: string, top: number): void {
   const samples = p.samples ?? []
   const deltas = p.timeDeltas ?? []
   for (let i = 0; i < samples.length; i++) self.set(samples[i], (self.get(samples[i]) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0))
+  const parent = new Map<number, number>()
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const keyOf = (n: Node) =>
+    `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^file:\/\//, '').replace(/^.*\/(node_modules|dist|src)\//, '$1/')}:${n.callFrame.lineNumber + 1}`
+  // Inclusive time: each sample counts once for every distinct function on its stack.
+  const incl = new Map<string, number>()
+  for (const [id, us] of self) {
+    const seen = new Set<string>()
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = keyOf(byId.get(cur)!)
+      if (!seen.has(k)) {
+        seen.add(k)
+        incl.set(k, (incl.get(k) ?? 0) + us)
+      }
+    }
+  }
   const fn = new Map<string, number>()
   const files = new Map<string, number>()
   let total = 0
@@ -42,13 +59,16 @@ function summarise(file: string, top: number): void {
     console.log(`  ${title}`)
     for (const [k, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
       if (k.startsWith('(idle)')) continue
-      console.log(`  ${((us / (total - idle)) * 100).toFixed(1).padStart(5)}%  ${k}`)
+      process.stdout.write(`  ${((us / (total - idle)) * 100).toFixed(1).padStart(5)}%  ${k}\n`)
     }
   }
   show(fn, 'self time by function (% of busy time)')
   show(files, 'self time by file')
+  const ours = new Map([...incl].filter(([k]) => / (src|dist)\//.test(k)))
+  show(ours, 'inclusive time of hoop functions')
 }
 
+process.stdout.on('error', () => process.exit(0))
 const target = process.argv[2]
 if (!target) {
   console.error('usage: node --import tsx bench/profile.ts DIR-or-FILE [top]')

@@ -12,7 +12,7 @@ import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.
 import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
 import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
-import {ensureBuilt, ensureDatabase, ensureTools, startStack, type Stack} from './lib/stack.js'
+import {copyTableName, ensureBuilt, ensureDatabase, ensureTools, startStack, type Stack} from './lib/stack.js'
 
 interface Settings {
   quick: boolean
@@ -35,7 +35,7 @@ const FULL: Settings = {
   rounds: 5,
   copyBytes: 1e9,
   copyRounds: 3,
-  scale: 10,
+  scale: 1,
   newConnections: 300,
   sessions: 1000,
   auditEvents: 200_000,
@@ -51,11 +51,11 @@ const QUICK: Settings = {
   copyBytes: 32e6,
   copyRounds: 1,
   scale: 1,
-  newConnections: 40,
+  newConnections: 25,
   sessions: 1000,
-  auditEvents: 40_000,
+  auditEvents: 20_000,
   auditRounds: 1,
-  verifyEvents: 50_000,
+  verifyEvents: 30_000,
   maskSeconds: 1,
 }
 
@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       const st = stack
       await run('pgbench-select-8', () => casePgbench8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
       await run('pgbench-select-1', () => casePgbench1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
-      await run('copy-out', () => caseCopy({stack: st, rounds: s.copyRounds, log, label: s.copyBytes >= 1e9 ? '1 GB' : `${Math.round(s.copyBytes / 1e6)} MB`}))
+      await run('copy-out', () => caseCopy({stack: st, table: copyTableName(s.copyBytes), rounds: s.copyRounds, log, label: s.copyBytes >= 1e9 ? '1 GB' : `${Math.round(s.copyBytes / 1e6)} MB`}))
       await run('new-connection', () => caseNewConnection({stack: st, count: s.newConnections, log}))
       await run('sessions-1000', () => caseManySessions({stack: st, sessions: s.sessions, rssOf, log}))
     }

@@ -95,7 +95,9 @@ export async function caseAuditVerify(o: {events: number; log: (s: string) => vo
     const r = await sh(`node ${JSON.stringify(HOOP_BIN)} audit verify --live --data-dir ${JSON.stringify(t.dir)} --json`, {timeoutMs: 900_000})
     if (r.code !== 0) throw new Error(`hoop audit verify failed (${r.code}): ${r.stderr.slice(-1500)}${r.stdout.slice(-1500)}`)
     const secs = r.ms / 1000
-    const per1M = (secs * 1_000_000) / o.events
+    // A smaller store is projected to 1M events without scaling the CLI's fixed start-up time.
+    const boot = (await sh(`node ${JSON.stringify(HOOP_BIN)} --version`)).ms / 1000
+    const per1M = o.events === 1_000_000 ? secs : boot + ((secs - boot) * 1_000_000) / o.events
     o.log(`  hoop audit verify --live: ${secs.toFixed(2)} s for ${o.events.toLocaleString('en-US')} events`)
     const target = {op: '<=' as const, value: 30}
     const projected = o.events !== 1_000_000
@@ -109,7 +111,7 @@ export async function caseAuditVerify(o: {events: number; log: (s: string) => vo
       met: judge(per1M, target),
       ratio: false,
       summary: `${secs.toFixed(2)} s for ${o.events.toLocaleString('en-US')} events, whole CLI process (chain, Merkle root, checkpoints)`,
-      detail: {events: o.events, seconds: secs, secondsPer1M: per1M},
+      detail: {events: o.events, seconds: secs, cliStartSeconds: boot, secondsPer1M: per1M},
     }
   } finally {
     await t.cleanup()
@@ -165,25 +167,31 @@ export async function caseMasking(o: {seconds: number; log: (s: string) => void}
   const masker = new RowMasker(columns, ALL_ENTITIES, counts)
   const until = performance.now() + o.seconds * 1000
   let sink = 0
+  const wall: number[] = []
   while (performance.now() < until) {
+    // CPU time of this thread, not wall time: on a shared machine a descheduled pass would
+    // otherwise count other people's work against the masker.
+    const c0 = process.cpuUsage()
     const t0 = performance.now()
     for (const r of rows) sink += masker.maskDataRow(r).length
-    rates.push(bytes / 1e6 / ((performance.now() - t0) / 1000))
+    const c = process.cpuUsage(c0)
+    wall.push(bytes / 1e6 / ((performance.now() - t0) / 1000))
+    rates.push(bytes / 1e6 / ((c.user + c.system) / 1e6))
   }
   if (sink === 0) throw new Error('masking produced nothing')
   const rate = median(rates)
   const target = {op: '>=' as const, value: 100}
-  o.log(`  masking: ${rate.toFixed(0)} MB/s over ${rates.length} passes of ${(bytes / 1e6).toFixed(2)} MB`)
+  o.log(`  masking: ${rate.toFixed(0)} MB per CPU-second (${median(wall).toFixed(0)} MB/s wall) over ${rates.length} passes of ${(bytes / 1e6).toFixed(2)} MB`)
   return {
     id: 'masking',
     title: 'masking of result rows (in-process)',
-    metric: 'MB/s of DataRow bytes',
+    metric: 'MB/s of DataRow bytes (per CPU-second)',
     value: rate,
     unit: 'MB/s',
     target,
     met: judge(rate, target),
     ratio: false,
-    summary: `customers-shaped rows, 4 masked columns + all 7 entity detectors on the other text columns; median of ${rates.length} passes`,
-    detail: {bytesPerPass: bytes, passes: rates.length, mbps: rate},
+    summary: `customers-shaped rows, 4 masked columns + all 7 entity detectors on the other text columns; median of ${rates.length} passes (${median(wall).toFixed(0)} MB/s wall clock)`,
+    detail: {bytesPerPass: bytes, passes: rates.length, mbps: rate, wallMbps: median(wall)},
   }
 }

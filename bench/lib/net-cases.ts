@@ -86,12 +86,12 @@ export async function casePgbench1(o: {bin: string; stack: Stack; seconds: numbe
 }
 
 /** COPY table TO STDOUT through psql into `wc -c`: MB/s per path. */
-export async function caseCopy(o: {stack: Stack; rounds: number; log: (s: string) => void; label: string}): Promise<CaseResult> {
+export async function caseCopy(o: {stack: Stack; table: string; rounds: number; log: (s: string) => void; label: string}): Promise<CaseResult> {
   const mbps: Record<Path, number[]> = {direct: [], relay: [], hoop: []}
   let bytes = 0
   for (let r = 0; r < o.rounds; r++) {
     for (const p of order(r)) {
-      const res = await sh(`psql "${conninfo(portOf(o.stack, p))}" -X -q -v ON_ERROR_STOP=1 -c "COPY bench_copy TO STDOUT" | wc -c`, {timeoutMs: 900_000})
+      const res = await sh(`psql "${conninfo(portOf(o.stack, p))}" -X -q -v ON_ERROR_STOP=1 -c "COPY ${o.table} TO STDOUT" | wc -c`, {timeoutMs: 900_000})
       bytes = Number(res.stdout.trim())
       if (res.code !== 0 || !(bytes > 0)) throw new Error(`COPY on ${p} failed (${res.code}): ${res.stderr.slice(-1500)}`)
       mbps[p].push(bytes / 1e6 / (res.ms / 1000))

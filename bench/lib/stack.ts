@@ -65,7 +65,7 @@ const psqlOn = (port: number, db: string, sql: string) => must(`psql "${conninfo
  * The bench database: pgbench tables at `scale`, a `customers` table with PII columns, and
  * `bench_copy` with about `copyBytes` of COPY text output. Reused when already the right size.
  */
-export async function ensureDatabase(o: {pgbench: string; scale: number; copyBytes: number; log: (s: string) => void}): Promise<{copyRows: number}> {
+export async function ensureDatabase(o: {pgbench: string; scale: number; copyBytes: number; log: (s: string) => void}): Promise<{copyTable: string; copyRows: number}> {
   const exists = await psqlOn(5432, 'postgres', `SELECT 1 FROM pg_database WHERE datname = '${PG.database}'`)
   if (exists.stdout.trim() !== '1') {
     o.log(`creating database ${PG.database}`)
@@ -90,17 +90,23 @@ export async function ensureDatabase(o: {pgbench: string; scale: number; copyByt
   // One text row of bench_copy is 8 (id) + 1 + 200 (payload) + 1 bytes on average.
   const rowBytes = 210
   const copyRows = Math.ceil(o.copyBytes / rowBytes)
-  const have = await sh(`psql "${conninfo(5432)}" -X -A -t -c "SELECT count(*) FROM bench_copy"`)
+  // One table per size, so quick and full runs do not rebuild each other's table.
+  const copyTable = copyTableName(o.copyBytes)
+  const have = await sh(`psql "${conninfo(5432)}" -X -A -t -c "SELECT count(*) FROM ${copyTable}"`)
   if (have.code !== 0 || Number(have.stdout.trim()) !== copyRows) {
-    o.log(`creating bench_copy (${copyRows} rows, ~${Math.round(o.copyBytes / 1e6)} MB of COPY text)`)
+    o.log(`creating ${copyTable} (${copyRows} rows, ~${Math.round(o.copyBytes / 1e6)} MB of COPY text)`)
     await psqlOn(
       5432,
       PG.database,
-      `DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (id bigint, payload text);
-       INSERT INTO bench_copy SELECT g, rpad(md5(g::text), 200, md5((g+1)::text)) FROM generate_series(10000001, ${10000000 + copyRows}) g; ANALYZE bench_copy;`,
+      `DROP TABLE IF EXISTS ${copyTable}; CREATE TABLE ${copyTable} (id bigint, payload text);
+       INSERT INTO ${copyTable} SELECT g, rpad(md5(g::text), 200, md5((g+1)::text)) FROM generate_series(10000001, ${10000000 + copyRows}) g; ANALYZE ${copyTable};`,
     )
   }
-  return {copyRows}
+  return {copyTable, copyRows}
+}
+
+export function copyTableName(bytes: number): string {
+  return `bench_copy_${Math.round(bytes / 1e6)}mb`
 }
 
 export function gatewayYaml(echoPort: number): string {
