@@ -38,9 +38,10 @@ export interface StatementStats {
 }
 
 /** Policy's mask plan in the engines' shape; `fields` (JSON paths) become the HTTP engine's `jsonPaths`. */
-export function toEngineMaskPlan(plan: MaskPlan): EngineMaskPlan & {jsonPaths?: string[]} {
-  const fields = (plan as MaskPlan & {fields?: string[]}).fields ?? []
-  return {columns: plan.columns.map((c) => c.text), entities: [...plan.entities], ruleIds: [...plan.ruleIds], ...(fields.length ? {jsonPaths: [...fields]} : {})}
+export function toEngineMaskPlan(plan: MaskPlan, engine: 'sql' | 'http' = 'sql'): EngineMaskPlan & {jsonPaths?: string[]} {
+  // Database column patterns mean nothing to an HTTP body; JSON field paths mean nothing to SQL.
+  if (engine === 'http') return {columns: [], entities: [...plan.entities], ruleIds: [...plan.ruleIds], jsonPaths: [...plan.fields]}
+  return {columns: plan.columns.map((c) => c.text), entities: [...plan.entities], ruleIds: [...plan.ruleIds]}
 }
 
 export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHooks<T> & {stats: StatementStats} {
@@ -66,7 +67,8 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
       const sql = o.describe(input)
       const d = judgeOperation(o.policy(), o.identity, o.connection, op)
       let verdict: StatementVerdict
-      if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask)}
+      const kind = op.engine === 'http' ? 'http' : 'sql'
+      if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
       else if (d.effect === 'block') verdict = {effect: 'block', ruleId: d.ruleId, message: d.message}
       else if (!o.approvals || !d.review) {
         verdict = {effect: 'block', ruleId: d.ruleId, message: `${d.message} (approvals are not available on this gateway)`}
@@ -74,7 +76,7 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
         const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, sql, review: d.review, session: o.session})
         verdict =
           r.status === 'approved'
-            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask)}
+            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
             : {effect: 'review', ruleId: d.ruleId, message: r.message, approvalId: r.approvalId}
       }
       ids.set(verdict, `${o.session}.${++counter}`)
