@@ -11,13 +11,27 @@ export function relayUrl(gateway: string, path: string): string {
   return u.toString()
 }
 
+/**
+ * RFC 6455 client masking defends transparent proxies against script-chosen bytes; on TLS or
+ * loopback no intermediary reads the frames, so a zero key lets ws skip the per-byte XOR on both
+ * ends (ws skips an all-zero mask) instead of running it over every relayed byte.
+ */
+function maskFor(url: string): ((mask: Buffer) => void) | undefined {
+  const u = new URL(url)
+  const host = u.hostname.replace(/^\[|\]$/g, '')
+  const trusted = u.protocol === 'wss:' || host === 'localhost' || host === '::1' || /^127\./.test(host)
+  return trusted ? (mask) => mask.fill(0) : undefined
+}
+
 export function dialRelay(gateway: string, path: string, bearer: string, opts: {timeoutMs?: number; userAgent?: string} = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(relayUrl(gateway, path), {
+    const url = relayUrl(gateway, path)
+    const ws = new WebSocket(url, {
       headers: {authorization: `Bearer ${bearer}`, 'user-agent': opts.userAgent ?? 'hoop'},
       perMessageDeflate: false,
       maxPayload: MAX_FRAME_SIZE,
       handshakeTimeout: opts.timeoutMs ?? 10_000,
+      generateMask: maskFor(url),
     })
     const fail = (err: HoopError) => {
       ws.removeAllListeners()
