@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {renderVerify, runVerify, verifyError} from '../../src/audit/cli.js'
 import type {VerifyResult} from '../../src/audit/verify.js'
+import {verifyLiveOnGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
 
 export default class AuditVerify extends HoopCommand {
@@ -18,12 +19,17 @@ export default class AuditVerify extends HoopCommand {
     'public-key': Flags.string({summary: 'PEM file with the gateway audit public key to pin.'}),
     previous: Flags.string({summary: 'An earlier tree-head.json: check this package is consistent with it.'}),
     live: Flags.boolean({summary: "Verify the gateway's own store instead of a package.", default: false}),
-    'data-dir': Flags.string({char: 'd', summary: 'Gateway data directory for --live. Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+    'data-dir': Flags.string({char: 'd', summary: 'With --live: verify this data dir directly (on the gateway host). Without it, the gateway verifies its store (auditor identity).', env: 'HOOP_DATA_DIR'}),
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Auditor credential for --live through the gateway (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
   }
 
   async run(): Promise<VerifyResult> {
     const {args, flags} = await this.parse(AuditVerify)
-    const r = await runVerify({pkg: args.package, live: flags.live, dataDir: flags['data-dir'], publicKey: flags['public-key'], previous: flags.previous})
+    const r =
+      flags.live && !flags['data-dir'] && !args.package
+        ? await verifyLiveOnGateway(flags)
+        : await runVerify({pkg: args.package, live: flags.live, dataDir: flags['data-dir'], publicKey: flags['public-key'], previous: flags.previous})
     if (this.jsonEnabled() && !r.ok) {
       // The full result is the JSON output; the exit code still says AUDIT_VERIFY_FAILED.
       process.exitCode = verifyError(r).exitCode

@@ -12,15 +12,16 @@ import {HoopError} from '../shared/errors.js'
 import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {events, type AuditLog} from '../audit/index.js'
-import type {Store} from '../store/types.js'
+import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
 import {handleApprovalsApi} from './approvals-api.js'
+import {handleAuditApi} from './audit-api.js'
 import type {AgentRegistry} from './agents.js'
 
 export interface ApiContext {
   config: GatewayConfig
-  store: Store
+  store: SqliteStore
   audit: AuditLog
   /** Just-in-time approvals (src/approvals); the /v1/approvals routes answer 404 without it. */
   approvals?: ApprovalService
@@ -32,6 +33,8 @@ export interface ApiContext {
   logger: Logger
   version: string
   url: string
+  dataDir: string
+  signingKeyFile?: string
 }
 
 export interface ConnectionView {
@@ -72,6 +75,7 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
     sendJson(res, 200, identity)
     return
   }
+  if (await handleAuditApi(ctx, identity, method, url, req, res)) return
   if (ctx.approvals && (await handleApprovalsApi({...ctx, approvals: ctx.approvals}, identity, method, path, req, res))) return
   if (path === '/v1/connections' && method === 'GET') {
     sendJson(res, 200, {connections: visibleConnections(ctx, identity)})

@@ -46,6 +46,7 @@ export class Gateway {
   private closing = false
   private readonly clientLinks = new Map<Mux, Identity>()
   private sweeper?: NodeJS.Timeout
+  private signingKeyFile?: string
 
   private constructor(
     private readonly opts: GatewayOptions,
@@ -82,6 +83,7 @@ export class Gateway {
       throw err
     }
     let audit: AuditLog
+    let signingKeyFile: string | undefined
     try {
       const settings = parseAuditSettings(opts.config)
       audit = AuditLog.open({
@@ -94,6 +96,7 @@ export class Gateway {
         logger: opts.logger.child({component: 'audit'}),
       })
       opts.recordingCap ??= settings.recordingCap
+      signingKeyFile = settings.signingKeyFile
     } catch (err) {
       server.close()
       await identity.close()
@@ -111,6 +114,7 @@ export class Gateway {
     server.on('request', (req, res) => void gw.onRequest(req, res))
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
+    gw.signingKeyFile = signingKeyFile
     gw.sweeper = setInterval(() => gw.sweepRevoked(), REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
     opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, connections: opts.config.connections.length, dev: opts.dev})
@@ -130,6 +134,8 @@ export class Gateway {
       logger: this.opts.logger,
       version: this.opts.version ?? '0.0.0',
       url: this.url,
+      dataDir: this.opts.dataDir,
+      signingKeyFile: this.signingKeyFile,
     }
   }
 

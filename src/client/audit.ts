@@ -1,0 +1,66 @@
+// Audit evidence through the gateway, for auditors who are not on the gateway host: the package
+// is built from the live store, streamed, and written atomically to --out.
+import {createHash} from 'node:crypto'
+import {createWriteStream, renameSync, rmSync} from 'node:fs'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import type {ExportSummary} from '../audit/export.js'
+import type {VerifyResult} from '../audit/verify.js'
+import {HoopError} from '../shared/errors.js'
+import {GatewayApi} from './api.js'
+import {resolveBearer, resolveGatewayUrl} from './credentials.js'
+import {errorFromResponse} from './dial.js'
+
+export interface RemoteExportOptions {
+  gateway?: string
+  token?: string
+  out: string
+  from?: string
+  to?: string
+  connection?: string
+  user?: string
+}
+
+export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportSummary> {
+  if (!/\.(tar\.gz|tgz)$/.test(o.out)) throw new HoopError('INVALID_INPUT', `--out must end in .tar.gz or .tgz (got ${o.out})`)
+  const gateway = resolveGatewayUrl(o.gateway)
+  const bearer = await resolveBearer({gateway, token: o.token})
+  const q = new URLSearchParams()
+  for (const k of ['from', 'to', 'connection', 'user'] as const) if (o[k]) q.set(k, o[k]!)
+  let res: Response
+  try {
+    res = await fetch(`${gateway}/v1/audit/export?${q}`, {headers: {authorization: `Bearer ${bearer}`}})
+  } catch (err) {
+    throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${(err as {cause?: {code?: string}}).cause?.code ?? (err as Error).message}`)
+  }
+  if (!res.ok || !res.body) throw errorFromResponse(res.status, await res.text(), gateway)
+  const summary = JSON.parse(decodeURIComponent(res.headers.get('x-hoop-export-summary') ?? '%7B%7D')) as ExportSummary
+  const tmp = `${o.out}.part`
+  const hash = createHash('sha256')
+  const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>)
+  body.on('data', (d: Buffer) => hash.update(d))
+  try {
+    await pipeline(body, createWriteStream(tmp, {mode: 0o600}))
+  } catch (err) {
+    rmSync(tmp, {force: true})
+    throw new HoopError('GATEWAY_UNREACHABLE', `export download failed: ${(err as Error).message}`)
+  }
+  const sha256 = hash.digest('hex')
+  if (summary.sha256 && summary.sha256 !== sha256) {
+    rmSync(tmp, {force: true})
+    throw new HoopError('AUDIT_VERIFY_FAILED', `downloaded package sha256 ${sha256} differs from the gateway's ${summary.sha256}`)
+  }
+  renameSync(tmp, o.out)
+  return {...summary, out: o.out, sha256}
+}
+
+export async function verifyLiveOnGateway(o: {gateway?: string; token?: string}): Promise<VerifyResult> {
+  const gateway = resolveGatewayUrl(o.gateway)
+  return new GatewayApi(gateway, await resolveBearer({gateway, token: o.token})).get<VerifyResult>('/v1/audit/verify')
+}
+
+export async function auditKeyFromGateway(gatewayFlag?: string): Promise<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string; source: string}> {
+  const gateway = resolveGatewayUrl(gatewayFlag)
+  const k = await new GatewayApi(gateway).get<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string}>('/v1/audit/key')
+  return {...k, source: `${gateway}/v1/audit/key`}
+}
