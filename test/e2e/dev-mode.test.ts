@@ -1,8 +1,9 @@
 // `hoop gateway --dev` end to end with the built CLI: one process runs the gateway, the dev
 // identity provider, the embedded agent and the demo database (PGlite). The test logs in as the
 // demo engineer (playing the browser), connects to "demo" and runs the real psql through it:
-// PII comes back masked, DROP is blocked, an UPDATE with a WHERE waits for an approver. Then it
-// restarts on the same data dir (the database is kept, not seeded again).
+// PII comes back masked, DROP is blocked, an UPDATE with a WHERE waits for the approver, who logs
+// in and approves it. Then it restarts on the same data dir: the database, with the approved
+// change, is kept and not seeded again.
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
@@ -20,10 +21,10 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
   const home = join(dir.path, 'home')
   const dataDir = join(dir.path, 'data')
   const env = {HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share')}
+  const approverEnv = {...env, XDG_CONFIG_HOME: join(dir.path, 'approver-config')}
   let port = 0
   let gw: Proc | undefined
   let url = ''
-  let updateRefusal = ''
 
   function startDev(): Proc {
     return spawnHoop(['gateway', '--dev', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {env})
@@ -39,6 +40,12 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     await gw?.stop()
     dir.cleanup()
   })
+
+  async function login(email: string, as: Record<string, string>): Promise<void> {
+    const proc = spawnHoop(['login', '--gateway', url, '--no-browser', '--credential-store', 'file', '--json'], {env: as})
+    await completeDeviceLogin((await proc.waitFor(/open (http\S+)/))[1], email)
+    assert.equal(await proc.exited, 0, proc.stderr())
+  }
 
   function psqlDemo(localPort: number, sql: string) {
     return sh(`psql "host=127.0.0.1 port=${localPort} user=postgres dbname=postgres" -X -A -F '|' -v ON_ERROR_STOP=1 -c ${shellQuote(sql)}`, {
@@ -62,11 +69,8 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     assert.ok(existsSync(join(dataDir, 'demo-policy.yaml')), 'the demo policy is written to the data dir')
   })
 
-  it('the engineer reads masked customers; DROP is blocked; an UPDATE waits for an approver', async () => {
-    const login = spawnHoop(['login', '--gateway', url, '--no-browser', '--credential-store', 'file', '--json'], {env})
-    const m = await login.waitFor(/open (http\S+)/)
-    await completeDeviceLogin(m[1], 'engineer@example.com')
-    assert.equal(await login.exited, 0, login.stderr())
+  it('the engineer reads masked customers; DROP is blocked; an UPDATE runs once an approver approves it', async () => {
+    await login('engineer@example.com', env)
 
     const conn = spawnHoop(['connect', 'demo', '--port', '0', '--json', '--gateway', url], {env})
     try {
@@ -104,10 +108,20 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
       assert.notEqual(unbounded.code, 0)
       assert.match(unbounded.stderr, /blocked by policy rule no-unbounded-writes/)
 
-      const update = await psqlDemo(local, `UPDATE customers SET country = 'FR' WHERE id = 1`)
+      const updateSql = `UPDATE customers SET country = 'FR' WHERE id = 1`
+      const update = await psqlDemo(local, updateSql)
       assert.notEqual(update.code, 0)
-      assert.match(update.stderr, /by policy rule engineer-writes-need-approval: changes to the demo database need an approver/)
-      updateRefusal = update.stderr
+      assert.match(update.stderr, /review required by policy rule engineer-writes-need-approval/)
+      const approval = /hoop approvals approve (apr_\S+)/.exec(update.stderr)?.[1]
+      assert.ok(approval, `the refusal names the approval to ask for: ${update.stderr}`)
+
+      // The approver logs in (own credentials) and approves; the engineer runs the same statement again.
+      await login('approver@example.com', approverEnv)
+      const ok = await runHoop(['approvals', 'approve', approval, '--reason', 'demo: customer moved to France', '--gateway', url, '--json'], {env: approverEnv})
+      assert.equal(ok.code, 0, ok.stderr + ok.stdout)
+      const again = await psqlDemo(local, updateSql)
+      assert.equal(again.code, 0, again.stderr)
+      assert.match(again.stdout, /UPDATE 1/)
 
       const still = await psqlDemo(local, 'select count(*) from customers')
       assert.equal(still.code, 0, still.stderr)
@@ -117,14 +131,7 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     }
   })
 
-  it('the UPDATE refusal names the approval an approver must grant', function () {
-    // Until the gateway runs the approvals service, review rules refuse with this note instead.
-    if (updateRefusal.includes('approvals are not available on this gateway')) this.skip()
-    assert.match(updateRefusal, /review required by policy rule engineer-writes-need-approval/)
-    assert.match(updateRefusal, /hoop approvals approve \S+/)
-  })
-
-  it('stops cleanly, and a restart keeps the demo database without seeding it again', async () => {
+  it('stops cleanly; a restart keeps the demo database (the approved change too) without seeding it again', async () => {
     const code = await gw!.stop('SIGTERM')
     assert.equal(code, 0, gw!.stderr().slice(-3000) + gw!.stdout().slice(-500))
     assert.match(gw!.stdout(), /gateway stopped/)
@@ -133,6 +140,18 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     await gw.waitFor(/Press Ctrl-C to stop/, FIRST_START_MS)
     assert.doesNotMatch(gw.stderr(), /seeded/)
     assert.doesNotMatch(gw.stderr(), /creating the demo database/)
+    // The approved UPDATE is still applied: read the row through the gateway as the engineer, who
+    // logs in again (the dev identity provider signs with a new key at every start).
+    await login('engineer@example.com', env)
+    const conn = spawnHoop(['connect', 'demo', '--port', '0', '--json', '--gateway', url], {env})
+    try {
+      const {port: local} = JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}
+      const q = await psqlDemo(local, 'select country from customers where id = 1')
+      assert.equal(q.code, 0, q.stderr)
+      assert.match(q.stdout, /\nFR\n/)
+    } finally {
+      await conn.stop()
+    }
     assert.equal(await gw.stop('SIGTERM'), 0)
     gw = undefined
   })
