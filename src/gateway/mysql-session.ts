@@ -56,7 +56,7 @@ import {
   type HandshakeV10,
 } from '../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../protocol/mysql/rows.js'
-import {isPacket, PacketReader} from '../protocol/mysql/stream.js'
+import {PacketReader} from '../protocol/mysql/stream.js'
 import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../sql/mysql-analyze.js'

@@ -312,6 +312,8 @@ async function readBody(req: IncomingMessage, limit = 16 * 1024): Promise<string
 /** Runs a dev IdP on its own loopback port (tests, and a standalone second issuer). */
 export async function startDevIdpServer(opts: Omit<DevIdpOptions, 'issuer'> & {mountPath?: string; host?: string}): Promise<DevIdp & {url: string; server: Server}> {
   const host = opts.host ?? '127.0.0.1'
+  // Assigned once the server's port is known; the request handler reads it later.
+  // eslint-disable-next-line prefer-const
   let idp: DevIdp | undefined
   const server = createServer((req, res) => {
     if (!idp) return void res.writeHead(503).end()

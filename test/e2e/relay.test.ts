@@ -3,7 +3,7 @@
 // restarts, keep memory bounded under backpressure, and refuse rogue peers and revoked secrets.
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {createWriteStream, readFileSync} from 'node:fs'
+import {createWriteStream} from 'node:fs'
 import {createServer, connect as netConnect, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import pg from 'pg'
