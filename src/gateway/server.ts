@@ -76,7 +76,7 @@ export class Gateway {
     const url = opts.publicUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`
     let identity: IdentityRuntime
     try {
-      identity = await createIdentityRuntime({config: opts.config, store, logger: opts.logger, publicUrl: url, dev: opts.dev})
+      identity = await createIdentityRuntime({config: opts.config, store, logger: opts.logger, publicUrl: url, dev: opts.dev, dataDir: opts.dataDir})
     } catch (err) {
       server.close()
       store.close()

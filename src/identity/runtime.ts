@@ -6,6 +6,9 @@ import type {Logger} from '../shared/log.js'
 import type {Store} from '../store/types.js'
 import {DEFAULT_SCOPES, parseAuthConfig, parseDevConfig, type AuthConfig} from './auth-config.js'
 import {createAuthenticator} from './authenticator.js'
+import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import type {JWK} from 'jose'
 import type {DevIdp} from './dev-idp.js'
 import type {Authenticator} from './types.js'
 
@@ -16,6 +19,8 @@ export interface IdentityRuntimeOptions {
   /** The gateway's own base URL, e.g. http://127.0.0.1:8009. */
   publicUrl: string
   dev: boolean
+  /** Where dev mode keeps its identity provider's signing key. */
+  dataDir?: string
 }
 
 /** Public auth settings served at /.well-known/hoop-configuration. */
@@ -49,9 +54,11 @@ export async function createIdentityRuntime(opts: IdentityRuntimeOptions): Promi
   if (opts.dev) {
     const dev = parseDevConfig(opts.config)
     // Imported lazily: oidc-provider is only loaded when dev mode asks for it.
-    const {createDevIdp, DEV_AUDIENCE, DEV_CLIENT_ID} = await import('./dev-idp.js')
+    const {createDevIdp, DEV_AUDIENCE, DEV_CLIENT_ID, generateSigningJwks} = await quietly(() => import('./dev-idp.js'))
+    // The dev provider's signing key lives in the data dir, so tokens survive a gateway restart.
+    const jwks = opts.dataDir ? await loadOrCreateJwks(join(opts.dataDir, 'dev-idp-jwks.json'), generateSigningJwks) : undefined
     const issuer = `${opts.publicUrl.replace(/\/+$/, '')}${DEV_MOUNT_PATH}`
-    devIdp = await createDevIdp({issuer, users: dev.users, accessTokenTtl: dev.accessTokenTtl})
+    devIdp = await createDevIdp({issuer, users: dev.users, accessTokenTtl: dev.accessTokenTtl, jwks})
     if (auth.oidc) opts.logger.warn('dev mode: the embedded identity provider replaces auth.oidc for logins', {configured: auth.oidc.issuer, dev: issuer})
     auth.oidc = {issuer, clientId: DEV_CLIENT_ID, audience: DEV_AUDIENCE, scopes: DEFAULT_SCOPES, groupsClaim: 'groups', algorithms: ['RS256'], clockSkew: 60}
     opts.logger.info('dev identity provider: `hoop login` shows a page to pick one of these demo users', {
@@ -79,4 +86,35 @@ export async function createIdentityRuntime(opts: IdentityRuntimeOptions): Promi
       await devIdp?.close()
     },
   }
+}
+
+/**
+ * oidc-provider warns on import that Node 20 is not its preferred runtime; it works here (the
+ * tests prove it), and in dev mode the warning only buries the banner.
+ */
+async function quietly<T>(load: () => Promise<T>): Promise<T> {
+  const warn = console.warn
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).includes('Unsupported runtime')) warn(...args)
+  }
+  try {
+    return await load()
+  } finally {
+    console.warn = warn
+  }
+}
+
+async function loadOrCreateJwks(file: string, generate: () => Promise<{keys: JWK[]}>): Promise<{keys: JWK[]}> {
+  try {
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as {keys?: JWK[]}
+    if (Array.isArray(stored.keys) && stored.keys.length > 0) return {keys: stored.keys}
+  } catch {
+    // absent or unreadable: make a new one
+  }
+  const jwks = await generate()
+  mkdirSync(dirname(file), {recursive: true, mode: 0o700})
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(jwks), {mode: 0o600})
+  renameSync(tmp, file)
+  return jwks
 }

@@ -140,9 +140,13 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     await gw.waitFor(/Press Ctrl-C to stop/, FIRST_START_MS)
     assert.doesNotMatch(gw.stderr(), /seeded/)
     assert.doesNotMatch(gw.stderr(), /creating the demo database/)
-    // The approved UPDATE is still applied: read the row through the gateway as the engineer, who
-    // logs in again (the dev identity provider signs with a new key at every start).
-    await login('engineer@example.com', env)
+    // The dev identity provider keeps its signing key in the data dir: the engineer's login from
+    // before the restart is still accepted, with no new login.
+    const who = await runHoop(['whoami', '--json', '--gateway', url, '--credential-store', 'file'], {env})
+    assert.equal(who.code, 0, who.stderr + who.stdout)
+    assert.match(who.stdout, /engineer@example\.com/)
+    assert.doesNotMatch(gw.stderr() + gw.stdout(), /Unsupported runtime/)
+    // The approved UPDATE is still applied: read the row through the gateway as the engineer.
     const conn = spawnHoop(['connect', 'demo', '--port', '0', '--json', '--gateway', url], {env})
     try {
       const {port: local} = JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}
