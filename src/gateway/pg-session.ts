@@ -165,21 +165,40 @@ type Pending =
   | {kind: 'sync'}
   | ({kind: 'function'; stmt: Stmt; refused?: RefusedVerdict} & Tally)
 
-/** Output batching: adjacent slices of one input chunk are merged back into one write. */
+/**
+ * Output batching: adjacent slices of one input chunk are merged back into one write. The open
+ * run is kept as offsets and becomes a Buffer view only when it ends, so a chunk of a thousand
+ * DataRow/CopyData messages costs one view, not one per message.
+ */
 class Out {
   private parts: Buffer[] = []
+  private run: Buffer | undefined
+  private runStart = 0
+  private runEnd = 0
   bytes = 0
 
   push(b: Buffer): void {
     this.bytes += b.length
-    const last = this.parts[this.parts.length - 1]
-    if (last && last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
-      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length)
-    } else this.parts.push(b)
+    if (this.run !== undefined && this.run.buffer === b.buffer && this.runEnd === b.byteOffset) {
+      this.runEnd += b.length
+      return
+    }
+    this.endRun()
+    this.run = b
+    this.runStart = b.byteOffset
+    this.runEnd = b.byteOffset + b.length
+  }
+
+  private endRun(): void {
+    const r = this.run
+    if (r === undefined) return
+    this.run = undefined
+    this.parts.push(this.runEnd - this.runStart === r.length ? r : Buffer.from(r.buffer, this.runStart, this.runEnd - this.runStart))
   }
 
   /** Writes everything; resolves when the destination can take more (backpressure). */
   async flush(dest: Writable): Promise<void> {
+    this.endRun()
     const parts = this.parts
     this.parts = []
     if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
@@ -241,6 +260,8 @@ class PgSession {
   private skipUntilSync = false
   private txStatus: 'I' | 'T' | 'E' = 'I'
   private closed = false
+  /** Rows of the current result already given to the recording hook. */
+  private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
   private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
@@ -599,7 +620,8 @@ class PgSession {
           h.bytes += bytes.length
         }
         out.push(bytes)
-        if (this.hooks.record) this.hooks.record('server', 'DataRow')
+        // The recording keeps the first rows of each result as the client saw them (masked).
+        if (this.hooks.record && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.hooks.record('server', `DataRow ${JSON.stringify(dataRowCells(bytes))}`)
         return
       }
       case B.RowDescription:
@@ -613,6 +635,7 @@ class PgSession {
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        this.recordedRows = 0
         this.rowMasker = undefined
         this.copyMasker = undefined
         if (h?.kind === 'query') h.index++
@@ -995,6 +1018,33 @@ function summarizeClient(m: ClientMessage): string {
     default:
       return m.kind
   }
+}
+
+/** Rows per result set kept in the session recording (the rest is counted, not stored). */
+export const RECORDED_ROWS_PER_RESULT = 20
+const MAX_RECORDED_CELL = 256
+
+/** The cells of a DataRow as text for the recording: NULL as null, binary cells as hex, long cells cut. */
+export function dataRowCells(row: Buffer): Array<string | null> {
+  const cells: Array<string | null> = []
+  if (row.length < 7) return cells
+  const n = row.readUInt16BE(5)
+  let at = 7
+  for (let i = 0; i < n && at + 4 <= row.length; i++) {
+    const len = row.readInt32BE(at)
+    at += 4
+    if (len < 0) {
+      cells.push(null)
+      continue
+    }
+    const cell = row.subarray(at, Math.min(at + len, row.length))
+    at += len
+    const text = cell.toString('utf8')
+    const printable = !/[\x00-\x08\x0e-\x1f]/.test(text)
+    const shown = printable ? text : '\\x' + cell.toString('hex')
+    cells.push(shown.length > MAX_RECORDED_CELL ? shown.slice(0, MAX_RECORDED_CELL) + '…' : shown)
+  }
+  return cells
 }
 
 function summarizeServer(f: Frame): string {

@@ -26,8 +26,11 @@ export interface StatementHookOptions<T> {
   audit?: AuditLog
   approvals?: ApprovalResolver
   recorder?: SessionRecorder
-  /** Record the engine's own exchange summaries (HTTP: heads and masked bodies) in the session recording. */
-  recordExchange?: boolean
+  /**
+   * What of the engine's own exchange summaries goes into the session recording: `all` (HTTP heads
+   * and masked bodies) or `results` (column names and the first masked rows of each SQL result).
+   */
+  recordExchange?: 'all' | 'results'
   logger: Logger
   protocol: string
 }
@@ -55,10 +58,16 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
   }
   const decisionOf = (v: StatementVerdict) => v.effect
 
-  const record =
-    o.recordExchange && o.recorder
-      ? (direction: 'client' | 'server', summary: string) => o.recorder!.record(direction, direction === 'client' ? 'request' : 'response', summary)
-      : undefined
+  const recorder = o.recorder
+  const record = !recorder
+    ? undefined
+    : o.recordExchange === 'all'
+      ? (direction: 'client' | 'server', summary: string) => recorder.record(direction, direction === 'client' ? 'request' : 'response', summary)
+      : o.recordExchange === 'results'
+        ? (direction: 'client' | 'server', summary: string) => {
+            if (direction === 'server' && (summary.startsWith('DataRow ') || summary.startsWith('RowDescription '))) recorder.record('server', 'result', summary)
+          }
+        : undefined
   return {
     stats,
     ...(record ? {record} : {}),

@@ -70,6 +70,17 @@ policy:
     assert.equal((await fetch(`http://127.0.0.1:${apiPort}/v1/x`, {method: 'DELETE'})).status, 403)
     for (const p of procs.splice(0)) await p.stop()
 
+    // The session recording replays what the client saw: the statement and the masked row.
+    const list = await runHoop(['sessions', 'list', '--data-dir', gw.dataDir, '--connection', 'pg', '--json'])
+    assert.equal(list.code, 0, list.stderr)
+    const sessions = JSON.parse(list.stdout) as {sessions: Array<{id: string}>} | Array<{id: string}>
+    const ids = (Array.isArray(sessions) ? sessions : sessions.sessions).map((x) => x.id)
+    const replays = await Promise.all(ids.map((id) => runHoop(['sessions', 'show', id, '--data-dir', gw.dataDir])))
+    const replay = replays.map((r) => r.stdout).join('\n')
+    assert.match(replay, /select 'x@example\.com'/, 'the statement as the target saw it')
+    assert.match(replay, /DataRow \["[^"]*\*\*\*/, 'the masked row as the client saw it')
+    assert.doesNotMatch(replay.replace(/select 'x@example\.com'/g, ''), /x@example\.com/, 'no unmasked value in the recording')
+
     const denied = await runHoop(['audit', 'export', '--out', join(dir.path, 'no.tar.gz'), '--gateway', gw.url], {env: {HOOP_TOKEN: app}})
     assert.equal(denied.code, 15, 'only auditors export evidence')
 
