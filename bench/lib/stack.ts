@@ -178,8 +178,8 @@ export interface Stack {
   close(): Promise<void>
 }
 
-async function startConnect(name: string, token: string, gateway: string): Promise<{proc: Proc; port: number}> {
-  const proc = startHoop(`connect-${name}`, ['connect', name, '--port', '0', '--json', '--gateway', gateway], {env: {HOOP_TOKEN: token}})
+async function startConnect(name: string, token: string, gateway: string, nodeArgs: string[] = []): Promise<{proc: Proc; port: number}> {
+  const proc = startHoop(`connect-${name}`, ['connect', name, '--port', '0', '--json', '--gateway', gateway], {env: {HOOP_TOKEN: token}, nodeArgs})
   const m = await proc.waitFor(/\{"connection".*\}/)
   return {proc, port: (JSON.parse(m[0]) as {port: number}).port}
 }
@@ -204,9 +204,9 @@ export async function startStack(o: {cpuProfDir?: string; log: (s: string) => vo
   const gateway = startHoop('gateway', ['gateway', '--config', configFile, '--data-dir', dataDir, '--listen', `127.0.0.1:${gwPort}`, '--log-level', 'warn'], {nodeArgs})
   await waitHttp(`http://127.0.0.1:${gwPort}/`, gateway)
   const url = `http://127.0.0.1:${gwPort}`
-  const agent = startHoop('agent', ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs: o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []})
+  const agent = startHoop('agent', ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs})
   await agent.waitFor(/connected to gateway/)
-  const connect = await startConnect('pg', saToken, url)
+  const connect = await startConnect('pg', saToken, url, nodeArgs)
   const connectEcho = await startConnect('echo', saToken, url)
   return {
     directPort: PG.port,
