@@ -402,7 +402,10 @@ export class ApprovalService {
   private tx<T>(fn: () => T): T {
     let result: T
     try {
-      result = this.db.transaction(fn)()
+      // IMMEDIATE: take the write lock up front. A deferred transaction that reads and then writes
+      // fails at once with SQLITE_BUSY_SNAPSHOT when the audit writer (another connection) committed
+      // in between; busy_timeout does not help there.
+      result = this.db.transaction(fn).immediate()
     } catch (err) {
       this.queue.length = 0
       throw err

@@ -156,5 +156,6 @@ export function pruneRecordings(db: Database.Database, opts: {olderThanDays: num
     }
     return ids.length
   })
-  return run()
+  // IMMEDIATE: it reads then writes while the audit writer commits on another connection.
+  return run.immediate()
 }
