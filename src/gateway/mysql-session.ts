@@ -57,6 +57,7 @@ import {
 } from '../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../protocol/mysql/rows.js'
 import {PacketReader} from '../protocol/mysql/stream.js'
+import {waitDrain} from '../shared/drain.js'
 import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../sql/mysql-analyze.js'
@@ -196,20 +197,6 @@ class Out {
     else ok = dest.write(Buffer.concat(parts))
     if (!ok && !dest.destroyed) await waitDrain(dest)
   }
-}
-
-function waitDrain(dest: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      dest.off('drain', done)
-      dest.off('close', done)
-      dest.off('error', done)
-      resolve()
-    }
-    dest.on('drain', done)
-    dest.on('close', done)
-    dest.on('error', done)
-  })
 }
 
 const STARS = Buffer.from('****')

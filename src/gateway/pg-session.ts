@@ -13,6 +13,7 @@ import {randomBytes, randomInt} from 'node:crypto'
 import {isIP} from 'node:net'
 import type {Duplex, Readable, Writable} from 'node:stream'
 import * as tls from 'node:tls'
+import {waitDrain} from '../shared/drain.js'
 import {HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {ColumnMatcher} from '../masking/columns.js'
@@ -211,20 +212,6 @@ class Out {
     }
     if (!ok && !dest.destroyed) await waitDrain(dest)
   }
-}
-
-function waitDrain(dest: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      dest.off('drain', done)
-      dest.off('close', done)
-      dest.off('error', done)
-      resolve()
-    }
-    dest.on('drain', done)
-    dest.on('close', done)
-    dest.on('error', done)
-  })
 }
 
 /** A client-visible error that ends the session (FATAL). */

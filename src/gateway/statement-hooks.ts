@@ -56,7 +56,19 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
     // Nobody waits on these (results, masking counts, refusals): they ride with the next group commit.
     o.audit?.append(e, {defer: true}).catch((err) => o.logger.error('audit append failed', {error: String(err)}))
   }
-  const decisionOf = (v: StatementVerdict) => v.effect
+  /** The statement's audit event: what the target saw (or would have), the decision and its rule. */
+  const statementEvent = (sql: string, verdict: StatementVerdict) =>
+    events.statement({
+      session: o.session,
+      identity: o.identity,
+      connection: o.connection.name,
+      statementId: ids.get(verdict) ?? `${o.session}.${++counter}`,
+      text: sql,
+      decision: verdict.effect,
+      ruleId: verdict.ruleId,
+      protocol: o.protocol,
+      reason: verdict.effect === 'allow' ? undefined : verdict.message,
+    })
 
   const recorder = o.recorder
   const record = !recorder
@@ -96,18 +108,7 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
       o.recorder?.record('client', 'statement', sql)
       if (!o.audit) return
       try {
-        await o.audit.append(
-          events.statement({
-            session: o.session,
-            identity: o.identity,
-            connection: o.connection.name,
-            statementId: ids.get(verdict) ?? `${o.session}.${++counter}`,
-            text: sql,
-            decision: decisionOf(verdict),
-            ruleId: verdict.ruleId,
-            protocol: o.protocol,
-          }),
-        )
+        await o.audit.append(statementEvent(sql, verdict))
       } catch (err) {
         o.logger.error('audit write failed; refusing statement', {error: String(err)})
         throw new HoopError('INTERNAL', 'hoop: the audit log cannot be written, so the statement was not run')
@@ -131,19 +132,7 @@ export function statementHooks<T = string>(o: StatementHookOptions<T>): EngineHo
       stats.refused++
       o.recorder?.record('client', 'statement', sql)
       o.recorder?.record('server', 'error', {refused: verdict.effect, rule: verdict.ruleId})
-      append(
-        events.statement({
-          session: o.session,
-          identity: o.identity,
-          connection: o.connection.name,
-          statementId: ids.get(verdict) ?? `${o.session}.${++counter}`,
-          text: sql,
-          decision: decisionOf(verdict),
-          ruleId: verdict.ruleId,
-          protocol: o.protocol,
-          reason: verdict.effect === 'allow' ? undefined : verdict.message,
-        }),
-      )
+      append(statementEvent(sql, verdict))
     },
   }
 }
