@@ -11,6 +11,7 @@ export interface AuditSettings {
   checkpointEvery: {events: number; ms: number}
   recordingCap: number
   retentionDays?: number
+  durability: 'fsync' | 'os'
   sinks: AuditSink[]
 }
 
@@ -19,7 +20,7 @@ const UNITS: Record<string, number> = {b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 
 const DURATION_RE = /^(\d+)\s*(ms|s|m|h)$/
 
 export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
-  const out: AuditSettings = {checkpointEvery: {events: 10_000, ms: 60_000}, recordingCap: 10 * 1024 * 1024, sinks: []}
+  const out: AuditSettings = {checkpointEvery: {events: 10_000, ms: 60_000}, recordingCap: 10 * 1024 * 1024, durability: 'fsync', sinks: []}
   const raw = cfg.audit
   if (raw === undefined || raw === null) return out
   const problems: SourceProblem[] = []
@@ -30,7 +31,7 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
     throw configError(problems)
   }
   const baseDir = cfg.file && !cfg.file.startsWith('<') ? dirname(resolve(cfg.file)) : process.cwd()
-  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'sinks'])
+  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'durability', 'sinks'])
   for (const k of Object.keys(raw)) if (!known.has(k)) fail([k], `unknown key "${k}" in audit`)
   if (raw.signingKeyFile !== undefined) {
     if (typeof raw.signingKeyFile !== 'string') fail(['signingKeyFile'], 'signingKeyFile must be a path')
@@ -50,6 +51,10 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
         else out.checkpointEvery.ms = Number(m[1]) * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[m[2] as 'ms' | 's' | 'm' | 'h']
       }
     }
+  }
+  if (raw.durability !== undefined) {
+    if (raw.durability !== 'fsync' && raw.durability !== 'os') fail(['durability'], 'durability must be fsync (survives power loss) or os (survives a gateway crash)')
+    else out.durability = raw.durability
   }
   if (raw.recordingCap !== undefined) {
     const m = SIZE_RE.exec(String(raw.recordingCap))

@@ -92,6 +92,7 @@ export class Gateway {
         signingKeyFile: settings.signingKeyFile,
         checkpointEvery: settings.checkpointEvery,
         retentionDays: settings.retentionDays,
+        durability: settings.durability,
         sinks: settings.sinks,
         logger: opts.logger.child({component: 'audit'}),
       })

@@ -8,7 +8,8 @@ import {runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {createSecret, startGatewayProc} from '../helpers/gateway.js'
 import {sh} from '../helpers/net.js'
 
-const CONFIG = `connections:
+const config = (durability: string) => `audit: {durability: ${durability}}
+connections:
   - name: db
     type: postgres
     target: 127.0.0.1:5432
@@ -30,9 +31,10 @@ describe('audit survives kill -9 of the gateway', function () {
     dir.cleanup()
   })
 
-  it('keeps a record of every statement the target ran, and the log verifies', async () => {
+  for (const durability of ['fsync', 'os']) it(`keeps a record of every statement the target ran, and the log verifies (durability: ${durability})`, async () => {
+    const CONFIG = config(durability)
+    const dataDir = join(dir.path, `data-${durability}`)
     await sh(`psql -X -h 127.0.0.1 -U postgres test -c "DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (n int primary key)"`)
-    const dataDir = join(dir.path, 'data')
     const token = await createSecret('service-accounts', 'loader', dataDir, ['eng'])
     const gw = await startGatewayProc(CONFIG, {dir: dir.path, dataDir})
     const connect = spawnHoop(['connect', 'db', '--port', '0', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: token}})

@@ -12,6 +12,7 @@ describe('audit settings', () => {
     assert.deepEqual(s.checkpointEvery, {events: 10_000, ms: 60_000})
     assert.equal(s.recordingCap, 10 * 1024 * 1024)
     assert.deepEqual(s.sinks, [])
+    assert.equal(s.durability, 'fsync')
   })
 
   it('builds file and webhook sinks, with header secrets from references', () => {
@@ -20,12 +21,14 @@ describe('audit settings', () => {
       const s = settings(`  recordingCap: 2MiB
   retentionDays: 30
   checkpoint: {events: 500, interval: 30s}
+  durability: os
   sinks:
     - {type: file, path: audit.jsonl}
     - {type: webhook, url: "https://siem.example.com/in", headers: {Authorization: {env: HOOP_TEST_SIEM}}}
 `)
       assert.equal(s.recordingCap, 2 * 1024 * 1024)
       assert.equal(s.retentionDays, 30)
+      assert.equal(s.durability, 'os')
       assert.deepEqual(s.checkpointEvery, {events: 500, ms: 30_000})
       assert.ok(s.sinks[0] instanceof JsonlFileSink)
       assert.equal((s.sinks[0] as JsonlFileSink).file, '/etc/hoop/audit.jsonl')
