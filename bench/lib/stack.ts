@@ -109,8 +109,10 @@ export function copyTableName(bytes: number): string {
   return `bench_copy_${Math.round(bytes / 1e6)}mb`
 }
 
-export function gatewayYaml(echoPort: number): string {
-  return `connections:
+/** HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync). */
+export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync'): string {
+  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}}
+connections:
   - name: pg
     type: postgres
     target: 127.0.0.1:5432
