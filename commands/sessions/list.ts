@@ -1,22 +1,26 @@
 import {Flags} from '@oclif/core'
 import {sessionsList} from '../../src/audit/cli.js'
 import type {SessionListItem} from '../../src/audit/sessions.js'
+import {sessionsFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
 
 export default class SessionsList extends HoopCommand {
   static override summary = 'List recorded sessions, newest first.'
-  static override description = `Reads the gateway's data dir (run it on the gateway host) and lists sessions: id, start time, who connected to which connection, how it ended and how much was recorded. Filter by connection or subject; replay one with \`hoop sessions show ID\`.`
-  static override examples = ['<%= config.bin %> sessions list --data-dir /var/lib/hoop', '<%= config.bin %> sessions list --connection prod-db --limit 20 --json']
+  static override description = `Asks the gateway (as an auditor), or reads its data dir on the gateway host (--data-dir), and lists sessions: id, start time, who connected to which connection, how it ended and how much was recorded. Filter by connection or subject; replay one with \`hoop sessions show ID\`.`
+  static override examples = ['<%= config.bin %> sessions list', '<%= config.bin %> sessions list --data-dir /var/lib/hoop', '<%= config.bin %> sessions list --connection prod-db --limit 20 --json']
   static override flags = {
     limit: Flags.integer({summary: 'At most this many sessions.', default: 50}),
     connection: Flags.string({summary: 'Only this connection.'}),
     user: Flags.string({summary: 'Only this subject.'}),
-    'data-dir': Flags.string({char: 'd', summary: 'Gateway data directory. Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+    'data-dir': Flags.string({char: 'd', summary: "Read this gateway data dir directly (on the gateway host). Without it, ask the gateway (auditor identity).", env: 'HOOP_DATA_DIR'}),
+    gateway: HoopCommand.gatewayFlag,
+    token: Flags.string({summary: 'Auditor credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
   }
 
   async run(): Promise<SessionListItem[]> {
     const {flags} = await this.parse(SessionsList)
-    const list = await sessionsList({dataDir: flags['data-dir'], limit: flags.limit, connection: flags.connection, user: flags.user})
+    const filter = {limit: flags.limit, connection: flags.connection, user: flags.user}
+    const list = flags['data-dir'] ? await sessionsList({dataDir: flags['data-dir'], ...filter}) : await sessionsFromGateway({gateway: flags.gateway, token: flags.token, ...filter})
     if (list.length === 0) this.log('No sessions.')
     for (const s of list) {
       const rec = s.recording ? `${s.recording.chunks} exchanges${s.recording.truncated ? ' (truncated)' : ''}${s.recording.pruned ? ' (pruned)' : ''}` : 'no recording'

@@ -5,6 +5,7 @@ import {createWriteStream, renameSync, rmSync} from 'node:fs'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import type {ExportSummary} from '../audit/export.js'
+import type {SessionDetail, SessionListItem} from '../audit/sessions.js'
 import type {VerifyResult} from '../audit/verify.js'
 import {HoopError} from '../shared/errors.js'
 import {GatewayApi} from './api.js'
@@ -63,4 +64,20 @@ export async function auditKeyFromGateway(gatewayFlag?: string): Promise<{algori
   const gateway = resolveGatewayUrl(gatewayFlag)
   const k = await new GatewayApi(gateway).get<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string}>('/v1/audit/key')
   return {...k, source: `${gateway}/v1/audit/key`}
+}
+
+export async function sessionsFromGateway(o: {gateway?: string; token?: string; limit?: number; connection?: string; user?: string}): Promise<SessionListItem[]> {
+  const gateway = resolveGatewayUrl(o.gateway)
+  const q = new URLSearchParams()
+  if (o.limit) q.set('limit', String(o.limit))
+  if (o.connection) q.set('connection', o.connection)
+  if (o.user) q.set('user', o.user)
+  const api = new GatewayApi(gateway, await resolveBearer({gateway, token: o.token}))
+  return (await api.get<{sessions: SessionListItem[]}>(`/v1/sessions?${q}`)).sessions
+}
+
+export async function sessionFromGateway(o: {gateway?: string; token?: string; id: string}): Promise<SessionDetail & {replay: string}> {
+  const gateway = resolveGatewayUrl(o.gateway)
+  const api = new GatewayApi(gateway, await resolveBearer({gateway, token: o.token}))
+  return api.get<SessionDetail & {replay: string}>(`/v1/sessions/${encodeURIComponent(o.id)}`)
 }

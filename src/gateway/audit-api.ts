@@ -1,10 +1,11 @@
 // Audit routes for auditors (groups in auth.auditorGroups, default auditors and admins): an
-// evidence package streamed from the live store, and a live verification. Exports are audited.
+// evidence package streamed from the live store, a live verification, and the session
+// recordings (list and replay). Exports are audited.
 import {createReadStream, mkdtempSync, rmSync} from 'node:fs'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {events, exportEvidence, verifyLive} from '../audit/index.js'
+import {events, exportEvidence, listSessions, renderReplay, showSession, verifyLive} from '../audit/index.js'
 import type {Identity} from '../identity/types.js'
 import {HoopError} from '../shared/errors.js'
 import {sendJson} from '../shared/http.js'
@@ -18,11 +19,23 @@ export function auditorGroups(ctx: ApiContext): string[] {
 }
 
 export async function handleAuditApi(ctx: ApiContext, identity: Identity, method: string, url: URL, _req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-  if (!url.pathname.startsWith('/v1/audit/') || method !== 'GET') return false
-  if (url.pathname !== '/v1/audit/export' && url.pathname !== '/v1/audit/verify') return false
+  if (method !== 'GET') return false
+  const session = /^\/v1\/sessions\/([^/]+)$/.exec(url.pathname)
+  if (url.pathname !== '/v1/audit/export' && url.pathname !== '/v1/audit/verify' && url.pathname !== '/v1/sessions' && !session) return false
   const groups = auditorGroups(ctx)
   if (!identity.groups.some((g) => groups.includes(g))) {
     throw new HoopError('ACCESS_DENIED', `audit evidence needs membership of ${groups.join(' or ')}; ${identity.name} has none`)
+  }
+  if (url.pathname === '/v1/sessions') {
+    const q = url.searchParams
+    const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 50) || 50))
+    sendJson(res, 200, {sessions: listSessions(ctx.store.db, {limit, connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined})})
+    return true
+  }
+  if (session) {
+    const detail = showSession(ctx.store.db, decodeURIComponent(session[1]))
+    sendJson(res, 200, {...detail, replay: renderReplay(detail)})
+    return true
   }
   // Everything acknowledged is in the store and covered by a fresh signed tree head.
   await ctx.audit.flush()

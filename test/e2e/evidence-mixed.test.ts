@@ -71,11 +71,13 @@ policy:
     for (const p of procs.splice(0)) await p.stop()
 
     // The session recording replays what the client saw: the statement and the masked row.
-    const list = await runHoop(['sessions', 'list', '--data-dir', gw.dataDir, '--connection', 'pg', '--json'])
+    const asAuditor = {env: {HOOP_TOKEN: auditor}}
+    assert.equal((await runHoop(['sessions', 'list', '--gateway', gw.url], {env: {HOOP_TOKEN: app}})).code, 15, 'only auditors read recordings')
+    const list = await runHoop(['sessions', 'list', '--gateway', gw.url, '--connection', 'pg', '--json'], asAuditor)
     assert.equal(list.code, 0, list.stderr)
     const sessions = JSON.parse(list.stdout) as {sessions: Array<{id: string}>} | Array<{id: string}>
     const ids = (Array.isArray(sessions) ? sessions : sessions.sessions).map((x) => x.id)
-    const replays = await Promise.all(ids.map((id) => runHoop(['sessions', 'show', id, '--data-dir', gw.dataDir])))
+    const replays = await Promise.all(ids.map((id) => runHoop(['sessions', 'show', id, '--gateway', gw.url], asAuditor)))
     const replay = replays.map((r) => r.stdout).join('\n')
     assert.match(replay, /select 'x@example\.com'/, 'the statement as the target saw it')
     assert.match(replay, /DataRow \["[^"]*\*\*\*/, 'the masked row as the client saw it')
