@@ -13,7 +13,7 @@
 import {createHash} from 'node:crypto'
 import {isIP} from 'node:net'
 import type {Duplex, Readable, Writable} from 'node:stream'
-import * as tls from 'node:tls'
+import {startUpstreamTls} from './upstream-tls.js'
 import {maskValue} from '../masking/detectors.js'
 import {addCount, type MaskCounts, type MaskEntity, type MaskPlan} from '../masking/types.js'
 import type {HttpRequestInfo} from '../policy/types.js'
@@ -963,27 +963,6 @@ function hostHeader(t: HttpTarget): string {
 }
 
 async function startTls(raw: Duplex, t: HttpTarget): Promise<Duplex> {
-  const serverName = t.tls.serverName ?? t.host
-  const verify = t.tls.mode === 'verify-full'
-  const sock = tls.connect({
-    socket: raw,
-    servername: isIP(serverName) ? undefined : serverName,
-    ca: t.tls.ca,
-    ALPNProtocols: ['http/1.1'],
-    rejectUnauthorized: verify,
-    checkServerIdentity: verify ? (_h, cert) => tls.checkServerIdentity(serverName, cert) : () => undefined,
-  })
-  await new Promise<void>((resolve, reject) => {
-    const fail = (e: Error) => {
-      sock.destroy()
-      reject(new Error(`TLS to the target failed: ${e.message}`))
-    }
-    sock.once('secureConnect', () => {
-      sock.off('error', fail)
-      resolve()
-    })
-    sock.once('error', fail)
-  })
-  return sock
+  return startUpstreamTls(raw, t.tls, t.host, {ALPNProtocols: ['http/1.1']})
 }
 

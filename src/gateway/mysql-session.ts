@@ -11,9 +11,7 @@
 // the client gets an ERR packet and the session stays usable.
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
-import {isIP} from 'node:net'
 import type {Duplex, Writable} from 'node:stream'
-import * as tls from 'node:tls'
 import {ColumnMatcher} from '../masking/columns.js'
 import {maskValue, mightContainPii} from '../masking/detectors.js'
 import {outputAt} from '../masking/taint.js'
@@ -59,6 +57,7 @@ import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../proto
 import {PacketReader} from '../protocol/mysql/stream.js'
 import {waitDrain} from '../shared/drain.js'
 import {HoopError} from '../shared/errors.js'
+import {startUpstreamTls} from './upstream-tls.js'
 import type {Logger} from '../shared/log.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../sql/mysql-analyze.js'
 import type {EngineHooks, StatementVerdict} from './engine-types.js'
@@ -396,24 +395,7 @@ class MysqlSession {
     const left = this.upReader?.takeLeftover()
     if (left && left.length) throw new HoopError('PROTOCOL_ERROR', 'the target sent unencrypted data after an SSLRequest')
     this.upReader?.detach()
-    const opts = this.o.target.tls
-    const serverName = opts.serverName ?? this.o.target.host
-    const verify = opts.mode === 'verify-full'
-    const sock = tls.connect({
-      socket: raw,
-      servername: isIP(serverName) ? undefined : serverName,
-      ca: opts.ca,
-      rejectUnauthorized: verify,
-      checkServerIdentity: verify ? (_h, cert) => tls.checkServerIdentity(serverName, cert) : () => undefined,
-    })
-    await new Promise<void>((resolve, reject) => {
-      const fail = (e: Error) => reject(new HoopError('TARGET_REFUSED', `TLS to the target failed: ${e.message}`))
-      sock.once('secureConnect', () => {
-        sock.off('error', fail)
-        resolve()
-      })
-      sock.once('error', fail)
-    })
+    const sock = await startUpstreamTls(raw, this.o.target.tls, this.o.target.host)
     this.tlsUsed = true
     this.setUpstream(sock)
   }

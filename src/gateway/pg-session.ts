@@ -10,11 +10,10 @@
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
 import {randomBytes, randomInt} from 'node:crypto'
-import {isIP} from 'node:net'
 import type {Duplex, Readable, Writable} from 'node:stream'
-import * as tls from 'node:tls'
 import {waitDrain} from '../shared/drain.js'
 import {HoopError} from '../shared/errors.js'
+import {startUpstreamTls} from './upstream-tls.js'
 import type {Logger} from '../shared/log.js'
 import {ColumnMatcher} from '../masking/columns.js'
 import {CopyMasker, RowMasker, type ColumnInfo} from '../masking/result.js'
@@ -1142,24 +1141,7 @@ async function negotiateTls(raw: Duplex, opts: PgSessionOptions['target']['tls']
   if (answer !== 0x53) throw new HoopError('TARGET_REFUSED', `target does not accept TLS but the connection requires sslmode=${opts.mode}`)
   // Bytes after 'S' and before the handshake could only be injected by a man in the middle (CVE-2021-23222).
   if (raw.readableLength > 0) throw new HoopError('PROTOCOL_ERROR', 'target sent unencrypted data after accepting TLS')
-  const serverName = opts.serverName ?? host
-  const verify = opts.mode === 'verify-full'
-  const sock = tls.connect({
-    socket: raw,
-    servername: isIP(serverName) ? undefined : serverName,
-    ca: opts.ca,
-    rejectUnauthorized: verify,
-    checkServerIdentity: verify ? (_h, cert) => tls.checkServerIdentity(serverName, cert) : () => undefined,
-  })
-  await new Promise<void>((resolve, reject) => {
-    const fail = (e: Error) => reject(new HoopError('TARGET_REFUSED', `TLS to the target failed: ${e.message}`))
-    sock.once('secureConnect', () => {
-      sock.off('error', fail)
-      resolve()
-    })
-    sock.once('error', fail)
-  })
-  return sock
+  return startUpstreamTls(raw, opts, host)
 }
 
 function readOneByte(s: Readable): Promise<number> {
