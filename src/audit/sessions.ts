@@ -2,20 +2,11 @@
 // replay of one recording (what the client saw, with timing).
 import type Database from 'better-sqlite3'
 import {HoopError} from '../shared/errors.js'
+import {sessionFromRow} from '../store/sqlite.js'
+import type {SessionRecord} from '../store/types.js'
 import {ensureAuditSchema} from './schema.js'
 
-export interface SessionListItem {
-  id: string
-  subject: string
-  identityKind: string
-  connection: string
-  agent: string
-  clientAddress?: string
-  startedAt: string
-  endedAt?: string
-  bytesUp: number
-  bytesDown: number
-  endReason?: string
+export interface SessionListItem extends SessionRecord {
   recording?: {bytes: number; chunks: number; capBytes: number; truncated: boolean; droppedBytes: number; sha256?: string; pruned: boolean}
 }
 
@@ -43,17 +34,7 @@ const SELECT = `SELECT s.*, r.bytes AS r_bytes, r.chunks AS r_chunks, r.cap_byte
 
 function item(r: Row): SessionListItem {
   return {
-    id: r.id as string,
-    subject: r.subject as string,
-    identityKind: r.identity_kind as string,
-    connection: r.connection as string,
-    agent: r.agent as string,
-    clientAddress: (r.client_address as string | null) ?? undefined,
-    startedAt: r.started_at as string,
-    endedAt: (r.ended_at as string | null) ?? undefined,
-    bytesUp: r.bytes_up as number,
-    bytesDown: r.bytes_down as number,
-    endReason: (r.end_reason as string | null) ?? undefined,
+    ...sessionFromRow(r),
     recording: r.r_id
       ? {
           bytes: r.r_bytes as number,

@@ -121,23 +121,28 @@ export class SqliteStore implements Store {
 
   listSessions(opts: {limit?: number} = {}): SessionRecord[] {
     const rows = this.db.prepare('SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?').all(opts.limit ?? 100) as Row[]
-    return rows.map((r) => ({
-      id: r.id as string,
-      subject: r.subject as string,
-      identityKind: r.identity_kind as string,
-      connection: r.connection as string,
-      agent: r.agent as string,
-      clientAddress: (r.client_address as string | null) ?? undefined,
-      startedAt: r.started_at as string,
-      endedAt: (r.ended_at as string | null) ?? undefined,
-      bytesUp: r.bytes_up as number,
-      bytesDown: r.bytes_down as number,
-      endReason: (r.end_reason as string | null) ?? undefined,
-    }))
+    return rows.map(sessionFromRow)
   }
 
   close(): void {
     this.db.close()
+  }
+}
+
+/** A `sessions` row as a SessionRecord (also used by the audit package's session listing). */
+export function sessionFromRow(r: Row): SessionRecord {
+  return {
+    id: r.id as string,
+    subject: r.subject as string,
+    identityKind: r.identity_kind as string,
+    connection: r.connection as string,
+    agent: r.agent as string,
+    clientAddress: (r.client_address as string | null) ?? undefined,
+    startedAt: r.started_at as string,
+    endedAt: (r.ended_at as string | null) ?? undefined,
+    bytesUp: r.bytes_up as number,
+    bytesDown: r.bytes_down as number,
+    endReason: (r.end_reason as string | null) ?? undefined,
   }
 }
 
