@@ -6,10 +6,10 @@ import {execFile} from 'node:child_process'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import * as net from 'node:net'
 import {gzipSync} from 'node:zlib'
-import type {Duplex} from 'node:stream'
 import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
 import {type HttpLimits, type HttpMaskPlan, type HttpRequestView, type HttpSessionResult, type HttpTarget, runHttpSession} from '../../../src/gateway/http-session.js'
 import {createLogger, silentLogger} from '../../../src/shared/log.js'
+import {connect, serveEngine} from '../../helpers/engine-server.js'
 
 export interface Seen {
   method: string
@@ -182,14 +182,9 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const judged: HttpRequestView[] = []
   const events: HookEvent[] = []
   const records: Harness['records'] = []
-  const results: HttpSessionResult[] = []
-  const running = new Set<Promise<unknown>>()
-  const sockets = new Set<net.Socket>()
   const judge = o.judge ?? (() => allow())
-  const server = net.createServer((client) => {
-    sockets.add(client)
-    client.on('close', () => sockets.delete(client))
-    const p = runHttpSession({
+  const srv = await serveEngine<HttpSessionResult>((client) =>
+    runHttpSession({
       client,
       openUpstream: () => connect(o.upstreamPort),
       target: {host: '127.0.0.1', port: o.upstreamPort, token: 'upstream-token-xyz', tls: {mode: 'disable'}, ...o.target},
@@ -210,15 +205,9 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         refused: (i) => void events.push({hook: 'refused', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
         record: (direction, text) => void records.push({direction, text}),
       },
-    }).then((r) => results.push(r))
-    running.add(p)
-    p.finally(() => running.delete(p))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  const settle = async () => {
-    while (running.size) await Promise.all([...running])
-  }
+    }),
+  )
+  const {port, results, settle} = srv
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -234,26 +223,11 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         await new Promise((r) => setTimeout(r, 5))
       }
     },
-    close: async () => {
-      // server.close() waits for open connections (fetch keeps its pool alive): end them first.
-      const closed = new Promise<void>((r) => server.close(() => r()))
-      for (const s of sockets) s.destroy()
-      await closed
-      await settle()
-    },
+    close: srv.close,
   }
 }
 
-export function connect(port: number): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
-}
+export {connect}
 
 export interface CurlResult {
   code: number

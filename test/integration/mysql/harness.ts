@@ -2,12 +2,12 @@
 // target reached by a plain net.connect to the real MariaDB (no gateway, no agent), and a judge
 // built from a literal table or from the real policy module.
 import {execFile} from 'node:child_process'
-import * as net from 'node:net'
 import type {Duplex} from 'node:stream'
 import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
 import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/gateway/mysql-session.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
 import {silentLogger} from '../../../src/shared/log.js'
+import {connect, serveEngine} from '../../helpers/engine-server.js'
 
 export const MYSQL_PORT = 3306
 
@@ -44,14 +44,9 @@ export function tableJudge(rows: [RegExp, StatementVerdict][], fallback: Stateme
 
 export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const events: HarnessEvent[] = []
-  const results: MysqlSessionResult[] = []
-  const running = new Set<Promise<unknown>>()
-  const sockets = new Set<net.Socket>()
   const judge = o.judge ?? (() => allow())
-  const server = net.createServer((client) => {
-    sockets.add(client)
-    client.on('close', () => sockets.delete(client))
-    const p = runMysqlSession({
+  const srv = await serveEngine<MysqlSessionResult>((client) =>
+    runMysqlSession({
       client,
       openUpstream: o.openUpstream ?? (() => connect(MYSQL_PORT)),
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
@@ -65,40 +60,19 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
         afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
         refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
       },
-    }).then((r) => results.push(r))
-    running.add(p)
-    p.finally(() => running.delete(p))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  const settle = async () => {
-    while (running.size) await Promise.all([...running])
-  }
+    }),
+  )
+  const {port, results, settle} = srv
   return {
     port,
     events,
     results,
     settle,
-    close: async () => {
-      // server.close() waits for open connections: destroy them first.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      for (const s of sockets) s.destroy()
-      await closed
-      await settle()
-    },
+    close: srv.close,
   }
 }
 
-export function connect(port: number): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
-}
+export {connect}
 
 /** Runs the real `mysql` client against the harness (batch mode, no password). */
 export function mysql(port: number, sql: string, opts: {db?: string; user?: string; extra?: string[]} = {}): Promise<{stdout: string; stderr: string; code: number}> {

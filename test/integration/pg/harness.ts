@@ -1,12 +1,11 @@
 // Test harness: a TCP listener on 127.0.0.1:0 whose sockets are handed to runPgSession, with the
 // target reached by a plain net.connect (no gateway, no agent), and a judge built from a table.
 import {execFile} from 'node:child_process'
-import * as net from 'node:net'
-import type {Duplex} from 'node:stream'
 import {promisify} from 'node:util'
 import {runPgSession, type PgSessionHooks, type PgSessionOptions, type PgSessionResult, type StatementVerdict} from '../../../src/gateway/pg-session.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
+import {connect, serveEngine} from '../../helpers/engine-server.js'
 
 export const PG_PORT = 5432
 
@@ -46,14 +45,9 @@ export function tableJudge(rows: [RegExp, StatementVerdict][], fallback: Stateme
 
 export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const events: HarnessEvent[] = []
-  const results: PgSessionResult[] = []
-  const running = new Set<Promise<unknown>>()
-  const sockets = new Set<net.Socket>()
   const judge = o.judge ?? (() => allow())
-  const server = net.createServer((client) => {
-    sockets.add(client)
-    client.on('close', () => sockets.delete(client))
-    const p = runPgSession({
+  const srv = await serveEngine<PgSessionResult>((client) =>
+    runPgSession({
       client,
       openUpstream: () => connect(o.upstreamPort ?? PG_PORT),
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
@@ -68,40 +62,19 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
         afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
         refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
       },
-    }).then((r) => results.push(r))
-    running.add(p)
-    p.finally(() => running.delete(p))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  const settle = async () => {
-    while (running.size) await Promise.all([...running])
-  }
+    }),
+  )
+  const {port, results, settle} = srv
   return {
     port,
     events,
     results,
     settle,
-    close: async () => {
-      // Destroy open sockets first: server.close() waits for every connection to end.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      for (const s of sockets) s.destroy()
-      await closed
-      await settle()
-    },
+    close: srv.close,
   }
 }
 
-export function connect(port: number): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.off('error', reject)
-      resolve(s)
-    })
-    s.once('error', reject)
-  })
-}
+export {connect}
 
 const exec = promisify(execFile)
 
