@@ -1,5 +1,6 @@
-// The engine-facing view of the service, in the shape the gateway's statement hooks ask for
-// (src/gateway/approval-resolver.ts): approved -> run; pending -> refuse with this message.
+// The engine-facing view of the service, in the shape the statement gate asks for
+// (src/engines/gate.ts): approved -> run (a one-time approval consumed, or a time-boxed grant);
+// pending -> refuse with this message.
 import type {Identity} from '../identity/types.js'
 import type {ReviewDecision} from '../policy/types.js'
 import {reviewDetail} from './message.js'
@@ -15,7 +16,11 @@ export interface ResolverRequest {
 
 export type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}
 
-export function approvalResolver(service: ApprovalService): {resolve(req: ResolverRequest): Promise<ResolverResult>} {
+export interface ApprovalResolver {
+  resolve(req: ResolverRequest): Promise<ResolverResult>
+}
+
+export function approvalResolver(service: ApprovalService): ApprovalResolver {
   return {
     async resolve(req) {
       const r = service.resolve(req)

@@ -11,7 +11,7 @@ import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
 import type {DevEnvironment} from './dev.js'
 import {Gateway} from './server.js'
-import {initPgParser} from '../sql/pg-analyze.js'
+import {loadPgParser} from '../sql/pg-parser.js'
 
 export interface GatewaySettings {
   configFile?: string
@@ -76,7 +76,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
 
   let gateway: Gateway
   try {
-    await initPgParser()
+    await loadPgParser()
     gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version})
   } catch (err) {
     policy.close()

@@ -2,25 +2,25 @@
 // its agent, then hand both streams to the connection type's engine (PostgreSQL: policy, masking,
 // credential injection) or carry raw bytes (tcp). Every session is recorded and audited.
 import type {Duplex} from 'node:stream'
+import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, type AuditLog, SessionRecorder} from '../audit/index.js'
+import {policyHooks, StatementGate} from '../engines/gate.js'
+import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
+import {runMysqlSession} from '../engines/mysql/session.js'
+import {runPgSession} from '../engines/postgres/session.js'
+import {runTcpSession} from '../engines/tcp/session.js'
 import type {Identity} from '../identity/types.js'
-import type {Policy} from '../policy/index.js'
+import type {Policy, Statement} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
-import type {Statement} from '../policy/index.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
-import {HoopError, asHoopError} from '../shared/errors.js'
+import {asHoopError, errorMessage} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
 import type {Logger} from '../shared/log.js'
 import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
-import type {ApprovalResolver} from './approval-resolver.js'
-import {runHttpSession, type HttpRequestView} from './http-session.js'
-import {runMysqlSession} from './mysql-session.js'
-import {runPgSession} from './pg-session.js'
-import {statementHooks} from './statement-hooks.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
@@ -52,7 +52,9 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const decision = ctx.access.check(identity, conn)
   if (!decision.allowed) {
     ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
-    void ctx.audit.append(events.authFailure({method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name})).catch(() => {})
+    ctx.audit
+      .append(events.authFailure({method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}))
+      .catch((err) => ctx.logger.error('audit append failed', {error: errorMessage(err)}))
     stream.reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
     return
   }
@@ -102,9 +104,9 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   let result: EngineResult
   try {
     if (engine === 'raw') {
-      result = await pipeBoth(stream, upstream!, conn, recorder)
+      result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder})
     } else if (engine === 'http') {
-      const hooks = statementHooks<HttpRequestView>({
+      const hooks = policyHooks<HttpRequestView>({
         session: sessionId,
         identity,
         connection: conn,
@@ -124,18 +126,18 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         client: stream,
         openUpstream,
         target: {host: conn.host, port: conn.port, token: conn.token ? readSecret(conn.token) : undefined, auth: conn.httpAuth, username: conn.username, forwardAuthorization: conn.forwardAuthorization, tls: t.tls},
-        hooks,
+        gate: new StatementGate(hooks, log),
         redactHeaders: conn.redactHeaders,
         logger: log,
       })
-      result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.requests}
+      result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     } else {
       // Per-session state the analyzers need: prepared statements (and MySQL user variables), so
       // EXECUTE is judged as the statement it runs.
       const prepared = new Map<string, Statement[]>()
       const variables = new Map<string, string>()
       const analyze = engine === 'postgres' ? (sql: string) => analyzePostgres(sql, {prepared}) : (sql: string) => analyzeMysql(sql, {prepared, variables})
-      const hooks = statementHooks({
+      const hooks = policyHooks({
         session: sessionId,
         identity,
         connection: conn,
@@ -150,11 +152,11 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         protocol: engine,
       })
       const run = engine === 'postgres' ? runPgSession : runMysqlSession
-      const r = await run({client: stream, openUpstream, target: targetOf(conn), hooks, logger: log})
+      const r = await run({client: stream, openUpstream, target: targetOf(conn), gate: new StatementGate(hooks, log), logger: log})
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     }
   } catch (err) {
-    log.error('session engine failed', {error: String(err)})
+    log.error('session engine failed', {error: errorMessage(err)})
     result = {reason: `engine error: ${asHoopError(err).message}`, bytesUp: stream.bytesIn, bytesDown: stream.bytesOut}
     if (!stream.destroyed) stream.reset('INTERNAL', 'internal error')
   }
@@ -177,7 +179,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         recording,
       }),
     )
-    .catch((err) => log.error('audit append failed', {error: String(err)}))
+    .catch((err) => log.error('audit append failed', {error: errorMessage(err)}))
   log.info('session ended', {reason: result.reason, bytesUp: result.bytesUp, bytesDown: result.bytesDown, ms: Date.now() - startedAt.getTime()})
 }
 
@@ -190,41 +192,4 @@ function targetOf(conn: ConnectionConfig) {
     password: conn.password ? readSecret(conn.password) : undefined,
     tls: {mode: conn.tls.mode, ca: conn.tls.ca ? readSecret(conn.tls.ca) : undefined, serverName: conn.tls.serverName},
   }
-}
-
-/**
- * Pipes client <-> upstream with backpressure and half-close in each direction, recording bytes
- * and timing. An upstream failure resets the client stream with a reason the client can print; a
- * client failure drops the upstream. Resolves once both sides are closed.
- */
-function pipeBoth(client: RelayStream, upstream: Duplex, conn: ConnectionConfig, recorder: SessionRecorder): Promise<EngineResult> {
-  return new Promise((resolve) => {
-    let reason = 'closed'
-    let closed = 0
-    const onClose = () => {
-      if (++closed === 2) resolve({reason, bytesUp: client.bytesIn, bytesDown: client.bytesOut})
-    }
-    client.on('data', (d: Buffer) => recorder.record('client', 'bytes', d))
-    upstream.on('data', (d: Buffer) => recorder.record('server', 'bytes', d))
-    client.pipe(upstream)
-    upstream.pipe(client)
-    client.on('error', (err) => {
-      reason = `client stream ended: ${err.message}`
-      upstream.destroy()
-    })
-    upstream.on('error', (err) => {
-      const e = err instanceof HoopError ? err : undefined
-      const lost = e?.code === 'GATEWAY_UNREACHABLE' || e?.code === 'GATEWAY_SHUTDOWN'
-      reason = lost ? `agent "${conn.agent}" disconnected` : `target connection failed: ${e?.message ?? (err as NodeJS.ErrnoException).code ?? 'error'}`
-      if (!client.destroyed) client.reset(lost ? 'AGENT_OFFLINE' : 'TARGET_REFUSED', reason)
-    })
-    client.once('close', () => {
-      if (!upstream.destroyed) upstream.destroy()
-      onClose()
-    })
-    upstream.once('close', () => {
-      if (!client.destroyed && !client.writableEnded) client.end()
-      onClose()
-    })
-  })
 }

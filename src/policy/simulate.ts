@@ -5,7 +5,8 @@ import {loadGatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import type {Identity} from '../identity/types.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
-import {analyzePostgres, initPgParser} from '../sql/pg-analyze.js'
+import {analyzePostgres} from '../sql/pg-analyze.js'
+import {loadPgParser} from '../sql/pg-parser.js'
 import {checkAccess, isHttpWrite, judgeOperation} from './evaluate.js'
 import {formatDuration} from './glob.js'
 import {loadPolicyFile, policyFromGatewayConfig} from './load.js'
@@ -82,7 +83,7 @@ export async function testPolicy(input: PolicyTestInput): Promise<PolicyTestResu
   if (input.sql !== undefined && isHttp) throw new HoopError('INVALID_INPUT', 'give either --sql (databases) or --method/--path/--body (HTTP), not both')
   if (input.sql !== undefined) {
     if (connection.type === 'postgres') {
-      await initPgParser()
+      await loadPgParser()
       result.operation = analyzePostgres(input.sql)
     } else if (connection.type === 'mysql') result.operation = analyzeMysql(input.sql)
     else throw new HoopError('INVALID_INPUT', `--sql is analyzed as PostgreSQL or MySQL; connection ${connection.name} is of type ${connection.type}`)

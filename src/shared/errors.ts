@@ -58,3 +58,8 @@ export function asHoopError(err: unknown): HoopError {
   if (err instanceof HoopError) return err
   return new HoopError('INTERNAL', 'internal error')
 }
+
+/** The message of anything thrown, for logs (never for a peer: use asHoopError there). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

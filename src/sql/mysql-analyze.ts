@@ -12,7 +12,7 @@
 // conservatively. Anything else that does not parse makes the whole operation `unparsable`.
 import sqlParser from 'node-sql-parser'
 import type {ColumnMatcher} from '../masking/columns.js'
-import type {OutputColumn, OutputItem} from '../masking/taint.js'
+import type {OutputColumn, OutputItem} from './pg-taint.js'
 import type {Operation, Statement, StatementKind} from '../policy/types.js'
 
 const {Parser} = sqlParser

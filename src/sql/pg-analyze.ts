@@ -4,19 +4,9 @@
 // anything that can change data counts as a write, and every statement of a multi-statement
 // string, every data-modifying CTE, every PREPARE body and every EXPLAIN ANALYZE target is
 // reported so that a rule sees it.
-import {loadModule, parsePlPgSQLSync, parseSync} from 'libpg-query'
+import {parsePlPgSQLSync, parseSync} from 'libpg-query'
 import type {Operation, Statement, StatementKind} from '../policy/types.js'
-
-let loaded: Promise<void> | undefined
-let ready = false
-
-/** Loads the parser (WASM) once. Call before analyzePostgres. */
-export async function initPgParser(): Promise<void> {
-  loaded ??= loadModule().then(() => {
-    ready = true
-  })
-  return loaded
-}
+import {pgParserReady} from './pg-parser.js'
 
 export interface AnalyzeOptions {
   /**
@@ -29,9 +19,9 @@ export interface AnalyzeOptions {
 /** Maximum SQL text analyzed; longer text is reported unparsable (and judged by the default). */
 export const MAX_SQL_LENGTH = 1 << 20
 
-/** Analyzes SQL text. Requires `await initPgParser()` once beforehand. */
+/** Analyzes SQL text. Requires `await loadPgParser()` once beforehand. */
 export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operation {
-  if (!ready) throw new Error('analyzePostgres called before initPgParser() resolved')
+  if (!pgParserReady()) throw new Error('analyzePostgres called before loadPgParser() resolved')
   if (sql.length > MAX_SQL_LENGTH) {
     return {engine: 'postgres', statements: [], unparsable: {reason: `statement text of ${sql.length} characters exceeds the analysis limit of ${MAX_SQL_LENGTH}`}}
   }

@@ -6,8 +6,8 @@ import {execFile} from 'node:child_process'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import * as net from 'node:net'
 import {gzipSync} from 'node:zlib'
-import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
-import {type HttpLimits, type HttpMaskPlan, type HttpRequestView, type HttpSessionResult, type HttpTarget, runHttpSession} from '../../../src/gateway/http-session.js'
+import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {type HttpLimits, type HttpMaskPlan, type HttpRequestView, type HttpSessionResult, type HttpTarget, runHttpSession} from '../../../src/engines/http/session.js'
 import {createLogger, silentLogger} from '../../../src/shared/log.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
 
@@ -191,20 +191,23 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
       logger: process.env.HTTP_DEBUG ? createLogger({level: "debug", json: true}) : silentLogger,
       limits: o.limits,
       redactHeaders: o.redactHeaders,
-      hooks: {
+      gate: new StatementGate(
+        {
         judge: async (op) => {
           const view = op as HttpRequestView
           judged.push(view)
           return judge(view)
         },
         beforeForward: async (i) => {
-          events.push({hook: 'beforeForward', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId})
+          events.push({hook: 'beforeForward', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId})
           await o.beforeForward?.()
         },
-        afterStatement: (i) => void events.push({hook: 'afterStatement', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId, bytes: i.bytes, error: i.error, masked: i.masked}),
-        refused: (i) => void events.push({hook: 'refused', sql: i.sql, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
+        afterStatement: (i) => void events.push({hook: 'afterStatement', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId, bytes: i.bytes, error: i.error, masked: i.masked}),
+        refused: (i) => void events.push({hook: 'refused', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
         record: (direction, text) => void records.push({direction, text}),
-      },
+        },
+        silentLogger,
+      ),
     }),
   )
   const {port, results, settle} = srv

@@ -6,8 +6,8 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import * as net from 'node:net'
 import {join} from 'node:path'
-import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
-import type {HttpRequestView} from '../../../src/gateway/http-session.js'
+import type {Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import type {HttpRequestView} from '../../../src/engines/http/session.js'
 import {sh} from '../../helpers/net.js'
 import {allow, connect, CUSTOMER, curl, type Harness, rawExchange, startHarness, startUpstream, type Upstream} from './harness.js'
 
@@ -239,7 +239,7 @@ describe('http engine (curl, fetch, real upstream)', function () {
     assert.ok(r.text.indexOf('"url":"/echo?n=1"') < r.text.indexOf('"url":"/echo?n=5"'))
     await h.settle()
     assert.equal(h.results.length, 1)
-    assert.equal(h.results[0].requests, 5)
+    assert.equal(h.results[0].statements, 5)
     assert.equal(h.results[0].blocked, 1)
 
     // curl reuses one connection for several URLs.
@@ -247,7 +247,7 @@ describe('http engine (curl, fetch, real upstream)', function () {
     assert.equal(c.code, 0)
     await h.settle()
     assert.equal(h.results.length, 2)
-    assert.equal(h.results[1].requests, 3)
+    assert.equal(h.results[1].statements, 3)
   })
 
   it('reads requests delivered one byte at a time (heads, chunked bodies, pipelining)', async () => {

@@ -3,8 +3,8 @@
 // built from a literal table or from the real policy module.
 import {execFile} from 'node:child_process'
 import type {Duplex} from 'node:stream'
-import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
-import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/gateway/mysql-session.js'
+import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/engines/mysql/session.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
@@ -52,14 +52,17 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
       logger: silentLogger,
       limits: o.maxPacketBytes ? {maxPacketBytes: o.maxPacketBytes} : undefined,
-      hooks: {
+      gate: new StatementGate(
+        {
         judge: async (sql) => judge(sql),
         beforeForward: async (info) => {
-          events.push({hook: 'beforeForward', sql: info.sql, effect: info.verdict.effect})
+          events.push({hook: 'beforeForward', sql: info.text, effect: info.verdict.effect})
         },
-        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
-        refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
-      },
+        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.text, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
+        refused: (info) => events.push({hook: 'refused', sql: info.text, effect: info.verdict.effect}),
+        },
+        silentLogger,
+      ),
     }),
   )
   const {port, results, settle} = srv

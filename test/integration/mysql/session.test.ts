@@ -4,7 +4,7 @@
 import {strict as assert} from 'node:assert'
 import * as net from 'node:net'
 import mysql2 from 'mysql2/promise'
-import type {StatementVerdict} from '../../../src/gateway/engine-types.js'
+import type {Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import type {Identity} from '../../../src/identity/types.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'

@@ -2,7 +2,8 @@
 // target reached by a plain net.connect (no gateway, no agent), and a judge built from a table.
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
-import {runPgSession, type PgSessionHooks, type PgSessionOptions, type PgSessionResult, type StatementVerdict} from '../../../src/gateway/pg-session.js'
+import {StatementGate, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {runPgSession, type PgSessionOptions, type PgSessionResult} from '../../../src/engines/postgres/session.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
@@ -31,7 +32,7 @@ export interface HarnessOptions {
   judge?: (sql: string) => StatementVerdict | Promise<StatementVerdict>
   target?: Partial<PgSessionOptions['target']>
   upstreamPort?: number
-  beforeForward?: PgSessionHooks['beforeForward']
+  beforeForward?: GateHooks['beforeForward']
   maxMessageBytes?: number
 }
 
@@ -53,15 +54,18 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
       logger: silentLogger,
       limits: o.maxMessageBytes ? {maxMessageBytes: o.maxMessageBytes} : undefined,
-      hooks: {
+      gate: new StatementGate(
+        {
         judge: async (sql) => judge(sql),
         beforeForward: async (info) => {
-          events.push({hook: 'beforeForward', sql: info.sql, effect: info.verdict.effect})
+          events.push({hook: 'beforeForward', sql: info.text, effect: info.verdict.effect})
           if (o.beforeForward) await o.beforeForward(info)
         },
-        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.sql, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
-        refused: (info) => events.push({hook: 'refused', sql: info.sql, effect: info.verdict.effect}),
-      },
+        afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.text, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
+        refused: (info) => events.push({hook: 'refused', sql: info.text, effect: info.verdict.effect}),
+        },
+        silentLogger,
+      ),
     }),
   )
   const {port, results, settle} = srv

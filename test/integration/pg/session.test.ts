@@ -209,7 +209,7 @@ describe('pg engine: protocol', function () {
     const h2 = await startHarness({
       judge: () => allow(),
       beforeForward: async (info) => {
-        if (/insert/i.test(info.sql)) throw new Error('audit store down')
+        if (/insert/i.test(info.text)) throw new Error('audit store down')
       },
     })
     try {

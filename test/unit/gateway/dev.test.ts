@@ -7,7 +7,8 @@ import {cardFor, DEMO_CONNECTION, DEMO_CUSTOMERS, DEMO_POLICY, demoCustomers, de
 import {ibanValid, luhnValid, maskValue} from '../../../src/masking/detectors.js'
 import {checkAccess, judgeOperation} from '../../../src/policy/index.js'
 import {parsePolicy} from '../../../src/policy/load.js'
-import {analyzePostgres, initPgParser} from '../../../src/sql/pg-analyze.js'
+import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
+import {loadPgParser} from '../../../src/sql/pg-parser.js'
 
 const user = (email: string, groups: string[]): Identity => ({kind: 'user', subject: email, name: email, email, groups})
 const engineer = user('engineer@example.com', ['engineering'])
@@ -66,7 +67,7 @@ describe('dev environment: demo data', () => {
 
 describe('dev environment: demo policy', () => {
   const policy = parsePolicy(DEMO_POLICY, 'demo-policy.yaml')
-  before(() => initPgParser())
+  before(() => loadPgParser())
   const judge = (who: Identity, sql: string) => judgeOperation(policy, who, demo, analyzePostgres(sql))
 
   it('lets the demo users in, and no one else', () => {

@@ -4,9 +4,10 @@ import type {Identity} from '../../../src/identity/types.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
-import {analyzePostgres, initPgParser} from '../../../src/sql/pg-analyze.js'
+import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
+import {loadPgParser} from '../../../src/sql/pg-parser.js'
 
-before(() => initPgParser())
+before(() => loadPgParser())
 
 /** The first statement of the analysis that satisfies `pred`, or fail with the whole analysis. */
 function find(sql: string, pred: (s: Statement) => boolean): Statement {

@@ -13,11 +13,10 @@
 import {createHash} from 'node:crypto'
 import {isIP} from 'node:net'
 import type {Duplex, Readable, Writable} from 'node:stream'
-import {startUpstreamTls} from './upstream-tls.js'
-import {maskValue} from '../masking/detectors.js'
-import {addCount, type MaskCounts, type MaskEntity, type MaskPlan} from '../masking/types.js'
-import type {HttpRequestInfo} from '../policy/types.js'
-import {BodyDecoder, encodeChunk, LAST_CHUNK} from '../protocol/http/body.js'
+import {maskValue} from '../../masking/detectors.js'
+import {addCount, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
+import type {HttpRequestInfo} from '../../policy/types.js'
+import {BodyDecoder, encodeChunk, LAST_CHUNK} from '../../protocol/http/body.js'
 import {
   DEFAULT_MAX_HEAD_BYTES,
   encodeRequestHead,
@@ -35,12 +34,18 @@ import {
   requestFraming,
   type ResponseHead,
   responseFraming,
-} from '../protocol/http/head.js'
-import {compileJsonPath, type JsonPath, maskJson} from '../protocol/http/json-mask.js'
-import {parseTarget, type ParsedTarget, redactTarget} from '../protocol/http/target.js'
-import {LineMasker} from '../protocol/http/text-mask.js'
-import type {Logger} from '../shared/log.js'
-import type {EngineHooks, StatementVerdict} from './engine-types.js'
+} from '../../protocol/http/head.js'
+import {compileJsonPath, type JsonPath, maskJson} from '../../protocol/http/json-mask.js'
+import {parseTarget, type ParsedTarget, redactTarget} from '../../protocol/http/target.js'
+import {LineMasker} from '../../protocol/http/text-mask.js'
+import type {Logger} from '../../shared/log.js'
+import {errorMessage} from '../../shared/errors.js'
+import {JUDGE_ERROR_RULE, type Refusal as Refused, type SessionResult, type StatementGate, type Verdict as StatementVerdict} from '../gate.js'
+import {ChunkFramer, PullReader} from '../io.js'
+import {startUpstreamTls} from '../upstream-tls.js'
+
+type Pull = PullReader<Buffer, never, ChunkFramer>
+const pull = (s: Readable): Pull => new PullReader<Buffer, never, ChunkFramer>(s, new ChunkFramer())
 
 export interface HttpTarget {
   host: string
@@ -113,7 +118,7 @@ export interface HttpSessionOptions {
   client: Duplex
   openUpstream: () => Promise<Duplex>
   target: HttpTarget
-  hooks: EngineHooks<HttpRequestInfo>
+  gate: StatementGate<HttpRequestInfo>
   /** Extra header names replaced by "[redacted]" in recordings (Authorization, Cookie, Set-Cookie, Proxy-Authorization always are). */
   redactHeaders?: string[]
   logger: Logger
@@ -122,13 +127,7 @@ export interface HttpSessionOptions {
   inspectJsonBodies?: boolean
 }
 
-export interface HttpSessionResult {
-  requests: number
-  blocked: number
-  maskingReport: Record<string, number>
-  bytesUp: number
-  bytesDown: number
-}
+export type HttpSessionResult = SessionResult
 
 /** Rule ids for refusals the engine makes itself (no policy rule involved). */
 export const HTTP_UNSUPPORTED_RULE = 'http-unsupported'
@@ -146,55 +145,6 @@ export function runHttpSession(opts: HttpSessionOptions): Promise<HttpSessionRes
 // ---------------------------------------------------------------------------------------------
 // Pull-based reading: a chunk is taken from the stream only when asked, so bytes the engine is not
 // ready for stay in the socket (backpressure), and unread bytes can be pushed back (pipelining).
-
-class Pull {
-  private queue: Buffer[] = []
-  ended = false
-  total = 0
-  private waiter: (() => void) | undefined
-  private readonly wake = () => {
-    const w = this.waiter
-    this.waiter = undefined
-    w?.()
-  }
-  private readonly onEnd = () => {
-    this.ended = true
-    this.wake()
-  }
-
-  constructor(readonly stream: Readable) {
-    stream.on('readable', this.wake)
-    stream.on('end', this.onEnd)
-    stream.on('close', this.onEnd)
-    stream.on('error', this.onEnd)
-  }
-
-  async read(): Promise<Buffer | null> {
-    for (;;) {
-      if (this.queue.length) return this.queue.shift()!
-      const c = this.stream.read() as Buffer | string | null
-      if (c !== null) {
-        const b = typeof c === 'string' ? Buffer.from(c) : c
-        this.total += b.length
-        return b
-      }
-      if (this.ended || this.stream.destroyed) return null
-      await new Promise<void>((resolve) => (this.waiter = resolve))
-    }
-  }
-
-  unshift(b: Buffer): void {
-    if (b.length) this.queue.unshift(b)
-  }
-
-  detach(): void {
-    this.stream.off('readable', this.wake)
-    this.stream.off('end', this.onEnd)
-    this.stream.off('close', this.onEnd)
-    this.stream.off('error', this.onEnd)
-    this.wake()
-  }
-}
 
 class Closed extends Error {
   constructor(what: string) {
@@ -228,8 +178,6 @@ function write(s: Writable, buf: Buffer, what: string): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-type Refused = Exclude<StatementVerdict, {effect: 'allow'}>
-
 interface Exchange {
   head: RequestHead
   target: ParsedTarget
@@ -244,9 +192,9 @@ type ResponseMode = 'pass' | 'dechunk' | 'json' | 'text'
 
 class HttpSession {
   private readonly log: Logger
-  private readonly hooks: EngineHooks<HttpRequestInfo>
+  private readonly gate: StatementGate<HttpRequestInfo>
   private readonly limits: HttpLimits
-  private readonly result: HttpSessionResult = {requests: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+  private readonly result: HttpSessionResult
   private readonly clientIn: Pull
   private readonly redacted: Set<string>
   private upstream: Duplex | undefined
@@ -259,9 +207,10 @@ class HttpSession {
 
   constructor(private readonly o: HttpSessionOptions) {
     this.log = o.logger
-    this.hooks = o.hooks
+    this.gate = o.gate
+    this.result = o.gate.result
     this.limits = {...DEFAULT_HTTP_LIMITS, ...o.limits}
-    this.clientIn = new Pull(o.client)
+    this.clientIn = pull(o.client)
     this.redacted = new Set([...ALWAYS_REDACTED, ...(o.redactHeaders ?? []).map((h) => h.toLowerCase())])
     const t = o.target
     if (t.token !== undefined) {
@@ -281,11 +230,11 @@ class HttpSession {
         await this.handleRequest(head)
       }
     } catch (err) {
-      if (!(err instanceof Closed)) this.log.warn('http session failed', {error: (err as Error).message})
+      if (!(err instanceof Closed)) this.log.warn('http session failed', {error: errorMessage(err)})
     } finally {
       this.shutdown()
     }
-    this.result.bytesUp = this.clientIn.total
+    this.result.bytesUp = this.clientIn.bytesRead
     return this.result
   }
 
@@ -329,7 +278,6 @@ class HttpSession {
   }
 
   private async handleRequest(head: RequestHead): Promise<void> {
-    this.result.requests++
     const keepAlive = head.version === '1.1' && !headerTokens(head.headers, 'connection').includes('close')
     if (head.method === 'CONNECT') {
       await this.fatal(501, 'PROTOCOL_ERROR', 'hoop: CONNECT is not supported by the HTTP engine; use a tcp connection for tunnels')
@@ -402,31 +350,25 @@ class HttpSession {
     }
     this.recordRequest(ex, bufferedPayload)
 
-    let verdict: StatementVerdict
-    try {
-      verdict = await this.hooks.judge(view)
-    } catch (err) {
-      this.log.error('http judge failed', {error: (err as Error).message})
-      await this.refuse(ex, {effect: 'block', ruleId: 'internal', message: 'the request could not be judged (fail closed)'}, 500, 'INTERNAL')
-      return
-    }
+    const judged = await this.gate.judge(view, ex.description)
+    const verdict = judged.verdict
     if (verdict.effect !== 'allow') {
-      await this.refuse(ex, verdict, verdict.effect === 'review' ? 409 : 403)
+      if (verdict.ruleId === JUDGE_ERROR_RULE) await this.refuse(ex, verdict, 500, 'INTERNAL')
+      else await this.refuse(ex, verdict, verdict.effect === 'review' ? 409 : 403)
       return
     }
     let paths: JsonPath[]
     try {
       paths = compilePaths(verdict.mask as HttpMaskPlan)
     } catch (err) {
-      this.log.error('http mask plan invalid', {error: (err as Error).message})
-      await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the mask plan cannot be applied: ${(err as Error).message}`}, 500, 'INTERNAL')
+      this.log.error('http mask plan invalid', {error: errorMessage(err)})
+      await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the mask plan cannot be applied: ${errorMessage(err)}`}, 500, 'INTERNAL')
       return
     }
-    try {
-      await this.hooks.beforeForward({sql: ex.description, verdict})
-    } catch (err) {
-      this.log.error('http audit write failed; request refused', {error: (err as Error).message})
-      await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: 'the audit record could not be written (fail closed)'}, 503, 'AUDIT_UNAVAILABLE')
+    const refusal = await this.gate.admit(judged)
+    if (refusal) {
+      // The verdict was allow: only a failed audit record refuses it here.
+      await this.refuse(ex, refusal, 503, 'AUDIT_UNAVAILABLE')
       return
     }
     await this.forward(ex, verdict, paths, bufferedRaw)
@@ -459,7 +401,6 @@ class HttpSession {
 
   /** Answers a refused request and leaves the connection ready for the next one when it can. */
   private async refuse(ex: Exchange, verdict: Refused, status: number, code?: string): Promise<void> {
-    this.result.blocked++
     // An unread body must be consumed to find the next request; when the client still waits for
     // 100-continue it may never send it, so the connection closes instead.
     const keep = ex.keepAlive && (ex.body.done || !ex.awaitingContinue)
@@ -476,11 +417,7 @@ class HttpSession {
       error.message = code ? `hoop: ${verdict.message}` : `hoop: blocked by policy rule ${verdict.ruleId}: ${verdict.message}`
     }
     await this.sendJson(status, {error}, !keep)
-    try {
-      this.hooks.refused({sql: ex.description, verdict})
-    } catch (err) {
-      this.log.warn('http refused hook failed', {error: (err as Error).message})
-    }
+    this.gate.refuse({text: ex.description, verdict}, verdict)
     if (!keep) {
       this.closing = true
       return
@@ -525,8 +462,8 @@ class HttpSession {
       try {
         ;({up, upIn, reused} = await this.ensureUpstream())
       } catch (err) {
-        this.log.warn('http upstream unreachable', {error: (err as Error).message})
-        await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the target could not be reached: ${(err as Error).message}`}, 502, 'TARGET_REFUSED')
+        this.log.warn('http upstream unreachable', {error: errorMessage(err)})
+        await this.refuse(ex, {effect: 'block', ruleId: verdict.ruleId, message: `the target could not be reached: ${errorMessage(err)}`}, 502, 'TARGET_REFUSED')
         return
       }
       await this.sendContinue(ex)
@@ -559,7 +496,7 @@ class HttpSession {
         outcome = await this.relayResponse(ex, upIn, plan, paths, masked, () => bodyFailure, retryable && reused && attempt === 0)
       } catch (err) {
         this.closing = true
-        outcome = {status: 0, bytes: 0, error: (err as Error).message}
+        outcome = {status: 0, bytes: 0, error: errorMessage(err)}
       }
       if (outcome !== 'retry') break
       this.log.debug('http kept-alive target connection was closed; sending the request again')
@@ -571,19 +508,10 @@ class HttpSession {
       this.upstreamReusable = false
     }
     if (!this.upstreamReusable) this.dropUpstream()
-    for (const [k, n] of Object.entries(masked)) addCount(this.result.maskingReport, k, n)
-    try {
-      this.hooks.afterStatement({
-        sql: ex.description,
-        verdict,
-        rows: 0,
-        bytes: outcome.bytes,
-        ...(outcome.error ? {error: outcome.error} : outcome.status >= 400 ? {error: `HTTP ${outcome.status}`} : {}),
-        masked,
-      })
-    } catch (err) {
-      this.log.warn('http afterStatement hook failed', {error: (err as Error).message})
-    }
+    this.gate.finish(
+      {text: ex.description, verdict},
+      {rows: 0, bytes: outcome.bytes, ...(outcome.error ? {error: outcome.error} : outcome.status >= 400 ? {error: `HTTP ${outcome.status}`} : {}), masked},
+    )
   }
 
   private rewriteRequestHeaders(headers: readonly Header[], maskOn: boolean): Header[] {
@@ -605,7 +533,7 @@ class HttpSession {
   }
 
   private async ensureUpstream(): Promise<{up: Duplex; upIn: Pull; reused: boolean}> {
-    if (this.upstream && this.upIn && this.upstreamReusable && !this.upstream.destroyed && !this.upIn.ended) {
+    if (this.upstream && this.upIn && this.upstreamReusable && !this.upstream.destroyed && !this.upIn.isEnded) {
       return {up: this.upstream, upIn: this.upIn, reused: true}
     }
     this.dropUpstream()
@@ -613,7 +541,7 @@ class HttpSession {
     s.on('error', (e) => this.log.debug('http upstream stream error', {error: e.message}))
     if (this.o.target.tls.mode !== 'disable') s = await startTls(s, this.o.target)
     this.upstream = s
-    this.upIn = new Pull(s)
+    this.upIn = pull(s)
     this.upstreamReusable = true
     return {up: s, upIn: this.upIn, reused: false}
   }
@@ -653,7 +581,7 @@ class HttpSession {
             await this.fatal(400, 'PROTOCOL_ERROR', `hoop: ${why}`)
             return {status: 400, bytes: 0, error: why}
           }
-          if (this.clientIn.ended && !ex.body.done) return {status: 0, bytes: 0, error: 'client closed during the request'}
+          if (this.clientIn.isEnded && !ex.body.done) return {status: 0, bytes: 0, error: 'client closed during the request'}
           await this.sendJson(502, {error: {code: 'TARGET_REFUSED', message: 'hoop: the target closed the connection without a response'}}, !ex.keepAlive)
           if (!ex.keepAlive) this.closing = true
           return {status: 502, bytes: 0, error: 'no response from the target'}
@@ -871,7 +799,7 @@ class HttpSession {
     ]
     if (close) headers.push({name: 'Connection', value: 'close'})
     const head = encodeResponseHead('1.1', status, '', headers)
-    if (this.o.hooks.record) this.safeRecord('server', `HTTP/1.1 ${status}\n${headers.map((h) => `${h.name}: ${h.value}`).join('\n')}\n\n${data.toString('utf8')}`)
+    if (this.gate.recording) this.gate.record('server', `HTTP/1.1 ${status}\n${headers.map((h) => `${h.name}: ${h.value}`).join('\n')}\n\n${data.toString('utf8')}`)
     await this.toClient(Buffer.concat([head, data]))
   }
 
@@ -893,29 +821,22 @@ class HttpSession {
   }
 
   private recordRequest(ex: Exchange, body: Buffer | undefined): void {
-    if (!this.hooks.record) return
+    if (!this.gate.recording) return
     let text = `${ex.description} HTTP/${ex.head.version}\n${this.redactHeaders(ex.head.headers)}`
     if (body) {
       const p = new Preview(this.limits.maxRecordedBodyBytes, mediaType(ex.head.headers))
       p.add(body)
       text += `\n\n${p.text()}`
     } else if (!ex.body.done) text += '\n\n[request body streamed, not recorded]'
-    this.safeRecord('client', text)
+    this.gate.record('client', text)
   }
 
   private recordResponse(resp: ResponseHead, sent: readonly Header[], preview: Preview): void {
-    if (!this.hooks.record) return
+    if (!this.gate.recording) return
     const body = preview.text()
-    this.safeRecord('server', `HTTP/1.1 ${resp.status} ${resp.reason}\n${this.redactHeaders(sent)}${body ? `\n\n${body}` : ''}`)
+    this.gate.record('server', `HTTP/1.1 ${resp.status} ${resp.reason}\n${this.redactHeaders(sent)}${body ? `\n\n${body}` : ''}`)
   }
 
-  private safeRecord(direction: 'client' | 'server', text: string): void {
-    try {
-      this.hooks.record?.(direction, text)
-    } catch (err) {
-      this.log.warn('http record hook failed', {error: (err as Error).message})
-    }
-  }
 }
 
 /** The first bytes of a body for the recording; binary bodies are recorded by size only. */

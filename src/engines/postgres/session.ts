@@ -10,17 +10,12 @@
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
 import {randomBytes, randomInt} from 'node:crypto'
-import type {Duplex, Readable, Writable} from 'node:stream'
-import {waitDrain} from '../shared/drain.js'
-import {HoopError} from '../shared/errors.js'
-import {startUpstreamTls} from './upstream-tls.js'
-import type {Logger} from '../shared/log.js'
-import {ColumnMatcher} from '../masking/columns.js'
-import {CopyMasker, RowMasker, type ColumnInfo} from '../masking/result.js'
-import {analyzeSql, loadParser, outputAt, type OutputItem, type StatementAnalysis} from '../masking/taint.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../masking/types.js'
-import {md5Password, SCRAM_MECHANISM, ScramClient} from '../protocol/pg/auth.js'
-import {Framer, type Frame, type FramerError} from '../protocol/pg/framer.js'
+import type {Duplex, Readable} from 'node:stream'
+import {ColumnMatcher} from '../../masking/columns.js'
+import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
+import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
+import {md5Password, SCRAM_MECHANISM, ScramClient} from '../../protocol/pg/auth.js'
+import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
   decodeAuth,
@@ -50,10 +45,16 @@ import {
   message,
   type ClientMessage,
   type FieldDescription,
-} from '../protocol/pg/messages.js'
-import {FrameReader, isFramerError} from '../protocol/pg/stream.js'
+} from '../../protocol/pg/messages.js'
+import {HoopError, errorMessage} from '../../shared/errors.js'
+import type {Logger} from '../../shared/log.js'
+import {loadPgParser} from '../../sql/pg-parser.js'
+import {analyzeSql, outputAt, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
+import {refusalMessage, type Judged, type Refusal, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
+import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
+import {startUpstreamTls} from '../upstream-tls.js'
 
-export type {MaskPlan} from '../masking/types.js'
+type FrameReader = PullReader<Frame, FramerError, Framer>
 
 export interface PgSessionOptions {
   client: Duplex
@@ -65,56 +66,18 @@ export interface PgSessionOptions {
     tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
     host: string
   }
-  hooks: PgSessionHooks
+  gate: StatementGate
   logger: Logger
   limits?: {maxMessageBytes?: number}
 }
 
-export interface PgSessionHooks {
-  /** Judge one statement's SQL: once per Query message, once per Parse message. */
-  judge(sql: string): Promise<StatementVerdict>
-  /** Called (and awaited) before a statement is forwarded; a rejection refuses the statement (fail closed). */
-  beforeForward(info: {sql: string; verdict: StatementVerdict}): Promise<void>
-  /** Called after the statement completed: rows, bytes, error, masked cell counts. */
-  afterStatement(info: {sql: string; verdict: StatementVerdict; rows: number; bytes: number; error?: string; masked: Record<string, number>}): void
-  /** Called when a statement was refused (block/review), after the client got its error. */
-  refused(info: {sql: string; verdict: StatementVerdict}): void
-  /** For recording: what the client saw, at message granularity (already masked). */
-  record?(direction: 'client' | 'server', summary: string): void
-}
-
-export type StatementVerdict =
-  | {effect: 'allow'; ruleId: string; mask: MaskPlan}
-  | {effect: 'block'; ruleId: string; message: string}
-  | {effect: 'review'; ruleId: string; message: string; approvalId?: string}
-
-export interface PgSessionResult {
-  startupUser?: string
-  database?: string
-  statements: number
-  blocked: number
-  maskingReport: Record<string, number>
-  bytesUp: number
-  bytesDown: number
-}
+export type PgSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
 /** Server messages are bounded too (PostgreSQL's own limit on a single allocation is 1 GiB). */
 const MAX_SERVER_MESSAGE = 1024 * 1024 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
-
-type RefusedVerdict = Exclude<StatementVerdict, {effect: 'allow'}>
-
-/** Renders the client-visible refusal message for a block/review verdict. */
-export function refusalMessage(v: RefusedVerdict): string {
-  if (v.effect === 'block') return `hoop: blocked by policy rule ${v.ruleId}: ${v.message}`
-  let m = `hoop: review required by policy rule ${v.ruleId}: ${v.message}`
-  if (v.approvalId && !v.message.includes(`hoop approvals approve ${v.approvalId}`)) {
-    m += ` (approval ${v.approvalId}; an approver runs: hoop approvals approve ${v.approvalId})`
-  }
-  return m
-}
 
 // ---------------------------------------------------------------------------------------------
 // Cancel keys: the client gets a synthetic BackendKeyData; a CancelRequest (which arrives on a new
@@ -132,9 +95,7 @@ const cancelId = (pid: number, key: Buffer) => `${pid}:${key.toString('hex')}`
 
 // ---------------------------------------------------------------------------------------------
 
-interface Stmt {
-  sql: string
-  verdict: StatementVerdict
+interface Stmt extends Judged {
   analysis?: StatementAnalysis[]
   rowDesc?: FieldDescription[]
 }
@@ -156,62 +117,14 @@ interface Tally {
 }
 
 type Pending =
-  | ({kind: 'query'; stmt: Stmt; refused?: RefusedVerdict; index: number} & Tally)
-  | {kind: 'parse'; stmt: Stmt; refused?: RefusedVerdict}
+  | ({kind: 'query'; stmt: Stmt; refused?: Refusal; index: number} & Tally)
+  | {kind: 'parse'; stmt: Stmt; refused?: Refusal}
   | {kind: 'bind'}
   | {kind: 'close'}
   | {kind: 'describe'; stmt?: Stmt; portal?: Portal; internal: boolean}
   | ({kind: 'execute'; portal?: Portal} & Tally)
   | {kind: 'sync'}
-  | ({kind: 'function'; stmt: Stmt; refused?: RefusedVerdict} & Tally)
-
-/**
- * Output batching: adjacent slices of one input chunk are merged back into one write. The open
- * run is kept as offsets and becomes a Buffer view only when it ends, so a chunk of a thousand
- * DataRow/CopyData messages costs one view, not one per message.
- */
-class Out {
-  private parts: Buffer[] = []
-  private run: Buffer | undefined
-  private runStart = 0
-  private runEnd = 0
-  bytes = 0
-
-  push(b: Buffer): void {
-    this.bytes += b.length
-    if (this.run !== undefined && this.run.buffer === b.buffer && this.runEnd === b.byteOffset) {
-      this.runEnd += b.length
-      return
-    }
-    this.endRun()
-    this.run = b
-    this.runStart = b.byteOffset
-    this.runEnd = b.byteOffset + b.length
-  }
-
-  private endRun(): void {
-    const r = this.run
-    if (r === undefined) return
-    this.run = undefined
-    this.parts.push(this.runEnd - this.runStart === r.length ? r : Buffer.from(r.buffer, this.runStart, this.runEnd - this.runStart))
-  }
-
-  /** Writes everything; resolves when the destination can take more (backpressure). */
-  async flush(dest: Writable): Promise<void> {
-    this.endRun()
-    const parts = this.parts
-    this.parts = []
-    if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
-    let ok = true
-    if (parts.length === 1) ok = dest.write(parts[0])
-    else {
-      dest.cork()
-      for (const p of parts) ok = dest.write(p)
-      dest.uncork()
-    }
-    if (!ok && !dest.destroyed) await waitDrain(dest)
-  }
-}
+  | ({kind: 'function'; stmt: Stmt; refused?: Refusal} & Tally)
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -229,8 +142,8 @@ export function runPgSession(opts: PgSessionOptions): Promise<PgSessionResult> {
 
 class PgSession {
   private readonly log: Logger
-  private readonly hooks: PgSessionHooks
-  private readonly result: PgSessionResult = {statements: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+  private readonly gate: StatementGate
+  private readonly result: PgSessionResult
   private readonly clientReader: FrameReader
   private upstream: Duplex | undefined
   private upstreamReader: FrameReader | undefined
@@ -259,8 +172,9 @@ class PgSession {
 
   constructor(private readonly o: PgSessionOptions) {
     this.log = o.logger
-    this.hooks = o.hooks
-    this.clientReader = new FrameReader(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+    this.gate = o.gate
+    this.result = o.gate.result
+    this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
   }
 
   async run(): Promise<PgSessionResult> {
@@ -289,8 +203,8 @@ class PgSession {
   private async handleStartup(): Promise<{params: Record<string, string>; version: number} | undefined> {
     for (;;) {
       const f = await this.clientReader.one()
-      if (f === undefined) return undefined
-      if (isFramerError(f)) throw this.lengthError(f)
+      if (isPulledEnd(f)) return undefined
+      if (isPulledError(f)) throw this.lengthError(f.error)
       this.result.bytesUp += f.bytes.length
       const p = decodeStartup(f)
       switch (p.kind) {
@@ -386,10 +300,10 @@ class PgSession {
       if ('end' in r) return
       if ('error' in r) throw this.lengthError(r.error)
       const out = new Out()
-      for (const f of r.frames) {
+      for (const f of r.items) {
         this.result.bytesUp += f.bytes.length
         const m = decodeClientMessage(f)
-        if (this.hooks.record) this.hooks.record('client', summarizeClient(m))
+        if (this.gate.recording) this.gate.record('client', summarizeClient(m))
         const keepGoing = await this.onClientMessage(m, f, out)
         if (!keepGoing) {
           await out.flush(up)
@@ -406,7 +320,7 @@ class PgSession {
     switch (m.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(m.sql)
-        const refused = await this.admit(stmt)
+        const refused = await this.gate.admit(stmt)
         this.pending.push({kind: 'query', stmt, refused, index: 0, rows: 0, bytes: 0, masked: {}})
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         if (!refused) this.rememberCursors(stmt)
@@ -415,7 +329,7 @@ class PgSession {
       case 'Parse': {
         if (this.skipUntilSync) return true
         const stmt = await this.judgeStatement(m.sql)
-        const refused = await this.admit(stmt)
+        const refused = await this.gate.admit(stmt)
         this.statements.set(m.name, stmt)
         this.pending.push({kind: 'parse', stmt, refused})
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
@@ -479,7 +393,7 @@ class PgSession {
       case 'FunctionCall': {
         // The fast-path function call carries no SQL: judge it as an opaque statement.
         const stmt = await this.judgeStatement('<function call>')
-        const refused = await this.admit(stmt)
+        const refused = await this.gate.admit(stmt)
         this.pending.push({kind: 'function', stmt, refused, rows: 0, bytes: 0, masked: {}})
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
@@ -516,34 +430,15 @@ class PgSession {
     return p
   }
 
+  /** Judges a statement and, when a column is masked, analyses which outputs derive from one. */
   private async judgeStatement(sql: string): Promise<Stmt> {
-    this.result.statements++
-    let verdict: StatementVerdict
-    try {
-      verdict = await this.hooks.judge(sql)
-    } catch (err) {
-      this.log.error('pg judge failed; refusing the statement', {error: (err as Error).message})
-      verdict = {effect: 'block', ruleId: 'hoop.judge-error', message: 'the policy decision failed (fail closed)'}
-    }
-    const stmt: Stmt = {sql, verdict}
-    if (verdict.effect === 'allow' && verdict.mask.columns.length > 0) {
-      await loadParser()
-      stmt.analysis = analyzeSql(sql, this.matcher(verdict.mask))
+    const stmt: Stmt = await this.gate.judge(sql)
+    const v = stmt.verdict
+    if (v.effect === 'allow' && v.mask.columns.length > 0) {
+      await loadPgParser()
+      stmt.analysis = analyzeSql(sql, this.matcher(v.mask))
     }
     return stmt
-  }
-
-  /** beforeForward for allowed statements; returns the refusal (block/review/audit failure) if any. */
-  private async admit(stmt: Stmt): Promise<RefusedVerdict | undefined> {
-    const v = stmt.verdict
-    if (v.effect !== 'allow') return v
-    try {
-      await this.hooks.beforeForward({sql: stmt.sql, verdict: v})
-      return undefined
-    } catch (err) {
-      this.log.error('pg beforeForward failed; refusing the statement', {error: (err as Error).message})
-      return {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
-    }
   }
 
   private rememberCursors(stmt: Stmt): void {
@@ -573,7 +468,7 @@ class PgSession {
       }
       if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `target sent a message of length ${r.error.declared}, limit ${r.error.limit}`)
       const out = new Out()
-      for (const f of r.frames) {
+      for (const f of r.items) {
         const p = this.onServerMessage(f, out)
         if (p) await p
       }
@@ -607,7 +502,7 @@ class PgSession {
         }
         out.push(bytes)
         // The recording keeps the first rows of each result as the client saw them (masked).
-        if (this.hooks.record && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.hooks.record('server', `DataRow ${JSON.stringify(dataRowCells(bytes))}`)
+        if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', `DataRow ${JSON.stringify(dataRowCells(bytes))}`)
         return
       }
       case B.RowDescription:
@@ -638,8 +533,8 @@ class PgSession {
         this.copyMasker = undefined
         if (h?.kind === 'query' || h?.kind === 'function') {
           this.popHead()
-          if (h.refused) this.refusedDone(h.stmt, h.refused)
-          else this.finishStatement(h.stmt, h)
+          if (h.refused) this.gate.refuse(h.stmt, h.refused)
+          else this.gate.finish(h.stmt, h)
         } else if (h?.kind === 'sync') this.popHead()
         break
       }
@@ -677,7 +572,7 @@ class PgSession {
         break
     }
     out.push(f.bytes)
-    if (this.hooks.record) this.hooks.record('server', summarizeServer(f))
+    if (this.gate.recording) this.gate.record('server', summarizeServer(f))
   }
 
   private onError(f: Frame, out: Out, h: Pending | undefined): void {
@@ -695,7 +590,7 @@ class PgSession {
         bytes = refusalError(h.refused)
         this.popHead()
         out.push(bytes)
-        this.refusedDone(h.stmt, h.refused)
+        this.gate.refuse(h.stmt, h.refused)
         this.dropUntilSync()
         return
       }
@@ -707,7 +602,7 @@ class PgSession {
       this.dropUntilSync()
     }
     out.push(bytes)
-    if (this.hooks.record) this.hooks.record('server', `ErrorResponse ${decodeErrorFields(asFrameOf(bytes)).M ?? ''}`)
+    if (this.gate.recording) this.gate.record('server', `ErrorResponse ${decodeErrorFields(asFrameOf(bytes)).M ?? ''}`)
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
@@ -715,23 +610,10 @@ class PgSession {
     while (this.pending.length && this.pending[0].kind !== 'sync') this.pending.shift()
   }
 
-  private refusedDone(stmt: Stmt, verdict: RefusedVerdict): void {
-    this.result.blocked++
-    try {
-      this.hooks.refused({sql: stmt.sql, verdict})
-    } catch (err) {
-      this.log.error('pg refused hook failed', {error: (err as Error).message})
-    }
-  }
-
+  /** An Execute of a portal we know nothing of still counts its masked cells. */
   private finishStatement(stmt: Stmt | undefined, t: Tally): void {
-    for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
-    if (!stmt) return
-    try {
-      this.hooks.afterStatement({sql: stmt.sql, verdict: stmt.verdict, rows: t.rows, bytes: t.bytes, error: t.error, masked: t.masked})
-    } catch (err) {
-      this.log.error('pg afterStatement hook failed', {error: (err as Error).message})
-    }
+    if (stmt) this.gate.finish(stmt, t)
+    else for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
   }
 
   private async onRowDescription(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
@@ -748,7 +630,7 @@ class PgSession {
       this.rowMaskerFor = h
     }
     out.push(f.bytes)
-    if (this.hooks.record) this.hooks.record('server', `RowDescription ${fields.map((x) => x.name).join(',')}`)
+    if (this.gate.recording) this.gate.record('server', `RowDescription ${fields.map((x) => x.name).join(',')}`)
   }
 
   /** Builds the masker for an Execute at the head of the queue, from its portal's description. */
@@ -772,7 +654,7 @@ class PgSession {
 
   private async buildRowMasker(
     fields: FieldDescription[],
-    verdict: StatementVerdict | undefined,
+    verdict: Verdict | undefined,
     analysis: StatementAnalysis | undefined,
     outputs: OutputItem[] | undefined,
     unparsed: boolean,
@@ -889,13 +771,13 @@ class PgSession {
       for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
       const viewdef = rows[0][5]
       if (viewdef && !planIsEmpty(this.currentPlan())) {
-        await loadParser()
+        await loadPgParser()
         const a = analyzeSql(viewdef, this.matcher(this.currentPlan() as MaskPlan))
         info.viewOutputs = a?.[0]?.outputs
       }
       return info
     } catch (err) {
-      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: (err as Error).message})
+      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
       return undefined
     }
   }
@@ -935,7 +817,7 @@ class PgSession {
       this.log.warn('pg session failed', {code: err.code, error: err.message})
       frame = encodeErrorResponse({severity: 'FATAL', code: '08006', message: `hoop: ${err.message}`})
     } else {
-      this.log.error('pg session failed', {error: (err as Error)?.message})
+      this.log.error('pg session failed', {error: errorMessage(err)})
       frame = encodeErrorResponse({severity: 'FATAL', code: 'XX000', message: 'hoop: internal error in the gateway'})
     }
     const c = this.o.client
@@ -967,11 +849,11 @@ interface RelInfo {
   viewOutputs?: OutputItem[]
 }
 
-function planOf(v: StatementVerdict | undefined): MaskPlan {
+function planOf(v: Verdict | undefined): MaskPlan {
   return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
 }
 
-function refusalError(v: RefusedVerdict): Buffer {
+function refusalError(v: Refusal): Buffer {
   const hint = v.effect === 'review' && v.approvalId ? `an approver runs: hoop approvals approve ${v.approvalId}` : undefined
   return encodeErrorResponse({severity: 'ERROR', code: '42501', message: refusalMessage(v), hint})
 }
@@ -1069,15 +951,15 @@ async function openAuthenticated(o: PgSessionOptions, params: Record<string, str
   let stream = await o.openUpstream()
   try {
     if (o.target.tls.mode !== 'disable') stream = await negotiateTls(stream, o.target.tls, o.target.host)
-    const reader = new FrameReader(stream, new Framer('regular', MAX_SERVER_MESSAGE))
+    const reader = new PullReader<Frame, FramerError, Framer>(stream, new Framer('regular', MAX_SERVER_MESSAGE))
     stream.write(encodeStartup(params))
     await authenticate(stream, reader, params.user, o.target.password, log)
     const startupFrames: Frame[] = []
     let backendKey: {pid: number; key: Buffer} | undefined
     for (;;) {
       const f = await reader.one()
-      if (f === undefined) throw new HoopError('TARGET_REFUSED', 'target closed the connection during startup')
-      if (isFramerError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized startup message')
+      if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during startup')
+      if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized startup message')
       if (f.type === B.ReadyForQuery) return {stream, reader, startupFrames, backendKey, status: decodeReadyForQuery(f)}
       if (f.type === B.BackendKeyData) backendKey = decodeBackendKeyData(f)
       else if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
@@ -1098,8 +980,8 @@ async function authenticate(stream: Duplex, reader: FrameReader, user: string, p
   let scram: ScramClient | undefined
   for (;;) {
     const f = await reader.one()
-    if (f === undefined) throw new HoopError('TARGET_REFUSED', 'target closed the connection during authentication')
-    if (isFramerError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized authentication message')
+    if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during authentication')
+    if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized authentication message')
     if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
     if (f.type === B.NegotiateProtocolVersion) continue
     if (f.type !== B.Authentication) throw new HoopError('PROTOCOL_ERROR', `target sent ${JSON.stringify(String.fromCharCode(f.type))} during authentication`)
@@ -1189,7 +1071,7 @@ class CatalogConn {
       let error: string | undefined
       for (;;) {
         const f = await this.reader.one()
-        if (f === undefined || isFramerError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
+        if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
         if (f.type === B.DataRow) rows.push(decodeTextRow(f))
         else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
         else if (f.type === B.ReadyForQuery) {

@@ -1,6 +1,7 @@
 import {strict as assert} from 'node:assert'
 import {ColumnMatcher} from '../../../src/masking/columns.js'
-import {analyzeSql, loadParser, outputAt, type OutputColumn} from '../../../src/masking/taint.js'
+import {analyzeSql, outputAt, type OutputColumn} from '../../../src/sql/pg-taint.js'
+import {loadPgParser} from '../../../src/sql/pg-parser.js'
 
 const m = new ColumnMatcher(['public.customers.email', 'customers.card', '*.ssn'])
 const sources = (sql: string) => {
@@ -22,7 +23,7 @@ describe('column patterns', () => {
 })
 
 describe('taint analysis', () => {
-  before(() => loadParser())
+  before(() => loadPgParser())
 
   it('taints computed outputs that read a masked column', () => {
     assert.deepEqual(sources('select id, upper(email), email || card, length(name) from customers'), ['-', 'public.customers.email', 'customers.card', '-'])

@@ -3,15 +3,8 @@
 // OID + attnum); for computed columns (OID 0: upper(email), email || '', substring(card, 1, 4),
 // subqueries, row_to_json(t)) we look at the expression that produced them. Unknown or ambiguous
 // cases resolve to "tainted" (fail closed).
-import {loadModule, parseSync} from 'libpg-query'
-import type {ColumnMatcher} from './columns.js'
-
-let loaded: Promise<void> | undefined
-/** libpg-query is WebAssembly: load it once before the first analysis. */
-export function loadParser(): Promise<void> {
-  loaded ??= loadModule()
-  return loaded
-}
+import {parseSync} from 'libpg-query'
+import type {ColumnMatcher} from '../masking/columns.js'
 
 export interface OutputColumn {
   name: string
@@ -57,7 +50,7 @@ interface Scope {
 
 /**
  * Analyses each statement of `sql`. Returns undefined when the text does not parse (callers then
- * treat every computed column as tainted). `loadParser()` must have resolved before.
+ * treat every computed column as tainted). `loadPgParser()` (./pg-parser.ts) must have resolved before.
  */
 export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalysis[] | undefined {
   let tree: {stmts?: {stmt: Node}[]}

@@ -12,10 +12,10 @@
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
 import type {Duplex, Writable} from 'node:stream'
-import {ColumnMatcher} from '../masking/columns.js'
-import {maskValue, mightContainPii} from '../masking/detectors.js'
-import {outputAt} from '../masking/taint.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../masking/types.js'
+import {ColumnMatcher} from '../../masking/columns.js'
+import {maskValue, mightContainPii} from '../../masking/detectors.js'
+import {outputAt} from '../../sql/pg-taint.js'
+import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {
   CACHING_SHA2,
   CLEAR_PASSWORD,
@@ -26,10 +26,10 @@ import {
   SHA2_FULL_AUTH,
   SHA2_REQUEST_PUBLIC_KEY,
   SHA256_PASSWORD,
-} from '../protocol/mysql/auth.js'
-import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../protocol/mysql/commands.js'
-import {CAP, COM, GATEWAY_CAPS, STATUS, STRING_TYPES, TYPE} from '../protocol/mysql/constants.js'
-import {encodePacket, PacketFramer, type FramerError, type Packet} from '../protocol/mysql/framer.js'
+} from '../../protocol/mysql/auth.js'
+import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
+import {CAP, COM, GATEWAY_CAPS, STATUS, STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
+import {encodePacket, PacketFramer, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
   decodeAuthReply,
   decodeColumnCount,
@@ -52,15 +52,16 @@ import {
   type ErrPacket,
   type HandshakeResponse,
   type HandshakeV10,
-} from '../protocol/mysql/messages.js'
-import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../protocol/mysql/rows.js'
-import {PacketReader} from '../protocol/mysql/stream.js'
-import {waitDrain} from '../shared/drain.js'
-import {HoopError} from '../shared/errors.js'
-import {startUpstreamTls} from './upstream-tls.js'
-import type {Logger} from '../shared/log.js'
-import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../sql/mysql-analyze.js'
-import type {EngineHooks, StatementVerdict} from './engine-types.js'
+} from '../../protocol/mysql/messages.js'
+import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
+import {errorMessage, HoopError} from '../../shared/errors.js'
+import type {Logger} from '../../shared/log.js'
+import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-analyze.js'
+import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
+import {PullReader, waitDrain} from '../io.js'
+import {startUpstreamTls} from '../upstream-tls.js'
+
+type PacketReader = PullReader<Packet, FramerError, PacketFramer>
 
 export interface MysqlSessionOptions {
   client: Duplex
@@ -72,7 +73,7 @@ export interface MysqlSessionOptions {
     tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
     host: string
   }
-  hooks: EngineHooks<string>
+  gate: StatementGate
   logger: Logger
   limits?: {
     /** Largest client packet payload accepted (checked before buffering). Default 16 MiB. */
@@ -80,15 +81,7 @@ export interface MysqlSessionOptions {
   }
 }
 
-export interface MysqlSessionResult {
-  startupUser?: string
-  database?: string
-  statements: number
-  blocked: number
-  maskingReport: Record<string, number>
-  bytesUp: number
-  bytesDown: number
-}
+export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
 /** The server's own max_allowed_packet cannot exceed 1 GiB. */
@@ -102,27 +95,13 @@ const ER_HANDSHAKE_ERROR = 1043
 const ER_ACCESS_DENIED = 1045
 // Client-range codes (2000-2999) make MariaDB clients report "malformed packet": only server codes are used.
 
-type RefusedVerdict = Exclude<StatementVerdict, {effect: 'allow'}>
-
-/** Renders the client-visible refusal message for a block/review verdict (same words as the PostgreSQL engine). */
-export function refusalMessage(v: RefusedVerdict): string {
-  if (v.effect === 'block') return `hoop: blocked by policy rule ${v.ruleId}: ${v.message}`
-  let m = `hoop: review required by policy rule ${v.ruleId}: ${v.message}`
-  if (v.approvalId && !v.message.includes(`hoop approvals approve ${v.approvalId}`)) {
-    m += ` (approval ${v.approvalId}; an approver runs: hoop approvals approve ${v.approvalId})`
-  }
-  return m
-}
-
 export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
   return new MysqlSession(opts).run()
 }
 
 // ---------------------------------------------------------------------------------------------
 
-interface Stmt {
-  sql: string
-  verdict: StatementVerdict
+interface Stmt extends Judged {
   /** Output taint per statement; undefined when the text did not parse; absent when no column is masked. */
   outputs?: MysqlOutputAnalysis[] | 'unparsed'
 }
@@ -205,8 +184,8 @@ const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYP
 
 class MysqlSession {
   private readonly log: Logger
-  private readonly hooks: EngineHooks<string>
-  private readonly result: MysqlSessionResult = {statements: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+  private readonly gate: StatementGate
+  private readonly result: MysqlSessionResult
   private readonly clientReader: PacketReader
   private upstream: Duplex | undefined
   private upReader: PacketReader | undefined
@@ -222,8 +201,9 @@ class MysqlSession {
 
   constructor(private readonly o: MysqlSessionOptions) {
     this.log = o.logger
-    this.hooks = o.hooks
-    this.clientReader = new PacketReader(o.client, new PacketFramer(o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET))
+    this.gate = o.gate
+    this.result = o.gate.result
+    this.clientReader = new PullReader<Packet, FramerError, PacketFramer>(o.client, new PacketFramer(o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET))
   }
 
   private get deprecateEof(): boolean {
@@ -256,7 +236,7 @@ class MysqlSession {
     try {
       up = await this.o.openUpstream()
     } catch (err) {
-      throw new FatalToClient({code: 1429, sqlState: 'HY000', message: `hoop: cannot reach target: ${(err as Error).message}`}, 0)
+      throw new FatalToClient({code: 1429, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
     }
     this.setUpstream(up)
     const p = await this.readUp('greeting')
@@ -273,7 +253,7 @@ class MysqlSession {
   private setUpstream(up: Duplex): void {
     this.upReader?.detach()
     this.upstream = up
-    this.upReader = new PacketReader(up, new PacketFramer(MAX_SERVER_PACKET))
+    this.upReader = new PullReader<Packet, FramerError, PacketFramer>(up, new PacketFramer(MAX_SERVER_PACKET))
     up.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
     up.once('close', () => {
       // The target went away while the client is idle: end the client's session too.
@@ -298,7 +278,7 @@ class MysqlSession {
     this.greeted = true
     this.result.bytesDown += out.bytes
     await out.flush()
-    const r = await this.clientReader.next()
+    const r = await this.clientReader.one()
     if ('end' in r) return undefined
     if ('error' in r) throw this.lengthError(r.error, 2)
     this.result.bytesUp += r.payload.length + 4
@@ -413,12 +393,12 @@ class MysqlSession {
 
   private async commandLoop(): Promise<void> {
     for (;;) {
-      const r = await this.clientReader.next()
+      const r = await this.clientReader.one()
       if ('end' in r) return
       if ('error' in r) throw this.lengthError(r.error, 1)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
-      if (this.hooks.record) this.hooks.record('client', summarize(cmd))
+      if (this.gate.recording) this.gate.record('client', summarize(cmd))
       const keepGoing = await this.onCommand(cmd, r)
       if (!keepGoing) return
     }
@@ -530,52 +510,26 @@ class MysqlSession {
     return true
   }
 
+  /** Judges a statement and, when a column is masked, analyses which outputs derive from one. */
   private async judgeStatement(sql: string): Promise<Stmt> {
-    this.result.statements++
-    let verdict: StatementVerdict
-    try {
-      verdict = await this.hooks.judge(sql)
-    } catch (err) {
-      this.log.error('mysql judge failed; refusing the statement', {error: (err as Error).message})
-      verdict = {effect: 'block', ruleId: 'hoop.judge-error', message: 'the policy decision failed (fail closed)'}
-    }
-    const stmt: Stmt = {sql, verdict}
-    if (verdict.effect === 'allow' && verdict.mask.columns.length > 0) stmt.outputs = analyzeMysqlOutputs(sql, this.matcher(verdict.mask)) ?? 'unparsed'
+    const stmt: Stmt = await this.gate.judge(sql)
+    const v = stmt.verdict
+    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = analyzeMysqlOutputs(sql, this.matcher(v.mask)) ?? 'unparsed'
     return stmt
   }
 
-  /** beforeForward for allowed statements; refuses (ERR to the client) on block/review or an audit failure. */
+  /** Writes the audit record of an allowed statement; otherwise answers the refusal (ERR) and returns false. */
   private async admitOrRefuse(stmt: Stmt, out: Out): Promise<boolean> {
-    let refused: RefusedVerdict | undefined
-    const v = stmt.verdict
-    if (v.effect !== 'allow') refused = v
-    else {
-      try {
-        await this.hooks.beforeForward({sql: stmt.sql, verdict: v})
-      } catch (err) {
-        this.log.error('mysql beforeForward failed; refusing the statement', {error: (err as Error).message})
-        refused = {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
-      }
-    }
+    const refused = await this.gate.admit(stmt)
     if (!refused) return true
     await this.answerError(out, {code: REFUSED_ERROR_CODE, sqlState: '42000', message: refusalMessage(refused)})
-    this.result.blocked++
-    if (this.hooks.record) this.hooks.record('server', `ERR ${refusalMessage(refused)}`)
-    try {
-      this.hooks.refused({sql: stmt.sql, verdict: refused})
-    } catch (err) {
-      this.log.error('mysql refused hook failed', {error: (err as Error).message})
-    }
+    this.gate.record('server', `ERR ${refusalMessage(refused)}`)
+    this.gate.refuse(stmt, refused)
     return false
   }
 
   private finishStatement(stmt: Stmt, t: Tally): void {
-    for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
-    try {
-      this.hooks.afterStatement({sql: stmt.sql, verdict: stmt.verdict, rows: t.rows, bytes: t.bytes, error: t.error, masked: t.masked})
-    } catch (err) {
-      this.log.error('mysql afterStatement hook failed', {error: (err as Error).message})
-    }
+    this.gate.finish(stmt, t)
   }
 
   private forward(p: Packet): void {
@@ -589,7 +543,7 @@ class MysqlSession {
   }
 
   private async readUp(phase: string): Promise<Packet> {
-    const r = await (this.upReader as PacketReader).next()
+    const r = await (this.upReader as PacketReader).one()
     if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
     if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
     return r
@@ -811,7 +765,7 @@ class MysqlSession {
       this.log.warn('mysql session failed', {code: err.code, error: err.message})
       e = {code: 1158, sqlState: '08S01', message: `hoop: ${err.message}`}
     } else {
-      this.log.error('mysql session failed', {error: (err as Error)?.message})
+      this.log.error('mysql session failed', {error: errorMessage(err)})
       e = {code: 1105, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
     }
     const c = this.o.client

@@ -1,0 +1,298 @@
+// The statement gate every engine passes each statement (SQL text, or an HTTP request) through:
+//
+//   judge  -> policy decides (allow with a mask plan / block / review); reviews go to approvals
+//   admit  -> an allowed statement's audit record is durable *before* it is forwarded (fail closed)
+//   finish -> the result event (rows, bytes, error, masked cells) rides with the next group commit
+//   refuse -> a blocked or unapproved statement is counted, recorded and audited
+//
+// Engines keep only what is protocol-specific (how to forward, how to answer a refusal on the
+// wire). Whatever fails inside the gate fails closed: a judge error blocks, an audit error refuses.
+// `policyHooks` is the gateway's decider; tests hand the gate a table of verdicts instead.
+import {events, type AuditLog, type SessionRecorder} from '../audit/index.js'
+import type {ApprovalResolver} from '../approvals/resolver.js'
+import type {Identity} from '../identity/types.js'
+import {addCount, type MaskCounts, type MaskPlan} from '../masking/types.js'
+import {judgeOperation, type ConnectionRef, type MaskPlan as PolicyMaskPlan, type Operation, type Policy} from '../policy/index.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
+import type {Logger} from '../shared/log.js'
+
+export type {MaskPlan}
+
+/** The engine-side mask plan: column patterns for SQL, JSON field paths for HTTP bodies. */
+export type EngineMaskPlan = MaskPlan & {jsonPaths?: string[]}
+
+export type Verdict =
+  | {effect: 'allow'; ruleId: string; mask: EngineMaskPlan}
+  | {effect: 'block'; ruleId: string; message: string}
+  | {effect: 'review'; ruleId: string; message: string; approvalId?: string}
+
+export type Refusal = Exclude<Verdict, {effect: 'allow'}>
+
+/** What came back for one statement, as the client saw it (after masking). */
+export interface Outcome {
+  rows: number
+  bytes: number
+  error?: string
+  masked: MaskCounts
+}
+
+/** One judged statement: the text an approval binds to and the audit records, and its verdict. */
+export interface Judged {
+  readonly text: string
+  readonly verdict: Verdict
+}
+
+/** What every engine reports when its session ends. */
+export interface SessionResult {
+  /** Statements (or HTTP requests) judged. */
+  statements: number
+  /** Statements refused: blocked, awaiting review, or not recordable. */
+  blocked: number
+  maskingReport: MaskCounts
+  bytesUp: number
+  bytesDown: number
+  startupUser?: string
+  database?: string
+}
+
+export function newSessionResult(): SessionResult {
+  return {statements: 0, blocked: 0, maskingReport: {}, bytesUp: 0, bytesDown: 0}
+}
+
+/** The deciders behind the gate. Each is called by the gate only, which handles their failures. */
+export interface GateHooks<Op = string> {
+  /** Judge one operation. */
+  judge(op: Op): Promise<Verdict>
+  /** The text an approval binds to and the audit records (default: the operation itself). */
+  describe?(op: Op): string
+  /** Awaited before an allowed operation is forwarded; a rejection refuses it (audit fails closed). */
+  beforeForward(s: Judged): Promise<void>
+  /** After the operation completed. */
+  afterStatement(s: Judged & Outcome): void
+  /** When an operation was refused, after the client got its error. */
+  refused(s: Judged & {verdict: Refusal}): void
+  /** For the session recording: what the client saw (already masked). */
+  record?(direction: 'client' | 'server', summary: string): void
+}
+
+/** The client-visible refusal text, the same words for every engine. */
+export function refusalMessage(r: Refusal): string {
+  if (r.effect === 'block') return `hoop: blocked by policy rule ${r.ruleId}: ${r.message}`
+  let m = `hoop: review required by policy rule ${r.ruleId}: ${r.message}`
+  if (r.approvalId && !r.message.includes(`hoop approvals approve ${r.approvalId}`)) {
+    m += ` (approval ${r.approvalId}; an approver runs: hoop approvals approve ${r.approvalId})`
+  }
+  return m
+}
+
+/** Rule id of a refusal the gate makes itself because the policy decision failed. */
+export const JUDGE_ERROR_RULE = 'hoop.judge-error'
+
+export class StatementGate<Op = string> {
+  /** Counters the engine adds its byte totals to; returned as the session's result. */
+  readonly result: SessionResult = newSessionResult()
+
+  constructor(
+    private readonly hooks: GateHooks<Op>,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Judges one operation. Never throws: a failing decision is a block (fail closed). `recorded`
+   * is the text the audit and recording keep when it differs from the operation's description
+   * (HTTP records the target with secrets in its query redacted).
+   */
+  async judge(op: Op, recorded?: string): Promise<Judged> {
+    this.result.statements++
+    let text: string
+    let verdict: Verdict
+    try {
+      text = recorded ?? (this.hooks.describe ? this.hooks.describe(op) : String(op))
+    } catch (err) {
+      this.log.error('statement description failed; refusing it', {error: errorMessage(err)})
+      return {text: '<undescribable>', verdict: {effect: 'block', ruleId: JUDGE_ERROR_RULE, message: 'the request could not be judged (fail closed)'}}
+    }
+    try {
+      verdict = await this.hooks.judge(op)
+    } catch (err) {
+      this.log.error('policy decision failed; refusing the statement', {error: errorMessage(err)})
+      verdict = {effect: 'block', ruleId: JUDGE_ERROR_RULE, message: 'the policy decision failed (fail closed)'}
+    }
+    return {text, verdict}
+  }
+
+  /**
+   * For an allowed statement, writes its audit record before it is forwarded. Returns the refusal
+   * when it must not run: its own block/review verdict, or a block when the record failed.
+   */
+  async admit(s: Judged): Promise<Refusal | undefined> {
+    const v = s.verdict
+    if (v.effect !== 'allow') return v
+    try {
+      await this.hooks.beforeForward(s)
+      return undefined
+    } catch (err) {
+      this.log.error('audit record failed; refusing the statement', {error: errorMessage(err)})
+      return {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
+    }
+  }
+
+  /** The statement completed (or failed at the target): its result event and masking counts. */
+  finish(s: Judged, outcome: Outcome): void {
+    for (const [k, n] of Object.entries(outcome.masked)) addCount(this.result.maskingReport, k, n)
+    try {
+      this.hooks.afterStatement({...s, ...outcome})
+    } catch (err) {
+      this.log.error('statement result hook failed', {error: errorMessage(err)})
+    }
+  }
+
+  /** The statement was refused and the client has its error. */
+  refuse(s: Judged, refusal: Refusal): void {
+    this.result.blocked++
+    try {
+      this.hooks.refused({text: s.text, verdict: refusal})
+    } catch (err) {
+      this.log.error('refusal hook failed', {error: errorMessage(err)})
+    }
+  }
+
+  get recording(): boolean {
+    return this.hooks.record !== undefined
+  }
+
+  /** Adds a line to the session recording; a recorder failure never ends the session. */
+  record(direction: 'client' | 'server', summary: string): void {
+    if (!this.hooks.record) return
+    try {
+      this.hooks.record(direction, summary)
+    } catch (err) {
+      this.log.warn('session recording failed', {error: errorMessage(err)})
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway's deciders: policy, approvals and the audit log.
+
+export interface PolicyHookOptions<Op> {
+  session: string
+  identity: Identity
+  connection: ConnectionRef
+  policy: () => Policy
+  /** Turns what the engine hands over (SQL text, an HTTP request) into policy's neutral Operation. */
+  analyze: (op: Op) => Operation
+  /**
+   * The exact text an approval is bound to and the audit records: the SQL itself, or for HTTP the
+   * method, target and request fingerprint.
+   */
+  describe: (op: Op) => string
+  audit?: AuditLog
+  approvals?: ApprovalResolver
+  recorder?: SessionRecorder
+  /**
+   * What of the engine's own exchange summaries goes into the session recording: `all` (HTTP heads
+   * and masked bodies) or `results` (column names and the first masked rows of each SQL result).
+   */
+  recordExchange?: 'all' | 'results'
+  logger: Logger
+  protocol: string
+}
+
+/** Policy's mask plan in the engines' shape; `fields` (JSON paths) become the HTTP engine's `jsonPaths`. */
+export function toEngineMaskPlan(plan: PolicyMaskPlan, engine: 'sql' | 'http' = 'sql'): EngineMaskPlan {
+  // Database column patterns mean nothing to an HTTP body; JSON field paths mean nothing to SQL.
+  if (engine === 'http') return {columns: [], entities: [...plan.entities], ruleIds: [...plan.ruleIds], jsonPaths: [...plan.fields]}
+  return {columns: plan.columns.map((c) => c.text), entities: [...plan.entities], ruleIds: [...plan.ruleIds]}
+}
+
+export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op> {
+  let counter = 0
+  // The statement id ties the before/after/masking events of one statement together.
+  const ids = new WeakMap<Verdict, string>()
+  const append = (e: Parameters<AuditLog['append']>[0]) => {
+    // Nobody waits on these (results, masking counts, refusals): they ride with the next group commit.
+    o.audit?.append(e, {defer: true}).catch((err) => o.logger.error('audit append failed', {error: errorMessage(err)}))
+  }
+  /** The statement's audit event: what the target saw (or would have), the decision and its rule. */
+  const statementEvent = (text: string, verdict: Verdict) =>
+    events.statement({
+      session: o.session,
+      identity: o.identity,
+      connection: o.connection.name,
+      statementId: ids.get(verdict) ?? `${o.session}.${++counter}`,
+      text,
+      decision: verdict.effect,
+      ruleId: verdict.ruleId,
+      protocol: o.protocol,
+      reason: verdict.effect === 'allow' ? undefined : verdict.message,
+    })
+
+  const recorder = o.recorder
+  const record = !recorder
+    ? undefined
+    : o.recordExchange === 'all'
+      ? (direction: 'client' | 'server', summary: string) => recorder.record(direction, direction === 'client' ? 'request' : 'response', summary)
+      : o.recordExchange === 'results'
+        ? (direction: 'client' | 'server', summary: string) => {
+            if (direction === 'server' && (summary.startsWith('DataRow ') || summary.startsWith('RowDescription '))) recorder.record('server', 'result', summary)
+          }
+        : undefined
+  return {
+    ...(record ? {record} : {}),
+    describe: o.describe,
+    async judge(op: Op): Promise<Verdict> {
+      const operation = o.analyze(op)
+      const d = judgeOperation(o.policy(), o.identity, o.connection, operation)
+      let verdict: Verdict
+      const kind = operation.engine === 'http' ? 'http' : 'sql'
+      if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
+      else if (d.effect === 'block') verdict = {effect: 'block', ruleId: d.ruleId, message: d.message}
+      else if (!o.approvals || !d.review) {
+        verdict = {effect: 'block', ruleId: d.ruleId, message: `${d.message} (approvals are not available on this gateway)`}
+      } else {
+        const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, sql: o.describe(op), review: d.review, session: o.session})
+        verdict =
+          r.status === 'approved'
+            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
+            : {effect: 'review', ruleId: d.ruleId, message: r.message, approvalId: r.approvalId}
+      }
+      ids.set(verdict, `${o.session}.${++counter}`)
+      return verdict
+    },
+    async beforeForward({text, verdict}): Promise<void> {
+      o.recorder?.record('client', 'statement', text)
+      if (!o.audit) return
+      try {
+        await o.audit.append(statementEvent(text, verdict))
+      } catch (err) {
+        o.logger.error('audit write failed; refusing statement', {error: errorMessage(err)})
+        throw new HoopError('AUDIT_UNAVAILABLE', 'hoop: the audit log cannot be written, so the statement was not run')
+      }
+    },
+    afterStatement({verdict, rows, bytes, error, masked}): void {
+      const statementId = ids.get(verdict) ?? `${o.session}.?`
+      o.recorder?.record('server', error ? 'error' : 'result', error ? {error} : {rows, bytes, masked})
+      if (!o.audit) return
+      append(events.statementResult({session: o.session, identity: o.identity, connection: o.connection.name, statementId, rows, bytes, error}))
+      const fields = Object.entries(masked).map(([key, count]) => {
+        const [type, name] = splitKey(key)
+        return type === 'entity' ? {entity: name, count} : {column: name, count}
+      })
+      if (fields.length > 0) {
+        const ruleId = verdict.effect === 'allow' ? verdict.mask.ruleIds.join(',') : undefined
+        append(events.masking({session: o.session, identity: o.identity, connection: o.connection.name, statementId, ruleId, fields}))
+      }
+    },
+    refused({text, verdict}): void {
+      o.recorder?.record('client', 'statement', text)
+      o.recorder?.record('server', 'error', {refused: verdict.effect, rule: verdict.ruleId})
+      append(statementEvent(text, verdict))
+    },
+  }
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf(':')
+  return i < 0 ? ['column', key] : [key.slice(0, i), key.slice(i + 1)]
+}
