@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
-import {runLogout, type LogoutResult} from '../src/identity/cli.js'
+import {runLogout, type LogoutResult} from '../src/client/login.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
 
 export default class Logout extends HoopCommand {

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {HoopCommand} from '../../src/client/command.js'
 import {HoopError} from '../../src/shared/errors.js'
-import {checkPolicyFile, formatPolicyCheck, type PolicyCheckResult} from '../../src/policy/simulate.js'
+import {checkPolicyFile, formatPolicyCheck, type PolicyCheckResult} from '../../src/client/policy.js'
 
 export default class PolicyCheck extends HoopCommand {
   static override summary = 'Validate a policy file; print every problem with its file and line.'

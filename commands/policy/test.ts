@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../../src/client/command.js'
-import {formatPolicyTest, type PolicyTestResult, testPolicy} from '../../src/policy/simulate.js'
+import {formatPolicyTest, type PolicyTestResult, testPolicy} from '../../src/client/policy.js'
 
 export default class PolicyTest extends HoopCommand {
   static override summary = 'Ask a policy offline: may this subject use this connection, and run this statement or request?'

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {checkPolicyFile, formatPolicyCheck, formatPolicyTest, httpRequest, testPolicy} from '../../../src/policy/simulate.js'
+import {checkPolicyFile, formatPolicyCheck, formatPolicyTest, httpRequest, testPolicy} from '../../../src/client/policy.js'
 
 /** The YAML block under a heading of docs/policy.md. */
 function docsExample(heading: string): string {

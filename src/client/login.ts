@@ -1,11 +1,11 @@
 // What `hoop login`, `hoop logout` and `hoop whoami` do. Human output goes to stderr through
 // `say`, so `--json` keeps stdout for the result; the commands only parse flags and call these.
 import {spawn} from 'node:child_process'
-import {GatewayApi} from '../client/api.js'
-import {resolveCredential, type BearerSource} from '../client/credentials.js'
-import type {Identity} from './types.js'
-import {deviceLogin, fetchGatewaySettings, revokeProfile, type DevicePrompt} from './oidc-client.js'
-import {openCredentialStore, storeNotice, writeLastGateway, type CredentialStoreChoice} from './token-store.js'
+import {GatewayApi} from './api.js'
+import {resolveCredential, type BearerSource} from './credentials.js'
+import type {Identity} from '../identity/types.js'
+import {deviceLogin, fetchGatewaySettings, revokeProfile, type DevicePrompt} from '../identity/oidc-client.js'
+import {openCredentialStore, storeNotice, writeLastGateway, type CredentialStoreChoice} from '../identity/token-store.js'
 
 export interface CliIo {
   /** A line for the person at the terminal (stderr). */

@@ -7,10 +7,11 @@ import type {Identity} from '../identity/types.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
 import {loadPgParser} from '../sql/pg-parser.js'
-import {checkAccess, isHttpWrite, judgeOperation} from './evaluate.js'
-import {formatDuration} from './glob.js'
-import {loadPolicyFile, policyFromGatewayConfig} from './load.js'
-import type {AccessDecision, Effect, HttpRequestInfo, Operation, OperationDecision, Policy, SubjectMatcher} from './types.js'
+import {removeDotSegments} from '../protocol/http/target.js'
+import {checkAccess, isHttpWrite, judgeOperation} from '../policy/evaluate.js'
+import {formatDuration} from '../policy/glob.js'
+import {loadPolicyFile, policyFromGatewayConfig} from '../policy/load.js'
+import type {AccessDecision, Effect, HttpRequestInfo, Operation, OperationDecision, Policy, SubjectMatcher} from '../policy/types.js'
 
 /** The HTTP engine parses JSON request bodies up to this size for policy (larger ones are `too-large`). */
 const HTTP_JSON_INSPECT_BYTES = 1024 * 1024
@@ -126,23 +127,6 @@ export function httpRequest(input: Pick<PolicyTestInput, 'method' | 'path' | 'bo
     }
   }
   return req
-}
-
-/** RFC 3986 §5.2.4, as the HTTP engine applies it (src/protocol/http/target.ts; policy may not import it). */
-function removeDotSegments(path: string): string {
-  const input = path.split('/')
-  const out: string[] = []
-  input.forEach((seg, i) => {
-    const last = i === input.length - 1
-    if (seg === '.') {
-      if (last) out.push('')
-    } else if (seg === '..') {
-      if (out.length > 1) out.pop()
-      if (last) out.push('')
-    } else out.push(seg)
-  })
-  const joined = out.join('/')
-  return joined.startsWith('/') ? joined : '/' + joined
 }
 
 function identityFrom(input: PolicyTestInput): Identity {
