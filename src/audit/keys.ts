@@ -5,7 +5,7 @@
 import {createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, sign, verify} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {canonicalize} from './canonical.js'
 
 export const KEY_FILE = 'audit-signing.key'
@@ -55,7 +55,7 @@ export function publicKeyFromPem(pem: string | Buffer): KeyObject {
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${key.asymmetricKeyType} key`)
     return key
   } catch (err) {
-    throw new HoopError('INVALID_INPUT', `not an Ed25519 public key in PEM form: ${(err as Error).message}`)
+    throw new HoopError('INVALID_INPUT', `not an Ed25519 public key in PEM form: ${errorMessage(err)}`)
   }
 }
 

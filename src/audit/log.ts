@@ -9,7 +9,7 @@ import Database from 'better-sqlite3'
 import {hash as digest, type KeyObject} from 'node:crypto'
 import {createRequire} from 'node:module'
 import {Worker} from 'node:worker_threads'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
@@ -402,7 +402,7 @@ export class AuditLog {
       try {
         this.commit(rows)
       } catch (err) {
-        failed = this.commitError(rows.length, (err as Error).message)
+        failed = this.commitError(rows.length, errorMessage(err))
       }
     }
     this.settle(batch, rows, seq, prev, failed)

@@ -4,6 +4,7 @@
 // with exponential back-off and jitter. Delivery is at-least-once, in seq order.
 import type Database from 'better-sqlite3'
 import {appendFile} from 'node:fs/promises'
+import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 
 export interface SinkBatch {
@@ -137,7 +138,7 @@ export class SinkRunner {
           this.attempts++
           const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
           const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
-          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: String((err as Error).message ?? err)})
+          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: errorMessage(err)})
           this.timer = setTimeout(() => {
             this.timer = undefined
             this.kick()

@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3'
 import {createHash, type KeyObject} from 'node:crypto'
 import {readFileSync} from 'node:fs'
+import {errorMessage} from '../shared/errors.js'
 import type {StoredEvent} from './events.js'
 import {FILES, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
 import {fingerprintOf, publicKeyFromPem, type SignedTreeHead, verifyManifest, verifyTreeHead} from './keys.js'
@@ -215,7 +216,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       }
     })
   } catch (err) {
-    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${(err as Error).message}`})
+    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${errorMessage(err)}`})
   }
 
   const result = (keyTrust: VerifyResult['keyTrust'], fingerprint?: string, sth?: SignedTreeHead, checkpoints = 0): VerifyResult => {
@@ -256,7 +257,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
   try {
     if (text(FILES.publicKey)) packageKey = publicKeyFromPem(text(FILES.publicKey)!)
   } catch (err) {
-    findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: (err as Error).message})
+    findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: errorMessage(err)})
   }
   if (opts.publicKey) {
     key = asKey(opts.publicKey)

@@ -10,7 +10,7 @@ import {existsSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {DevUser} from '../identity/auth-config.js'
 import {type ConnectionConfig, DEFAULT_LOCAL_PORTS, EMBEDDED_AGENT} from '../shared/config.js'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 
 export const DEMO_CONNECTION = 'demo'
@@ -63,7 +63,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
   try {
     db = await PGlite.create(dir)
   } catch (err) {
-    throw new HoopError('INTERNAL', `cannot open the demo database in ${dir}: ${(err as Error).message}`)
+    throw new HoopError('INTERNAL', `cannot open the demo database in ${dir}: ${errorMessage(err)}`)
   }
   let server: InstanceType<typeof PGLiteSocketServer> | undefined
   try {
@@ -75,8 +75,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
     await server?.stop().catch(() => {})
     await db.close().catch(() => {})
     if (err instanceof HoopError) throw err
-    const e = err as NodeJS.ErrnoException
-    const why = e.code === 'EADDRINUSE' ? `port ${opts.port} is in use` : e.message
+    const why = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `port ${opts.port} is in use` : errorMessage(err)
     throw new HoopError('INTERNAL', `cannot start the demo database: ${why}`)
   }
   const port = Number(server.getServerConn().split(':').pop())
@@ -107,8 +106,8 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       dir,
       close: () =>
         (closed ??= (async () => {
-          await running.stop().catch((err: Error) => log.warn('demo database server did not stop cleanly', {error: err.message}))
-          await db.close().catch((err: Error) => log.warn('demo database did not close cleanly', {error: err.message}))
+          await running.stop().catch((err) => log.warn('demo database server did not stop cleanly', {error: errorMessage(err)}))
+          await db.close().catch((err) => log.warn('demo database did not close cleanly', {error: errorMessage(err)}))
         })()),
     },
     banner: (info) => renderBanner({...info, port, dbDir: dir, policyFile}),

@@ -3,7 +3,7 @@
 // (RFC 6749 §4.4). Plain-http issuers are accepted only on loopback (the dev IdP).
 import * as oidc from 'openid-client'
 import {decodeJwt} from 'jose'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {isLoopbackUrl} from './auth-config.js'
 import type {LoginProfile} from './token-store.js'
 
@@ -22,7 +22,7 @@ export async function fetchGatewaySettings(gateway: string): Promise<GatewayAuth
   try {
     res = await fetch(`${gateway}/.well-known/hoop-configuration`, {signal: AbortSignal.timeout(10_000), headers: {accept: 'application/json'}})
   } catch (err) {
-    const cause = (err as {cause?: {code?: string}}).cause?.code ?? (err as Error).message
+    const cause = (err as {cause?: {code?: string}}).cause?.code ?? errorMessage(err)
     throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${cause}`)
   }
   if (!res.ok) throw new HoopError('GATEWAY_UNREACHABLE', `gateway ${gateway} answered ${res.status} for /.well-known/hoop-configuration`)
@@ -175,7 +175,7 @@ export async function refreshProfile(profile: LoginProfile): Promise<LoginProfil
   try {
     config = await issuerConfig(profile.issuer, profile.clientId)
   } catch (err) {
-    throw new HoopError('NOT_LOGGED_IN', `session for ${profile.gateway} cannot be renewed (${(err as Error).message}), run \`hoop login\``)
+    throw new HoopError('NOT_LOGGED_IN', `session for ${profile.gateway} cannot be renewed (${errorMessage(err)}), run \`hoop login\``)
   }
   try {
     const params: Record<string, string> = profile.audience ? {audience: profile.audience} : {}

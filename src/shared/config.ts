@@ -4,7 +4,7 @@
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {HoopError} from './errors.js'
+import {errorMessage, HoopError} from './errors.js'
 import {configError, type PathSegment, type SourceProblem, YamlSource} from './yaml-source.js'
 
 export const CONNECTION_TYPES = ['postgres', 'mysql', 'http', 'tcp'] as const
@@ -151,7 +151,7 @@ function parseConnection(
       ;({host, port} = parseHostPort(c.target))
       if (port === 0) bad('target', 'target port must not be 0')
     } catch (err) {
-      bad('target', (err as Error).message)
+      bad('target', errorMessage(err))
     }
   }
   const agent = c.agent ?? EMBEDDED_AGENT
