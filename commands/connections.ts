@@ -1,6 +1,6 @@
-import {Flags} from '@oclif/core'
 import {GatewayApi} from '../src/client/api.js'
 import {HoopCommand} from '../src/client/command.js'
+import {tokenFlag} from '../src/client/flags.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {table} from '../src/client/table.js'
 import type {ConnectionView} from '../src/gateway/api.js'
@@ -11,7 +11,7 @@ export default class Connections extends HoopCommand {
   static override examples = ['<%= config.bin %> connections', '<%= config.bin %> connections --json']
   static override flags = {
     gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    token: tokenFlag,
   }
 
   async run(): Promise<{connections: ConnectionView[]}> {

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {spinner} from '../src/client/approvals.js'
 import {HoopCommand} from '../src/client/command.js'
+import {tokenFlag} from '../src/client/flags.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {execSql, readSqlInput, renderCsv, renderTable, waitingLine, type ExecResult} from '../src/client/exec.js'
 
@@ -30,7 +31,7 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
     user: Flags.string({char: 'U', summary: 'Database user (default: the connection\'s username).'}),
     database: Flags.string({char: 'd', summary: 'Database (default: the connection\'s database).'}),
     gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    token: tokenFlag,
   }
 
   async run(): Promise<ExecResult> {

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
+import {tokenFlag} from '../src/client/flags.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
 import {formatWhoami, runWhoami, type WhoamiResult} from '../src/identity/cli.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
@@ -11,7 +12,7 @@ export default class Whoami extends HoopCommand {
   static override examples = ['<%= config.bin %> whoami', '<%= config.bin %> whoami --json', 'HOOP_ID_TOKEN_FILE=/tmp/ci-token <%= config.bin %> whoami']
   static override flags = {
     gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    token: tokenFlag,
     'credential-store': Flags.string({
       summary: 'Where tokens are kept: auto, keychain, or file.',
       options: [...CREDENTIAL_STORE_CHOICES],

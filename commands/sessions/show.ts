@@ -3,6 +3,7 @@ import {sessionsShow} from '../../src/audit/cli.js'
 import type {SessionDetail} from '../../src/audit/sessions.js'
 import {sessionFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {tokenFlag} from '../../src/client/flags.js'
 
 export default class SessionsShow extends HoopCommand {
   static override summary = 'Replay a recorded session as the client saw it.'
@@ -12,7 +13,7 @@ export default class SessionsShow extends HoopCommand {
   static override flags = {
     'data-dir': Flags.string({char: 'd', summary: "Read this gateway data dir directly (on the gateway host). Without it, ask the gateway (auditor identity).", env: 'HOOP_DATA_DIR'}),
     gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Auditor credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    token: tokenFlag,
   }
 
   async run(): Promise<SessionDetail> {
