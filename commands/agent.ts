@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 import {Agent} from '../src/agent/agent.js'
 import {HoopCommand} from '../src/client/command.js'
-import {agentTokenFlag} from '../src/client/flags.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {agentTokenFlag, gatewayFlag} from '../src/client/flags.js'
 import {HoopError} from '../src/shared/errors.js'
 import {createLogger, type LogLevel} from '../src/shared/log.js'
 
@@ -18,7 +18,7 @@ export default class AgentCommand extends HoopCommand {
   static override enableJsonFlag = false
 
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
     token: agentTokenFlag,
     'allow-target': Flags.string({summary: 'host:port pattern this agent may dial ("*" wildcard); repeatable. Default: any.', multiple: true}),
     'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
-import {tokenFlag} from '../src/client/flags.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {formatWhoami, runWhoami, type WhoamiResult} from '../src/identity/cli.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
 
@@ -11,7 +11,7 @@ export default class Whoami extends HoopCommand {
     'Sends the credential this CLI would use (HOOP_TOKEN, client credentials, a CI ID token, or your login) to the gateway, which verifies it and answers with the identity.'
   static override examples = ['<%= config.bin %> whoami', '<%= config.bin %> whoami --json', 'HOOP_ID_TOKEN_FILE=/tmp/ci-token <%= config.bin %> whoami']
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
     token: tokenFlag,
     'credential-store': Flags.string({
       summary: 'Where tokens are kept: auto, keychain, or file.',

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {approvalStatusLine} from '../../src/approvals/message.js'
 import {decideApproval, type ApprovalView} from '../../src/client/approvals.js'
 import {HoopCommand} from '../../src/client/command.js'
-import {tokenFlag} from '../../src/client/flags.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class ApprovalsReject extends HoopCommand {
   static override summary = 'Reject a request; it ends at once.'
@@ -16,7 +16,7 @@ export default class ApprovalsReject extends HoopCommand {
   static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
   static override flags = {
     reason: Flags.string({char: 'r', summary: 'Justification, recorded with your decision (max 1000 characters).'}),
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
     token: tokenFlag,
   }
 

@@ -3,7 +3,7 @@ import {sessionsList} from '../../src/audit/cli.js'
 import type {SessionListItem} from '../../src/audit/sessions.js'
 import {sessionsFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
-import {tokenFlag} from '../../src/client/flags.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class SessionsList extends HoopCommand {
   static override summary = 'List recorded sessions, newest first.'
@@ -14,7 +14,7 @@ export default class SessionsList extends HoopCommand {
     connection: Flags.string({summary: 'Only this connection.'}),
     user: Flags.string({summary: 'Only this subject.'}),
     'data-dir': Flags.string({char: 'd', summary: "Read this gateway data dir directly (on the gateway host). Without it, ask the gateway (auditor identity).", env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
     token: tokenFlag,
   }
 

@@ -1,11 +1,10 @@
 // Flags shared by the `hoop admin ...` commands.
 import {Flags} from '@oclif/core'
-import {HoopCommand} from './command.js'
-import {tokenFlag} from './flags.js'
 import type {AdminTarget} from './admin.js'
+import {gatewayFlag, tokenFlag} from './flags.js'
 
 export const adminFlags = {
-  gateway: HoopCommand.gatewayFlag,
+  gateway: gatewayFlag,
   token: tokenFlag,
   'data-dir': Flags.string({
     summary: "Work on the gateway's data dir directly (on the gateway host) instead of calling the gateway.",

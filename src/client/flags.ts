@@ -3,6 +3,12 @@
 // copies a command class's static members into every entry of oclif.manifest.json.
 import {Flags} from '@oclif/core'
 
+export const gatewayFlag = Flags.string({
+  summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
+  env: 'HOOP_GATEWAY',
+  helpGroup: 'GATEWAY',
+})
+
 /** The credential a command presents to the gateway (src/client/credentials.ts says what it falls back to). */
 export const tokenFlag = Flags.string({
   summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`; default: your login).',
