@@ -1,6 +1,7 @@
 // The gateway's HTTP API: health, public settings, the caller's connections, and admin calls for
-// agents and service accounts. Every route but /healthz and the well-known document needs a
-// verified identity; admin routes need membership of an admin group.
+// agents and service accounts; audit and approvals routes are handed to audit-api.ts and
+// approvals-api.ts. Every route but /healthz, the well-known document and the audit public key
+// needs a verified identity; admin routes need membership of an admin group.
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {IdentityRuntime} from '../identity/runtime.js'
 import type {Identity} from '../identity/types.js'

@@ -16,7 +16,6 @@ import type {Logger} from '../shared/log.js'
 export const DEMO_CONNECTION = 'demo'
 export const DEMO_POLICY_FILE = 'demo-policy.yaml'
 export const DEMO_DB_DIR = 'demo-db'
-/** The demo users' groups the demo policy names (see DEFAULT_DEV_USERS). */
 const DEMO_DATABASE = 'postgres'
 const DEMO_USER = 'postgres'
 /**
