@@ -5,7 +5,7 @@ import type {ReviewDecision} from '../policy/types.js'
 import {reviewDetail} from './message.js'
 import type {ApprovalService} from './service.js'
 
-export interface ResolverRequest {
+interface ResolverRequest {
   identity: Identity
   connection: string
   sql: string
@@ -13,7 +13,7 @@ export interface ResolverRequest {
   session?: string
 }
 
-export type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}
+type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}
 
 export function approvalResolver(service: ApprovalService): {resolve(req: ResolverRequest): Promise<ResolverResult>} {
   return {

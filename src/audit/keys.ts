@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {canonicalize} from './canonical.js'
 
-export const KEY_FILE = 'audit-signing.key'
+const KEY_FILE = 'audit-signing.key'
 const STH_DOMAIN = 'hoop-audit-tree-head-v1\n'
 const MANIFEST_DOMAIN = 'hoop-audit-manifest-v1\n'
 
@@ -20,7 +20,7 @@ export interface SigningKey {
   source: string
 }
 
-export interface TreeHead {
+interface TreeHead {
   v: 1
   tree_size: number
   /** RFC 6962 root, hex. */
@@ -36,7 +36,7 @@ export interface SignedTreeHead extends TreeHead {
   signature: string
 }
 
-export interface KeyOptions {
+interface KeyOptions {
   dataDir: string
   key?: KeyObject | string
   keyFile?: string

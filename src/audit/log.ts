@@ -23,12 +23,12 @@ import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
 /** Longest a deferred append waits for a group commit to ride with. */
-export const DEFER_MS = 20
+const DEFER_MS = 20
 
 const INSERT_EVENT =
   'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)'
 
-export interface AuditLogOptions {
+interface AuditLogOptions {
   db: Database.Database
   dataDir: string
   signingKey?: KeyObject | string

@@ -7,7 +7,7 @@ import {appendFile} from 'node:fs/promises'
 import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 
-export interface SinkBatch {
+interface SinkBatch {
   first: number
   last: number
   /** Canonical JSON of each event (the hashed bytes), in seq order. */
@@ -31,7 +31,7 @@ export class JsonlFileSink implements AuditSink {
   }
 }
 
-export interface WebhookOptions {
+interface WebhookOptions {
   url: string
   /** e.g. {Authorization: 'Splunk ...'}; read from config/env by the caller, never logged. */
   headers?: Record<string, string>
@@ -69,7 +69,7 @@ export interface BackoffOptions {
   batchSize: number
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
+const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
 
 /** Moves events from the store to one sink. `kick()` after each commit; never throws. */
 export class SinkRunner {

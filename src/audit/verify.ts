@@ -5,7 +5,6 @@
 // says so.
 import type Database from 'better-sqlite3'
 import {createHash, type KeyObject} from 'node:crypto'
-import {readFileSync} from 'node:fs'
 import {errorMessage} from '../shared/errors.js'
 import type {StoredEvent} from './events.js'
 import {FILES, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
@@ -18,7 +17,7 @@ import {readTarGz} from './tar.js'
 
 const GENESIS = '0'.repeat(64)
 
-export interface VerifyFailure {
+interface VerifyFailure {
   /** The first bad record: "event seq 42", "file reports/approvals.csv", "signed tree head", ... */
   record: string
   reason: string
@@ -45,7 +44,7 @@ export interface VerifyResult {
   notes: string[]
 }
 
-export interface VerifyOptions {
+interface VerifyOptions {
   /** PEM text or a key: pins the gateway key instead of trusting the package's. */
   publicKey?: string | KeyObject
   /** An earlier signed tree head (JSON text or object): proves the log only grew since. */
@@ -510,10 +509,5 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     failures,
     notes,
   }
-}
-
-/** Reads a PEM public key file for --public-key. */
-export function readPublicKeyFile(file: string): KeyObject {
-  return publicKeyFromPem(readFileSync(file, 'utf8'))
 }
 

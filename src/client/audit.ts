@@ -12,7 +12,7 @@ import {GatewayApi} from './api.js'
 import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 import {errorFromResponse} from './dial.js'
 
-export interface RemoteExportOptions {
+interface RemoteExportOptions {
   gateway?: string
   token?: string
   out: string

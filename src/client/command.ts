@@ -1,5 +1,5 @@
 // Base class for hoop commands: `--json` output, and HoopError -> message, hint and exit code.
-import {Command, type Interfaces} from '@oclif/core'
+import {Command} from '@oclif/core'
 import chalk, {chalkStderr} from 'chalk'
 import {HoopError} from '../shared/errors.js'
 import {redact} from '../shared/log.js'
@@ -10,8 +10,6 @@ if (process.env.NO_COLOR) {
   chalk.level = 0
   chalkStderr.level = 0
 }
-
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof HoopCommand)['baseFlags'] & T['flags']>
 
 export abstract class HoopCommand extends Command {
   static override enableJsonFlag = true

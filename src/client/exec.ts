@@ -16,7 +16,7 @@ import {GatewayApi} from './api.js'
 import {ApprovalsClient, approvalIdIn, type ApprovalView} from './approvals.js'
 import {dialRelay} from './dial.js'
 
-export const MAX_SQL_INPUT = 1024 * 1024
+const MAX_SQL_INPUT = 1024 * 1024
 /** SQLSTATE insufficient_privilege: the gateway answers refusals with it. */
 const SQLSTATE_REFUSED = '42501'
 /** How many times `--wait` re-runs after an approval before giving up (a statement can meet several review rules). */
@@ -38,7 +38,7 @@ export interface ExecResult {
   approvals: string[]
 }
 
-export interface ExecOptions {
+interface ExecOptions {
   gateway: string
   connection: string
   bearer: () => Promise<string>

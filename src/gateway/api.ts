@@ -48,7 +48,7 @@ export interface ConnectionView {
   username?: string
 }
 
-export const ADMIN_GROUPS_DEFAULT = ['admins']
+const ADMIN_GROUPS_DEFAULT = ['admins']
 
 export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://gateway')
@@ -110,7 +110,7 @@ async function authenticate(ctx: ApiContext, req: IncomingMessage): Promise<Iden
   return ctx.identity.authenticator.authenticate(bearer)
 }
 
-export function adminGroups(config: GatewayConfig): string[] {
+function adminGroups(config: GatewayConfig): string[] {
   const a = (config.auth as {adminGroups?: unknown} | undefined)?.adminGroups
   return Array.isArray(a) && a.every((g) => typeof g === 'string') ? (a as string[]) : ADMIN_GROUPS_DEFAULT
 }

@@ -6,7 +6,7 @@ import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
 import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
 import {configError, type PathSegment, type SourceProblem} from '../shared/yaml-source.js'
 
-export interface AuditSettings {
+interface AuditSettings {
   signingKeyFile?: string
   checkpointEvery: {events: number; ms: number}
   recordingCap: number

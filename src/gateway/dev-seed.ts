@@ -11,7 +11,7 @@ interface Queryable {
 }
 
 export const DEMO_CUSTOMERS = 50
-export const DEMO_ORDERS = 150
+const DEMO_ORDERS = 150
 
 /** Creates and fills the demo tables unless `customers` exists. Returns the row counts it wrote. */
 export async function seedDemoDatabase(db: Queryable): Promise<{customers: number; orders: number} | undefined> {
@@ -52,7 +52,7 @@ export async function seedDemoDatabase(db: Queryable): Promise<{customers: numbe
   return {customers: customers.length, orders: orders.length}
 }
 
-export interface DemoCustomer {
+interface DemoCustomer {
   id: number
   fullName: string
   email: string
@@ -63,7 +63,7 @@ export interface DemoCustomer {
   createdAt: string
 }
 
-export interface DemoOrder {
+interface DemoOrder {
   id: number
   customerId: number
   amount: string

@@ -15,8 +15,8 @@ import type {Logger} from '../shared/log.js'
 import {seedDemoDatabase} from './dev-seed.js'
 
 export const DEMO_CONNECTION = 'demo'
-export const DEMO_POLICY_FILE = 'demo-policy.yaml'
-export const DEMO_DB_DIR = 'demo-db'
+const DEMO_POLICY_FILE = 'demo-policy.yaml'
+const DEMO_DB_DIR = 'demo-db'
 const DEMO_DATABASE = 'postgres'
 const DEMO_USER = 'postgres'
 /**
@@ -26,14 +26,14 @@ const DEMO_USER = 'postgres'
  */
 const DEMO_MAX_CONNECTIONS = 16
 
-export interface DevEnvironmentOptions {
+interface DevEnvironmentOptions {
   dataDir: string
   logger: Logger
   /** Port for the demo database on 127.0.0.1 (default 0: any free port). */
   port?: number
 }
 
-export interface BannerInfo {
+interface BannerInfo {
   gatewayUrl: string
   dataDir: string
   users: readonly DevUser[]

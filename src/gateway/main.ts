@@ -13,7 +13,7 @@ import type {DevEnvironment} from './dev.js'
 import {Gateway} from './server.js'
 import {initPgParser} from '../sql/pg-analyze.js'
 
-export interface GatewaySettings {
+interface GatewaySettings {
   configFile?: string
   listen?: string
   dataDir?: string
@@ -24,7 +24,7 @@ export interface GatewaySettings {
   version?: string
 }
 
-export interface RunningGateway {
+interface RunningGateway {
   gateway: Gateway
   policy: PolicyHolder
   config: GatewayConfig
@@ -34,7 +34,7 @@ export interface RunningGateway {
   close(reason?: string): Promise<void>
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 

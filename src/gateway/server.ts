@@ -24,7 +24,7 @@ import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {serveClientStream, type SessionContext} from './sessions.js'
 
-export interface GatewayOptions {
+interface GatewayOptions {
   config: GatewayConfig
   listen: string
   dataDir: string
@@ -40,7 +40,7 @@ export interface GatewayOptions {
 }
 
 /** How often live links are checked against revocations made elsewhere. */
-export const REVOCATION_SWEEP_MS = 2000
+const REVOCATION_SWEEP_MS = 2000
 
 export class Gateway {
   private closing = false

@@ -14,9 +14,9 @@ import type {DevUser} from './auth-config.js'
 export const DEV_CLIENT_ID = 'hoop-cli'
 export const DEV_AUDIENCE = 'hoop'
 /** The resource indicator the dev IdP issues JWT access tokens for (RFC 8707 wants an absolute URI). */
-export const DEV_RESOURCE = 'urn:hoop:gateway'
+const DEV_RESOURCE = 'urn:hoop:gateway'
 
-export interface DevIdpOptions {
+interface DevIdpOptions {
   /** Full issuer URL, e.g. http://127.0.0.1:8009/oidc. Its path is where the provider is mounted. */
   issuer: string
   users: DevUser[]

@@ -8,7 +8,7 @@ import {isLoopbackUrl} from './auth-config.js'
 import type {LoginProfile} from './token-store.js'
 
 /** The `auth` member of GET /.well-known/hoop-configuration (see PublicAuthSettings). */
-export interface GatewayAuthSettings {
+interface GatewayAuthSettings {
   issuer?: string
   clientId?: string
   audience?: string
@@ -38,7 +38,7 @@ export async function fetchGatewaySettings(gateway: string): Promise<GatewayAuth
 const configs = new Map<string, Promise<oidc.Configuration>>()
 
 /** OIDC discovery for `issuer`, cached per process. A client secret makes it a confidential client. */
-export function issuerConfig(issuer: string, clientId: string, clientSecret?: string): Promise<oidc.Configuration> {
+function issuerConfig(issuer: string, clientId: string, clientSecret?: string): Promise<oidc.Configuration> {
   const key = `${issuer}\n${clientId}\n${clientSecret ?? ''}`
   let p = configs.get(key)
   if (!p) {
@@ -57,7 +57,7 @@ export function issuerConfig(issuer: string, clientId: string, clientSecret?: st
   return p
 }
 
-export function describe(err: unknown): string {
+function describe(err: unknown): string {
   if (err instanceof oidc.ResponseBodyError) return `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`
   const e = err as {message?: string; cause?: {code?: string; message?: string}}
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err)
@@ -71,7 +71,7 @@ export interface DevicePrompt {
 }
 
 /** Builds the profile kept in the store from a token response; claims are for display only. */
-export function profileFromTokens(
+function profileFromTokens(
   base: {gateway: string; issuer: string; clientId: string; audience?: string; loggedInAt?: number; refreshToken?: string},
   tokens: oidc.TokenEndpointResponse,
 ): LoginProfile {
@@ -104,7 +104,7 @@ export function profileFromTokens(
   }
 }
 
-export interface DeviceLoginOptions {
+interface DeviceLoginOptions {
   gateway: string
   settings: GatewayAuthSettings
   onPrompt(prompt: DevicePrompt): void | Promise<void>

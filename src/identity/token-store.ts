@@ -8,7 +8,7 @@ import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {errorMessage, HoopError} from '../shared/errors.js'
 
-export const KEYCHAIN_SERVICE = 'hoop'
+const KEYCHAIN_SERVICE = 'hoop'
 export const CREDENTIAL_STORE_CHOICES = ['auto', 'keychain', 'file'] as const
 export type CredentialStoreChoice = (typeof CREDENTIAL_STORE_CHOICES)[number]
 
@@ -48,12 +48,12 @@ export interface CredentialStore {
  * Several people (or roles) on one machine: HOOP_PROFILE names a profile, so `HOOP_PROFILE=approver
  * hoop login` and a plain `hoop login` against the same gateway keep separate tokens.
  */
-export function profileKey(gateway: string, env: NodeJS.ProcessEnv = process.env): string {
+function profileKey(gateway: string, env: NodeJS.ProcessEnv = process.env): string {
   const name = env.HOOP_PROFILE?.trim()
   return name ? `${gateway}#${name}` : gateway
 }
 
-export function configDir(): string {
+function configDir(): string {
   const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
   return join(base, 'hoop')
 }
@@ -158,7 +158,7 @@ export class FileCredentialStore implements CredentialStore {
 type KeyringModule = typeof import('@napi-rs/keyring')
 
 /** The OS keychain: one entry per gateway URL under service "hoop". */
-export class KeychainCredentialStore implements CredentialStore {
+class KeychainCredentialStore implements CredentialStore {
   readonly kind = 'keychain' as const
   readonly location = `OS keychain (service "${KEYCHAIN_SERVICE}")`
 

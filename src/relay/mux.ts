@@ -3,7 +3,7 @@
 // ping/pong heartbeat, and an error boundary so a rogue peer can only hurt its own link.
 // Wire format: ./frame.ts; rules and numbers: docs/relay-protocol.md.
 //
-// Callers create the WebSocket with `perMessageDeflate: false, maxPayload: MAX_FRAME_SIZE`.
+// Callers create the WebSocket with `perMessageDeflate: false, maxPayload: MAX_FRAME_SIZE` (frame.ts).
 import {EventEmitter} from 'node:events'
 import {Duplex} from 'node:stream'
 import type WebSocket from 'ws'
@@ -22,11 +22,9 @@ import {
   type Frame,
 } from './frame.js'
 
-export {MAX_FRAME_SIZE} from './frame.js'
-
 export const DEFAULT_WINDOW = INITIAL_WINDOW
-export const DEFAULT_MAX_STREAMS = 4096
-export const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_MAX_STREAMS = 4096
+const DEFAULT_HEARTBEAT_MS = 15_000
 /** Above this many bytes queued on the WebSocket, stream writes wait for the socket to drain. */
 export const LINK_HIGH_WATER = 4 * 1024 * 1024
 /** Readable and writable highWaterMark of every RelayStream. */
