@@ -8,6 +8,7 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
+import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
 import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
@@ -96,8 +97,8 @@ async function main(): Promise<number> {
     try {
       results.push(await f())
     } catch (err) {
-      failures.push(`${id}: ${(err as Error).message}`)
-      log(`case ${id} could not run: ${(err as Error).message}`)
+      failures.push(`${id}: ${errorMessage(err)}`)
+      log(`case ${id} could not run: ${errorMessage(err)}`)
     }
   }
 
@@ -125,7 +126,7 @@ async function main(): Promise<number> {
       await run('sessions-1000', () => caseManySessions({stack: st, sessions: s.sessions, rssOf, log}))
     }
   } finally {
-    await stack?.close().catch((e) => log(`stopping the stack: ${(e as Error).message}`))
+    await stack?.close().catch((e) => log(`stopping the stack: ${errorMessage(e)}`))
     await stopAll()
   }
   await run('audit-append', () => caseAuditAppend({events: s.auditEvents, sessions: 1000, rounds: s.auditRounds, log}))

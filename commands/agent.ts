@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {Agent} from '../src/agent/agent.js'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {agentTokenFlag, gatewayFlag} from '../src/client/flags.js'
 import {HoopError} from '../src/shared/errors.js'
 import {createLogger, type LogLevel} from '../src/shared/log.js'
 
@@ -17,8 +18,8 @@ export default class AgentCommand extends HoopCommand {
   static override enableJsonFlag = false
 
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Agent token (prefer HOOP_AGENT_TOKEN: flags show up in `ps`).', env: 'HOOP_AGENT_TOKEN'}),
+    gateway: gatewayFlag,
+    token: agentTokenFlag,
     'allow-target': Flags.string({summary: 'host:port pattern this agent may dial ("*" wildcard); repeatable. Default: any.', multiple: true}),
     'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),
     'log-format': Flags.option({options: ['text', 'json'] as const, summary: 'Log format (default: text on a TTY, json otherwise).'})(),

@@ -4,6 +4,7 @@ import {GatewayApi} from '../src/client/api.js'
 import {HoopCommand} from '../src/client/command.js'
 import {ConnectClient} from '../src/client/connect.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
+import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {connectHint} from '../src/client/session-hint.js'
 import {requestAccessAndWait} from '../src/client/approvals.js'
 import type {ConnectionView} from '../src/gateway/api.js'
@@ -26,8 +27,8 @@ export default class Connect extends HoopCommand {
   }
 
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
     port: Flags.integer({char: 'p', summary: 'Local port (default by type; 0 = any free port).', min: 0, max: 65535}),
     'request-access': Flags.boolean({summary: 'Ask for time-boxed approval first and wait (with a spinner) until an approver decides.', default: false}),
     reason: Flags.string({summary: 'Why you need access (with --request-access; prompted on a terminal if missing).', dependsOn: ['request-access']}),

@@ -1,7 +1,7 @@
-import {Flags} from '@oclif/core'
 import {GatewayApi} from '../src/client/api.js'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
+import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {table} from '../src/client/table.js'
 import type {ConnectionView} from '../src/gateway/api.js'
 
@@ -10,8 +10,8 @@ export default class Connections extends HoopCommand {
   static override description = `Asks the gateway which connections your identity may use under its policy (connections that policy denies you are not listed), with the type, the agent that serves each and whether that agent is online. Reach one with \`hoop connect NAME\`.`
   static override examples = ['<%= config.bin %> connections', '<%= config.bin %> connections --json']
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<{connections: ConnectionView[]}> {

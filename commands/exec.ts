@@ -4,6 +4,7 @@ import {spinner} from '../src/client/approvals.js'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {execSql, readSqlInput, renderCsv, renderTable, waitingLine, type ExecResult} from '../src/client/exec.js'
+import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 
 export default class Exec extends HoopCommand {
   static override summary = 'Run SQL on a connection through the gateway and print the results.'
@@ -29,8 +30,8 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
     csv: Flags.boolean({summary: 'Print result rows as CSV (RFC 4180).', exclusive: ['json']}),
     user: Flags.string({char: 'U', summary: 'Database user (default: the connection\'s username).'}),
     database: Flags.string({char: 'd', summary: 'Database (default: the connection\'s database).'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<ExecResult> {

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {gatewayFlag} from '../src/client/flags.js'
 import {runLogin, type LoginResult} from '../src/client/login.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
 
@@ -15,7 +16,7 @@ Headless use (CI, services) needs no login: set HOOP_TOKEN (service-account key)
     '<%= config.bin %> login --credential-store file --json',
   ]
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
     browser: Flags.boolean({summary: 'Open the verification page in a browser (--no-browser to only print it).', default: true, allowNo: true}),
     'credential-store': Flags.string({
       summary: 'Where to keep tokens: auto (keychain, else file), keychain, or file.',

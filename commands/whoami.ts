@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
 import {resolveGatewayUrl} from '../src/client/credentials.js'
+import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {formatWhoami, runWhoami, type WhoamiResult} from '../src/client/login.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
 
@@ -10,8 +11,8 @@ export default class Whoami extends HoopCommand {
     'Sends the credential this CLI would use (HOOP_TOKEN, client credentials, a CI ID token, or your login) to the gateway, which verifies it and answers with the identity.'
   static override examples = ['<%= config.bin %> whoami', '<%= config.bin %> whoami --json', 'HOOP_ID_TOKEN_FILE=/tmp/ci-token <%= config.bin %> whoami']
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
     'credential-store': Flags.string({
       summary: 'Where tokens are kept: auto, keychain, or file.',
       options: [...CREDENTIAL_STORE_CHOICES],

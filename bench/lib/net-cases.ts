@@ -3,6 +3,7 @@
 // all three alike; figures are medians over the rounds and targets are ratios of the same run.
 import {connect as netConnect, type Socket} from 'node:net'
 import pg from 'pg'
+import {errorMessage} from '../../src/shared/errors.js'
 import {sh} from './procs.js'
 import {type CaseResult, judge, median, percentile} from './report.js'
 import {conninfo, PG, type Stack} from './stack.js'
@@ -193,7 +194,7 @@ export async function caseManySessions(o: {stack: Stack; sessions: number; rssOf
       if (w.status === 'fulfilled') sockets.push(w.value)
       else {
         failed++
-        const k = (w.reason as Error).message
+        const k = errorMessage(w.reason)
         errors.set(k, (errors.get(k) ?? 0) + 1)
       }
     }

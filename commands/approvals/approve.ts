@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {approvalStatusLine} from '../../src/approvals/message.js'
 import {decideApproval, type ApprovalView} from '../../src/client/approvals.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class ApprovalsApprove extends HoopCommand {
   static override summary = 'Approve a request: the statement may run once, or time-boxed access starts.'
@@ -15,8 +16,8 @@ export default class ApprovalsApprove extends HoopCommand {
   static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
   static override flags = {
     reason: Flags.string({char: 'r', summary: 'Justification, recorded with your decision (max 1000 characters).'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<ApprovalView> {

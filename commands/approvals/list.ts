@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {APPROVAL_STATES} from '../../src/approvals/types.js'
 import {ApprovalsClient, approvalsTable, type ApprovalView} from '../../src/client/approvals.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class ApprovalsList extends HoopCommand {
   static override summary = 'List approval requests you made or may decide.'
@@ -17,8 +18,8 @@ export default class ApprovalsList extends HoopCommand {
     state: Flags.string({summary: 'Which requests to list.', options: [...APPROVAL_STATES, 'all'], default: 'pending'}),
     mine: Flags.boolean({summary: 'Only requests you made.'}),
     limit: Flags.integer({summary: 'At most this many (newest first).', min: 1, max: 1000, default: 100}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<{approvals: ApprovalView[]}> {

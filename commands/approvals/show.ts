@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Args} from '@oclif/core'
 import {ApprovalsClient, approvalDetail, type ApprovalView} from '../../src/client/approvals.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class ApprovalsShow extends HoopCommand {
   static override summary = 'Show one approval request: statement, requester, rule and decisions.'
@@ -8,8 +9,8 @@ export default class ApprovalsShow extends HoopCommand {
   static override examples = ['<%= config.bin %> approvals show apr_Xk3v9QpL2mZa', '<%= config.bin %> approvals show apr_Xk3v9QpL2mZa --json']
   static override args = {id: Args.string({description: 'Approval id (apr_...).', required: true})}
   static override flags = {
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Service-account key (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<ApprovalView> {

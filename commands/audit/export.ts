@@ -3,6 +3,7 @@ import {runExport} from '../../src/audit/cli.js'
 import type {ExportSummary} from '../../src/audit/export.js'
 import {exportFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class AuditExport extends HoopCommand {
   static override summary = 'Write an evidence package (tar.gz) for an auditor.'
@@ -22,8 +23,8 @@ export default class AuditExport extends HoopCommand {
     connection: Flags.string({summary: 'Only this connection (others appear as leaf hashes).'}),
     user: Flags.string({summary: 'Only this user: subject, name or email (others appear as leaf hashes).'}),
     'data-dir': Flags.string({char: 'd', summary: "Export from this gateway data dir directly (on the gateway host). Without it, the gateway builds the package (auditor identity).", env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Auditor credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<ExportSummary> {

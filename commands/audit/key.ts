@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {auditKey, type KeyInfo} from '../../src/audit/cli.js'
 import {auditKeyFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag} from '../../src/client/flags.js'
 
 export default class AuditKey extends HoopCommand {
   static override summary = 'Print the public key that signs audit tree heads, and its fingerprint.'
@@ -10,7 +11,7 @@ export default class AuditKey extends HoopCommand {
   static override examples = ['<%= config.bin %> audit key --gateway https://gw.example.com > gateway-audit.pem', '<%= config.bin %> audit key --data-dir /var/lib/hoop > gateway-audit.pem', '<%= config.bin %> audit key --json']
   static override flags = {
     'data-dir': Flags.string({char: 'd', summary: 'Read the key from this gateway data dir (on the gateway host). Without it, ask the gateway.', env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
+    gateway: gatewayFlag,
   }
 
   async run(): Promise<KeyInfo> {

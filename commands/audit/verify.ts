@@ -3,6 +3,7 @@ import {renderVerify, runVerify, verifyError} from '../../src/audit/cli.js'
 import type {VerifyResult} from '../../src/audit/verify.js'
 import {verifyLiveOnGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class AuditVerify extends HoopCommand {
   static override summary = 'Verify an evidence package offline, or the gateway store with --live.'
@@ -20,8 +21,8 @@ export default class AuditVerify extends HoopCommand {
     previous: Flags.string({summary: 'An earlier tree-head.json: check this package is consistent with it.'}),
     live: Flags.boolean({summary: "Verify the gateway's own store instead of a package.", default: false}),
     'data-dir': Flags.string({char: 'd', summary: 'With --live: verify this data dir directly (on the gateway host). Without it, the gateway verifies its store (auditor identity).', env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Auditor credential for --live through the gateway (prefer HOOP_TOKEN).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<VerifyResult> {

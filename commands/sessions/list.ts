@@ -3,6 +3,7 @@ import {sessionsList} from '../../src/audit/cli.js'
 import type {SessionListItem} from '../../src/audit/sessions.js'
 import {sessionsFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class SessionsList extends HoopCommand {
   static override summary = 'List recorded sessions, newest first.'
@@ -13,8 +14,8 @@ export default class SessionsList extends HoopCommand {
     connection: Flags.string({summary: 'Only this connection.'}),
     user: Flags.string({summary: 'Only this subject.'}),
     'data-dir': Flags.string({char: 'd', summary: "Read this gateway data dir directly (on the gateway host). Without it, ask the gateway (auditor identity).", env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Auditor credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<SessionListItem[]> {

@@ -3,6 +3,7 @@ import {sessionsShow} from '../../src/audit/cli.js'
 import type {SessionDetail} from '../../src/audit/sessions.js'
 import {sessionFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
+import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
 
 export default class SessionsShow extends HoopCommand {
   static override summary = 'Replay a recorded session as the client saw it.'
@@ -11,8 +12,8 @@ export default class SessionsShow extends HoopCommand {
   static override args = {id: Args.string({description: 'Session id (from `hoop sessions list`).', required: true})}
   static override flags = {
     'data-dir': Flags.string({char: 'd', summary: "Read this gateway data dir directly (on the gateway host). Without it, ask the gateway (auditor identity).", env: 'HOOP_DATA_DIR'}),
-    gateway: HoopCommand.gatewayFlag,
-    token: Flags.string({summary: 'Auditor credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+    gateway: gatewayFlag,
+    token: tokenFlag,
   }
 
   async run(): Promise<SessionDetail> {

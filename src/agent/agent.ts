@@ -9,7 +9,7 @@ import {HoopError, asHoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
 
-export interface AgentOptions {
+interface AgentOptions {
   gateway: string
   token: string
   logger: Logger
@@ -21,7 +21,7 @@ export interface AgentOptions {
 }
 
 /** Full-jitter exponential backoff (AWS architecture blog): random in [0, min(max, base * 2^n)]. */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
+function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
   const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
   return Math.max(minMs / 2, Math.floor(random() * cap))
 }
@@ -119,7 +119,7 @@ export class Agent extends EventEmitter {
   }
 }
 
-export function targetAllowed(patterns: string[], host: string, port: number): boolean {
+function targetAllowed(patterns: string[], host: string, port: number): boolean {
   if (patterns.length === 0) return true
   const target = `${host}:${port}`
   return patterns.some((p) => new RegExp('^' + p.split('*').map(escapeRe).join('.*') + '$').test(target))

@@ -1,6 +1,6 @@
 // Approval state changes as audit events (src/audit/events.ts constructors), for the gateway to
-// append from the service's onEvent hook:
-//   service.onEvent = (kind, rec, d) => { for (const e of approvalAuditEvents(kind, rec, d)) void audit.append(e) }
+// append from the service's onEvent hook (src/gateway/server.ts: appended without waiting; a failed
+// append is logged).
 // A partial approval (1 of N) is recorded as approval.decided with outcome "approval", so every
 // approver's identity and justification is in the log, not only the last one's.
 import {events, type AuditEvent} from '../audit/index.js'

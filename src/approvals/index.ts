@@ -1,21 +1,8 @@
 // Just-in-time approvals: the service (service.ts), the model (types.ts), client-visible messages
 // (message.ts) and the policy look-up for time-boxed access (policy.ts).
 export * from './types.js'
-export {
-  ApprovalService,
-  MAX_REASON_CHARS,
-  MAX_WAIT_SECONDS,
-  approvalsOf,
-  checkReason,
-  describeMatcher,
-  newApprovalId,
-  sameIdentity,
-  statementHash,
-  type AccessRequestInput,
-  type ApprovalServiceOptions,
-  type ResolveInput,
-} from './service.js'
+export {ApprovalService, MAX_WAIT_SECONDS, approvalsOf} from './service.js'
 export {approvalStatusLine, reviewDetail, reviewMessage} from './message.js'
-export {approvalResolver, type ResolverRequest, type ResolverResult} from './resolver.js'
+export {approvalResolver} from './resolver.js'
 export {sessionReviewFor} from './policy.js'
 export {approvalAuditEvents} from './audit.js'

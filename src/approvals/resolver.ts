@@ -6,7 +6,7 @@ import type {ReviewDecision} from '../policy/types.js'
 import {reviewDetail} from './message.js'
 import type {ApprovalService} from './service.js'
 
-export interface ResolverRequest {
+interface ResolverRequest {
   identity: Identity
   connection: string
   sql: string
@@ -14,7 +14,7 @@ export interface ResolverRequest {
   session?: string
 }
 
-export type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}
+type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}
 
 export interface ApprovalResolver {
   resolve(req: ResolverRequest): Promise<ResolverResult>

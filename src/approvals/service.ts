@@ -30,8 +30,8 @@ import {
   type ResolveResult,
 } from './types.js'
 
-export const MAX_REASON_CHARS = 1000
-export const MAX_STATEMENT_CHARS = 1024 * 1024
+const MAX_REASON_CHARS = 1000
+const MAX_STATEMENT_CHARS = 1024 * 1024
 /** Upper bound for one long-poll. */
 export const MAX_WAIT_SECONDS = 60
 /** How often a waiting call re-reads the database (expiry, decisions made by another process). */
@@ -57,21 +57,21 @@ CREATE TABLE IF NOT EXISTS approval_decisions (
 
 type Row = Record<string, unknown>
 
-export interface ApprovalServiceOptions {
+interface ApprovalServiceOptions {
   /** Milliseconds since epoch; injected by tests. */
   now?: () => number
   /** Called after every state change (the gateway wires it to the audit log). */
   onEvent?: ApprovalEventHook
 }
 
-export interface ResolveInput {
+interface ResolveInput {
   identity: Identity
   connection: string
   sql: string
   review: ReviewDecision
 }
 
-export interface AccessRequestInput {
+interface AccessRequestInput {
   identity: Identity
   connection: string
   /** A review rule with scope `session` that applies to the requester on the connection. */
@@ -81,28 +81,28 @@ export interface AccessRequestInput {
   durationSeconds?: number
 }
 
-export function newApprovalId(): ApprovalId {
+function newApprovalId(): ApprovalId {
   return ('apr_' + randomBytes(9).toString('base64url')) as ApprovalId
 }
 
-export function statementHash(sql: string): string {
+function statementHash(sql: string): string {
   return createHash('sha256').update(sql, 'utf8').digest('hex')
 }
 
 /** Same person or account: kind and subject both equal. */
-export function sameIdentity(a: Pick<Identity, 'kind' | 'subject'>, b: Pick<Identity, 'kind' | 'subject'>): boolean {
+function sameIdentity(a: Pick<Identity, 'kind' | 'subject'>, b: Pick<Identity, 'kind' | 'subject'>): boolean {
   return a.kind === b.kind && a.subject === b.subject
 }
 
 /** The justification rule: required, trimmed, at most 1000 characters. */
-export function checkReason(reason: unknown, what = 'reason'): string {
+function checkReason(reason: unknown, what = 'reason'): string {
   if (typeof reason !== 'string' || reason.trim() === '') throw new HoopError('INVALID_INPUT', `a ${what} is required (--reason "why")`)
   const text = reason.trim()
   if (text.length > MAX_REASON_CHARS) throw new HoopError('INVALID_INPUT', `the ${what} has ${text.length} characters; the limit is ${MAX_REASON_CHARS}`)
   return text
 }
 
-export function describeMatcher(m: SubjectMatcher): string {
+function describeMatcher(m: SubjectMatcher): string {
   const parts: string[] = []
   if (m.groups?.length) parts.push(`groups ${m.groups.join(', ')}`)
   if (m.users?.length) parts.push(`users ${m.users.join(', ')}`)
@@ -113,7 +113,7 @@ export function describeMatcher(m: SubjectMatcher): string {
 }
 
 /** Who an identity is in messages: "alice@example.com (user)". */
-export function who(i: Pick<Identity, 'kind' | 'name' | 'subject'>): string {
+function who(i: Pick<Identity, 'kind' | 'name' | 'subject'>): string {
   return `${i.name || i.subject} (${i.kind})`
 }
 

@@ -18,11 +18,6 @@ export type ApprovalId = string & {readonly __brand: 'ApprovalId'}
 
 export const APPROVAL_ID_RE = /apr_[A-Za-z0-9_-]{12}/
 
-export function parseApprovalId(value: string): ApprovalId {
-  if (!new RegExp(`^${APPROVAL_ID_RE.source}$`).test(value)) throw new TypeError(`not an approval id: ${value}`)
-  return value as ApprovalId
-}
-
 export interface ApprovalDecisionRecord {
   decision: 'approve' | 'reject'
   approver: Identity

@@ -23,7 +23,7 @@ function withStore<T>(dataDir: string | undefined, fn: (db: Database.Database, d
 }
 
 /** A one-line progress bar on stderr, redrawn in place; only when stderr is a terminal. */
-export function progressBar(enabled = Boolean(process.stderr.isTTY)): ((p: {phase: string; done: number; total: number}) => void) & {end(): void} {
+function progressBar(enabled = Boolean(process.stderr.isTTY)): ((p: {phase: string; done: number; total: number}) => void) & {end(): void} {
   let drawn = false
   const f = ((p: {phase: string; done: number; total: number}) => {
     if (!enabled) return

@@ -1,7 +1,7 @@
 // RFC 4180 CSV: CRLF line ends; a field holding a comma, quote, CR or LF is quoted, quotes doubled.
 export type Cell = string | number | boolean | null | undefined
 
-export function csvField(v: Cell): string {
+function csvField(v: Cell): string {
   if (v === null || v === undefined) return ''
   const s = String(v)
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s

@@ -6,19 +6,17 @@ import type {Identity} from '../identity/types.js'
 import {redact} from '../shared/log.js'
 import type {Json} from './canonical.js'
 
-export const EVENT_KINDS = [
-  'session.start',
-  'session.end',
-  'statement',
-  'statement.result',
-  'approval.requested',
-  'approval.decided',
-  'masking',
-  'policy.reload',
-  'admin.change',
-  'auth.failure',
-] as const
-export type EventKind = (typeof EVENT_KINDS)[number]
+type EventKind =
+  | 'session.start'
+  | 'session.end'
+  | 'statement'
+  | 'statement.result'
+  | 'approval.requested'
+  | 'approval.decided'
+  | 'masking'
+  | 'policy.reload'
+  | 'admin.change'
+  | 'auth.failure'
 
 /** Who acted, as recorded: the verified identity without its credential. */
 export type Actor = {
@@ -56,8 +54,8 @@ export interface AppendedEvent {
   body: string
 }
 
-export type Decision = 'allow' | 'deny' | 'block' | 'review' | 'mask' | 'error'
-export type ApprovalOutcome = 'approved' | 'rejected' | 'expired'
+type Decision = 'allow' | 'deny' | 'block' | 'review' | 'mask' | 'error'
+type ApprovalOutcome = 'approved' | 'rejected' | 'expired'
 
 export interface RecordingSummary {
   sha256: string
@@ -68,9 +66,9 @@ export interface RecordingSummary {
   droppedBytes: number
 }
 
-export const MAX_STATEMENT_TEXT = 64 * 1024
+const MAX_STATEMENT_TEXT = 64 * 1024
 
-export function actorOf(identity: Identity): Actor {
+function actorOf(identity: Identity): Actor {
   return {
     kind: identity.kind,
     subject: identity.subject,

@@ -38,7 +38,7 @@ export interface ExportFilters {
   user?: string
 }
 
-export interface ExportOptions extends ExportFilters {
+interface ExportOptions extends ExportFilters {
   db: Database.Database
   dataDir: string
   out: string
@@ -48,7 +48,7 @@ export interface ExportOptions extends ExportFilters {
   onProgress?: (p: {phase: string; done: number; total: number}) => void
 }
 
-export interface ManifestFile {
+interface ManifestFile {
   path: string
   sha256: string
   bytes: number
@@ -98,7 +98,7 @@ function iso(v: string | undefined, what: string): string | undefined {
 }
 
 /** Does this event belong to the export's connection/user filter? */
-export function matchesFilter(e: StoredEvent, f: ExportFilters): boolean {
+function matchesFilter(e: StoredEvent, f: ExportFilters): boolean {
   if (f.connection && e.connection !== f.connection) return false
   if (f.user) {
     const u = f.user.toLowerCase()
@@ -108,7 +108,7 @@ export function matchesFilter(e: StoredEvent, f: ExportFilters): boolean {
   return true
 }
 
-export function redactedStub(seq: number, leaf: Buffer): string {
+function redactedStub(seq: number, leaf: Buffer): string {
   return canonicalize({leaf_hash: leaf.toString('hex'), redacted: true, seq})
 }
 

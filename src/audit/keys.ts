@@ -5,10 +5,10 @@
 import {createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, sign, verify} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {canonicalize} from './canonical.js'
 
-export const KEY_FILE = 'audit-signing.key'
+const KEY_FILE = 'audit-signing.key'
 const STH_DOMAIN = 'hoop-audit-tree-head-v1\n'
 const MANIFEST_DOMAIN = 'hoop-audit-manifest-v1\n'
 
@@ -20,7 +20,7 @@ export interface SigningKey {
   source: string
 }
 
-export interface TreeHead {
+interface TreeHead {
   v: 1
   tree_size: number
   /** RFC 6962 root, hex. */
@@ -36,7 +36,7 @@ export interface SignedTreeHead extends TreeHead {
   signature: string
 }
 
-export interface KeyOptions {
+interface KeyOptions {
   dataDir: string
   key?: KeyObject | string
   keyFile?: string
@@ -55,7 +55,7 @@ export function publicKeyFromPem(pem: string | Buffer): KeyObject {
     if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${key.asymmetricKeyType} key`)
     return key
   } catch (err) {
-    throw new HoopError('INVALID_INPUT', `not an Ed25519 public key in PEM form: ${(err as Error).message}`)
+    throw new HoopError('INVALID_INPUT', `not an Ed25519 public key in PEM form: ${errorMessage(err)}`)
   }
 }
 

@@ -1,15 +1,16 @@
-// The audit writer. `append` resolves only once the event is durable: appends made while a commit
-// is pending are gathered into one group commit (one transaction on a `synchronous = FULL`
-// connection = one fsync of the WAL). Each event is chained to its predecessor (prev_hash =
-// SHA-256 of the predecessor's canonical JSON) and is a leaf of an RFC 6962 Merkle tree whose
-// heads are signed with Ed25519 and checkpointed periodically and on close. If a commit fails,
-// every append in it rejects with AUDIT_UNAVAILABLE and nothing is acknowledged: the gateway then
-// refuses the statement (fail closed).
+// The audit writer. `append` resolves only once the event is durable: appends made in one turn of
+// the event loop are gathered into one group commit (one transaction on a `synchronous = FULL`
+// connection = one fsync of the WAL; `durability: 'os'` writes without the fsync). The commit
+// runs on the event loop (better-sqlite3 is synchronous): while a group's fsync blocks it, the
+// next group gathers in the sockets. A worker thread for commits measured slower (bench/README.md).
+// Each event is chained to its predecessor (prev_hash = SHA-256 of the predecessor's canonical
+// JSON) and is a leaf of an RFC 6962 Merkle tree whose heads are signed with Ed25519 and
+// checkpointed periodically and on close. If a commit fails, every append in it rejects with
+// AUDIT_UNAVAILABLE and nothing is acknowledged: the gateway then refuses the statement (fail
+// closed).
 import Database from 'better-sqlite3'
 import {hash as digest, type KeyObject} from 'node:crypto'
-import {createRequire} from 'node:module'
-import {Worker} from 'node:worker_threads'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
@@ -22,76 +23,12 @@ import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
 /** Longest a deferred append waits for a group commit to ride with. */
-export const DEFER_MS = 20
+const DEFER_MS = 20
 
 const INSERT_EVENT =
   'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)'
-const INSERT_EVENT_POSITIONAL =
-  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 
-/**
- * A group as the commit thread receives it: one array per column (cheap to clone, unlike an
- * array of row objects) and the 32-byte leaves packed into one transferred buffer.
- */
-interface GroupMessage {
-  firstSeq: number
-  time: string[]
-  kind: string[]
-  session: (string | null)[]
-  subject: (string | null)[]
-  connection: (string | null)[]
-  hash: string[]
-  prevHash: string[]
-  body: string[]
-  leaves: ArrayBuffer
-}
-
-function toGroupMessage(rows: Row[]): GroupMessage {
-  const n = rows.length
-  const m: GroupMessage = {firstSeq: rows[0].seq, time: [], kind: [], session: [], subject: [], connection: [], hash: [], prevHash: [], body: [], leaves: new ArrayBuffer(32 * n)}
-  const leaves = Buffer.from(m.leaves)
-  for (let i = 0; i < n; i++) {
-    const r = rows[i]
-    m.time.push(r.time)
-    m.kind.push(r.kind)
-    m.session.push(r.session)
-    m.subject.push(r.subject)
-    m.connection.push(r.connection)
-    m.hash.push(r.hash)
-    m.prevHash.push(r.prev_hash)
-    m.body.push(r.body)
-    r.leaf.copy(leaves, 32 * i)
-  }
-  return m
-}
-
-// The commit thread: its own FULL-synchronous connection, one transaction (one WAL fsync) per
-// group. The fsync runs off the event loop, so sessions keep being served (and the next group
-// keeps filling) while a group is made durable. Inline source: works the same from src/ and dist/.
-const COMMIT_THREAD = `
-const {parentPort, workerData} = require('node:worker_threads')
-const Database = require(workerData.sqlite)
-const db = new Database(workerData.file)
-db.pragma('busy_timeout = 5000')
-db.pragma('synchronous = ' + workerData.synchronous)
-const insert = db.prepare(workerData.sql)
-const commit = db.transaction((m) => {
-  const leaves = Buffer.from(m.leaves)
-  for (let i = 0; i < m.body.length; i++) {
-    insert.run(m.firstSeq + i, m.time[i], m.kind[i], m.session[i], m.subject[i], m.connection[i], m.hash[i], m.prevHash[i], leaves.subarray(32 * i, 32 * i + 32), m.body[i])
-  }
-})
-parentPort.on('message', (m) => {
-  try {
-    commit(m)
-    parentPort.postMessage(null)
-  } catch (err) {
-    parentPort.postMessage(String((err && err.message) || err))
-  }
-})
-`
-
-export interface AuditLogOptions {
+interface AuditLogOptions {
   db: Database.Database
   dataDir: string
   signingKey?: KeyObject | string
@@ -103,13 +40,6 @@ export interface AuditLogOptions {
   checkpointEvery?: {events: number; ms: number}
   /** Drop recording payloads of sessions that finished more than this many days ago. */
   retentionDays?: number
-  /**
-   * Commit groups on a worker thread (file databases only; default false). Measured through the
-   * PostgreSQL engine with pgbench -S on 2 cores: the thread hop adds 0.4-0.6 ms per statement
-   * at 1 client (fsync 0.92 -> 1.52 ms, os 0.57 -> 0.95 ms) and gains nothing at 8 clients
-   * (1515 vs 1530 TPS), so commits run on the event loop unless asked.
-   */
-  commitThread?: boolean
   /**
    * `fsync` (default): a group is acknowledged once fsync'd, so it survives a power loss.
    * `os`: acknowledged once written to the OS (WAL, synchronous NORMAL): survives a crash or
@@ -153,12 +83,6 @@ export class AuditLog {
   private readonly timers: NodeJS.Timeout[] = []
   private flushing?: Promise<void>
   private deferTimer?: NodeJS.Timeout
-  /** Commits groups off the event loop (file databases); undefined = commit synchronously. */
-  private commitThread?: Worker
-  private onCommitted?: (error: string | null) => void
-  private get synchronous(): 'FULL' | 'NORMAL' {
-    return this.opts.durability === 'os' ? 'NORMAL' : 'FULL'
-  }
 
   private constructor(
     private readonly db: Database.Database,
@@ -167,13 +91,14 @@ export class AuditLog {
     private readonly opts: AuditLogOptions,
   ) {
     ensureAuditSchema(db)
-    // A second connection to the same file so the audit commits are FULL-synchronous while the
-    // rest of the store keeps NORMAL. An in-memory database cannot be shared: use the handle.
+    // A second connection to the same file so the audit commits get the synchronous level
+    // `durability` asks for (FULL by default) while the rest of the store keeps NORMAL. An
+    // in-memory database cannot be shared: use the handle.
     this.ownWriter = !db.memory
     this.writer = this.ownWriter ? new Database(db.name) : db
     if (this.ownWriter) {
       this.writer.pragma('busy_timeout = 5000')
-      this.writer.pragma(`synchronous = ${this.synchronous}`)
+      this.writer.pragma(`synchronous = ${opts.durability === 'os' ? 'NORMAL' : 'FULL'}`)
     }
     const insert = this.writer.prepare(INSERT_EVENT)
     this.commit = this.writer.transaction((rows: Row[]) => {
@@ -198,8 +123,6 @@ export class AuditLog {
     }
     const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
     if (cp) this.lastCheckpoint = {v: 1, ...cp}
-
-    if (this.ownWriter && opts.commitThread === true) this.startCommitThread()
 
     this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(db, s, logger, opts.sinkBackoff))
     for (const r of this.runners) r.kick()
@@ -240,7 +163,8 @@ export class AuditLog {
   }
 
   /**
-   * Resolves once the event is committed with fsync; rejects with AUDIT_UNAVAILABLE otherwise.
+   * Resolves once the event is committed (fsync'd unless `durability: 'os'`); rejects with
+   * AUDIT_UNAVAILABLE otherwise.
    * `defer: true` is for events nobody waits on (a statement's result, masking counts): the event
    * keeps its place in the chain but rides with the next group commit, or commits on its own after
    * DEFER_MS, so a statement costs one fsync on its path instead of two.
@@ -315,9 +239,6 @@ export class AuditLog {
     await this.flush()
     this.closed = true
     clearTimeout(this.deferTimer)
-    const thread = this.commitThread
-    this.commitThread = undefined
-    await thread?.terminate()
     for (const t of this.timers) clearInterval(t)
     try {
       this.checkpoint()
@@ -353,7 +274,6 @@ export class AuditLog {
     const rows: Row[] = []
     let seq = this.seq
     let prev = this.head
-    let failed: Error | undefined
     for (const p of taken) {
       const e = p.event
       let body: string
@@ -380,33 +300,14 @@ export class AuditLog {
       })
       prev = hash
     }
-    const thread = this.commitThread
-    if (thread && rows.length > 0) {
-      // One group in flight: appends made meanwhile queue up and form the next group.
-      this.flushing = new Promise<void>((resolve) => {
-        this.onCommitted = (error) => {
-          this.onCommitted = undefined
-          thread.unref()
-          this.settle(batch, rows, seq, prev, error === null ? undefined : this.commitError(rows.length, error))
-          this.flushing = undefined
-          resolve()
-          if (this.queue.length > 0) this.runBatch()
-        }
-      })
-      thread.ref()
-      const message = toGroupMessage(rows)
-      thread.postMessage(message, [message.leaves])
-      return
-    }
-    if (!failed) {
-      try {
-        this.commit(rows)
-      } catch (err) {
-        failed = this.commitError(rows.length, (err as Error).message)
-      }
+    let failed: HoopError | undefined
+    try {
+      this.commit(rows)
+    } catch (err) {
+      failed = this.commitError(rows.length, errorMessage(err))
     }
     this.settle(batch, rows, seq, prev, failed)
-    // Appends that arrived while this batch committed form the next group.
+    // More than MAX_BATCH were queued: the rest form the next group, one turn later.
     if (this.queue.length > 0) {
       this.flushing = new Promise<void>((resolve) =>
         setImmediate(() => {
@@ -421,40 +322,6 @@ export class AuditLog {
   private commitError(events: number, message: string): HoopError {
     this.logger.error('audit commit failed; refusing the statements in this batch', {events, error: message})
     return new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${message}); the statement is refused`)
-  }
-
-  private startCommitThread(): void {
-    const thread = new Worker(COMMIT_THREAD, {
-      eval: true,
-      workerData: {file: this.writer.name, sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), sql: INSERT_EVENT_POSITIONAL, synchronous: this.synchronous},
-    })
-    thread.unref()
-    thread.on('message', (error: string | null) => this.onCommitted?.(error))
-    const lost = (why: string) => {
-      if (this.commitThread !== thread) return
-      // Fall back to committing on the event loop; the group in flight (if any) is refused.
-      this.logger.error('audit commit thread failed; committing on the main thread', {error: why})
-      this.commitThread = undefined
-      this.onCommitted?.(`commit thread failed: ${why}`)
-      this.resyncHead()
-    }
-    thread.on('error', (err) => lost(err.message))
-    thread.on('exit', (code) => lost(`exited with code ${code}`))
-    this.commitThread = thread
-  }
-
-  /** After losing the commit thread mid-group: adopt rows it committed but could not acknowledge. */
-  private resyncHead(): void {
-    try {
-      const rows = this.db.prepare('SELECT seq, hash, leaf FROM audit_events WHERE seq > ? ORDER BY seq').all(this.seq) as {seq: number; hash: string; leaf: Buffer}[]
-      for (const r of rows) {
-        this.frontier.push(r.leaf)
-        this.seq = r.seq
-        this.head = r.hash
-      }
-    } catch (err) {
-      this.logger.error('audit head resync failed', {error: String(err)})
-    }
   }
 
   /** Acknowledges a committed group (or refuses it) and moves the head. */

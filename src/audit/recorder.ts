@@ -8,14 +8,14 @@ import {createHash, type Hash} from 'node:crypto'
 import type {RecordingSummary} from './events.js'
 import {ensureAuditSchema} from './schema.js'
 
-export const DEFAULT_RECORDING_CAP = 10 * 1024 * 1024
+const DEFAULT_RECORDING_CAP = 10 * 1024 * 1024
 const FLUSH_CHUNKS = 64
 const FLUSH_BYTES = 256 * 1024
 
-export type Direction = 'client' | 'server'
+type Direction = 'client' | 'server'
 /** statement / result / error / notice for databases, request / response for HTTP, bytes for TCP. */
-export type ChunkKind = 'statement' | 'result' | 'error' | 'notice' | 'request' | 'response' | 'bytes' | 'event'
-export type Payload = string | Buffer | Record<string, unknown> | unknown[]
+type ChunkKind = 'statement' | 'result' | 'error' | 'notice' | 'request' | 'response' | 'bytes' | 'event'
+type Payload = string | Buffer | Record<string, unknown> | unknown[]
 
 interface Chunk {
   session_id: string
@@ -29,7 +29,7 @@ interface Chunk {
   payload: Buffer
 }
 
-export interface RecorderOptions {
+interface RecorderOptions {
   db: Database.Database
   sessionId: string
   connection?: string

@@ -7,15 +7,15 @@ import type {Actor, StoredEvent} from './events.js'
 
 type Data = Record<string, unknown>
 
-export const SESSION_LOG_COLUMNS = [
+const SESSION_LOG_COLUMNS = [
   'seq', 'time', 'kind', 'session', 'caller', 'caller_kind', 'groups', 'target', 'agent', 'client_address',
   'command', 'decision', 'rule_id', 'rows', 'bytes', 'duration_ms', 'error', 'detail',
 ] as const
-export const APPROVAL_COLUMNS = [
+const APPROVAL_COLUMNS = [
   'seq', 'time', 'approval_id', 'event', 'requester', 'approver', 'target', 'session', 'statement', 'rule_id',
   'justification', 'requested_at', 'decided_at', 'expires_at',
 ] as const
-export const MASKING_COLUMNS = ['seq', 'time', 'session', 'caller', 'target', 'statement_id', 'rule_id', 'column', 'entity', 'count'] as const
+const MASKING_COLUMNS = ['seq', 'time', 'session', 'caller', 'target', 'statement_id', 'rule_id', 'column', 'entity', 'count'] as const
 
 type Row<C extends readonly string[]> = Record<C[number], Cell>
 

@@ -3,7 +3,7 @@
 // retention can drop payloads without touching anything that is hashed.
 import type Database from 'better-sqlite3'
 
-export const AUDIT_SCHEMA = `
+const AUDIT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
   seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, session TEXT, subject TEXT, connection TEXT,
   hash TEXT NOT NULL, prev_hash TEXT NOT NULL, leaf BLOB NOT NULL, body TEXT NOT NULL);

@@ -10,7 +10,7 @@ export interface SessionListItem extends SessionRecord {
   recording?: {bytes: number; chunks: number; capBytes: number; truncated: boolean; droppedBytes: number; sha256?: string; pruned: boolean}
 }
 
-export interface ReplayChunk {
+interface ReplayChunk {
   idx: number
   atMs: number
   direction: string

@@ -4,9 +4,10 @@
 // with exponential back-off and jitter. Delivery is at-least-once, in seq order.
 import type Database from 'better-sqlite3'
 import {appendFile} from 'node:fs/promises'
+import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 
-export interface SinkBatch {
+interface SinkBatch {
   first: number
   last: number
   /** Canonical JSON of each event (the hashed bytes), in seq order. */
@@ -30,7 +31,7 @@ export class JsonlFileSink implements AuditSink {
   }
 }
 
-export interface WebhookOptions {
+interface WebhookOptions {
   url: string
   /** e.g. {Authorization: 'Splunk ...'}; read from config/env by the caller, never logged. */
   headers?: Record<string, string>
@@ -68,7 +69,7 @@ export interface BackoffOptions {
   batchSize: number
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
+const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
 
 /** Moves events from the store to one sink. `kick()` after each commit; never throws. */
 export class SinkRunner {
@@ -137,7 +138,7 @@ export class SinkRunner {
           this.attempts++
           const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
           const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
-          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: String((err as Error).message ?? err)})
+          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: errorMessage(err)})
           this.timer = setTimeout(() => {
             this.timer = undefined
             this.kick()

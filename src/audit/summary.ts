@@ -5,7 +5,7 @@ import type {ExportFilters} from './export.js'
 import type {SignedTreeHead} from './keys.js'
 import type {ReportBuilder} from './reports.js'
 
-export interface SummaryInput {
+interface SummaryInput {
   createdAt: string
   filters: ExportFilters
   range: {first_seq: number; last_seq: number; events: number; redacted: number} | null

@@ -10,7 +10,7 @@ function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, '0') + '\0'
 }
 
-export function tarHeader(name: string, size: number, mtime: Date): Buffer {
+function tarHeader(name: string, size: number, mtime: Date): Buffer {
   const h = Buffer.alloc(BLOCK)
   let prefix = ''
   let base = name
@@ -83,7 +83,7 @@ export class TarGzWriter {
   }
 }
 
-export interface TarEntryHandler {
+interface TarEntryHandler {
   data(chunk: Buffer): void
   end(): void
 }

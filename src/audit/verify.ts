@@ -5,7 +5,7 @@
 // says so.
 import type Database from 'better-sqlite3'
 import {createHash, type KeyObject} from 'node:crypto'
-import {readFileSync} from 'node:fs'
+import {errorMessage} from '../shared/errors.js'
 import type {StoredEvent} from './events.js'
 import {FILES, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
 import {fingerprintOf, publicKeyFromPem, type SignedTreeHead, verifyManifest, verifyTreeHead} from './keys.js'
@@ -17,7 +17,7 @@ import {readTarGz} from './tar.js'
 
 const GENESIS = '0'.repeat(64)
 
-export interface VerifyFailure {
+interface VerifyFailure {
   /** The first bad record: "event seq 42", "file reports/approvals.csv", "signed tree head", ... */
   record: string
   reason: string
@@ -44,7 +44,7 @@ export interface VerifyResult {
   notes: string[]
 }
 
-export interface VerifyOptions {
+interface VerifyOptions {
   /** PEM text or a key: pins the gateway key instead of trusting the package's. */
   publicKey?: string | KeyObject
   /** An earlier signed tree head (JSON text or object): proves the log only grew since. */
@@ -215,7 +215,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       }
     })
   } catch (err) {
-    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${(err as Error).message}`})
+    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${errorMessage(err)}`})
   }
 
   const result = (keyTrust: VerifyResult['keyTrust'], fingerprint?: string, sth?: SignedTreeHead, checkpoints = 0): VerifyResult => {
@@ -256,7 +256,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
   try {
     if (text(FILES.publicKey)) packageKey = publicKeyFromPem(text(FILES.publicKey)!)
   } catch (err) {
-    findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: (err as Error).message})
+    findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: errorMessage(err)})
   }
   if (opts.publicKey) {
     key = asKey(opts.publicKey)
@@ -509,10 +509,5 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     failures,
     notes,
   }
-}
-
-/** Reads a PEM public key file for --public-key. */
-export function readPublicKeyFile(file: string): KeyObject {
-  return publicKeyFromPem(readFileSync(file, 'utf8'))
 }
 

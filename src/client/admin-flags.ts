@@ -1,11 +1,11 @@
 // Flags shared by the `hoop admin ...` commands.
 import {Flags} from '@oclif/core'
-import {HoopCommand} from './command.js'
 import type {AdminTarget} from './admin.js'
+import {gatewayFlag, tokenFlag} from './flags.js'
 
 export const adminFlags = {
-  gateway: HoopCommand.gatewayFlag,
-  token: Flags.string({summary: 'Admin credential (prefer HOOP_TOKEN; default: your login).', env: 'HOOP_TOKEN', helpGroup: 'GATEWAY'}),
+  gateway: gatewayFlag,
+  token: tokenFlag,
   'data-dir': Flags.string({
     summary: "Work on the gateway's data dir directly (on the gateway host) instead of calling the gateway.",
     helpGroup: 'LOCAL',

@@ -9,7 +9,7 @@ import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 
 export type AdminTarget = {dataDir: string} | {gateway?: string; token?: string}
 
-export interface AdminClient {
+interface AdminClient {
   createAgent(name: string): Promise<admin.CreatedSecret>
   listAgents(): Promise<Array<AgentRecord & {online?: boolean}>>
   revokeAgent(name: string): Promise<AgentRecord>

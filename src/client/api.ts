@@ -1,5 +1,5 @@
 // A small client for the gateway's HTTP API, with errors mapped to HoopError codes.
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {errorFromResponse} from './dial.js'
 
 export class GatewayApi {
@@ -21,7 +21,7 @@ export class GatewayApi {
         signal: AbortSignal.timeout(15_000),
       })
     } catch (err) {
-      const cause = (err as {cause?: {code?: string}}).cause?.code ?? (err as Error).message
+      const cause = (err as {cause?: {code?: string}}).cause?.code ?? errorMessage(err)
       throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${this.gateway}: ${cause}`)
     }
     const text = await res.text()

@@ -8,9 +8,9 @@ import {GatewayApi} from './api.js'
 import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 import {table} from './table.js'
 
-export type {AccessRequestResponse, ApprovalView} from '../gateway/approvals-api.js'
+export type {ApprovalView} from '../gateway/approvals-api.js'
 
-export interface ApprovalsClientOptions {
+interface ApprovalsClientOptions {
   gateway?: string
   token?: string
 }
@@ -73,7 +73,7 @@ export class ApprovalsClient {
   }
 }
 
-export function checkId(id: string): string {
+function checkId(id: string): string {
   if (!new RegExp(`^${APPROVAL_ID_RE.source}$`).test(id)) throw new HoopError('INVALID_INPUT', `"${id}" is not an approval id (apr_ followed by 12 characters)`)
   return id
 }
@@ -133,7 +133,7 @@ function clip(s: string, n: number): string {
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏']
 
-export interface Spinner {
+interface Spinner {
   update(text: string): void
   stop(final?: string): void
 }
@@ -169,7 +169,7 @@ export function spinner(stream: NodeJS.WriteStream = process.stderr, text = ''):
 }
 
 /** --reason, or a prompt on a terminal; elsewhere a missing reason is an error. */
-export async function reasonOrPrompt(flag: string | undefined, what: string, interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY)): Promise<string> {
+async function reasonOrPrompt(flag: string | undefined, what: string, interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY)): Promise<string> {
   if (flag !== undefined) return flag
   if (!interactive) {
     throw new HoopError('INVALID_INPUT', `a justification is required: pass --reason "why" (${what})`)

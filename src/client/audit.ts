@@ -7,12 +7,12 @@ import {pipeline} from 'node:stream/promises'
 import type {ExportSummary} from '../audit/export.js'
 import type {SessionDetail, SessionListItem} from '../audit/sessions.js'
 import type {VerifyResult} from '../audit/verify.js'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {GatewayApi} from './api.js'
 import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 import {errorFromResponse} from './dial.js'
 
-export interface RemoteExportOptions {
+interface RemoteExportOptions {
   gateway?: string
   token?: string
   out: string
@@ -32,7 +32,7 @@ export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportS
   try {
     res = await fetch(`${gateway}/v1/audit/export?${q}`, {headers: {authorization: `Bearer ${bearer}`}})
   } catch (err) {
-    throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${(err as {cause?: {code?: string}}).cause?.code ?? (err as Error).message}`)
+    throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${(err as {cause?: {code?: string}}).cause?.code ?? errorMessage(err)}`)
   }
   if (!res.ok || !res.body) throw errorFromResponse(res.status, await res.text(), gateway)
   const summary = JSON.parse(decodeURIComponent(res.headers.get('x-hoop-export-summary') ?? '%7B%7D')) as ExportSummary
@@ -44,7 +44,7 @@ export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportS
     await pipeline(body, createWriteStream(tmp, {mode: 0o600}))
   } catch (err) {
     rmSync(tmp, {force: true})
-    throw new HoopError('GATEWAY_UNREACHABLE', `export download failed: ${(err as Error).message}`)
+    throw new HoopError('GATEWAY_UNREACHABLE', `export download failed: ${errorMessage(err)}`)
   }
   const sha256 = hash.digest('hex')
   if (summary.sha256 && summary.sha256 !== sha256) {

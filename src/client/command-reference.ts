@@ -21,8 +21,8 @@ export interface Manifest {
   commands: Record<string, ManifestCommand>
 }
 
-export const REFERENCE_START = '<!-- commands:start (generated from oclif.manifest.json by `npm run docs`) -->'
-export const REFERENCE_END = '<!-- commands:end -->'
+const REFERENCE_START = '<!-- commands:start (generated from oclif.manifest.json by `npm run docs`) -->'
+const REFERENCE_END = '<!-- commands:end -->'
 
 const COMMON = new Set(['help', 'json', 'gateway', 'token', 'log-level', 'log-format', 'credential-store'])
 

@@ -1,5 +1,5 @@
 // Base class for hoop commands: `--json` output, and HoopError -> message, hint and exit code.
-import {Command, Flags, type Interfaces} from '@oclif/core'
+import {Command} from '@oclif/core'
 import chalk, {chalkStderr} from 'chalk'
 import {HoopError} from '../shared/errors.js'
 import {redact} from '../shared/log.js'
@@ -11,17 +11,8 @@ if (process.env.NO_COLOR) {
   chalkStderr.level = 0
 }
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof HoopCommand)['baseFlags'] & T['flags']>
-
 export abstract class HoopCommand extends Command {
   static override enableJsonFlag = true
-
-  /** Common flag for commands that talk to a gateway. */
-  static gatewayFlag = Flags.string({
-    summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
-    env: 'HOOP_GATEWAY',
-    helpGroup: 'GATEWAY',
-  })
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     if (err instanceof HoopError) {

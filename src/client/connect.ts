@@ -9,7 +9,7 @@ import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
 import {dialRelay} from './dial.js'
 
-export interface ConnectOptions {
+interface ConnectOptions {
   gateway: string
   connection: string
   /** Called for every new link, so expiring tokens are refreshed. */
@@ -19,14 +19,16 @@ export interface ConnectOptions {
   logger: Logger
 }
 
-export interface ConnectEvents {
-  session: {id: number; remote: string}
-  'session-error': {id: number; error: HoopError}
-  'session-end': {id: number; bytesUp: number; bytesDown: number}
-  'link-lost': HoopError
+/** What a ConnectClient emits, with its arguments. */
+interface ConnectEvents {
+  session: [{id: number; remote: string}]
+  'session-error': [{id: number; error: HoopError}]
+  'session-end': [{id: number; bytesUp: number; bytesDown: number}]
+  /** The gateway link closed; the next session redials it. */
+  'link-lost': [HoopError | undefined]
 }
 
-export class ConnectClient extends EventEmitter {
+export class ConnectClient extends EventEmitter<ConnectEvents> {
   private mux?: Mux
   private dialing?: Promise<Mux>
   private readonly sockets = new Set<Socket>()

@@ -12,11 +12,11 @@ import {HoopError} from '../shared/errors.js'
 import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
 import {openCredentialStore, parseStoreChoice, readLastGateway, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
 
-export const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
+const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
 /** Renew a stored access token when it has less than this many seconds left. */
-export const REFRESH_MARGIN_S = 60
+const REFRESH_MARGIN_S = 60
 
-export interface CredentialOptions {
+interface CredentialOptions {
   gateway: string
   /** From --token or HOOP_TOKEN. */
   token?: string
@@ -36,7 +36,7 @@ export interface CredentialOptions {
 
 export type BearerSource = 'token' | 'client-credentials' | 'ci-token' | 'login'
 
-export interface ResolvedBearer {
+interface ResolvedBearer {
   bearer: string
   source: BearerSource
   /** Seconds since epoch, when known. */

@@ -4,7 +4,7 @@ import WebSocket from 'ws'
 import {MAX_FRAME_SIZE} from '../relay/frame.js'
 import {HoopError, isErrorCode} from '../shared/errors.js'
 
-export function relayUrl(gateway: string, path: string): string {
+function relayUrl(gateway: string, path: string): string {
   const u = new URL(gateway)
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:'
   u.pathname = u.pathname.replace(/\/+$/, '') + path

@@ -9,14 +9,14 @@ import pg from 'pg'
 import {approvalStatusLine} from '../approvals/message.js'
 import type {ConnectionView} from '../gateway/api.js'
 import {Mux, type RelayStream} from '../relay/mux.js'
-import {HoopError, asHoopError} from '../shared/errors.js'
+import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'
 import {silentLogger, type Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
 import {GatewayApi} from './api.js'
 import {ApprovalsClient, approvalIdIn, type ApprovalView} from './approvals.js'
 import {dialRelay} from './dial.js'
 
-export const MAX_SQL_INPUT = 1024 * 1024
+const MAX_SQL_INPUT = 1024 * 1024
 /** SQLSTATE insufficient_privilege: the gateway answers refusals with it. */
 const SQLSTATE_REFUSED = '42501'
 /** How many times `--wait` re-runs after an approval before giving up (a statement can meet several review rules). */
@@ -38,7 +38,7 @@ export interface ExecResult {
   approvals: string[]
 }
 
-export interface ExecOptions {
+interface ExecOptions {
   gateway: string
   connection: string
   bearer: () => Promise<string>
@@ -143,8 +143,8 @@ function socketLike(stream: RelayStream): RelayStream {
 /** Turns a driver or relay error into the HoopError (and exit code) a user acts on. */
 export function mapError(err: unknown): HoopError {
   if (err instanceof HoopError) return err
-  const e = err as Error & {code?: string; hint?: string}
-  const message = e?.message ?? String(err)
+  const e = err as {code?: unknown} | null | undefined
+  const message = errorMessage(err)
   if (e?.code === SQLSTATE_REFUSED && message.startsWith('hoop:')) {
     const id = approvalIdIn(message)
     if (id) {

@@ -14,7 +14,7 @@ export interface CliIo {
   interactive: boolean
 }
 
-export const stderrIo: CliIo = {say: (line) => process.stderr.write(line + '\n'), interactive: Boolean(process.stderr.isTTY)}
+const stderrIo: CliIo = {say: (line) => process.stderr.write(line + '\n'), interactive: Boolean(process.stderr.isTTY)}
 
 export interface LoginResult {
   gateway: string

@@ -36,7 +36,7 @@ export function formatPolicyCheck(r: PolicyCheckResult): string {
   return `ok: ${r.rules} rule${r.rules === 1 ? '' : 's'}${parts.length > 0 ? ` (${parts.join(', ')})` : ''} in ${r.file}`
 }
 
-export interface PolicyTestInput {
+interface PolicyTestInput {
   /** A policy file, or a gateway config file (its `policy:` section) when `config` is set. */
   policy?: string
   config?: string

@@ -2,7 +2,7 @@
 import type {ConnectionConfig} from '../shared/config.js'
 import type {Identity} from '../identity/types.js'
 
-export interface AccessDecision {
+interface AccessDecision {
   allowed: boolean
   ruleId: string
   reason: string

@@ -1,6 +1,7 @@
 // The gateway's HTTP API: health, public settings, the caller's connections, and admin calls for
-// agents and service accounts. Every route but /healthz and the well-known document needs a
-// verified identity; admin routes need membership of an admin group.
+// agents and service accounts; audit and approvals routes are handed to audit-api.ts and
+// approvals-api.ts. Every route but /healthz, the well-known document and the audit public key
+// needs a verified identity; admin routes need membership of an admin group.
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {IdentityRuntime} from '../identity/runtime.js'
 import type {Identity} from '../identity/types.js'
@@ -47,7 +48,7 @@ export interface ConnectionView {
   username?: string
 }
 
-export const ADMIN_GROUPS_DEFAULT = ['admins']
+const ADMIN_GROUPS_DEFAULT = ['admins']
 
 export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://gateway')
@@ -109,7 +110,7 @@ async function authenticate(ctx: ApiContext, req: IncomingMessage): Promise<Iden
   return ctx.identity.authenticator.authenticate(bearer)
 }
 
-export function adminGroups(config: GatewayConfig): string[] {
+function adminGroups(config: GatewayConfig): string[] {
   const a = (config.auth as {adminGroups?: unknown} | undefined)?.adminGroups
   return Array.isArray(a) && a.every((g) => typeof g === 'string') ? (a as string[]) : ADMIN_GROUPS_DEFAULT
 }

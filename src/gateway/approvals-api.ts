@@ -15,7 +15,7 @@ import type {ConnectionRef, Policy} from '../policy/types.js'
 import {HoopError} from '../shared/errors.js'
 import {readJsonBody, sendJson} from '../shared/http.js'
 
-export interface ApprovalsApiContext {
+interface ApprovalsApiContext {
   approvals: ApprovalService
   /** The policy in force (time-boxed access requests look up their session-scope rule). */
   policy?: () => Policy

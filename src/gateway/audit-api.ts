@@ -11,9 +11,9 @@ import {HoopError} from '../shared/errors.js'
 import {sendJson} from '../shared/http.js'
 import type {ApiContext} from './api.js'
 
-export const AUDITOR_GROUPS_DEFAULT = ['auditors', 'admins']
+const AUDITOR_GROUPS_DEFAULT = ['auditors', 'admins']
 
-export function auditorGroups(ctx: ApiContext): string[] {
+function auditorGroups(ctx: ApiContext): string[] {
   const a = (ctx.config.auth as {auditorGroups?: unknown} | undefined)?.auditorGroups
   return Array.isArray(a) && a.every((g) => typeof g === 'string') ? (a as string[]) : AUDITOR_GROUPS_DEFAULT
 }

@@ -1,12 +1,12 @@
 // The `audit:` section of the gateway config: signing key, checkpoint cadence, recording cap,
-// retention, and sinks that stream events to a JSONL file or a SIEM webhook. Errors carry the
-// config file's line numbers.
+// retention, durability (fsync or os), and sinks that stream events to a JSONL file or a SIEM
+// webhook. Errors carry the config file's line numbers.
 import {isAbsolute, resolve, dirname} from 'node:path'
 import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
 import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
 import {configError, type PathSegment, type SourceProblem} from '../shared/yaml-source.js'
 
-export interface AuditSettings {
+interface AuditSettings {
   signingKeyFile?: string
   checkpointEvery: {events: number; ms: number}
   recordingCap: number

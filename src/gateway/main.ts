@@ -6,14 +6,14 @@ import {events} from '../audit/index.js'
 import {join} from 'node:path'
 import {PolicyHolder, checkAccess} from '../policy/index.js'
 import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, parseGatewayConfig, parseHostPort} from '../shared/config.js'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
 import type {DevEnvironment} from './dev.js'
 import {Gateway} from './server.js'
 import {loadPgParser} from '../sql/pg-parser.js'
 
-export interface GatewaySettings {
+interface GatewaySettings {
   configFile?: string
   listen?: string
   dataDir?: string
@@ -24,7 +24,7 @@ export interface GatewaySettings {
   version?: string
 }
 
-export interface RunningGateway {
+interface RunningGateway {
   gateway: Gateway
   policy: PolicyHolder
   config: GatewayConfig
@@ -34,7 +34,7 @@ export interface RunningGateway {
   close(reason?: string): Promise<void>
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
@@ -92,7 +92,8 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
       // the file vanished between the reload and now; the event still records the outcome
     }
     const rules = r.ok ? (r.policy?.rules.length ?? 0) : policy.current.rules.length
-    gateway.audit.append(events.policyReload({source, sha256, rules, ok: r.ok, error: r.error?.message})).catch(() => {})
+    const event = events.policyReload({source, sha256, rules, ok: r.ok, error: r.error?.message})
+    gateway.audit.append(event).catch((err) => s.logger.error('audit append failed', {kind: event.kind, error: errorMessage(err)}))
   })
   return {
     gateway,

@@ -13,7 +13,7 @@ import type {Identity} from '../identity/types.js'
 import {MAX_FRAME_SIZE} from '../relay/frame.js'
 import {Mux} from '../relay/mux.js'
 import {type GatewayConfig, parseHostPort} from '../shared/config.js'
-import {HoopError, asHoopError} from '../shared/errors.js'
+import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'
 import {bearerFrom, sendError} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
@@ -24,7 +24,7 @@ import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {serveClientStream, type SessionContext} from './sessions.js'
 
-export interface GatewayOptions {
+interface GatewayOptions {
   config: GatewayConfig
   listen: string
   dataDir: string
@@ -40,7 +40,7 @@ export interface GatewayOptions {
 }
 
 /** How often live links are checked against revocations made elsewhere. */
-export const REVOCATION_SWEEP_MS = 2000
+const REVOCATION_SWEEP_MS = 2000
 
 export class Gateway {
   private closing = false
@@ -107,7 +107,7 @@ export class Gateway {
     // Every approval state change is an audit event (requested, approved, rejected, expired).
     const approvals = new ApprovalService(store.db, {
       onEvent: (kind, rec, decision) => {
-        for (const e of approvalAuditEvents(kind, rec, decision)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {error: String(err)}))
+        for (const e of approvalAuditEvents(kind, rec, decision)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
       },
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
@@ -174,7 +174,8 @@ export class Gateway {
       this.opts.logger.warn('websocket refused', {path, code: e.code, error: e.message, remote: req.socket.remoteAddress})
       if (e.code === 'TOKEN_REJECTED') {
         const method = path === RELAY_PATHS.agent ? 'agent-token' : 'bearer'
-        void this.audit.append(events.authFailure({method, reason: e.message, clientAddress: req.socket.remoteAddress})).catch(() => {})
+        const event = events.authFailure({method, reason: e.message, clientAddress: req.socket.remoteAddress})
+        void this.audit.append(event).catch((err) => this.opts.logger.error('audit append failed', {kind: event.kind, error: errorMessage(err)}))
       }
       const body = JSON.stringify({error: {code: e.code, message: e.message}})
       const status = e.code === 'TOKEN_REJECTED' ? '401 Unauthorized' : e.code === 'NOT_FOUND' ? '404 Not Found' : '503 Service Unavailable'

@@ -3,12 +3,11 @@
 // Errors carry file:line:col through the config's YamlSource, like the rest of the config.
 import {configError, type PathSegment, type SourceProblem, YamlSource} from '../shared/yaml-source.js'
 import {isObject, type GatewayConfig} from '../shared/config.js'
-import {HoopError} from '../shared/errors.js'
 
 /** JWS algorithms a token may be signed with. Symmetric (HS*) and `none` are never accepted. */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const
-export const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'EdDSA']
-export const DEFAULT_CLOCK_SKEW = 60
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const
+const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'EdDSA']
+const DEFAULT_CLOCK_SKEW = 60
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile', 'offline_access']
 
 /** Settings shared by every issuer the gateway trusts. */
@@ -36,7 +35,7 @@ export interface ClientCredentialsSettings extends IssuerSettings {
 /** A claim matches a string exactly, `*` as a wildcard inside it, or any of a list. */
 export type ClaimMatcher = string | string[]
 
-export interface WorkloadRule {
+interface WorkloadRule {
   id: string
   claims: Record<string, ClaimMatcher>
   subject: string
@@ -59,7 +58,7 @@ export interface DevUser {
   groups: string[]
 }
 
-export interface DevConfig {
+interface DevConfig {
   users: DevUser[]
   /** Access-token lifetime in seconds for the dev IdP. */
   accessTokenTtl: number
@@ -301,8 +300,4 @@ export function parseDevConfig(cfg: Pick<GatewayConfig, 'dev' | 'source' | 'file
   }
   if (problems.length > 0) throw configError(problems)
   return out
-}
-
-export function assertNever(x: never): never {
-  throw new HoopError('INTERNAL', `unexpected value ${String(x)}`)
 }

@@ -17,7 +17,7 @@ type Role =
 /** Claims that describe the token itself, not the workload; left out of Identity.claims. */
 const TOKEN_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'azp', 'scope', 'client_id', 'at_hash', 'nonce'])
 
-export interface JwtAuthenticatorOptions {
+interface JwtAuthenticatorOptions {
   store?: Store
   /** For tests: the time tokens are judged at. */
   now?: () => Date
@@ -144,7 +144,7 @@ function readClaim(p: Record<string, unknown>, path: string): unknown {
   return cur
 }
 
-export function readGroups(p: Record<string, unknown>, s: IssuerSettings): string[] {
+function readGroups(p: Record<string, unknown>, s: IssuerSettings): string[] {
   const v = readClaim(p, s.groupsClaim)
   if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string')
   if (typeof v === 'string' && v) return [v]

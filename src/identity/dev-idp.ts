@@ -8,14 +8,15 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 import type {AddressInfo} from 'node:net'
 import {exportJWK, generateKeyPair, type JWK} from 'jose'
 import Provider, {type Adapter, type AdapterPayload, type ClientMetadata, type Configuration, type KoaContextWithOIDC} from 'oidc-provider'
+import {errorMessage} from '../shared/errors.js'
 import type {DevUser} from './auth-config.js'
 
 export const DEV_CLIENT_ID = 'hoop-cli'
 export const DEV_AUDIENCE = 'hoop'
 /** The resource indicator the dev IdP issues JWT access tokens for (RFC 8707 wants an absolute URI). */
-export const DEV_RESOURCE = 'urn:hoop:gateway'
+const DEV_RESOURCE = 'urn:hoop:gateway'
 
-export interface DevIdpOptions {
+interface DevIdpOptions {
   /** Full issuer URL, e.g. http://127.0.0.1:8009/oidc. Its path is where the provider is mounted. */
   issuer: string
   users: DevUser[]
@@ -285,7 +286,7 @@ export async function createDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
         req.url = url.slice(mountPath.length) || '/'
         await callback(req, res)
       } catch (err) {
-        if (!res.headersSent) send(res, 400, page('Error', `<p id="error">${esc((err as Error).message)}</p>`))
+        if (!res.headersSent) send(res, 400, page('Error', `<p id="error">${esc(errorMessage(err))}</p>`))
       }
       return true
     },

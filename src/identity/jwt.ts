@@ -5,7 +5,7 @@
 // the header before any key is looked up, so `alg: none` and HS* tokens never reach a key.
 // RFC 7519 (JWT), RFC 8725 (JWT best practices), OpenID Connect Discovery 1.0.
 import {createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey} from 'jose'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import type {IssuerSettings} from './auth-config.js'
 
 export interface VerifiedToken {
@@ -32,7 +32,7 @@ export class IssuerKeys {
       if (!res.ok) throw new Error(`HTTP ${res.status}`)
       meta = (await res.json()) as typeof meta
     } catch (err) {
-      throw reject(`cannot verify token: discovery at ${url} failed (${(err as Error).message})`)
+      throw reject(`cannot verify token: discovery at ${url} failed (${errorMessage(err)})`)
     }
     // OIDC Discovery §4.3: the issuer in the document must be the one we asked for.
     if (typeof meta.issuer !== 'string' || meta.issuer.replace(/\/+$/, '') !== this.issuer) {
@@ -130,5 +130,5 @@ function mapJoseError(err: unknown, s: IssuerSettings, kid: string | undefined):
     return reject(`cannot verify token: the key set of ${s.issuer} could not be fetched`)
   }
   if (err instanceof joseErrors.JOSEError) return reject(`token is invalid: ${err.message}`)
-  return reject(`cannot verify token: ${(err as Error)?.message ?? String(err)}`)
+  return reject(`cannot verify token: ${errorMessage(err)}`)
 }

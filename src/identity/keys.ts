@@ -3,9 +3,9 @@
 // the gateway find the record without scanning, and is safe to log.
 import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 
-export type KeyKind = 'sa' | 'ag'
+type KeyKind = 'sa' | 'ag'
 
-export interface IssuedKey {
+interface IssuedKey {
   id: string
   token: string
   hash: string
@@ -24,7 +24,7 @@ export function parseKey(token: string): {kind: KeyKind; id: string; secret: str
   return {kind: m[1] as KeyKind, id: m[2], secret: m[3]}
 }
 
-export function hashSecret(secret: string): string {
+function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex')
 }
 

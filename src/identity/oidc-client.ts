@@ -3,12 +3,12 @@
 // (RFC 6749 §4.4). Plain-http issuers are accepted only on loopback (the dev IdP).
 import * as oidc from 'openid-client'
 import {decodeJwt} from 'jose'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {isLoopbackUrl} from './auth-config.js'
 import type {LoginProfile} from './token-store.js'
 
 /** The `auth` member of GET /.well-known/hoop-configuration (see PublicAuthSettings). */
-export interface GatewayAuthSettings {
+interface GatewayAuthSettings {
   issuer?: string
   clientId?: string
   audience?: string
@@ -22,7 +22,7 @@ export async function fetchGatewaySettings(gateway: string): Promise<GatewayAuth
   try {
     res = await fetch(`${gateway}/.well-known/hoop-configuration`, {signal: AbortSignal.timeout(10_000), headers: {accept: 'application/json'}})
   } catch (err) {
-    const cause = (err as {cause?: {code?: string}}).cause?.code ?? (err as Error).message
+    const cause = (err as {cause?: {code?: string}}).cause?.code ?? errorMessage(err)
     throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${cause}`)
   }
   if (!res.ok) throw new HoopError('GATEWAY_UNREACHABLE', `gateway ${gateway} answered ${res.status} for /.well-known/hoop-configuration`)
@@ -38,7 +38,7 @@ export async function fetchGatewaySettings(gateway: string): Promise<GatewayAuth
 const configs = new Map<string, Promise<oidc.Configuration>>()
 
 /** OIDC discovery for `issuer`, cached per process. A client secret makes it a confidential client. */
-export function issuerConfig(issuer: string, clientId: string, clientSecret?: string): Promise<oidc.Configuration> {
+function issuerConfig(issuer: string, clientId: string, clientSecret?: string): Promise<oidc.Configuration> {
   const key = `${issuer}\n${clientId}\n${clientSecret ?? ''}`
   let p = configs.get(key)
   if (!p) {
@@ -57,7 +57,7 @@ export function issuerConfig(issuer: string, clientId: string, clientSecret?: st
   return p
 }
 
-export function describe(err: unknown): string {
+function describe(err: unknown): string {
   if (err instanceof oidc.ResponseBodyError) return `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`
   const e = err as {message?: string; cause?: {code?: string; message?: string}}
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err)
@@ -71,7 +71,7 @@ export interface DevicePrompt {
 }
 
 /** Builds the profile kept in the store from a token response; claims are for display only. */
-export function profileFromTokens(
+function profileFromTokens(
   base: {gateway: string; issuer: string; clientId: string; audience?: string; loggedInAt?: number; refreshToken?: string},
   tokens: oidc.TokenEndpointResponse,
 ): LoginProfile {
@@ -104,7 +104,7 @@ export function profileFromTokens(
   }
 }
 
-export interface DeviceLoginOptions {
+interface DeviceLoginOptions {
   gateway: string
   settings: GatewayAuthSettings
   onPrompt(prompt: DevicePrompt): void | Promise<void>
@@ -175,7 +175,7 @@ export async function refreshProfile(profile: LoginProfile): Promise<LoginProfil
   try {
     config = await issuerConfig(profile.issuer, profile.clientId)
   } catch (err) {
-    throw new HoopError('NOT_LOGGED_IN', `session for ${profile.gateway} cannot be renewed (${(err as Error).message}), run \`hoop login\``)
+    throw new HoopError('NOT_LOGGED_IN', `session for ${profile.gateway} cannot be renewed (${errorMessage(err)}), run \`hoop login\``)
   }
   try {
     const params: Record<string, string> = profile.audience ? {audience: profile.audience} : {}

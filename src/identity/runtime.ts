@@ -12,7 +12,7 @@ import type {JWK} from 'jose'
 import type {DevIdp} from './dev-idp.js'
 import type {Authenticator} from './types.js'
 
-export interface IdentityRuntimeOptions {
+interface IdentityRuntimeOptions {
   config: GatewayConfig
   store: Store
   logger: Logger
@@ -24,7 +24,7 @@ export interface IdentityRuntimeOptions {
 }
 
 /** Public auth settings served at /.well-known/hoop-configuration. */
-export interface PublicAuthSettings {
+interface PublicAuthSettings {
   issuer?: string
   clientId?: string
   audience?: string
@@ -46,7 +46,7 @@ export interface IdentityRuntime {
   readonly auth?: AuthConfig
 }
 
-export const DEV_MOUNT_PATH = '/oidc'
+const DEV_MOUNT_PATH = '/oidc'
 
 export async function createIdentityRuntime(opts: IdentityRuntimeOptions): Promise<IdentityRuntime> {
   const auth = parseAuthConfig(opts.config)

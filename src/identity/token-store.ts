@@ -6,9 +6,9 @@ import {randomBytes} from 'node:crypto'
 import {chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 
-export const KEYCHAIN_SERVICE = 'hoop'
+const KEYCHAIN_SERVICE = 'hoop'
 export const CREDENTIAL_STORE_CHOICES = ['auto', 'keychain', 'file'] as const
 export type CredentialStoreChoice = (typeof CREDENTIAL_STORE_CHOICES)[number]
 
@@ -48,12 +48,12 @@ export interface CredentialStore {
  * Several people (or roles) on one machine: HOOP_PROFILE names a profile, so `HOOP_PROFILE=approver
  * hoop login` and a plain `hoop login` against the same gateway keep separate tokens.
  */
-export function profileKey(gateway: string, env: NodeJS.ProcessEnv = process.env): string {
+function profileKey(gateway: string, env: NodeJS.ProcessEnv = process.env): string {
   const name = env.HOOP_PROFILE?.trim()
   return name ? `${gateway}#${name}` : gateway
 }
 
-export function configDir(): string {
+function configDir(): string {
   const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config')
   return join(base, 'hoop')
 }
@@ -158,7 +158,7 @@ export class FileCredentialStore implements CredentialStore {
 type KeyringModule = typeof import('@napi-rs/keyring')
 
 /** The OS keychain: one entry per gateway URL under service "hoop". */
-export class KeychainCredentialStore implements CredentialStore {
+class KeychainCredentialStore implements CredentialStore {
   readonly kind = 'keychain' as const
   readonly location = `OS keychain (service "${KEYCHAIN_SERVICE}")`
 
@@ -170,14 +170,14 @@ export class KeychainCredentialStore implements CredentialStore {
     try {
       keyring = await import('@napi-rs/keyring')
     } catch (err) {
-      throw new Error(`keychain binding unavailable (${(err as Error).message.split('\n')[0]})`)
+      throw new Error(`keychain binding unavailable (${errorMessage(err).split('\n')[0]})`)
     }
     try {
       // Listing talks to the keychain service and fails without one (a plain read of a missing
       // entry answers null even when no Secret Service is reachable, so it proves nothing).
       keyring.findCredentials(KEYCHAIN_SERVICE)
     } catch (err) {
-      throw new Error(`no OS keychain available (${String((err as Error).message ?? err).split('\n')[0]})`)
+      throw new Error(`no OS keychain available (${errorMessage(err).split('\n')[0]})`)
     }
     return new KeychainCredentialStore(keyring)
   }
@@ -253,8 +253,8 @@ export async function openCredentialStore(choice: CredentialStoreChoice = parseS
     const keychain = await KeychainCredentialStore.open()
     return choice === 'keychain' ? keychain : new AutoCredentialStore(keychain, new FileCredentialStore(dir))
   } catch (err) {
-    if (choice === 'keychain') throw new HoopError('INVALID_INPUT', `--credential-store keychain: ${(err as Error).message}`)
-    return new FileCredentialStore(dir, (err as Error).message)
+    if (choice === 'keychain') throw new HoopError('INVALID_INPUT', `--credential-store keychain: ${errorMessage(err)}`)
+    return new FileCredentialStore(dir, errorMessage(err))
   }
 }
 

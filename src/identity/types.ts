@@ -1,6 +1,6 @@
 // Who is calling. Every stream and admin call carries one of these, verified by the gateway.
 
-export type IdentityKind =
+type IdentityKind =
   | 'user' // a person, from the organisation's OpenID Provider
   | 'service-account' // a gateway-issued key (HOOP_TOKEN)
   | 'client' // OAuth client credentials

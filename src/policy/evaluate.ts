@@ -34,7 +34,7 @@ import {
 } from './types.js'
 
 /** Does `identity` fall under `m`? Any listed entry matching is enough. */
-export function subjectMatches(m: SubjectMatcher, identity: Identity): boolean {
+function subjectMatches(m: SubjectMatcher, identity: Identity): boolean {
   if (m.users && identity.kind === 'user') {
     if (identity.email && anyGlob(m.users, identity.email)) return true
     if (anyGlob(m.users, identity.subject)) return true

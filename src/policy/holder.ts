@@ -11,7 +11,7 @@ import {loadPolicyFile, policyFromGatewayConfig, policyPathFromConfig} from './l
 import type {Policy} from './types.js'
 
 /** A policy file path, or a gateway config (whose `policy:` is a path, an inline mapping, or absent). */
-export type PolicySource = string | GatewayConfig
+type PolicySource = string | GatewayConfig
 
 export type ReloadResult = {ok: true; policy: Policy} | {ok: false; error: HoopError}
 

@@ -29,10 +29,10 @@ import {
   type SubjectMatcher,
 } from './types.js'
 
-export const EMPTY_POLICY_FILE = '<empty>'
+const EMPTY_POLICY_FILE = '<empty>'
 
 /** A policy with no rules: every connection is denied (`default-deny`). */
-export function emptyPolicy(file = EMPTY_POLICY_FILE): Policy {
+function emptyPolicy(file = EMPTY_POLICY_FILE): Policy {
   return {version: 1, file, defaults: {unparsable: 'block'}, rules: []}
 }
 
@@ -501,7 +501,7 @@ function validateMask(v: unknown, at: PathSegment[], c: Checker, what: string): 
 }
 
 /** "schema.table.column", "table.column" or "column"; each part a glob. Returns a reason when bad. */
-export function parseColumnPattern(text: string): ColumnPattern | string {
+function parseColumnPattern(text: string): ColumnPattern | string {
   const parts = text.split('.')
   if (parts.length > 3) return 'expected column, table.column or schema.table.column'
   for (const part of parts) {

@@ -32,7 +32,7 @@ export const STATEMENT_KINDS = [
 ] as const
 export type StatementKind = (typeof STATEMENT_KINDS)[number]
 
-export type Engine = 'postgres' | 'mysql' | 'http'
+type Engine = 'postgres' | 'mysql' | 'http'
 
 /** One statement (or one nested data-modifying part of a statement) as policy judges it. */
 export interface Statement {
@@ -68,13 +68,12 @@ export interface Statement {
   index: number
 }
 
-export const HTTP_BODY_STATUSES = ['none', 'json', 'invalid-json', 'too-large', 'not-inspected'] as const
 /**
  * What the HTTP engine could see of a request body. `json`: parsed, in `body`; `invalid-json`:
  * declared JSON but unparsable; `too-large`: JSON over the inspection limit (streamed, not seen);
  * `not-inspected`: a body of another type (streamed); `none`: no body.
  */
-export type HttpBodyStatus = (typeof HTTP_BODY_STATUSES)[number]
+type HttpBodyStatus = 'none' | 'json' | 'invalid-json' | 'too-large' | 'not-inspected'
 
 /**
  * An HTTP request as policy judges it (the HTTP engine's HttpRequestView is this with every field

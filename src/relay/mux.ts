@@ -3,11 +3,11 @@
 // ping/pong heartbeat, and an error boundary so a rogue peer can only hurt its own link.
 // Wire format: ./frame.ts; rules and numbers: docs/relay-protocol.md.
 //
-// Callers create the WebSocket with `perMessageDeflate: false, maxPayload: MAX_FRAME_SIZE`.
+// Callers create the WebSocket with `perMessageDeflate: false, maxPayload: MAX_FRAME_SIZE` (frame.ts).
 import {EventEmitter} from 'node:events'
 import {Duplex} from 'node:stream'
 import type WebSocket from 'ws'
-import {HoopError, isErrorCode, type ErrorCode} from '../shared/errors.js'
+import {errorMessage, HoopError, isErrorCode, type ErrorCode} from '../shared/errors.js'
 import {silentLogger, type Logger} from '../shared/log.js'
 import {
   FrameType,
@@ -22,11 +22,9 @@ import {
   type Frame,
 } from './frame.js'
 
-export {MAX_FRAME_SIZE} from './frame.js'
-
 export const DEFAULT_WINDOW = INITIAL_WINDOW
-export const DEFAULT_MAX_STREAMS = 4096
-export const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_MAX_STREAMS = 4096
+const DEFAULT_HEARTBEAT_MS = 15_000
 /** Above this many bytes queued on the WebSocket, stream writes wait for the socket to drain. */
 export const LINK_HIGH_WATER = 4 * 1024 * 1024
 /** Readable and writable highWaterMark of every RelayStream. */
@@ -632,7 +630,7 @@ export class Mux extends EventEmitter {
     try {
       this.onOpen(stream)
     } catch (err) {
-      this.log.error('relay onOpen handler threw', {stream: id, error: err instanceof Error ? err.message : String(err)})
+      this.log.error('relay onOpen handler threw', {stream: id, error: errorMessage(err)})
       stream.reject('INTERNAL', 'internal error')
     }
   }
@@ -664,13 +662,13 @@ export class Mux extends EventEmitter {
 
   /** An exception escaped a frame handler (often user code in a 'data' listener): reset that stream only. */
   private handlerFailed(id: number, err: unknown): void {
-    this.log.error('relay frame handler threw', {stream: id, error: err instanceof Error ? err.message : String(err)})
+    this.log.error('relay frame handler threw', {stream: id, error: errorMessage(err)})
     try {
       const s = id === 0 ? undefined : this.streams.get(id)
       if (s) s.reset('INTERNAL', 'internal error')
       else if (id === 0) this.goAway('INTERNAL', 'internal error')
     } catch (again) {
-      this.log.error('relay cleanup after a handler error failed', {error: again instanceof Error ? again.message : String(again)})
+      this.log.error('relay cleanup after a handler error failed', {error: errorMessage(again)})
     }
   }
 
@@ -719,7 +717,7 @@ export class Mux extends EventEmitter {
       try {
         s.onAbort(new HoopError(err.code, err.message, err.details))
       } catch (e) {
-        this.log.error('relay stream teardown threw', {stream: s.id, error: e instanceof Error ? e.message : String(e)})
+        this.log.error('relay stream teardown threw', {stream: s.id, error: errorMessage(e)})
       }
     }
   }

@@ -4,10 +4,10 @@
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {HoopError} from './errors.js'
+import {errorMessage, HoopError} from './errors.js'
 import {configError, type PathSegment, type SourceProblem, YamlSource} from './yaml-source.js'
 
-export const CONNECTION_TYPES = ['postgres', 'mysql', 'http', 'tcp'] as const
+const CONNECTION_TYPES = ['postgres', 'mysql', 'http', 'tcp'] as const
 export type ConnectionType = (typeof CONNECTION_TYPES)[number]
 
 export const DEFAULT_LOCAL_PORTS: Record<ConnectionType, number> = {postgres: 5433, mysql: 3307, http: 8081, tcp: 8999}
@@ -17,7 +17,7 @@ export const EMBEDDED_AGENT = 'embedded'
 /** A reference to a secret: read when needed, never stored in config or logs. */
 export type SecretRef = {env: string} | {file: string}
 
-export interface TlsSettings {
+interface TlsSettings {
   mode: 'disable' | 'require' | 'verify-full'
   ca?: SecretRef
   serverName?: string
@@ -151,7 +151,7 @@ function parseConnection(
       ;({host, port} = parseHostPort(c.target))
       if (port === 0) bad('target', 'target port must not be 0')
     } catch (err) {
-      bad('target', (err as Error).message)
+      bad('target', errorMessage(err))
     }
   }
   const agent = c.agent ?? EMBEDDED_AGENT

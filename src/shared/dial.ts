@@ -2,7 +2,7 @@
 import {connect as netConnect, type Socket} from 'node:net'
 import {HoopError} from './errors.js'
 
-export const TARGET_CONNECT_TIMEOUT_MS = 10_000
+const TARGET_CONNECT_TIMEOUT_MS = 10_000
 
 /** Dials a target over TCP with Nagle off, mapping failures to TARGET_REFUSED. */
 export function dialTarget(host: string, port: number, timeoutMs = TARGET_CONNECT_TIMEOUT_MS): Promise<Socket> {

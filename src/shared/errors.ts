@@ -53,13 +53,15 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value)
 }
 
+/** The message of anything thrown: an Error's (or error-like object's) message, else its string form. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message
+  const message = (err as {message?: unknown} | null | undefined)?.message
+  return typeof message === 'string' ? message : String(err)
+}
+
 /** Turns anything thrown into a HoopError without leaking internals to a peer. */
 export function asHoopError(err: unknown): HoopError {
   if (err instanceof HoopError) return err
   return new HoopError('INTERNAL', 'internal error')
-}
-
-/** The message of anything thrown, for logs (never for a peer: use asHoopError there). */
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

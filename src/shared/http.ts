@@ -2,7 +2,7 @@
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {HoopError} from './errors.js'
 
-export const MAX_JSON_BODY = 1024 * 1024
+const MAX_JSON_BODY = 1024 * 1024
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body)

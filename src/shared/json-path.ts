@@ -68,7 +68,7 @@ export function pathMatches(segs: readonly JsonPathSegment[], stack: readonly (s
 }
 
 /** Work allowed for one selection (values visited); a parsed 1 MiB body stays far below it. */
-export const MAX_SELECT_STEPS = 2_000_000
+const MAX_SELECT_STEPS = 2_000_000
 
 /**
  * The values a path names in a parsed JSON document (as JSON.parse returns it), in no particular

@@ -18,7 +18,7 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger
 }
 
-export interface LoggerOptions {
+interface LoggerOptions {
   level?: LogLevel
   json?: boolean
   write?: (line: string) => void

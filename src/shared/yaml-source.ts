@@ -66,7 +66,7 @@ export class YamlSource {
   }
 }
 
-export function formatProblems(problems: readonly SourceProblem[]): string {
+function formatProblems(problems: readonly SourceProblem[]): string {
   return problems.map((p) => `${p.file}:${p.line}:${p.column}: ${p.message}`).join('\n')
 }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
-import {demoCustomers} from '../../src/gateway/dev.js'
+import {demoCustomers} from '../../src/gateway/dev-seed.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {freePort, sh, shellQuote} from '../helpers/net.js'
 import {completeDeviceLogin} from '../integration/identity/browser.js'

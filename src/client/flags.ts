@@ -1,0 +1,25 @@
+// Flags shared by the commands that talk to a gateway: one definition each, so every command
+// describes and reads them alike. Module constants, not static members of HoopCommand: oclif
+// copies a command class's static members into every entry of oclif.manifest.json.
+import {Flags} from '@oclif/core'
+
+export const gatewayFlag = Flags.string({
+  summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
+  env: 'HOOP_GATEWAY',
+  helpGroup: 'GATEWAY',
+})
+
+/** The credential a command presents to the gateway (src/client/credentials.ts says what it falls back to). */
+export const tokenFlag = Flags.string({
+  summary: 'Service-account key (prefer HOOP_TOKEN: flags show up in `ps`; default: your login).',
+  description:
+    'Sent to the gateway as the bearer token; the gateway decides what its identity may do. Without it the CLI uses HOOP_CLIENT_ID and HOOP_CLIENT_SECRET, then a CI ID token (HOOP_ID_TOKEN or HOOP_ID_TOKEN_FILE), then your `hoop login`.',
+  env: 'HOOP_TOKEN',
+  helpGroup: 'GATEWAY',
+})
+
+/** `hoop agent`'s token: an agent secret, read from HOOP_AGENT_TOKEN (not HOOP_TOKEN). */
+export const agentTokenFlag = Flags.string({
+  summary: 'Agent token (prefer HOOP_AGENT_TOKEN: flags show up in `ps`).',
+  env: 'HOOP_AGENT_TOKEN',
+})
