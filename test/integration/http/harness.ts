@@ -7,7 +7,10 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 import * as net from 'node:net'
 import {gzipSync} from 'node:zlib'
 import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
-import {type HttpLimits, type HttpMaskPlan, type HttpRequestView, type HttpSessionResult, type HttpTarget, runHttpSession} from '../../../src/engines/http/session.js'
+import type {HttpLimits} from '../../../src/engines/http/limits.js'
+import type {HttpMaskPlan} from '../../../src/engines/http/response.js'
+import {type HttpRequestView, type HttpSessionResult, runHttpSession} from '../../../src/engines/http/session.js'
+import type {HttpTarget} from '../../../src/engines/http/upstream.js'
 import {createLogger, silentLogger} from '../../../src/shared/log.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
 
