@@ -1,9 +1,9 @@
 // The HTTP engine's two byte streams (client and target), read and written the same way: raw
 // chunks pulled only when the engine asks (bytes it is not ready for stay in the socket, and bytes
 // read past a message are pushed back for the next one: pipelining), and writes that wait for
-// the peer to drain and fail with `Closed` once it is gone.
+// the peer to drain (io.ts) and fail with `Closed` once it is gone.
 import type {Readable, Writable} from 'node:stream'
-import {ChunkFramer, PullReader} from '../io.js'
+import {ChunkFramer, PullReader, waitDrain} from '../io.js'
 
 export type Pull = PullReader<Buffer, never, ChunkFramer>
 
@@ -19,26 +19,10 @@ export class Closed extends Error {
 }
 
 /** Writes `buf` and resolves once `s` can take more; rejects with `Closed` when `s` is gone. */
-export function write(s: Writable, buf: Buffer, what: string): Promise<void> {
-  if (s.destroyed || s.writableEnded) return Promise.reject(new Closed(what))
-  if (buf.length === 0) return Promise.resolve()
-  if (s.write(buf)) return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      s.off('drain', onDrain)
-      s.off('close', onClose)
-      s.off('error', onClose)
-    }
-    const onDrain = () => {
-      cleanup()
-      resolve()
-    }
-    const onClose = () => {
-      cleanup()
-      reject(new Closed(what))
-    }
-    s.on('drain', onDrain)
-    s.on('close', onClose)
-    s.on('error', onClose)
-  })
+export async function write(s: Writable, buf: Buffer, what: string): Promise<void> {
+  if (s.destroyed || s.writableEnded) throw new Closed(what)
+  if (buf.length === 0 || s.write(buf)) return
+  await waitDrain(s)
+  // waitDrain also returns when the stream closes or fails: then the write was not taken.
+  if (s.destroyed || s.errored) throw new Closed(what)
 }
