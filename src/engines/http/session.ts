@@ -373,9 +373,9 @@ class HttpSession {
       }
       upload.complete = true
     }
-    pump().catch((err: Error) => {
+    pump().catch((err: unknown) => {
       // The target waits for a body that will not come: end the exchange.
-      if (!(err instanceof Closed)) this.log.debug('http request body failed', {error: err.message})
+      if (!(err instanceof Closed)) this.log.debug('http request body failed', {error: errorMessage(err)})
       up.destroy()
     })
     return upload
