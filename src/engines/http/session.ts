@@ -34,7 +34,7 @@ import {
 import {parseTarget, type ParsedTarget, redactTarget} from '../../protocol/http/target.js'
 import {errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {JUDGE_ERROR_RULE, type Judged, type Refusal, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
+import {JUDGE_ERROR_RULE, type Judged, type Refusal, refusalMessage, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
 import {ClientConnection} from './client.js'
 import {DEFAULT_HTTP_LIMITS, type HttpLimits} from './limits.js'
 import {ExchangeRecorder} from './recording.js'
@@ -422,13 +422,12 @@ class HttpSession {
       code: code ?? (refusal.effect === 'review' ? 'APPROVAL_REQUIRED' : 'POLICY_BLOCKED'),
       rule: refusal.ruleId,
     }
-    if (refusal.effect === 'review') {
-      if (refusal.approvalId) error.approvalId = refusal.approvalId
-      error.message = refusal.approvalId
-        ? `hoop: review required by policy rule ${refusal.ruleId}: ${refusal.message} (an approver runs: hoop approvals approve ${refusal.approvalId}; then repeat the same request)`
-        : `hoop: review required by policy rule ${refusal.ruleId}: ${refusal.message}`
+    if (refusal.effect === 'review' && refusal.approvalId) {
+      error.approvalId = refusal.approvalId
+      // An HTTP client is told to repeat the request: the approval is bound to its fingerprint.
+      error.message = `hoop: review required by policy rule ${refusal.ruleId}: ${refusal.message} (an approver runs: hoop approvals approve ${refusal.approvalId}; then repeat the same request)`
     } else {
-      error.message = code ? `hoop: ${refusal.message}` : `hoop: blocked by policy rule ${refusal.ruleId}: ${refusal.message}`
+      error.message = code && refusal.effect === 'block' ? `hoop: ${refusal.message}` : refusalMessage(refusal)
     }
     await this.client.sendJson(status, {error}, !keep)
     this.gate.refuse({text: ex.description, verdict: refusal}, refusal)
