@@ -187,6 +187,28 @@ export function isJsonType(type: string | undefined): boolean {
   return type !== undefined && (type === 'application/json' || type.endsWith('+json') || type === 'text/json')
 }
 
+const TEXT_TYPES = /^(text\/|application\/(xml|x-ndjson|ndjson|jsonl|x-www-form-urlencoded|javascript|graphql|yaml|x-yaml)$|application\/.*\+xml$)/
+
+/** A media type (as `mediaType` returns it) whose body is text read line by line; JSON is not one. */
+export function isTextType(type: string | undefined): boolean {
+  return type !== undefined && TEXT_TYPES.test(type)
+}
+
+/** Connection-scoped fields (RFC 9110 §7.6.1, and RFC 7230's Keep-Alive and Proxy-* fields). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'])
+
+/**
+ * The fields a proxy may forward: without the hop-by-hop ones and those the Connection header
+ * names (RFC 9110 §7.6.1). Order and case are kept.
+ */
+export function endToEndHeaders(headers: readonly Header[]): Header[] {
+  const listed = new Set(headerTokens(headers, 'connection'))
+  return headers.filter((h) => {
+    const n = h.name.toLowerCase()
+    return !HOP_BY_HOP.has(n) && !listed.has(n)
+  })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Body length (RFC 9112 §6.3).
 

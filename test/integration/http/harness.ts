@@ -7,7 +7,10 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 import * as net from 'node:net'
 import {gzipSync} from 'node:zlib'
 import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
-import {type HttpLimits, type HttpMaskPlan, type HttpRequestView, type HttpSessionResult, type HttpTarget, runHttpSession} from '../../../src/engines/http/session.js'
+import type {HttpLimits} from '../../../src/engines/http/limits.js'
+import type {HttpMaskPlan} from '../../../src/engines/http/response.js'
+import {type HttpRequestView, type HttpSessionResult, runHttpSession} from '../../../src/engines/http/session.js'
+import type {HttpTarget} from '../../../src/engines/http/upstream.js'
 import {createLogger, silentLogger} from '../../../src/shared/log.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
 
@@ -145,7 +148,8 @@ export async function startUpstream(): Promise<Upstream> {
 
 export interface HookEvent {
   hook: 'beforeForward' | 'afterStatement' | 'refused'
-  sql: string
+  /** The request as judged and audited (method and redacted target). */
+  text: string
   effect: string
   ruleId: string
   bytes?: number
@@ -199,11 +203,11 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
           return judge(view)
         },
         beforeForward: async (i) => {
-          events.push({hook: 'beforeForward', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId})
+          events.push({hook: 'beforeForward', text: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId})
           await o.beforeForward?.()
         },
-        afterStatement: (i) => void events.push({hook: 'afterStatement', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId, bytes: i.bytes, error: i.error, masked: i.masked}),
-        refused: (i) => void events.push({hook: 'refused', sql: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
+        afterStatement: (i) => void events.push({hook: 'afterStatement', text: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId, bytes: i.bytes, error: i.error, masked: i.masked}),
+        refused: (i) => void events.push({hook: 'refused', text: i.text, effect: i.verdict.effect, ruleId: i.verdict.ruleId}),
         record: (direction, text) => void records.push({direction, text}),
         },
         silentLogger,

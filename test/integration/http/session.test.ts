@@ -134,7 +134,7 @@ describe('http engine (curl, fetch, real upstream)', function () {
     // Without a plan the body is untouched.
     const plain = (await (await fetch(`${h.url}/customer?plain=1`)).json()) as typeof CUSTOMER
     assert.equal(plain.customer.email, CUSTOMER.customer.email)
-    const after = () => h.events.filter((e) => e.hook === 'afterStatement' && e.sql.startsWith('GET /customer'))
+    const after = () => h.events.filter((e) => e.hook === 'afterStatement' && e.text.startsWith('GET /customer'))
     await h.waitFor(() => after().length === 3)
     assert.deepEqual(after()[0].masked, {'field:$.customer.email': 1, 'field:$.items[*].card': 2, 'entity:email': 1})
     assert.deepEqual(after()[2].masked, {})
@@ -319,7 +319,7 @@ describe('http engine (curl, fetch, real upstream)', function () {
     const peak = Math.max(base, ...samples)
     assert.ok(peak - base < 100 * 1024 * 1024, `rss grew by ${Math.round((peak - base) / 1048576)} MiB during a 200 MB transfer`)
     await h.settle()
-    const after = h.events.find((e) => e.hook === 'afterStatement' && e.sql.startsWith('GET /big'))
+    const after = h.events.find((e) => e.hook === 'afterStatement' && e.text.startsWith('GET /big'))
     assert.equal(after?.bytes, 200 * 1024 * 1024)
   })
 

@@ -2,8 +2,10 @@
 // ambiguities that must be errors rather than guesses.
 import {strict as assert} from 'node:assert'
 import {
+  endToEndHeaders,
   HeadAccumulator,
   isHeadError,
+  isTextType,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
@@ -123,5 +125,25 @@ describe('http body framing rules', () => {
     const h = parseResponseHead(Buffer.from('HTTP/1.1 200\r\n\r\n'))
     assert.ok(!isHeadError(h))
     assert.equal(h.status, 200)
+  })
+})
+
+describe('http header helpers', () => {
+  it('endToEndHeaders drops hop-by-hop fields and those Connection names, keeping order and case', () => {
+    const h = parseReq(
+      req(['GET / HTTP/1.1', 'Host: x', 'Connection: keep-alive, X-Hop', 'Keep-Alive: timeout=5', 'X-Hop: 1', 'TE: trailers', 'Upgrade: h2c', 'Proxy-Authorization: Basic eA==', 'Accept: */*', 'x-Kept: 2']),
+    )
+    assert.deepEqual(endToEndHeaders(h.headers), [
+      {name: 'Host', value: 'x'},
+      {name: 'Accept', value: '*/*'},
+      {name: 'x-Kept', value: '2'},
+    ])
+  })
+
+  it('isTextType knows text, XML and line-oriented types, and not JSON or binary ones', () => {
+    for (const t of ['text/plain', 'text/csv', 'application/xml', 'application/atom+xml', 'application/x-ndjson', 'application/x-www-form-urlencoded', 'application/yaml']) {
+      assert.ok(isTextType(t), t)
+    }
+    for (const t of [undefined, 'application/json', 'application/octet-stream', 'image/png', 'application/xml-dtd']) assert.ok(!isTextType(t), String(t))
   })
 })
