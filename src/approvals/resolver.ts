@@ -9,7 +9,8 @@ import type {ApprovalService} from './service.js'
 interface ResolverRequest {
   identity: Identity
   connection: string
-  sql: string
+  /** What the approval binds to: the SQL text, or an HTTP request's method, target and body hash. */
+  statement: string
   review: ReviewDecision
   session?: string
 }

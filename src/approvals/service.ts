@@ -67,7 +67,8 @@ interface ApprovalServiceOptions {
 interface ResolveInput {
   identity: Identity
   connection: string
-  sql: string
+  /** What the approval binds to: the SQL text, or an HTTP request's method, target and body hash. */
+  statement: string
   review: ReviewDecision
 }
 
@@ -142,7 +143,7 @@ export class ApprovalService {
    * for the same requester + connection + rule (+ statement), created when there is none.
    */
   resolve(input: ResolveInput): ResolveResult {
-    const {identity, connection, sql, review} = input
+    const {identity, connection, statement: sql, review} = input
     if (sql.length > MAX_STATEMENT_CHARS) throw new HoopError('INVALID_INPUT', `statement of ${sql.length} characters exceeds the approval limit of ${MAX_STATEMENT_CHARS}`)
     this.expireDue()
     const hash = statementHash(sql)

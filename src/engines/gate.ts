@@ -251,7 +251,7 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       else if (!o.approvals || !d.review) {
         verdict = {effect: 'block', ruleId: d.ruleId, message: `${d.message} (approvals are not available on this gateway)`}
       } else {
-        const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, sql: o.describe(op), review: d.review, session: o.session})
+        const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, statement: o.describe(op), review: d.review, session: o.session})
         verdict =
           r.status === 'approved'
             ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}

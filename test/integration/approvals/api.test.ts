@@ -78,7 +78,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
 
   it('lists, shows, refuses self-approval, approves, and the long-poll sees it', async () => {
     const devIdentity = {kind: 'service-account' as const, subject: 'dev-bot', name: 'dev-bot', groups: ['engineering']}
-    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', sql: 'UPDATE t SET a = 1', review})
+    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', statement: 'UPDATE t SET a = 1', review})
     assert.equal(approvalIdIn(`ERROR: hoop: ... request ${approval.id} is pending`), approval.id)
 
     const pending = await dba.list()
@@ -111,7 +111,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
 
   it('a rejected request ends the wait with APPROVAL_REQUIRED naming the rejection', async () => {
     const devIdentity = {kind: 'service-account' as const, subject: 'dev-bot', name: 'dev-bot', groups: ['engineering']}
-    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', sql: 'DELETE FROM t', review})
+    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', statement: 'DELETE FROM t', review})
     await dba.decide(approval.id, 'reject', 'not today')
     await assert.rejects(dev.waitForDecision(approval.id), (e) => code(e) === 'APPROVAL_REQUIRED' && /rejected by dba-bot: not today/.test((e as Error).message))
     await assert.rejects(dba.decide(approval.id, 'approve', 'changed my mind'), (e) => code(e) === 'CONFLICT')

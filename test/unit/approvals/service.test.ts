@@ -45,15 +45,15 @@ describe('ApprovalService', () => {
   })
 
   it('creates one pending request per requester, connection and statement, and formats the refusal', () => {
-    const a = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(a.status, 'pending')
     assert.match(a.approval.id, /^apr_[A-Za-z0-9_-]{12}$/)
     assert.equal(a.approval.statement, UPDATE)
     assert.equal(a.approval.expiresAt, '2025-01-01T11:00:00.000Z')
-    const again = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const again = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(again.approval.id, a.approval.id, 'the same triple reuses the pending request')
-    assert.notEqual(svc.resolve({identity: mallory, connection: 'prod', sql: UPDATE, review}).approval.id, a.approval.id)
-    assert.notEqual(svc.resolve({identity: alice, connection: 'staging', sql: UPDATE, review}).approval.id, a.approval.id)
+    assert.notEqual(svc.resolve({identity: mallory, connection: 'prod', statement: UPDATE, review}).approval.id, a.approval.id)
+    assert.notEqual(svc.resolve({identity: alice, connection: 'staging', statement: UPDATE, review}).approval.id, a.approval.id)
     assert.equal(
       reviewMessage(a.approval),
       `hoop: approval required by rule writes-need-approval; request ${a.approval.id} is pending (0 of 1 approvals). An approver runs: hoop approvals approve ${a.approval.id} --reason "..."`,
@@ -62,7 +62,7 @@ describe('ApprovalService', () => {
   })
 
   it('approves, lets the exact statement run once, then asks anew', () => {
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     const approved = svc.approve(approval.id, bob, 'ticket OPS-1')
     assert.equal(approved.state, 'approved')
     assert.equal(approved.decisions.length, 1)
@@ -72,33 +72,33 @@ describe('ApprovalService', () => {
     assert.equal(approved.validUntil, '2025-01-01T11:00:00.000Z')
 
     clock += 60_000
-    const run = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const run = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(run.status, 'approved')
     assert.equal(run.approval.id, approval.id)
     assert.equal(run.approval.state, 'used')
     assert.equal(run.approval.usedAt, '2025-01-01T10:01:00.000Z')
 
-    const replay = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const replay = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(replay.status, 'pending', 'a one-time approval cannot be replayed')
     assert.notEqual(replay.approval.id, approval.id)
     assert.deepEqual(events.map(([k]) => k), ['requested', 'approved', 'used', 'requested'])
   })
 
   it('does not cover another statement, another connection or another requester', () => {
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     svc.approve(approval.id, bob, 'ok')
-    const other = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE + ' ', review})
+    const other = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE + ' ', review})
     assert.equal(other.status, 'pending', 'one extra space is another statement')
     assert.notEqual(other.approval.id, approval.id)
-    assert.equal(svc.resolve({identity: alice, connection: 'staging', sql: UPDATE, review}).status, 'pending')
-    assert.equal(svc.resolve({identity: mallory, connection: 'prod', sql: UPDATE, review}).status, 'pending')
-    assert.equal(svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: {...review, ruleId: 'other-rule'}}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'staging', statement: UPDATE, review}).status, 'pending')
+    assert.equal(svc.resolve({identity: mallory, connection: 'prod', statement: UPDATE, review}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: {...review, ruleId: 'other-rule'}}).status, 'pending')
     // ...and the original approval is still there for the statement it names.
-    assert.equal(svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).status, 'approved')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).status, 'approved')
   })
 
   it('refuses self-approval, even by someone in the approver group', () => {
-    const {approval} = svc.resolve({identity: dave, connection: 'prod', sql: UPDATE, review})
+    const {approval} = svc.resolve({identity: dave, connection: 'prod', statement: UPDATE, review})
     assert.throws(
       () => svc.approve(approval.id, dave, 'mine'),
       (e: HoopError) => code(e) === 'ACCESS_DENIED' && /requested apr_\S+ and cannot approve it/.test(e.message),
@@ -109,7 +109,7 @@ describe('ApprovalService', () => {
   })
 
   it('refuses approvers outside the rule and names the approvers', () => {
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.throws(
       () => svc.approve(approval.id, mallory, 'lgtm'),
       (e: HoopError) => code(e) === 'ACCESS_DENIED' && e.message.includes('not an approver for rule writes-need-approval (approvers: groups dba)'),
@@ -120,12 +120,12 @@ describe('ApprovalService', () => {
 
   it('needs N approvals from distinct approvers', () => {
     const two = {...review, approvals: 2}
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: two})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: two})
     const first = svc.approve(approval.id, bob, 'one')
     assert.equal(first.state, 'pending')
     assert.match(reviewMessage(first), /\(1 of 2 approvals\)/)
     assert.throws(() => svc.approve(approval.id, bob, 'again'), (e: HoopError) => code(e) === 'CONFLICT' && /needs 1 more/.test(e.message))
-    assert.equal(svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: two}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: two}).status, 'pending')
     const second = svc.approve(approval.id, carol, 'two')
     assert.equal(second.state, 'approved')
     assert.deepEqual(second.decisions.map((d) => d.approver.subject), ['bob-sub', 'carol-sub'])
@@ -133,36 +133,36 @@ describe('ApprovalService', () => {
   })
 
   it('ends a request on one rejection', () => {
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: {...review, approvals: 2}})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: {...review, approvals: 2}})
     svc.approve(approval.id, bob, 'fine by me')
     const rejected = svc.reject(approval.id, carol, 'not during the freeze')
     assert.equal(rejected.state, 'rejected')
     assert.match(reviewMessage(rejected), /was rejected by carol@example.com: not during the freeze/)
     assert.throws(() => svc.approve(approval.id, {...carol, subject: 'erin'}, 'late'), (e: HoopError) => code(e) === 'CONFLICT' && /is rejected/.test(e.message))
-    const next = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const next = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(next.status, 'pending')
     assert.notEqual(next.approval.id, approval.id, 'a rejected request is not reopened')
   })
 
   it('requires a justification of at most 1000 characters', () => {
-    const {approval} = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const {approval} = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.throws(() => svc.approve(approval.id, bob, '   '), (e: HoopError) => code(e) === 'INVALID_INPUT' && /required/.test(e.message))
     assert.throws(() => svc.approve(approval.id, bob, 'x'.repeat(1001)), (e: HoopError) => code(e) === 'INVALID_INPUT' && /1001 characters; the limit is 1000/.test(e.message))
     assert.equal(svc.approve(approval.id, bob, 'x'.repeat(1000)).state, 'approved')
   })
 
   it('expires pending requests after the ttl, and unused approvals too', () => {
-    const a = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).approval
+    const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
     clock += 3600_000
     assert.throws(() => svc.approve(a.id, bob, 'too late'), (e: HoopError) => code(e) === 'CONFLICT' && /is expired/.test(e.message))
     assert.equal(svc.show(a.id, alice).state, 'expired')
     assert.equal(svc.list(alice, {state: 'expired'}).length, 1)
 
-    const b = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).approval
+    const b = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
     assert.notEqual(b.id, a.id)
     svc.approve(b.id, bob, 'ok')
     clock += 3600_000 + 1
-    const late = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review})
+    const late = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
     assert.equal(late.status, 'pending', 'an approval not used within its ttl cannot be used')
     assert.equal(svc.show(b.id, bob).state, 'expired')
     assert.equal(svc.show(b.id, bob).decidedAt, '2025-01-01T11:00:00.000Z', 'the approval time is kept')
@@ -176,16 +176,16 @@ describe('ApprovalService', () => {
     assert.equal(req.approval.requestReason, 'incident 42')
     assert.match(reviewMessage(req.approval), /time-boxed access request apr_/)
     // A statement under the rule joins the same pending request.
-    assert.equal(svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: session}).approval.id, req.approval.id)
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: session}).approval.id, req.approval.id)
     const ok = svc.approve(req.approval.id, bob, 'go')
     assert.equal(ok.validUntil, '2025-01-01T10:30:00.000Z')
     for (const sql of [UPDATE, 'DELETE FROM t WHERE id = 1', UPDATE]) {
-      assert.equal(svc.resolve({identity: alice, connection: 'prod', sql, review: session}).status, 'approved')
+      assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: sql, review: session}).status, 'approved')
     }
-    assert.equal(svc.resolve({identity: mallory, connection: 'prod', sql: UPDATE, review: session}).status, 'pending')
+    assert.equal(svc.resolve({identity: mallory, connection: 'prod', statement: UPDATE, review: session}).status, 'pending')
     assert.equal(svc.requestAccess({identity: alice, connection: 'prod', review: session, reason: 'again'}).status, 'approved')
     clock += 1800_000
-    assert.equal(svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review: session}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review: session}).status, 'pending')
     assert.equal(svc.show(req.approval.id, alice).state, 'expired')
     assert.throws(
       () => svc.requestAccess({identity: alice, connection: 'prod', review: session, reason: 'long', durationSeconds: 3 * 3600}),
@@ -194,8 +194,8 @@ describe('ApprovalService', () => {
   })
 
   it('lists what the viewer requested or may approve, and hides the rest', () => {
-    const a = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).approval
-    const m = svc.resolve({identity: mallory, connection: 'prod', sql: 'DELETE FROM t', review}).approval
+    const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
+    const m = svc.resolve({identity: mallory, connection: 'prod', statement: 'DELETE FROM t', review}).approval
     assert.deepEqual(new Set(svc.list(bob).map((r) => r.id)), new Set([a.id, m.id]))
     assert.deepEqual(svc.list(alice).map((r) => r.id), [a.id])
     assert.deepEqual(svc.list(bob, {mine: true}), [])
@@ -208,7 +208,7 @@ describe('ApprovalService', () => {
   })
 
   it('wait resolves when a decision is made, and returns pending on timeout', async () => {
-    const a = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).approval
+    const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
     const still = await svc.wait(a.id, alice, 10)
     assert.equal(still.state, 'pending')
     const waiting = svc.wait(a.id, alice, 30_000)
@@ -217,7 +217,7 @@ describe('ApprovalService', () => {
   })
 
   it('keeps requests and decisions across a reopen of the database file', () => {
-    const a = svc.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).approval
+    const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
     svc.approve(a.id, bob, 'durable')
     db.close()
     db = new Database(join(dir, 'hoop.db'))
@@ -225,7 +225,7 @@ describe('ApprovalService', () => {
     const rec = again.show(a.id, bob)
     assert.equal(rec.state, 'approved')
     assert.equal(rec.decisions[0].reason, 'durable')
-    assert.equal(again.resolve({identity: alice, connection: 'prod', sql: UPDATE, review}).status, 'approved')
+    assert.equal(again.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).status, 'approved')
   })
 
   it('finds the session-scope rule for a time-boxed request from the policy', () => {
