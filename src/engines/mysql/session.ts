@@ -28,7 +28,23 @@ import {
   SHA256_PASSWORD,
 } from '../../protocol/mysql/auth.js'
 import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
-import {CAP, COM, GATEWAY_CAPS, STATUS, STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
+import {
+  CAP,
+  COM,
+  ER_ACCESS_DENIED_ERROR,
+  ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
+  ER_HANDSHAKE_ERROR,
+  ER_NET_PACKET_TOO_LARGE,
+  ER_NET_READ_ERROR,
+  ER_TABLEACCESS_DENIED_ERROR,
+  ER_UNKNOWN_COM_ERROR,
+  ER_UNKNOWN_ERROR,
+  ER_UNKNOWN_STMT_HANDLER,
+  GATEWAY_CAPS,
+  STATUS,
+  STRING_TYPES,
+  TYPE,
+} from '../../protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
   decodeAuthReply,
@@ -86,14 +102,6 @@ export type MysqlSessionResult = SessionResult
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
 /** The server's own max_allowed_packet cannot exceed 1 GiB. */
 const MAX_SERVER_PACKET = 1024 * 1024 * 1024
-/** ER_TABLEACCESS_DENIED_ERROR-like: what clients show as "command denied". */
-export const REFUSED_ERROR_CODE = 1142
-const ER_UNKNOWN_COM_ERROR = 1047
-const ER_UNKNOWN_STMT_HANDLER = 1243
-const ER_NET_PACKET_TOO_LARGE = 1153
-const ER_HANDSHAKE_ERROR = 1043
-const ER_ACCESS_DENIED = 1045
-// Client-range codes (2000-2999) make MariaDB clients report "malformed packet": only server codes are used.
 
 export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
   return new MysqlSession(opts).run()
@@ -236,7 +244,7 @@ class MysqlSession {
     try {
       up = await this.o.openUpstream()
     } catch (err) {
-      throw new FatalToClient({code: 1429, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
+      throw new FatalToClient({code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
     }
     this.setUpstream(up)
     const p = await this.readUp('greeting')
@@ -522,7 +530,7 @@ class MysqlSession {
   private async admitOrRefuse(stmt: Stmt, out: Out): Promise<boolean> {
     const refused = await this.gate.admit(stmt)
     if (!refused) return true
-    await this.answerError(out, {code: REFUSED_ERROR_CODE, sqlState: '42000', message: refusalMessage(refused)})
+    await this.answerError(out, {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: refusalMessage(refused)})
     this.gate.record('server', `ERR ${refusalMessage(refused)}`)
     this.gate.refuse(stmt, refused)
     return false
@@ -759,14 +767,14 @@ class MysqlSession {
       seq = err.seq
     } else if (err instanceof UpstreamRefused) {
       this.log.info('mysql target refused the login', {code: err.err.code})
-      e = {code: err.err.code || ER_ACCESS_DENIED, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}
+      e = {code: err.err.code || ER_ACCESS_DENIED_ERROR, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}
       seq = 2
     } else if (err instanceof HoopError) {
       this.log.warn('mysql session failed', {code: err.code, error: err.message})
-      e = {code: 1158, sqlState: '08S01', message: `hoop: ${err.message}`}
+      e = {code: ER_NET_READ_ERROR, sqlState: '08S01', message: `hoop: ${err.message}`}
     } else {
       this.log.error('mysql session failed', {error: errorMessage(err)})
-      e = {code: 1105, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
+      e = {code: ER_UNKNOWN_ERROR, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
     }
     const c = this.o.client
     if (c.destroyed || c.writableEnded) return
