@@ -14,6 +14,7 @@ import sqlParser from 'node-sql-parser'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {OutputColumn, OutputItem} from './pg-taint.js'
 import type {Operation, Statement, StatementKind} from '../policy/types.js'
+import {errorMessage} from '../shared/errors.js'
 
 const {Parser} = sqlParser
 const parser = new Parser()
@@ -410,16 +411,16 @@ function tablesAfter(text: string, prefix: RegExp): string[] {
 }
 
 function parse(text: string): Node[] {
-  let lastError: Error | undefined
+  let lastError: string | undefined
   for (const database of ['MySQL', 'MariaDB']) {
     try {
       const ast = parser.astify(text, {database}) as unknown
       return (Array.isArray(ast) ? ast : [ast]).filter(isRecord)
     } catch (err) {
-      lastError = err as Error
+      lastError = errorMessage(err)
     }
   }
-  throw new Unparsable(firstLine(lastError?.message ?? 'syntax error'))
+  throw new Unparsable(firstLine(lastError ?? 'syntax error'))
 }
 
 function firstLine(s: string): string {
