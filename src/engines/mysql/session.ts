@@ -72,7 +72,7 @@ import {
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-analyze.js'
+import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
 import {PullReader, waitDrain} from '../io.js'
 import {startUpstreamTls} from '../upstream-tls.js'
