@@ -11,7 +11,7 @@
 // the client gets an ERR packet and the session stays usable.
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
-import type {Duplex, Writable} from 'node:stream'
+import type {Duplex} from 'node:stream'
 import {ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {outputAt} from '../../sql/pg-taint.js'
@@ -45,7 +45,7 @@ import {
   STRING_TYPES,
   TYPE,
 } from '../../protocol/mysql/constants.js'
-import {encodePacket, PacketFramer, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
+import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
   decodeAuthReply,
   decodeColumnCount,
@@ -74,10 +74,8 @@ import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
-import {PullReader, waitDrain} from '../io.js'
 import {startUpstreamTls} from '../upstream-tls.js'
-
-type PacketReader = PullReader<Packet, FramerError, PacketFramer>
+import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
@@ -129,59 +127,10 @@ interface Tally {
 
 type RowMaskFn = (payload: Buffer) => Buffer
 
-/** A client-visible error that ends the session. */
-class FatalToClient extends Error {
-  constructor(
-    readonly err: ErrPacket,
-    readonly seq: number,
-  ) {
-    super(err.message)
-  }
-}
-
 /** The target refused our login; its ERR goes to the client. */
 class UpstreamRefused extends Error {
   constructor(readonly err: ErrPacket) {
     super(err.message)
-  }
-}
-
-/** Output batching towards one peer, with sequence-id renumbering and backpressure. */
-class Out {
-  private parts: Buffer[] = []
-  bytes = 0
-  seq = 0
-
-  constructor(private readonly dest: Writable) {}
-
-  /** Queues a payload as the next packet; forwards `raw` untouched when it already carries the right sequence id. */
-  packet(payload: Buffer, raw?: Buffer): void {
-    let bytes: Buffer
-    if (raw && raw[3] === this.seq && raw.length === payload.length + 4) {
-      bytes = raw
-      this.seq = (this.seq + 1) & 0xff
-    } else {
-      const e = encodePacket(payload, this.seq)
-      bytes = e.bytes
-      this.seq = e.nextSeq
-    }
-    this.parts.push(bytes)
-    this.bytes += bytes.length
-  }
-
-  get pending(): number {
-    return this.parts.reduce((n, b) => n + b.length, 0)
-  }
-
-  async flush(): Promise<void> {
-    const parts = this.parts
-    this.parts = []
-    const dest = this.dest
-    if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
-    let ok = true
-    if (parts.length === 1) ok = dest.write(parts[0])
-    else ok = dest.write(Buffer.concat(parts))
-    if (!ok && !dest.destroyed) await waitDrain(dest)
   }
 }
 
@@ -211,7 +160,7 @@ class MysqlSession {
     this.log = o.logger
     this.gate = o.gate
     this.result = o.gate.result
-    this.clientReader = new PullReader<Packet, FramerError, PacketFramer>(o.client, new PacketFramer(o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET))
+    this.clientReader = packetReader(o.client, o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET)
   }
 
   private get deprecateEof(): boolean {
@@ -261,7 +210,7 @@ class MysqlSession {
   private setUpstream(up: Duplex): void {
     this.upReader?.detach()
     this.upstream = up
-    this.upReader = new PullReader<Packet, FramerError, PacketFramer>(up, new PacketFramer(MAX_SERVER_PACKET))
+    this.upReader = packetReader(up, MAX_SERVER_PACKET)
     up.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
     up.once('close', () => {
       // The target went away while the client is idle: end the client's session too.
@@ -281,7 +230,7 @@ class MysqlSession {
       status: g.status,
       authPlugin: NATIVE_PASSWORD,
     })
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.packet(greeting)
     this.greeted = true
     this.result.bytesDown += out.bytes
@@ -390,7 +339,7 @@ class MysqlSession {
 
   /** OK to the client only now that the target accepted us. */
   private async makeClientReady(status: number, helloSeq: number): Promise<void> {
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.seq = (helloSeq + 1) & 0xff
     out.packet(encodeOk({status}))
     this.result.bytesDown += out.bytes
@@ -414,7 +363,7 @@ class MysqlSession {
 
   /** Handles one command and its whole response; returns false when the session ends. */
   private async onCommand(cmd: Command, p: Packet): Promise<boolean> {
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.seq = (p.lastSeq + 1) & 0xff
     switch (cmd.kind) {
       case 'Query': {
@@ -499,7 +448,7 @@ class MysqlSession {
     }
   }
 
-  private async answerError(out: Out, err: ErrPacket): Promise<boolean> {
+  private async answerError(out: PacketOutput, err: ErrPacket): Promise<boolean> {
     out.packet(encodeErr(err))
     this.result.bytesDown += out.bytes
     await out.flush()
@@ -507,7 +456,7 @@ class MysqlSession {
   }
 
   /** Commands that carry no SQL but act like a statement (COM_INIT_DB, COM_FIELD_LIST, COM_PROCESS_KILL). */
-  private async judgedSimple(sql: string, p: Packet, out: Out, untilEof = false): Promise<boolean> {
+  private async judgedSimple(sql: string, p: Packet, out: PacketOutput, untilEof = false): Promise<boolean> {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
     const t = newTally()
@@ -527,7 +476,7 @@ class MysqlSession {
   }
 
   /** Writes the audit record of an allowed statement; otherwise answers the refusal (ERR) and returns false. */
-  private async admitOrRefuse(stmt: Stmt, out: Out): Promise<boolean> {
+  private async admitOrRefuse(stmt: Stmt, out: PacketOutput): Promise<boolean> {
     const refused = await this.gate.admit(stmt)
     if (!refused) return true
     await this.answerError(out, {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: refusalMessage(refused)})
@@ -557,7 +506,7 @@ class MysqlSession {
     return r
   }
 
-  private async emit(out: Out, p: Packet, payload = p.payload): Promise<void> {
+  private async emit(out: PacketOutput, p: Packet, payload = p.payload): Promise<void> {
     out.packet(payload, payload === p.payload ? p.raw : undefined)
     if (out.pending >= FLUSH_BYTES || !(this.upReader as PacketReader).hasBuffered) {
       this.result.bytesDown += out.pending
@@ -565,7 +514,7 @@ class MysqlSession {
     }
   }
 
-  private async flush(out: Out): Promise<void> {
+  private async flush(out: PacketOutput): Promise<void> {
     this.result.bytesDown += out.pending
     await out.flush()
   }
@@ -573,7 +522,7 @@ class MysqlSession {
   // --- responses -----------------------------------------------------------------------------------
 
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
-  private async relayOne(out: Out): Promise<string | undefined> {
+  private async relayOne(out: PacketOutput): Promise<string | undefined> {
     const p = await this.readUp('a command')
     await this.emit(out, p)
     await this.flush(out)
@@ -581,7 +530,7 @@ class MysqlSession {
   }
 
   /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
-  private async relayPrepare(out: Out, stmt: Stmt): Promise<void> {
+  private async relayPrepare(out: PacketOutput, stmt: Stmt): Promise<void> {
     const first = await this.readUp('COM_STMT_PREPARE')
     await this.emit(out, first)
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
@@ -600,7 +549,7 @@ class MysqlSession {
   }
 
   /** COM_QUERY / COM_STMT_EXECUTE: one or more results (OK, ERR or a result set), masked. */
-  private async relayResults(out: Out, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
+  private async relayResults(out: PacketOutput, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
       const first = await this.readUp('a result')
@@ -655,7 +604,7 @@ class MysqlSession {
   }
 
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
-  private async relayRows(out: Out, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
+  private async relayRows(out: PacketOutput, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
     for (;;) {
       const p = await this.readUp('rows')
       if (isErr(p.payload)) {
