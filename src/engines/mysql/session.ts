@@ -16,23 +16,12 @@ import {ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {outputAt} from '../../sql/pg-taint.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
-import {
-  CACHING_SHA2,
-  CLEAR_PASSWORD,
-  initialAuthResponse,
-  NATIVE_PASSWORD,
-  rsaEncryptPassword,
-  SHA2_FAST_AUTH_OK,
-  SHA2_FULL_AUTH,
-  SHA2_REQUEST_PUBLIC_KEY,
-  SHA256_PASSWORD,
-} from '../../protocol/mysql/auth.js'
+import {NATIVE_PASSWORD} from '../../protocol/mysql/auth.js'
 import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
 import {
   CAP,
   COM,
   ER_ACCESS_DENIED_ERROR,
-  ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
   ER_HANDSHAKE_ERROR,
   ER_NET_PACKET_TOO_LARGE,
   ER_NET_READ_ERROR,
@@ -47,18 +36,14 @@ import {
 } from '../../protocol/mysql/constants.js'
 import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
-  decodeAuthReply,
   decodeColumnCount,
   decodeColumnDefinition,
   decodeErr,
-  decodeHandshake,
   decodeHandshakeResponse,
   decodePrepareOk,
   encodeErr,
   encodeHandshake,
-  encodeHandshakeResponse,
   encodeOk,
-  encodeSSLRequest,
   isErr,
   isResultTerminator,
   LOCAL_INFILE_HEADER,
@@ -66,7 +51,6 @@ import {
   statusOf,
   type ColumnDefinition,
   type ErrPacket,
-  type HandshakeResponse,
   type HandshakeV10,
 } from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
@@ -74,19 +58,13 @@ import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
-import {startUpstreamTls} from '../upstream-tls.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
+import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
   openUpstream: () => Promise<Duplex>
-  target: {
-    database?: string
-    username?: string
-    password?: string
-    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
-    host: string
-  }
+  target: MysqlTarget
   gate: StatementGate
   logger: Logger
   limits?: {
@@ -98,8 +76,6 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
-/** The server's own max_allowed_packet cannot exceed 1 GiB. */
-const MAX_SERVER_PACKET = 1024 * 1024 * 1024
 
 export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
   return new MysqlSession(opts).run()
@@ -127,13 +103,6 @@ interface Tally {
 
 type RowMaskFn = (payload: Buffer) => Buffer
 
-/** The target refused our login; its ERR goes to the client. */
-class UpstreamRefused extends Error {
-  constructor(readonly err: ErrPacket) {
-    super(err.message)
-  }
-}
-
 const STARS = Buffer.from('****')
 const FLUSH_BYTES = 64 * 1024
 /** Text-protocol types whose values cannot carry the entities the detectors look for. */
@@ -144,9 +113,7 @@ class MysqlSession {
   private readonly gate: StatementGate
   private readonly result: MysqlSessionResult
   private readonly clientReader: PacketReader
-  private upstream: Duplex | undefined
-  private upReader: PacketReader | undefined
-  private tlsUsed = false
+  private up: Upstream | undefined
   /** Capabilities in force on both links. */
   private caps = 0
   private readonly prepared = new Map<number, Prepared>()
@@ -163,6 +130,11 @@ class MysqlSession {
     this.clientReader = packetReader(o.client, o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET)
   }
 
+  /** The target link; set by openTarget before anything reads or writes it. */
+  private get upstream(): Upstream {
+    return this.up as Upstream
+  }
+
   private get deprecateEof(): boolean {
     return (this.caps & CAP.DEPRECATE_EOF) !== 0
   }
@@ -171,7 +143,6 @@ class MysqlSession {
     this.o.client.on('error', (e) => this.log.debug('mysql client stream error', {error: e.message}))
     try {
       const greeting = await this.openTarget()
-      if (!greeting) return this.result
       const hello = await this.handleStartup(greeting)
       if (!hello) return this.result
       const status = await this.connectUpstream(greeting, hello)
@@ -188,38 +159,16 @@ class MysqlSession {
   // --- connection phase ------------------------------------------------------------------------
 
   /** Opens the target and reads its greeting: we mirror its version, capabilities and connection id. */
-  private async openTarget(): Promise<HandshakeV10 | undefined> {
-    let up: Duplex
-    try {
-      up = await this.o.openUpstream()
-    } catch (err) {
-      throw new FatalToClient({code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
-    }
-    this.setUpstream(up)
-    const p = await this.readUp('greeting')
-    if (isErr(p.payload)) {
-      // The server refused us before the handshake (too many connections, host blocked).
-      throw new FatalToClient({...decodeErr(p.payload), message: `hoop: target refused the connection: ${decodeErr(p.payload).message}`}, 0)
-    }
-    const g = decodeHandshake(p.payload)
-    if (!g) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target did not send a MySQL protocol 10 handshake'}, 0)
-    if (!(g.capabilities & CAP.PROTOCOL_41)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target does not speak protocol 4.1'}, 0)
-    return g
-  }
-
-  private setUpstream(up: Duplex): void {
-    this.upReader?.detach()
-    this.upstream = up
-    this.upReader = packetReader(up, MAX_SERVER_PACKET)
-    up.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
-    up.once('close', () => {
+  private async openTarget(): Promise<HandshakeV10> {
+    this.up = await dialTarget(this.o.openUpstream, this.log, () => {
       // The target went away while the client is idle: end the client's session too.
       if (!this.closed) this.o.client.end()
     })
+    return this.up.greeting()
   }
 
   /** Sends our greeting and reads the client's HandshakeResponse41. No password is checked. */
-  private async handleStartup(g: HandshakeV10): Promise<(HandshakeResponse & {seq: number}) | undefined> {
+  private async handleStartup(g: HandshakeV10): Promise<ClientHello | undefined> {
     const advertised = (g.capabilities & GATEWAY_CAPS) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
     const greeting = encodeHandshake({
       serverVersion: g.serverVersion,
@@ -251,90 +200,11 @@ class MysqlSession {
     return {...hello, seq: r.lastSeq}
   }
 
-  /** TLS to the target if configured, then HandshakeResponse41 with the stored credentials. Returns the server status. */
-  private async connectUpstream(g: HandshakeV10, hello: HandshakeResponse & {seq: number}): Promise<number> {
-    const user = this.o.target.username ?? hello.username
+  /** TLS to the target if configured, then its login with the stored credentials. Returns the server status. */
+  private async connectUpstream(g: HandshakeV10, hello: ClientHello): Promise<number> {
     const database = this.o.target.database ?? hello.database
     this.result.database = database
-    const password = this.o.target.password ?? ''
-    let caps = (this.caps & g.capabilities) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
-    caps |= g.capabilities & (CAP.PLUGIN_AUTH | CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA)
-    caps = database ? caps | CAP.CONNECT_WITH_DB : caps & ~CAP.CONNECT_WITH_DB
-    if (!hello.attributes) caps &= ~CAP.CONNECT_ATTRS
-    let seq = 1
-    const maxPacket = hello.maxPacket || MAX_SERVER_PACKET
-    if (this.o.target.tls.mode !== 'disable') {
-      if (!(g.capabilities & CAP.SSL)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the target does not offer TLS but the connection requires tls mode ${this.o.target.tls.mode}`}, hello.seq + 1)
-      this.writeUp(encodeSSLRequest(caps, maxPacket, hello.charset), seq++)
-      await this.startTls()
-      caps |= CAP.SSL
-    }
-    let plugin = g.authPlugin
-    let scramble = g.authData
-    let token = initialAuthResponse(plugin, password, scramble)
-    if (!token) {
-      // A plugin we do not speak: answer as mysql_native_password; the server switches or refuses.
-      plugin = NATIVE_PASSWORD
-      token = initialAuthResponse(plugin, password, scramble) as Buffer
-    }
-    const pluginAuth = (caps & CAP.PLUGIN_AUTH) !== 0
-    this.writeUp(
-      encodeHandshakeResponse({capabilities: caps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes}),
-      seq,
-    )
-    for (let rounds = 0; rounds < 8; rounds++) {
-      const p = await this.readUp('authentication')
-      const next = (p.lastSeq + 1) & 0xff
-      const reply = decodeAuthReply(p.payload)
-      switch (reply.kind) {
-        case 'OK':
-          this.log.debug('mysql target authentication ok', {plugin})
-          return statusOf(p.payload) ?? STATUS.AUTOCOMMIT
-        case 'ERR':
-          throw new UpstreamRefused(reply.err)
-        case 'AuthSwitch': {
-          plugin = reply.plugin
-          scramble = reply.data
-          const t = initialAuthResponse(plugin, password, scramble)
-          if (t) this.writeUp(t, next)
-          else if (plugin === CLEAR_PASSWORD || plugin === SHA256_PASSWORD) {
-            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
-            else if (plugin === SHA256_PASSWORD) this.writeUp(Buffer.from([0x01]), next)
-            else throw new HoopError('TARGET_REFUSED', 'the target asks for mysql_clear_password without TLS; refusing to send the password in clear')
-          } else throw new HoopError('TARGET_REFUSED', `the target asks for the unsupported authentication plugin ${plugin}`)
-          break
-        }
-        case 'MoreData': {
-          const d = reply.data
-          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FAST_AUTH_OK) break
-          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FULL_AUTH) {
-            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
-            else this.writeUp(Buffer.from([SHA2_REQUEST_PUBLIC_KEY]), next)
-            break
-          }
-          if (plugin === CACHING_SHA2 || plugin === SHA256_PASSWORD) {
-            // The server's RSA public key (PEM): encrypt the password for it.
-            this.writeUp(rsaEncryptPassword(password, scramble, d.toString('latin1')), next)
-            break
-          }
-          throw new HoopError('PROTOCOL_ERROR', `the target sent unexpected authentication data for ${plugin}`)
-        }
-        case 'Unknown':
-          throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${reply.header.toString(16)}) during authentication`)
-      }
-    }
-    throw new HoopError('PROTOCOL_ERROR', 'the target did not finish authentication')
-  }
-
-  /** Wraps the upstream in TLS after an SSLRequest. `require` encrypts only; `verify-full` checks CA and host name. */
-  private async startTls(): Promise<void> {
-    const raw = this.upstream as Duplex
-    const left = this.upReader?.takeLeftover()
-    if (left && left.length) throw new HoopError('PROTOCOL_ERROR', 'the target sent unencrypted data after an SSLRequest')
-    this.upReader?.detach()
-    const sock = await startUpstreamTls(raw, this.o.target.tls, this.o.target.host)
-    this.tlsUsed = true
-    this.setUpstream(sock)
+    return this.upstream.login(g, hello, this.caps, database, this.o.target)
   }
 
   /** OK to the client only now that the target accepted us. */
@@ -370,7 +240,7 @@ class MysqlSession {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
         const t = newTally()
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayResults(out, t, {stmt, binary: false})
         this.finishStatement(stmt, t)
         return true
@@ -378,7 +248,7 @@ class MysqlSession {
       case 'StmtPrepare': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayPrepare(out, stmt)
         return true
       }
@@ -387,7 +257,7 @@ class MysqlSession {
         const ps = id === undefined ? undefined : this.prepared.get(id)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
         const t = newTally()
-        this.forward(p)
+        this.upstream.forward(p)
         ps.cursor = undefined
         await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
         this.finishStatement(ps.stmt, t)
@@ -397,21 +267,21 @@ class MysqlSession {
         const ps = this.prepared.get(cmd.statementId)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
         const t = newTally()
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayRows(out, t, ps.cursor?.masker, true)
         this.finishStatement(ps.stmt, t)
         return true
       }
       case 'StmtClose':
         this.prepared.delete(cmd.statementId)
-        this.forward(p)
+        this.upstream.forward(p)
         return true
       case 'StmtSendLongData':
-        if (this.prepared.has(cmd.statementId)) this.forward(p)
+        if (this.prepared.has(cmd.statementId)) this.upstream.forward(p)
         return true
       case 'StmtReset':
         if (!this.prepared.has(cmd.statementId)) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_RESET`})
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'InitDb':
@@ -423,17 +293,17 @@ class MysqlSession {
       case 'Ping':
       case 'Statistics':
       case 'SetOption':
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'ResetConnection':
         this.prepared.clear()
         this.lastPrepared = undefined
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'Quit':
-        this.forward(p)
+        this.upstream.forward(p)
         return false
       case 'ChangeUser':
         return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: 'hoop: COM_CHANGE_USER is not supported through the gateway (the target login is the connection\'s); open a new connection instead'})
@@ -460,7 +330,7 @@ class MysqlSession {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
     const t = newTally()
-    this.forward(p)
+    this.upstream.forward(p)
     if (untilEof) await this.relayRows(out, t, undefined, false)
     else t.error = await this.relayOne(out)
     this.finishStatement(stmt, t)
@@ -489,26 +359,9 @@ class MysqlSession {
     this.gate.finish(stmt, t)
   }
 
-  private forward(p: Packet): void {
-    const up = this.upstream as Duplex
-    if (up.destroyed || up.writableEnded) throw new HoopError('TARGET_REFUSED', 'the target closed the connection')
-    up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
-  }
-
-  private writeUp(payload: Buffer, seq: number): void {
-    ;(this.upstream as Duplex).write(encodePacket(payload, seq).bytes)
-  }
-
-  private async readUp(phase: string): Promise<Packet> {
-    const r = await (this.upReader as PacketReader).one()
-    if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
-    if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
-    return r
-  }
-
   private async emit(out: PacketOutput, p: Packet, payload = p.payload): Promise<void> {
     out.packet(payload, payload === p.payload ? p.raw : undefined)
-    if (out.pending >= FLUSH_BYTES || !(this.upReader as PacketReader).hasBuffered) {
+    if (out.pending >= FLUSH_BYTES || !this.upstream.hasBuffered) {
       this.result.bytesDown += out.pending
       await out.flush()
     }
@@ -523,7 +376,7 @@ class MysqlSession {
 
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
   private async relayOne(out: PacketOutput): Promise<string | undefined> {
-    const p = await this.readUp('a command')
+    const p = await this.upstream.read('a command')
     await this.emit(out, p)
     await this.flush(out)
     return isErr(p.payload) ? errText(p.payload) : undefined
@@ -531,7 +384,7 @@ class MysqlSession {
 
   /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
   private async relayPrepare(out: PacketOutput, stmt: Stmt): Promise<void> {
-    const first = await this.readUp('COM_STMT_PREPARE')
+    const first = await this.upstream.read('COM_STMT_PREPARE')
     await this.emit(out, first)
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
     if (!ok) {
@@ -540,8 +393,8 @@ class MysqlSession {
       return
     }
     for (const n of [ok.params, ok.columns]) {
-      for (let i = 0; i < n; i++) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
-      if (n > 0 && !this.deprecateEof) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
+      for (let i = 0; i < n; i++) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
+      if (n > 0 && !this.deprecateEof) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
     }
     await this.flush(out)
     this.prepared.set(ok.statementId, {stmt})
@@ -552,7 +405,7 @@ class MysqlSession {
   private async relayResults(out: PacketOutput, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
-      const first = await this.readUp('a result')
+      const first = await this.upstream.read('a result')
       const h = first.payload[0]
       if (isErr(first.payload)) {
         t.error ??= errText(first.payload)
@@ -569,7 +422,7 @@ class MysqlSession {
       }
       if (h === LOCAL_INFILE_HEADER && !ctx.binary) {
         // We never offer CLIENT_LOCAL_FILES; a server asking anyway gets "no file" (an empty packet).
-        this.writeUp(Buffer.alloc(0), (first.lastSeq + 1) & 0xff)
+        this.upstream.write(Buffer.alloc(0), (first.lastSeq + 1) & 0xff)
         continue
       }
       const n = decodeColumnCount(first.payload)
@@ -577,7 +430,7 @@ class MysqlSession {
       await this.emit(out, first)
       const defs: ColumnDefinition[] = []
       for (let i = 0; i < n; i++) {
-        const p = await this.readUp('column definitions')
+        const p = await this.upstream.read('column definitions')
         const d = decodeColumnDefinition(p.payload)
         if (!d) throw new HoopError('PROTOCOL_ERROR', 'the target sent a malformed column definition')
         defs.push(d)
@@ -585,7 +438,7 @@ class MysqlSession {
       }
       const masker = this.buildMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
       if (!this.deprecateEof) {
-        const eof = await this.readUp('column definitions')
+        const eof = await this.upstream.read('column definitions')
         await this.emit(out, eof)
         if (ctx.binary && ((statusOf(eof.payload) ?? 0) & STATUS.CURSOR_EXISTS)) {
           if (ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
@@ -606,7 +459,7 @@ class MysqlSession {
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
   private async relayRows(out: PacketOutput, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
     for (;;) {
-      const p = await this.readUp('rows')
+      const p = await this.upstream.read('rows')
       if (isErr(p.payload)) {
         t.error ??= errText(p.payload)
         await this.emit(out, p)
@@ -734,12 +587,7 @@ class MysqlSession {
     if (this.closed) return
     this.closed = true
     this.clientReader.detach()
-    this.upReader?.detach()
-    const up = this.upstream
-    if (up && !up.destroyed) {
-      if (!up.writableEnded) up.end()
-      setTimeout(() => up.destroy(), 1000).unref()
-    }
+    this.up?.close()
     const c = this.o.client
     if (!c.writableEnded) c.end()
     setTimeout(() => c.destroy(), 1000).unref()
