@@ -12,10 +12,7 @@
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
 import type {Duplex} from 'node:stream'
-import {ColumnMatcher} from '../../masking/columns.js'
-import {maskValue, mightContainPii} from '../../masking/detectors.js'
-import {outputAt} from '../../sql/pg-taint.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
+import type {MaskCounts} from '../../masking/types.js'
 import {NATIVE_PASSWORD} from '../../protocol/mysql/auth.js'
 import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
 import {
@@ -31,8 +28,6 @@ import {
   ER_UNKNOWN_STMT_HANDLER,
   GATEWAY_CAPS,
   STATUS,
-  STRING_TYPES,
-  TYPE,
 } from '../../protocol/mysql/constants.js'
 import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
@@ -53,11 +48,10 @@ import {
   type ErrPacket,
   type HandshakeV10,
 } from '../../protocol/mysql/messages.js'
-import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
-import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
+import {refusalMessage, type SessionResult, type StatementGate} from '../gate.js'
+import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
@@ -83,10 +77,6 @@ export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSession
 
 // ---------------------------------------------------------------------------------------------
 
-interface Stmt extends Judged {
-  /** Output taint per statement; undefined when the text did not parse; absent when no column is masked. */
-  outputs?: MysqlOutputAnalysis[] | 'unparsed'
-}
 
 interface Prepared {
   stmt: Stmt
@@ -101,12 +91,7 @@ interface Tally {
   masked: MaskCounts
 }
 
-type RowMaskFn = (payload: Buffer) => Buffer
-
-const STARS = Buffer.from('****')
 const FLUSH_BYTES = 64 * 1024
-/** Text-protocol types whose values cannot carry the entities the detectors look for. */
-const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
 
 class MysqlSession {
   private readonly log: Logger
@@ -118,7 +103,7 @@ class MysqlSession {
   private caps = 0
   private readonly prepared = new Map<number, Prepared>()
   private lastPrepared: number | undefined
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly masking = new ResultMasking()
   private closed = false
   /** Whether the client has our greeting (an ERR before it has no SQLSTATE). */
   private greeted = false
@@ -341,7 +326,7 @@ class MysqlSession {
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
-    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = analyzeMysqlOutputs(sql, this.matcher(v.mask)) ?? 'unparsed'
+    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = this.masking.taint(sql, v.mask)
     return stmt
   }
 
@@ -436,7 +421,7 @@ class MysqlSession {
         defs.push(d)
         await this.emit(out, p)
       }
-      const masker = this.buildMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
+      const masker = this.masking.rowMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
       if (!this.deprecateEof) {
         const eof = await this.upstream.read('column definitions')
         await this.emit(out, eof)
@@ -475,81 +460,6 @@ class MysqlSession {
       t.rows++
       t.bytes += payload.length
       await this.emit(out, p, payload)
-    }
-  }
-
-  // --- masking -------------------------------------------------------------------------------------
-
-  private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
-  }
-
-  /**
-   * Which cells of result set `index` to mask. A column with an origin (org_table, org_name) is
-   * matched by origin, so aliases do not unmask; a computed column is masked when the statement's
-   * parse tree derives it from a masked column (taint); value detectors run on every text cell.
-   * Returns undefined when nothing can be masked (rows pass through untouched).
-   */
-  private buildMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts): RowMaskFn | undefined {
-    const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
-    if (!plan || planIsEmpty(plan)) return undefined
-    const matcher = this.matcher(plan)
-    const keys: (string | undefined)[] = defs.map(() => undefined)
-    if (!matcher.empty) {
-      const analysis = stmt.outputs === 'unparsed' ? undefined : stmt.outputs?.[index]
-      const n = defs.length
-      for (let i = 0; i < n; i++) {
-        const d = defs[i]
-        const hasOrigin = d.orgTable !== '' && d.orgName !== ''
-        if (hasOrigin) {
-          const hit = matcher.match({schema: d.schema || undefined, table: d.orgTable, column: d.orgName})
-          if (hit) {
-            keys[i] = `column:${d.schema ? d.schema + '.' : ''}${d.orgTable}.${d.orgName}`
-            continue
-          }
-        }
-        if (stmt.outputs === 'unparsed' || !analysis || analysis.kind === 'opaque') {
-          // We cannot see what computed this column: mask it (fail closed).
-          if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
-          continue
-        }
-        if (analysis.kind !== 'rows' || !analysis.outputs) continue
-        const o = outputAt(analysis.outputs, i, n)
-        if (o === 'unknown') {
-          if (!hasOrigin && analysis.readsMasked) keys[i] = `derived:${analysis.readsMasked}`
-        } else if (o.source) keys[i] = `derived:${o.source}`
-      }
-    }
-    const entities = new Set<MaskEntity>(plan.entities)
-    const detect = entities.size > 0
-    if (!detect && keys.every((k) => k === undefined)) return undefined
-    const types = defs.map((d) => d.type)
-    const textual = defs.map((d) => STRING_TYPES.has(d.type))
-    const rewrite = (i: number, value: Buffer | null): Buffer | null | undefined => {
-      if (value === null) return undefined
-      const key = keys[i]
-      if (key) {
-        addCount(counts, key)
-        return textual[i] ? STARS : null
-      }
-      if (!detect) return undefined
-      if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined
-      if (!mightContainPii(value, 0, value.length)) return undefined
-      const found = maskValue(value.toString('utf8'), entities)
-      if (!found) return undefined
-      for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
-      return textual[i] ? Buffer.from(found.text, 'utf8') : null
-    }
-    return (payload: Buffer) => {
-      try {
-        return binary ? rewriteBinaryRow(payload, types, rewrite) : rewriteTextRow(payload, defs.length, rewrite)
-      } catch (err) {
-        if (!(err instanceof RowShapeError)) throw err
-        addCount(counts, 'row:unparsable')
-        return nullRow(defs.length, binary)
-      }
     }
   }
 
