@@ -1,23 +1,26 @@
-// The MySQL / MariaDB engine at the gateway: drives one client session over two Duplex streams.
+// The MySQL / MariaDB engine at the gateway: the state machine of one client session over two
+// Duplex streams, reading like the protocol:
 //
-//   openTarget (read the server's greeting) -> handleStartup (our greeting, the client's response,
-//   no password checked: identity is the hoop identity) -> connectUpstream (TLS + credential
-//   injection) -> makeClientReady (OK) -> command loop: judge, forward or refuse, relay the
-//   response with rows masked.
+//   openTarget (dial, read the server's greeting) -> handleStartup (our greeting, the client's
+//   response; no password checked: identity is the hoop identity) -> connectUpstream (TLS and
+//   credential injection) -> makeClientReady (OK) -> commandLoop: judge each statement, forward it
+//   or refuse it, relay the response with rows masked.
 //
 // The classic protocol is strictly request/response, so the command loop handles one command at
 // a time: read it, judge it, forward it, relay the whole response, then read the next. A client
 // that pipelines simply waits in its socket buffer. Refused statements never reach the target:
 // the client gets an ERR packet and the session stays usable.
+//
+// Beside it: upstream.ts (dial, TLS, login with stored credentials), masking.ts (row maskers),
+// packets.ts (reader, output with sequence ids), recording.ts (recording lines), ../gate.ts (judge,
+// admit, finish, refuse).
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
 import type {Duplex} from 'node:stream'
-import type {MaskCounts} from '../../masking/types.js'
 import {NATIVE_PASSWORD} from '../../protocol/mysql/auth.js'
-import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
+import {commandName, decodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
 import {
   CAP,
-  COM,
   ER_ACCESS_DENIED_ERROR,
   ER_HANDSHAKE_ERROR,
   ER_NET_PACKET_TOO_LARGE,
@@ -50,9 +53,10 @@ import {
 } from '../../protocol/mysql/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {refusalMessage, type SessionResult, type StatementGate} from '../gate.js'
+import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
 import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
+import {summarizeCommand, summarizeRefusal} from './recording.js'
 import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
@@ -70,28 +74,20 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** A relayed response is flushed to the client at least every this many bytes. */
+const FLUSH_BYTES = 64 * 1024
+/** utf8mb4_general_ci: our greeting's character set when the target's announces none. */
+const DEFAULT_CHARSET = 45
 
 export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
   return new MysqlSession(opts).run()
 }
-
-// ---------------------------------------------------------------------------------------------
-
 
 interface Prepared {
   stmt: Stmt
   /** Masker of the open cursor (COM_STMT_EXECUTE with a cursor flag), for COM_STMT_FETCH. */
   cursor?: {columns: number; masker?: RowMaskFn}
 }
-
-interface Tally {
-  rows: number
-  bytes: number
-  error?: string
-  masked: MaskCounts
-}
-
-const FLUSH_BYTES = 64 * 1024
 
 class MysqlSession {
   private readonly log: Logger
@@ -160,7 +156,7 @@ class MysqlSession {
       connectionId: g.connectionId,
       authData: scramble20(),
       capabilities: advertised,
-      charset: g.charset || 45,
+      charset: g.charset || DEFAULT_CHARSET,
       status: g.status,
       authPlugin: NATIVE_PASSWORD,
     })
@@ -203,6 +199,7 @@ class MysqlSession {
 
   // --- command phase -----------------------------------------------------------------------------
 
+  /** One command at a time until the client quits or leaves: the protocol is request/response. */
   private async commandLoop(): Promise<void> {
     for (;;) {
       const r = await this.clientReader.one()
@@ -210,7 +207,7 @@ class MysqlSession {
       if ('error' in r) throw this.lengthError(r.error, 1)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
-      if (this.gate.recording) this.gate.record('client', summarize(cmd))
+      if (this.gate.recording) this.gate.record('client', summarizeCommand(cmd))
       const keepGoing = await this.onCommand(cmd, r)
       if (!keepGoing) return
     }
@@ -224,10 +221,10 @@ class MysqlSession {
       case 'Query': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        const t = newTally()
+        const t = newOutcome()
         this.upstream.forward(p)
         await this.relayResults(out, t, {stmt, binary: false})
-        this.finishStatement(stmt, t)
+        this.gate.finish(stmt, t)
         return true
       }
       case 'StmtPrepare': {
@@ -241,20 +238,20 @@ class MysqlSession {
         const id = cmd.statementId === LAST_STATEMENT_ID ? this.lastPrepared : cmd.statementId
         const ps = id === undefined ? undefined : this.prepared.get(id)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
-        const t = newTally()
+        const t = newOutcome()
         this.upstream.forward(p)
         ps.cursor = undefined
         await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
-        this.finishStatement(ps.stmt, t)
+        this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtFetch': {
         const ps = this.prepared.get(cmd.statementId)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
-        const t = newTally()
+        const t = newOutcome()
         this.upstream.forward(p)
-        await this.relayRows(out, t, ps.cursor?.masker, true)
-        this.finishStatement(ps.stmt, t)
+        await this.relayRows(out, t, ps.cursor?.masker)
+        this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtClose':
@@ -303,6 +300,7 @@ class MysqlSession {
     }
   }
 
+  /** Answers a command with an ERR instead of forwarding it; the session goes on. */
   private async answerError(out: PacketOutput, err: ErrPacket): Promise<boolean> {
     out.packet(encodeErr(err))
     this.result.bytesDown += out.bytes
@@ -314,11 +312,11 @@ class MysqlSession {
   private async judgedSimple(sql: string, p: Packet, out: PacketOutput, untilEof = false): Promise<boolean> {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
-    const t = newTally()
+    const t = newOutcome()
     this.upstream.forward(p)
-    if (untilEof) await this.relayRows(out, t, undefined, false)
+    if (untilEof) await this.relayRows(out, t, undefined)
     else t.error = await this.relayOne(out)
-    this.finishStatement(stmt, t)
+    this.gate.finish(stmt, t)
     return true
   }
 
@@ -334,16 +332,16 @@ class MysqlSession {
   private async admitOrRefuse(stmt: Stmt, out: PacketOutput): Promise<boolean> {
     const refused = await this.gate.admit(stmt)
     if (!refused) return true
-    await this.answerError(out, {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: refusalMessage(refused)})
-    this.gate.record('server', `ERR ${refusalMessage(refused)}`)
+    const message = refusalMessage(refused)
+    await this.answerError(out, {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message})
+    this.gate.record('server', summarizeRefusal(message))
     this.gate.refuse(stmt, refused)
     return false
   }
 
-  private finishStatement(stmt: Stmt, t: Tally): void {
-    this.gate.finish(stmt, t)
-  }
+  // --- responses -----------------------------------------------------------------------------------
 
+  /** Queues one packet of a response; flushes every FLUSH_BYTES and whenever the target has nothing more buffered. */
   private async emit(out: PacketOutput, p: Packet, payload = p.payload): Promise<void> {
     out.packet(payload, payload === p.payload ? p.raw : undefined)
     if (out.pending >= FLUSH_BYTES || !this.upstream.hasBuffered) {
@@ -352,12 +350,11 @@ class MysqlSession {
     }
   }
 
+  /** Sends what is queued; it counts towards the session's bytes down. */
   private async flush(out: PacketOutput): Promise<void> {
     this.result.bytesDown += out.pending
     await out.flush()
   }
-
-  // --- responses -----------------------------------------------------------------------------------
 
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
   private async relayOne(out: PacketOutput): Promise<string | undefined> {
@@ -374,7 +371,7 @@ class MysqlSession {
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
     if (!ok) {
       await this.flush(out)
-      this.finishStatement(stmt, {...newTally(), error: isErr(first.payload) ? errText(first.payload) : 'invalid COM_STMT_PREPARE response'})
+      this.gate.finish(stmt, {...newOutcome(), error: isErr(first.payload) ? errText(first.payload) : 'invalid COM_STMT_PREPARE response'})
       return
     }
     for (const n of [ok.params, ok.columns]) {
@@ -387,7 +384,7 @@ class MysqlSession {
   }
 
   /** COM_QUERY / COM_STMT_EXECUTE: one or more results (OK, ERR or a result set), masked. */
-  private async relayResults(out: PacketOutput, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
+  private async relayResults(out: PacketOutput, t: Outcome, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
       const first = await this.upstream.read('a result')
@@ -430,7 +427,7 @@ class MysqlSession {
           break
         }
       }
-      const status = await this.relayRows(out, t, masker, ctx.binary)
+      const status = await this.relayRows(out, t, masker)
       if (ctx.binary && status !== undefined && status & STATUS.CURSOR_EXISTS && ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
       if (status !== undefined && status & STATUS.MORE_RESULTS_EXISTS) {
         index++
@@ -442,7 +439,7 @@ class MysqlSession {
   }
 
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
-  private async relayRows(out: PacketOutput, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
+  private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined): Promise<number | undefined> {
     for (;;) {
       const p = await this.upstream.read('rows')
       if (isErr(p.payload)) {
@@ -465,6 +462,7 @@ class MysqlSession {
 
   // --- errors and shutdown ----------------------------------------------------------------------
 
+  /** A client packet declared larger than the limit: refused from its header, before buffering. */
   private lengthError(e: FramerError, seq: number): FatalToClient {
     return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
   }
@@ -493,6 +491,7 @@ class MysqlSession {
     await new Promise<void>((resolve) => c.end(encodePacket(encodeErr(e, this.greeted), seq).bytes, () => resolve()))
   }
 
+  /** Ends both links once; a peer that has not closed within a second is destroyed. */
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
@@ -504,7 +503,7 @@ class MysqlSession {
   }
 }
 
-function newTally(): Tally {
+function newOutcome(): Outcome {
   return {rows: 0, bytes: 0, masked: {}}
 }
 
@@ -523,25 +522,3 @@ function scramble20(): Buffer {
 function quoteIdent(s: string): string {
   return '`' + s.replace(/`/g, '``') + '`'
 }
-
-function summarize(c: Command): string {
-  switch (c.kind) {
-    case 'Query':
-    case 'StmtPrepare':
-      return `${c.kind} ${c.sql}`
-    case 'InitDb':
-      return `InitDb ${c.database}`
-    case 'StmtExecute':
-    case 'StmtClose':
-    case 'StmtReset':
-    case 'StmtFetch':
-      return `${c.kind} ${c.statementId}`
-    case 'Unknown':
-    case 'Malformed':
-      return `${c.kind} ${commandName(c.command)}`
-    default:
-      return c.kind
-  }
-}
-
-export {COM, encodeCommand}
