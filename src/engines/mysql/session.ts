@@ -1,48 +1,47 @@
-// The MySQL / MariaDB engine at the gateway: drives one client session over two Duplex streams.
+// The MySQL / MariaDB engine at the gateway: the state machine of one client session over two
+// Duplex streams, reading like the protocol:
 //
-//   openTarget (read the server's greeting) -> handleStartup (our greeting, the client's response,
-//   no password checked: identity is the hoop identity) -> connectUpstream (TLS + credential
-//   injection) -> makeClientReady (OK) -> command loop: judge, forward or refuse, relay the
-//   response with rows masked.
+//   openTarget (dial, read the server's greeting) -> handleStartup (our greeting, the client's
+//   response; no password checked: identity is the hoop identity) -> connectUpstream (TLS and
+//   credential injection) -> makeClientReady (OK) -> commandLoop: judge each statement, forward it
+//   or refuse it, relay the response with rows masked.
 //
 // The classic protocol is strictly request/response, so the command loop handles one command at
 // a time: read it, judge it, forward it, relay the whole response, then read the next. A client
 // that pipelines simply waits in its socket buffer. Refused statements never reach the target:
 // the client gets an ERR packet and the session stays usable.
+//
+// Beside it: upstream.ts (dial, TLS, login with stored credentials), masking.ts (row maskers),
+// packets.ts (reader, output with sequence ids), recording.ts (recording lines), ../gate.ts (judge,
+// admit, finish, refuse).
 // Protocol: https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
 import {randomBytes} from 'node:crypto'
-import type {Duplex, Writable} from 'node:stream'
-import {ColumnMatcher} from '../../masking/columns.js'
-import {maskValue, mightContainPii} from '../../masking/detectors.js'
-import {outputAt} from '../../sql/pg-taint.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
+import type {Duplex} from 'node:stream'
+import {NATIVE_PASSWORD} from '../../protocol/mysql/auth.js'
+import {commandName, decodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
 import {
-  CACHING_SHA2,
-  CLEAR_PASSWORD,
-  initialAuthResponse,
-  NATIVE_PASSWORD,
-  rsaEncryptPassword,
-  SHA2_FAST_AUTH_OK,
-  SHA2_FULL_AUTH,
-  SHA2_REQUEST_PUBLIC_KEY,
-  SHA256_PASSWORD,
-} from '../../protocol/mysql/auth.js'
-import {commandName, decodeCommand, encodeCommand, LAST_STATEMENT_ID, type Command} from '../../protocol/mysql/commands.js'
-import {CAP, COM, GATEWAY_CAPS, STATUS, STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
-import {encodePacket, PacketFramer, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
+  CAP,
+  ER_ACCESS_DENIED_ERROR,
+  ER_HANDSHAKE_ERROR,
+  ER_NET_PACKET_TOO_LARGE,
+  ER_NET_READ_ERROR,
+  ER_TABLEACCESS_DENIED_ERROR,
+  ER_UNKNOWN_COM_ERROR,
+  ER_UNKNOWN_ERROR,
+  ER_UNKNOWN_STMT_HANDLER,
+  GATEWAY_CAPS,
+  STATUS,
+} from '../../protocol/mysql/constants.js'
+import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
-  decodeAuthReply,
   decodeColumnCount,
   decodeColumnDefinition,
   decodeErr,
-  decodeHandshake,
   decodeHandshakeResponse,
   decodePrepareOk,
   encodeErr,
   encodeHandshake,
-  encodeHandshakeResponse,
   encodeOk,
-  encodeSSLRequest,
   isErr,
   isResultTerminator,
   LOCAL_INFILE_HEADER,
@@ -50,29 +49,20 @@ import {
   statusOf,
   type ColumnDefinition,
   type ErrPacket,
-  type HandshakeResponse,
   type HandshakeV10,
 } from '../../protocol/mysql/messages.js'
-import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-analyze.js'
-import {refusalMessage, type Judged, type SessionResult, type StatementGate} from '../gate.js'
-import {PullReader, waitDrain} from '../io.js'
-import {startUpstreamTls} from '../upstream-tls.js'
-
-type PacketReader = PullReader<Packet, FramerError, PacketFramer>
+import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
+import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
+import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
+import {summarizeCommand, summarizeRefusal} from './recording.js'
+import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
   openUpstream: () => Promise<Duplex>
-  target: {
-    database?: string
-    username?: string
-    password?: string
-    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
-    host: string
-  }
+  target: MysqlTarget
   gate: StatementGate
   logger: Logger
   limits?: {
@@ -84,26 +74,13 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
-/** The server's own max_allowed_packet cannot exceed 1 GiB. */
-const MAX_SERVER_PACKET = 1024 * 1024 * 1024
-/** ER_TABLEACCESS_DENIED_ERROR-like: what clients show as "command denied". */
-export const REFUSED_ERROR_CODE = 1142
-const ER_UNKNOWN_COM_ERROR = 1047
-const ER_UNKNOWN_STMT_HANDLER = 1243
-const ER_NET_PACKET_TOO_LARGE = 1153
-const ER_HANDSHAKE_ERROR = 1043
-const ER_ACCESS_DENIED = 1045
-// Client-range codes (2000-2999) make MariaDB clients report "malformed packet": only server codes are used.
+/** A relayed response is flushed to the client at least every this many bytes. */
+const FLUSH_BYTES = 64 * 1024
+/** utf8mb4_general_ci: our greeting's character set when the target's announces none. */
+const DEFAULT_CHARSET = 45
 
 export function runMysqlSession(opts: MysqlSessionOptions): Promise<MysqlSessionResult> {
   return new MysqlSession(opts).run()
-}
-
-// ---------------------------------------------------------------------------------------------
-
-interface Stmt extends Judged {
-  /** Output taint per statement; undefined when the text did not parse; absent when no column is masked. */
-  outputs?: MysqlOutputAnalysis[] | 'unparsed'
 }
 
 interface Prepared {
@@ -112,89 +89,17 @@ interface Prepared {
   cursor?: {columns: number; masker?: RowMaskFn}
 }
 
-interface Tally {
-  rows: number
-  bytes: number
-  error?: string
-  masked: MaskCounts
-}
-
-type RowMaskFn = (payload: Buffer) => Buffer
-
-/** A client-visible error that ends the session. */
-class FatalToClient extends Error {
-  constructor(
-    readonly err: ErrPacket,
-    readonly seq: number,
-  ) {
-    super(err.message)
-  }
-}
-
-/** The target refused our login; its ERR goes to the client. */
-class UpstreamRefused extends Error {
-  constructor(readonly err: ErrPacket) {
-    super(err.message)
-  }
-}
-
-/** Output batching towards one peer, with sequence-id renumbering and backpressure. */
-class Out {
-  private parts: Buffer[] = []
-  bytes = 0
-  seq = 0
-
-  constructor(private readonly dest: Writable) {}
-
-  /** Queues a payload as the next packet; forwards `raw` untouched when it already carries the right sequence id. */
-  packet(payload: Buffer, raw?: Buffer): void {
-    let bytes: Buffer
-    if (raw && raw[3] === this.seq && raw.length === payload.length + 4) {
-      bytes = raw
-      this.seq = (this.seq + 1) & 0xff
-    } else {
-      const e = encodePacket(payload, this.seq)
-      bytes = e.bytes
-      this.seq = e.nextSeq
-    }
-    this.parts.push(bytes)
-    this.bytes += bytes.length
-  }
-
-  get pending(): number {
-    return this.parts.reduce((n, b) => n + b.length, 0)
-  }
-
-  async flush(): Promise<void> {
-    const parts = this.parts
-    this.parts = []
-    const dest = this.dest
-    if (parts.length === 0 || dest.destroyed || dest.writableEnded) return
-    let ok = true
-    if (parts.length === 1) ok = dest.write(parts[0])
-    else ok = dest.write(Buffer.concat(parts))
-    if (!ok && !dest.destroyed) await waitDrain(dest)
-  }
-}
-
-const STARS = Buffer.from('****')
-const FLUSH_BYTES = 64 * 1024
-/** Text-protocol types whose values cannot carry the entities the detectors look for. */
-const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
-
 class MysqlSession {
   private readonly log: Logger
   private readonly gate: StatementGate
   private readonly result: MysqlSessionResult
   private readonly clientReader: PacketReader
-  private upstream: Duplex | undefined
-  private upReader: PacketReader | undefined
-  private tlsUsed = false
+  private up: Upstream | undefined
   /** Capabilities in force on both links. */
   private caps = 0
   private readonly prepared = new Map<number, Prepared>()
   private lastPrepared: number | undefined
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly masking = new ResultMasking()
   private closed = false
   /** Whether the client has our greeting (an ERR before it has no SQLSTATE). */
   private greeted = false
@@ -203,7 +108,12 @@ class MysqlSession {
     this.log = o.logger
     this.gate = o.gate
     this.result = o.gate.result
-    this.clientReader = new PullReader<Packet, FramerError, PacketFramer>(o.client, new PacketFramer(o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET))
+    this.clientReader = packetReader(o.client, o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET)
+  }
+
+  /** The target link; set by openTarget before anything reads or writes it. */
+  private get upstream(): Upstream {
+    return this.up as Upstream
   }
 
   private get deprecateEof(): boolean {
@@ -214,7 +124,6 @@ class MysqlSession {
     this.o.client.on('error', (e) => this.log.debug('mysql client stream error', {error: e.message}))
     try {
       const greeting = await this.openTarget()
-      if (!greeting) return this.result
       const hello = await this.handleStartup(greeting)
       if (!hello) return this.result
       const status = await this.connectUpstream(greeting, hello)
@@ -231,49 +140,27 @@ class MysqlSession {
   // --- connection phase ------------------------------------------------------------------------
 
   /** Opens the target and reads its greeting: we mirror its version, capabilities and connection id. */
-  private async openTarget(): Promise<HandshakeV10 | undefined> {
-    let up: Duplex
-    try {
-      up = await this.o.openUpstream()
-    } catch (err) {
-      throw new FatalToClient({code: 1429, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
-    }
-    this.setUpstream(up)
-    const p = await this.readUp('greeting')
-    if (isErr(p.payload)) {
-      // The server refused us before the handshake (too many connections, host blocked).
-      throw new FatalToClient({...decodeErr(p.payload), message: `hoop: target refused the connection: ${decodeErr(p.payload).message}`}, 0)
-    }
-    const g = decodeHandshake(p.payload)
-    if (!g) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target did not send a MySQL protocol 10 handshake'}, 0)
-    if (!(g.capabilities & CAP.PROTOCOL_41)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: the target does not speak protocol 4.1'}, 0)
-    return g
-  }
-
-  private setUpstream(up: Duplex): void {
-    this.upReader?.detach()
-    this.upstream = up
-    this.upReader = new PullReader<Packet, FramerError, PacketFramer>(up, new PacketFramer(MAX_SERVER_PACKET))
-    up.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
-    up.once('close', () => {
+  private async openTarget(): Promise<HandshakeV10> {
+    this.up = await dialTarget(this.o.openUpstream, this.log, () => {
       // The target went away while the client is idle: end the client's session too.
       if (!this.closed) this.o.client.end()
     })
+    return this.up.greeting()
   }
 
   /** Sends our greeting and reads the client's HandshakeResponse41. No password is checked. */
-  private async handleStartup(g: HandshakeV10): Promise<(HandshakeResponse & {seq: number}) | undefined> {
+  private async handleStartup(g: HandshakeV10): Promise<ClientHello | undefined> {
     const advertised = (g.capabilities & GATEWAY_CAPS) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
     const greeting = encodeHandshake({
       serverVersion: g.serverVersion,
       connectionId: g.connectionId,
       authData: scramble20(),
       capabilities: advertised,
-      charset: g.charset || 45,
+      charset: g.charset || DEFAULT_CHARSET,
       status: g.status,
       authPlugin: NATIVE_PASSWORD,
     })
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.packet(greeting)
     this.greeted = true
     this.result.bytesDown += out.bytes
@@ -294,95 +181,16 @@ class MysqlSession {
     return {...hello, seq: r.lastSeq}
   }
 
-  /** TLS to the target if configured, then HandshakeResponse41 with the stored credentials. Returns the server status. */
-  private async connectUpstream(g: HandshakeV10, hello: HandshakeResponse & {seq: number}): Promise<number> {
-    const user = this.o.target.username ?? hello.username
+  /** TLS to the target if configured, then its login with the stored credentials. Returns the server status. */
+  private async connectUpstream(g: HandshakeV10, hello: ClientHello): Promise<number> {
     const database = this.o.target.database ?? hello.database
     this.result.database = database
-    const password = this.o.target.password ?? ''
-    let caps = (this.caps & g.capabilities) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
-    caps |= g.capabilities & (CAP.PLUGIN_AUTH | CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA)
-    caps = database ? caps | CAP.CONNECT_WITH_DB : caps & ~CAP.CONNECT_WITH_DB
-    if (!hello.attributes) caps &= ~CAP.CONNECT_ATTRS
-    let seq = 1
-    const maxPacket = hello.maxPacket || MAX_SERVER_PACKET
-    if (this.o.target.tls.mode !== 'disable') {
-      if (!(g.capabilities & CAP.SSL)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the target does not offer TLS but the connection requires tls mode ${this.o.target.tls.mode}`}, hello.seq + 1)
-      this.writeUp(encodeSSLRequest(caps, maxPacket, hello.charset), seq++)
-      await this.startTls()
-      caps |= CAP.SSL
-    }
-    let plugin = g.authPlugin
-    let scramble = g.authData
-    let token = initialAuthResponse(plugin, password, scramble)
-    if (!token) {
-      // A plugin we do not speak: answer as mysql_native_password; the server switches or refuses.
-      plugin = NATIVE_PASSWORD
-      token = initialAuthResponse(plugin, password, scramble) as Buffer
-    }
-    const pluginAuth = (caps & CAP.PLUGIN_AUTH) !== 0
-    this.writeUp(
-      encodeHandshakeResponse({capabilities: caps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes}),
-      seq,
-    )
-    for (let rounds = 0; rounds < 8; rounds++) {
-      const p = await this.readUp('authentication')
-      const next = (p.lastSeq + 1) & 0xff
-      const reply = decodeAuthReply(p.payload)
-      switch (reply.kind) {
-        case 'OK':
-          this.log.debug('mysql target authentication ok', {plugin})
-          return statusOf(p.payload) ?? STATUS.AUTOCOMMIT
-        case 'ERR':
-          throw new UpstreamRefused(reply.err)
-        case 'AuthSwitch': {
-          plugin = reply.plugin
-          scramble = reply.data
-          const t = initialAuthResponse(plugin, password, scramble)
-          if (t) this.writeUp(t, next)
-          else if (plugin === CLEAR_PASSWORD || plugin === SHA256_PASSWORD) {
-            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
-            else if (plugin === SHA256_PASSWORD) this.writeUp(Buffer.from([0x01]), next)
-            else throw new HoopError('TARGET_REFUSED', 'the target asks for mysql_clear_password without TLS; refusing to send the password in clear')
-          } else throw new HoopError('TARGET_REFUSED', `the target asks for the unsupported authentication plugin ${plugin}`)
-          break
-        }
-        case 'MoreData': {
-          const d = reply.data
-          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FAST_AUTH_OK) break
-          if (plugin === CACHING_SHA2 && d.length === 1 && d[0] === SHA2_FULL_AUTH) {
-            if (this.tlsUsed) this.writeUp(Buffer.from(password + '\0', 'utf8'), next)
-            else this.writeUp(Buffer.from([SHA2_REQUEST_PUBLIC_KEY]), next)
-            break
-          }
-          if (plugin === CACHING_SHA2 || plugin === SHA256_PASSWORD) {
-            // The server's RSA public key (PEM): encrypt the password for it.
-            this.writeUp(rsaEncryptPassword(password, scramble, d.toString('latin1')), next)
-            break
-          }
-          throw new HoopError('PROTOCOL_ERROR', `the target sent unexpected authentication data for ${plugin}`)
-        }
-        case 'Unknown':
-          throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${reply.header.toString(16)}) during authentication`)
-      }
-    }
-    throw new HoopError('PROTOCOL_ERROR', 'the target did not finish authentication')
-  }
-
-  /** Wraps the upstream in TLS after an SSLRequest. `require` encrypts only; `verify-full` checks CA and host name. */
-  private async startTls(): Promise<void> {
-    const raw = this.upstream as Duplex
-    const left = this.upReader?.takeLeftover()
-    if (left && left.length) throw new HoopError('PROTOCOL_ERROR', 'the target sent unencrypted data after an SSLRequest')
-    this.upReader?.detach()
-    const sock = await startUpstreamTls(raw, this.o.target.tls, this.o.target.host)
-    this.tlsUsed = true
-    this.setUpstream(sock)
+    return this.upstream.login(g, hello, this.caps, database, this.o.target)
   }
 
   /** OK to the client only now that the target accepted us. */
   private async makeClientReady(status: number, helloSeq: number): Promise<void> {
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.seq = (helloSeq + 1) & 0xff
     out.packet(encodeOk({status}))
     this.result.bytesDown += out.bytes
@@ -391,6 +199,7 @@ class MysqlSession {
 
   // --- command phase -----------------------------------------------------------------------------
 
+  /** One command at a time until the client quits or leaves: the protocol is request/response. */
   private async commandLoop(): Promise<void> {
     for (;;) {
       const r = await this.clientReader.one()
@@ -398,7 +207,7 @@ class MysqlSession {
       if ('error' in r) throw this.lengthError(r.error, 1)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
-      if (this.gate.recording) this.gate.record('client', summarize(cmd))
+      if (this.gate.recording) this.gate.record('client', summarizeCommand(cmd))
       const keepGoing = await this.onCommand(cmd, r)
       if (!keepGoing) return
     }
@@ -406,22 +215,22 @@ class MysqlSession {
 
   /** Handles one command and its whole response; returns false when the session ends. */
   private async onCommand(cmd: Command, p: Packet): Promise<boolean> {
-    const out = new Out(this.o.client)
+    const out = new PacketOutput(this.o.client)
     out.seq = (p.lastSeq + 1) & 0xff
     switch (cmd.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        const t = newTally()
-        this.forward(p)
+        const t = newOutcome()
+        this.upstream.forward(p)
         await this.relayResults(out, t, {stmt, binary: false})
-        this.finishStatement(stmt, t)
+        this.gate.finish(stmt, t)
         return true
       }
       case 'StmtPrepare': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayPrepare(out, stmt)
         return true
       }
@@ -429,32 +238,32 @@ class MysqlSession {
         const id = cmd.statementId === LAST_STATEMENT_ID ? this.lastPrepared : cmd.statementId
         const ps = id === undefined ? undefined : this.prepared.get(id)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
-        const t = newTally()
-        this.forward(p)
+        const t = newOutcome()
+        this.upstream.forward(p)
         ps.cursor = undefined
         await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
-        this.finishStatement(ps.stmt, t)
+        this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtFetch': {
         const ps = this.prepared.get(cmd.statementId)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
-        const t = newTally()
-        this.forward(p)
-        await this.relayRows(out, t, ps.cursor?.masker, true)
-        this.finishStatement(ps.stmt, t)
+        const t = newOutcome()
+        this.upstream.forward(p)
+        await this.relayRows(out, t, ps.cursor?.masker)
+        this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtClose':
         this.prepared.delete(cmd.statementId)
-        this.forward(p)
+        this.upstream.forward(p)
         return true
       case 'StmtSendLongData':
-        if (this.prepared.has(cmd.statementId)) this.forward(p)
+        if (this.prepared.has(cmd.statementId)) this.upstream.forward(p)
         return true
       case 'StmtReset':
         if (!this.prepared.has(cmd.statementId)) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_RESET`})
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'InitDb':
@@ -466,17 +275,17 @@ class MysqlSession {
       case 'Ping':
       case 'Statistics':
       case 'SetOption':
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'ResetConnection':
         this.prepared.clear()
         this.lastPrepared = undefined
-        this.forward(p)
+        this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'Quit':
-        this.forward(p)
+        this.upstream.forward(p)
         return false
       case 'ChangeUser':
         return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: 'hoop: COM_CHANGE_USER is not supported through the gateway (the target login is the connection\'s); open a new connection instead'})
@@ -491,7 +300,8 @@ class MysqlSession {
     }
   }
 
-  private async answerError(out: Out, err: ErrPacket): Promise<boolean> {
+  /** Answers a command with an ERR instead of forwarding it; the session goes on. */
+  private async answerError(out: PacketOutput, err: ErrPacket): Promise<boolean> {
     out.packet(encodeErr(err))
     this.result.bytesDown += out.bytes
     await out.flush()
@@ -499,14 +309,14 @@ class MysqlSession {
   }
 
   /** Commands that carry no SQL but act like a statement (COM_INIT_DB, COM_FIELD_LIST, COM_PROCESS_KILL). */
-  private async judgedSimple(sql: string, p: Packet, out: Out, untilEof = false): Promise<boolean> {
+  private async judgedSimple(sql: string, p: Packet, out: PacketOutput, untilEof = false): Promise<boolean> {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
-    const t = newTally()
-    this.forward(p)
-    if (untilEof) await this.relayRows(out, t, undefined, false)
+    const t = newOutcome()
+    this.upstream.forward(p)
+    if (untilEof) await this.relayRows(out, t, undefined)
     else t.error = await this.relayOne(out)
-    this.finishStatement(stmt, t)
+    this.gate.finish(stmt, t)
     return true
   }
 
@@ -514,77 +324,59 @@ class MysqlSession {
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
-    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = analyzeMysqlOutputs(sql, this.matcher(v.mask)) ?? 'unparsed'
+    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = this.masking.taint(sql, v.mask)
     return stmt
   }
 
   /** Writes the audit record of an allowed statement; otherwise answers the refusal (ERR) and returns false. */
-  private async admitOrRefuse(stmt: Stmt, out: Out): Promise<boolean> {
+  private async admitOrRefuse(stmt: Stmt, out: PacketOutput): Promise<boolean> {
     const refused = await this.gate.admit(stmt)
     if (!refused) return true
-    await this.answerError(out, {code: REFUSED_ERROR_CODE, sqlState: '42000', message: refusalMessage(refused)})
-    this.gate.record('server', `ERR ${refusalMessage(refused)}`)
+    const message = refusalMessage(refused)
+    await this.answerError(out, {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message})
+    this.gate.record('server', summarizeRefusal(message))
     this.gate.refuse(stmt, refused)
     return false
   }
 
-  private finishStatement(stmt: Stmt, t: Tally): void {
-    this.gate.finish(stmt, t)
-  }
+  // --- responses -----------------------------------------------------------------------------------
 
-  private forward(p: Packet): void {
-    const up = this.upstream as Duplex
-    if (up.destroyed || up.writableEnded) throw new HoopError('TARGET_REFUSED', 'the target closed the connection')
-    up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
-  }
-
-  private writeUp(payload: Buffer, seq: number): void {
-    ;(this.upstream as Duplex).write(encodePacket(payload, seq).bytes)
-  }
-
-  private async readUp(phase: string): Promise<Packet> {
-    const r = await (this.upReader as PacketReader).one()
-    if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
-    if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
-    return r
-  }
-
-  private async emit(out: Out, p: Packet, payload = p.payload): Promise<void> {
+  /** Queues one packet of a response; flushes every FLUSH_BYTES and whenever the target has nothing more buffered. */
+  private async emit(out: PacketOutput, p: Packet, payload = p.payload): Promise<void> {
     out.packet(payload, payload === p.payload ? p.raw : undefined)
-    if (out.pending >= FLUSH_BYTES || !(this.upReader as PacketReader).hasBuffered) {
+    if (out.pending >= FLUSH_BYTES || !this.upstream.hasBuffered) {
       this.result.bytesDown += out.pending
       await out.flush()
     }
   }
 
-  private async flush(out: Out): Promise<void> {
+  /** Sends what is queued; it counts towards the session's bytes down. */
+  private async flush(out: PacketOutput): Promise<void> {
     this.result.bytesDown += out.pending
     await out.flush()
   }
 
-  // --- responses -----------------------------------------------------------------------------------
-
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
-  private async relayOne(out: Out): Promise<string | undefined> {
-    const p = await this.readUp('a command')
+  private async relayOne(out: PacketOutput): Promise<string | undefined> {
+    const p = await this.upstream.read('a command')
     await this.emit(out, p)
     await this.flush(out)
     return isErr(p.payload) ? errText(p.payload) : undefined
   }
 
   /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
-  private async relayPrepare(out: Out, stmt: Stmt): Promise<void> {
-    const first = await this.readUp('COM_STMT_PREPARE')
+  private async relayPrepare(out: PacketOutput, stmt: Stmt): Promise<void> {
+    const first = await this.upstream.read('COM_STMT_PREPARE')
     await this.emit(out, first)
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
     if (!ok) {
       await this.flush(out)
-      this.finishStatement(stmt, {...newTally(), error: isErr(first.payload) ? errText(first.payload) : 'invalid COM_STMT_PREPARE response'})
+      this.gate.finish(stmt, {...newOutcome(), error: isErr(first.payload) ? errText(first.payload) : 'invalid COM_STMT_PREPARE response'})
       return
     }
     for (const n of [ok.params, ok.columns]) {
-      for (let i = 0; i < n; i++) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
-      if (n > 0 && !this.deprecateEof) await this.emit(out, await this.readUp('COM_STMT_PREPARE'))
+      for (let i = 0; i < n; i++) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
+      if (n > 0 && !this.deprecateEof) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
     }
     await this.flush(out)
     this.prepared.set(ok.statementId, {stmt})
@@ -592,10 +384,10 @@ class MysqlSession {
   }
 
   /** COM_QUERY / COM_STMT_EXECUTE: one or more results (OK, ERR or a result set), masked. */
-  private async relayResults(out: Out, t: Tally, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
+  private async relayResults(out: PacketOutput, t: Outcome, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
-      const first = await this.readUp('a result')
+      const first = await this.upstream.read('a result')
       const h = first.payload[0]
       if (isErr(first.payload)) {
         t.error ??= errText(first.payload)
@@ -612,7 +404,7 @@ class MysqlSession {
       }
       if (h === LOCAL_INFILE_HEADER && !ctx.binary) {
         // We never offer CLIENT_LOCAL_FILES; a server asking anyway gets "no file" (an empty packet).
-        this.writeUp(Buffer.alloc(0), (first.lastSeq + 1) & 0xff)
+        this.upstream.write(Buffer.alloc(0), (first.lastSeq + 1) & 0xff)
         continue
       }
       const n = decodeColumnCount(first.payload)
@@ -620,22 +412,22 @@ class MysqlSession {
       await this.emit(out, first)
       const defs: ColumnDefinition[] = []
       for (let i = 0; i < n; i++) {
-        const p = await this.readUp('column definitions')
+        const p = await this.upstream.read('column definitions')
         const d = decodeColumnDefinition(p.payload)
         if (!d) throw new HoopError('PROTOCOL_ERROR', 'the target sent a malformed column definition')
         defs.push(d)
         await this.emit(out, p)
       }
-      const masker = this.buildMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
+      const masker = this.masking.rowMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
       if (!this.deprecateEof) {
-        const eof = await this.readUp('column definitions')
+        const eof = await this.upstream.read('column definitions')
         await this.emit(out, eof)
         if (ctx.binary && ((statusOf(eof.payload) ?? 0) & STATUS.CURSOR_EXISTS)) {
           if (ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
           break
         }
       }
-      const status = await this.relayRows(out, t, masker, ctx.binary)
+      const status = await this.relayRows(out, t, masker)
       if (ctx.binary && status !== undefined && status & STATUS.CURSOR_EXISTS && ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
       if (status !== undefined && status & STATUS.MORE_RESULTS_EXISTS) {
         index++
@@ -647,9 +439,9 @@ class MysqlSession {
   }
 
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
-  private async relayRows(out: Out, t: Tally, masker: RowMaskFn | undefined, _binary: boolean): Promise<number | undefined> {
+  private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined): Promise<number | undefined> {
     for (;;) {
-      const p = await this.readUp('rows')
+      const p = await this.upstream.read('rows')
       if (isErr(p.payload)) {
         t.error ??= errText(p.payload)
         await this.emit(out, p)
@@ -668,83 +460,9 @@ class MysqlSession {
     }
   }
 
-  // --- masking -------------------------------------------------------------------------------------
-
-  private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
-  }
-
-  /**
-   * Which cells of result set `index` to mask. A column with an origin (org_table, org_name) is
-   * matched by origin, so aliases do not unmask; a computed column is masked when the statement's
-   * parse tree derives it from a masked column (taint); value detectors run on every text cell.
-   * Returns undefined when nothing can be masked (rows pass through untouched).
-   */
-  private buildMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts): RowMaskFn | undefined {
-    const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
-    if (!plan || planIsEmpty(plan)) return undefined
-    const matcher = this.matcher(plan)
-    const keys: (string | undefined)[] = defs.map(() => undefined)
-    if (!matcher.empty) {
-      const analysis = stmt.outputs === 'unparsed' ? undefined : stmt.outputs?.[index]
-      const n = defs.length
-      for (let i = 0; i < n; i++) {
-        const d = defs[i]
-        const hasOrigin = d.orgTable !== '' && d.orgName !== ''
-        if (hasOrigin) {
-          const hit = matcher.match({schema: d.schema || undefined, table: d.orgTable, column: d.orgName})
-          if (hit) {
-            keys[i] = `column:${d.schema ? d.schema + '.' : ''}${d.orgTable}.${d.orgName}`
-            continue
-          }
-        }
-        if (stmt.outputs === 'unparsed' || !analysis || analysis.kind === 'opaque') {
-          // We cannot see what computed this column: mask it (fail closed).
-          if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
-          continue
-        }
-        if (analysis.kind !== 'rows' || !analysis.outputs) continue
-        const o = outputAt(analysis.outputs, i, n)
-        if (o === 'unknown') {
-          if (!hasOrigin && analysis.readsMasked) keys[i] = `derived:${analysis.readsMasked}`
-        } else if (o.source) keys[i] = `derived:${o.source}`
-      }
-    }
-    const entities = new Set<MaskEntity>(plan.entities)
-    const detect = entities.size > 0
-    if (!detect && keys.every((k) => k === undefined)) return undefined
-    const types = defs.map((d) => d.type)
-    const textual = defs.map((d) => STRING_TYPES.has(d.type))
-    const rewrite = (i: number, value: Buffer | null): Buffer | null | undefined => {
-      if (value === null) return undefined
-      const key = keys[i]
-      if (key) {
-        addCount(counts, key)
-        return textual[i] ? STARS : null
-      }
-      if (!detect) return undefined
-      if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined
-      if (!mightContainPii(value, 0, value.length)) return undefined
-      const found = maskValue(value.toString('utf8'), entities)
-      if (!found) return undefined
-      for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
-      return textual[i] ? Buffer.from(found.text, 'utf8') : null
-    }
-    return (payload: Buffer) => {
-      try {
-        return binary ? rewriteBinaryRow(payload, types, rewrite) : rewriteTextRow(payload, defs.length, rewrite)
-      } catch (err) {
-        if (!(err instanceof RowShapeError)) throw err
-        addCount(counts, 'row:unparsable')
-        return nullRow(defs.length, binary)
-      }
-    }
-  }
-
   // --- errors and shutdown ----------------------------------------------------------------------
 
+  /** A client packet declared larger than the limit: refused from its header, before buffering. */
   private lengthError(e: FramerError, seq: number): FatalToClient {
     return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
   }
@@ -759,37 +477,33 @@ class MysqlSession {
       seq = err.seq
     } else if (err instanceof UpstreamRefused) {
       this.log.info('mysql target refused the login', {code: err.err.code})
-      e = {code: err.err.code || ER_ACCESS_DENIED, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}
+      e = {code: err.err.code || ER_ACCESS_DENIED_ERROR, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}
       seq = 2
     } else if (err instanceof HoopError) {
       this.log.warn('mysql session failed', {code: err.code, error: err.message})
-      e = {code: 1158, sqlState: '08S01', message: `hoop: ${err.message}`}
+      e = {code: ER_NET_READ_ERROR, sqlState: '08S01', message: `hoop: ${err.message}`}
     } else {
       this.log.error('mysql session failed', {error: errorMessage(err)})
-      e = {code: 1105, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
+      e = {code: ER_UNKNOWN_ERROR, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
     }
     const c = this.o.client
     if (c.destroyed || c.writableEnded) return
     await new Promise<void>((resolve) => c.end(encodePacket(encodeErr(e, this.greeted), seq).bytes, () => resolve()))
   }
 
+  /** Ends both links once; a peer that has not closed within a second is destroyed. */
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
     this.clientReader.detach()
-    this.upReader?.detach()
-    const up = this.upstream
-    if (up && !up.destroyed) {
-      if (!up.writableEnded) up.end()
-      setTimeout(() => up.destroy(), 1000).unref()
-    }
+    this.up?.close()
     const c = this.o.client
     if (!c.writableEnded) c.end()
     setTimeout(() => c.destroy(), 1000).unref()
   }
 }
 
-function newTally(): Tally {
+function newOutcome(): Outcome {
   return {rows: 0, bytes: 0, masked: {}}
 }
 
@@ -808,25 +522,3 @@ function scramble20(): Buffer {
 function quoteIdent(s: string): string {
   return '`' + s.replace(/`/g, '``') + '`'
 }
-
-function summarize(c: Command): string {
-  switch (c.kind) {
-    case 'Query':
-    case 'StmtPrepare':
-      return `${c.kind} ${c.sql}`
-    case 'InitDb':
-      return `InitDb ${c.database}`
-    case 'StmtExecute':
-    case 'StmtClose':
-    case 'StmtReset':
-    case 'StmtFetch':
-      return `${c.kind} ${c.statementId}`
-    case 'Unknown':
-    case 'Malformed':
-      return `${c.kind} ${commandName(c.command)}`
-    default:
-      return c.kind
-  }
-}
-
-export {COM, encodeCommand}

@@ -1,4 +1,5 @@
-// MySQL / MariaDB wire constants: capability flags, commands, status flags, column types.
+// MySQL / MariaDB wire constants: capability flags, commands, status flags, column types, and the
+// server error numbers the gateway answers with.
 // https://dev.mysql.com/doc/dev/mysql-server/latest/group__group__cs__capabilities__flags.html
 // https://mariadb.com/kb/en/connection/#capabilities
 
@@ -197,3 +198,30 @@ export const BINARY_DATETIME_TYPES: ReadonlySet<number> = new Set([
 
 /** Largest physical packet payload; a payload of exactly this size continues in the next packet. */
 export const MAX_PHYSICAL = 0xffffff
+
+// Server error numbers the gateway answers with, named as the server names them (include/mysqld_error.h;
+// MariaDB keeps the same numbers below 1900). Client-range codes (2000-2999) make MariaDB clients report
+// "malformed packet", so only server codes are used.
+// https://mariadb.com/kb/en/mariadb-error-code-reference/
+
+/** 1043 ER_HANDSHAKE_ERROR, SQLSTATE 08S01: "Bad handshake". */
+export const ER_HANDSHAKE_ERROR = 1043
+/** 1045 ER_ACCESS_DENIED_ERROR, SQLSTATE 28000: "Access denied for user '%s'@'%s' (using password: %s)". */
+export const ER_ACCESS_DENIED_ERROR = 1045
+/** 1047 ER_UNKNOWN_COM_ERROR, SQLSTATE 08S01: "Unknown command". */
+export const ER_UNKNOWN_COM_ERROR = 1047
+/** 1105 ER_UNKNOWN_ERROR, SQLSTATE HY000: "Unknown error". */
+export const ER_UNKNOWN_ERROR = 1105
+/**
+ * 1142 ER_TABLEACCESS_DENIED_ERROR, SQLSTATE 42000: "%s command denied to user '%s'@'%s' for table '%s'".
+ * What clients show as "command denied": the gateway's policy refusals use it.
+ */
+export const ER_TABLEACCESS_DENIED_ERROR = 1142
+/** 1153 ER_NET_PACKET_TOO_LARGE, SQLSTATE 08S01: "Got a packet bigger than 'max_allowed_packet' bytes". */
+export const ER_NET_PACKET_TOO_LARGE = 1153
+/** 1158 ER_NET_READ_ERROR, SQLSTATE 08S01: "Got an error reading communication packets". */
+export const ER_NET_READ_ERROR = 1158
+/** 1243 ER_UNKNOWN_STMT_HANDLER, SQLSTATE HY000: "Unknown prepared statement handler (%.*s) given to %s". */
+export const ER_UNKNOWN_STMT_HANDLER = 1243
+/** 1429 ER_CONNECT_TO_FOREIGN_DATA_SOURCE, SQLSTATE HY000: "Unable to connect to foreign data source: %.64s". */
+export const ER_CONNECT_TO_FOREIGN_DATA_SOURCE = 1429

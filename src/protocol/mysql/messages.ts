@@ -5,6 +5,7 @@
 // https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_response_packets.html
 // https://mariadb.com/kb/en/connection/
 import {CAP} from './constants.js'
+import {errorMessage} from '../../shared/errors.js'
 
 // ---------------------------------------------------------------------------------------------
 // Primitive reader / writer
@@ -352,7 +353,7 @@ export function decodeHandshakeResponse(p: Buffer): ClientHello {
     }
     return out
   } catch (err) {
-    return {kind: 'Malformed', reason: (err as Error).message}
+    return {kind: 'Malformed', reason: errorMessage(err)}
   }
 }
 

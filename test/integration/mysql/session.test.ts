@@ -9,7 +9,7 @@ import type {Identity} from '../../../src/identity/types.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
-import {CAP, COM} from '../../../src/protocol/mysql/constants.js'
+import {CAP, COM, ER_NET_PACKET_TOO_LARGE, ER_TABLEACCESS_DENIED_ERROR} from '../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../src/protocol/mysql/framer.js'
 import {decodeErr, encodeHandshakeResponse} from '../../../src/protocol/mysql/messages.js'
 import {analyzeMysql} from '../../../src/sql/mysql-analyze.js'
@@ -158,7 +158,7 @@ describe('mysql engine: protocol and guardrails', function () {
       const [ex] = await c.execute(`SELECT id, v, ? + 1 AS n FROM ${T} WHERE id = ?`, [41, 2])
       assert.deepEqual(ex, [{id: 2, v: 'two', n: 42}])
       await c.execute(`INSERT INTO ${T} VALUES (?, ?)`, [3, 'three'])
-      await assert.rejects(c.execute(`DELETE FROM ${T}`), (e: Error & {errno?: number; sqlState?: string}) => e.errno === 1142 && e.sqlState === '42000' && /unbounded-writes/.test(e.message))
+      await assert.rejects(c.execute(`DELETE FROM ${T}`), (e: Error & {errno?: number; sqlState?: string}) => e.errno === ER_TABLEACCESS_DENIED_ERROR && e.sqlState === '42000' && /unbounded-writes/.test(e.message))
       await assert.rejects(c.query(`TRUNCATE ${T}`), /no-drop/)
       const [after] = await c.execute(`SELECT count(*) AS n FROM ${T} WHERE id > ?`, [0])
       assert.equal(Number((after as {n: number}[])[0].n), 3)
@@ -316,7 +316,7 @@ describe('mysql engine: malformed input', function () {
     c.sock.write(head)
     const rest = await c.untilClose()
     assert.equal(rest.length, 1)
-    assert.equal(decodeErr(rest[0].payload).code, 1153)
+    assert.equal(decodeErr(rest[0].payload).code, ER_NET_PACKET_TOO_LARGE)
     assert.match(decodeErr(rest[0].payload).message, /exceeds the limit of 1048576/)
   })
 

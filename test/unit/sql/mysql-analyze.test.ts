@@ -1,11 +1,11 @@
 // The MySQL analyzer must see the dangerous statement however it is worded.
 import assert from 'node:assert/strict'
 import type {Identity} from '../../../src/identity/types.js'
-import {ColumnMatcher} from '../../../src/masking/columns.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
-import {analyzeMysql, analyzeMysqlOutputs, splitStatements} from '../../../src/sql/mysql-analyze.js'
+import {analyzeMysql} from '../../../src/sql/mysql-analyze.js'
+import {splitStatements} from '../../../src/sql/mysql-parser.js'
 
 function find(sql: string, pred: (s: Statement) => boolean, opts = {}): Statement {
   const op = analyzeMysql(sql, opts)
@@ -123,23 +123,4 @@ rules:
       assert.equal(d.ruleId, ruleId, JSON.stringify(d))
     })
   }
-})
-
-describe('sql: analyzeMysqlOutputs (taint for masking)', () => {
-  const m = new ColumnMatcher(['customers.email'])
-  const src = (sql: string) => analyzeMysqlOutputs(sql, m)?.[0]
-  it('follows expressions, aliases, derived tables, CTEs and UNION', () => {
-    assert.deepEqual(src('select upper(email) u, id from customers')?.outputs, [{name: 'u', source: 'customers.email'}, {name: 'id', source: undefined}])
-    assert.equal((src('select concat(c.email, 1) from customers c')?.outputs?.[0] as {source?: string}).source, 'customers.email')
-    assert.equal((src('select x from (select email x from customers) s')?.outputs?.[0] as {source?: string}).source, 'customers.email')
-    assert.equal((src('with w as (select email e from customers) select lower(e) from w')?.outputs?.[0] as {source?: string}).source, 'customers.email')
-    assert.equal((src("select 'a' union select email from customers")?.outputs?.[0] as {source?: string}).source, 'customers.email')
-    assert.equal((src('select (select max(email) from customers) m')?.outputs?.[0] as {source?: string}).source, 'customers.email')
-    assert.equal((src('select upper(name) from orders')?.outputs?.[0] as {source?: string}).source, undefined)
-  })
-  it('marks CALL and EXECUTE opaque and unparsable text undefined', () => {
-    assert.equal(src('CALL p()')?.kind, 'opaque')
-    assert.equal(src('EXECUTE s')?.kind, 'opaque')
-    assert.equal(analyzeMysqlOutputs('SELEC email', m), undefined)
-  })
 })

@@ -6,7 +6,7 @@ import {dirname, join} from 'node:path'
 import {generateKeyPairSync, privateDecrypt, constants} from 'node:crypto'
 import {cachingSha2Token, nativePasswordToken, rsaEncryptPassword} from '../../../../src/protocol/mysql/auth.js'
 import {decodeCommand} from '../../../../src/protocol/mysql/commands.js'
-import {CAP, MAX_PHYSICAL, TYPE} from '../../../../src/protocol/mysql/constants.js'
+import {CAP, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_TABLEACCESS_DENIED_ERROR, MAX_PHYSICAL, TYPE} from '../../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../../src/protocol/mysql/framer.js'
 import {
   decodeColumnDefinition,
@@ -109,8 +109,8 @@ describe('mysql codec: messages', () => {
   })
 
   it('ERR with and without SQLSTATE; column definitions; terminators', () => {
-    assert.deepEqual(decodeErr(encodeErr({code: 1142, sqlState: '42000', message: 'no'})), {code: 1142, sqlState: '42000', message: 'no'})
-    assert.deepEqual(decodeErr(encodeErr({code: 1429, sqlState: 'HY000', message: 'x'}, false)), {code: 1429, sqlState: 'HY000', message: 'x'})
+    assert.deepEqual(decodeErr(encodeErr({code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: 'no'})), {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: 'no'})
+    assert.deepEqual(decodeErr(encodeErr({code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: 'x'}, false)), {code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: 'x'})
     const def = {catalog: 'def', schema: 'test', table: 'c', orgTable: 'customers', name: 'e', orgName: 'email', charset: 45, length: 400, type: TYPE.VAR_STRING, flags: 0, decimals: 0}
     assert.deepEqual(decodeColumnDefinition(encodeColumnDefinition(def)), def)
     assert.equal(decodeColumnDefinition(Buffer.from([3, 0x64])), undefined)

@@ -1,0 +1,110 @@
+// Masking of MySQL result rows. For each result set of an allowed statement, from its mask plan,
+// the taint of its outputs (src/sql/mysql-taint.ts) and the result's column definitions, builds
+// the function that rewrites one row, text or binary protocol: masked columns become '****' (NULL
+// for non-string types), value detectors rewrite PII in any other text cell, and a row that does
+// not match its column definitions is replaced by NULLs (fail closed).
+import {ColumnMatcher} from '../../masking/columns.js'
+import {maskValue, mightContainPii} from '../../masking/detectors.js'
+import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
+import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
+import type {ColumnDefinition} from '../../protocol/mysql/messages.js'
+import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
+import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
+import {outputAt} from '../../sql/pg-taint.js'
+import type {Judged} from '../gate.js'
+
+/** A judged statement and, when its plan masks a column, what each of its outputs derives from. */
+export interface Stmt extends Judged {
+  /** Output taint per statement of the text; 'unparsed' when the text did not parse; absent when no column is masked. */
+  outputs?: MysqlOutputAnalysis[] | 'unparsed'
+}
+
+/** Rewrites one row packet's payload. */
+export type RowMaskFn = (payload: Buffer) => Buffer
+
+const STARS = Buffer.from('****')
+/** Text-protocol types whose values cannot carry the entities the detectors look for. */
+const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
+
+/** The masking of one session: column matchers are built once per mask plan. */
+export class ResultMasking {
+  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+
+  /** Which outputs of each statement of `sql` derive from a column the plan masks. */
+  taint(sql: string, plan: MaskPlan): MysqlOutputAnalysis[] | 'unparsed' {
+    return analyzeMysqlOutputs(sql, this.matcher(plan)) ?? 'unparsed'
+  }
+
+  private matcher(plan: MaskPlan): ColumnMatcher {
+    let m = this.matchers.get(plan)
+    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
+    return m
+  }
+
+  /**
+   * Which cells of result set `index` to mask. A column with an origin (org_table, org_name) is
+   * matched by origin, so aliases do not unmask; a computed column is masked when the statement's
+   * parse tree derives it from a masked column (taint); value detectors run on every text cell.
+   * Returns undefined when nothing can be masked (rows pass through untouched).
+   */
+  rowMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts): RowMaskFn | undefined {
+    const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
+    if (!plan || planIsEmpty(plan)) return undefined
+    const matcher = this.matcher(plan)
+    const keys: (string | undefined)[] = defs.map(() => undefined)
+    if (!matcher.empty) {
+      const analysis = stmt.outputs === 'unparsed' ? undefined : stmt.outputs?.[index]
+      const n = defs.length
+      for (let i = 0; i < n; i++) {
+        const d = defs[i]
+        const hasOrigin = d.orgTable !== '' && d.orgName !== ''
+        if (hasOrigin) {
+          const hit = matcher.match({schema: d.schema || undefined, table: d.orgTable, column: d.orgName})
+          if (hit) {
+            keys[i] = `column:${d.schema ? d.schema + '.' : ''}${d.orgTable}.${d.orgName}`
+            continue
+          }
+        }
+        if (stmt.outputs === 'unparsed' || !analysis || analysis.kind === 'opaque') {
+          // We cannot see what computed this column: mask it (fail closed).
+          if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
+          continue
+        }
+        if (analysis.kind !== 'rows' || !analysis.outputs) continue
+        const o = outputAt(analysis.outputs, i, n)
+        if (o === 'unknown') {
+          if (!hasOrigin && analysis.readsMasked) keys[i] = `derived:${analysis.readsMasked}`
+        } else if (o.source) keys[i] = `derived:${o.source}`
+      }
+    }
+    const entities = new Set<MaskEntity>(plan.entities)
+    const detect = entities.size > 0
+    if (!detect && keys.every((k) => k === undefined)) return undefined
+    const types = defs.map((d) => d.type)
+    const textual = defs.map((d) => STRING_TYPES.has(d.type))
+    const rewrite = (i: number, value: Buffer | null): Buffer | null | undefined => {
+      if (value === null) return undefined
+      const key = keys[i]
+      if (key) {
+        addCount(counts, key)
+        return textual[i] ? STARS : null
+      }
+      if (!detect) return undefined
+      if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined
+      if (!mightContainPii(value, 0, value.length)) return undefined
+      const found = maskValue(value.toString('utf8'), entities)
+      if (!found) return undefined
+      for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
+      return textual[i] ? Buffer.from(found.text, 'utf8') : null
+    }
+    return (payload: Buffer) => {
+      try {
+        return binary ? rewriteBinaryRow(payload, types, rewrite) : rewriteTextRow(payload, defs.length, rewrite)
+      } catch (err) {
+        if (!(err instanceof RowShapeError)) throw err
+        addCount(counts, 'row:unparsable')
+        return nullRow(defs.length, binary)
+      }
+    }
+  }
+}
