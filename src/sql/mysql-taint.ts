@@ -5,7 +5,7 @@
 // The PostgreSQL counterpart is pg-taint.ts; both describe outputs as its OutputItem.
 import type {ColumnMatcher} from '../masking/columns.js'
 import {isRecord, MAX_SQL_LENGTH, parseMysql, ROUTINE_RE, splitStatements, type Node} from './mysql-parser.js'
-import type {OutputColumn, OutputItem} from './pg-taint.js'
+import type {OutputColumn, OutputItem} from './taint.js'
 
 export interface MysqlOutputAnalysis {
   /**

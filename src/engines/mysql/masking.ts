@@ -10,7 +10,7 @@ import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
 import type {ColumnDefinition} from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
-import {outputAt} from '../../sql/pg-taint.js'
+import {outputAt} from '../../sql/taint.js'
 import type {Judged} from '../gate.js'
 
 /** A judged statement and, when its plan masks a column, what each of its outputs derives from. */

@@ -1,6 +1,7 @@
 import {strict as assert} from 'node:assert'
 import {ColumnMatcher} from '../../../src/masking/columns.js'
-import {analyzeSql, outputAt, type OutputColumn} from '../../../src/sql/pg-taint.js'
+import {analyzeSql} from '../../../src/sql/pg-taint.js'
+import {outputAt, type OutputColumn} from '../../../src/sql/taint.js'
 import {loadPgParser} from '../../../src/sql/pg-parser.js'
 
 const m = new ColumnMatcher(['public.customers.email', 'customers.card', '*.ssn'])
