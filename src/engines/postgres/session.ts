@@ -9,38 +9,26 @@
 // rolled back implicit transaction in a pipeline), answers ReadyForQuery with the true status,
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
-import {randomBytes, randomInt} from 'node:crypto'
-import type {Duplex, Readable} from 'node:stream'
+import type {Duplex} from 'node:stream'
 import {ColumnMatcher} from '../../masking/columns.js'
 import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
-import {md5Password, SCRAM_MECHANISM, ScramClient} from '../../protocol/pg/auth.js'
 import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
-  decodeAuth,
-  decodeBackendKeyData,
   decodeClientMessage,
-  decodeCommandTag,
   decodeCopyResponse,
   decodeErrorFields,
-  decodeReadyForQuery,
   decodeRowDescription,
   decodeStartup,
   encodeAuthenticationOk,
   encodeBackendKeyData,
-  encodeCancelRequest,
   encodeDescribe,
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
   encodeParse,
-  encodePassword,
   encodeQuery,
   encodeReadyForQuery,
-  encodeSASLInitialResponse,
-  encodeSASLResponse,
-  encodeSSLRequest,
-  encodeStartup,
   encodeTerminate,
   message,
   type ClientMessage,
@@ -52,20 +40,15 @@ import {loadPgParser} from '../../sql/pg-parser.js'
 import {analyzeSql, outputAt, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
 import {refusalMessage, type Judged, type Refusal, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
-import {startUpstreamTls} from '../upstream-tls.js'
-
-type FrameReader = PullReader<Frame, FramerError, Framer>
+import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
+import {Catalog, openCatalog} from './catalog.js'
+import {RECORDED_ROWS_PER_RESULT, summarizeClient, summarizeError, summarizeRow, summarizeRowDescription, summarizeServer} from './recording.js'
+import {openAuthenticated, UpstreamRefused, type AuthenticatedConn, type FrameReader, type PgTarget} from './upstream.js'
 
 export interface PgSessionOptions {
   client: Duplex
   openUpstream: () => Promise<Duplex>
-  target: {
-    database?: string
-    username?: string
-    password?: string
-    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
-    host: string
-  }
+  target: PgTarget
   gate: StatementGate
   logger: Logger
   limits?: {maxMessageBytes?: number}
@@ -74,26 +57,8 @@ export interface PgSessionOptions {
 export type PgSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
-/** Server messages are bounded too (PostgreSQL's own limit on a single allocation is 1 GiB). */
-const MAX_SERVER_MESSAGE = 1024 * 1024 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
-
-// ---------------------------------------------------------------------------------------------
-// Cancel keys: the client gets a synthetic BackendKeyData; a CancelRequest (which arrives on a new
-// connection, hence a new session) is mapped back to the real backend through this registry.
-
-interface CancelTarget {
-  pid: number
-  key: Buffer
-  open: () => Promise<Duplex>
-  tlsOpts: PgSessionOptions['target']['tls']
-  host: string
-}
-const cancelRegistry = new Map<string, CancelTarget>()
-const cancelId = (pid: number, key: Buffer) => `${pid}:${key.toString('hex')}`
-
-// ---------------------------------------------------------------------------------------------
 
 interface Stmt extends Judged {
   analysis?: StatementAnalysis[]
@@ -148,16 +113,15 @@ class PgSession {
   private upstream: Duplex | undefined
   private upstreamReader: FrameReader | undefined
   private upstreamParams: Record<string, string> = {}
-  private catalog: Promise<CatalogConn> | undefined
-  private readonly relCache = new Map<number, Promise<RelInfo | undefined>>()
-  private cancelKey: string | undefined
+  private readonly catalog: Catalog
+  /** The BackendKeyData the client got in place of the target's. */
+  private cancelKey: BackendKey | undefined
 
   private readonly statements = new Map<string, Stmt>()
   private readonly portals = new Map<string, Portal>()
   private readonly cursors = new Map<string, Stmt & {outputs?: OutputItem[]}>()
   private pending: Pending[] = []
   private skipUntilSync = false
-  private txStatus: 'I' | 'T' | 'E' = 'I'
   private closed = false
   /** Rows of the current result already given to the recording hook. */
   private recordedRows = 0
@@ -175,6 +139,7 @@ class PgSession {
     this.gate = o.gate
     this.result = o.gate.result
     this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+    this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
   }
 
   async run(): Promise<PgSessionResult> {
@@ -183,8 +148,8 @@ class PgSession {
     try {
       const startup = await this.handleStartup()
       if (!startup) return this.result
-      await this.connectUpstream(startup)
-      await this.makeClientReady()
+      const conn = await this.connectUpstream(startup)
+      await this.makeClientReady(conn)
       const pumps = [this.pumpClient(), this.pumpServer()]
       // The losing pump ends when shutdown closes its stream; its outcome no longer matters.
       for (const p of pumps) p.catch(() => {})
@@ -213,7 +178,7 @@ class PgSession {
           this.o.client.write(Buffer.from('N'))
           continue
         case 'CancelRequest':
-          await this.forwardCancel(p.pid, p.key)
+          await forwardCancel({pid: p.pid, key: p.key}, this.log)
           return undefined
         case 'Startup':
           this.clientReader.framer.setMode('regular')
@@ -228,8 +193,8 @@ class PgSession {
     }
   }
 
-  /** Opens the target stream, negotiates TLS, authenticates with the stored secret. */
-  private async connectUpstream(startup: {params: Record<string, string>; version: number}): Promise<void> {
+  /** Opens the target stream, negotiates TLS, authenticates with the stored secret (upstream.ts). */
+  private async connectUpstream(startup: {params: Record<string, string>; version: number}): Promise<AuthenticatedConn> {
     const {params} = startup
     const user = this.o.target.username ?? params.user
     if (!user) throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '28000', message: 'hoop: no user name in the startup packet'}), 'no user')
@@ -249,46 +214,19 @@ class PgSession {
     this.upstream = conn.stream
     this.upstreamReader = conn.reader
     this.upstream.on('error', (e) => this.log.debug('pg upstream stream error', {error: e.message}))
-    this.pendingStartupFrames = conn.startupFrames
-    if (conn.backendKey) {
-      const pid = randomInt(1, 2 ** 31 - 1)
-      const key = randomBytes(4)
-      this.cancelKey = cancelId(pid, key)
-      cancelRegistry.set(this.cancelKey, {...conn.backendKey, open: this.o.openUpstream, tlsOpts: this.o.target.tls, host: this.o.target.host})
-      this.syntheticKey = {pid, key}
-    }
-    this.txStatus = conn.status
+    if (conn.backendKey) this.cancelKey = registerCancelKey(conn.backendKey, this.o)
+    return conn
   }
-
-  private pendingStartupFrames: Frame[] = []
-  private syntheticKey: {pid: number; key: Buffer} | undefined
 
   /** AuthenticationOk only now that the target accepted us; then the server's parameters. */
-  private async makeClientReady(): Promise<void> {
+  private async makeClientReady(conn: AuthenticatedConn): Promise<void> {
     const out = new Out()
     out.push(encodeAuthenticationOk())
-    for (const f of this.pendingStartupFrames) out.push(f.bytes)
-    if (this.syntheticKey) out.push(encodeBackendKeyData(this.syntheticKey.pid, this.syntheticKey.key))
-    out.push(encodeReadyForQuery(this.txStatus))
-    this.pendingStartupFrames = []
+    for (const f of conn.startupFrames) out.push(f.bytes)
+    if (this.cancelKey) out.push(encodeBackendKeyData(this.cancelKey.pid, this.cancelKey.key))
+    out.push(encodeReadyForQuery(conn.status))
     this.result.bytesDown += out.bytes
     await out.flush(this.o.client)
-  }
-
-  private async forwardCancel(pid: number, key: Buffer): Promise<void> {
-    const t = cancelRegistry.get(cancelId(pid, key))
-    if (!t) {
-      this.log.info('pg cancel request for an unknown session ignored')
-      return
-    }
-    let s = await t.open()
-    try {
-      if (t.tlsOpts.mode !== 'disable') s = await negotiateTls(s, t.tlsOpts, t.host)
-      await new Promise<void>((resolve) => s.end(encodeCancelRequest(t.pid, t.key), () => resolve()))
-      this.log.info('pg cancel request forwarded')
-    } finally {
-      s.destroy()
-    }
   }
 
   // --- client -> server --------------------------------------------------------------------------
@@ -502,7 +440,7 @@ class PgSession {
         }
         out.push(bytes)
         // The recording keeps the first rows of each result as the client saw them (masked).
-        if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', `DataRow ${JSON.stringify(dataRowCells(bytes))}`)
+        if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', summarizeRow(bytes))
         return
       }
       case B.RowDescription:
@@ -528,7 +466,6 @@ class PgSession {
       case B.ErrorResponse:
         return this.onError(f, out, h)
       case B.ReadyForQuery: {
-        this.txStatus = decodeReadyForQuery(f)
         this.rowMasker = undefined
         this.copyMasker = undefined
         if (h?.kind === 'query' || h?.kind === 'function') {
@@ -602,7 +539,7 @@ class PgSession {
       this.dropUntilSync()
     }
     out.push(bytes)
-    if (this.gate.recording) this.gate.record('server', `ErrorResponse ${decodeErrorFields(asFrameOf(bytes)).M ?? ''}`)
+    if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
@@ -630,7 +567,7 @@ class PgSession {
       this.rowMaskerFor = h
     }
     out.push(f.bytes)
-    if (this.gate.recording) this.gate.record('server', `RowDescription ${fields.map((x) => x.name).join(',')}`)
+    if (this.gate.recording) this.gate.record('server', summarizeRowDescription(fields))
   }
 
   /** Builds the masker for an Execute at the head of the queue, from its portal's description. */
@@ -668,7 +605,7 @@ class PgSession {
       for (let i = 0; i < fields.length; i++) {
         const fd = fields[i]
         if (fd.tableOid !== 0 && fd.attnum > 0) {
-          const rel = await this.relation(fd.tableOid)
+          const rel = await this.catalog.relation(fd.tableOid, matcher)
           if (!rel) {
             cols[i].maskKey = 'column:unresolved'
             continue
@@ -720,7 +657,7 @@ class PgSession {
             else if (o.source) keys[i] = `derived:${o.source}`
           }
         } else if (copy.relation) {
-          const rel = await this.relationByName(copy.relation.schema, copy.relation.table)
+          const rel = await this.catalog.relationByName(copy.relation.schema, copy.relation.table, matcher)
           if (!rel) keys.fill('column:unresolved')
           else {
             const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
@@ -736,63 +673,6 @@ class PgSession {
       this.copyMasker = new CopyMasker({format: fmt, delimiter: copy?.delimiter ?? '\t', maskKeys: keys, entities: plan.entities, counts: h.masked})
     }
     out.push(f.bytes)
-  }
-
-  // --- catalog -------------------------------------------------------------------------------------
-
-  /** Resolves a table OID to schema, table and column names (and a view's derived columns); cached. */
-  private relation(oid: number): Promise<RelInfo | undefined> {
-    let p = this.relCache.get(oid)
-    if (!p) {
-      p = this.lookupRelation(`c.oid = ${oid >>> 0}`)
-      this.relCache.set(oid, p)
-    }
-    return p
-  }
-
-  private async relationByName(schema: string | undefined, table: string): Promise<RelInfo | undefined> {
-    const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
-    return this.lookupRelation(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`)
-  }
-
-  private async lookupRelation(where: string): Promise<RelInfo | undefined> {
-    try {
-      const conn = await (this.catalog ??= this.openCatalog())
-      const rows = await conn.query(
-        `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
-                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE ${where}`,
-      )
-      if (rows.length === 0) return undefined
-      const info: RelInfo = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
-      for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
-      const viewdef = rows[0][5]
-      if (viewdef && !planIsEmpty(this.currentPlan())) {
-        await loadPgParser()
-        const a = analyzeSql(viewdef, this.matcher(this.currentPlan() as MaskPlan))
-        info.viewOutputs = a?.[0]?.outputs
-      }
-      return info
-    } catch (err) {
-      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
-      return undefined
-    }
-  }
-
-  private currentPlan(): MaskPlan | undefined {
-    const h = this.head()
-    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : h?.kind === 'describe' ? (h.portal?.stmt ?? h.stmt) : undefined
-    return planOf(stmt?.verdict)
-  }
-
-  /** A second authenticated connection to the target, for catalog queries only (never the client's). */
-  private async openCatalog(): Promise<CatalogConn> {
-    const conn = await openAuthenticated(this.o, {...this.upstreamParams, application_name: 'hoop-catalog'}, this.log)
-    conn.stream.on('error', () => {})
-    return new CatalogConn(conn.stream, conn.reader)
   }
 
   // --- errors and shutdown ----------------------------------------------------------------------
@@ -824,10 +704,11 @@ class PgSession {
     if (!c.destroyed && !c.writableEnded) await new Promise<void>((resolve) => c.end(frame, () => resolve()))
   }
 
+  /** Ends both sides once: Terminate to the target, the catalog closed, the cancel key forgotten. */
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
-    if (this.cancelKey) cancelRegistry.delete(this.cancelKey)
+    if (this.cancelKey) releaseCancelKey(this.cancelKey)
     this.clientReader.detach()
     this.upstreamReader?.detach()
     const up = this.upstream
@@ -835,18 +716,11 @@ class PgSession {
       if (!up.writableEnded) up.end(encodeTerminate())
       setTimeout(() => up.destroy(), 1000).unref()
     }
-    this.catalog?.then((c) => c.close()).catch(() => {})
+    this.catalog.close()
     const c = this.o.client
     if (!c.writableEnded) c.end()
     setTimeout(() => c.destroy(), 1000).unref()
   }
-}
-
-interface RelInfo {
-  schema: string
-  table: string
-  columns: Map<number, string>
-  viewOutputs?: OutputItem[]
 }
 
 function planOf(v: Verdict | undefined): MaskPlan {
@@ -858,253 +732,3 @@ function refusalError(v: Refusal): Buffer {
   return encodeErrorResponse({severity: 'ERROR', code: '42501', message: refusalMessage(v), hint})
 }
 
-function asFrameOf(bytes: Buffer): Frame {
-  return {type: bytes[0], bytes, bodyStart: 5}
-}
-
-function quoteIdent(s: string): string {
-  return '"' + s.replace(/"/g, '""') + '"'
-}
-
-function quoteLiteral(s: string): string {
-  return "'" + s.replace(/'/g, "''") + "'"
-}
-
-function summarizeClient(m: ClientMessage): string {
-  switch (m.kind) {
-    case 'Query':
-      return `Query ${m.sql}`
-    case 'Parse':
-      return `Parse ${m.name ? m.name + ' ' : ''}${m.sql}`
-    case 'Bind':
-      return `Bind ${m.portal}/${m.statement}`
-    case 'Execute':
-      return `Execute ${m.portal}`
-    case 'Describe':
-    case 'Close':
-      return `${m.kind} ${m.target} ${m.name}`
-    default:
-      return m.kind
-  }
-}
-
-/** Rows per result set kept in the session recording (the rest is counted, not stored). */
-export const RECORDED_ROWS_PER_RESULT = 20
-const MAX_RECORDED_CELL = 256
-
-/** The cells of a DataRow as text for the recording: NULL as null, binary cells as hex, long cells cut. */
-export function dataRowCells(row: Buffer): Array<string | null> {
-  const cells: Array<string | null> = []
-  if (row.length < 7) return cells
-  const n = row.readUInt16BE(5)
-  let at = 7
-  for (let i = 0; i < n && at + 4 <= row.length; i++) {
-    const len = row.readInt32BE(at)
-    at += 4
-    if (len < 0) {
-      cells.push(null)
-      continue
-    }
-    const cell = row.subarray(at, Math.min(at + len, row.length))
-    at += len
-    const text = cell.toString('utf8')
-    const printable = !/[\x00-\x08\x0e-\x1f]/.test(text)
-    const shown = printable ? text : '\\x' + cell.toString('hex')
-    cells.push(shown.length > MAX_RECORDED_CELL ? shown.slice(0, MAX_RECORDED_CELL) + '…' : shown)
-  }
-  return cells
-}
-
-function summarizeServer(f: Frame): string {
-  switch (f.type) {
-    case B.CommandComplete:
-      return `CommandComplete ${decodeCommandTag(f)}`
-    case B.ReadyForQuery:
-      return `ReadyForQuery ${decodeReadyForQuery(f)}`
-    default:
-      return `Message ${String.fromCharCode(f.type)}`
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Upstream connection: TLS, startup, authentication (credential injection)
-
-/** The server refused our login: its own ErrorResponse goes to the client as is. */
-class UpstreamRefused extends Error {
-  constructor(
-    readonly frame: Buffer,
-    readonly fields: Record<string, string>,
-  ) {
-    super(fields.M ?? 'target refused the login')
-  }
-}
-
-interface AuthenticatedConn {
-  stream: Duplex
-  reader: FrameReader
-  startupFrames: Frame[]
-  backendKey?: {pid: number; key: Buffer}
-  status: 'I' | 'T' | 'E'
-}
-
-async function openAuthenticated(o: PgSessionOptions, params: Record<string, string>, log: Logger): Promise<AuthenticatedConn> {
-  let stream = await o.openUpstream()
-  try {
-    if (o.target.tls.mode !== 'disable') stream = await negotiateTls(stream, o.target.tls, o.target.host)
-    const reader = new PullReader<Frame, FramerError, Framer>(stream, new Framer('regular', MAX_SERVER_MESSAGE))
-    stream.write(encodeStartup(params))
-    await authenticate(stream, reader, params.user, o.target.password, log)
-    const startupFrames: Frame[] = []
-    let backendKey: {pid: number; key: Buffer} | undefined
-    for (;;) {
-      const f = await reader.one()
-      if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during startup')
-      if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized startup message')
-      if (f.type === B.ReadyForQuery) return {stream, reader, startupFrames, backendKey, status: decodeReadyForQuery(f)}
-      if (f.type === B.BackendKeyData) backendKey = decodeBackendKeyData(f)
-      else if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
-      else startupFrames.push({...f, bytes: Buffer.from(f.bytes)})
-    }
-  } catch (err) {
-    stream.destroy()
-    throw err
-  }
-}
-
-/** Runs the target's authentication exchange with the stored secret. */
-async function authenticate(stream: Duplex, reader: FrameReader, user: string, password: string | undefined, log: Logger): Promise<void> {
-  const needPassword = (): string => {
-    if (password === undefined) throw new HoopError('TARGET_REFUSED', 'target asks for a password but the connection has no stored secret')
-    return password
-  }
-  let scram: ScramClient | undefined
-  for (;;) {
-    const f = await reader.one()
-    if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during authentication')
-    if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized authentication message')
-    if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
-    if (f.type === B.NegotiateProtocolVersion) continue
-    if (f.type !== B.Authentication) throw new HoopError('PROTOCOL_ERROR', `target sent ${JSON.stringify(String.fromCharCode(f.type))} during authentication`)
-    const a = decodeAuth(f)
-    switch (a.kind) {
-      case 'Ok':
-        log.debug('pg target authentication ok')
-        return
-      case 'Cleartext':
-        stream.write(encodePassword(needPassword()))
-        break
-      case 'MD5':
-        stream.write(encodePassword(md5Password(user, needPassword(), a.salt)))
-        break
-      case 'SASL': {
-        if (!a.mechanisms.includes(SCRAM_MECHANISM)) throw new HoopError('TARGET_REFUSED', `target offers no supported SASL mechanism (${a.mechanisms.join(', ')})`)
-        scram = new ScramClient(needPassword())
-        stream.write(encodeSASLInitialResponse(SCRAM_MECHANISM, scram.clientFirst()))
-        break
-      }
-      case 'SASLContinue':
-        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLContinue before SASL')
-        stream.write(encodeSASLResponse(scram.clientFinal(a.data)))
-        break
-      case 'SASLFinal':
-        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLFinal before SASL')
-        scram.verifyServerFinal(a.data)
-        break
-      case 'Other':
-        throw new HoopError('TARGET_REFUSED', `target asks for an unsupported authentication method (code ${a.code})`)
-    }
-  }
-}
-
-/** SSLRequest, then TLS over the same stream. `require` encrypts only; `verify-full` checks CA and host name. */
-async function negotiateTls(raw: Duplex, opts: PgSessionOptions['target']['tls'], host: string): Promise<Duplex> {
-  raw.write(encodeSSLRequest())
-  const answer = await readOneByte(raw)
-  if (answer !== 0x53) throw new HoopError('TARGET_REFUSED', `target does not accept TLS but the connection requires sslmode=${opts.mode}`)
-  // Bytes after 'S' and before the handshake could only be injected by a man in the middle (CVE-2021-23222).
-  if (raw.readableLength > 0) throw new HoopError('PROTOCOL_ERROR', 'target sent unencrypted data after accepting TLS')
-  return startUpstreamTls(raw, opts, host)
-}
-
-function readOneByte(s: Readable): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      s.off('readable', tryRead)
-      s.off('end', onEnd)
-      s.off('error', onErr)
-    }
-    const tryRead = () => {
-      const b = s.read(1) as Buffer | null
-      if (b !== null) {
-        cleanup()
-        resolve(b[0])
-      }
-    }
-    const onEnd = () => {
-      cleanup()
-      reject(new HoopError('TARGET_REFUSED', 'target closed the connection during TLS negotiation'))
-    }
-    const onErr = (e: Error) => {
-      cleanup()
-      reject(new HoopError('TARGET_REFUSED', `target stream failed: ${e.message}`))
-    }
-    s.on('readable', tryRead)
-    s.on('end', onEnd)
-    s.on('error', onErr)
-    tryRead()
-  })
-}
-
-/** Minimal simple-query client for catalog look-ups on the gateway's own connection. */
-class CatalogConn {
-  private chain: Promise<unknown> = Promise.resolve()
-
-  constructor(
-    private readonly stream: Duplex,
-    private readonly reader: FrameReader,
-  ) {}
-
-  query(sql: string): Promise<(string | null)[][]> {
-    const run = async () => {
-      this.stream.write(encodeQuery(sql))
-      const rows: (string | null)[][] = []
-      let error: string | undefined
-      for (;;) {
-        const f = await this.reader.one()
-        if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
-        if (f.type === B.DataRow) rows.push(decodeTextRow(f))
-        else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
-        else if (f.type === B.ReadyForQuery) {
-          if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
-          return rows
-        }
-      }
-    }
-    const p = this.chain.then(run, run)
-    this.chain = p.catch(() => {})
-    return p
-  }
-
-  close(): void {
-    this.reader.detach()
-    if (!this.stream.destroyed) this.stream.end(encodeTerminate())
-    setTimeout(() => this.stream.destroy(), 1000).unref()
-  }
-}
-
-function decodeTextRow(f: Frame): (string | null)[] {
-  const b = f.bytes
-  const n = b.readInt16BE(5)
-  let off = 7
-  const out: (string | null)[] = []
-  for (let i = 0; i < n; i++) {
-    const len = b.readInt32BE(off)
-    off += 4
-    if (len < 0) out.push(null)
-    else {
-      out.push(b.toString('utf8', off, off + len))
-      off += len
-    }
-  }
-  return out
-}
