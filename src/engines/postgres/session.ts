@@ -9,15 +9,19 @@
 // rolled back implicit transaction in a pipeline), answers ReadyForQuery with the true status,
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
+//
+// One hop from here to each part of a statement's way: judge, admit (the audit record before
+// forwarding), finish and refuse are the statement gate's (../gate.ts); mask planning is
+// masking.ts; which response answers which statement is queue.ts; the target connection and
+// credential injection are upstream.ts; column origins catalog.ts; cancel keys cancel.ts; the
+// session recording's lines recording.ts.
 import type {Duplex} from 'node:stream'
-import {ColumnMatcher} from '../../masking/columns.js'
-import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
+import type {CopyMasker, RowMasker} from '../../masking/result.js'
+import {planIsEmpty} from '../../masking/types.js'
 import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
   decodeClientMessage,
-  decodeCopyResponse,
   decodeErrorFields,
   decodeRowDescription,
   decodeStartup,
@@ -32,16 +36,15 @@ import {
   encodeTerminate,
   message,
   type ClientMessage,
-  type FieldDescription,
 } from '../../protocol/pg/messages.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
-import {analyzeSql, outputAt, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
-import {refusalMessage, type Judged, type Refusal, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
+import type {SessionResult, StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
 import {Catalog, openCatalog} from './catalog.js'
+import {MaskPlanner, planOf} from './masking.js'
+import {ResponseQueue, type Pending, type Stmt} from './queue.js'
 import {RECORDED_ROWS_PER_RESULT, summarizeClient, summarizeError, summarizeRow, summarizeRowDescription, summarizeServer} from './recording.js'
 import {openAuthenticated, UpstreamRefused, type AuthenticatedConn, type FrameReader, type PgTarget} from './upstream.js'
 
@@ -59,37 +62,6 @@ export type PgSessionResult = SessionResult
 const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
-
-interface Stmt extends Judged {
-  analysis?: StatementAnalysis[]
-  rowDesc?: FieldDescription[]
-}
-
-interface Portal {
-  stmt?: Stmt
-  resultFormats: number[]
-  rowDesc?: FieldDescription[]
-  described: boolean
-  /** Outputs of a SQL cursor executed through the protocol. */
-  cursorOutputs?: OutputItem[]
-}
-
-interface Tally {
-  rows: number
-  bytes: number
-  error?: string
-  masked: MaskCounts
-}
-
-type Pending =
-  | ({kind: 'query'; stmt: Stmt; refused?: Refusal; index: number} & Tally)
-  | {kind: 'parse'; stmt: Stmt; refused?: Refusal}
-  | {kind: 'bind'}
-  | {kind: 'close'}
-  | {kind: 'describe'; stmt?: Stmt; portal?: Portal; internal: boolean}
-  | ({kind: 'execute'; portal?: Portal} & Tally)
-  | {kind: 'sync'}
-  | ({kind: 'function'; stmt: Stmt; refused?: Refusal} & Tally)
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -114,20 +86,15 @@ class PgSession {
   private upstreamReader: FrameReader | undefined
   private upstreamParams: Record<string, string> = {}
   private readonly catalog: Catalog
+  private readonly queue: ResponseQueue
+  private readonly masks: MaskPlanner
   /** The BackendKeyData the client got in place of the target's. */
   private cancelKey: BackendKey | undefined
-
-  private readonly statements = new Map<string, Stmt>()
-  private readonly portals = new Map<string, Portal>()
-  private readonly cursors = new Map<string, Stmt & {outputs?: OutputItem[]}>()
-  private pending: Pending[] = []
-  private skipUntilSync = false
   private closed = false
   /** Rows of the current result already given to the recording hook. */
   private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
 
   // server -> client result state
   private rowMasker: RowMasker | undefined
@@ -140,6 +107,8 @@ class PgSession {
     this.result = o.gate.result
     this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
     this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
+    this.queue = new ResponseQueue(o.gate)
+    this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor))
   }
 
   async run(): Promise<PgSessionResult> {
@@ -231,6 +200,7 @@ class PgSession {
 
   // --- client -> server --------------------------------------------------------------------------
 
+  /** Reads the client's messages in batches, judges each statement, forwards one write per batch. */
   private async pumpClient(): Promise<void> {
     const up = this.upstream as Duplex
     for (;;) {
@@ -255,74 +225,51 @@ class PgSession {
 
   /** Handles one client message; returns false when the session ends. */
   private async onClientMessage(m: ClientMessage, f: Frame, out: Out): Promise<boolean> {
+    // After a refused Parse, like the server after an error: ignore everything up to the next Sync.
+    if (this.queue.skips(m)) return true
     switch (m.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
-        this.pending.push({kind: 'query', stmt, refused, index: 0, rows: 0, bytes: 0, masked: {}})
+        this.queue.query(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
-        if (!refused) this.rememberCursors(stmt)
         return true
       }
       case 'Parse': {
-        if (this.skipUntilSync) return true
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
-        this.statements.set(m.name, stmt)
-        this.pending.push({kind: 'parse', stmt, refused})
+        this.queue.parse(m.name, stmt, refused)
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
-        // Like the server after an error: ignore everything up to the next Sync.
-        if (refused) this.skipUntilSync = true
-        else this.rememberCursors(stmt)
         return true
       }
-      case 'Bind': {
-        if (this.skipUntilSync) return true
-        this.portals.set(m.portal, {stmt: this.statements.get(m.statement), resultFormats: m.resultFormats, described: false})
-        this.pending.push({kind: 'bind'})
+      case 'Bind':
+        this.queue.bind(m.portal, m.statement, m.resultFormats)
         out.push(f.bytes)
         return true
-      }
-      case 'Describe': {
-        if (this.skipUntilSync) return true
-        if (m.target === 'S') this.pending.push({kind: 'describe', stmt: this.statements.get(m.name), internal: false})
-        else {
-          const portal = this.portalFor(m.name)
-          portal.described = true
-          this.pending.push({kind: 'describe', portal, internal: false})
-        }
+      case 'Describe':
+        this.queue.describe(m.target, m.name)
         out.push(f.bytes)
         return true
-      }
       case 'Execute': {
-        if (this.skipUntilSync) return true
-        const portal = this.portalFor(m.portal)
+        const portal = this.queue.portal(m.portal)
         if (!portal.described && !planIsEmpty(planOf(portal.stmt?.verdict))) {
           // We must know the columns (origin, type, format) to mask: ask the server ourselves.
-          portal.described = true
-          this.pending.push({kind: 'describe', portal, internal: true})
+          this.queue.describeInternally(portal)
           out.push(encodeDescribe('P', m.portal))
         }
-        this.pending.push({kind: 'execute', portal, rows: 0, bytes: 0, masked: {}})
+        this.queue.execute(portal)
         out.push(f.bytes)
         return true
       }
-      case 'Close': {
-        if (this.skipUntilSync) return true
-        if (m.target === 'S') this.statements.delete(m.name)
-        else this.portals.delete(m.name)
-        this.pending.push({kind: 'close'})
+      case 'Close':
+        this.queue.close(m.target, m.name)
         out.push(f.bytes)
         return true
-      }
       case 'Sync':
-        this.skipUntilSync = false
-        this.pending.push({kind: 'sync'})
+        this.queue.sync()
         out.push(f.bytes)
         return true
       case 'Flush':
-        if (!this.skipUntilSync) out.push(f.bytes)
-        return true
       case 'CopyData':
       case 'CopyDone':
       case 'CopyFail':
@@ -332,7 +279,7 @@ class PgSession {
         // The fast-path function call carries no SQL: judge it as an opaque statement.
         const stmt = await this.judgeStatement('<function call>')
         const refused = await this.gate.admit(stmt)
-        this.pending.push({kind: 'function', stmt, refused, rows: 0, bytes: 0, masked: {}})
+        this.queue.functionCall(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
       }
@@ -357,42 +304,17 @@ class PgSession {
     }
   }
 
-  private portalFor(name: string): Portal {
-    let p = this.portals.get(name)
-    if (!p) {
-      // A SQL cursor (DECLARE) can be executed as a protocol portal.
-      const cur = this.cursors.get(name)
-      p = {stmt: cur, resultFormats: [], described: false, cursorOutputs: cur?.outputs}
-      this.portals.set(name, p)
-    }
-    return p
-  }
-
-  /** Judges a statement and, when a column is masked, analyses which outputs derive from one. */
+  /** Judges a statement (the gate) and, when a column is masked, analyses which outputs derive from one. */
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
-    if (v.effect === 'allow' && v.mask.columns.length > 0) {
-      await loadPgParser()
-      stmt.analysis = analyzeSql(sql, this.matcher(v.mask))
-    }
+    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.analysis = await this.masks.analyze(sql, v.mask)
     return stmt
-  }
-
-  private rememberCursors(stmt: Stmt): void {
-    for (const a of stmt.analysis ?? []) {
-      if (a.kind === 'declare' && a.cursor) this.cursors.set(a.cursor, {...stmt, outputs: a.outputs})
-    }
-  }
-
-  private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
   }
 
   // --- server -> client --------------------------------------------------------------------------
 
+  /** Reads the server's messages in batches, correlates and masks each, forwards one write per batch. */
   private async pumpServer(): Promise<void> {
     const reader = this.upstreamReader as FrameReader
     const client = this.o.client
@@ -415,29 +337,18 @@ class PgSession {
     }
   }
 
-  private head(): Pending | undefined {
-    return this.pending[0]
-  }
-
-  private popHead(): void {
-    this.pending.shift()
-  }
-
   /** Forwards, rewrites or swallows one server message. Returns a promise only when it must wait (catalog). */
   private onServerMessage(f: Frame, out: Out): Promise<void> | void {
-    const h = this.head()
+    const h = this.queue.head
     if (h?.kind === 'execute' && this.rowMaskerFor !== h && f.type === B.DataRow) {
       // Extended protocol: build the masker when an Execute's first row arrives.
-      return this.prepareExecuteMasker().then(() => this.onServerMessage(f, out))
+      return this.prepareExecuteMasker(h).then(() => this.onServerMessage(f, out))
     }
     switch (f.type) {
       case B.DataRow: {
         const m = this.rowMasker
         const bytes = m ? m.maskDataRow(f.bytes) : f.bytes
-        if (h && (h.kind === 'query' || h.kind === 'execute')) {
-          h.rows++
-          h.bytes += bytes.length
-        }
+        this.queue.countRow(bytes.length)
         out.push(bytes)
         // The recording keeps the first rows of each result as the client saw them (masked).
         if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', summarizeRow(bytes))
@@ -445,45 +356,6 @@ class PgSession {
       }
       case B.RowDescription:
         return this.onRowDescription(f, out, h)
-      case B.NoData:
-        if (h?.kind === 'describe') {
-          this.popHead()
-          if (h.internal) return
-        }
-        break
-      case B.CommandComplete:
-      case B.EmptyQueryResponse:
-      case B.PortalSuspended:
-        this.recordedRows = 0
-        this.rowMasker = undefined
-        this.copyMasker = undefined
-        if (h?.kind === 'query') h.index++
-        else if (h?.kind === 'execute') {
-          this.finishStatement(h.portal?.stmt, h)
-          this.popHead()
-        }
-        break
-      case B.ErrorResponse:
-        return this.onError(f, out, h)
-      case B.ReadyForQuery: {
-        this.rowMasker = undefined
-        this.copyMasker = undefined
-        if (h?.kind === 'query' || h?.kind === 'function') {
-          this.popHead()
-          if (h.refused) this.gate.refuse(h.stmt, h.refused)
-          else this.gate.finish(h.stmt, h)
-        } else if (h?.kind === 'sync') this.popHead()
-        break
-      }
-      case B.ParseComplete:
-        if (h?.kind === 'parse') this.popHead()
-        break
-      case B.BindComplete:
-        if (h?.kind === 'bind') this.popHead()
-        break
-      case B.CloseComplete:
-        if (h?.kind === 'close') this.popHead()
-        break
       case B.CopyOutResponse:
         return this.onCopyOut(f, out, h)
       case B.CopyData: {
@@ -492,78 +364,55 @@ class PgSession {
           const payload = f.bytes.subarray(5)
           const masked = cm.maskPayload(payload)
           const bytes = masked === payload ? f.bytes : message(B.CopyData, masked)
-          if (h && 'rows' in h) {
-            h.rows++
-            h.bytes += bytes.length
-          }
+          this.queue.countCopyData(bytes.length)
           out.push(bytes)
           return
         }
-        if (h && 'rows' in h) {
-          h.rows++
-          h.bytes += f.bytes.length
-        }
+        this.queue.countCopyData(f.bytes.length)
         break
       }
+      case B.ErrorResponse:
+        return this.onError(f, out, h)
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        // One result ends: the next gets its own masker and its own recorded rows.
+        this.recordedRows = 0
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        break
+      case B.ReadyForQuery:
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        break
       default:
         break
     }
+    // The queue pops what this answers, finishing or refusing statements at the gate.
+    if (!this.queue.answer(f.type)) return
     out.push(f.bytes)
     if (this.gate.recording) this.gate.record('server', summarizeServer(f))
   }
 
+  /** The server's error: ours for a refused statement, the statement's outcome otherwise. */
   private onError(f: Frame, out: Out, h: Pending | undefined): void {
     this.rowMasker = undefined
     this.copyMasker = undefined
     const fields = decodeErrorFields(f)
-    const text = `${fields.C ?? ''} ${fields.M ?? ''}`.trim()
-    let bytes = f.bytes
-    if (h?.kind === 'query' || h?.kind === 'function') {
-      if (h.refused) bytes = refusalError(h.refused)
-      else h.error ??= text
-    } else if (h && h.kind !== 'sync') {
-      // Extended protocol: the server skips to Sync; so do the responses we expect.
-      if (h.kind === 'parse' && h.refused) {
-        bytes = refusalError(h.refused)
-        this.popHead()
-        out.push(bytes)
-        this.gate.refuse(h.stmt, h.refused)
-        this.dropUntilSync()
-        return
-      }
-      if (h.kind === 'execute') {
-        h.error = text
-        this.finishStatement(h.portal?.stmt, h)
-      }
-      this.popHead()
-      this.dropUntilSync()
-    }
+    const bytes = this.queue.error(f.bytes, fields)
     out.push(bytes)
+    // A refused Parse's error is audited by the gate's refusal, and is not recorded here.
+    if (h?.kind === 'parse' && h.refused) return
     if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
-  private dropUntilSync(): void {
-    while (this.pending.length && this.pending[0].kind !== 'sync') this.pending.shift()
-  }
-
-  /** An Execute of a portal we know nothing of still counts its masked cells. */
-  private finishStatement(stmt: Stmt | undefined, t: Tally): void {
-    if (stmt) this.gate.finish(stmt, t)
-    else for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
-  }
-
+  /** Columns of a result (a Query's: build its masker) or the answer to a Describe (kept for Execute). */
   private async onRowDescription(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
     const fields = decodeRowDescription(f) ?? []
-    if (h?.kind === 'describe') {
-      this.popHead()
-      if (h.portal) h.portal.rowDesc = fields
-      else if (h.stmt) h.stmt.rowDesc = fields
-      if (h.internal) return
-    } else if (h?.kind === 'query') {
-      const a = h.stmt.analysis?.[h.index]
-      const outputs = a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs
-      this.rowMasker = await this.buildRowMasker(fields, h.stmt.verdict, a, outputs, h.stmt.analysis === undefined, h.masked)
+    if (!this.queue.rowDescription(fields)) return
+    if (h?.kind === 'query') {
+      this.rowMasker = await this.masks.forQuery(h.stmt, h.index, fields, h.masked)
       this.rowMaskerFor = h
     }
     out.push(f.bytes)
@@ -571,107 +420,16 @@ class PgSession {
   }
 
   /** Builds the masker for an Execute at the head of the queue, from its portal's description. */
-  private async prepareExecuteMasker(): Promise<void> {
-    const h = this.head()
-    if (h?.kind !== 'execute' || this.rowMaskerFor === h) return
+  private async prepareExecuteMasker(h: Extract<Pending, {kind: 'execute'}>): Promise<void> {
     this.rowMaskerFor = h
-    const portal = h.portal
-    const stmt = portal?.stmt
-    const desc = portal?.rowDesc ?? stmt?.rowDesc
-    if (!portal || !desc) {
-      this.rowMasker = undefined
-      return
-    }
-    const formats = portal.rowDesc ? undefined : portal.resultFormats
-    const fields = formats ? desc.map((d, i) => ({...d, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)})) : desc
-    const a = stmt?.analysis?.[0]
-    const outputs = portal.cursorOutputs ?? (a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs)
-    this.rowMasker = await this.buildRowMasker(fields, stmt?.verdict, a, outputs, stmt !== undefined && stmt.analysis === undefined, h.masked)
+    this.rowMasker = await this.masks.forExecute(h.portal, h.masked)
   }
 
-  private async buildRowMasker(
-    fields: FieldDescription[],
-    verdict: Verdict | undefined,
-    analysis: StatementAnalysis | undefined,
-    outputs: OutputItem[] | undefined,
-    unparsed: boolean,
-    counts: MaskCounts,
-  ): Promise<RowMasker | undefined> {
-    const plan = planOf(verdict)
-    if (planIsEmpty(plan)) return undefined
-    const matcher = this.matcher(plan)
-    const cols: ColumnInfo[] = fields.map((fd) => ({typeOid: fd.typeOid, format: fd.format}))
-    if (!matcher.empty) {
-      for (let i = 0; i < fields.length; i++) {
-        const fd = fields[i]
-        if (fd.tableOid !== 0 && fd.attnum > 0) {
-          const rel = await this.catalog.relation(fd.tableOid, matcher)
-          if (!rel) {
-            cols[i].maskKey = 'column:unresolved'
-            continue
-          }
-          const name = rel.columns.get(fd.attnum)
-          if (!name) continue
-          const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})
-          if (hit) cols[i].maskKey = `column:${rel.schema}.${rel.table}.${name}`
-          else {
-            // A view's column is masked when its definition derives it from a masked column.
-            const src = rel.viewOutputs ? outputAt(rel.viewOutputs, fd.attnum - 1, rel.viewOutputs.length) : undefined
-            if (src && src !== 'unknown' && src.source) cols[i].maskKey = `derived:${src.source}`
-          }
-          continue
-        }
-        if (fd.tableOid === 0) {
-          // Computed column: tainted when its expression reads a masked column.
-          if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
-          else if (outputs) {
-            const o = outputAt(outputs, i, fields.length)
-            if (o === 'unknown') {
-              if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
-            } else if (o.source) cols[i].maskKey = `derived:${o.source}`
-          } else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
-        }
-      }
-    }
-    const m = new RowMasker(cols, plan.entities, counts)
-    return m.active ? m : undefined
-  }
-
+  /** COPY TO starts: its data is masked like rows. */
   private async onCopyOut(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
     this.copyMasker = undefined
-    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : undefined
-    const plan = planOf(stmt?.verdict)
-    if (!planIsEmpty(plan) && h && 'masked' in h) {
-      const {format, columnFormats} = decodeCopyResponse(f)
-      const a = stmt?.analysis?.[h.kind === 'query' ? h.index : 0]
-      const copy = a?.copy
-      const n = columnFormats.length
-      const keys: (string | undefined)[] = new Array(n).fill(undefined)
-      const matcher = this.matcher(plan)
-      if (!matcher.empty) {
-        if (!copy) keys.fill('derived:unparsed-statement')
-        else if (copy.outputs) {
-          for (let i = 0; i < n; i++) {
-            const o = outputAt(copy.outputs, i, n)
-            if (o === 'unknown') keys[i] = a?.readsMasked ? `derived:${a.readsMasked}` : undefined
-            else if (o.source) keys[i] = `derived:${o.source}`
-          }
-        } else if (copy.relation) {
-          const rel = await this.catalog.relationByName(copy.relation.schema, copy.relation.table, matcher)
-          if (!rel) keys.fill('column:unresolved')
-          else {
-            const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
-            for (let i = 0; i < n; i++) {
-              const name = names[i]
-              const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
-              if (hit) keys[i] = `column:${rel.schema}.${rel.table}.${name}`
-            }
-          }
-        }
-      }
-      const fmt = format === 1 ? 'binary' : (copy?.format ?? 'text')
-      this.copyMasker = new CopyMasker({format: fmt, delimiter: copy?.delimiter ?? '\t', maskKeys: keys, entities: plan.entities, counts: h.masked})
-    }
+    if (h?.kind === 'query') this.copyMasker = await this.masks.forCopyOut(f, h.stmt, h.index, h.masked)
+    else if (h?.kind === 'execute') this.copyMasker = await this.masks.forCopyOut(f, h.portal?.stmt, 0, h.masked)
     out.push(f.bytes)
   }
 
@@ -722,13 +480,3 @@ class PgSession {
     setTimeout(() => c.destroy(), 1000).unref()
   }
 }
-
-function planOf(v: Verdict | undefined): MaskPlan {
-  return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
-}
-
-function refusalError(v: Refusal): Buffer {
-  const hint = v.effect === 'review' && v.approvalId ? `an approver runs: hoop approvals approve ${v.approvalId}` : undefined
-  return encodeErrorResponse({severity: 'ERROR', code: '42501', message: refusalMessage(v), hint})
-}
-
