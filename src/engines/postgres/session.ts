@@ -9,64 +9,49 @@
 // rolled back implicit transaction in a pipeline), answers ReadyForQuery with the true status,
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
-import {randomBytes, randomInt} from 'node:crypto'
-import type {Duplex, Readable} from 'node:stream'
-import {ColumnMatcher} from '../../masking/columns.js'
-import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
-import {addCount, planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
-import {md5Password, SCRAM_MECHANISM, ScramClient} from '../../protocol/pg/auth.js'
+//
+// One hop from here to each part of a statement's way: judge, admit (the audit record before
+// forwarding), finish and refuse are the statement gate's (../gate.ts); mask planning is
+// masking.ts; which response answers which statement is queue.ts; the target connection and
+// credential injection are upstream.ts; column origins catalog.ts; cancel keys cancel.ts; the
+// session recording's lines recording.ts.
+import type {Duplex} from 'node:stream'
+import type {CopyMasker, RowMasker} from '../../masking/result.js'
+import {planIsEmpty} from '../../masking/types.js'
 import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
-  decodeAuth,
-  decodeBackendKeyData,
   decodeClientMessage,
-  decodeCommandTag,
-  decodeCopyResponse,
   decodeErrorFields,
-  decodeReadyForQuery,
   decodeRowDescription,
   decodeStartup,
   encodeAuthenticationOk,
   encodeBackendKeyData,
-  encodeCancelRequest,
   encodeDescribe,
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
   encodeParse,
-  encodePassword,
   encodeQuery,
   encodeReadyForQuery,
-  encodeSASLInitialResponse,
-  encodeSASLResponse,
-  encodeSSLRequest,
-  encodeStartup,
   encodeTerminate,
   message,
   type ClientMessage,
-  type FieldDescription,
 } from '../../protocol/pg/messages.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
-import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
-import {outputAt} from '../../sql/taint.js'
-import {refusalMessage, type Judged, type Refusal, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
+import type {SessionResult, StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
-import {startUpstreamTls} from '../upstream-tls.js'
-
-type FrameReader = PullReader<Frame, FramerError, Framer>
+import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
+import {Catalog, openCatalog} from './catalog.js'
+import {MaskPlanner, planOf} from './masking.js'
+import {ResponseQueue, type Pending, type Stmt} from './queue.js'
+import {RECORDED_ROWS_PER_RESULT, summarizeClient, summarizeError, summarizeRow, summarizeRowDescription, summarizeServer} from './recording.js'
+import {openAuthenticated, UpstreamRefused, type AuthenticatedConn, type FrameReader, type PgTarget} from './upstream.js'
 
 export interface PgSessionOptions {
   client: Duplex
   openUpstream: () => Promise<Duplex>
-  target: {
-    database?: string
-    username?: string
-    password?: string
-    tls: {mode: 'disable' | 'require' | 'verify-full'; ca?: string; serverName?: string}
-    host: string
-  }
+  target: PgTarget
   gate: StatementGate
   logger: Logger
   limits?: {maxMessageBytes?: number}
@@ -75,57 +60,8 @@ export interface PgSessionOptions {
 export type PgSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
-/** Server messages are bounded too (PostgreSQL's own limit on a single allocation is 1 GiB). */
-const MAX_SERVER_MESSAGE = 1024 * 1024 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
-
-// ---------------------------------------------------------------------------------------------
-// Cancel keys: the client gets a synthetic BackendKeyData; a CancelRequest (which arrives on a new
-// connection, hence a new session) is mapped back to the real backend through this registry.
-
-interface CancelTarget {
-  pid: number
-  key: Buffer
-  open: () => Promise<Duplex>
-  tlsOpts: PgSessionOptions['target']['tls']
-  host: string
-}
-const cancelRegistry = new Map<string, CancelTarget>()
-const cancelId = (pid: number, key: Buffer) => `${pid}:${key.toString('hex')}`
-
-// ---------------------------------------------------------------------------------------------
-
-interface Stmt extends Judged {
-  analysis?: StatementAnalysis[]
-  rowDesc?: FieldDescription[]
-}
-
-interface Portal {
-  stmt?: Stmt
-  resultFormats: number[]
-  rowDesc?: FieldDescription[]
-  described: boolean
-  /** Outputs of a SQL cursor executed through the protocol. */
-  cursorOutputs?: OutputItem[]
-}
-
-interface Tally {
-  rows: number
-  bytes: number
-  error?: string
-  masked: MaskCounts
-}
-
-type Pending =
-  | ({kind: 'query'; stmt: Stmt; refused?: Refusal; index: number} & Tally)
-  | {kind: 'parse'; stmt: Stmt; refused?: Refusal}
-  | {kind: 'bind'}
-  | {kind: 'close'}
-  | {kind: 'describe'; stmt?: Stmt; portal?: Portal; internal: boolean}
-  | ({kind: 'execute'; portal?: Portal} & Tally)
-  | {kind: 'sync'}
-  | ({kind: 'function'; stmt: Stmt; refused?: Refusal} & Tally)
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -149,22 +85,16 @@ class PgSession {
   private upstream: Duplex | undefined
   private upstreamReader: FrameReader | undefined
   private upstreamParams: Record<string, string> = {}
-  private catalog: Promise<CatalogConn> | undefined
-  private readonly relCache = new Map<number, Promise<RelInfo | undefined>>()
-  private cancelKey: string | undefined
-
-  private readonly statements = new Map<string, Stmt>()
-  private readonly portals = new Map<string, Portal>()
-  private readonly cursors = new Map<string, Stmt & {outputs?: OutputItem[]}>()
-  private pending: Pending[] = []
-  private skipUntilSync = false
-  private txStatus: 'I' | 'T' | 'E' = 'I'
+  private readonly catalog: Catalog
+  private readonly queue: ResponseQueue
+  private readonly masks: MaskPlanner
+  /** The BackendKeyData the client got in place of the target's. */
+  private cancelKey: BackendKey | undefined
   private closed = false
   /** Rows of the current result already given to the recording hook. */
   private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
 
   // server -> client result state
   private rowMasker: RowMasker | undefined
@@ -176,6 +106,9 @@ class PgSession {
     this.gate = o.gate
     this.result = o.gate.result
     this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+    this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
+    this.queue = new ResponseQueue(o.gate)
+    this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor))
   }
 
   async run(): Promise<PgSessionResult> {
@@ -184,8 +117,8 @@ class PgSession {
     try {
       const startup = await this.handleStartup()
       if (!startup) return this.result
-      await this.connectUpstream(startup)
-      await this.makeClientReady()
+      const conn = await this.connectUpstream(startup)
+      await this.makeClientReady(conn)
       const pumps = [this.pumpClient(), this.pumpServer()]
       // The losing pump ends when shutdown closes its stream; its outcome no longer matters.
       for (const p of pumps) p.catch(() => {})
@@ -214,7 +147,7 @@ class PgSession {
           this.o.client.write(Buffer.from('N'))
           continue
         case 'CancelRequest':
-          await this.forwardCancel(p.pid, p.key)
+          await forwardCancel({pid: p.pid, key: p.key}, this.log)
           return undefined
         case 'Startup':
           this.clientReader.framer.setMode('regular')
@@ -229,8 +162,8 @@ class PgSession {
     }
   }
 
-  /** Opens the target stream, negotiates TLS, authenticates with the stored secret. */
-  private async connectUpstream(startup: {params: Record<string, string>; version: number}): Promise<void> {
+  /** Opens the target stream, negotiates TLS, authenticates with the stored secret (upstream.ts). */
+  private async connectUpstream(startup: {params: Record<string, string>; version: number}): Promise<AuthenticatedConn> {
     const {params} = startup
     const user = this.o.target.username ?? params.user
     if (!user) throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '28000', message: 'hoop: no user name in the startup packet'}), 'no user')
@@ -250,50 +183,24 @@ class PgSession {
     this.upstream = conn.stream
     this.upstreamReader = conn.reader
     this.upstream.on('error', (e) => this.log.debug('pg upstream stream error', {error: e.message}))
-    this.pendingStartupFrames = conn.startupFrames
-    if (conn.backendKey) {
-      const pid = randomInt(1, 2 ** 31 - 1)
-      const key = randomBytes(4)
-      this.cancelKey = cancelId(pid, key)
-      cancelRegistry.set(this.cancelKey, {...conn.backendKey, open: this.o.openUpstream, tlsOpts: this.o.target.tls, host: this.o.target.host})
-      this.syntheticKey = {pid, key}
-    }
-    this.txStatus = conn.status
+    if (conn.backendKey) this.cancelKey = registerCancelKey(conn.backendKey, this.o)
+    return conn
   }
 
-  private pendingStartupFrames: Frame[] = []
-  private syntheticKey: {pid: number; key: Buffer} | undefined
-
   /** AuthenticationOk only now that the target accepted us; then the server's parameters. */
-  private async makeClientReady(): Promise<void> {
+  private async makeClientReady(conn: AuthenticatedConn): Promise<void> {
     const out = new Out()
     out.push(encodeAuthenticationOk())
-    for (const f of this.pendingStartupFrames) out.push(f.bytes)
-    if (this.syntheticKey) out.push(encodeBackendKeyData(this.syntheticKey.pid, this.syntheticKey.key))
-    out.push(encodeReadyForQuery(this.txStatus))
-    this.pendingStartupFrames = []
+    for (const f of conn.startupFrames) out.push(f.bytes)
+    if (this.cancelKey) out.push(encodeBackendKeyData(this.cancelKey.pid, this.cancelKey.key))
+    out.push(encodeReadyForQuery(conn.status))
     this.result.bytesDown += out.bytes
     await out.flush(this.o.client)
   }
 
-  private async forwardCancel(pid: number, key: Buffer): Promise<void> {
-    const t = cancelRegistry.get(cancelId(pid, key))
-    if (!t) {
-      this.log.info('pg cancel request for an unknown session ignored')
-      return
-    }
-    let s = await t.open()
-    try {
-      if (t.tlsOpts.mode !== 'disable') s = await negotiateTls(s, t.tlsOpts, t.host)
-      await new Promise<void>((resolve) => s.end(encodeCancelRequest(t.pid, t.key), () => resolve()))
-      this.log.info('pg cancel request forwarded')
-    } finally {
-      s.destroy()
-    }
-  }
-
   // --- client -> server --------------------------------------------------------------------------
 
+  /** Reads the client's messages in batches, judges each statement, forwards one write per batch. */
   private async pumpClient(): Promise<void> {
     const up = this.upstream as Duplex
     for (;;) {
@@ -318,74 +225,51 @@ class PgSession {
 
   /** Handles one client message; returns false when the session ends. */
   private async onClientMessage(m: ClientMessage, f: Frame, out: Out): Promise<boolean> {
+    // After a refused Parse, like the server after an error: ignore everything up to the next Sync.
+    if (this.queue.skips(m)) return true
     switch (m.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
-        this.pending.push({kind: 'query', stmt, refused, index: 0, rows: 0, bytes: 0, masked: {}})
+        this.queue.query(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
-        if (!refused) this.rememberCursors(stmt)
         return true
       }
       case 'Parse': {
-        if (this.skipUntilSync) return true
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
-        this.statements.set(m.name, stmt)
-        this.pending.push({kind: 'parse', stmt, refused})
+        this.queue.parse(m.name, stmt, refused)
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
-        // Like the server after an error: ignore everything up to the next Sync.
-        if (refused) this.skipUntilSync = true
-        else this.rememberCursors(stmt)
         return true
       }
-      case 'Bind': {
-        if (this.skipUntilSync) return true
-        this.portals.set(m.portal, {stmt: this.statements.get(m.statement), resultFormats: m.resultFormats, described: false})
-        this.pending.push({kind: 'bind'})
+      case 'Bind':
+        this.queue.bind(m.portal, m.statement, m.resultFormats)
         out.push(f.bytes)
         return true
-      }
-      case 'Describe': {
-        if (this.skipUntilSync) return true
-        if (m.target === 'S') this.pending.push({kind: 'describe', stmt: this.statements.get(m.name), internal: false})
-        else {
-          const portal = this.portalFor(m.name)
-          portal.described = true
-          this.pending.push({kind: 'describe', portal, internal: false})
-        }
+      case 'Describe':
+        this.queue.describe(m.target, m.name)
         out.push(f.bytes)
         return true
-      }
       case 'Execute': {
-        if (this.skipUntilSync) return true
-        const portal = this.portalFor(m.portal)
+        const portal = this.queue.portal(m.portal)
         if (!portal.described && !planIsEmpty(planOf(portal.stmt?.verdict))) {
           // We must know the columns (origin, type, format) to mask: ask the server ourselves.
-          portal.described = true
-          this.pending.push({kind: 'describe', portal, internal: true})
+          this.queue.describeInternally(portal)
           out.push(encodeDescribe('P', m.portal))
         }
-        this.pending.push({kind: 'execute', portal, rows: 0, bytes: 0, masked: {}})
+        this.queue.execute(portal)
         out.push(f.bytes)
         return true
       }
-      case 'Close': {
-        if (this.skipUntilSync) return true
-        if (m.target === 'S') this.statements.delete(m.name)
-        else this.portals.delete(m.name)
-        this.pending.push({kind: 'close'})
+      case 'Close':
+        this.queue.close(m.target, m.name)
         out.push(f.bytes)
         return true
-      }
       case 'Sync':
-        this.skipUntilSync = false
-        this.pending.push({kind: 'sync'})
+        this.queue.sync()
         out.push(f.bytes)
         return true
       case 'Flush':
-        if (!this.skipUntilSync) out.push(f.bytes)
-        return true
       case 'CopyData':
       case 'CopyDone':
       case 'CopyFail':
@@ -395,7 +279,7 @@ class PgSession {
         // The fast-path function call carries no SQL: judge it as an opaque statement.
         const stmt = await this.judgeStatement('<function call>')
         const refused = await this.gate.admit(stmt)
-        this.pending.push({kind: 'function', stmt, refused, rows: 0, bytes: 0, masked: {}})
+        this.queue.functionCall(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
       }
@@ -420,42 +304,17 @@ class PgSession {
     }
   }
 
-  private portalFor(name: string): Portal {
-    let p = this.portals.get(name)
-    if (!p) {
-      // A SQL cursor (DECLARE) can be executed as a protocol portal.
-      const cur = this.cursors.get(name)
-      p = {stmt: cur, resultFormats: [], described: false, cursorOutputs: cur?.outputs}
-      this.portals.set(name, p)
-    }
-    return p
-  }
-
-  /** Judges a statement and, when a column is masked, analyses which outputs derive from one. */
+  /** Judges a statement (the gate) and, when a column is masked, analyses which outputs derive from one. */
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
-    if (v.effect === 'allow' && v.mask.columns.length > 0) {
-      await loadPgParser()
-      stmt.analysis = analyzeSql(sql, this.matcher(v.mask))
-    }
+    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.analysis = await this.masks.analyze(sql, v.mask)
     return stmt
-  }
-
-  private rememberCursors(stmt: Stmt): void {
-    for (const a of stmt.analysis ?? []) {
-      if (a.kind === 'declare' && a.cursor) this.cursors.set(a.cursor, {...stmt, outputs: a.outputs})
-    }
-  }
-
-  private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
   }
 
   // --- server -> client --------------------------------------------------------------------------
 
+  /** Reads the server's messages in batches, correlates and masks each, forwards one write per batch. */
   private async pumpServer(): Promise<void> {
     const reader = this.upstreamReader as FrameReader
     const client = this.o.client
@@ -478,76 +337,25 @@ class PgSession {
     }
   }
 
-  private head(): Pending | undefined {
-    return this.pending[0]
-  }
-
-  private popHead(): void {
-    this.pending.shift()
-  }
-
   /** Forwards, rewrites or swallows one server message. Returns a promise only when it must wait (catalog). */
   private onServerMessage(f: Frame, out: Out): Promise<void> | void {
-    const h = this.head()
+    const h = this.queue.head
     if (h?.kind === 'execute' && this.rowMaskerFor !== h && f.type === B.DataRow) {
       // Extended protocol: build the masker when an Execute's first row arrives.
-      return this.prepareExecuteMasker().then(() => this.onServerMessage(f, out))
+      return this.prepareExecuteMasker(h).then(() => this.onServerMessage(f, out))
     }
     switch (f.type) {
       case B.DataRow: {
         const m = this.rowMasker
         const bytes = m ? m.maskDataRow(f.bytes) : f.bytes
-        if (h && (h.kind === 'query' || h.kind === 'execute')) {
-          h.rows++
-          h.bytes += bytes.length
-        }
+        this.queue.countRow(bytes.length)
         out.push(bytes)
         // The recording keeps the first rows of each result as the client saw them (masked).
-        if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', `DataRow ${JSON.stringify(dataRowCells(bytes))}`)
+        if (this.gate.recording && this.recordedRows++ < RECORDED_ROWS_PER_RESULT) this.gate.record('server', summarizeRow(bytes))
         return
       }
       case B.RowDescription:
         return this.onRowDescription(f, out, h)
-      case B.NoData:
-        if (h?.kind === 'describe') {
-          this.popHead()
-          if (h.internal) return
-        }
-        break
-      case B.CommandComplete:
-      case B.EmptyQueryResponse:
-      case B.PortalSuspended:
-        this.recordedRows = 0
-        this.rowMasker = undefined
-        this.copyMasker = undefined
-        if (h?.kind === 'query') h.index++
-        else if (h?.kind === 'execute') {
-          this.finishStatement(h.portal?.stmt, h)
-          this.popHead()
-        }
-        break
-      case B.ErrorResponse:
-        return this.onError(f, out, h)
-      case B.ReadyForQuery: {
-        this.txStatus = decodeReadyForQuery(f)
-        this.rowMasker = undefined
-        this.copyMasker = undefined
-        if (h?.kind === 'query' || h?.kind === 'function') {
-          this.popHead()
-          if (h.refused) this.gate.refuse(h.stmt, h.refused)
-          else this.gate.finish(h.stmt, h)
-        } else if (h?.kind === 'sync') this.popHead()
-        break
-      }
-      case B.ParseComplete:
-        if (h?.kind === 'parse') this.popHead()
-        break
-      case B.BindComplete:
-        if (h?.kind === 'bind') this.popHead()
-        break
-      case B.CloseComplete:
-        if (h?.kind === 'close') this.popHead()
-        break
       case B.CopyOutResponse:
         return this.onCopyOut(f, out, h)
       case B.CopyData: {
@@ -556,244 +364,73 @@ class PgSession {
           const payload = f.bytes.subarray(5)
           const masked = cm.maskPayload(payload)
           const bytes = masked === payload ? f.bytes : message(B.CopyData, masked)
-          if (h && 'rows' in h) {
-            h.rows++
-            h.bytes += bytes.length
-          }
+          this.queue.countCopyData(bytes.length)
           out.push(bytes)
           return
         }
-        if (h && 'rows' in h) {
-          h.rows++
-          h.bytes += f.bytes.length
-        }
+        this.queue.countCopyData(f.bytes.length)
         break
       }
+      case B.ErrorResponse:
+        return this.onError(f, out, h)
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        // One result ends: the next gets its own masker and its own recorded rows.
+        this.recordedRows = 0
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        break
+      case B.ReadyForQuery:
+        this.rowMasker = undefined
+        this.copyMasker = undefined
+        break
       default:
         break
     }
+    // The queue pops what this answers, finishing or refusing statements at the gate.
+    if (!this.queue.answer(f.type)) return
     out.push(f.bytes)
     if (this.gate.recording) this.gate.record('server', summarizeServer(f))
   }
 
+  /** The server's error: ours for a refused statement, the statement's outcome otherwise. */
   private onError(f: Frame, out: Out, h: Pending | undefined): void {
     this.rowMasker = undefined
     this.copyMasker = undefined
     const fields = decodeErrorFields(f)
-    const text = `${fields.C ?? ''} ${fields.M ?? ''}`.trim()
-    let bytes = f.bytes
-    if (h?.kind === 'query' || h?.kind === 'function') {
-      if (h.refused) bytes = refusalError(h.refused)
-      else h.error ??= text
-    } else if (h && h.kind !== 'sync') {
-      // Extended protocol: the server skips to Sync; so do the responses we expect.
-      if (h.kind === 'parse' && h.refused) {
-        bytes = refusalError(h.refused)
-        this.popHead()
-        out.push(bytes)
-        this.gate.refuse(h.stmt, h.refused)
-        this.dropUntilSync()
-        return
-      }
-      if (h.kind === 'execute') {
-        h.error = text
-        this.finishStatement(h.portal?.stmt, h)
-      }
-      this.popHead()
-      this.dropUntilSync()
-    }
+    const bytes = this.queue.error(f.bytes, fields)
     out.push(bytes)
-    if (this.gate.recording) this.gate.record('server', `ErrorResponse ${decodeErrorFields(asFrameOf(bytes)).M ?? ''}`)
+    // A refused Parse's error is audited by the gate's refusal, and is not recorded here.
+    if (h?.kind === 'parse' && h.refused) return
+    if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
-  private dropUntilSync(): void {
-    while (this.pending.length && this.pending[0].kind !== 'sync') this.pending.shift()
-  }
-
-  /** An Execute of a portal we know nothing of still counts its masked cells. */
-  private finishStatement(stmt: Stmt | undefined, t: Tally): void {
-    if (stmt) this.gate.finish(stmt, t)
-    else for (const [k, n] of Object.entries(t.masked)) addCount(this.result.maskingReport, k, n)
-  }
-
+  /** Columns of a result (a Query's: build its masker) or the answer to a Describe (kept for Execute). */
   private async onRowDescription(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
     const fields = decodeRowDescription(f) ?? []
-    if (h?.kind === 'describe') {
-      this.popHead()
-      if (h.portal) h.portal.rowDesc = fields
-      else if (h.stmt) h.stmt.rowDesc = fields
-      if (h.internal) return
-    } else if (h?.kind === 'query') {
-      const a = h.stmt.analysis?.[h.index]
-      const outputs = a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs
-      this.rowMasker = await this.buildRowMasker(fields, h.stmt.verdict, a, outputs, h.stmt.analysis === undefined, h.masked)
+    if (!this.queue.rowDescription(fields)) return
+    if (h?.kind === 'query') {
+      this.rowMasker = await this.masks.forQuery(h.stmt, h.index, fields, h.masked)
       this.rowMaskerFor = h
     }
     out.push(f.bytes)
-    if (this.gate.recording) this.gate.record('server', `RowDescription ${fields.map((x) => x.name).join(',')}`)
+    if (this.gate.recording) this.gate.record('server', summarizeRowDescription(fields))
   }
 
   /** Builds the masker for an Execute at the head of the queue, from its portal's description. */
-  private async prepareExecuteMasker(): Promise<void> {
-    const h = this.head()
-    if (h?.kind !== 'execute' || this.rowMaskerFor === h) return
+  private async prepareExecuteMasker(h: Extract<Pending, {kind: 'execute'}>): Promise<void> {
     this.rowMaskerFor = h
-    const portal = h.portal
-    const stmt = portal?.stmt
-    const desc = portal?.rowDesc ?? stmt?.rowDesc
-    if (!portal || !desc) {
-      this.rowMasker = undefined
-      return
-    }
-    const formats = portal.rowDesc ? undefined : portal.resultFormats
-    const fields = formats ? desc.map((d, i) => ({...d, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)})) : desc
-    const a = stmt?.analysis?.[0]
-    const outputs = portal.cursorOutputs ?? (a?.kind === 'fetch' ? this.cursors.get(a.cursor ?? '')?.outputs : a?.outputs)
-    this.rowMasker = await this.buildRowMasker(fields, stmt?.verdict, a, outputs, stmt !== undefined && stmt.analysis === undefined, h.masked)
+    this.rowMasker = await this.masks.forExecute(h.portal, h.masked)
   }
 
-  private async buildRowMasker(
-    fields: FieldDescription[],
-    verdict: Verdict | undefined,
-    analysis: StatementAnalysis | undefined,
-    outputs: OutputItem[] | undefined,
-    unparsed: boolean,
-    counts: MaskCounts,
-  ): Promise<RowMasker | undefined> {
-    const plan = planOf(verdict)
-    if (planIsEmpty(plan)) return undefined
-    const matcher = this.matcher(plan)
-    const cols: ColumnInfo[] = fields.map((fd) => ({typeOid: fd.typeOid, format: fd.format}))
-    if (!matcher.empty) {
-      for (let i = 0; i < fields.length; i++) {
-        const fd = fields[i]
-        if (fd.tableOid !== 0 && fd.attnum > 0) {
-          const rel = await this.relation(fd.tableOid)
-          if (!rel) {
-            cols[i].maskKey = 'column:unresolved'
-            continue
-          }
-          const name = rel.columns.get(fd.attnum)
-          if (!name) continue
-          const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})
-          if (hit) cols[i].maskKey = `column:${rel.schema}.${rel.table}.${name}`
-          else {
-            // A view's column is masked when its definition derives it from a masked column.
-            const src = rel.viewOutputs ? outputAt(rel.viewOutputs, fd.attnum - 1, rel.viewOutputs.length) : undefined
-            if (src && src !== 'unknown' && src.source) cols[i].maskKey = `derived:${src.source}`
-          }
-          continue
-        }
-        if (fd.tableOid === 0) {
-          // Computed column: tainted when its expression reads a masked column.
-          if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
-          else if (outputs) {
-            const o = outputAt(outputs, i, fields.length)
-            if (o === 'unknown') {
-              if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
-            } else if (o.source) cols[i].maskKey = `derived:${o.source}`
-          } else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
-        }
-      }
-    }
-    const m = new RowMasker(cols, plan.entities, counts)
-    return m.active ? m : undefined
-  }
-
+  /** COPY TO starts: its data is masked like rows. */
   private async onCopyOut(f: Frame, out: Out, h: Pending | undefined): Promise<void> {
     this.copyMasker = undefined
-    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : undefined
-    const plan = planOf(stmt?.verdict)
-    if (!planIsEmpty(plan) && h && 'masked' in h) {
-      const {format, columnFormats} = decodeCopyResponse(f)
-      const a = stmt?.analysis?.[h.kind === 'query' ? h.index : 0]
-      const copy = a?.copy
-      const n = columnFormats.length
-      const keys: (string | undefined)[] = new Array(n).fill(undefined)
-      const matcher = this.matcher(plan)
-      if (!matcher.empty) {
-        if (!copy) keys.fill('derived:unparsed-statement')
-        else if (copy.outputs) {
-          for (let i = 0; i < n; i++) {
-            const o = outputAt(copy.outputs, i, n)
-            if (o === 'unknown') keys[i] = a?.readsMasked ? `derived:${a.readsMasked}` : undefined
-            else if (o.source) keys[i] = `derived:${o.source}`
-          }
-        } else if (copy.relation) {
-          const rel = await this.relationByName(copy.relation.schema, copy.relation.table)
-          if (!rel) keys.fill('column:unresolved')
-          else {
-            const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
-            for (let i = 0; i < n; i++) {
-              const name = names[i]
-              const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
-              if (hit) keys[i] = `column:${rel.schema}.${rel.table}.${name}`
-            }
-          }
-        }
-      }
-      const fmt = format === 1 ? 'binary' : (copy?.format ?? 'text')
-      this.copyMasker = new CopyMasker({format: fmt, delimiter: copy?.delimiter ?? '\t', maskKeys: keys, entities: plan.entities, counts: h.masked})
-    }
+    if (h?.kind === 'query') this.copyMasker = await this.masks.forCopyOut(f, h.stmt, h.index, h.masked)
+    else if (h?.kind === 'execute') this.copyMasker = await this.masks.forCopyOut(f, h.portal?.stmt, 0, h.masked)
     out.push(f.bytes)
-  }
-
-  // --- catalog -------------------------------------------------------------------------------------
-
-  /** Resolves a table OID to schema, table and column names (and a view's derived columns); cached. */
-  private relation(oid: number): Promise<RelInfo | undefined> {
-    let p = this.relCache.get(oid)
-    if (!p) {
-      p = this.lookupRelation(`c.oid = ${oid >>> 0}`)
-      this.relCache.set(oid, p)
-    }
-    return p
-  }
-
-  private async relationByName(schema: string | undefined, table: string): Promise<RelInfo | undefined> {
-    const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
-    return this.lookupRelation(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`)
-  }
-
-  private async lookupRelation(where: string): Promise<RelInfo | undefined> {
-    try {
-      const conn = await (this.catalog ??= this.openCatalog())
-      const rows = await conn.query(
-        `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
-                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE ${where}`,
-      )
-      if (rows.length === 0) return undefined
-      const info: RelInfo = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
-      for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
-      const viewdef = rows[0][5]
-      if (viewdef && !planIsEmpty(this.currentPlan())) {
-        await loadPgParser()
-        const a = analyzeSql(viewdef, this.matcher(this.currentPlan() as MaskPlan))
-        info.viewOutputs = a?.[0]?.outputs
-      }
-      return info
-    } catch (err) {
-      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
-      return undefined
-    }
-  }
-
-  private currentPlan(): MaskPlan | undefined {
-    const h = this.head()
-    const stmt = h?.kind === 'query' ? h.stmt : h?.kind === 'execute' ? h.portal?.stmt : h?.kind === 'describe' ? (h.portal?.stmt ?? h.stmt) : undefined
-    return planOf(stmt?.verdict)
-  }
-
-  /** A second authenticated connection to the target, for catalog queries only (never the client's). */
-  private async openCatalog(): Promise<CatalogConn> {
-    const conn = await openAuthenticated(this.o, {...this.upstreamParams, application_name: 'hoop-catalog'}, this.log)
-    conn.stream.on('error', () => {})
-    return new CatalogConn(conn.stream, conn.reader)
   }
 
   // --- errors and shutdown ----------------------------------------------------------------------
@@ -825,10 +462,11 @@ class PgSession {
     if (!c.destroyed && !c.writableEnded) await new Promise<void>((resolve) => c.end(frame, () => resolve()))
   }
 
+  /** Ends both sides once: Terminate to the target, the catalog closed, the cancel key forgotten. */
   private shutdown(): void {
     if (this.closed) return
     this.closed = true
-    if (this.cancelKey) cancelRegistry.delete(this.cancelKey)
+    if (this.cancelKey) releaseCancelKey(this.cancelKey)
     this.clientReader.detach()
     this.upstreamReader?.detach()
     const up = this.upstream
@@ -836,276 +474,9 @@ class PgSession {
       if (!up.writableEnded) up.end(encodeTerminate())
       setTimeout(() => up.destroy(), 1000).unref()
     }
-    this.catalog?.then((c) => c.close()).catch(() => {})
+    this.catalog.close()
     const c = this.o.client
     if (!c.writableEnded) c.end()
     setTimeout(() => c.destroy(), 1000).unref()
   }
-}
-
-interface RelInfo {
-  schema: string
-  table: string
-  columns: Map<number, string>
-  viewOutputs?: OutputItem[]
-}
-
-function planOf(v: Verdict | undefined): MaskPlan {
-  return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
-}
-
-function refusalError(v: Refusal): Buffer {
-  const hint = v.effect === 'review' && v.approvalId ? `an approver runs: hoop approvals approve ${v.approvalId}` : undefined
-  return encodeErrorResponse({severity: 'ERROR', code: '42501', message: refusalMessage(v), hint})
-}
-
-function asFrameOf(bytes: Buffer): Frame {
-  return {type: bytes[0], bytes, bodyStart: 5}
-}
-
-function quoteIdent(s: string): string {
-  return '"' + s.replace(/"/g, '""') + '"'
-}
-
-function quoteLiteral(s: string): string {
-  return "'" + s.replace(/'/g, "''") + "'"
-}
-
-function summarizeClient(m: ClientMessage): string {
-  switch (m.kind) {
-    case 'Query':
-      return `Query ${m.sql}`
-    case 'Parse':
-      return `Parse ${m.name ? m.name + ' ' : ''}${m.sql}`
-    case 'Bind':
-      return `Bind ${m.portal}/${m.statement}`
-    case 'Execute':
-      return `Execute ${m.portal}`
-    case 'Describe':
-    case 'Close':
-      return `${m.kind} ${m.target} ${m.name}`
-    default:
-      return m.kind
-  }
-}
-
-/** Rows per result set kept in the session recording (the rest is counted, not stored). */
-export const RECORDED_ROWS_PER_RESULT = 20
-const MAX_RECORDED_CELL = 256
-
-/** The cells of a DataRow as text for the recording: NULL as null, binary cells as hex, long cells cut. */
-export function dataRowCells(row: Buffer): Array<string | null> {
-  const cells: Array<string | null> = []
-  if (row.length < 7) return cells
-  const n = row.readUInt16BE(5)
-  let at = 7
-  for (let i = 0; i < n && at + 4 <= row.length; i++) {
-    const len = row.readInt32BE(at)
-    at += 4
-    if (len < 0) {
-      cells.push(null)
-      continue
-    }
-    const cell = row.subarray(at, Math.min(at + len, row.length))
-    at += len
-    const text = cell.toString('utf8')
-    const printable = !/[\x00-\x08\x0e-\x1f]/.test(text)
-    const shown = printable ? text : '\\x' + cell.toString('hex')
-    cells.push(shown.length > MAX_RECORDED_CELL ? shown.slice(0, MAX_RECORDED_CELL) + '…' : shown)
-  }
-  return cells
-}
-
-function summarizeServer(f: Frame): string {
-  switch (f.type) {
-    case B.CommandComplete:
-      return `CommandComplete ${decodeCommandTag(f)}`
-    case B.ReadyForQuery:
-      return `ReadyForQuery ${decodeReadyForQuery(f)}`
-    default:
-      return `Message ${String.fromCharCode(f.type)}`
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Upstream connection: TLS, startup, authentication (credential injection)
-
-/** The server refused our login: its own ErrorResponse goes to the client as is. */
-class UpstreamRefused extends Error {
-  constructor(
-    readonly frame: Buffer,
-    readonly fields: Record<string, string>,
-  ) {
-    super(fields.M ?? 'target refused the login')
-  }
-}
-
-interface AuthenticatedConn {
-  stream: Duplex
-  reader: FrameReader
-  startupFrames: Frame[]
-  backendKey?: {pid: number; key: Buffer}
-  status: 'I' | 'T' | 'E'
-}
-
-async function openAuthenticated(o: PgSessionOptions, params: Record<string, string>, log: Logger): Promise<AuthenticatedConn> {
-  let stream = await o.openUpstream()
-  try {
-    if (o.target.tls.mode !== 'disable') stream = await negotiateTls(stream, o.target.tls, o.target.host)
-    const reader = new PullReader<Frame, FramerError, Framer>(stream, new Framer('regular', MAX_SERVER_MESSAGE))
-    stream.write(encodeStartup(params))
-    await authenticate(stream, reader, params.user, o.target.password, log)
-    const startupFrames: Frame[] = []
-    let backendKey: {pid: number; key: Buffer} | undefined
-    for (;;) {
-      const f = await reader.one()
-      if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during startup')
-      if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized startup message')
-      if (f.type === B.ReadyForQuery) return {stream, reader, startupFrames, backendKey, status: decodeReadyForQuery(f)}
-      if (f.type === B.BackendKeyData) backendKey = decodeBackendKeyData(f)
-      else if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
-      else startupFrames.push({...f, bytes: Buffer.from(f.bytes)})
-    }
-  } catch (err) {
-    stream.destroy()
-    throw err
-  }
-}
-
-/** Runs the target's authentication exchange with the stored secret. */
-async function authenticate(stream: Duplex, reader: FrameReader, user: string, password: string | undefined, log: Logger): Promise<void> {
-  const needPassword = (): string => {
-    if (password === undefined) throw new HoopError('TARGET_REFUSED', 'target asks for a password but the connection has no stored secret')
-    return password
-  }
-  let scram: ScramClient | undefined
-  for (;;) {
-    const f = await reader.one()
-    if (isPulledEnd(f)) throw new HoopError('TARGET_REFUSED', 'target closed the connection during authentication')
-    if (isPulledError(f)) throw new HoopError('PROTOCOL_ERROR', 'target sent an oversized authentication message')
-    if (f.type === B.ErrorResponse) throw new UpstreamRefused(Buffer.from(f.bytes), decodeErrorFields(f))
-    if (f.type === B.NegotiateProtocolVersion) continue
-    if (f.type !== B.Authentication) throw new HoopError('PROTOCOL_ERROR', `target sent ${JSON.stringify(String.fromCharCode(f.type))} during authentication`)
-    const a = decodeAuth(f)
-    switch (a.kind) {
-      case 'Ok':
-        log.debug('pg target authentication ok')
-        return
-      case 'Cleartext':
-        stream.write(encodePassword(needPassword()))
-        break
-      case 'MD5':
-        stream.write(encodePassword(md5Password(user, needPassword(), a.salt)))
-        break
-      case 'SASL': {
-        if (!a.mechanisms.includes(SCRAM_MECHANISM)) throw new HoopError('TARGET_REFUSED', `target offers no supported SASL mechanism (${a.mechanisms.join(', ')})`)
-        scram = new ScramClient(needPassword())
-        stream.write(encodeSASLInitialResponse(SCRAM_MECHANISM, scram.clientFirst()))
-        break
-      }
-      case 'SASLContinue':
-        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLContinue before SASL')
-        stream.write(encodeSASLResponse(scram.clientFinal(a.data)))
-        break
-      case 'SASLFinal':
-        if (!scram) throw new HoopError('PROTOCOL_ERROR', 'target sent SASLFinal before SASL')
-        scram.verifyServerFinal(a.data)
-        break
-      case 'Other':
-        throw new HoopError('TARGET_REFUSED', `target asks for an unsupported authentication method (code ${a.code})`)
-    }
-  }
-}
-
-/** SSLRequest, then TLS over the same stream. `require` encrypts only; `verify-full` checks CA and host name. */
-async function negotiateTls(raw: Duplex, opts: PgSessionOptions['target']['tls'], host: string): Promise<Duplex> {
-  raw.write(encodeSSLRequest())
-  const answer = await readOneByte(raw)
-  if (answer !== 0x53) throw new HoopError('TARGET_REFUSED', `target does not accept TLS but the connection requires sslmode=${opts.mode}`)
-  // Bytes after 'S' and before the handshake could only be injected by a man in the middle (CVE-2021-23222).
-  if (raw.readableLength > 0) throw new HoopError('PROTOCOL_ERROR', 'target sent unencrypted data after accepting TLS')
-  return startUpstreamTls(raw, opts, host)
-}
-
-function readOneByte(s: Readable): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      s.off('readable', tryRead)
-      s.off('end', onEnd)
-      s.off('error', onErr)
-    }
-    const tryRead = () => {
-      const b = s.read(1) as Buffer | null
-      if (b !== null) {
-        cleanup()
-        resolve(b[0])
-      }
-    }
-    const onEnd = () => {
-      cleanup()
-      reject(new HoopError('TARGET_REFUSED', 'target closed the connection during TLS negotiation'))
-    }
-    const onErr = (e: Error) => {
-      cleanup()
-      reject(new HoopError('TARGET_REFUSED', `target stream failed: ${e.message}`))
-    }
-    s.on('readable', tryRead)
-    s.on('end', onEnd)
-    s.on('error', onErr)
-    tryRead()
-  })
-}
-
-/** Minimal simple-query client for catalog look-ups on the gateway's own connection. */
-class CatalogConn {
-  private chain: Promise<unknown> = Promise.resolve()
-
-  constructor(
-    private readonly stream: Duplex,
-    private readonly reader: FrameReader,
-  ) {}
-
-  query(sql: string): Promise<(string | null)[][]> {
-    const run = async () => {
-      this.stream.write(encodeQuery(sql))
-      const rows: (string | null)[][] = []
-      let error: string | undefined
-      for (;;) {
-        const f = await this.reader.one()
-        if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
-        if (f.type === B.DataRow) rows.push(decodeTextRow(f))
-        else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
-        else if (f.type === B.ReadyForQuery) {
-          if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
-          return rows
-        }
-      }
-    }
-    const p = this.chain.then(run, run)
-    this.chain = p.catch(() => {})
-    return p
-  }
-
-  close(): void {
-    this.reader.detach()
-    if (!this.stream.destroyed) this.stream.end(encodeTerminate())
-    setTimeout(() => this.stream.destroy(), 1000).unref()
-  }
-}
-
-function decodeTextRow(f: Frame): (string | null)[] {
-  const b = f.bytes
-  const n = b.readInt16BE(5)
-  let off = 7
-  const out: (string | null)[] = []
-  for (let i = 0; i < n; i++) {
-    const len = b.readInt32BE(off)
-    off += 4
-    if (len < 0) out.push(null)
-    else {
-      out.push(b.toString('utf8', off, off + len))
-      off += len
-    }
-  }
-  return out
 }

@@ -1,0 +1,155 @@
+// Column origins from the target's catalog. RowDescription names a column by table OID and
+// attribute number; masking needs schema, table and column names (and, for a view, which of its
+// columns derive from a masked one). The look-ups run on a second authenticated connection of the
+// gateway's own, never on the client's, and are cached per session. A failed look-up resolves to
+// undefined, which masking treats as "mask the column" (fail closed).
+import type {Duplex} from 'node:stream'
+import type {ColumnMatcher} from '../../masking/columns.js'
+import type {Frame} from '../../protocol/pg/framer.js'
+import {B, decodeErrorFields, encodeQuery, encodeTerminate} from '../../protocol/pg/messages.js'
+import {errorMessage, HoopError} from '../../shared/errors.js'
+import type {Logger} from '../../shared/log.js'
+import {loadPgParser} from '../../sql/pg-parser.js'
+import {analyzeSql, type OutputItem} from '../../sql/pg-taint.js'
+import {isPulledEnd, isPulledError} from '../io.js'
+import {openAuthenticated, type FrameReader, type PgDial} from './upstream.js'
+
+/** A relation as masking needs it. */
+export interface RelInfo {
+  schema: string
+  table: string
+  /** Attribute number -> column name. */
+  columns: Map<number, string>
+  /** For a view: what each of its columns derives from. */
+  viewOutputs?: OutputItem[]
+}
+
+/**
+ * A session's catalog: opened on the first look-up, closed with the session. A relation's view
+ * analysis uses the matcher of the statement that first looked it up (cached by OID).
+ */
+export class Catalog {
+  private conn: Promise<CatalogConn> | undefined
+  private readonly byOid = new Map<number, Promise<RelInfo | undefined>>()
+
+  constructor(
+    private readonly open: () => Promise<CatalogConn>,
+    private readonly log: Logger,
+  ) {}
+
+  /** Resolves a table OID to schema, table and column names (and a view's derived columns); cached. */
+  relation(oid: number, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+    let p = this.byOid.get(oid)
+    if (!p) {
+      p = this.lookup(`c.oid = ${oid >>> 0}`, matcher)
+      this.byOid.set(oid, p)
+    }
+    return p
+  }
+
+  /** Resolves a relation by (optionally schema-qualified) name, as COPY names it; not cached. */
+  relationByName(schema: string | undefined, table: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+    const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
+    return this.lookup(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`, matcher)
+  }
+
+  close(): void {
+    this.conn?.then((c) => c.close()).catch(() => {})
+  }
+
+  private async lookup(where: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+    try {
+      const conn = await (this.conn ??= this.open())
+      const rows = await conn.query(
+        `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
+                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE ${where}`,
+      )
+      if (rows.length === 0) return undefined
+      const info: RelInfo = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
+      for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
+      const viewdef = rows[0][5]
+      if (viewdef) {
+        await loadPgParser()
+        const a = analyzeSql(viewdef, matcher)
+        info.viewOutputs = a?.[0]?.outputs
+      }
+      return info
+    } catch (err) {
+      this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
+      return undefined
+    }
+  }
+}
+
+/** A second authenticated connection to the target, for catalog queries only (never the client's). */
+export async function openCatalog(dial: PgDial, params: Record<string, string>, log: Logger): Promise<CatalogConn> {
+  const conn = await openAuthenticated(dial, {...params, application_name: 'hoop-catalog'}, log)
+  conn.stream.on('error', () => {})
+  return new CatalogConn(conn.stream, conn.reader)
+}
+
+/** Minimal simple-query client for catalog look-ups on the gateway's own connection; one query at a time. */
+export class CatalogConn {
+  private chain: Promise<unknown> = Promise.resolve()
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly reader: FrameReader,
+  ) {}
+
+  query(sql: string): Promise<(string | null)[][]> {
+    const run = async () => {
+      this.stream.write(encodeQuery(sql))
+      const rows: (string | null)[][] = []
+      let error: string | undefined
+      for (;;) {
+        const f = await this.reader.one()
+        if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
+        if (f.type === B.DataRow) rows.push(decodeTextRow(f))
+        else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
+        else if (f.type === B.ReadyForQuery) {
+          if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
+          return rows
+        }
+      }
+    }
+    const p = this.chain.then(run, run)
+    this.chain = p.catch(() => {})
+    return p
+  }
+
+  close(): void {
+    this.reader.detach()
+    if (!this.stream.destroyed) this.stream.end(encodeTerminate())
+    setTimeout(() => this.stream.destroy(), 1000).unref()
+  }
+}
+
+function decodeTextRow(f: Frame): (string | null)[] {
+  const b = f.bytes
+  const n = b.readInt16BE(5)
+  let off = 7
+  const out: (string | null)[] = []
+  for (let i = 0; i < n; i++) {
+    const len = b.readInt32BE(off)
+    off += 4
+    if (len < 0) out.push(null)
+    else {
+      out.push(b.toString('utf8', off, off + len))
+      off += len
+    }
+  }
+  return out
+}
+
+function quoteIdent(s: string): string {
+  return '"' + s.replace(/"/g, '""') + '"'
+}
+
+function quoteLiteral(s: string): string {
+  return "'" + s.replace(/'/g, "''") + "'"
+}

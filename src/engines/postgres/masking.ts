@@ -1,0 +1,157 @@
+// Mask planning for PostgreSQL results: from a statement's verdict (its mask plan), its taint
+// analysis and the catalog, decide which columns of a result are masked, and build the RowMasker
+// (DataRow cells) or CopyMasker (COPY TO data) that rewrites them. A column is masked when its
+// origin (table OID + attribute number in RowDescription) matches a masked column, when a view
+// derives it from one, or when the taint analysis says its expression reads one; a column whose
+// origin cannot be resolved is masked (fail closed). Value detectors (the plan's entities) apply
+// to every cell of a result whose plan is not empty.
+import {ColumnMatcher} from '../../masking/columns.js'
+import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
+import {planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
+import type {Frame} from '../../protocol/pg/framer.js'
+import {decodeCopyResponse, type FieldDescription} from '../../protocol/pg/messages.js'
+import {loadPgParser} from '../../sql/pg-parser.js'
+import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
+import {outputAt} from '../../sql/taint.js'
+import type {Verdict} from '../gate.js'
+import type {Catalog} from './catalog.js'
+import type {Portal, Stmt} from './queue.js'
+
+/** A verdict's mask plan; nothing is masked for a statement that is not allowed (it never runs). */
+export function planOf(v: Verdict | undefined): MaskPlan {
+  return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
+}
+
+export class MaskPlanner {
+  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+
+  constructor(
+    private readonly catalog: Catalog,
+    /** What a DECLAREd cursor's rows derive from, for FETCH. */
+    private readonly cursorOutputs: (name: string) => OutputItem[] | undefined,
+  ) {}
+
+  /** Which outputs of each statement in `sql` derive from a masked column of `plan`. */
+  async analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
+    await loadPgParser()
+    return analyzeSql(sql, this.matcher(plan))
+  }
+
+  /** The masker for the current result of a simple Query: its `index`-th statement's. */
+  forQuery(stmt: Stmt, index: number, fields: FieldDescription[], counts: MaskCounts): Promise<RowMasker | undefined> {
+    const a = stmt.analysis?.[index]
+    return this.rowMasker(fields, stmt.verdict, a, this.outputsOf(a), stmt.analysis === undefined, counts)
+  }
+
+  /**
+   * The masker for an Execute's rows, from its portal's description, or else its statement's with
+   * the Bind's result formats applied. Undefined when neither was described (nothing to mask by).
+   */
+  forExecute(portal: Portal | undefined, counts: MaskCounts): Promise<RowMasker | undefined> {
+    const stmt = portal?.stmt
+    const desc = portal?.rowDesc ?? stmt?.rowDesc
+    if (!portal || !desc) return Promise.resolve(undefined)
+    const formats = portal.rowDesc ? undefined : portal.resultFormats
+    const fields = formats ? desc.map((d, i) => ({...d, format: formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)})) : desc
+    const a = stmt?.analysis?.[0]
+    const outputs = portal.cursorOutputs ?? this.outputsOf(a)
+    return this.rowMasker(fields, stmt?.verdict, a, outputs, stmt !== undefined && stmt.analysis === undefined, counts)
+  }
+
+  /**
+   * The masker for COPY TO data (CopyOutResponse), for the `index`-th statement of `stmt`: columns
+   * by the COPY's query outputs, or by the copied table's columns in the catalog.
+   */
+  async forCopyOut(f: Frame, stmt: Stmt | undefined, index: number, counts: MaskCounts): Promise<CopyMasker | undefined> {
+    const plan = planOf(stmt?.verdict)
+    if (planIsEmpty(plan)) return undefined
+    const {format, columnFormats} = decodeCopyResponse(f)
+    const a = stmt?.analysis?.[index]
+    const copy = a?.copy
+    const n = columnFormats.length
+    const keys: (string | undefined)[] = new Array(n).fill(undefined)
+    const matcher = this.matcher(plan)
+    if (!matcher.empty) {
+      if (!copy) keys.fill('derived:unparsed-statement')
+      else if (copy.outputs) {
+        for (let i = 0; i < n; i++) {
+          const o = outputAt(copy.outputs, i, n)
+          if (o === 'unknown') keys[i] = a?.readsMasked ? `derived:${a.readsMasked}` : undefined
+          else if (o.source) keys[i] = `derived:${o.source}`
+        }
+      } else if (copy.relation) {
+        const rel = await this.catalog.relationByName(copy.relation.schema, copy.relation.table, matcher)
+        if (!rel) keys.fill('column:unresolved')
+        else {
+          const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
+          for (let i = 0; i < n; i++) {
+            const name = names[i]
+            const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
+            if (hit) keys[i] = `column:${rel.schema}.${rel.table}.${name}`
+          }
+        }
+      }
+    }
+    const fmt = format === 1 ? 'binary' : (copy?.format ?? 'text')
+    return new CopyMasker({format: fmt, delimiter: copy?.delimiter ?? '\t', maskKeys: keys, entities: plan.entities, counts})
+  }
+
+  private matcher(plan: MaskPlan): ColumnMatcher {
+    let m = this.matchers.get(plan)
+    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
+    return m
+  }
+
+  /** A FETCH's rows derive from its cursor's query; any other statement's from its own outputs. */
+  private outputsOf(a: StatementAnalysis | undefined): OutputItem[] | undefined {
+    return a?.kind === 'fetch' ? this.cursorOutputs(a.cursor ?? '') : a?.outputs
+  }
+
+  private async rowMasker(
+    fields: FieldDescription[],
+    verdict: Verdict | undefined,
+    analysis: StatementAnalysis | undefined,
+    outputs: OutputItem[] | undefined,
+    unparsed: boolean,
+    counts: MaskCounts,
+  ): Promise<RowMasker | undefined> {
+    const plan = planOf(verdict)
+    if (planIsEmpty(plan)) return undefined
+    const matcher = this.matcher(plan)
+    const cols: ColumnInfo[] = fields.map((fd) => ({typeOid: fd.typeOid, format: fd.format}))
+    if (!matcher.empty) {
+      for (let i = 0; i < fields.length; i++) {
+        const fd = fields[i]
+        if (fd.tableOid !== 0 && fd.attnum > 0) {
+          const rel = await this.catalog.relation(fd.tableOid, matcher)
+          if (!rel) {
+            cols[i].maskKey = 'column:unresolved'
+            continue
+          }
+          const name = rel.columns.get(fd.attnum)
+          if (!name) continue
+          const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})
+          if (hit) cols[i].maskKey = `column:${rel.schema}.${rel.table}.${name}`
+          else {
+            // A view's column is masked when its definition derives it from a masked column.
+            const src = rel.viewOutputs ? outputAt(rel.viewOutputs, fd.attnum - 1, rel.viewOutputs.length) : undefined
+            if (src && src !== 'unknown' && src.source) cols[i].maskKey = `derived:${src.source}`
+          }
+          continue
+        }
+        if (fd.tableOid === 0) {
+          // Computed column: tainted when its expression reads a masked column.
+          if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
+          else if (outputs) {
+            const o = outputAt(outputs, i, fields.length)
+            if (o === 'unknown') {
+              if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
+            } else if (o.source) cols[i].maskKey = `derived:${o.source}`
+          } else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
+        }
+      }
+    }
+    const m = new RowMasker(cols, plan.entities, counts)
+    return m.active ? m : undefined
+  }
+}
