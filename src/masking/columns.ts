@@ -17,9 +17,12 @@ interface Pattern {
 
 export class ColumnMatcher {
   private readonly patterns: Pattern[]
+  /** The pattern texts, sorted: equal for two matchers that match exactly the same columns. */
+  readonly key: string
 
   constructor(patterns: readonly string[]) {
     this.patterns = patterns.map(parsePattern).filter((p): p is Pattern => p !== undefined)
+    this.key = JSON.stringify([...patterns].sort())
   }
 
   get empty(): boolean {

@@ -24,40 +24,64 @@ export interface RelInfo {
   viewOutputs?: OutputItem[]
 }
 
+/** What the catalog says of a relation, before any mask plan is applied. */
+interface CatalogRow {
+  schema: string
+  table: string
+  columns: Map<number, string>
+  viewdef?: string
+}
+
 /**
- * A session's catalog: opened on the first look-up, closed with the session. A relation's view
- * analysis uses the matcher of the statement that first looked it up (cached by OID).
+ * A session's catalog: opened on the first look-up, closed with the session. Names are cached by
+ * OID; a view's derived columns are analysed per mask plan (matcher), since two statements of one
+ * session may mask different columns.
  */
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
-  private readonly byOid = new Map<number, Promise<RelInfo | undefined>>()
+  private readonly byOid = new Map<number, Promise<CatalogRow | undefined>>()
+  private readonly views = new Map<string, Map<CatalogRow, OutputItem[] | undefined>>()
 
   constructor(
     private readonly open: () => Promise<CatalogConn>,
     private readonly log: Logger,
   ) {}
 
-  /** Resolves a table OID to schema, table and column names (and a view's derived columns); cached. */
-  relation(oid: number, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+  /** Resolves a table OID to schema, table and column names (and a view's derived columns). */
+  async relation(oid: number, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
     let p = this.byOid.get(oid)
     if (!p) {
-      p = this.lookup(`c.oid = ${oid >>> 0}`, matcher)
+      p = this.lookup(`c.oid = ${oid >>> 0}`)
       this.byOid.set(oid, p)
     }
-    return p
+    return this.withViewOutputs(await p, matcher)
   }
 
   /** Resolves a relation by (optionally schema-qualified) name, as COPY names it; not cached. */
-  relationByName(schema: string | undefined, table: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+  async relationByName(schema: string | undefined, table: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
     const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
-    return this.lookup(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`, matcher)
+    return this.withViewOutputs(await this.lookup(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`), matcher)
   }
 
   close(): void {
     this.conn?.then((c) => c.close()).catch(() => {})
   }
 
-  private async lookup(where: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+  private async withViewOutputs(row: CatalogRow | undefined, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+    if (!row) return undefined
+    const info: RelInfo = {schema: row.schema, table: row.table, columns: row.columns}
+    if (row.viewdef === undefined) return info
+    let perPlan = this.views.get(matcher.key)
+    if (!perPlan) this.views.set(matcher.key, (perPlan = new Map()))
+    if (!perPlan.has(row)) {
+      await loadPgParser()
+      perPlan.set(row, analyzeSql(row.viewdef, matcher)?.[0]?.outputs)
+    }
+    info.viewOutputs = perPlan.get(row)
+    return info
+  }
+
+  private async lookup(where: string): Promise<CatalogRow | undefined> {
     try {
       const conn = await (this.conn ??= this.open())
       const rows = await conn.query(
@@ -69,15 +93,10 @@ export class Catalog {
           WHERE ${where}`,
       )
       if (rows.length === 0) return undefined
-      const info: RelInfo = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
-      for (const r of rows) info.columns.set(Number(r[3]), r[4] ?? '')
-      const viewdef = rows[0][5]
-      if (viewdef) {
-        await loadPgParser()
-        const a = analyzeSql(viewdef, matcher)
-        info.viewOutputs = a?.[0]?.outputs
-      }
-      return info
+      const row: CatalogRow = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
+      for (const r of rows) row.columns.set(Number(r[3]), r[4] ?? '')
+      if (rows[0][5]) row.viewdef = rows[0][5]
+      return row
     } catch (err) {
       this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
       return undefined

@@ -65,6 +65,19 @@ describe('pg engine: masking', function () {
     })
   }
 
+  it('a view looked up under one mask plan is analysed again under another (catalog cache keyed by plan)', async () => {
+    // First statement masks nothing on the view's source; the second masks customers.email. The
+    // catalog's cached view analysis must not carry the first plan's answer over to the second.
+    let n = 0
+    const h = await startHarness({judge: () => allow(n++ === 0 ? {columns: ['other.unrelated'], entities: [], ruleIds: ['r1']} : columnsOnly)})
+    try {
+      const r = await psqlScript(h.port, `select contact from ${S}.v;\nselect contact from ${S}.v;\n`)
+      assert.deepEqual(r.stdout.trim().split('\n'), [EMAIL, '****'])
+    } finally {
+      await h.close()
+    }
+  })
+
   it('masks a card number split into pieces', async () => {
     const out = await q(cols, `select substring(card, 1, 4), substring(card, 5, 4), substr(card, 9, 4), right(card, 4) from ${S}.customers`)
     assert.equal(out, '****|****|****|****')
