@@ -190,6 +190,18 @@ export class ResponseQueue {
   }
 
   /**
+   * A CommandComplete's tag. A write's affected rows (INSERT 0 3, UPDATE 2, DELETE 1, MERGE 4)
+   * count as its rows, so the audit says how many rows a write touched, not 0; reads are already
+   * counted row by row.
+   */
+  commandTag(tag: string): void {
+    const h = this.head
+    if (h?.kind !== 'query' && h?.kind !== 'execute') return
+    const m = /^(?:INSERT \d+|UPDATE|DELETE|MERGE) (\d+)$/.exec(tag)
+    if (m) h.rows += Number(m[1])
+  }
+
+  /**
    * Pops what a server message completes: ParseComplete, BindComplete, CloseComplete, NoData,
    * CommandComplete / EmptyQueryResponse / PortalSuspended (an Execute is finished; a Query moves
    * to its next statement) and ReadyForQuery (a Query or function call is finished or refused).
@@ -273,8 +285,18 @@ export class ResponseQueue {
     return true
   }
 
+  /**
+   * The server skips to Sync after an error. An Execute it skipped was admitted (its statement's
+   * record is written), so it is finished as not run: the audit shows no statement without an end.
+   */
   private dropUntilSync(): void {
-    while (this.pending.length && this.pending[0].kind !== 'sync') this.pending.shift()
+    while (this.pending.length && this.pending[0].kind !== 'sync') {
+      const h = this.pending.shift()!
+      if (h.kind === 'execute') {
+        h.error = 'not run: an earlier message of the pipeline failed'
+        this.finishExecute(h)
+      }
+    }
   }
 
   /** An Execute of a portal we know nothing of still counts its masked cells. */

@@ -22,6 +22,7 @@ import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
   decodeClientMessage,
+  decodeCommandTag,
   decodeErrorFields,
   decodeRowDescription,
   decodeStartup,
@@ -376,6 +377,7 @@ class PgSession {
       case B.CommandComplete:
       case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        if (f.type === B.CommandComplete) this.queue.commandTag(decodeCommandTag(f))
         // One result ends: the next gets its own masker and its own recorded rows.
         this.recordedRows = 0
         this.rowMasker = undefined

@@ -140,7 +140,10 @@ function setup(verdicts: [RegExp, Verdict][] = [[/drop/i, block]]) {
       } else if (f.type === B.RowDescription) {
         if (q.rowDescription(decodeRowDescription(f) ?? [])) client.push(bytes)
       } else if (f.type === B.ErrorResponse) client.push(q.error(bytes, decodeErrorFields(f)))
-      else if (q.answer(f.type)) client.push(bytes)
+      else {
+        if (f.type === B.CommandComplete) q.commandTag(decodeCommandTag(f))
+        if (q.answer(f.type)) client.push(bytes)
+      }
     }
     return client.map(show)
   }
@@ -237,14 +240,19 @@ describe('pg engine: correlation queue', () => {
       readyForQuery('I'),
     )
     assert.deepEqual(client, ['ParseComplete', 'BindComplete', 'CommandComplete INSERT 0 1', 'ParseComplete', 'BindComplete', 'ErrorResponse 22012 division by zero', 'ReadyForQuery'])
-    // 'select 3' was skipped by the server: it has no result to report.
-    assert.deepEqual(events, ['finish insert into t values (1): 0 rows', 'finish select 1/0: 0 rows, error 22012 division by zero'])
+    // The insert's row count comes from its command tag. 'select 3' was admitted but skipped by the
+    // server: it is finished as not run, so the audit has no statement without an end.
+    assert.deepEqual(events, [
+      'finish insert into t values (1): 1 rows',
+      'finish select 1/0: 0 rows, error 22012 division by zero',
+      'finish select 3: 0 rows, error not run: an earlier message of the pipeline failed',
+    ])
     assert.equal(q.length, 0)
 
     // The next pipeline correlates from a clean queue.
     for (const m of [encodeParse('', 'select 5'), encodeBind('', ''), encodeExecute(''), encodeSync()]) await send(m)
     serve(parseComplete(), bindComplete(), dataRow('5'), commandComplete('SELECT 1'), readyForQuery('I'))
-    assert.equal(events[2], 'finish select 5: 1 rows')
+    assert.equal(events[3], 'finish select 5: 1 rows')
   })
 
   it('a simple Query with several statements is one statement for the gate, its results counted together; an error ends it', async () => {
