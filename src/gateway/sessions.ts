@@ -35,6 +35,13 @@ export interface SessionContext {
   recordingCap?: number
 }
 
+/** Longest client-supplied name quoted back in an error: a peer must not make us echo 16 KiB per OPEN. */
+const MAX_QUOTED_NAME = 128
+
+function quoted(name: string): string {
+  return JSON.stringify(name.length > MAX_QUOTED_NAME ? `${name.slice(0, MAX_QUOTED_NAME)}…` : name)
+}
+
 interface EngineResult {
   reason: string
   bytesUp: number
@@ -46,7 +53,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const name = typeof stream.meta.connection === 'string' ? stream.meta.connection : ''
   const conn = ctx.connections().find((c) => c.name === name)
   if (!conn) {
-    stream.reject('UNKNOWN_CONNECTION', `unknown connection "${name}"`)
+    stream.reject('UNKNOWN_CONNECTION', `unknown connection ${quoted(name)}`)
     return
   }
   const decision = ctx.access.check(identity, conn)
