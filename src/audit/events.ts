@@ -64,6 +64,8 @@ export interface RecordingSummary {
   capBytes: number
   truncated: boolean
   droppedBytes: number
+  /** Set when the store refused the recording (e.g. a full disk): why, and nothing was stored after it. */
+  failed?: string
 }
 
 const MAX_STATEMENT_TEXT = 64 * 1024
@@ -156,6 +158,7 @@ export const events = {
               cap_bytes: o.recording.capBytes,
               truncated: o.recording.truncated,
               dropped_bytes: o.recording.droppedBytes,
+              failed: o.recording.failed,
             }
           : undefined,
       },

@@ -15,7 +15,7 @@ import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
-import {asHoopError, errorMessage} from '../shared/errors.js'
+import {asHoopError, errorMessage, HoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
 import type {Logger} from '../shared/log.js'
 import type {SqliteStore} from '../store/sqlite.js'
@@ -93,10 +93,19 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   stream.accept()
 
   const startedAt = new Date()
-  ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
-  // The session start is durable before any byte reaches the target.
-  await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
-  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap})
+  try {
+    ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
+    // The session start is durable before any byte reaches the target.
+    await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
+  } catch (err) {
+    // A store that cannot write (full disk) refuses the session: fail closed, drop the target.
+    log.error('session start could not be recorded; refusing the session', {error: errorMessage(err)})
+    upstream?.destroy()
+    const e = err instanceof HoopError && err.code === 'AUDIT_UNAVAILABLE' ? err : new HoopError('AUDIT_UNAVAILABLE', 'the audit store cannot write; the session was refused')
+    if (!stream.destroyed) stream.reset(e.code, e.message)
+    return
+  }
+  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
   log.info('session started', {agent: conn.agent, engine})
 
   let timer: NodeJS.Timeout | undefined
@@ -111,7 +120,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   let result: EngineResult
   try {
     if (engine === 'raw') {
-      result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder})
+      result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder, logger: log})
     } else if (engine === 'http') {
       const hooks = policyHooks<HttpRequestView>({
         session: sessionId,
@@ -169,7 +178,12 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   }
   if (timer) clearTimeout(timer)
   const recording = recorder.finish()
-  ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+  try {
+    ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+  } catch (err) {
+    // The session.end event below still carries everything; the row only serves listings.
+    log.error('session end could not be stored', {error: errorMessage(err)})
+  }
   await ctx.audit
     .append(
       events.sessionEnd({
