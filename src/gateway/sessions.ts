@@ -21,6 +21,7 @@ import type {Logger} from '../shared/log.js'
 import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
+import type {AuthFailureAudit} from './auth-failures.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
@@ -33,6 +34,8 @@ export interface SessionContext {
   logger: Logger
   /** Per-session recording cap in bytes. */
   recordingCap?: number
+  /** Where access denials are counted (one event per source and interval, then a count). */
+  authFailures: AuthFailureAudit
 }
 
 /** Longest client-supplied name quoted back in an error: a peer must not make us echo 16 KiB per OPEN. */
@@ -58,10 +61,8 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   }
   const decision = ctx.access.check(identity, conn)
   if (!decision.allowed) {
-    ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
-    ctx.audit
-      .append(events.authFailure({method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}))
-      .catch((err) => ctx.logger.error('audit append failed', {error: errorMessage(err)}))
+    const failure = {method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}
+    if (ctx.authFailures.note(failure)) ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
     stream.reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
     return
   }
