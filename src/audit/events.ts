@@ -64,6 +64,8 @@ export interface RecordingSummary {
   capBytes: number
   truncated: boolean
   droppedBytes: number
+  /** Set when the store refused the recording (e.g. a full disk): why, and nothing was stored after it. */
+  failed?: string
 }
 
 const MAX_STATEMENT_TEXT = 64 * 1024
@@ -96,6 +98,16 @@ export function scrubStatement(text: string): {text: string; truncated: boolean}
   out = redact(out)
   const truncated = out.length > MAX_STATEMENT_TEXT
   return {text: truncated ? out.slice(0, MAX_STATEMENT_TEXT) : out, truncated}
+}
+
+/** Counts keyed by reason, with the reasons redacted (two that redact alike are added up). */
+function redactedCounts(counts: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [reason, n] of Object.entries(counts)) {
+    const key = redact(reason)
+    out[key] = (out[key] ?? 0) + n
+  }
+  return out
 }
 
 function now(at?: Date | string): string {
@@ -156,6 +168,7 @@ export const events = {
               cap_bytes: o.recording.capBytes,
               truncated: o.recording.truncated,
               dropped_bytes: o.recording.droppedBytes,
+              failed: o.recording.failed,
             }
           : undefined,
       },
@@ -318,13 +331,39 @@ export const events = {
     }
   },
 
-  /** The presented credential is never recorded, only what kind it was and why it failed. */
-  authFailure(o: Common & {method: string; reason: string; clientAddress?: string; claimedSubject?: string; connection?: string}): AuditEvent {
+  /**
+   * The presented credential is never recorded, only what kind it was and why it failed. An
+   * aggregated event (src/gateway/auth-failures.ts) stands for `count` failures of one source
+   * between `first` and `last`, with `reasons` counted; one without `count` stands for one.
+   */
+  authFailure(o: Common & {
+    method: string
+    reason: string
+    clientAddress?: string
+    claimedSubject?: string
+    connection?: string
+    count?: number
+    first?: Date | string
+    last?: Date | string
+    reasons?: Record<string, number>
+    /** Failures from sources beyond the per-interval bound, counted together. */
+    otherSources?: boolean
+  }): AuditEvent {
     return {
       kind: 'auth.failure',
       time: now(o.at),
       connection: o.connection,
-      data: {method: o.method, reason: redact(o.reason), client_address: o.clientAddress, claimed_subject: o.claimedSubject},
+      data: {
+        method: o.method,
+        reason: redact(o.reason),
+        client_address: o.clientAddress,
+        claimed_subject: o.claimedSubject,
+        count: o.count,
+        first: o.first === undefined ? undefined : now(o.first),
+        last: o.last === undefined ? undefined : now(o.last),
+        reasons: o.reasons ? redactedCounts(o.reasons) : undefined,
+        other_sources: o.otherSources,
+      },
     }
   },
 }

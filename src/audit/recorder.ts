@@ -3,8 +3,15 @@
 // live in their own table so retention can drop them; the running SHA-256 over all chunks goes
 // into the session.end event (RecordingSummary), so the chain proves what was recorded even
 // after the payloads are pruned. Credentials are never handed to the recorder.
+//
+// A recorder never throws: it runs inside socket listeners, where an exception would reach the
+// process. When the store refuses a write (full disk, closed database), the recording stops there:
+// the summary says `failed` with the reason, covers exactly the chunks that were stored, and
+// counts everything after as dropped.
 import type Database from 'better-sqlite3'
 import {createHash, type Hash} from 'node:crypto'
+import {errorMessage} from '../shared/errors.js'
+import {type Logger, silentLogger} from '../shared/log.js'
 import type {RecordingSummary} from './events.js'
 import {ensureAuditSchema} from './schema.js'
 
@@ -36,49 +43,77 @@ interface RecorderOptions {
   connectionType?: string
   capBytes?: number
   now?: () => number
+  /** Where the one warning about a failed recording goes. */
+  logger?: Logger
 }
 
 export class SessionRecorder {
+  /** Covers the chunks stored so far (a batch is added once its transaction committed). */
   private readonly digest: Hash = createHash('sha256')
   private readonly started: number
   private pending: Chunk[] = []
   private pendingBytes = 0
   private idx = 0
+  /** Bytes accepted under the cap (stored or pending). */
   private bytes = 0
+  private storedBytes = 0
+  private storedChunks = 0
   private dropped = 0
   private truncated = false
+  /** Why the store refused the recording; set once, and nothing is stored after it. */
+  private failure?: string
   private finished?: RecordingSummary
-  private readonly insert: Database.Statement
-  private readonly write: (chunks: Chunk[]) => void
+  private write?: (chunks: Chunk[]) => void
   readonly capBytes: number
   private readonly now: () => number
+  private readonly log: Logger
 
   constructor(private readonly opts: RecorderOptions) {
-    ensureAuditSchema(opts.db)
     this.capBytes = opts.capBytes ?? DEFAULT_RECORDING_CAP
     this.now = opts.now ?? Date.now
     this.started = this.now()
-    opts.db
-      .prepare('INSERT OR REPLACE INTO audit_recordings (session_id, connection, connection_type, started_at, cap_bytes) VALUES (?, ?, ?, ?, ?)')
-      .run(opts.sessionId, opts.connection ?? null, opts.connectionType ?? null, new Date(this.started).toISOString(), this.capBytes)
-    this.insert = opts.db.prepare(
-      'INSERT INTO audit_recording_chunks (session_id, idx, at_ms, direction, kind, encoding, size, sha256, payload) VALUES (@session_id, @idx, @at_ms, @direction, @kind, @encoding, @size, @sha256, @payload)',
-    )
-    this.write = opts.db.transaction((chunks: Chunk[]) => {
-      for (const c of chunks) this.insert.run(c)
+    this.log = opts.logger ?? silentLogger
+    this.guard('start the recording', () => {
+      ensureAuditSchema(opts.db)
+      opts.db
+        .prepare('INSERT OR REPLACE INTO audit_recordings (session_id, connection, connection_type, started_at, cap_bytes) VALUES (?, ?, ?, ?, ?)')
+        .run(opts.sessionId, opts.connection ?? null, opts.connectionType ?? null, new Date(this.started).toISOString(), this.capBytes)
+      const insert = opts.db.prepare(
+        'INSERT INTO audit_recording_chunks (session_id, idx, at_ms, direction, kind, encoding, size, sha256, payload) VALUES (@session_id, @idx, @at_ms, @direction, @kind, @encoding, @size, @sha256, @payload)',
+      )
+      this.write = opts.db.transaction((chunks: Chunk[]) => {
+        for (const c of chunks) insert.run(c)
+      })
     })
   }
 
-  /** Records one exchange. Beyond the cap nothing more is stored; the dropped bytes are counted. */
+  /** true once the store refused a write: nothing more is stored for this session. */
+  get failed(): boolean {
+    return this.failure !== undefined
+  }
+
+  /**
+   * Records one exchange; never throws. Beyond the cap, or after the store refused a write,
+   * nothing more is stored and the dropped bytes are counted.
+   */
   record(direction: Direction, kind: ChunkKind, payload: Payload): void {
     if (this.finished) return
+    try {
+      this.add(direction, kind, payload)
+    } catch (err) {
+      // Encoding the payload failed (e.g. a circular object): a recorder bug, not the caller's.
+      this.fail('record an exchange', err)
+    }
+  }
+
+  private add(direction: Direction, kind: ChunkKind, payload: Payload): void {
     const [encoding, buf] =
       typeof payload === 'string'
         ? (['text', Buffer.from(payload, 'utf8')] as const)
         : Buffer.isBuffer(payload)
           ? (['binary', payload] as const)
           : (['json', Buffer.from(JSON.stringify(payload), 'utf8')] as const)
-    if (this.truncated || this.bytes + buf.length > this.capBytes) {
+    if (this.failure !== undefined || this.truncated || this.bytes + buf.length > this.capBytes) {
       this.truncated = true
       this.dropped += buf.length
       return
@@ -94,37 +129,82 @@ export class SessionRecorder {
       sha256: createHash('sha256').update(buf).digest('hex'),
       payload: Buffer.from(buf),
     }
-    this.digest.update(chunkDigestInput(chunk))
     this.bytes += buf.length
     this.pending.push(chunk)
     this.pendingBytes += buf.length
     if (this.pending.length >= FLUSH_CHUNKS || this.pendingBytes >= FLUSH_BYTES) this.flush()
   }
 
+  /** Stores the pending chunks in one transaction; never throws (a refused write fails the recording). */
   flush(): void {
     if (this.pending.length === 0) return
     const chunks = this.pending
     this.pending = []
     this.pendingBytes = 0
-    this.write(chunks)
+    const stored = this.guard('store recording chunks', () => {
+      if (!this.write) throw new Error('the recording was never started')
+      this.write(chunks)
+    })
+    if (stored) {
+      for (const c of chunks) {
+        this.digest.update(chunkDigestInput(c))
+        this.storedBytes += c.size
+      }
+      this.storedChunks += chunks.length
+    } else {
+      // The transaction stored none of them; later records are dropped (failure is set).
+      this.truncated = true
+      for (const c of chunks) this.dropped += c.size
+    }
   }
 
-  /** Stores what is pending and the summary; pass the result to events.sessionEnd. */
+  /**
+   * Stores what is pending and the summary; never throws. Pass the result to events.sessionEnd:
+   * it describes exactly what was stored, and says why recording stopped if the store refused.
+   */
   finish(): RecordingSummary {
     if (this.finished) return this.finished
     this.flush()
-    this.finished = {
+    const summary: RecordingSummary = {
       sha256: this.digest.digest('hex'),
-      bytes: this.bytes,
-      chunks: this.idx,
+      bytes: this.storedBytes,
+      chunks: this.storedChunks,
       capBytes: this.capBytes,
       truncated: this.truncated,
       droppedBytes: this.dropped,
     }
-    this.opts.db
-      .prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = ?, dropped_bytes = ?, sha256 = ? WHERE session_id = ?')
-      .run(new Date(this.now()).toISOString(), this.bytes, this.idx, this.truncated ? 1 : 0, this.dropped, this.finished.sha256, this.opts.sessionId)
-    return this.finished
+    this.finished = summary
+    if (this.failure === undefined) {
+      this.guard('finish the recording', () =>
+        this.opts.db
+          .prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = ?, dropped_bytes = ?, sha256 = ? WHERE session_id = ?')
+          .run(new Date(this.now()).toISOString(), summary.bytes, summary.chunks, summary.truncated ? 1 : 0, summary.droppedBytes, summary.sha256, this.opts.sessionId),
+      )
+    }
+    if (this.failure !== undefined) summary.failed = this.failure
+    return summary
+  }
+
+  /** Runs a store operation; a throw fails the recording (logged once) instead of reaching the caller. */
+  private guard(what: string, op: () => void): boolean {
+    if (this.failure !== undefined) return false
+    try {
+      op()
+      return true
+    } catch (err) {
+      this.fail(what, err)
+      return false
+    }
+  }
+
+  private fail(what: string, err: unknown): void {
+    if (this.failure !== undefined) return
+    this.failure = `could not ${what}: ${errorMessage(err)}`
+    this.truncated = true
+    for (const c of this.pending) this.dropped += c.size
+    this.pending = []
+    this.pendingBytes = 0
+    this.log.warn('session recording failed; the session goes on unrecorded', {session: this.opts.sessionId, error: this.failure})
   }
 }
 

@@ -5,7 +5,7 @@ import {createServer, type IncomingMessage, type Server, type ServerResponse} fr
 import type {Socket} from 'node:net'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
-import {AuditLog, events} from '../audit/index.js'
+import {AuditLog} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -20,6 +20,7 @@ import {RELAY_PATHS} from '../shared/routes.js'
 import {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import {AgentRegistry} from './agents.js'
+import {AuthFailureAudit} from './auth-failures.js'
 import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {serveClientStream, type SessionContext} from './sessions.js'
@@ -47,6 +48,8 @@ export class Gateway {
   private readonly clientLinks = new Map<Mux, Identity>()
   private sweeper?: NodeJS.Timeout
   private signingKeyFile?: string
+  /** Bad tokens and access denials: the first per source and interval on its own, the rest counted. */
+  readonly authFailures: AuthFailureAudit
 
   private constructor(
     private readonly opts: GatewayOptions,
@@ -58,7 +61,9 @@ export class Gateway {
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
     readonly url: string,
-  ) {}
+  ) {
+    this.authFailures = new AuthFailureAudit(audit, opts.logger.child({component: 'audit'}))
+  }
 
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const {host, port} = parseHostPort(opts.listen)
@@ -171,12 +176,11 @@ export class Gateway {
       }
     } catch (err) {
       const e = asHoopError(err)
-      this.opts.logger.warn('websocket refused', {path, code: e.code, error: e.message, remote: req.socket.remoteAddress})
-      if (e.code === 'TOKEN_REJECTED') {
-        const method = path === RELAY_PATHS.agent ? 'agent-token' : 'bearer'
-        const event = events.authFailure({method, reason: e.message, clientAddress: req.socket.remoteAddress})
-        void this.audit.append(event).catch((err) => this.opts.logger.error('audit append failed', {kind: event.kind, error: errorMessage(err)}))
-      }
+      const remote = req.socket.remoteAddress
+      // A flood of bad tokens is counted, not written (or logged) once per attempt.
+      const first = e.code !== 'TOKEN_REJECTED' || this.authFailures.note({method: path === RELAY_PATHS.agent ? 'agent-token' : 'bearer', reason: e.message, clientAddress: remote})
+      if (first) this.opts.logger.warn('websocket refused', {path, code: e.code, error: e.message, remote})
+      else this.opts.logger.debug('websocket refused', {path, code: e.code, error: e.message, remote})
       const body = JSON.stringify({error: {code: e.code, message: e.message}})
       const status = e.code === 'TOKEN_REJECTED' ? '401 Unauthorized' : e.code === 'NOT_FOUND' ? '404 Not Found' : '503 Service Unavailable'
       socket.end(
@@ -208,6 +212,7 @@ export class Gateway {
       approvals: approvalResolver(this.approvals),
       logger: this.opts.logger,
       recordingCap: this.opts.recordingCap,
+      authFailures: this.authFailures,
     }
     const mux = new Mux(ws, {
       side: 'acceptor',
@@ -256,6 +261,7 @@ export class Gateway {
     this.server.closeAllConnections()
     await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())])
     await this.identity.close()
+    await this.authFailures.close()
     await this.audit.close()
     this.store.close()
   }

@@ -15,12 +15,13 @@ import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
-import {asHoopError, errorMessage} from '../shared/errors.js'
+import {asHoopError, errorMessage, HoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
 import type {Logger} from '../shared/log.js'
 import type {SqliteStore} from '../store/sqlite.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
+import type {AuthFailureAudit} from './auth-failures.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
@@ -33,6 +34,15 @@ export interface SessionContext {
   logger: Logger
   /** Per-session recording cap in bytes. */
   recordingCap?: number
+  /** Where access denials are counted (one event per source and interval, then a count). */
+  authFailures: AuthFailureAudit
+}
+
+/** Longest client-supplied name quoted back in an error: a peer must not make us echo 16 KiB per OPEN. */
+const MAX_QUOTED_NAME = 128
+
+function quoted(name: string): string {
+  return JSON.stringify(name.length > MAX_QUOTED_NAME ? `${name.slice(0, MAX_QUOTED_NAME)}…` : name)
 }
 
 interface EngineResult {
@@ -46,15 +56,13 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const name = typeof stream.meta.connection === 'string' ? stream.meta.connection : ''
   const conn = ctx.connections().find((c) => c.name === name)
   if (!conn) {
-    stream.reject('UNKNOWN_CONNECTION', `unknown connection "${name}"`)
+    stream.reject('UNKNOWN_CONNECTION', `unknown connection ${quoted(name)}`)
     return
   }
   const decision = ctx.access.check(identity, conn)
   if (!decision.allowed) {
-    ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
-    ctx.audit
-      .append(events.authFailure({method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}))
-      .catch((err) => ctx.logger.error('audit append failed', {error: errorMessage(err)}))
+    const failure = {method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}
+    if (ctx.authFailures.note(failure)) ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
     stream.reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
     return
   }
@@ -86,10 +94,19 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   stream.accept()
 
   const startedAt = new Date()
-  ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
-  // The session start is durable before any byte reaches the target.
-  await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
-  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap})
+  try {
+    ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
+    // The session start is durable before any byte reaches the target.
+    await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
+  } catch (err) {
+    // A store that cannot write (full disk) refuses the session: fail closed, drop the target.
+    log.error('session start could not be recorded; refusing the session', {error: errorMessage(err)})
+    upstream?.destroy()
+    const e = err instanceof HoopError && err.code === 'AUDIT_UNAVAILABLE' ? err : new HoopError('AUDIT_UNAVAILABLE', 'the audit store cannot write; the session was refused')
+    if (!stream.destroyed) stream.reset(e.code, e.message)
+    return
+  }
+  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
   log.info('session started', {agent: conn.agent, engine})
 
   let timer: NodeJS.Timeout | undefined
@@ -104,7 +121,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   let result: EngineResult
   try {
     if (engine === 'raw') {
-      result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder})
+      result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder, logger: log})
     } else if (engine === 'http') {
       const hooks = policyHooks<HttpRequestView>({
         session: sessionId,
@@ -162,7 +179,12 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   }
   if (timer) clearTimeout(timer)
   const recording = recorder.finish()
-  ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+  try {
+    ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+  } catch (err) {
+    // The session.end event below still carries everything; the row only serves listings.
+    log.error('session end could not be stored', {error: errorMessage(err)})
+  }
   await ctx.audit
     .append(
       events.sessionEnd({

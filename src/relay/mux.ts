@@ -24,9 +24,17 @@ import {
 
 export const DEFAULT_WINDOW = INITIAL_WINDOW
 const DEFAULT_MAX_STREAMS = 4096
+/** Peer-opened streams waiting for accept()/reject() at once; beyond => RESET that OPEN. */
+const DEFAULT_MAX_PENDING = 256
 const DEFAULT_HEARTBEAT_MS = 15_000
 /** Above this many bytes queued on the WebSocket, stream writes wait for the socket to drain. */
 export const LINK_HIGH_WATER = 4 * 1024 * 1024
+/**
+ * Most bytes a link may hold queued on its WebSocket, control frames included. DATA stops at
+ * LINK_HIGH_WATER, so only a peer that stops reading while it keeps sending (its OPENs and DATA
+ * make us answer with RESET, OPEN_OK and WINDOW) can get here: the link is then closed, never grown.
+ */
+export const LINK_MAX_QUEUED = 16 * 1024 * 1024
 /** Readable and writable highWaterMark of every RelayStream. */
 export const STREAM_HIGH_WATER = 64 * 1024
 
@@ -36,6 +44,8 @@ const WS_OPEN = 1
 const WS_CLOSED = 3
 const SEND_OPTS = {binary: true, compress: false} as const
 const MAX_REASON_CHARS = 1000
+/** Warnings about one link's bad frames logged in full; the rest are counted and summed up at close. */
+const WARN_BUDGET = 10
 
 export interface MuxOptions {
   /** dialer (the side that opened the WebSocket) uses odd stream ids, acceptor even. */
@@ -46,6 +56,10 @@ export interface MuxOptions {
   initialWindow?: number
   /** Concurrent streams the peer may open, default 4096; beyond => RESET that OPEN. */
   maxStreams?: number
+  /** Peer-opened streams not yet accepted or rejected, default 256; beyond => RESET that OPEN. */
+  maxPending?: number
+  /** Bytes the link may hold queued on the socket, default LINK_MAX_QUEUED; beyond => the link is closed. */
+  maxQueuedBytes?: number
   /** Ping interval, default 15000; the link is terminated when a ping got no pong by the next one. 0 disables. */
   heartbeatMs?: number
   /** Message of the GATEWAY_UNREACHABLE error when the link drops without GOAWAY (default "relay link lost"). */
@@ -76,6 +90,8 @@ interface StreamLink {
   sendControl(frame: Buffer): void
   sendData(frame: Buffer): void
   park(stream: RelayStream): void
+  /** A peer-opened stream left the pending state (accepted). */
+  answered(stream: RelayStream): void
   forget(stream: RelayStream): void
 }
 
@@ -138,11 +154,17 @@ export class RelayStream extends Duplex {
     return this.recvCredit_
   }
 
+  /** true while a peer-opened stream waits for accept() or reject(). */
+  get pending(): boolean {
+    return this.state === 'pending'
+  }
+
   /** Acceptor side: answer the peer's OPEN with OPEN_OK (idempotent; no-op once the stream is gone). */
   accept(): void {
     if (this.opener) throw new HoopError('INVALID_INPUT', `relay stream ${this.id} was opened by this side; only the peer's streams can be accepted`)
     if (this.wireClosed || this.destroyed || this.state !== 'pending') return
     this.state = 'open'
+    this.link.answered(this)
     this.link.sendControl(encodeFrame({type: 'open-ok', streamId: this.id}))
     this.grantExtraWindow()
     // Grants were held while pending; if the reader already has room, _read may not be called again.
@@ -377,12 +399,21 @@ export class Mux extends EventEmitter {
   private readonly side: 'dialer' | 'acceptor'
   private readonly onOpen: ((stream: RelayStream) => void) | undefined
   private readonly maxStreams: number
+  private readonly maxPending: number
+  private readonly maxQueued: number
   private readonly heartbeatMs: number
   private readonly lostMessage: string
   private readonly streams = new Map<number, RelayStream>()
   private nextId: number
   private highestPeerId = 0
   private peerStreams = 0
+  /** Peer-opened streams not yet accepted or rejected. */
+  private peerPending = 0
+  /** Highest socket queue seen (bytes), for tests and diagnostics. */
+  private peakQueued_ = 0
+  /** Bad-frame warnings beyond WARN_BUDGET, summed up when the link closes. */
+  private suppressedWarnings = 0
+  private loggedWarnings = 0
   private closeReason: HoopError | undefined
   /** An error seen on the socket before it closed (ws protocol violations, missed heartbeat). */
   private linkError: HoopError | undefined
@@ -392,6 +423,7 @@ export class Mux extends EventEmitter {
   private heartbeat: NodeJS.Timeout | undefined
   private alive = true
   private connectQueue: Buffer[] | null = null
+  private connectQueueBytes = 0
 
   constructor(ws: WebSocket, opts: MuxOptions) {
     super()
@@ -400,6 +432,8 @@ export class Mux extends EventEmitter {
     this.onOpen = opts.onOpen
     this.initialWindow = opts.initialWindow ?? DEFAULT_WINDOW
     this.maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS
+    this.maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING
+    this.maxQueued = opts.maxQueuedBytes ?? LINK_MAX_QUEUED
     this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
     this.lostMessage = opts.lostMessage ?? 'relay link lost'
     this.log = (opts.logger ?? silentLogger).child({component: 'relay', side: opts.side})
@@ -408,6 +442,12 @@ export class Mux extends EventEmitter {
     }
     if (!Number.isInteger(this.maxStreams) || this.maxStreams < 0) {
       throw new HoopError('INVALID_INPUT', `relay maxStreams ${this.maxStreams} is not a non-negative integer`)
+    }
+    if (!Number.isInteger(this.maxPending) || this.maxPending < 0) {
+      throw new HoopError('INVALID_INPUT', `relay maxPending ${this.maxPending} is not a non-negative integer`)
+    }
+    if (!Number.isInteger(this.maxQueued) || this.maxQueued < LINK_HIGH_WATER) {
+      throw new HoopError('INVALID_INPUT', `relay maxQueuedBytes ${this.maxQueued} is not an integer of at least ${LINK_HIGH_WATER} (LINK_HIGH_WATER)`)
     }
     this.grantThreshold = Math.max(1, Math.floor(this.initialWindow / 4))
     this.nextId = opts.side === 'dialer' ? 1 : 2
@@ -424,6 +464,7 @@ export class Mux extends EventEmitter {
       ws.once('open', () => {
         const queued = this.connectQueue ?? []
         this.connectQueue = null
+        this.connectQueueBytes = 0
         for (const frame of queued) ws.send(frame, SEND_OPTS)
         this.startHeartbeat()
       })
@@ -448,6 +489,21 @@ export class Mux extends EventEmitter {
   /** true while stream writes are held because the socket has too much queued. */
   get congested(): boolean {
     return this.probes > 0
+  }
+
+  /** Bytes queued on the link now (frames not yet handed to the kernel, or waiting for the socket to open). */
+  get queuedBytes(): number {
+    return this.connectQueue ? this.connectQueueBytes : this.ws.bufferedAmount
+  }
+
+  /** The most bytes the link has had queued at once; never above maxQueuedBytes. */
+  get peakQueuedBytes(): number {
+    return this.peakQueued_
+  }
+
+  /** Peer-opened streams waiting for accept() or reject(). */
+  get pendingCount(): number {
+    return this.peerPending
   }
 
   /** Opens a stream: sends OPEN at once; writes before OPEN_OK may use the initial window. */
@@ -484,22 +540,38 @@ export class Mux extends EventEmitter {
 
   /** @internal */
   sendControl(frame: Buffer): void {
-    if (this.connectQueue) {
-      this.connectQueue.push(frame)
-      return
-    }
-    if (this.ws.readyState !== WS_OPEN) return
-    this.ws.send(frame, SEND_OPTS)
+    this.send(frame, false)
   }
 
   /** @internal */
   sendData(frame: Buffer): void {
+    this.send(frame, true)
+  }
+
+  /**
+   * Every frame goes out here. Stream DATA waits at LINK_HIGH_WATER (the frame that crosses it
+   * carries a send callback that releases the parked streams); no frame may take the queue past
+   * maxQueued: that means the peer stopped reading, and the link is closed instead.
+   */
+  private send(frame: Buffer, data: boolean): void {
     if (this.connectQueue) {
+      if (this.connectQueueBytes + frame.length > this.maxQueued) {
+        this.overflow(this.connectQueueBytes, 'before the WebSocket opened')
+        return
+      }
       this.connectQueue.push(frame)
+      this.connectQueueBytes += frame.length
+      this.peakQueued_ = Math.max(this.peakQueued_, this.connectQueueBytes)
       return
     }
     if (this.ws.readyState !== WS_OPEN) return
-    if (this.ws.bufferedAmount + frame.length >= LINK_HIGH_WATER) {
+    const queued = this.ws.bufferedAmount
+    if (queued + frame.length > this.maxQueued) {
+      this.overflow(queued, 'the peer is not reading')
+      return
+    }
+    this.peakQueued_ = Math.max(this.peakQueued_, queued + frame.length)
+    if (data && queued + frame.length >= LINK_HIGH_WATER) {
       // This frame fills the socket: its send callback tells us when everything before it is flushed.
       this.probes++
       this.ws.send(frame, SEND_OPTS, this.onProbe)
@@ -508,16 +580,40 @@ export class Mux extends EventEmitter {
     }
   }
 
+  /**
+   * The queue bound was hit. A GOAWAY would only queue behind what the peer does not read, so the
+   * socket is dropped at once: its buffers are freed now, and every stream ends with the reason.
+   */
+  private overflow(queued: number, why: string): void {
+    const message = `relay link closed: ${queued} bytes queued for the peer, limit ${this.maxQueued} (${why})`
+    this.log.warn('relay peer is not reading; closing the link', {queuedBytes: queued, limit: this.maxQueued, why})
+    this.closeReason ??= new HoopError('PROTOCOL_ERROR', message)
+    this.linkError ??= this.closeReason
+    this.connectQueue = null
+    this.connectQueueBytes = 0
+    this.failAll(this.closeReason)
+    this.parked.clear()
+    this.ws.terminate()
+  }
+
   /** @internal */
   park(stream: RelayStream): void {
     this.parked.add(stream)
   }
 
   /** @internal */
+  answered(stream: RelayStream): void {
+    if (!stream.opener && this.streams.get(stream.id) === stream) this.peerPending--
+  }
+
+  /** @internal */
   forget(stream: RelayStream): void {
     if (this.streams.get(stream.id) === stream) {
       this.streams.delete(stream.id)
-      if (!stream.opener) this.peerStreams--
+      if (!stream.opener) {
+        this.peerStreams--
+        if (stream.pending) this.peerPending--
+      }
     }
     this.parked.delete(stream)
   }
@@ -602,7 +698,7 @@ export class Mux extends EventEmitter {
     const used = this.isPeerId(id) ? id <= this.highestPeerId : id < this.nextId
     // Frames racing a close of a stream we knew are normal; only never-opened ids are an error.
     if (used) return
-    this.log.warn('relay frame for a stream that was never opened', {stream: id, type})
+    this.warnPeer('relay frame for a stream that was never opened', {stream: id, type})
     this.resetId(id, 'PROTOCOL_ERROR', `relay stream ${id} is not open`)
   }
 
@@ -620,9 +716,15 @@ export class Mux extends EventEmitter {
       this.resetId(id, 'PROTOCOL_ERROR', `relay peer already has ${this.peerStreams} streams open, limit ${this.maxStreams}`)
       return
     }
+    if (this.peerPending >= this.maxPending) {
+      this.warnPeer('relay peer opens streams faster than they are answered; refusing the OPEN', {stream: id, pending: this.peerPending})
+      this.resetId(id, 'PROTOCOL_ERROR', `relay peer already has ${this.peerPending} stream opens waiting for an answer, limit ${this.maxPending}`)
+      return
+    }
     const stream = new RelayStream(this, id, meta, false)
     this.streams.set(id, stream)
     this.peerStreams++
+    this.peerPending++
     if (!this.onOpen) {
       stream.reject('PROTOCOL_ERROR', 'this side of the relay link does not accept streams')
       return
@@ -646,6 +748,16 @@ export class Mux extends EventEmitter {
     // peer that floods bad frames without reading our answers cannot grow our memory.
     if (this.ws.bufferedAmount >= LINK_HIGH_WATER) return
     this.sendControl(encodeFrame({type: 'reset', streamId: id, code, message: clip(message)}))
+  }
+
+  /** A warning about the peer's frames: the first WARN_BUDGET per link in full, the rest counted. */
+  private warnPeer(msg: string, fields: Record<string, unknown>): void {
+    if (this.loggedWarnings < WARN_BUDGET) {
+      this.loggedWarnings++
+      this.log.warn(msg, fields)
+    } else {
+      this.suppressedWarnings++
+    }
   }
 
   private onGoAway(code: string, message: string): void {
@@ -707,6 +819,7 @@ export class Mux extends EventEmitter {
     this.parked.clear()
     if (this.closeEmitted) return
     this.closeEmitted = true
+    if (this.suppressedWarnings > 0) this.log.warn('relay peer sent more bad frames than were logged', {suppressed: this.suppressedWarnings})
     this.log.debug('relay link closed', {closeCode: code, error: this.closeReason.message})
     this.emit('close', this.closeReason)
   }
