@@ -60,7 +60,9 @@ export class ReportBuilder {
 
   add(e: StoredEvent): void {
     const d = e.data as Data
-    this.counts[e.kind] = (this.counts[e.kind] ?? 0) + 1
+    // An aggregated auth.failure event stands for `count` failures of one source (see events.ts).
+    const n = e.kind === 'auth.failure' && Number.isSafeInteger(d.count) && (d.count as number) > 0 ? (d.count as number) : 1
+    this.counts[e.kind] = (this.counts[e.kind] ?? 0) + n
     if (e.session) this.sessions.add(e.session)
     switch (e.kind) {
       case 'approval.requested':
