@@ -145,6 +145,7 @@ export function mapError(err: unknown): HoopError {
   if (err instanceof HoopError) return err
   const e = err as {code?: unknown} | null | undefined
   const message = errorMessage(err)
+  if (e?.code === SQLSTATE_REFUSED && message.startsWith('hoop: AUDIT_UNAVAILABLE:')) return new HoopError('AUDIT_UNAVAILABLE', message)
   if (e?.code === SQLSTATE_REFUSED && message.startsWith('hoop:')) {
     const id = approvalIdIn(message)
     if (id) {

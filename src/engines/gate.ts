@@ -77,6 +77,7 @@ export interface GateHooks<Op = string> {
 
 /** The client-visible refusal text, the same words for every engine. */
 export function refusalMessage(r: Refusal): string {
+  if (r.ruleId === AUDIT_UNAVAILABLE_RULE) return `hoop: AUDIT_UNAVAILABLE: ${r.message}`
   if (r.effect === 'block') return `hoop: blocked by policy rule ${r.ruleId}: ${r.message}`
   let m = `hoop: review required by policy rule ${r.ruleId}: ${r.message}`
   if (r.approvalId && !r.message.includes(`hoop approvals approve ${r.approvalId}`)) {
@@ -87,6 +88,8 @@ export function refusalMessage(r: Refusal): string {
 
 /** Rule id of a refusal the gate makes itself because the policy decision failed. */
 export const JUDGE_ERROR_RULE = 'hoop.judge-error'
+/** Rule id of a refusal the gate makes itself because the statement's audit record failed. */
+export const AUDIT_UNAVAILABLE_RULE = 'hoop.audit-unavailable'
 
 export class StatementGate<Op = string> {
   /** Counters the engine adds its byte totals to; returned as the session's result. */
@@ -133,7 +136,8 @@ export class StatementGate<Op = string> {
       return undefined
     } catch (err) {
       this.log.error('audit record failed; refusing the statement', {error: errorMessage(err)})
-      return {effect: 'block', ruleId: v.ruleId, message: 'the audit record could not be written (fail closed)'}
+      // Not the allow rule's fault: name the cause, as docs/errors.md does (exit 24 in the CLI).
+      return {effect: 'block', ruleId: AUDIT_UNAVAILABLE_RULE, message: 'the audit record could not be written, so the statement was not run (fail closed); the audit store must recover first'}
     }
   }
 

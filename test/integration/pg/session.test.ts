@@ -215,6 +215,9 @@ describe('pg engine: protocol', function () {
     try {
       const r = await psql(h2.port, `insert into ${SCHEMA}.t values (5, 'x')`)
       assert.match(r.stderr, /audit record could not be written/)
+      // The cause is named as such, not blamed on the allow rule.
+      assert.match(r.stderr, /hoop: AUDIT_UNAVAILABLE:/)
+      assert.doesNotMatch(r.stderr, /blocked by policy rule/)
       const c = admin()
       await c.connect()
       const n = await c.query(`select count(*)::int as n from ${SCHEMA}.t`)

@@ -17,6 +17,8 @@ describe('hoop exec output and errors', () => {
 
   it('maps a guardrail to POLICY_BLOCKED (exit 16), and the database\'s own 42501 to STATEMENT_FAILED', () => {
     assert.equal(mapError(pgError('42501', 'hoop: blocked by policy rule no-drop: DROP TABLE is blocked')).exitCode, 16)
+    // An audit store that cannot write is its own failure (exit 24), not a policy block.
+    assert.equal(mapError(pgError('42501', 'hoop: AUDIT_UNAVAILABLE: the audit record could not be written')).exitCode, 24)
     const own = mapError(pgError('42501', 'permission denied for table t'))
     assert.equal(own.code, 'STATEMENT_FAILED')
     assert.match(own.message, /SQLSTATE 42501/)
