@@ -3,9 +3,14 @@
 // most specific one (a named record beats "the root does not match", which beats "a file hash
 // differs"). The package's own public key is only trusted when no key is pinned, and the result
 // says so.
+//
+// A package is untrusted input, read strictly and within bounds (VerifyLimits): the archive holds
+// exactly the regular files its manifest lists (manifest.json first), each read once and checked
+// against its listed size before a byte of it is read; JSONL lines, file sizes, the whole archive
+// and the time spent are capped; every malformed input is a named failure, never an exception.
 import type Database from 'better-sqlite3'
-import {createHash, type KeyObject} from 'node:crypto'
-import {errorMessage} from '../shared/errors.js'
+import {createHash, type Hash, type KeyObject} from 'node:crypto'
+import {readFileSync} from 'node:fs'
 import type {StoredEvent} from './events.js'
 import {FILES, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
 import {fingerprintOf, publicKeyFromPem, type SignedTreeHead, verifyManifest, verifyTreeHead} from './keys.js'
@@ -13,16 +18,19 @@ import {EMPTY_ROOT, leafHash, MerkleFrontier, rootFromRange, verifyConsistency} 
 import {ReportBuilder} from './reports.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {isoMappingMarkdown} from './summary.js'
-import {readTarGz} from './tar.js'
+import {DeadlineError, quoteName, readTarGz, type TarEntryHandler, TarError} from './tar.js'
+import {errorMessage} from '../shared/errors.js'
 
 const GENESIS = '0'.repeat(64)
 
-interface VerifyFailure {
+export interface VerifyFailure {
   /** The first bad record: "event seq 42", "file reports/approvals.csv", "signed tree head", ... */
   record: string
   reason: string
   seq?: number
   file?: string
+  /** 1-based line in `file`, for JSONL files and JSON documents. */
+  line?: number
 }
 
 export interface VerifyResult {
@@ -44,7 +52,36 @@ export interface VerifyResult {
   notes: string[]
 }
 
-interface VerifyOptions {
+/**
+ * Bounds on what verifying one package may cost. The defaults allow about eight times the
+ * benchmark's 1,000,000-event package (1.05 GB uncompressed: events.jsonl 470 MB, the session
+ * log reports 576 MB; verified in about 40 s here).
+ */
+export interface VerifyLimits {
+  /** Uncompressed bytes of the whole archive (and bytes of the .tar.gz file). */
+  maxTotalBytes: number
+  /** Bytes of one file in the package, checked from its tar header before it is read. */
+  maxEntryBytes: number
+  /** Bytes of a file verify keeps in memory (everything but events.jsonl, reports/ and summary.md). */
+  maxMetadataBytes: number
+  /** Bytes of one line of events.jsonl, checkpoints.jsonl or proofs/consistency.jsonl. */
+  maxLineBytes: number
+  /** Entries in the archive (a package has 16 or 17). */
+  maxEntries: number
+  /** The whole verification, in milliseconds. */
+  timeoutMs: number
+}
+
+export const VERIFY_LIMITS: VerifyLimits = {
+  maxTotalBytes: 8 * 2 ** 30,
+  maxEntryBytes: 4 * 2 ** 30,
+  maxMetadataBytes: 256 * 2 ** 20,
+  maxLineBytes: 2 ** 20,
+  maxEntries: 64,
+  timeoutMs: 10 * 60_000,
+}
+
+export interface VerifyOptions extends Partial<VerifyLimits> {
   /** PEM text or a key: pins the gateway key instead of trusting the package's. */
   publicKey?: string | KeyObject
   /** An earlier signed tree head (JSON text or object): proves the log only grew since. */
@@ -82,38 +119,221 @@ function sha256(b: Buffer | string): string {
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+type Json = {value: unknown} | {error: string; line?: number}
+
+/** JSON.parse as a value or a printable reason, with the line of the fault when the parser says where. */
+function parseJson(text: string): Json {
+  try {
+    return {value: JSON.parse(text)}
+  } catch (err) {
+    const msg = errorMessage(err)
+    const at = /at position (\d+)/.exec(msg)
+    const line = at ? text.slice(0, Number(at[1])).split('\n').length : undefined
+    return {error: `not valid JSON${line ? ` (line ${line})` : ''}: ${msg.replace(/[^\x20-\x7e]+/g, ' ').slice(0, 120)}`, line}
+  }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x)
+}
+
+function isCount(x: unknown): x is number {
+  return Number.isSafeInteger(x) && (x as number) >= 0
+}
+
+function isHashList(x: unknown): x is string[] {
+  return Array.isArray(x) && x.every((h) => typeof h === 'string' && HEX64.test(h))
+}
+
+/** Why `x` is not a signed tree head, or undefined when it has the shape of one. */
+function treeHeadProblem(x: unknown): string | undefined {
+  if (!isObject(x)) return 'is not a JSON object'
+  if (!isCount(x.tree_size)) return 'has no valid tree_size'
+  for (const k of ['root_hash', 'head_hash']) if (typeof x[k] !== 'string' || !HEX64.test(x[k] as string)) return `has no valid ${k}`
+  for (const k of ['timestamp', 'key_fingerprint', 'signature']) if (typeof x[k] !== 'string') return `has no valid ${k}`
+  return undefined
+}
+
+// The files of a package besides manifest.json and manifest.sig: all of them, listed in the manifest.
+const REPORT_FILES = new ReportBuilder().files().map((f) => f.path)
+const LISTED_FILES = new Set<string>([...Object.values(FILES).filter((p) => p !== FILES.manifest && p !== FILES.manifestSig), ...REPORT_FILES])
+// Files only hashed (the reports and summary are compared by hash with what the events produce).
+const HASHED_ONLY = new Set<string>([...REPORT_FILES, FILES.summary])
+
+/** Why the manifest is not one verify can work from, or undefined. */
+function manifestProblem(m: unknown): string | undefined {
+  if (!isObject(m)) return 'is not a JSON object'
+  if (m.format !== PACKAGE_FORMAT) return `format is not ${PACKAGE_FORMAT}`
+  if (m.version !== 1) return 'version is not 1'
+  if (typeof m.created_at !== 'string') return 'has no valid created_at'
+  if (!isObject(m.filters) || Object.values(m.filters).some((v) => v !== undefined && typeof v !== 'string')) return 'has no valid filters'
+  const r = m.range
+  if (r !== null && !(isObject(r) && isCount(r.first_seq) && isCount(r.last_seq) && isCount(r.events) && isCount(r.redacted) && r.first_seq >= 1 && r.last_seq >= r.first_seq)) return 'has no valid range'
+  const t = m.tree_head
+  if (!isObject(t) || !isCount(t.tree_size) || typeof t.root_hash !== 'string' || typeof t.key_fingerprint !== 'string') return 'has no valid tree_head'
+  if (typeof m.signed_by_exporter !== 'boolean') return 'has no valid signed_by_exporter'
+  if (!Array.isArray(m.files)) return 'has no files list'
+  const seen = new Set<string>()
+  for (const f of m.files as unknown[]) {
+    if (!isObject(f) || typeof f.path !== 'string' || typeof f.sha256 !== 'string' || !HEX64.test(f.sha256) || !isCount(f.bytes)) return 'has a malformed files entry'
+    if (!LISTED_FILES.has(f.path)) return `lists ${quoteName(f.path)}, which is not a file of an evidence package`
+    if (seen.has(f.path)) return `lists ${f.path} twice`
+    seen.add(f.path)
+  }
+  for (const p of LISTED_FILES) if (!seen.has(p)) return `does not list ${p}, which every evidence package holds`
+  return undefined
+}
+
+/** Stops the package read with a named failure. */
+class Refusal extends Error {
+  constructor(readonly failure: VerifyFailure) {
+    super(failure.reason)
+  }
+}
+
+class Deadline {
+  readonly at: number
+  constructor(readonly ms: number) {
+    this.at = Date.now() + ms
+  }
+
+  check(): void {
+    if (Date.now() > this.at) throw new DeadlineError(this.at)
+  }
+}
+
+/**
+ * Splits a byte stream into lines in linear time: a partial line is kept as a list of pieces and
+ * joined once, when its newline arrives. A line longer than `max` is reported once and ends the
+ * splitting, so memory stays within `max` plus one chunk.
+ */
+export class LineSplitter {
+  private pieces: Buffer[] = []
+  private pending = 0
+  private line = 0
+  private stopped = false
+
+  constructor(
+    private readonly max: number,
+    private readonly onLine: (bytes: Buffer, line: number) => void,
+    private readonly onTooLong: (line: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0
+    while (!this.stopped) {
+      const nl = chunk.indexOf(0x0a, start)
+      if (nl < 0) break
+      const len = this.pending + nl - start
+      if (len > this.max) return this.tooLong()
+      const bytes = this.pieces.length ? Buffer.concat([...this.pieces, chunk.subarray(start, nl)], len) : chunk.subarray(start, nl)
+      this.pieces = []
+      this.pending = 0
+      start = nl + 1
+      this.onLine(bytes, ++this.line)
+    }
+    if (this.stopped || start === chunk.length) return
+    this.pending += chunk.length - start
+    if (this.pending > this.max) return this.tooLong()
+    this.pieces.push(chunk.subarray(start))
+  }
+
+  /** The stream ended: a last line without a newline is still a line. */
+  end(): void {
+    if (this.stopped || this.pending === 0) return
+    const bytes = Buffer.concat(this.pieces, this.pending)
+    this.pieces = []
+    this.pending = 0
+    this.onLine(bytes, ++this.line)
+  }
+
+  private tooLong(): void {
+    this.stopped = true
+    this.pieces = []
+    this.pending = 0
+    this.onTooLong(this.line + 1)
+  }
+}
+
+/** Merkle leaves in one growing buffer: 32 bytes per event instead of a Buffer object each. */
+class Leaves {
+  private buf = Buffer.allocUnsafe(32 * 1024)
+  length = 0
+  push(leaf: Buffer): void {
+    if ((this.length + 1) * 32 > this.buf.length) {
+      const next = Buffer.allocUnsafe(this.buf.length * 2)
+      this.buf.copy(next, 0, 0, this.length * 32)
+      this.buf = next
+    }
+    leaf.copy(this.buf, this.length++ * 32)
+  }
+
+  list(): Buffer[] {
+    return Array.from({length: this.length}, (_, i) => this.buf.subarray(i * 32, i * 32 + 32))
+  }
+}
+
+// The reports the verifier re-derives, by the ReportBuilder field that accumulates each: hashed as
+// they grow and emptied, so verify never holds a report of a million events.
+const DRAINED = [
+  ['reports/session-log', 'sessionLog'],
+  ['reports/approvals', 'approvals'],
+  ['reports/masking', 'masking'],
+] as const
+const DRAIN_EVERY = 4 * 2 ** 20
+
 /** Streams events.jsonl: seq continuity, chain links, leaf hashes, report rows. */
 class EventChecker {
   expected: number | undefined
   prevHash: string | null = null
   lastHash: string | null = null
-  leaves: Buffer[] = []
+  readonly leaves = new Leaves()
   readonly reports = new ReportBuilder()
   events = 0
   redacted = 0
   firstSeq?: number
   lastSeq?: number
   broken = false
-  private rest: Buffer = Buffer.alloc(0)
-  private line = 0
+  private readonly lines: LineSplitter
+  private readonly reportHashes = new Map<string, Hash>()
+  private undrained = 0
 
-  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined) {
+  /** `last` undefined: the manifest's range is empty, so no line may hold an event. */
+  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number) {
     this.expected = first
+    this.lines = new LineSplitter(maxLine, (bytes, line) => this.handle(bytes, line), (line) =>
+      this.fail({file: FILES.events, line, record: `${FILES.events} line ${line}`, reason: `is longer than the limit of ${maxLine} bytes per line`}),
+    )
   }
 
   data(chunk: Buffer): void {
-    let buf = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk
-    let nl: number
-    while ((nl = buf.indexOf(0x0a)) >= 0) {
-      this.handle(buf.subarray(0, nl))
-      buf = buf.subarray(nl + 1)
-    }
-    this.rest = Buffer.from(buf)
+    if (!this.broken) this.lines.push(chunk)
   }
 
   end(): void {
-    if (this.rest.length) this.handle(this.rest)
-    this.rest = Buffer.alloc(0)
+    if (!this.broken) this.lines.end()
+  }
+
+  /** SHA-256 of each report file as the verified events produce it. */
+  derivedReports(): Map<string, string> {
+    this.drain()
+    const out = new Map<string, string>()
+    for (const f of this.reports.files()) out.set(f.path, (this.reportHashes.get(f.path) ?? createHash('sha256')).update(f.content).digest('hex'))
+    return out
+  }
+
+  private drain(): void {
+    for (const [path, field] of DRAINED) {
+      const r = this.reports[field]
+      for (const [ext, text] of [['jsonl', r.jsonl], ['csv', r.csv]] as const) {
+        const file = `${path}.${ext}`
+        if (!this.reportHashes.has(file)) this.reportHashes.set(file, createHash('sha256'))
+        this.reportHashes.get(file)!.update(text)
+      }
+      r.jsonl = ''
+      r.csv = ''
+    }
+    this.undrained = 0
   }
 
   private fail(f: VerifyFailure): void {
@@ -121,31 +341,32 @@ class EventChecker {
     this.broken = true
   }
 
-  private handle(bytes: Buffer): void {
-    this.line++
+  private handle(bytes: Buffer, line: number): void {
     if (this.broken) return
+    const at = {file: FILES.events, line}
     let e: StoredEvent & {redacted?: boolean; leaf_hash?: string}
     try {
       e = JSON.parse(bytes.toString('utf8'))
     } catch {
-      return this.fail({record: `events.jsonl line ${this.line}`, reason: 'not valid JSON'})
+      return this.fail({...at, record: `${FILES.events} line ${line}`, reason: 'not valid JSON'})
     }
     const seq = e?.seq
-    if (!Number.isSafeInteger(seq) || seq < 1) return this.fail({record: `events.jsonl line ${this.line}`, reason: 'has no valid seq'})
+    if (!Number.isSafeInteger(seq) || seq < 1) return this.fail({...at, record: `${FILES.events} line ${line}`, reason: 'has no valid seq'})
+    if (this.last === undefined) return this.fail({...at, seq, record: `event seq ${seq}`, reason: `line ${line} holds an event but the manifest's range is empty: an event was inserted`})
     this.expected ??= seq
     const expected = this.expected
-    if (this.last !== undefined && seq > this.last) {
-      return this.fail({seq, record: `event seq ${seq}`, reason: `line ${this.line} is beyond the range the package covers (seq ${this.last} is the last): an event was inserted`})
+    if (seq > this.last) {
+      return this.fail({...at, seq, record: `event seq ${seq}`, reason: `line ${line} is beyond the range the package covers (seq ${this.last} is the last): an event was inserted`})
     }
     if (seq < expected) {
-      return this.fail({seq, record: `event seq ${seq}`, reason: `appears again at line ${this.line} after seq ${expected - 1}: an event was inserted or records were reordered`})
+      return this.fail({...at, seq, record: `event seq ${seq}`, reason: `appears again at line ${line} after seq ${expected - 1}: an event was inserted or records were reordered`})
     }
     if (seq > expected) {
-      return this.fail({seq: expected, record: `event seq ${expected}`, reason: `missing from its place: line ${this.line} holds seq ${seq} where seq ${expected} belongs (an event was deleted or records were reordered)`})
+      return this.fail({...at, seq: expected, record: `event seq ${expected}`, reason: `missing from its place: line ${line} holds seq ${seq} where seq ${expected} belongs (an event was deleted or records were reordered)`})
     }
     this.firstSeq ??= seq
     if (e.redacted === true) {
-      if (typeof e.leaf_hash !== 'string' || !HEX64.test(e.leaf_hash)) return this.fail({seq, record: `event seq ${seq}`, reason: 'redacted entry has no valid leaf_hash'})
+      if (typeof e.leaf_hash !== 'string' || !HEX64.test(e.leaf_hash)) return this.fail({...at, seq, record: `event seq ${seq}`, reason: 'redacted entry has no valid leaf_hash'})
       this.leaves.push(Buffer.from(e.leaf_hash, 'hex'))
       this.prevHash = null
       this.lastHash = null
@@ -153,157 +374,330 @@ class EventChecker {
     } else {
       const hash = sha256(bytes)
       if (seq === 1 && e.prev_hash !== GENESIS) {
-        return this.fail({seq, record: 'event seq 1', reason: 'the first event must carry the genesis prev_hash (64 zeros)'})
+        return this.fail({...at, seq, record: 'event seq 1', reason: 'the first event must carry the genesis prev_hash (64 zeros)'})
       }
       if (this.prevHash !== null && e.prev_hash !== this.prevHash) {
         return this.fail({
           seq: seq - 1,
+          file: FILES.events,
+          line: line - 1,
           record: `event seq ${seq - 1}`,
           reason: `its content does not hash to the prev_hash recorded by seq ${seq}: it was changed after it was written`,
         })
       }
-      if (typeof e.kind !== 'string' || typeof e.time !== 'string') return this.fail({seq, record: `event seq ${seq}`, reason: 'is not an audit event (no kind or time)'})
+      if (typeof e.kind !== 'string' || typeof e.time !== 'string') return this.fail({...at, seq, record: `event seq ${seq}`, reason: 'is not an audit event (no kind or time)'})
+      try {
+        this.reports.add(e)
+      } catch (err) {
+        return this.fail({...at, seq, record: `event seq ${seq}`, reason: `is not a well-formed audit event (${errorMessage(err).replace(/[^\x20-\x7e]+/g, ' ').slice(0, 120)})`})
+      }
       this.leaves.push(leafHash(bytes))
       this.prevHash = hash
       this.lastHash = hash
-      this.reports.add(e)
       this.events++
+      this.undrained += bytes.length
+      if (this.undrained > DRAIN_EVERY) this.drain()
     }
     this.lastSeq = seq
     this.expected = seq + 1
   }
 }
 
-/** Verifies an evidence package written by `exportEvidence`. Needs nothing but the file (and a key to pin). */
-export async function verifyPackage(path: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
-  const findings = new Findings()
-  const notes: string[] = []
-  const small = new Map<string, Buffer>()
-  const hashes = new Map<string, string>()
-  let manifest: Manifest | undefined
-  let checker: EventChecker | undefined
-  let rootDir: string | undefined
+/** A JSONL file of the package parsed line by line into `T`s; bad lines are named failures. */
+class JsonlFile<T> {
+  readonly items: {line: number; value: T}[] = []
+  private readonly lines: LineSplitter
 
-  try {
-    await readTarGz(path, (name) => {
-      const slash = name.indexOf('/')
-      rootDir ??= slash > 0 ? name.slice(0, slash) : ''
-      const rel = rootDir && name.startsWith(rootDir + '/') ? name.slice(rootDir.length + 1) : name
-      const h = createHash('sha256')
-      const parts: Buffer[] = []
-      const isEvents = rel === FILES.events
-      if (isEvents) checker = new EventChecker(findings, manifest?.range?.first_seq, manifest?.range?.last_seq)
-      return {
-        data(chunk) {
-          h.update(chunk)
-          if (isEvents) checker!.data(chunk)
-          else parts.push(Buffer.from(chunk))
-        },
-        end() {
-          if (hashes.has(rel)) findings.fail('file', {file: rel, record: `file ${rel}`, reason: 'appears twice in the archive'})
-          hashes.set(rel, h.digest('hex'))
-          if (isEvents) checker!.end()
-          else small.set(rel, Buffer.concat(parts))
-          if (rel === FILES.manifest) {
-            try {
-              manifest = JSON.parse(small.get(rel)!.toString('utf8')) as Manifest
-            } catch {
-              /* reported below */
-            }
-          }
-        },
-      }
-    })
-  } catch (err) {
-    findings.fail('archive', {record: 'package', reason: `archive is truncated or corrupt: ${errorMessage(err)}`})
+  constructor(findings: Findings, file: string, maxLine: number, problem: (x: unknown) => string | undefined) {
+    const fail = (line: number, reason: string) => findings.fail('checkpoint', {file, line, record: `${file} line ${line}`, reason})
+    this.lines = new LineSplitter(
+      maxLine,
+      (bytes, line) => {
+        const j = parseJson(bytes.toString('utf8'))
+        if ('error' in j) return fail(line, 'not valid JSON')
+        const p = problem(j.value)
+        if (p) return fail(line, p)
+        this.items.push({line, value: j.value as T})
+      },
+      (line) => fail(line, `is longer than the limit of ${maxLine} bytes per line`),
+    )
   }
 
-  const result = (keyTrust: VerifyResult['keyTrust'], fingerprint?: string, sth?: SignedTreeHead, checkpoints = 0): VerifyResult => {
-    const failures = findings.sorted()
+  handler(): TarEntryHandler {
+    return {data: (c) => this.lines.push(c), end: () => this.lines.end()}
+  }
+}
+
+interface ConsistencyLine {
+  from_size: number
+  to_size: number
+  nodes: string[]
+}
+
+function consistencyProblem(x: unknown): string | undefined {
+  if (!isObject(x)) return 'is not a JSON object'
+  if (!isCount(x.from_size) || !isCount(x.to_size)) return 'has no valid from_size and to_size'
+  if (!isHashList(x.nodes)) return 'has no valid nodes'
+  return undefined
+}
+
+function rangeProofProblem(x: unknown): string | undefined {
+  if (x === null) return undefined
+  if (!isObject(x)) return 'is not a JSON object'
+  if (!isCount(x.first_seq) || !isCount(x.last_seq) || !isCount(x.tree_size)) return 'has no valid first_seq, last_seq and tree_size'
+  if (!isHashList(x.nodes)) return 'has no valid nodes'
+  return undefined
+}
+
+/** Verifies an evidence package written by `exportEvidence`. Needs nothing but the file (and a key to pin). */
+export async function verifyPackage(path: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  const limits: VerifyLimits = {...VERIFY_LIMITS}
+  for (const k of Object.keys(VERIFY_LIMITS) as (keyof VerifyLimits)[]) if (opts[k] !== undefined) limits[k] = opts[k]!
+  // A pinned key that cannot be read is the caller's error (INVALID_INPUT), not the package's.
+  const pinned = opts.publicKey ? asKey(opts.publicKey) : undefined
+  const v = new PackageVerifier(opts, pinned, limits)
+  try {
+    await v.run(path)
+  } catch (err) {
+    if (err instanceof DeadlineError) {
+      v.findings.fail('archive', {record: 'package', reason: `verification did not finish within the time limit of ${limits.timeoutMs / 1000} s (stopped while ${v.phase})`})
+    } else {
+      // A fault of the verifier itself on some input: still a failed verification, not a crash.
+      v.findings.fail('archive', {record: 'package', reason: `verification stopped while ${v.phase}: ${errorMessage(err).replace(/[^\x20-\x7e]+/g, ' ')}`})
+    }
+  }
+  return v.result()
+}
+
+class PackageVerifier {
+  readonly findings = new Findings()
+  phase = 'opening the package'
+  private readonly notes: string[] = []
+  private readonly deadline: Deadline
+  /** Whole files kept for parsing: manifest, signature, tree head, keys, range proof. */
+  private readonly whole = new Map<string, Buffer>()
+  private readonly hashes = new Map<string, string>()
+  private readonly seen = new Set<string>()
+  private readonly sizes = new Map<string, number>()
+  private root: string | undefined
+  private manifest: Manifest | undefined
+  private listed = new Map<string, {sha256: string; bytes: number}>()
+  private checker: EventChecker | undefined
+  private checkpoints: JsonlFile<SignedTreeHead> | undefined
+  private consistency: JsonlFile<ConsistencyLine> | undefined
+  private keyTrust: VerifyResult['keyTrust'] = 'package'
+  private fingerprint: string | undefined
+  private sth: SignedTreeHead | undefined
+  private checkpointCount = 0
+  private key: KeyObject | undefined
+
+  constructor(private readonly opts: VerifyOptions, private readonly pinned: KeyObject | undefined, private readonly limits: VerifyLimits) {
+    this.deadline = new Deadline(limits.timeoutMs)
+    if (pinned) {
+      this.keyTrust = 'pinned'
+      this.fingerprint = fingerprintOf(pinned)
+    }
+  }
+
+  result(): VerifyResult {
+    const failures = this.findings.sorted()
+    const checker = this.checker
     return {
       ok: failures.length === 0,
       source: 'package',
-      keyTrust,
-      fingerprint,
-      treeSize: sth?.tree_size,
-      rootHash: sth?.root_hash,
+      keyTrust: this.keyTrust,
+      fingerprint: this.fingerprint,
+      treeSize: this.sth?.tree_size,
+      rootHash: this.sth?.root_hash,
       firstSeq: checker?.firstSeq,
       lastSeq: checker?.lastSeq,
       events: checker?.events ?? 0,
       redacted: checker?.redacted ?? 0,
-      checkpoints,
-      checks: [...findings.checks].map(([name, ok]) => ({name, ok})),
+      checkpoints: this.checkpointCount,
+      checks: [...this.findings.checks].map(([name, ok]) => ({name, ok})),
       first: failures[0],
       failures,
-      notes,
+      notes: this.notes,
     }
   }
 
-  if (!manifest || manifest.format !== PACKAGE_FORMAT) {
-    findings.fail('file', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: manifest ? `format is not ${PACKAGE_FORMAT}` : 'missing or not valid JSON'})
-    return result('package')
-  }
-  for (const required of [FILES.treeHead, FILES.publicKey, FILES.rangeProof, FILES.checkpoints, FILES.consistency]) {
-    if (!small.has(required)) findings.fail('file', {file: required, record: `file ${required}`, reason: 'missing from the package'})
-  }
-  if (!checker) findings.fail('file', {file: FILES.events, record: `file ${FILES.events}`, reason: 'missing from the package'})
-  const text = (p: string) => small.get(p)?.toString('utf8')
-
-  // Key: pinned, or the package's own (said clearly).
-  let key: KeyObject | undefined
-  let keyTrust: VerifyResult['keyTrust'] = 'package'
-  let packageKey: KeyObject | undefined
-  try {
-    if (text(FILES.publicKey)) packageKey = publicKeyFromPem(text(FILES.publicKey)!)
-  } catch (err) {
-    findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: errorMessage(err)})
-  }
-  if (opts.publicKey) {
-    key = asKey(opts.publicKey)
-    keyTrust = 'pinned'
-    if (packageKey && fingerprintOf(packageKey) !== fingerprintOf(key)) {
-      findings.fail('pin', {
-        file: FILES.publicKey,
-        record: `file ${FILES.publicKey}`,
-        reason: `the package's public key (fingerprint ${fingerprintOf(packageKey)}) is not the pinned key (fingerprint ${fingerprintOf(key)})`,
+  async run(path: string): Promise<void> {
+    this.phase = 'reading the archive'
+    try {
+      await readTarGz(path, (name, size) => this.entry(name, size), {
+        maxEntries: this.limits.maxEntries,
+        maxEntryBytes: this.limits.maxEntryBytes,
+        maxTotalBytes: this.limits.maxTotalBytes,
+        deadline: this.deadline.at,
       })
-    } else findings.pass('pin')
-  } else {
-    key = packageKey
-    notes.push(`no --public-key given: verified against the public key included in the package (fingerprint ${packageKey ? fingerprintOf(packageKey) : 'none'}); compare it with the gateway's published fingerprint, or pin it with --public-key`)
-  }
-  const fingerprint = key ? fingerprintOf(key) : undefined
-  const declaredFp = text(FILES.fingerprint)?.trim()
-  if (packageKey && declaredFp !== undefined && declaredFp !== fingerprintOf(packageKey)) {
-    findings.fail('pin', {file: FILES.fingerprint, record: `file ${FILES.fingerprint}`, reason: `says ${declaredFp} but the included key's fingerprint is ${fingerprintOf(packageKey)}`})
+    } catch (err) {
+      if (err instanceof Refusal) return this.findings.fail('archive', err.failure)
+      if (!(err instanceof TarError)) throw err
+      const named = err.entry !== undefined ? `entry ${quoteName(err.entry)} ` : undefined
+      const f: VerifyFailure =
+        named && err.message.startsWith(named)
+          ? {record: `tar entry ${quoteName(err.entry!)}`, reason: err.message.slice(named.length)}
+          : {record: err.entry !== undefined ? `tar entry ${quoteName(err.entry)}` : 'package', reason: `the archive is refused: ${err.message}`}
+      const rel = err.entry !== undefined && this.root !== undefined && err.entry.startsWith(this.prefix()) ? err.entry.slice(this.prefix().length) : undefined
+      if (rel !== undefined && LISTED_FILES.has(rel)) f.file = rel
+      return this.findings.fail('archive', f)
+    }
+    this.findings.pass('archive')
+    if (!this.manifest) {
+      return this.findings.fail('file', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: 'missing from the package'})
+    }
+    this.deadline.check()
+    this.phase = 'checking the key and tree head'
+    this.checkKeyAndTreeHead()
+    if (!this.sth) return
+    this.phase = 'rebuilding the Merkle root'
+    this.checkEvents(this.sth)
+    this.deadline.check()
+    this.phase = 'checking checkpoints'
+    const proofs = this.checkCheckpoints(this.sth)
+    this.phase = 'checking --previous'
+    this.checkPrevious(this.sth, proofs)
+    this.phase = 'checking the manifest'
+    this.checkManifest(this.manifest, this.sth)
+    this.deadline.check()
+    this.phase = 'comparing the reports with the events'
+    this.checkReports(this.manifest, this.sth)
   }
 
-  // Signed tree head.
-  let sth: SignedTreeHead | undefined
-  try {
-    sth = JSON.parse(text(FILES.treeHead) ?? 'null') as SignedTreeHead
-  } catch {
-    /* below */
+  private prefix(): string {
+    return this.root ? `${this.root}/` : ''
   }
-  if (!sth || typeof sth.tree_size !== 'number' || !HEX64.test(String(sth.root_hash))) {
-    findings.fail('sth', {file: FILES.treeHead, record: 'signed tree head', reason: 'tree-head.json is missing or malformed'})
-    return result(keyTrust, fingerprint)
-  }
-  if (!key || !verifyTreeHead(sth, key)) {
-    findings.fail('sth', {file: FILES.treeHead, record: `signed tree head (size ${sth.tree_size})`, reason: `signature does not verify with the ${keyTrust === 'pinned' ? 'pinned' : "package's"} public key (fingerprint ${fingerprint ?? 'none'})`})
-  } else if (sth.key_fingerprint !== fingerprint) {
-    findings.fail('sth', {file: FILES.treeHead, record: `signed tree head (size ${sth.tree_size})`, reason: `names key ${sth.key_fingerprint} but was verified with ${fingerprint}`})
-  } else findings.pass('sth')
 
-  // Events: completeness of the range and the signed root.
-  const range = manifest.range
-  let proof: RangeProofFile | null = null
-  try {
-    proof = JSON.parse(text(FILES.rangeProof) ?? 'null') as RangeProofFile | null
-  } catch {
-    findings.fail('root', {file: FILES.rangeProof, record: `file ${FILES.rangeProof}`, reason: 'not valid JSON'})
+  /** Decides on each tar entry from its header, before reading it. */
+  private entry(name: string, size: number): TarEntryHandler {
+    const q = quoteName(name)
+    if (this.root === undefined) {
+      const root = name === FILES.manifest ? '' : name.endsWith(`/${FILES.manifest}`) ? name.slice(0, -FILES.manifest.length - 1) : undefined
+      if (root === undefined || root.includes('/')) throw new TarError(`entry ${q} comes first, but a package starts with ${FILES.manifest}`, name)
+      this.root = root
+    }
+    if (!name.startsWith(this.prefix())) throw new TarError(`entry ${q} is outside the package directory ${quoteName(this.root)}`, name)
+    const rel = name.slice(this.prefix().length)
+    if (this.seen.has(rel)) throw new TarError(`entry ${q} appears twice in the archive`, name)
+    this.seen.add(rel)
+    if (rel !== FILES.manifest && rel !== FILES.manifestSig) {
+      const listed = this.listed.get(rel)
+      // A size other than the listed one is not refused here: the checks below name what changed.
+      if (!listed) throw new TarError(`entry ${q} is not listed in the manifest`, name)
+    }
+    this.sizes.set(rel, size)
+    const kept = rel !== FILES.events && !HASHED_ONLY.has(rel)
+    if (kept && size > this.limits.maxMetadataBytes) throw new TarError(`entry ${q} declares ${size} bytes, more than the limit of ${this.limits.maxMetadataBytes} for a file verify reads whole`, name)
+    this.phase = `reading ${rel}`
+
+    const hash = createHash('sha256')
+    let inner: TarEntryHandler | undefined
+    if (rel === FILES.events) {
+      const range = this.manifest!.range
+      this.checker = new EventChecker(this.findings, range?.first_seq, range?.last_seq, this.limits.maxLineBytes)
+      inner = this.checker
+    } else if (rel === FILES.checkpoints) {
+      this.checkpoints = new JsonlFile<SignedTreeHead>(this.findings, rel, this.limits.maxLineBytes, treeHeadProblem)
+      inner = this.checkpoints.handler()
+    } else if (rel === FILES.consistency) {
+      this.consistency = new JsonlFile<ConsistencyLine>(this.findings, rel, this.limits.maxLineBytes, consistencyProblem)
+      inner = this.consistency.handler()
+    } else if (kept) {
+      const parts: Buffer[] = []
+      inner = {data: (c) => parts.push(c), end: () => this.whole.set(rel, Buffer.concat(parts, size))}
+    }
+    return {
+      data(chunk) {
+        hash.update(chunk)
+        inner?.data(chunk)
+      },
+      end: () => {
+        this.hashes.set(rel, hash.digest('hex'))
+        inner?.end()
+        if (rel === FILES.manifest) this.readManifest()
+      },
+    }
   }
-  if (checker) {
+
+  private readManifest(): void {
+    const fail = (reason: string, line?: number) => {
+      throw new Refusal({file: FILES.manifest, line, record: `file ${FILES.manifest}`, reason})
+    }
+    const j = parseJson(this.whole.get(FILES.manifest)!.toString('utf8'))
+    if ('error' in j) return fail(j.error, j.line)
+    const problem = manifestProblem(j.value)
+    if (problem) return fail(problem)
+    this.manifest = j.value as Manifest
+    for (const f of this.manifest.files) this.listed.set(f.path, f)
+    const total = this.manifest.files.reduce((s, f) => s + f.bytes, 0)
+    if (total > this.limits.maxTotalBytes) fail(`lists ${total} bytes of files, more than the limit of ${this.limits.maxTotalBytes}`)
+  }
+
+  private text(p: string): string | undefined {
+    return this.whole.get(p)?.toString('utf8')
+  }
+
+  private checkKeyAndTreeHead(): void {
+    const {findings} = this
+    // Key: pinned, or the package's own (said clearly).
+    let packageKey: KeyObject | undefined
+    try {
+      if (this.text(FILES.publicKey)) packageKey = publicKeyFromPem(this.text(FILES.publicKey)!)
+    } catch (err) {
+      findings.fail('pin', {file: FILES.publicKey, record: `file ${FILES.publicKey}`, reason: errorMessage(err)})
+    }
+    let key: KeyObject | undefined
+    if (this.pinned) {
+      key = this.pinned
+      this.keyTrust = 'pinned'
+      if (packageKey && fingerprintOf(packageKey) !== fingerprintOf(key)) {
+        findings.fail('pin', {
+          file: FILES.publicKey,
+          record: `file ${FILES.publicKey}`,
+          reason: `the package's public key (fingerprint ${fingerprintOf(packageKey)}) is not the pinned key (fingerprint ${fingerprintOf(key)})`,
+        })
+      } else findings.pass('pin')
+    } else {
+      key = packageKey
+      this.notes.push(`no --public-key given: verified against the public key included in the package (fingerprint ${packageKey ? fingerprintOf(packageKey) : 'none'}); compare it with the gateway's published fingerprint, or pin it with --public-key`)
+    }
+    this.key = key
+    this.fingerprint = key ? fingerprintOf(key) : undefined
+    const declaredFp = this.text(FILES.fingerprint)?.trim()
+    if (packageKey && declaredFp !== undefined && declaredFp !== fingerprintOf(packageKey)) {
+      findings.fail('pin', {file: FILES.fingerprint, record: `file ${FILES.fingerprint}`, reason: `says ${quoteName(declaredFp)} but the included key's fingerprint is ${fingerprintOf(packageKey)}`})
+    }
+
+    // Signed tree head.
+    const text = this.text(FILES.treeHead)
+    const j = text === undefined ? {error: 'missing from the package'} : parseJson(text)
+    const problem = 'error' in j ? j.error : treeHeadProblem(j.value)
+    if (problem || !('value' in j)) {
+      findings.fail('sth', {file: FILES.treeHead, line: 'line' in j ? j.line : undefined, record: 'signed tree head', reason: `${FILES.treeHead} ${problem}`})
+      return
+    }
+    const sth = j.value as SignedTreeHead
+    this.sth = sth
+    if (!key || !verifyTreeHead(sth, key)) {
+      findings.fail('sth', {file: FILES.treeHead, record: `signed tree head (size ${sth.tree_size})`, reason: `signature does not verify with the ${this.keyTrust === 'pinned' ? 'pinned' : "package's"} public key (fingerprint ${this.fingerprint ?? 'none'})`})
+    } else if (sth.key_fingerprint !== this.fingerprint) {
+      findings.fail('sth', {file: FILES.treeHead, record: `signed tree head (size ${sth.tree_size})`, reason: `names key ${quoteName(sth.key_fingerprint)} but was verified with ${this.fingerprint}`})
+    } else findings.pass('sth')
+  }
+
+  /** Events: completeness of the range and the signed root. */
+  private checkEvents(sth: SignedTreeHead): void {
+    const {findings, checker} = this
+    const range = this.manifest!.range
+    let proof: RangeProofFile | null = null
+    const text = this.text(FILES.rangeProof)
+    if (text !== undefined) {
+      const j = parseJson(text)
+      const problem = 'error' in j ? j.error : rangeProofProblem(j.value)
+      if (problem || !('value' in j)) findings.fail('root', {file: FILES.rangeProof, line: 'line' in j ? j.line : undefined, record: `file ${FILES.rangeProof}`, reason: problem!})
+      else proof = j.value as RangeProofFile | null
+    }
+    if (!checker) return
     if (!checker.broken) findings.pass('record')
     if (range && !checker.broken) {
       const last = checker.lastSeq ?? range.first_seq - 1
@@ -318,7 +712,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       if (proof.first_seq !== range.first_seq || proof.last_seq !== range.last_seq || proof.tree_size !== sth.tree_size) {
         findings.fail('root', {file: FILES.rangeProof, record: `file ${FILES.rangeProof}`, reason: 'covers a different range or tree size than the manifest and tree head'})
       } else if (!checker.broken && checker.leaves.length === range.last_seq - range.first_seq + 1) {
-        const root = rootFromRange(range.first_seq - 1, checker.leaves, sth.tree_size, proof.nodes.map((h) => Buffer.from(h, 'hex')))
+        const root = rootFromRange(range.first_seq - 1, checker.leaves.list(), sth.tree_size, proof.nodes.map((h) => Buffer.from(h, 'hex')))
         if (!root || root.toString('hex') !== sth.root_hash) {
           findings.fail('root', {record: `events seq ${range.first_seq}..${range.last_seq}`, reason: `do not rebuild the signed Merkle root ${sth.root_hash} (an event was changed, added or removed)`})
         } else findings.pass('root')
@@ -328,87 +722,101 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
     }
   }
 
-  // Earlier checkpoints: signed by the same key and consistent with the tree head.
-  const cps = new Map<number, SignedTreeHead>()
-  for (const line of (text(FILES.checkpoints) ?? '').split('\n').filter(Boolean)) {
-    const cp = JSON.parse(line) as SignedTreeHead
-    cps.set(cp.tree_size, cp)
-  }
-  const proofs = new Map<number, string[]>()
-  for (const line of (text(FILES.consistency) ?? '').split('\n').filter(Boolean)) {
-    const p = JSON.parse(line) as {from_size: number; to_size: number; nodes: string[]}
-    if (p.to_size === sth.tree_size) proofs.set(p.from_size, p.nodes)
-  }
-  const consistent = (size: number, root: string): boolean => {
-    const nodes = proofs.get(size)
-    return nodes !== undefined && verifyConsistency(size, sth!.tree_size, Buffer.from(root, 'hex'), Buffer.from(sth!.root_hash, 'hex'), nodes.map((h) => Buffer.from(h, 'hex')))
-  }
-  for (const [size, cp] of [...cps].sort((a, b) => a[0] - b[0])) {
-    if (!key || !verifyTreeHead(cp, key)) {
-      findings.fail('checkpoint', {record: `checkpoint size ${size}`, reason: 'signature does not verify'})
-    } else if (!consistent(size, cp.root_hash)) {
-      findings.fail('checkpoint', {record: `checkpoint size ${size}`, reason: `is not consistent with the signed tree head of size ${sth.tree_size} (the log was rewritten after this checkpoint)`})
+  /** Earlier checkpoints: signed by the same key and consistent with the tree head. Returns the consistency proofs by size. */
+  private checkCheckpoints(sth: SignedTreeHead): Map<number, string[]> {
+    const {findings, key} = this
+    const cps = new Map<number, SignedTreeHead>()
+    for (const {value} of this.checkpoints?.items ?? []) cps.set(value.tree_size, value)
+    const proofs = new Map<number, string[]>()
+    for (const {value: p} of this.consistency?.items ?? []) if (p.to_size === sth.tree_size) proofs.set(p.from_size, p.nodes)
+    let n = 0
+    for (const [size, cp] of [...cps].sort((a, b) => a[0] - b[0])) {
+      if (++n % 1024 === 0) this.deadline.check()
+      if (!key || !verifyTreeHead(cp, key)) {
+        findings.fail('checkpoint', {record: `checkpoint size ${size}`, reason: 'signature does not verify'})
+      } else if (!this.consistent(proofs, sth, size, cp.root_hash)) {
+        findings.fail('checkpoint', {record: `checkpoint size ${size}`, reason: `is not consistent with the signed tree head of size ${sth.tree_size} (the log was rewritten after this checkpoint)`})
+      }
     }
+    this.checkpointCount = cps.size
+    findings.pass('checkpoint')
+    return proofs
   }
-  findings.pass('checkpoint')
 
-  if (opts.previous !== undefined) {
-    const prev = typeof opts.previous === 'string' ? (JSON.parse(opts.previous) as SignedTreeHead) : opts.previous
-    if (!key || !verifyTreeHead(prev, key)) {
-      findings.fail('previous', {record: `earlier tree head (size ${prev.tree_size})`, reason: 'its signature does not verify with this key'})
-    } else if (prev.tree_size > sth.tree_size) {
-      findings.fail('previous', {record: `earlier tree head (size ${prev.tree_size})`, reason: `is larger than this package's tree (size ${sth.tree_size}): the log shrank`})
-    } else if (prev.tree_size === sth.tree_size ? prev.root_hash !== sth.root_hash : !consistent(prev.tree_size, prev.root_hash)) {
+  private consistent(proofs: Map<number, string[]>, sth: SignedTreeHead, size: number, root: string): boolean {
+    const nodes = proofs.get(size)
+    return nodes !== undefined && verifyConsistency(size, sth.tree_size, Buffer.from(root, 'hex'), Buffer.from(sth.root_hash, 'hex'), nodes.map((h) => Buffer.from(h, 'hex')))
+  }
+
+  private checkPrevious(sth: SignedTreeHead, proofs: Map<number, string[]>): void {
+    const {findings, key} = this
+    const given = this.opts.previous
+    if (given === undefined) return
+    const bad = (reason: string, line?: number) => findings.fail('previous', {record: 'earlier tree head (--previous)', line, reason})
+    let prev: unknown = given
+    if (typeof given === 'string') {
+      if (Buffer.byteLength(given) > this.limits.maxMetadataBytes) return bad(`is larger than the limit of ${this.limits.maxMetadataBytes} bytes`)
+      const j = parseJson(given)
+      if ('error' in j) return bad(`${j.error} (expected the tree-head.json of an earlier package)`, j.line)
+      prev = j.value
+    }
+    const problem = treeHeadProblem(prev)
+    if (problem) return bad(`${problem} (expected the tree-head.json of an earlier package)`)
+    const p = prev as SignedTreeHead
+    if (!key || !verifyTreeHead(p, key)) {
+      findings.fail('previous', {record: `earlier tree head (size ${p.tree_size})`, reason: 'its signature does not verify with this key'})
+    } else if (p.tree_size > sth.tree_size) {
+      findings.fail('previous', {record: `earlier tree head (size ${p.tree_size})`, reason: `is larger than this package's tree (size ${sth.tree_size}): the log shrank`})
+    } else if (p.tree_size === sth.tree_size ? p.root_hash !== sth.root_hash : !this.consistent(proofs, sth, p.tree_size, p.root_hash)) {
       findings.fail('previous', {
-        record: `earlier tree head (size ${prev.tree_size})`,
-        reason: proofs.has(prev.tree_size) || prev.tree_size === sth.tree_size ? 'is not consistent with this package: the log was rewritten since' : 'this package has no consistency proof from that size (export again from the gateway that signed it)',
+        record: `earlier tree head (size ${p.tree_size})`,
+        reason: proofs.has(p.tree_size) || p.tree_size === sth.tree_size ? 'is not consistent with this package: the log was rewritten since' : 'this package has no consistency proof from that size (export again from the gateway that signed it)',
       })
     } else findings.pass('previous')
   }
 
-  // Manifest: every file listed and hashed, nothing extra, signature.
-  const listed = new Set<string>()
-  for (const f of manifest.files ?? []) {
-    listed.add(f.path)
-    const got = hashes.get(f.path)
-    if (got === undefined) findings.fail('file', {file: f.path, record: `file ${f.path}`, reason: 'listed in the manifest but missing from the package'})
-    else if (got !== f.sha256) findings.fail('file', {file: f.path, record: `file ${f.path}`, reason: 'SHA-256 does not match the manifest: edited after export'})
-  }
-  for (const p of hashes.keys()) {
-    if (p !== FILES.manifest && p !== FILES.manifestSig && !listed.has(p)) findings.fail('file', {file: p, record: `file ${p}`, reason: 'not listed in the manifest: added after export'})
-  }
-  findings.pass('file')
-  const sig = text(FILES.manifestSig)
-  if (manifest.signed_by_exporter || sig !== undefined) {
-    if (!sig || !key || !verifyManifest(small.get(FILES.manifest)!, sig, key)) {
-      findings.fail('manifest', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: 'its signature (manifest.sig) does not verify: the manifest was changed after export'})
-    } else findings.pass('manifest')
-  } else notes.push('the manifest is not signed (exported without the signing key); file integrity rests on the events and tree head')
-  if (manifest.tree_head?.root_hash !== sth.root_hash || manifest.tree_head?.tree_size !== sth.tree_size) {
-    findings.fail('manifest', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: 'names a different tree head than tree-head.json'})
+  /** Manifest: every file listed is present with its hash (nothing unlisted got this far), signature. */
+  private checkManifest(manifest: Manifest, sth: SignedTreeHead): void {
+    const {findings, key} = this
+    for (const f of manifest.files) {
+      const got = this.hashes.get(f.path)
+      if (got === undefined) findings.fail('file', {file: f.path, record: `file ${f.path}`, reason: 'listed in the manifest but missing from the package'})
+      else if (this.sizes.get(f.path) !== f.bytes) findings.fail('file', {file: f.path, record: `file ${f.path}`, reason: `is ${this.sizes.get(f.path)} bytes, the manifest lists ${f.bytes}: edited after export`})
+      else if (got !== f.sha256) findings.fail('file', {file: f.path, record: `file ${f.path}`, reason: 'SHA-256 does not match the manifest: edited after export'})
+    }
+    findings.pass('file')
+    const sig = this.text(FILES.manifestSig)
+    if (manifest.signed_by_exporter || sig !== undefined) {
+      if (!sig || !key || !verifyManifest(this.whole.get(FILES.manifest)!, sig, key)) {
+        findings.fail('manifest', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: 'its signature (manifest.sig) does not verify: the manifest was changed after export'})
+      } else findings.pass('manifest')
+    } else this.notes.push('the manifest is not signed (exported without the signing key); file integrity rests on the events and tree head')
+    if (manifest.tree_head.root_hash !== sth.root_hash || manifest.tree_head.tree_size !== sth.tree_size) {
+      findings.fail('manifest', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: 'names a different tree head than tree-head.json'})
+    }
   }
 
-  // Reports and summary must be exactly what the verified events say.
-  if (checker && !checker.broken) {
-    const derived = [
-      ...checker.reports.files(),
-      {
-        path: FILES.summary,
-        content: isoMappingMarkdown({createdAt: manifest.created_at, filters: manifest.filters, range: manifest.range, sth, fingerprint: sth.key_fingerprint, reports: checker.reports, treeSize: sth.tree_size}),
-      },
-    ]
-    for (const d of derived) {
-      const got = hashes.get(d.path)
-      if (got !== undefined && got !== sha256(d.content)) {
-        findings.fail('report', {file: d.path, record: `file ${d.path}`, reason: 'does not match what the signed events say: edited after export'})
+  /** Reports and summary must be exactly what the verified events say. */
+  private checkReports(manifest: Manifest, sth: SignedTreeHead): void {
+    const {findings, checker} = this
+    if (!checker || checker.broken) return
+    const derived = checker.derivedReports()
+    derived.set(
+      FILES.summary,
+      sha256(isoMappingMarkdown({createdAt: manifest.created_at, filters: manifest.filters, range: manifest.range, sth, fingerprint: sth.key_fingerprint, reports: checker.reports, treeSize: sth.tree_size})),
+    )
+    for (const [path, hash] of derived) {
+      const got = this.hashes.get(path)
+      if (got !== undefined && got !== hash) {
+        findings.fail('report', {file: path, record: `file ${path}`, reason: 'does not match what the signed events say: edited after export'})
       }
     }
+    const range = manifest.range
     if (range && (checker.events !== range.events || checker.redacted !== range.redacted)) {
       findings.fail('manifest', {file: FILES.manifest, record: `file ${FILES.manifest}`, reason: `counts ${range.events} events and ${range.redacted} redacted, the package holds ${checker.events} and ${checker.redacted}`})
     }
     findings.pass('report')
   }
-  return result(keyTrust, fingerprint, sth, cps.size)
 }
 
 /** Verifies the gateway's own store: chain, stored hashes and leaves, and every signed checkpoint. */
@@ -509,5 +917,10 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     failures,
     notes,
   }
+}
+
+/** Reads a PEM public key file for --public-key. */
+export function readPublicKeyFile(file: string): KeyObject {
+  return publicKeyFromPem(readFileSync(file, 'utf8'))
 }
 

@@ -6,6 +6,7 @@
 // reported so that a rule sees it.
 import {parsePlPgSQLSync, parseSync} from 'libpg-query'
 import type {Operation, Statement, StatementKind} from '../policy/types.js'
+import {errorMessage} from '../shared/errors.js'
 import {pgParserReady} from './pg-parser.js'
 
 export interface AnalyzeOptions {
@@ -29,7 +30,7 @@ export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operati
   try {
     tree = parseSync(sql) as unknown as {stmts?: Array<{stmt?: Node}>}
   } catch (err) {
-    return {engine: 'postgres', statements: [], unparsable: {reason: (err as Error).message || 'syntax error'}}
+    return {engine: 'postgres', statements: [], unparsable: {reason: errorMessage(err) || 'syntax error'}}
   }
   const out: Statement[] = []
   const prepared = opts.prepared ?? new Map<string, Statement[]>()
@@ -39,7 +40,7 @@ export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operati
     })
   } catch (err) {
     // A tree too deep to walk is judged like text that cannot be parsed, never let through unseen.
-    return {engine: 'postgres', statements: [], unparsable: {reason: `statement too complex to analyze: ${(err as Error).message}`}}
+    return {engine: 'postgres', statements: [], unparsable: {reason: `statement too complex to analyze: ${errorMessage(err)}`}}
   }
   return {engine: 'postgres', statements: out}
 }

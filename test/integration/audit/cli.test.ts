@@ -1,24 +1,17 @@
 // Export -> verify round trip through the built CLI (`node bin/run.js ...`), as an auditor runs it.
 import assert from 'node:assert/strict'
-import {spawnSync} from 'node:child_process'
-import {existsSync, writeFileSync} from 'node:fs'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {AuditLog} from '../../../src/audit/log.js'
 import {SessionRecorder} from '../../../src/audit/recorder.js'
 import {readTarGz, TarGzWriter} from '../../../src/audit/tar.js'
 import {SqliteStore} from '../../../src/store/sqlite.js'
 import {alice, sampleEvents, tempDir} from '../../unit/audit/_helpers.js'
-
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-const hoop = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [join(root, 'bin/run.js'), ...args], {encoding: 'utf8', env: {...process.env, HOOP_AUDIT_SIGNING_KEY: ''}})
-  return {code: r.status, out: r.stdout, err: r.stderr}
-}
+import {built, hoop} from './_cli.js'
 
 describe('hoop audit / sessions commands (built CLI)', function () {
   before(function () {
-    if (!existsSync(join(root, 'dist/commands/audit/export.js'))) this.skip()
+    if (!built('audit/export')) this.skip()
   })
 
   it('export, key, verify (ok and tampered), verify --live, sessions list/show', async () => {
