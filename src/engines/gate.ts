@@ -88,6 +88,8 @@ export function refusalMessage(r: Refusal): string {
 
 /** Rule id of a refusal the gate makes itself because the policy decision failed. */
 export const JUDGE_ERROR_RULE = 'hoop.judge-error'
+/** Rule id of a refusal an engine makes because a statement's plan is unknown to it (so it cannot be judged or masked). */
+export const UNKNOWN_STATEMENT_RULE = 'hoop.unknown-statement'
 /** Rule id of a refusal the gate makes itself because the statement's audit record failed. */
 export const AUDIT_UNAVAILABLE_RULE = 'hoop.audit-unavailable'
 

@@ -21,6 +21,8 @@ export interface CopyShape {
 
 export interface StatementAnalysis {
   kind: 'rows' | 'declare' | 'fetch' | 'copy' | 'other'
+  /** The parse node's type (`SelectStmt`, `DoStmt`, `ExecuteStmt`...). */
+  type: string
   outputs?: OutputItem[]
   /** Some masked column is read somewhere in the statement (fallback when positions are ambiguous). */
   readsMasked?: string
@@ -67,7 +69,7 @@ class Analyzer {
     this.masked = undefined
     const [type, node] = unwrap(wrapped)
     const root: Scope = {items: [], ctes: new Map()}
-    let out: StatementAnalysis
+    let out: Omit<StatementAnalysis, 'type'>
     switch (type) {
       case 'SelectStmt':
         out = {kind: 'rows', outputs: this.select(node, root)}
@@ -103,7 +105,7 @@ class Analyzer {
         out = {kind: 'other'}
     }
     if (this.masked) out.readsMasked = this.masked
-    return out
+    return {...out, type}
   }
 
   private copy(node: Node, root: Scope): CopyShape {

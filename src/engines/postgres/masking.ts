@@ -17,6 +17,17 @@ import type {Verdict} from '../gate.js'
 import type {Catalog} from './catalog.js'
 import type {Portal, Stmt} from './queue.js'
 
+/**
+ * Statements whose results and messages hold no table data unless they read a masked column
+ * themselves (then `readsMasked` says so): settings, transaction control, plain EXPLAIN.
+ */
+const DATALESS_STATEMENTS: ReadonlySet<string> = new Set(['VariableSetStmt', 'VariableShowStmt', 'TransactionStmt', 'ExplainStmt', 'ListenStmt', 'UnlistenStmt', 'DeallocateStmt', 'DiscardStmt'])
+
+/** A statement the taint analysis cannot see into (EXECUTE, DO, CALL...): its outputs are unknown. */
+function opaque(a: StatementAnalysis): boolean {
+  return a.kind === 'other' && !DATALESS_STATEMENTS.has(a.type)
+}
+
 /** A verdict's mask plan; nothing is masked for a statement that is not allowed (it never runs). */
 export function planOf(v: Verdict | undefined): MaskPlan {
   return v?.effect === 'allow' ? v.mask : {columns: [], entities: [], ruleIds: []}
@@ -35,6 +46,20 @@ export class MaskPlanner {
   async analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
     await loadPgParser()
     return analyzeSql(sql, this.matcher(plan))
+  }
+
+  /**
+   * Whether the server's text about this statement (errors, notices, reported settings, function
+   * results) may echo masked data: it reads a masked column, or the engine cannot tell (the text
+   * did not parse, or a statement is opaque to the analysis, or no statement is known at all).
+   * Only a plan with column patterns makes text sensitive; value detectors run regardless.
+   */
+  textSensitive(stmt: Stmt | undefined, plan: MaskPlan = planOf(stmt?.verdict)): boolean {
+    if (this.matcher(plan).empty) return false
+    if (!stmt) return true
+    if (stmt.verdict.effect !== 'allow') return false
+    if (stmt.analysis === undefined) return true
+    return stmt.analysis.some((a) => a.readsMasked !== undefined || opaque(a))
   }
 
   /** The masker for the current result of a simple Query: its `index`-th statement's. */
@@ -129,7 +154,11 @@ export class MaskPlanner {
             continue
           }
           const name = rel.columns.get(fd.attnum)
-          if (!name) continue
+          if (!name) {
+            // A column the catalog does not know (added in the open transaction): fail closed.
+            cols[i].maskKey = 'column:unresolved'
+            continue
+          }
           const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})
           if (hit) cols[i].maskKey = `column:${rel.schema}.${rel.table}.${name}`
           else {
@@ -142,6 +171,7 @@ export class MaskPlanner {
         if (fd.tableOid === 0) {
           // Computed column: tainted when its expression reads a masked column.
           if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
+          else if (analysis && opaque(analysis)) cols[i].maskKey = `derived:opaque-${analysis.type}`
           else if (outputs) {
             const o = outputAt(outputs, i, fields.length)
             if (o === 'unknown') {

@@ -106,6 +106,20 @@ export class ResponseQueue {
     else this.rememberCursors(stmt)
   }
 
+  /** Whether a protocol Parse of this statement name was seen (and not closed) in this session. */
+  knows(statement: string): boolean {
+    return this.statements.has(statement)
+  }
+
+  /**
+   * A Bind the engine refuses (its statement's plan is unknown): answered like a refused Parse,
+   * the server's error for the placeholder becomes the refusal and the pipeline skips to Sync.
+   */
+  refuseBind(stmt: Stmt, refused: Refusal): void {
+    this.pending.push({kind: 'parse', stmt, refused})
+    this.skipping = true
+  }
+
   bind(portal: string, statement: string, resultFormats: number[]): void {
     this.portals.set(portal, {stmt: this.statements.get(statement), resultFormats, described: false})
     this.pending.push({kind: 'bind'})

@@ -17,9 +17,10 @@
 // session recording's lines recording.ts.
 import type {Duplex} from 'node:stream'
 import type {CopyMasker, RowMasker} from '../../masking/result.js'
-import {planIsEmpty} from '../../masking/types.js'
+import {planIsEmpty, type MaskPlan} from '../../masking/types.js'
 import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
+  asFrame,
   B,
   decodeClientMessage,
   decodeCommandTag,
@@ -28,6 +29,7 @@ import {
   decodeStartup,
   encodeAuthenticationOk,
   encodeBackendKeyData,
+  encodeBind,
   encodeDescribe,
   encodeErrorResponse,
   encodeNegotiateProtocolVersion,
@@ -40,10 +42,11 @@ import {
 } from '../../protocol/pg/messages.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import type {SessionResult, StatementGate} from '../gate.js'
+import {UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
 import {Catalog, openCatalog} from './catalog.js'
+import {guardFields, textGuardFor, type TextPolicy} from './channels.js'
 import {MaskPlanner, planOf} from './masking.js'
 import {ResponseQueue, type Pending, type Stmt} from './queue.js'
 import {RECORDED_ROWS_PER_RESULT, summarizeClient, summarizeError, summarizeRow, summarizeRowDescription, summarizeServer} from './recording.js'
@@ -63,6 +66,8 @@ export type PgSessionResult = SessionResult
 const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
+/** Bound in place of a refused Bind's statement: no such prepared statement, so the server fails it. */
+const REFUSED_STATEMENT_NAME = 'hoop_refused_statement'
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -91,6 +96,8 @@ class PgSession {
   private readonly masks: MaskPlanner
   /** The BackendKeyData the client got in place of the target's. */
   private cancelKey: BackendKey | undefined
+  /** The mask plan of the latest allowed statement: what applies to messages no statement owns (notifications). */
+  private lastPlan: MaskPlan = {columns: [], entities: [], ruleIds: []}
   private closed = false
   /** Rows of the current result already given to the recording hook. */
   private recordedRows = 0
@@ -243,10 +250,22 @@ class PgSession {
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
       }
-      case 'Bind':
+      case 'Bind': {
+        if (!this.queue.knows(m.statement) && !planIsEmpty(this.lastPlan)) {
+          // Prepared with SQL PREPARE (or never): no plan to judge or mask it by, so refused (fail closed).
+          const refused: Refusal = {
+            effect: 'block',
+            ruleId: UNKNOWN_STATEMENT_RULE,
+            message: `statement "${m.statement.slice(0, 64)}" was not prepared with a protocol Parse in this session, so hoop cannot judge or mask it; run it with EXECUTE, or Parse it first`,
+          }
+          this.queue.refuseBind({text: `<bind of statement ${JSON.stringify(m.statement.slice(0, 64))}>`, verdict: refused}, refused)
+          out.push(encodeBind(m.portal, REFUSED_STATEMENT_NAME))
+          return true
+        }
         this.queue.bind(m.portal, m.statement, m.resultFormats)
         out.push(f.bytes)
         return true
+      }
       case 'Describe':
         this.queue.describe(m.target, m.name)
         out.push(f.bytes)
@@ -309,6 +328,7 @@ class PgSession {
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
+    if (v.effect === 'allow') this.lastPlan = v.mask
     if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.analysis = await this.masks.analyze(sql, v.mask)
     return stmt
   }
@@ -345,6 +365,8 @@ class PgSession {
       // Extended protocol: build the masker when an Execute's first row arrives.
       return this.prepareExecuteMasker(h).then(() => this.onServerMessage(f, out))
     }
+    const guard = f.type === B.ErrorResponse ? undefined : textGuardFor(f.type)
+    if (guard) f = asFrame(guard(f, this.textPolicy(h)))
     switch (f.type) {
       case B.DataRow: {
         const m = this.rowMasker
@@ -401,12 +423,23 @@ class PgSession {
     this.rowMasker = undefined
     this.copyMasker = undefined
     const fields = decodeErrorFields(f)
-    const bytes = this.queue.error(f.bytes, fields)
+    const policy = this.textPolicy(h)
+    const answer = this.queue.error(f.bytes, fields)
+    // Our own refusal goes out as is; the server's error passes the text guard.
+    const bytes = answer === f.bytes ? guardFields(f, policy) : answer
     out.push(bytes)
     // A refused Parse's error is audited by the gate's refusal, and is not recorded here.
     if (h?.kind === 'parse' && h.refused) return
     if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
     if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
+  }
+
+  /** How to treat the server's text about the statement at the head of the queue (or the session's latest). */
+  private textPolicy(h: Pending | undefined): TextPolicy {
+    const stmt = h === undefined ? undefined : 'stmt' in h ? h.stmt : h.kind === 'execute' ? h.portal?.stmt : h.kind === 'describe' ? (h.portal?.stmt ?? h.stmt) : undefined
+    const plan = stmt ? planOf(stmt.verdict) : this.lastPlan
+    const counts = h && 'masked' in h ? h.masked : this.result.maskingReport
+    return {sensitive: this.masks.textSensitive(stmt, plan), entities: plan.entities, counts}
   }
 
   /** Columns of a result (a Query's: build its masker) or the answer to a Describe (kept for Execute). */

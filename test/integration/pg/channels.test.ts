@@ -1,0 +1,105 @@
+// Masking on every channel (issue 12): a statement that reads a masked column must not carry it out
+// in an error, a notice, a notification, a reported setting or a function result. The oracle is a
+// raw protocol client that keeps every byte the gateway sent, searched for the value and simple
+// transforms of it — never the error text a driver would show.
+import {strict as assert} from 'node:assert'
+import pg from 'pg'
+import type {MaskPlan} from '../../../src/masking/types.js'
+import {findLeaks} from '../../helpers/leak-oracle.js'
+import {PgRawClient} from '../../helpers/pg-raw.js'
+import {encodeBind, encodeExecute} from '../../../src/protocol/pg/messages.js'
+import {allow, startHarness, type Harness} from './harness.js'
+
+const S = `hoop_pgch_${process.pid}`
+const SECRET = 'victoria.quill@example.org'
+const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
+const plan: MaskPlan = {columns: [`${S}.people.email`], entities: [], ruleIds: ['mask-email']}
+
+describe('pg engine: masking on every channel (raw bytes)', function () {
+  let h: Harness
+  before(async () => {
+    const c = admin()
+    await c.connect()
+    await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE; CREATE SCHEMA ${S};
+      CREATE TABLE ${S}.people (id int primary key, email text unique, note text);
+      INSERT INTO ${S}.people VALUES (1, '${SECRET}', 'plain note');`)
+    await c.end()
+    h = await startHarness({judge: () => allow(plan)})
+  })
+  after(async () => {
+    await h.close()
+    const c = admin()
+    await c.connect()
+    await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE`)
+    await c.end()
+  })
+
+  const attack = async (sql: string, extra?: (c: PgRawClient) => Promise<Buffer>) => {
+    const c = await PgRawClient.open(h.port)
+    try {
+      const r = await c.query(sql)
+      const more = extra ? await extra(c) : Buffer.alloc(0)
+      return {bytes: Buffer.concat([r.bytes, more]), types: r.frames.map((f) => String.fromCharCode(f.type)).join('')}
+    } finally {
+      c.close()
+    }
+  }
+
+  for (const [name, sql] of [
+    ['a failed cast echoes the value in the error', `select email::int from ${S}.people`],
+    ['a failed cast of a derived value', `select upper(email)::numeric from ${S}.people`],
+    ['RAISE in a DO block puts it in a notice', `do $$ begin raise notice '%', (select email from ${S}.people limit 1); end $$`],
+    ['RAISE EXCEPTION puts it in an error', `do $$ begin raise exception 'x %', (select email from ${S}.people limit 1); end $$`],
+    ['a unique violation echoes the key in its DETAIL', `insert into ${S}.people select 2, email, 'dup' from ${S}.people where id = 1`],
+  ] as const) {
+    it(`${name}: no form of the value reaches the client`, async () => {
+      const r = await attack(sql)
+      assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], `leaked in ${r.types}`)
+    })
+  }
+
+  it('a NOTIFY payload built from the value (LISTEN on the same session)', async () => {
+    const r = await attack(`listen ch_${process.pid}; select pg_notify('ch_${process.pid}', email) from ${S}.people`, async (c) => (await c.drain(200)).bytes)
+    assert.deepEqual(findLeaks(r.bytes, [SECRET]), [])
+  })
+
+  it('application_name set from the value comes back as a ParameterStatus', async () => {
+    const r = await attack(`select set_config('application_name', email, false) is not null from ${S}.people`)
+    assert.deepEqual(findLeaks(r.bytes, [SECRET]), [])
+  })
+
+  it('a protocol Bind of a statement made with SQL PREPARE is refused, not run unmasked', async () => {
+    const c = await PgRawClient.open(h.port)
+    try {
+      await c.query(`prepare p_leak as select email from ${S}.people`)
+      const r = await c.send(encodeBind('', 'p_leak'), encodeExecute(''))
+      assert.deepEqual(findLeaks(r.bytes, [SECRET]), [])
+      assert.match(r.bytes.toString('latin1'), /hoop\.unknown-statement/)
+      // The session stays usable.
+      const ok = await c.query('select 1')
+      assert.ok(ok.frames.some((f) => f.type === 0x44))
+    } finally {
+      c.close()
+    }
+  })
+
+  it('EXECUTE of a SQL-prepared statement with a computed column masks it', async () => {
+    const c = await PgRawClient.open(h.port)
+    try {
+      await c.query(`prepare p_upper as select upper(email) as u, lower(email) || '' as l from ${S}.people`)
+      const r = await c.query('execute p_upper')
+      assert.deepEqual(findLeaks(r.bytes, [SECRET]), [])
+      assert.ok(r.frames.some((f) => f.type === 0x44), 'the rows still arrive, masked')
+    } finally {
+      c.close()
+    }
+  })
+
+  it('a statement that reads no masked column keeps its error text byte for byte', async () => {
+    const direct = await PgRawClient.open(5432)
+    const d = await direct.query(`select note::int from ${S}.people`)
+    direct.close()
+    const r = await attack(`select note::int from ${S}.people`)
+    assert.equal(r.bytes.toString('latin1'), d.bytes.toString('latin1'))
+  })
+})
