@@ -39,7 +39,7 @@ interface CatalogRow {
  */
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
-  private readonly byOid = new Map<number, Promise<CatalogRow | undefined>>()
+  private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
   private readonly views = new Map<string, Map<CatalogRow, OutputItem[] | undefined>>()
 
   constructor(
@@ -47,20 +47,42 @@ export class Catalog {
     private readonly log: Logger,
   ) {}
 
-  /** Resolves a table OID to schema, table and column names (and a view's derived columns). */
-  async relation(oid: number, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
+  /**
+   * Resolves a table OID to schema, table and column names (and a view's derived columns).
+   * 'missing' when no committed relation has the OID (created in the client's open transaction);
+   * undefined when the look-up failed.
+   */
+  async relation(oid: number, matcher: ColumnMatcher): Promise<RelInfo | 'missing' | undefined> {
     let p = this.byOid.get(oid)
     if (!p) {
-      p = this.lookup(`c.oid = ${oid >>> 0}`)
+      p = this.lookupAll(`c.oid = ${oid >>> 0}`).then((rows) => (rows === undefined ? undefined : (rows[0] ?? 'missing')))
       this.byOid.set(oid, p)
     }
-    return this.withViewOutputs(await p, matcher)
+    const row = await p
+    if (row === 'missing') {
+      // Not committed yet: it may be later in this session, so ask again next time.
+      this.byOid.delete(oid)
+      return row
+    }
+    return this.withViewOutputs(row, matcher)
   }
 
-  /** Resolves a relation by (optionally schema-qualified) name, as COPY names it; not cached. */
-  async relationByName(schema: string | undefined, table: string, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
-    const qualified = (schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table)
-    return this.withViewOutputs(await this.lookup(`c.oid = pg_catalog.to_regclass(${quoteLiteral(qualified)})`), matcher)
+  /**
+   * Every committed relation a (possibly schema-qualified) name could mean, as COPY names it: the
+   * client's search_path is not the catalog connection's, so an unqualified name is looked up in
+   * every schema (temporary schemas included) and the caller masks what any of them would.
+   * Undefined when the look-up failed; empty when no committed relation has that name.
+   */
+  async relationsByName(schema: string | undefined, table: string, matcher: ColumnMatcher): Promise<RelInfo[] | undefined> {
+    const where = `c.relname = ${quoteLiteral(table)}` + (schema ? ` AND n.nspname = ${quoteLiteral(schema)}` : '') + ` AND c.relkind IN ('r','p','v','m','f')`
+    const rows = await this.lookupAll(where)
+    if (!rows) return undefined
+    const out: RelInfo[] = []
+    for (const r of rows) {
+      const info = await this.withViewOutputs(r, matcher)
+      if (info) out.push(info)
+    }
+    return out
   }
 
   close(): void {
@@ -81,22 +103,30 @@ export class Catalog {
     return info
   }
 
-  private async lookup(where: string): Promise<CatalogRow | undefined> {
+  /** The relations matching `where`, one row each; undefined when the look-up failed. */
+  private async lookupAll(where: string): Promise<CatalogRow[] | undefined> {
     try {
       const conn = await (this.conn ??= this.open())
       const rows = await conn.query(
         `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
-                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END
+                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END, c.oid::text
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE ${where}`,
+          WHERE ${where}
+          ORDER BY c.oid, a.attnum`,
       )
-      if (rows.length === 0) return undefined
-      const row: CatalogRow = {schema: rows[0][0] ?? '', table: rows[0][1] ?? '', columns: new Map()}
-      for (const r of rows) row.columns.set(Number(r[3]), r[4] ?? '')
-      if (rows[0][5]) row.viewdef = rows[0][5]
-      return row
+      const byOid = new Map<string, CatalogRow>()
+      for (const r of rows) {
+        let row = byOid.get(r[6] ?? '')
+        if (!row) {
+          row = {schema: r[0] ?? '', table: r[1] ?? '', columns: new Map()}
+          if (r[5]) row.viewdef = r[5]
+          byOid.set(r[6] ?? '', row)
+        }
+        row.columns.set(Number(r[3]), r[4] ?? '')
+      }
+      return [...byOid.values()]
     } catch (err) {
       this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
       return undefined
@@ -165,9 +195,6 @@ function decodeTextRow(f: Frame): (string | null)[] {
   return out
 }
 
-function quoteIdent(s: string): string {
-  return '"' + s.replace(/"/g, '""') + '"'
-}
 
 function quoteLiteral(s: string): string {
   return "'" + s.replace(/'/g, "''") + "'"

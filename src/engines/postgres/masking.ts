@@ -18,14 +18,13 @@ import type {Catalog} from './catalog.js'
 import type {Portal, Stmt} from './queue.js'
 
 /**
- * Statements whose results and messages hold no table data unless they read a masked column
- * themselves (then `readsMasked` says so): settings, transaction control, plain EXPLAIN.
+ * Statements that run queries the taint analysis cannot see: their results and messages may hold
+ * any data, so under a column mask they count as reading it.
  */
-const DATALESS_STATEMENTS: ReadonlySet<string> = new Set(['VariableSetStmt', 'VariableShowStmt', 'TransactionStmt', 'ExplainStmt', 'ListenStmt', 'UnlistenStmt', 'DeallocateStmt', 'DiscardStmt'])
+const OPAQUE_STATEMENTS: ReadonlySet<string> = new Set(['DoStmt', 'ExecuteStmt', 'CallStmt', 'CreateTableAsStmt', 'RefreshMatViewStmt'])
 
-/** A statement the taint analysis cannot see into (EXECUTE, DO, CALL...): its outputs are unknown. */
 function opaque(a: StatementAnalysis): boolean {
-  return a.kind === 'other' && !DATALESS_STATEMENTS.has(a.type)
+  return a.kind === 'other' && OPAQUE_STATEMENTS.has(a.type)
 }
 
 /** A verdict's mask plan; nothing is masked for a statement that is not allowed (it never runs). */
@@ -35,6 +34,12 @@ export function planOf(v: Verdict | undefined): MaskPlan {
 
 export class MaskPlanner {
   private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  /**
+   * Set once the session ran a statement that read masked data (or that the analysis could not
+   * see into). Until then, a relation the catalog cannot see (created in the open transaction)
+   * cannot hold masked data, so its columns are not masked; after it, they are (fail closed).
+   */
+  private readMasked = false
 
   constructor(
     private readonly catalog: Catalog,
@@ -60,6 +65,16 @@ export class MaskPlanner {
     if (stmt.verdict.effect !== 'allow') return false
     if (stmt.analysis === undefined) return true
     return stmt.analysis.some((a) => a.readsMasked !== undefined || opaque(a))
+  }
+
+  /** An allowed statement is about to run: remember whether it reads masked data. */
+  admitted(stmt: Stmt): void {
+    if (this.textSensitive(stmt)) this.readMasked = true
+  }
+
+  /** The mask key for a column whose relation the catalog cannot resolve. */
+  private unresolved(): string | undefined {
+    return this.readMasked ? 'column:unresolved' : undefined
   }
 
   /** The masker for the current result of a simple Query: its `index`-th statement's. */
@@ -105,14 +120,18 @@ export class MaskPlanner {
           else if (o.source) keys[i] = `derived:${o.source}`
         }
       } else if (copy.relation) {
-        const rel = await this.catalog.relationByName(copy.relation.schema, copy.relation.table, matcher)
-        if (!rel) keys.fill('column:unresolved')
+        const rels = await this.catalog.relationsByName(copy.relation.schema, copy.relation.table, matcher)
+        if (!rels) keys.fill('column:unresolved')
+        else if (rels.length === 0) keys.fill(this.unresolved())
         else {
-          const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
-          for (let i = 0; i < n; i++) {
-            const name = names[i]
-            const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
-            if (hit) keys[i] = `column:${rel.schema}.${rel.table}.${name}`
+          // Several relations of that name (other schemas): mask what any of them would.
+          for (const rel of rels) {
+            const names = copy.columns ?? [...rel.columns.entries()].sort((x, y) => x[0] - y[0]).map((e) => e[1])
+            for (let i = 0; i < n; i++) {
+              const name = names[i]
+              const hit = name ? matcher.match({schema: rel.schema, table: rel.table, column: name}) : undefined
+              if (hit) keys[i] ??= `column:${rel.schema}.${rel.table}.${name}`
+            }
           }
         }
       }
@@ -149,14 +168,14 @@ export class MaskPlanner {
         const fd = fields[i]
         if (fd.tableOid !== 0 && fd.attnum > 0) {
           const rel = await this.catalog.relation(fd.tableOid, matcher)
-          if (!rel) {
-            cols[i].maskKey = 'column:unresolved'
+          if (rel === undefined) {
+            cols[i].maskKey = 'column:unresolved' // the catalog failed: fail closed
             continue
           }
-          const name = rel.columns.get(fd.attnum)
-          if (!name) {
-            // A column the catalog does not know (added in the open transaction): fail closed.
-            cols[i].maskKey = 'column:unresolved'
+          const name = rel === 'missing' ? undefined : rel.columns.get(fd.attnum)
+          if (rel === 'missing' || !name) {
+            // Created (or the column added) in the open transaction, invisible to the catalog.
+            cols[i].maskKey = this.unresolved()
             continue
           }
           const hit = matcher.match({schema: rel.schema, table: rel.table, column: name})

@@ -239,6 +239,7 @@ class PgSession {
       case 'Query': {
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
+        if (!refused) this.masks.admitted(stmt)
         this.queue.query(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
@@ -246,6 +247,7 @@ class PgSession {
       case 'Parse': {
         const stmt = await this.judgeStatement(m.sql)
         const refused = await this.gate.admit(stmt)
+        if (!refused) this.masks.admitted(stmt)
         this.queue.parse(m.name, stmt, refused)
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
@@ -299,6 +301,7 @@ class PgSession {
         // The fast-path function call carries no SQL: judge it as an opaque statement.
         const stmt = await this.judgeStatement('<function call>')
         const refused = await this.gate.admit(stmt)
+        if (!refused) this.masks.admitted(stmt)
         this.queue.functionCall(stmt, refused)
         out.push(refused ? encodeQuery(REFUSED_STATEMENT_TEXT) : f.bytes)
         return true

@@ -78,6 +78,15 @@ describe('pg engine: masking', function () {
     }
   })
 
+  it('a table made in the open transaction after the session read masked data is masked (it may hold a copy)', async () => {
+    const r = await psqlScript(
+      cols.port,
+      `begin;\ncreate table ${S}.copyhole (x text);\ninsert into ${S}.copyhole select email from ${S}.customers;\nselect x from ${S}.copyhole;\nrollback;\n`,
+    )
+    assert.ok(!r.stdout.includes('alice'), r.stdout)
+    assert.match(r.stdout, /\*\*\*\*/)
+  })
+
   it('masks a card number split into pieces', async () => {
     const out = await q(cols, `select substring(card, 1, 4), substring(card, 5, 4), substr(card, 9, 4), right(card, 4) from ${S}.customers`)
     assert.equal(out, '****|****|****|****')
