@@ -21,6 +21,7 @@ import {planIsEmpty} from '../../masking/types.js'
 import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   B,
+  F,
   decodeClientMessage,
   decodeCommandTag,
   decodeErrorFields,
@@ -55,14 +56,34 @@ export interface PgSessionOptions {
   target: PgTarget
   gate: StatementGate
   logger: Logger
-  limits?: {maxMessageBytes?: number}
+  limits?: {
+    /** Largest client message held whole (Query, Parse, Bind...); default 256 MiB. */
+    maxMessageBytes?: number
+    /** Largest CopyData from the client; it is streamed through in pieces, never held whole. Default and most: 1 GiB - 2 (PostgreSQL's). */
+    maxCopyDataBytes?: number
+  }
 }
 
 export type PgSessionResult = SessionResult
 
-const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+/** Client messages held whole are bounded by this by default (one copy in memory per message). */
+export const DEFAULT_MAX_CLIENT_MESSAGE = 256 * 1024 * 1024
+/** PostgreSQL's own bound on a CopyData message (PQ_LARGE_MESSAGE_LIMIT, MaxAllocSize - 1, with the length word). */
+const MAX_COPY_DATA = 0x3fffffff - 1
+/** A client CopyData longer than this that has not arrived whole is forwarded as it arrives. */
+const STREAM_COPY_DATA_ABOVE = 64 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
+
+/** How long the server may take to answer what preceded the client's Terminate and close. */
+const TERMINATE_GRACE_MS = 5_000
+
+/** `p`, or nothing once `ms` have passed. */
+function withDeadline(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
+}
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -106,7 +127,11 @@ class PgSession {
     this.log = o.logger
     this.gate = o.gate
     this.result = o.gate.result
-    this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+    const copyMax = Math.min(o.limits?.maxCopyDataBytes ?? MAX_COPY_DATA, MAX_COPY_DATA)
+    this.clientReader = new PullReader<Frame, FramerError, Framer>(
+      o.client,
+      new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE, {stream: {types: [F.CopyData], above: STREAM_COPY_DATA_ABOVE, max: copyMax}}),
+    )
     this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
     this.queue = new ResponseQueue(o.gate)
     this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor))
@@ -120,7 +145,11 @@ class PgSession {
       if (!startup) return this.result
       const conn = await this.connectUpstream(startup)
       await this.makeClientReady(conn)
-      const pumps = [this.pumpClient(), this.pumpServer()]
+      const server = this.pumpServer()
+      // After the client's Terminate the server still answers what came before it (a client may
+      // send its last Query and Terminate together), then closes: wait for that, boundedly.
+      const client = this.pumpClient().then(() => (this.clientTerminated ? withDeadline(server, TERMINATE_GRACE_MS) : undefined))
+      const pumps = [client, server]
       // The losing pump ends when shutdown closes its stream; its outcome no longer matters.
       for (const p of pumps) p.catch(() => {})
       await Promise.race(pumps)
@@ -151,7 +180,7 @@ class PgSession {
           await forwardCancel({pid: p.pid, key: p.key}, this.log)
           return undefined
         case 'Startup':
-          this.clientReader.framer.setMode('regular')
+          // The framer frames what follows as regular messages by itself, even within this chunk.
           return {params: p.params, version: p.version}
         case 'Malformed':
           throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: invalid startup packet: ${p.reason}`}), p.reason)
@@ -211,6 +240,11 @@ class PgSession {
       const out = new Out()
       for (const f of r.items) {
         this.result.bytesUp += f.bytes.length
+        if (f.piece === 'middle' || f.piece === 'last') {
+          // The rest of a large CopyData, passed on as it arrives (its first piece was handled).
+          out.push(f.bytes)
+          continue
+        }
         const m = decodeClientMessage(f)
         if (this.gate.recording) this.gate.record('client', summarizeClient(m))
         const keepGoing = await this.onClientMessage(m, f, out)

@@ -1,0 +1,122 @@
+// Conformance faults found by running drivers through hoop and comparing with a direct connection
+// (issue 13), each pinned by a test named after what broke. Real PostgreSQL, the engine harness.
+import {strict as assert} from 'node:assert'
+import pg from 'pg'
+import {encodeBind, encodeExecute, encodeParse, encodeQuery, encodeStartup, encodeSync, encodeTerminate, F, message} from '../../../src/protocol/pg/messages.js'
+import {allow, startHarness, type Harness} from './harness.js'
+import {count, RawClient} from './raw.js'
+
+const SCHEMA = `hoop_pgconf_${process.pid}`
+const STARTUP = encodeStartup({user: 'postgres', database: 'test'})
+const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
+const through = (port: number) => new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
+
+async function adminQuery(sql: string): Promise<pg.QueryResult> {
+  const c = admin()
+  await c.connect()
+  try {
+    return await c.query(sql)
+  } finally {
+    await c.end()
+  }
+}
+
+/** The text cells of the DataRows received, one string per row (single-column results). */
+function cells(c: RawClient): string[] {
+  return c.messages.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6, 6 + m.body.readInt32BE(2)))
+}
+
+describe('pg engine: conformance (issue 13)', function () {
+  this.timeout(60_000)
+  let h: Harness
+  before(async () => {
+    await adminQuery(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE; CREATE SCHEMA ${SCHEMA}; CREATE TABLE ${SCHEMA}.blob (b text)`)
+    h = await startHarness({judge: () => allow()})
+  })
+  after(async () => {
+    await h.close()
+    await adminQuery(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`)
+  })
+
+  it('answers a first Query sent in the same segment as the StartupMessage (was: FATAL invalid message length)', async () => {
+    const c = await RawClient.connect(h.port)
+    try {
+      c.send(STARTUP, encodeQuery('select 40 + 2'))
+      await c.until(count('Z', 2))
+      assert.deepEqual(c.errors(), [])
+      assert.deepEqual(cells(c), ['42'])
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it('answers a Query and then closes for a Terminate, all in the startup segment (was: FATAL invalid message length)', async () => {
+    const c = await RawClient.connect(h.port)
+    c.send(STARTUP, encodeQuery('select 7'), encodeTerminate())
+    await c.closedByServer()
+    assert.deepEqual(c.errors(), [])
+    assert.deepEqual(cells(c), ['7'])
+    assert.equal(c.types().at(-1), 'Z')
+  })
+
+  it('takes a 20 MB Bind parameter and returns a 20 MB row (was: refused above 16 MiB)', async () => {
+    const c = through(h.port)
+    await c.connect()
+    try {
+      const big = 'x'.repeat(20_000_000)
+      const r = await c.query('select length($1::text) as n, md5($1::text) as h', [big])
+      const direct = await adminQuery(`select md5(repeat('x', 20000000)) as h`)
+      assert.equal(r.rows[0].n, 20_000_000)
+      assert.equal(r.rows[0].h, direct.rows[0].h)
+      const row = await c.query(`select repeat('y', 20000000) as v`)
+      assert.equal((row.rows[0].v as string).length, 20_000_000)
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('streams a CopyData larger than the message limit through in pieces; a Bind over the limit is refused by its header', async () => {
+    const small = await startHarness({judge: () => allow(), maxMessageBytes: 1024 * 1024})
+    try {
+      const c = await RawClient.connect(small.port)
+      c.send(STARTUP)
+      await c.until(count('Z'))
+      c.send(encodeQuery(`copy ${SCHEMA}.blob from stdin`))
+      await c.until(count('G'))
+      // One CopyData message of 24 MiB (one row), written in 256 KiB pieces with backpressure.
+      const row = Buffer.alloc(24 * 1024 * 1024, 0x61)
+      row[row.length - 1] = 0x0a
+      const copy = message(F.CopyData, row)
+      for (let off = 0; off < copy.length; off += 256 * 1024) {
+        if (!c.socket.write(copy.subarray(off, off + 256 * 1024))) await new Promise((r) => c.socket.once('drain', r))
+      }
+      c.send(message(F.CopyDone))
+      await c.until(count('Z', 2))
+      assert.deepEqual(c.errors(), [])
+      c.send(encodeQuery(`select length(b) from ${SCHEMA}.blob`))
+      await c.until(count('Z', 3))
+      assert.deepEqual(cells(c), [String(row.length - 1)])
+      // A Bind (held whole) above the limit: FATAL 08P01 naming the limit, from the header.
+      c.send(encodeParse('', 'select $1::text'), encodeBind('', '', ['z'.repeat(2 * 1024 * 1024)]), encodeExecute(''), encodeSync())
+      await c.closedByServer()
+      const fatal = c.errors().at(-1)
+      assert.equal(fatal?.C, '08P01')
+      assert.match(fatal?.M ?? '', /limit 1048576/)
+      c.destroy()
+    } finally {
+      await small.close()
+    }
+  })
+
+  it('refuses a startup packet above 10,000 bytes at once, like PostgreSQL (was: buffered up to 16 MiB each)', async () => {
+    const c = await RawClient.connect(h.port)
+    const head = Buffer.alloc(8)
+    head.writeInt32BE(16 * 1024 * 1024)
+    head.writeInt32BE(196608, 4)
+    c.send(head, Buffer.alloc(64 * 1024, 0x61))
+    await c.closedByServer()
+    assert.equal(c.errors()[0]?.C, '08P01')
+    assert.match(c.errors()[0]?.M ?? '', /limit 10000/)
+  })
+
+})
