@@ -59,6 +59,20 @@ describe('pg engine: conformance (issue 13)', function () {
     assert.equal(c.types().at(-1), 'Z')
   })
 
+  it('runs Parse/Bind with 40,000 and 65,535 parameters (was: counts >= 32,768 read as negative and refused)', async () => {
+    const c = through(h.port)
+    await c.connect()
+    try {
+      for (const n of [40_000, 65_535]) {
+        const text = `select array_length(array[${Array.from({length: n}, (_, i) => `$${i + 1}::int`).join(',')}], 1) as n`
+        const r = await c.query(text, Array.from({length: n}, (_, i) => i))
+        assert.equal(r.rows[0].n, n)
+      }
+    } finally {
+      await c.end()
+    }
+  })
+
   it('takes a 20 MB Bind parameter and returns a 20 MB row (was: refused above 16 MiB)', async () => {
     const c = through(h.port)
     await c.connect()

@@ -160,6 +160,18 @@ describe('pg framer', () => {
   })
 })
 
+describe('pg unsigned counts', () => {
+  it('accepts Parse and Bind with 40,000 parameters (counts >= 32,768 were read as negative and refused)', () => {
+    const n = 40_000
+    const parse = decodeClientMessage(asFrame(encodeParse('s', 'select 1', new Array<number>(n).fill(23))))
+    assert.ok(parse.kind === 'Parse' && parse.paramTypes.length === n, parse.kind)
+    const bind = decodeClientMessage(asFrame(encodeBind('', 's', new Array<string | null>(n).fill('1'), new Array<number>(n).fill(0))))
+    assert.ok(bind.kind === 'Bind' && bind.resultFormats.length === n, bind.kind)
+    const max = decodeClientMessage(asFrame(encodeBind('', 's', new Array<string | null>(65_535).fill(null))))
+    assert.equal(max.kind, 'Bind')
+  })
+})
+
 describe('pg frontend decoding', () => {
   it('decodes the extended-protocol messages', () => {
     const p = decodeClientMessage(asFrame(encodeParse('n', 'select $1', [25])))
