@@ -110,7 +110,7 @@ class PgSession {
   private readonly catalog: Catalog
   private readonly queue: ResponseQueue
   private readonly masks: MaskPlanner
-  /** The BackendKeyData the client got in place of the target's. */
+  /** The BackendKeyData the client got: the real pid, our own secret key (cancel.ts). */
   private cancelKey: BackendKey | undefined
   private closed = false
   /** Rows of the current result already given to the recording hook. */

@@ -1,8 +1,9 @@
 // Conformance faults found by running drivers through hoop and comparing with a direct connection
 // (issue 13), each pinned by a test named after what broke. Real PostgreSQL, the engine harness.
 import {strict as assert} from 'node:assert'
+import * as net from 'node:net'
 import pg from 'pg'
-import {encodeBind, encodeExecute, encodeParse, encodeQuery, encodeStartup, encodeSync, encodeTerminate, F, message} from '../../../src/protocol/pg/messages.js'
+import {encodeBind, encodeCancelRequest, encodeExecute, encodeParse, encodeQuery, encodeStartup, encodeSync, encodeTerminate, F, message} from '../../../src/protocol/pg/messages.js'
 import {allow, startHarness, type Harness} from './harness.js'
 import {count, RawClient} from './raw.js'
 
@@ -68,6 +69,54 @@ describe('pg engine: conformance (issue 13)', function () {
         const r = await c.query(text, Array.from({length: n}, (_, i) => i))
         assert.equal(r.rows[0].n, n)
       }
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('reports the real backend pid: pg_backend_pid, NOTIFY and pg_terminate_backend agree with BackendKeyData (was: a synthetic pid)', async () => {
+    const a = through(h.port)
+    const b = through(h.port)
+    // Terminated while idle, pg emits 'error' (the FATAL), as it does directly.
+    a.on('error', () => {})
+    await a.connect()
+    await b.connect()
+    try {
+      const told = (a as unknown as {processID: number}).processID
+      const r = await a.query('select pg_backend_pid() as pid')
+      assert.equal(r.rows[0].pid, told)
+      await a.query('listen hoop_pid')
+      const got = new Promise<pg.Notification>((resolve) => a.once('notification', resolve))
+      await a.query(`notify hoop_pid, 'from myself'`)
+      const n = await got
+      assert.equal(n.processId, told)
+      assert.equal(n.payload, 'from myself')
+      const t = await b.query('select pg_terminate_backend($1) as ok', [told])
+      assert.equal(t.rows[0].ok, true)
+      await assert.rejects(a.query('select 1'))
+    } finally {
+      await a.end().catch(() => {})
+      await b.end().catch(() => {})
+    }
+  })
+
+  it('maps a cancel by (pid, key): the right key cancels, a wrong key for the same pid does nothing', async () => {
+    const c = through(h.port)
+    await c.connect()
+    try {
+      const inner = c as unknown as {processID: number; secretKey: number}
+      const key = Buffer.alloc(4)
+      key.writeInt32BE(inner.secretKey)
+      const wrong = Buffer.from(key.map((x) => x ^ 0xff))
+      const q = c.query('select pg_sleep(1.5) as slept')
+      await new Promise((r) => setTimeout(r, 200))
+      net.connect(h.port, '127.0.0.1').end(encodeCancelRequest(inner.processID, wrong))
+      const done = await q
+      assert.equal(done.rows.length, 1, 'a wrong key must not cancel')
+      const q2 = c.query('select pg_sleep(20)')
+      await new Promise((r) => setTimeout(r, 200))
+      net.connect(h.port, '127.0.0.1').end(encodeCancelRequest(inner.processID, key))
+      await assert.rejects(q2, (e: Error & {code?: string}) => e.code === '57014')
     } finally {
       await c.end()
     }
