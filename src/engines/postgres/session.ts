@@ -117,6 +117,8 @@ class PgSession {
   private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
+  /** The server sent its own FATAL (or PANIC): its close is the end it announced, and the client has the reason. */
+  private serverEnded = false
 
   // server -> client result state
   private rowMasker: RowMasker | undefined
@@ -356,8 +358,8 @@ class PgSession {
     for (;;) {
       const r = await reader.next()
       if ('end' in r) {
-        if (this.clientTerminated || this.closed) return
-        // The target side went away under a live session: tell the client why, in the protocol.
+        if (this.clientTerminated || this.closed || this.serverEnded) return
+        // The target side went away under a live session, unannounced: tell the client why, in the protocol.
         const cause = reader.streamError
         throw new HoopError('TARGET_REFUSED', cause instanceof HoopError ? cause.message : `the target closed the connection${cause ? ` (${cause.message})` : ''}`)
       }
@@ -437,10 +439,15 @@ class PgSession {
     const fields = decodeErrorFields(f)
     const bytes = this.queue.error(f.bytes, fields)
     out.push(bytes)
+    // V is the severity never translated (PostgreSQL 9.6+), S the one in the server's language.
+    const severity = fields.V ?? fields.S
+    if (severity === 'FATAL' || severity === 'PANIC') {
+      this.serverEnded = true
+      this.log.info('pg target ended the session', {code: fields.C})
+    }
     // A refused Parse's error is audited by the gate's refusal, and is not recorded here.
     if (h?.kind === 'parse' && h.refused) return
     if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
-    if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
   /** Columns of a result (a Query's: build its masker) or the answer to a Describe (kept for Execute). */

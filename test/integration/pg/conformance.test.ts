@@ -60,6 +60,25 @@ describe('pg engine: conformance (issue 13)', function () {
     assert.equal(c.types().at(-1), 'Z')
   })
 
+  it("passes the server's own FATAL alone, with nothing after it (was: a second, synthetic FATAL 08006)", async () => {
+    const c = await RawClient.connect(h.port)
+    c.send(STARTUP, encodeQuery('select pg_terminate_backend(pg_backend_pid())'))
+    await c.closedByServer()
+    assert.deepEqual(
+      c.errors().map((e) => [e.V, e.C]),
+      [['FATAL', '57P01']],
+    )
+    // The pg driver sees one error, as it does directly.
+    const d = through(h.port)
+    const errors: Error[] = []
+    d.on('error', (e) => errors.push(e))
+    await d.connect()
+    await assert.rejects(d.query('select pg_terminate_backend(pg_backend_pid())'), (e: Error & {code?: string}) => e.code === '57P01')
+    await new Promise((r) => setTimeout(r, 200))
+    assert.ok(errors.every((e) => (e as Error & {code?: string}).code !== '08006'), errors.map((e) => e.message).join('; '))
+    await d.end().catch(() => {})
+  })
+
   it('runs Parse/Bind with 40,000 and 65,535 parameters (was: counts >= 32,768 read as negative and refused)', async () => {
     const c = through(h.port)
     await c.connect()
