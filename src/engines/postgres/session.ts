@@ -39,6 +39,7 @@ import {
   message,
   type ClientMessage,
 } from '../../protocol/pg/messages.js'
+import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import type {SessionResult, StatementGate} from '../gate.js'
@@ -117,6 +118,8 @@ class PgSession {
   private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
+  /** The client got ReadyForQuery: the session is established. */
+  private ready = false
   /** The server sent its own FATAL (or PANIC): its close is the end it announced, and the client has the reason. */
   private serverEnded = false
 
@@ -147,6 +150,7 @@ class PgSession {
       if (!startup) return this.result
       const conn = await this.connectUpstream(startup)
       await this.makeClientReady(conn)
+      this.ready = true
       const server = this.pumpServer()
       // After the client's Terminate the server still answers what came before it (a client may
       // send its last Query and Terminate together), then closes: wait for that, boundedly.
@@ -496,7 +500,8 @@ class PgSession {
       frame = err.frame
     } else if (err instanceof HoopError) {
       this.log.warn('pg session failed', {code: err.code, error: err.message})
-      frame = encodeErrorResponse({severity: 'FATAL', code: '08006', message: `hoop: ${err.message}`})
+      // A target lost under a live session is a connection failure (08006), not a refused connection (08001).
+      frame = encodeHoopFatal(err.code, err.message, this.ready && err.code === 'TARGET_REFUSED' ? '08006' : undefined)
     } else {
       this.log.error('pg session failed', {error: errorMessage(err)})
       frame = encodeErrorResponse({severity: 'FATAL', code: 'XX000', message: 'hoop: internal error in the gateway'})

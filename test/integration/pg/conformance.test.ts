@@ -3,7 +3,12 @@
 import {strict as assert} from 'node:assert'
 import * as net from 'node:net'
 import pg from 'pg'
+import {runPgSession} from '../../../src/engines/postgres/session.js'
+import {StatementGate} from '../../../src/engines/gate.js'
 import {encodeBind, encodeCancelRequest, encodeExecute, encodeParse, encodeQuery, encodeStartup, encodeSync, encodeTerminate, F, message} from '../../../src/protocol/pg/messages.js'
+import {HoopError} from '../../../src/shared/errors.js'
+import {silentLogger} from '../../../src/shared/log.js'
+import {serveEngine} from '../../helpers/engine-server.js'
 import {allow, startHarness, type Harness} from './harness.js'
 import {count, RawClient} from './raw.js'
 
@@ -201,4 +206,53 @@ describe('pg engine: conformance (issue 13)', function () {
     assert.match(c.errors()[0]?.M ?? '', /limit 10000/)
   })
 
+  it('a target lost without a FATAL of its own still gets one FATAL 08006 naming it', async () => {
+    const upstreams: net.Socket[] = []
+    const srv = await serveEngine((client) =>
+      runPgSession({
+        client,
+        openUpstream: async () => {
+          const s = net.connect(5432, '127.0.0.1')
+          await new Promise((r) => s.once('connect', r))
+          upstreams.push(s)
+          return s
+        },
+        target: {host: '127.0.0.1', tls: {mode: 'disable'}},
+        logger: silentLogger,
+        gate: new StatementGate({judge: async () => allow(), beforeForward: async () => {}, afterStatement: () => {}, refused: () => {}}, silentLogger),
+      }),
+    )
+    try {
+      const c = await RawClient.connect(srv.port)
+      c.send(STARTUP)
+      await c.until(count('Z'))
+      for (const u of upstreams) u.destroy()
+      await c.closedByServer()
+      assert.deepEqual(
+        c.errors().map((e) => [e.V, e.C]),
+        [['FATAL', '08006']],
+      )
+      assert.match(c.errors()[0].M, /hoop: the target closed the connection.*\[TARGET_REFUSED\]/)
+    } finally {
+      await srv.close()
+    }
+  })
+
+  it('tells the client why the target cannot be reached, with the hoop code (was: a bare 08006)', async () => {
+    const srv = await serveEngine((client) =>
+      runPgSession({
+        client,
+        openUpstream: () => Promise.reject(new HoopError('TARGET_REFUSED', 'the agent could not reach 127.0.0.1:1: connection refused (ECONNREFUSED)')),
+        target: {host: '127.0.0.1', tls: {mode: 'disable'}},
+        logger: silentLogger,
+        gate: new StatementGate({judge: async () => allow(), beforeForward: async () => {}, afterStatement: () => {}, refused: () => {}}, silentLogger),
+      }),
+    )
+    try {
+      const c = through(srv.port)
+      await assert.rejects(c.connect(), (e: Error & {code?: string}) => e.code === '08001' && /hoop: the agent could not reach .* \[TARGET_REFUSED\]/.test(e.message))
+    } finally {
+      await srv.close()
+    }
+  })
 })
