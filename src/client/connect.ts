@@ -1,8 +1,11 @@
 // `hoop connect`: a local TCP listener whose every accepted socket becomes one relay stream
 // (client -> gateway -> agent -> target). One WebSocket to the gateway carries all streams; it
-// is dialed on first use and redialed after the gateway restarts.
+// is dialed on first use and redialed after the gateway restarts. When a stream cannot be opened
+// (gateway unreachable, token rejected, stream refused) and the local client speaks PostgreSQL,
+// it is answered with a FATAL ErrorResponse naming the reason, as a server refusing a login would.
 import {EventEmitter} from 'node:events'
 import {createServer, type Server, type Socket} from 'node:net'
+import {encodeHoopFatal, StartupRefusal} from '../protocol/pg/refusal.js'
 import {Mux} from '../relay/mux.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
@@ -27,6 +30,13 @@ interface ConnectEvents {
   /** The gateway link closed; the next session redials it. */
   'link-lost': [HoopError | undefined]
 }
+
+/** What a local client sent before the gateway answered, kept to answer it ourselves if the stream fails; bounded. */
+const MAX_REPLAYED_BYTES = 16 * 1024
+/** A local client whose failed session is being answered is closed after this, answered or not. */
+const LOCAL_ANSWER_DEADLINE_MS = 5_000
+/** ...and after this if it has sent nothing at all (a MySQL client waits for the server to speak first). */
+const LOCAL_FIRST_BYTE_MS = 1_000
 
 export class ConnectClient extends EventEmitter<ConnectEvents> {
   private mux?: Mux
@@ -99,16 +109,34 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     socket.on('error', () => {})
     socket.once('close', () => this.sockets.delete(socket))
     this.emit('session', {id, remote: `${socket.remoteAddress}:${socket.remotePort}`})
+    // The client's first bytes, until the gateway answers: a PostgreSQL startup tells us how to fail.
+    let sent: Buffer[] | undefined = []
+    let sentBytes = 0
+    const keep = (chunk: Buffer) => {
+      if (sent === undefined) return
+      sentBytes += chunk.length
+      if (sentBytes <= MAX_REPLAYED_BYTES) sent.push(chunk)
+      else sent = undefined
+    }
     this.link().then(
       (mux) => {
         if (socket.destroyed) return
         const stream = mux.open({connection: this.opts.connection})
+        socket.on('data', keep)
+        stream.once('data', () => {
+          socket.off('data', keep)
+          sent = undefined
+        })
         socket.pipe(stream)
         stream.pipe(socket)
         socket.resume()
         stream.on('error', (err) => {
-          if (!this.closing) this.emit('session-error', {id, error: asHoopError(err)})
-          socket.destroy()
+          const error = asHoopError(err)
+          if (!this.closing) this.emit('session-error', {id, error})
+          socket.off('data', keep)
+          // Nothing came back from the gateway yet: the local client may be told why, in its protocol.
+          if (sent && stream.bytesIn === 0 && !this.closing) this.answerLocally(socket, sent, error)
+          else socket.destroy()
         })
         socket.once('close', () => {
           if (!stream.destroyed) stream.destroy()
@@ -116,10 +144,39 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
         })
       },
       (err) => {
-        this.emit('session-error', {id, error: asHoopError(err)})
-        socket.destroy()
+        const error = asHoopError(err)
+        this.emit('session-error', {id, error})
+        this.answerLocally(socket, [], error)
       },
     )
+  }
+
+  /**
+   * A stream that could not be opened, to a local client that got nothing from the gateway: a
+   * PostgreSQL client gets a FATAL ErrorResponse with the reason in answer to its startup (`sent`
+   * holds what it sent so far); anything else is closed as before.
+   */
+  private answerLocally(socket: Socket, sent: Buffer[], error: HoopError): void {
+    if (socket.destroyed) return
+    const refusal = new StartupRefusal(encodeHoopFatal(error.code, error.message))
+    const onData = (chunk: Buffer) => {
+      const step = refusal.push(chunk)
+      if (step.state === 'foreign') {
+        socket.destroy()
+        return
+      }
+      for (const w of step.write) socket.write(w)
+      if (step.state === 'answered') {
+        socket.off('data', onData)
+        socket.end()
+      }
+    }
+    socket.unpipe()
+    for (const c of sent) onData(c)
+    if (socket.destroyed || socket.writableEnded) return
+    socket.on('data', onData)
+    socket.resume()
+    setTimeout(() => socket.destroy(), sent.length ? LOCAL_ANSWER_DEADLINE_MS : LOCAL_FIRST_BYTE_MS).unref()
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,7 @@ import {Framer, type Frame, type FramerError} from '../../protocol/pg/framer.js'
 import {
   asFrame,
   B,
+  F,
   decodeClientMessage,
   decodeCommandTag,
   decodeErrorFields,
@@ -40,6 +41,7 @@ import {
   message,
   type ClientMessage,
 } from '../../protocol/pg/messages.js'
+import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
@@ -58,16 +60,36 @@ export interface PgSessionOptions {
   target: PgTarget
   gate: StatementGate
   logger: Logger
-  limits?: {maxMessageBytes?: number}
+  limits?: {
+    /** Largest client message held whole (Query, Parse, Bind...); default 256 MiB. */
+    maxMessageBytes?: number
+    /** Largest CopyData from the client; it is streamed through in pieces, never held whole. Default and most: 1 GiB - 2 (PostgreSQL's). */
+    maxCopyDataBytes?: number
+  }
 }
 
 export type PgSessionResult = SessionResult
 
-const DEFAULT_MAX_CLIENT_MESSAGE = 16 * 1024 * 1024
+/** Client messages held whole are bounded by this by default (one copy in memory per message). */
+export const DEFAULT_MAX_CLIENT_MESSAGE = 256 * 1024 * 1024
+/** PostgreSQL's own bound on a CopyData message (PQ_LARGE_MESSAGE_LIMIT, MaxAllocSize - 1, with the length word). */
+const MAX_COPY_DATA = 0x3fffffff - 1
+/** A client CopyData longer than this that has not arrived whole is forwarded as it arrives. */
+const STREAM_COPY_DATA_ABOVE = 64 * 1024
 /** Sent to the server in place of a refused statement: fails in the parser, does nothing. */
 export const REFUSED_STATEMENT_TEXT = 'hoop_refused_statement'
 /** Bound in place of a refused Bind's statement: no such prepared statement, so the server fails it. */
 const REFUSED_STATEMENT_NAME = 'hoop_refused_statement'
+
+/** How long the server may take to answer what preceded the client's Terminate and close. */
+const TERMINATE_GRACE_MS = 5_000
+
+/** `p`, or nothing once `ms` have passed. */
+function withDeadline(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer))
+}
 
 /** A client-visible error that ends the session (FATAL). */
 class FatalToClient extends Error {
@@ -94,7 +116,7 @@ class PgSession {
   private readonly catalog: Catalog
   private readonly queue: ResponseQueue
   private readonly masks: MaskPlanner
-  /** The BackendKeyData the client got in place of the target's. */
+  /** The BackendKeyData the client got: the real pid, our own secret key (cancel.ts). */
   private cancelKey: BackendKey | undefined
   /** The mask plan of the latest allowed statement: what applies to messages no statement owns (notifications). */
   private lastPlan: MaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -103,6 +125,10 @@ class PgSession {
   private recordedRows = 0
   /** The client said goodbye: an upstream end after this is expected, not a failure. */
   private clientTerminated = false
+  /** The client got ReadyForQuery: the session is established. */
+  private ready = false
+  /** The server sent its own FATAL (or PANIC): its close is the end it announced, and the client has the reason. */
+  private serverEnded = false
 
   // server -> client result state
   private rowMasker: RowMasker | undefined
@@ -113,7 +139,11 @@ class PgSession {
     this.log = o.logger
     this.gate = o.gate
     this.result = o.gate.result
-    this.clientReader = new PullReader<Frame, FramerError, Framer>(o.client, new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE))
+    const copyMax = Math.min(o.limits?.maxCopyDataBytes ?? MAX_COPY_DATA, MAX_COPY_DATA)
+    this.clientReader = new PullReader<Frame, FramerError, Framer>(
+      o.client,
+      new Framer('startup', o.limits?.maxMessageBytes ?? DEFAULT_MAX_CLIENT_MESSAGE, {stream: {types: [F.CopyData], above: STREAM_COPY_DATA_ABOVE, max: copyMax}}),
+    )
     this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
     this.queue = new ResponseQueue(o.gate)
     this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor))
@@ -127,7 +157,12 @@ class PgSession {
       if (!startup) return this.result
       const conn = await this.connectUpstream(startup)
       await this.makeClientReady(conn)
-      const pumps = [this.pumpClient(), this.pumpServer()]
+      this.ready = true
+      const server = this.pumpServer()
+      // After the client's Terminate the server still answers what came before it (a client may
+      // send its last Query and Terminate together), then closes: wait for that, boundedly.
+      const client = this.pumpClient().then(() => (this.clientTerminated ? withDeadline(server, TERMINATE_GRACE_MS) : undefined))
+      const pumps = [client, server]
       // The losing pump ends when shutdown closes its stream; its outcome no longer matters.
       for (const p of pumps) p.catch(() => {})
       await Promise.race(pumps)
@@ -158,7 +193,7 @@ class PgSession {
           await forwardCancel({pid: p.pid, key: p.key}, this.log)
           return undefined
         case 'Startup':
-          this.clientReader.framer.setMode('regular')
+          // The framer frames what follows as regular messages by itself, even within this chunk.
           return {params: p.params, version: p.version}
         case 'Malformed':
           throw new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '08P01', message: `hoop: invalid startup packet: ${p.reason}`}), p.reason)
@@ -218,6 +253,11 @@ class PgSession {
       const out = new Out()
       for (const f of r.items) {
         this.result.bytesUp += f.bytes.length
+        if (f.piece === 'middle' || f.piece === 'last') {
+          // The rest of a large CopyData, passed on as it arrives (its first piece was handled).
+          out.push(f.bytes)
+          continue
+        }
         const m = decodeClientMessage(f)
         if (this.gate.recording) this.gate.record('client', summarizeClient(m))
         const keepGoing = await this.onClientMessage(m, f, out)
@@ -345,8 +385,8 @@ class PgSession {
     for (;;) {
       const r = await reader.next()
       if ('end' in r) {
-        if (this.clientTerminated || this.closed) return
-        // The target side went away under a live session: tell the client why, in the protocol.
+        if (this.clientTerminated || this.closed || this.serverEnded) return
+        // The target side went away under a live session, unannounced: tell the client why, in the protocol.
         const cause = reader.streamError
         throw new HoopError('TARGET_REFUSED', cause instanceof HoopError ? cause.message : `the target closed the connection${cause ? ` (${cause.message})` : ''}`)
       }
@@ -431,10 +471,15 @@ class PgSession {
     // Our own refusal goes out as is; the server's error passes the text guard.
     const bytes = answer === f.bytes ? guardFields(f, policy) : answer
     out.push(bytes)
+    // V is the severity never translated (PostgreSQL 9.6+), S the one in the server's language.
+    const severity = fields.V ?? fields.S
+    if (severity === 'FATAL' || severity === 'PANIC') {
+      this.serverEnded = true
+      this.log.info('pg target ended the session', {code: fields.C})
+    }
     // A refused Parse's error is audited by the gate's refusal, and is not recorded here.
     if (h?.kind === 'parse' && h.refused) return
     if (this.gate.recording) this.gate.record('server', summarizeError(bytes))
-    if (fields.S === 'FATAL' || fields.S === 'PANIC') this.log.info('pg target ended the session', {code: fields.C})
   }
 
   /** How to treat the server's text about the statement at the head of the queue (or the session's latest). */
@@ -491,7 +536,8 @@ class PgSession {
       frame = err.frame
     } else if (err instanceof HoopError) {
       this.log.warn('pg session failed', {code: err.code, error: err.message})
-      frame = encodeErrorResponse({severity: 'FATAL', code: '08006', message: `hoop: ${err.message}`})
+      // A target lost under a live session is a connection failure (08006), not a refused connection (08001).
+      frame = encodeHoopFatal(err.code, err.message, this.ready && err.code === 'TARGET_REFUSED' ? '08006' : undefined)
     } else {
       this.log.error('pg session failed', {error: errorMessage(err)})
       frame = encodeErrorResponse({severity: 'FATAL', code: 'XX000', message: 'hoop: internal error in the gateway'})

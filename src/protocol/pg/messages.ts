@@ -73,6 +73,14 @@ export class BodyReader {
     return v
   }
 
+  /** A count the protocol sends as Int16 but PostgreSQL reads unsigned (pq_getmsgint(msg, 2)): 0..65535. */
+  uint16(): number {
+    if (this.off + 2 > this.end) return this.fail()
+    const v = this.buf.readUInt16BE(this.off)
+    this.off += 2
+    return v
+  }
+
   int32(): number {
     if (this.off + 4 > this.end) return this.fail()
     const v = this.buf.readInt32BE(this.off)
@@ -180,8 +188,7 @@ export function decodeClientMessage(frame: Frame): ClientMessage {
     case F.Parse: {
       const name = r.cstring()
       const sql = r.cstring()
-      const n = r.int16()
-      if (n < 0) return bad('negative parameter count')
+      const n = r.uint16()
       const paramTypes: number[] = []
       for (let i = 0; i < n && !r.bad; i++) paramTypes.push(r.int32())
       return done({kind: 'Parse', name, sql, paramTypes})
@@ -189,18 +196,16 @@ export function decodeClientMessage(frame: Frame): ClientMessage {
     case F.Bind: {
       const portal = r.cstring()
       const statement = r.cstring()
-      const nf = r.int16()
-      if (nf < 0) return bad('negative format count')
+      // Counts are unsigned: PostgreSQL takes up to 65,535 parameters.
+      const nf = r.uint16()
       for (let i = 0; i < nf && !r.bad; i++) r.int16()
-      const np = r.int16()
-      if (np < 0) return bad('negative parameter count')
+      const np = r.uint16()
       for (let i = 0; i < np && !r.bad; i++) {
         const len = r.int32()
         if (len >= 0) r.bytes(len)
         else if (len !== -1) return bad('bad parameter length')
       }
-      const nr = r.int16()
-      if (nr < 0) return bad('negative result format count')
+      const nr = r.uint16()
       const resultFormats: number[] = []
       for (let i = 0; i < nr && !r.bad; i++) resultFormats.push(r.int16())
       return done({kind: 'Bind', portal, statement, resultFormats})
@@ -252,7 +257,7 @@ export interface FieldDescription {
 
 export function decodeRowDescription(frame: Frame): FieldDescription[] | undefined {
   const r = new BodyReader(frame.bytes, frame.bodyStart)
-  const n = r.int16()
+  const n = r.uint16()
   const fields: FieldDescription[] = []
   for (let i = 0; i < n && !r.bad; i++) {
     const name = r.cstring()
@@ -331,7 +336,7 @@ export function decodeBackendKeyData(frame: Frame): {pid: number; key: Buffer} {
 export function decodeCopyResponse(frame: Frame): {format: number; columnFormats: number[]} {
   const r = new BodyReader(frame.bytes, frame.bodyStart)
   const format = r.byte()
-  const n = r.int16()
+  const n = r.uint16()
   const columnFormats: number[] = []
   for (let i = 0; i < n && !r.bad; i++) columnFormats.push(r.int16())
   return {format, columnFormats}
@@ -363,6 +368,13 @@ function int32(n: number): Buffer {
 function int16(n: number): Buffer {
   const b = Buffer.allocUnsafe(2)
   b.writeInt16BE(n)
+  return b
+}
+
+/** A count (parameters, formats): Int16 on the wire, unsigned for PostgreSQL. */
+function count16(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2)
+  b.writeUInt16BE(n)
   return b
 }
 
@@ -400,11 +412,11 @@ export function encodeQuery(sql: string): Buffer {
 }
 
 export function encodeParse(name: string, sql: string, paramTypes: number[] = []): Buffer {
-  return message(F.Parse, Buffer.concat([cstr(name), cstr(sql), int16(paramTypes.length), ...paramTypes.map(int32)]))
+  return message(F.Parse, Buffer.concat([cstr(name), cstr(sql), count16(paramTypes.length), ...paramTypes.map(int32)]))
 }
 
 export function encodeBind(portal: string, statement: string, params: (string | null)[] = [], resultFormats: number[] = []): Buffer {
-  const parts = [cstr(portal), cstr(statement), int16(0), int16(params.length)]
+  const parts = [cstr(portal), cstr(statement), count16(0), count16(params.length)]
   for (const p of params) {
     if (p === null) parts.push(int32(-1))
     else {
@@ -412,7 +424,7 @@ export function encodeBind(portal: string, statement: string, params: (string | 
       parts.push(int32(b.length), b)
     }
   }
-  parts.push(int16(resultFormats.length), ...resultFormats.map(int16))
+  parts.push(count16(resultFormats.length), ...resultFormats.map(int16))
   return message(F.Bind, Buffer.concat(parts))
 }
 

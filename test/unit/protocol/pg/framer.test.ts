@@ -1,5 +1,5 @@
 import {strict as assert} from 'node:assert'
-import {Framer, type Frame} from '../../../../src/protocol/pg/framer.js'
+import {Framer, MAX_STARTUP_PACKET, type Frame} from '../../../../src/protocol/pg/framer.js'
 import {
   asFrame,
   decodeClientMessage,
@@ -13,19 +13,28 @@ import {
   encodeStartup,
   encodeSync,
   encodeCancelRequest,
+  encodeTerminate,
+  F,
   message,
 } from '../../../../src/protocol/pg/messages.js'
 
-function frameAll(framer: Framer, chunks: Buffer[], onStartup?: () => void): Frame[] {
+function frameAll(framer: Framer, chunks: Buffer[]): Frame[] {
   const out: Frame[] = []
   for (const c of chunks) {
-    const err = framer.push(c, (f) => {
-      out.push({...f, bytes: Buffer.from(f.bytes)})
-      if (f.type === 0 && out.length === 2) onStartup?.()
-    })
+    const err = framer.push(c, (f) => out.push({...f, bytes: Buffer.from(f.bytes)}))
     assert.equal(err, undefined)
   }
   return out
+}
+
+/** Joins streamed pieces back into whole messages (what the engine forwards). */
+function joinPieces(frames: Frame[]): Buffer[] {
+  const out: Buffer[][] = []
+  for (const f of frames) {
+    if (f.piece === 'middle' || f.piece === 'last') out[out.length - 1].push(f.bytes)
+    else out.push([f.bytes])
+  }
+  return out.map((parts) => Buffer.concat(parts))
 }
 
 describe('pg framer', () => {
@@ -42,13 +51,98 @@ describe('pg framer', () => {
 
   it('yields the same messages fed one byte at a time, across the startup -> regular switch', () => {
     const stream = Buffer.concat([encodeSSLRequest(), encodeStartup({user: 'u', database: 'd'}), regular])
-    const framer = new Framer('startup', 1 << 20)
-    const frames = frameAll(framer, [...stream].map((b) => Buffer.from([b])), () => framer.setMode('regular'))
+    const frames = frameAll(new Framer('startup', 1 << 20), [...stream].map((b) => Buffer.from([b])))
     assert.equal(frames.length, 8)
     assert.equal(decodeStartup(frames[0]).kind, 'SSLRequest')
     const st = decodeStartup(frames[1])
     assert.ok(st.kind === 'Startup' && st.params.user === 'u' && st.params.database === 'd')
     assert.deepEqual(frames.slice(2).map((f) => decodeClientMessage(f).kind), ['Parse', 'Bind', 'Describe', 'Execute', 'Sync', 'Query'])
+  })
+
+  it('frames the bytes behind a StartupMessage in the same chunk as regular messages, whatever the split (first query in the startup segment)', () => {
+    const stream = Buffer.concat([encodeSSLRequest(), encodeStartup({user: 'u', database: 'd'}), encodeQuery('select 1'), encodeTerminate()])
+    for (let i = 0; i <= stream.length; i++) {
+      const frames = frameAll(new Framer('startup', 1 << 20), [stream.subarray(0, i), stream.subarray(i)])
+      assert.deepEqual(
+        frames.map((f) => (f.type === 0 ? decodeStartup(f).kind : decodeClientMessage(f).kind)),
+        ['SSLRequest', 'Startup', 'Query', 'Terminate'],
+        `split at ${i}`,
+      )
+    }
+  })
+
+  it('caps a startup packet at 10,000 bytes like PostgreSQL, from the header (a 16 MiB startup packet is refused unbuffered)', () => {
+    const framer = new Framer('startup', 256 << 20)
+    const head = Buffer.alloc(8)
+    head.writeInt32BE(16 << 20)
+    head.writeInt32BE(196608, 4)
+    assert.deepEqual(framer.push(head, () => assert.fail('no frame')), {kind: 'length', declared: 16 << 20, limit: MAX_STARTUP_PACKET})
+    assert.equal(framer.buffered, 0)
+    const big = encodeStartup({user: 'u', options: 'x'.repeat(MAX_STARTUP_PACKET)})
+    assert.ok(new Framer('startup', 256 << 20).push(big, () => assert.fail('no frame')))
+  })
+
+  it('is linear: a 16 MiB query in 1 KiB pieces is joined once (quadratic concatenation held it for seconds)', () => {
+    const sql = 'select ' + "'".padEnd(16 * 1024 * 1024 - 20, 'a') + "'"
+    const q = encodeQuery(sql)
+    const framer = new Framer('regular', 32 << 20)
+    const frames: Frame[] = []
+    let peakHeld = 0
+    for (let off = 0; off < q.length; off += 1024) {
+      assert.equal(framer.push(q.subarray(off, off + 1024), (f) => frames.push(f)), undefined)
+      peakHeld = Math.max(peakHeld, framer.buffered)
+    }
+    assert.equal(frames.length, 1)
+    assert.ok(frames[0].bytes.equals(q))
+    assert.ok(peakHeld < q.length)
+    assert.equal(framer.buffered, 0)
+  })
+
+  it('copies tiny pieces together: a message fed one byte at a time is held as bytes, not as one Buffer per byte', () => {
+    const q = encodeQuery('select ' + '1'.repeat(200_000))
+    const framer = new Framer('regular', 1 << 20)
+    const frames: Frame[] = []
+    const held = () => (framer as unknown as {parts: Buffer[]}).parts.length
+    for (let i = 0; i < q.length - 1; i++) framer.push(q.subarray(i, i + 1), (f) => frames.push(f))
+    assert.equal(framer.buffered, q.length - 1)
+    assert.ok(held() <= 4, `${held()} buffers held`)
+    framer.push(q.subarray(q.length - 1), (f) => frames.push(f))
+    assert.equal(frames.length, 1)
+    assert.ok(frames[0].bytes.equals(q))
+  })
+
+  it('streams a large CopyData in pieces as it arrives, beyond the whole-message limit, and frames what follows', () => {
+    const payload = Buffer.alloc(300_000, 0x78)
+    const copy = message(F.CopyData, payload)
+    const stream = Buffer.concat([copy, message(F.CopyDone), encodeSync()])
+    const opts = {stream: {types: [F.CopyData], above: 1024, max: 1 << 20}}
+    for (const size of [1, 7, 1000, 65536, stream.length]) {
+      const framer = new Framer('regular', 64 * 1024, opts)
+      const chunks: Buffer[] = []
+      for (let off = 0; off < stream.length; off += size) chunks.push(stream.subarray(off, off + size))
+      const frames = frameAll(framer, chunks)
+      if (size < copy.length) {
+        assert.equal(frames[0].piece, 'first', `size ${size}`)
+        assert.equal(frames.filter((f) => f.piece === 'last').length, 1)
+        // Never more held than a header's bytes while streaming.
+        assert.ok(framer.buffered <= 4)
+      }
+      const whole = joinPieces(frames)
+      assert.equal(whole.length, 3, `size ${size}`)
+      assert.ok(whole[0].equals(copy), `size ${size}`)
+      assert.deepEqual(whole.slice(1).map((b) => decodeClientMessage(asFrame(b)).kind), ['CopyDone', 'Sync'])
+    }
+    // Split at every byte, with a small streaming threshold.
+    const small = Buffer.concat([encodeQuery('copy t from stdin'), message(F.CopyData, Buffer.alloc(200, 0x79)), message(F.CopyDone)])
+    for (let i = 0; i <= small.length; i++) {
+      const frames = frameAll(new Framer('regular', 1024, {stream: {types: [F.CopyData], above: 16, max: 4096}}), [small.subarray(0, i), small.subarray(i)])
+      assert.ok(Buffer.concat(joinPieces(frames)).equals(small), `split at ${i}`)
+      assert.deepEqual(joinPieces(frames).map((b) => decodeClientMessage(asFrame(b)).kind), ['Query', 'CopyData', 'CopyDone'], `split at ${i}`)
+    }
+    // Other types keep the whole-message limit, and CopyData its own.
+    assert.ok(new Framer('regular', 64 * 1024, opts).push(encodeQuery('x'.repeat(70_000)), () => {}))
+    const tooBig = Buffer.from([F.CopyData, 0, 0x20, 0, 0])
+    assert.deepEqual(new Framer('regular', 64 * 1024, opts).push(tooBig, () => {}), {kind: 'length', declared: 0x200000, limit: 1 << 20})
   })
 
   it('refuses a declared length above the limit from the header alone, without buffering the body', () => {
@@ -63,6 +157,18 @@ describe('pg framer', () => {
   it('refuses a declared length below 4 (regular) or 8 (startup)', () => {
     assert.ok(new Framer('regular', 1024).push(Buffer.from([0x51, 0, 0, 0, 3]), () => {}))
     assert.ok(new Framer('startup', 1024).push(Buffer.from([0, 0, 0, 4]), () => {}))
+  })
+})
+
+describe('pg unsigned counts', () => {
+  it('accepts Parse and Bind with 40,000 parameters (counts >= 32,768 were read as negative and refused)', () => {
+    const n = 40_000
+    const parse = decodeClientMessage(asFrame(encodeParse('s', 'select 1', new Array<number>(n).fill(23))))
+    assert.ok(parse.kind === 'Parse' && parse.paramTypes.length === n, parse.kind)
+    const bind = decodeClientMessage(asFrame(encodeBind('', 's', new Array<string | null>(n).fill('1'), new Array<number>(n).fill(0))))
+    assert.ok(bind.kind === 'Bind' && bind.resultFormats.length === n, bind.kind)
+    const max = decodeClientMessage(asFrame(encodeBind('', 's', new Array<string | null>(65_535).fill(null))))
+    assert.equal(max.kind, 'Bind')
   })
 })
 
