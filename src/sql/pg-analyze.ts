@@ -1018,3 +1018,129 @@ function collectPlpgsql(value: unknown, texts: string[], parentKey: string | und
     collectPlpgsql(v, texts, key)
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Startup parameters. A StartupMessage carries run-time settings (`DateStyle=ISO`) and an
+// `options` string of command-line switches (`-c name=value`, `--name=value`) that the server
+// applies before the session starts, so a client could begin a session with a setting a SET would
+// be refused for. These become the SET statements they are equivalent to, for the engine to judge.
+
+/**
+ * Settings passed on unjudged: they change how values are written and read back, nothing else.
+ * `client_encoding` only when it is not a client-only encoding (SJIS, BIG5, GBK...), which would
+ * let the server read quotes where hoop does not. `search_path` is not here: it changes which
+ * table an unqualified name means, so it is judged like `SET search_path`.
+ */
+export const HARMLESS_STARTUP_SETTINGS: readonly string[] = ['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle']
+
+/** Startup parameters that are not settings: the engine handles them. */
+const CONNECTION_PARAMETERS = new Set(['user', 'database'])
+
+export interface StartupSetting {
+  /** As the server reads it: lower-case; in `options`, dashes become underscores. */
+  name: string
+  value: string
+  from: 'options' | 'parameter'
+}
+
+export interface StartupJudgement {
+  /** Settings passed on unjudged (HARMLESS_STARTUP_SETTINGS). */
+  passed: StartupSetting[]
+  /** Settings to judge, in the order the server applies them (options first, then parameters). */
+  judged: StartupSetting[]
+  /**
+   * The SET statements equivalent to `judged`, joined with "; " (empty when there are none): the
+   * engine judges this text like any statement (`analyzePostgres`, policy) before it forwards the
+   * StartupMessage, and refuses the session when it is blocked.
+   */
+  sql: string
+  /** Set when the session must be refused whatever the policy: a switch hoop does not understand, a replication connection. */
+  refuse?: string
+}
+
+/**
+ * Splits an `options` value the way PostgreSQL's pg_split_opts does: at unescaped white space; a
+ * backslash makes the next character literal (`-c search_path=a\ b` is one argument).
+ */
+export function splitStartupOptions(options: string): string[] {
+  const out: string[] = []
+  let i = 0
+  const space = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f'
+  while (i < options.length) {
+    while (i < options.length && space(options[i])) i++
+    if (i >= options.length) break
+    let arg = ''
+    let escaped = false
+    while (i < options.length) {
+      const c = options[i]
+      if (space(c) && !escaped) break
+      if (!escaped && c === '\\') escaped = true
+      else {
+        escaped = false
+        arg += c
+      }
+      i++
+    }
+    out.push(arg)
+  }
+  return out
+}
+
+function quoteIdent(part: string): string {
+  return `"${part.replace(/"/g, '""')}"`
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`
+}
+
+/** The SET statement equivalent to a startup setting. */
+function setStatement(name: string, value: string): string {
+  return `SET ${name.split('.').map(quoteIdent).join('.')} TO ${quoteLiteral(value)}`
+}
+
+/**
+ * Turns a StartupMessage's parameters into what policy must judge. Never throws. `params` in the
+ * order the client sent them (an object keeps insertion order).
+ */
+export function judgeStartupParameters(params: Record<string, string> | ReadonlyArray<readonly [string, string]>): StartupJudgement {
+  const entries: Array<readonly [string, string]> = Array.isArray(params) ? [...params] : Object.entries(params as Record<string, string>)
+  const fromOptions: StartupSetting[] = []
+  const fromParams: StartupSetting[] = []
+  const refuse = (why: string): StartupJudgement => ({passed: [], judged: [], sql: '', refuse: why})
+  for (const [rawName, value] of entries) {
+    const name = rawName.toLowerCase()
+    if (CONNECTION_PARAMETERS.has(name)) continue
+    if (name === 'replication') {
+      if (gucBoolean(value) === false) continue
+      return refuse(`replication connections (replication=${value}) are not supported through hoop: their commands cannot be judged`)
+    }
+    if (name.startsWith('_pq_.')) return refuse(`protocol option ${rawName} is not supported through hoop`)
+    if (name === 'options') {
+      const args = splitStartupOptions(value)
+      for (let k = 0; k < args.length; k++) {
+        const a = args[k]
+        let setting: string | undefined
+        if (a === '-c') setting = args[++k]
+        else if (a.startsWith('-c')) setting = a.slice(2)
+        else if (a.startsWith('--') && a.length > 2) setting = a.slice(2)
+        else return refuse(`startup option "${a}" is not supported through hoop (only -c name=value and --name=value are)`)
+        if (setting === undefined) return refuse('startup option -c needs name=value')
+        const eq = setting.indexOf('=')
+        if (eq <= 0) return refuse(`startup option "${setting}" needs name=value`)
+        // PostgreSQL's ParseLongOption: dashes in the name are underscores.
+        fromOptions.push({name: setting.slice(0, eq).replace(/-/g, '_').toLowerCase(), value: setting.slice(eq + 1), from: 'options'})
+      }
+      continue
+    }
+    if (name === '') return refuse('a startup parameter with an empty name')
+    fromParams.push({name, value, from: 'parameter'})
+  }
+  const passed: StartupSetting[] = []
+  const judged: StartupSetting[] = []
+  for (const s of [...fromOptions, ...fromParams]) {
+    const harmless = HARMLESS_STARTUP_SETTINGS.includes(s.name) && !(s.name === 'client_encoding' && isClientOnlyEncoding(s.value))
+    ;(harmless ? passed : judged).push(s)
+  }
+  return {passed, judged, sql: judged.map((s) => setStatement(s.name, s.value)).join('; ')}
+}

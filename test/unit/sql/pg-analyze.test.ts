@@ -4,7 +4,7 @@ import type {Identity} from '../../../src/identity/types.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
-import {analyzePostgres, forgetPrepared, preparedStatements, rememberPrepared} from '../../../src/sql/pg-analyze.js'
+import {analyzePostgres, forgetPrepared, judgeStartupParameters, preparedStatements, rememberPrepared, splitStartupOptions} from '../../../src/sql/pg-analyze.js'
 import {loadPgParser} from '../../../src/sql/pg-parser.js'
 
 before(() => loadPgParser())
@@ -432,4 +432,64 @@ rules:
       assert.equal(d.ruleId, ruleId, JSON.stringify(d))
     })
   }
+})
+
+describe('sql: startup parameters judged like SET', () => {
+  it('splits options as pg_split_opts does (backslash escapes, any white space)', () => {
+    assert.deepEqual(splitStartupOptions('  -c a=b\t--c-d=e\\ f  -cx=\\\\y\\'), ['-c', 'a=b', '--c-d=e f', '-cx=\\y'])
+    assert.deepEqual(splitStartupOptions(''), [])
+  })
+
+  it('turns -c name=value, --name=value and bare parameters into SET statements, in the order the server applies them', () => {
+    const j = judgeStartupParameters([
+      ['user', 'alice'],
+      ['database', 'test'],
+      ['session_replication_role', 'replica'],
+      ['options', '-c statement_timeout=0 --default-transaction-read-only=off -cSearch_Path=a\\ b'],
+    ])
+    assert.equal(j.refuse, undefined)
+    assert.deepEqual(j.judged.map((s) => [s.name, s.value, s.from]), [
+      ['statement_timeout', '0', 'options'],
+      ['default_transaction_read_only', 'off', 'options'],
+      ['search_path', 'a b', 'options'],
+      ['session_replication_role', 'replica', 'parameter'],
+    ])
+    const op = analyzePostgres(j.sql)
+    assert.deepEqual(op.statements.map((s) => [s.kind, s.settings?.[0], s.writes]), [
+      ['set', 'statement_timeout', false],
+      ['set', 'default_transaction_read_only', true],
+      ['set', 'search_path', false],
+      ['set', 'session_replication_role', false],
+    ])
+  })
+
+  it('passes the harmless ones unjudged, but not a client-only client encoding', () => {
+    const j = judgeStartupParameters({application_name: 'psql', DateStyle: 'ISO, MDY', TimeZone: 'UTC', extra_float_digits: '3', IntervalStyle: 'iso_8601', client_encoding: 'UTF8'})
+    assert.deepEqual([j.judged, j.sql, j.passed.length], [[], '', 6])
+    const sjis = judgeStartupParameters({client_encoding: 'SJIS'})
+    assert.match(analyzePostgres(sjis.sql).statements[0].unseen ?? '', /SJIS/)
+  })
+
+  it('quotes names and values so that they cannot break out of the SET', () => {
+    const j = judgeStartupParameters({'my.opt': "x'; DROP TABLE t; --", 'we"ird': 'v'})
+    const op = analyzePostgres(j.sql)
+    assert.deepEqual(op.statements.map((s) => [s.kind, s.settings?.[0]]), [['set', 'my.opt'], ['set', 'we"ird']])
+  })
+
+  it('refuses what it cannot express as SET: other switches, replication, protocol options', () => {
+    assert.match(judgeStartupParameters({options: '-O'}).refuse ?? '', /startup option "-O" is not supported/)
+    assert.match(judgeStartupParameters({options: '-c'}).refuse ?? '', /needs name=value/)
+    assert.match(judgeStartupParameters({options: '--flag'}).refuse ?? '', /needs name=value/)
+    assert.match(judgeStartupParameters({options: '-- x=1'}).refuse ?? '', /not supported/)
+    assert.match(judgeStartupParameters({replication: 'database'}).refuse ?? '', /replication/)
+    assert.equal(judgeStartupParameters({replication: 'false'}).refuse, undefined)
+    assert.match(judgeStartupParameters({'_pq_.x': '1'}).refuse ?? '', /protocol option/)
+  })
+
+  it('a policy blocks a startup setting as it blocks the SET', () => {
+    const policy = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n  - {id: no-srr, effect: block, match: {settings: [session_replication_role]}}\n', 'p.yaml')
+    const alice: Identity = {kind: 'user', subject: 'a', name: 'alice', email: 'alice@example.com', groups: []}
+    const j = judgeStartupParameters({options: '-c session_replication_role=replica'})
+    assert.equal(judgeOperation(policy, alice, {name: 'db', type: 'postgres'}, analyzePostgres(j.sql)).ruleId, 'no-srr')
+  })
 })
