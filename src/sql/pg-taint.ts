@@ -9,10 +9,10 @@
 // tells policy which columns flow into what a statement stores (a table, a setting, a large
 // object, a file), without knowing the mask plan: policy's no-laundering rule matches them.
 import {parseSync} from 'libpg-query'
-import {ColumnMatcher, type ColumnName} from '../masking/columns.js'
+import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
 import {regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
-import type {OutputColumn, OutputItem} from './taint.js'
+import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
 
 export type {OutputColumn, OutputItem}
 
@@ -72,45 +72,6 @@ export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalys
 // ---------------------------------------------------------------------------------------------
 // Flow mode: which columns flow into what a statement stores (for policy's no-laundering rule).
 
-/** Separates column keys inside one flow-mode "source". */
-const SEP = '\n'
-
-function flowKey(c: ColumnName): string {
-  return JSON.stringify([c.schema ?? null, c.table ?? null, c.column])
-}
-
-/** A column of unknown origin (the output of SQL text the walk cannot see): matches every mask. */
-const UNKNOWN_KEY = flowKey({column: '*'})
-
-function refsOf(source: string | undefined): ColumnRef[] {
-  if (!source) return []
-  const out: ColumnRef[] = []
-  for (const k of new Set(source.split(SEP))) {
-    const [schema, table, column] = JSON.parse(k) as [string | null, string | null, string]
-    out.push({...(schema === null ? {} : {schema}), ...(table === null ? {} : {table}), column})
-  }
-  return out
-}
-
-/** Matches every column, naming it: in flow mode, a "source" is the set of columns a value derives from. */
-class FlowMatcher extends ColumnMatcher {
-  constructor() {
-    super([])
-  }
-
-  override get empty(): boolean {
-    return false
-  }
-
-  override match(c: ColumnName): string {
-    return flowKey(c)
-  }
-
-  override coversTable(): boolean {
-    return true
-  }
-}
-
 /** A storing function called somewhere in a statement, and what flows into it. */
 export interface StoredCall {
   fn: string
@@ -151,10 +112,7 @@ class Analyzer {
 
   /** Combines two sources: the newer wins (normal mode) or the union (flow mode). */
   private join(older: string | undefined, newer: string | undefined): string | undefined {
-    if (!this.record) return newer ?? older
-    if (!older) return newer
-    if (!newer || older === newer) return older
-    return `${older}${SEP}${newer}`
+    return this.record ? joinFlows(older, newer) : (newer ?? older)
   }
 
   /** Combines two sources: the first found wins (normal mode) or the union (flow mode). */
@@ -173,7 +131,7 @@ class Analyzer {
   private union(outs: OutputItem[]): string | undefined {
     let s: string | undefined
     for (const o of outs) {
-      if ('star' in o) s = this.join(s, o.from ? this.rowSource(o.from) : UNKNOWN_KEY)
+      if ('star' in o) s = this.join(s, o.from ? this.rowSource(o.from) : UNKNOWN_FLOW)
       else s = this.join(s, o.source)
     }
     return s
@@ -183,7 +141,7 @@ class Analyzer {
   flows(wrapped: Node): ColumnFlow[] {
     const [type, node] = unwrap(wrapped)
     const root: Scope = {items: [], ctes: new Map()}
-    const flat = (source: string | undefined, into?: ColumnRef): ColumnFlow[] => refsOf(source).map((from) => (into ? {from, into} : {from}))
+    const flat = (source: string | undefined, into?: ColumnRef): ColumnFlow[] => flowRefs(source).map((from) => (into ? {from, into} : {from}))
     switch (type) {
       case 'SelectStmt': {
         const outs = this.select(node, root)
@@ -195,7 +153,7 @@ class Analyzer {
         const q = node.query as Node | undefined
         if (!q) return []
         const [qt, qn] = unwrap(q)
-        if (qt !== 'SelectStmt') return flat(UNKNOWN_KEY) // CREATE TABLE AS EXECUTE: not seen here
+        if (qt !== 'SelectStmt') return flat(UNKNOWN_FLOW) // CREATE TABLE AS EXECUTE: not seen here
         const outs = this.select(qn, root)
         this.walkRest(qn, root)
         return flat(this.union(outs))
@@ -207,7 +165,7 @@ class Analyzer {
         }
         if (node.query) return flat(this.union(this.select(unwrap(node.query as Node)[1], root)))
         const rv = node.relation as Node | undefined
-        if (!rv) return flat(UNKNOWN_KEY)
+        if (!rv) return flat(UNKNOWN_FLOW)
         const rel = {schema: rv.schemaname as string | undefined, table: String(rv.relname)}
         const cols = ((node.attlist as Node[] | undefined) ?? []).map((c) => String((c.String as Node).sval))
         return cols.length ? cols.map((column) => ({from: {...rel, column}})) : [{from: {...(rel.schema ? {schema: rel.schema} : {}), table: rel.table, column: '*'}}]
@@ -227,7 +185,7 @@ class Analyzer {
           const star = outs.some((o) => 'star' in o)
           outs.forEach((o, i) => {
             const into = star ? undefined : dest(cols[i])
-            out.push(...flat('star' in o ? (o.from ? this.rowSource(o.from) : UNKNOWN_KEY) : o.source, into))
+            out.push(...flat('star' in o ? (o.from ? this.rowSource(o.from) : UNKNOWN_FLOW) : o.source, into))
           })
         }
         const oc = node.onConflictClause as Node | undefined
@@ -287,7 +245,7 @@ class Analyzer {
       // SET (a, b) = (SELECT ...): a MultiAssignRef per column, each carrying the whole source.
       const val = rt.val as Node | undefined
       const into = dest(typeof rt.name === 'string' ? rt.name : undefined)
-      for (const from of refsOf(val ? this.expr(val, scope) : undefined)) out.push(into ? {from, into} : {from})
+      for (const from of flowRefs(val ? this.expr(val, scope) : undefined)) out.push(into ? {from, into} : {from})
     }
     return out
   }
@@ -437,7 +395,7 @@ class Analyzer {
       if (it.outputs) out.push(...it.outputs)
       else {
         if (it.rel && this.m.coversTable(it.rel.schema, it.rel.table)) this.masked ??= this.rowSource(it.rel, true)
-        if (this.record && it.opaque) out.push({name: '?column?', source: it.opaque.source ?? UNKNOWN_KEY})
+        if (this.record && it.opaque) out.push({name: '?column?', source: it.opaque.source ?? UNKNOWN_FLOW})
         else out.push(it.rel ? {star: true, from: it.rel} : {star: true})
       }
     }
@@ -557,11 +515,11 @@ class Analyzer {
       if (st) {
         let flows: string | undefined
         for (const i of st.values) if (args[i]) flows = this.join(flows, this.expr(args[i], scope))
-        this.storedCalls.push({fn: name.toLowerCase(), stores: st.stores, flows: refsOf(flows)})
+        this.storedCalls.push({fn: name.toLowerCase(), stores: st.stores, flows: flowRefs(flows)})
       }
     }
     // Whatever cannot be seen is tainted by every mask (flow mode: a column of unknown origin).
-    const unknown = this.record ? UNKNOWN_KEY : this.m.empty ? undefined : `${name.toLowerCase()}()`
+    const unknown = this.record ? UNKNOWN_FLOW : this.m.empty ? undefined : `${name.toLowerCase()}()`
     const sqlArg = sqlTextArgument(name, args)
     if (sqlArg !== undefined) {
       const text = sqlArg < 0 ? undefined : stringLiteral(args[sqlArg])
