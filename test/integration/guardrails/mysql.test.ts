@@ -94,8 +94,8 @@ describe('guardrails: MariaDB judged as it runs, against the real server (issue 
         assert.equal(await state.exists(`${D}.t`), true)
       })
     }
-    it('in the default mode the same text is one harmless SELECT, and passes (control)', async () => {
-      const rows = await run(`SELECT 1 AS "x\\" ; DROP TABLE ${D}.t; -- "`)
+    it('in the default mode such a text is one harmless SELECT, and passes (control)', async () => {
+      const rows = await run(`SELECT 'x\\' ; DROP TABLE ${D}.t; -- '`)
       assert.ok(rows)
       assert.equal(await state.exists(`${D}.t`), true)
     })
