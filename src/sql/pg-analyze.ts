@@ -508,9 +508,7 @@ function analyzeTop(node: Node, index: number, out: Statement[], ctx: Ctx, depth
       return
     }
     const f = findings(fields.query as Node)
-    const s = statement('explain', 'EXPLAIN', f, index, via, {writes: false})
-    if (f.tables.size > 0 && [...f.tables].some(isStatisticsRelation)) s.readsStatistics = true
-    out.push(s)
+    out.push(statement('explain', 'EXPLAIN', f, index, via, {writes: false}))
     return
   }
 
