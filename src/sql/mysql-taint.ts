@@ -285,7 +285,7 @@ class Taint {
     } else if (f.type !== 'dual') {
       // Table functions and anything the walk does not model: tainted by what they read.
       const src = this.expr(f, scope)
-      if (this.record) scope.items.push({alias: alias ?? '', opaque: true, outputs: [{name: '?', source: src ?? UNKNOWN_FLOW}]})
+      if (this.record) scope.items.push({alias: alias ?? '', opaque: true, outputs: [{name: '?', source: src}]})
       else scope.items.push({alias: alias ?? '', opaque: true, outputs: src ? [{star: true}] : []})
       if (src) this.masked ??= src
     }

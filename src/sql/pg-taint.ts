@@ -395,7 +395,8 @@ class Analyzer {
       if (it.outputs) out.push(...it.outputs)
       else {
         if (it.rel && this.m.coversTable(it.rel.schema, it.rel.table)) this.masked ??= this.rowSource(it.rel, true)
-        if (this.record && it.opaque) out.push({name: '?column?', source: it.opaque.source ?? UNKNOWN_FLOW})
+        // Flow mode: a function in FROM yields what its arguments (or the SQL text it runs) hold.
+        if (this.record && it.opaque) out.push({name: '?column?', source: it.opaque.source})
         else out.push(it.rel ? {star: true, from: it.rel} : {star: true})
       }
     }

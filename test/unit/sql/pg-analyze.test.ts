@@ -493,3 +493,14 @@ describe('sql: startup parameters judged like SET', () => {
     assert.equal(judgeOperation(policy, alice, {name: 'db', type: 'postgres'}, analyzePostgres(j.sql)).ruleId, 'no-srr')
   })
 })
+
+describe('sql: laundering facts do not flag what holds no column', () => {
+  it('functions in FROM yield what their arguments hold; SQL text they run is followed', () => {
+    const stores = (sql: string) => analyzePostgres(sql).statements.flatMap((s) => s.stores ?? []).flatMap((st) => st.flows.map((f) => `${f.from.table ?? '?'}.${f.from.column}`))
+    assert.deepEqual(stores('CREATE TABLE x AS SELECT * FROM generate_series(1, 3) g'), [])
+    assert.deepEqual(stores('CREATE TABLE x AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r'), [])
+    assert.deepEqual(stores("CREATE TABLE x AS SELECT * FROM dblink('dbname=test', 'select email from customers') AS t(e text)"), ['customers.email'])
+    assert.deepEqual(stores("CREATE TABLE x AS SELECT * FROM dblink('dbname=test', current_setting('q')) AS t(e text)"), ['?.*'])
+    assert.deepEqual(stores('DO $$ BEGIN INSERT INTO log SELECT email FROM customers; END $$'), ['customers.email'])
+  })
+})
