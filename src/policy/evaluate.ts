@@ -8,6 +8,12 @@
 // the other, and `writes` (for HTTP: any method but GET, HEAD, OPTIONS) and rules with no `match`
 // judge both.
 // Masks accumulate from every matching `mask` rule.
+//
+// Built-in rules (hoop.no-laundering, hoop.masked-ddl, hoop.masked-stats) block, for a subject
+// whose mask plan has columns, statements that would let masked values be read back unmasked:
+// stored somewhere else, renamed away from the mask, or sampled by statistics. They come right
+// after the policy's own block rules; an `allow` rule that grants the subject may waive them.
+// A statement part of which cannot be seen (`unseen`) is judged like unparsable text.
 import type {Identity} from '../identity/types.js'
 import {selectJsonValues} from '../shared/json-path.js'
 import {anyGlob, globMatch} from './glob.js'
@@ -15,13 +21,19 @@ import {
   type AccessDecision,
   type BodyCondition,
   type BodyTest,
+  type BuiltinRuleId,
+  type ColumnPattern,
+  type ColumnRef,
   type ConnectionRef,
   DEFAULT_DENY,
   DEFAULT_UNPARSABLE,
   HTTP_MATCH_KEYS,
   HTTP_READ_METHODS,
   type HttpRequestInfo,
+  MASKED_DDL,
+  MASKED_STATS,
   type MaskPlan,
+  NO_LAUNDERING,
   type Operation,
   type OperationDecision,
   type Policy,
@@ -118,9 +130,75 @@ export function maskPlan(policy: Policy, identity: Identity, conn: ConnectionRef
   return plan
 }
 
+/** Built-in rules waived for this subject on this connection: by any `allow` rule that applies. */
+function waivedRules(policy: Policy, identity: Identity, conn: ConnectionRef): Set<BuiltinRuleId> {
+  const out = new Set<BuiltinRuleId>()
+  for (const r of policy.rules) if (r.effect === 'allow' && r.waive && ruleApplies(r, identity, conn)) for (const w of r.waive) out.add(w)
+  return out
+}
+
+/**
+ * Could the column be one a pattern masks? Unknown parts (an unqualified table, a column of unknown
+ * origin) and `*` (a whole row, every table of a schema) match, so that doubt counts as masked.
+ */
+function mayBeMasked(p: ColumnPattern, c: ColumnRef): boolean {
+  const part = (glob: string, v: string | undefined) => v === undefined || v === '*' || globMatch(glob, v)
+  return part(p.schema, c.schema) && part(p.table, c.table) && part(p.column, c.column)
+}
+
+/** Is the column certainly masked (every part known and matched)? Values stored into it stay masked. */
+function surelyMasked(p: ColumnPattern, c: ColumnRef): boolean {
+  const part = (glob: string, v: string | undefined) => glob === '*' || (v !== undefined && v !== '*' && globMatch(glob, v))
+  return part(p.schema, c.schema) && part(p.table, c.table) && part(p.column, c.column)
+}
+
+function describeRef(c: ColumnRef): string {
+  return [c.schema, c.table, c.column].filter((x) => x !== undefined).join('.')
+}
+
+/**
+ * The built-in rules, for a subject with column masks: the first statement that stores a masked
+ * value somewhere readable (no-laundering), renames or alters a masked table or column or defines a
+ * view over one (masked-ddl), or reads statistics that sample column values (masked-stats).
+ */
+function builtinBlock(op: Operation, mask: MaskPlan, waived: ReadonlySet<BuiltinRuleId>): OperationDecision | undefined {
+  if (mask.columns.length === 0 || op.engine === 'http') return undefined
+  const pattern = (c: ColumnRef) => mask.columns.find((p) => mayBeMasked(p, c))
+  const block = (ruleId: BuiltinRuleId, statement: number, message: string): OperationDecision => ({effect: 'block', ruleId, message: `${message} (rule ${ruleId})`, statement, mask})
+  for (const [i, s] of op.statements.entries()) {
+    for (const sf of s.stores ?? []) {
+      for (const f of sf.flows) {
+        const p = pattern(f.from)
+        if (!p) continue
+        if (f.into && mask.columns.some((q) => surelyMasked(q, f.into!))) continue
+        if (sf.stores === 'view') {
+          if (!waived.has(MASKED_DDL)) return block(MASKED_DDL, i, `${s.command} defines a view over ${describeRef(f.from)}, which is masked for you (${p.text})`)
+          continue
+        }
+        if (!waived.has(NO_LAUNDERING)) {
+          const where = f.into ? `column ${describeRef(f.into)}` : `a ${sf.stores}`
+          return block(NO_LAUNDERING, i, `${s.command} copies ${describeRef(f.from)}, which is masked for you (${p.text}), into ${where} (${sf.by}), where it could be read back unmasked`)
+        }
+      }
+    }
+    if (!waived.has(MASKED_DDL)) {
+      for (const a of s.alters ?? []) {
+        const p = pattern(a)
+        if (p) return block(MASKED_DDL, i, `${s.command} changes ${describeRef(a)}, which holds data masked for you (${p.text}); renaming or altering it could move the data out from under the mask`)
+      }
+    }
+    if (s.readsStatistics && !waived.has(MASKED_STATS)) {
+      return block(MASKED_STATS, i, `${s.command} reads column statistics (${s.tables.join(', ') || s.functions.join(', ')}), which sample column values, and some columns are masked for you`)
+    }
+  }
+  return undefined
+}
+
 /** One part of an operation that rules judge: a statement, or the HTTP request. */
 interface Part {
   writes: boolean
+  /** Part of it cannot be seen (a statement's `unseen`): judged like unparsable text. */
+  unseen?: string
   /** Names the part in messages: the command tag, or "METHOD /path". */
   what: string
   /** Index into operation.statements (SQL only). */
@@ -134,7 +212,7 @@ function partsOf(op: Operation): Part[] {
     const h = op.http!
     return [{writes: isHttpWrite(h.method), what: `${h.method.toUpperCase()} ${h.path}`, matches: (m) => httpMatches(m, h)}]
   }
-  return op.statements.map((s, i) => ({writes: s.writes, what: s.command, statement: i, matches: (m) => statementMatches(m, s)}))
+  return op.statements.map((s, i) => ({writes: s.writes || s.unseen !== undefined, what: s.command, statement: i, ...(s.unseen ? {unseen: s.unseen} : {}), matches: (m) => statementMatches(m, s)}))
 }
 
 /** HTTP: anything but GET, HEAD and OPTIONS counts as a write (read-only grants block it; `writes: true` matches it). */
@@ -189,11 +267,22 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
     const part = parts.find((p) => p.matches(r.match))
     if (part) return decide(r, part)
   }
+  const builtin = builtinBlock(op, mask, waivedRules(policy, identity, conn))
+  if (builtin) return builtin
   if (access.limits.readOnly) {
     const part = parts.find((p) => p.writes)
     if (part) {
-      const why = op.engine === 'http' ? `${part.what} is not a read (only GET, HEAD and OPTIONS are)` : `${part.what} writes`
+      const why = op.engine === 'http' ? `${part.what} is not a read (only GET, HEAD and OPTIONS are)` : part.unseen ? `${part.what} cannot be shown to be read-only (${part.unseen})` : `${part.what} writes`
       return {effect: 'block', ruleId: access.ruleId, ...(part.statement === undefined ? {} : {statement: part.statement}), message: `${why}, and ${conn.name} is read-only for you (rule ${access.ruleId})`, mask}
+    }
+  }
+  // A statement part of which cannot be seen: judged like text that could not be parsed.
+  const unseen = parts.find((p) => p.unseen !== undefined)
+  if (unseen) {
+    const review = guards.find((r) => r.effect === 'review' && (!r.match || r.match.unparsable === true))
+    if (review) return decide(review, unseen)
+    if (guards.length > 0 && policy.defaults.unparsable === 'block') {
+      return {effect: 'block', ruleId: DEFAULT_UNPARSABLE, ...(unseen.statement === undefined ? {} : {statement: unseen.statement}), message: `${unseen.what} cannot be judged: ${unseen.unseen}`, mask}
     }
   }
   for (const r of guards) {
@@ -298,7 +387,7 @@ function toNumber(v: unknown): number | undefined {
 export function statementMatches(m: StatementMatcher | undefined, s: Statement): boolean {
   if (!m) return true
   if (hasHttpKeys(m)) return false // HTTP keys never match a statement
-  if (m.unparsable === true) return false // a parsed statement is not unparsable
+  if (m.unparsable === true && s.unseen === undefined) return false // a statement seen whole is not unparsable
   if (m.kinds && !m.kinds.includes(s.kind)) return false
   if (m.commands && !anyGlob(m.commands, s.command)) return false
   if (m.writes !== undefined && s.writes !== m.writes) return false
@@ -308,6 +397,7 @@ export function statementMatches(m: StatementMatcher | undefined, s: Statement):
   }
   if (m.tables && !s.tables.some((t) => tableMatches(m.tables!, t))) return false
   if (m.functions && !s.functions.some((f) => anyGlob(m.functions!, f) || anyGlob(m.functions!, f.split('.').pop()!))) return false
+  if (m.settings && !(s.settings ?? []).some((n) => anyGlob(m.settings!, n))) return false
   if (m.copyProgram !== undefined && Boolean(s.copyProgram) !== m.copyProgram) return false
   if (m.copyFile !== undefined && Boolean(s.copyFile) !== m.copyFile) return false
   if (m.opaque !== undefined && Boolean(s.opaque) !== m.opaque) return false

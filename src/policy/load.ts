@@ -11,6 +11,8 @@ import {globProblem, parseDuration} from './glob.js'
 import {
   type BodyCondition,
   type BodyTest,
+  BUILTIN_RULES,
+  type BuiltinRuleId,
   type CiMatcher,
   type ColumnPattern,
   EFFECTS,
@@ -77,7 +79,7 @@ export function policyPathFromConfig(cfg: GatewayConfig, path: string): string {
 
 // ---------------------------------------------------------------------------------------------
 
-const RULE_KEYS = ['id', 'description', 'subjects', 'connections', 'types', 'match', 'effect', 'message', 'limits', 'review', 'mask']
+const RULE_KEYS = ['id', 'description', 'subjects', 'connections', 'types', 'match', 'effect', 'message', 'limits', 'waive', 'review', 'mask']
 const SUBJECT_KEYS = ['users', 'groups', 'serviceAccounts', 'clients', 'ci']
 const MATCH_KEYS: readonly string[] = [...SQL_MATCH_KEYS, 'writes', ...HTTP_MATCH_KEYS]
 const BOUND_KEYS = ['gt', 'gte', 'lt', 'lte'] as const
@@ -198,6 +200,8 @@ function validateRule(r: unknown, at: PathSegment[], c: Checker): Rule | undefin
   let id = ''
   if (typeof r.id !== 'string' || !ID_RE.test(r.id)) {
     c.fail(r.id === undefined ? at : sub('id'), 'rule id is required: letters, digits, "-", "_" or "." (max 80), unique in the file')
+  } else if (r.id.toLowerCase().startsWith('hoop.')) {
+    c.fail(sub('id'), `rule id "${r.id}": ids starting with "hoop." are reserved for hoop's built-in rules (${BUILTIN_RULES.join(', ')})`)
   } else id = r.id
   const where = id ? `rule "${id}"` : 'rule'
 
@@ -239,6 +243,17 @@ function validateRule(r: unknown, at: PathSegment[], c: Checker): Rule | undefin
   if (r.limits !== undefined) {
     if (effect !== 'allow') c.fail(sub('limits'), `${where}: "limits" applies to allow rules only (effect is ${effect})`)
     else rule.limits = validateLimits(r.limits, sub('limits'), c, `${where}: limits`)
+  }
+
+  if (r.waive !== undefined) {
+    if (effect !== 'allow') c.fail(sub('waive'), `${where}: "waive" applies to allow rules only (effect is ${effect}): it lifts built-in rules for the subjects the rule grants`)
+    else {
+      const list = c.strings(r.waive, sub('waive'), `${where}: waive`)
+      list?.forEach((w, i) => {
+        if (!(BUILTIN_RULES as readonly string[]).includes(w)) c.fail(typeof r.waive === 'string' ? sub('waive') : [...sub('waive'), i], `${where}: waive: unknown built-in rule "${w}" (expected ${BUILTIN_RULES.join(', ')})`)
+      })
+      if (list && list.every((w) => (BUILTIN_RULES as readonly string[]).includes(w))) rule.waive = list as BuiltinRuleId[]
+    }
   }
 
   if (effect === 'review') {
@@ -321,6 +336,7 @@ function validateMatch(v: unknown, at: PathSegment[], c: Checker, what: string):
   if (v.commands !== undefined) m.commands = c.globs(v.commands, [...at, 'commands'], `${what}.commands`, true)
   if (v.tables !== undefined) m.tables = c.globs(v.tables, [...at, 'tables'], `${what}.tables`)
   if (v.functions !== undefined) m.functions = c.globs(v.functions, [...at, 'functions'], `${what}.functions`)
+  if (v.settings !== undefined) m.settings = c.globs(v.settings, [...at, 'settings'], `${what}.settings`)
   for (const key of ['writes', 'copyProgram', 'copyFile', 'opaque', 'unparsable'] as const) {
     if (v[key] !== undefined) m[key] = c.bool(v[key], [...at, key], `${what}.${key}`)
   }

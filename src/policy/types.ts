@@ -34,6 +34,35 @@ export type StatementKind = (typeof STATEMENT_KINDS)[number]
 
 type Engine = 'postgres' | 'mysql' | 'http'
 
+/**
+ * A column as a statement names it; absent parts are unknown (an unqualified table may be in any
+ * schema, a column of unknown origin in any table). `column: '*'` is every column of the table
+ * (a whole row, `SELECT *`, a table renamed or altered), `table: '*'` every table of the schema.
+ */
+export interface ColumnRef {
+  schema?: string
+  table?: string
+  column: string
+}
+
+/** A column whose values flow into what a statement stores, and the column they land in when known. */
+export interface ColumnFlow {
+  from: ColumnRef
+  into?: ColumnRef
+}
+
+/** Where a statement stores values its subject (or someone else) can read back under another name. */
+export const STORES = ['table', 'view', 'setting', 'large-object', 'file', 'program', 'variable', 'sequence', 'notification'] as const
+export type Store = (typeof STORES)[number]
+
+/** One storing part of a statement: where values go, and which columns flow into them. */
+export interface StoreFlow {
+  stores: Store
+  /** What stores them: the command ("INSERT", "CREATE TABLE AS") or the function ("set_config"). */
+  by: string
+  flows: ColumnFlow[]
+}
+
 /** One statement (or one nested data-modifying part of a statement) as policy judges it. */
 export interface Statement {
   kind: StatementKind
@@ -55,15 +84,32 @@ export interface Statement {
   opaque?: boolean
   /** SELECT ... FOR UPDATE / FOR SHARE. */
   locksRows?: boolean
-  /** Run-time settings changed (SET / RESET), lower-case names. */
+  /** Run-time settings changed (SET / RESET / set_config / startup parameters), lower-case names. */
   settings?: string[]
+  /**
+   * Part of what this statement runs cannot be seen: SQL text built at run time and handed to a
+   * function that executes it, EXECUTE of a name this session never prepared through hoop, a
+   * setting chosen at run time. The reason; policy judges such a statement like text it could not
+   * parse (`unparsable: true` rules match it, `defaults.unparsable` applies, read-only blocks it).
+   */
+  unseen?: string
+  /** What the statement stores and which columns flow into it (policy's hoop.no-laundering rule). */
+  stores?: StoreFlow[]
+  /** Tables, columns and schemas that DDL renames or alters, or hangs triggers and rules on (hoop.masked-ddl). */
+  alters?: ColumnRef[]
+  /** Reads statistics that expose sampled column values (pg_stats, mysql.column_stats...): hoop.masked-stats. */
+  readsStatistics?: boolean
   /**
    * How this statement was reached when it is not a top-level statement: a data-modifying CTE,
    * the statement inside PREPARE, the statement EXPLAIN ANALYZE runs, a prepared statement
-   * named by EXECUTE, or SQL seen inside a DO block or a function body (best effort: the body
-   * stays `opaque`, since dynamic SQL built at run time cannot be seen).
+   * named by EXECUTE, SQL seen inside a DO block or a function body (best effort: the body
+   * stays `opaque`, since dynamic SQL built at run time cannot be seen), SQL text given to a
+   * function that executes it (`sql-text`: query_to_xml, dblink...), the update part of an
+   * upsert (`upsert`: ON CONFLICT DO UPDATE, ON DUPLICATE KEY UPDATE, REPLACE), a WHEN action of a
+   * MERGE (`merge`), a run-time setting changed by a function (`function`: set_config), or a
+   * startup parameter of the connection (`startup`).
    */
-  via?: 'cte' | 'prepare' | 'explain' | 'execute' | 'do' | 'function'
+  via?: 'cte' | 'prepare' | 'explain' | 'execute' | 'do' | 'function' | 'sql-text' | 'upsert' | 'merge' | 'startup'
   /** Index of the top-level statement this belongs to (0-based). */
   index: number
 }
@@ -158,7 +204,9 @@ export interface StatementMatcher {
   copyProgram?: boolean
   copyFile?: boolean
   opaque?: boolean
-  /** Matches an operation that could not be parsed. */
+  /** Run-time setting globs ("session_replication_role", "search_path"): SET, RESET, set_config, startup parameters. */
+  settings?: string[]
+  /** Matches an operation that could not be parsed, and a statement part of which cannot be seen (`unseen`). */
   unparsable?: boolean
   // --- HTTP
   /** Upper-case methods. */
@@ -174,7 +222,7 @@ export interface StatementMatcher {
 }
 
 /** Match keys judged against SQL statements only. */
-export const SQL_MATCH_KEYS = ['kinds', 'commands', 'where', 'tables', 'functions', 'copyProgram', 'copyFile', 'opaque', 'unparsable'] as const
+export const SQL_MATCH_KEYS = ['kinds', 'commands', 'where', 'tables', 'functions', 'copyProgram', 'copyFile', 'opaque', 'settings', 'unparsable'] as const
 /** Match keys judged against HTTP requests only. */
 export const HTTP_MATCH_KEYS = ['methods', 'paths', 'query', 'body', 'bodyUnreadable'] as const
 
@@ -234,6 +282,8 @@ export interface Rule {
   message?: string
   /** allow only. */
   limits?: Limits
+  /** allow only: built-in rules (BUILTIN_RULES) that do not apply to the subjects this rule grants. */
+  waive?: BuiltinRuleId[]
   review?: ReviewSpec
   mask?: {columns: ColumnPattern[]; entities: EntityType[]; fields: string[]}
   /** Where the rule is written, for messages and `hoop policy test`. */
@@ -254,6 +304,17 @@ export interface Policy {
 /** Rule ids used when no rule of the policy decided. */
 export const DEFAULT_DENY = 'default-deny'
 export const DEFAULT_UNPARSABLE = 'default-unparsable'
+
+/**
+ * Built-in rules: blocks hoop applies for subjects with a column mask, whatever the policy says,
+ * unless an `allow` rule that grants the subject the connection waives them (`waive: [id]`).
+ * docs/policy.md says what each blocks and why.
+ */
+export const NO_LAUNDERING = 'hoop.no-laundering'
+export const MASKED_DDL = 'hoop.masked-ddl'
+export const MASKED_STATS = 'hoop.masked-stats'
+export const BUILTIN_RULES = [NO_LAUNDERING, MASKED_DDL, MASKED_STATS] as const
+export type BuiltinRuleId = (typeof BUILTIN_RULES)[number]
 
 export interface ConnectionRef {
   name: string

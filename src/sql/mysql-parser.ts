@@ -30,21 +30,61 @@ export const ROUTINE_RE = /^CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+
 export class LexError extends Error {}
 
 /**
- * Splits SQL into statements the way the server does. Comments become a space; the content of an
- * executable comment is kept as SQL (whatever its version number: the server may run it).
+ * The parts of a session's sql_mode that change how text is split and quoted: ANSI_QUOTES makes
+ * `"..."` an identifier; NO_BACKSLASH_ESCAPES makes `\` an ordinary character in strings.
  */
-export function splitStatements(sql: string): string[] {
+export interface LexMode {
+  ansiQuotes: boolean
+  noBackslashEscapes: boolean
+}
+
+export const DEFAULT_LEX_MODE: LexMode = {ansiQuotes: false, noBackslashEscapes: false}
+
+/**
+ * Splits SQL into statements the way the server does in `mode`. Comments become a space; the
+ * content of an executable comment is kept as SQL (whatever its version number: the server may run
+ * it). Quoting is rewritten to the default mode's (see nextStatement).
+ */
+export function splitStatements(sql: string, mode: LexMode = DEFAULT_LEX_MODE): string[] {
   const out: string[] = []
-  let cur = ''
+  let pos = 0
   let inExec = false
-  let i = 0
+  for (;;) {
+    const next = nextStatement(sql, pos, mode, inExec)
+    if (!next) return out
+    out.push(next.text)
+    pos = next.end
+    inExec = next.inExec
+  }
+}
+
+/** Where one statement ends: its text, where the next starts, and whether that is inside an executable comment. */
+export interface NextStatement {
+  text: string
+  end: number
+  inExec: boolean
+}
+
+/**
+ * The statement that starts at `start` in `mode`: its text, trimmed, without comments, and with
+ * quoting rewritten to what node-sql-parser reads (the server's default mode): an ANSI_QUOTES
+ * identifier becomes a backtick one, a NO_BACKSLASH_ESCAPES string one with backslashes escaped.
+ * `end` is where the next statement starts. Undefined when only white space and comments are left.
+ * `inExec`: the statement starts inside an executable comment (a `;` inside one separates
+ * statements too: a stored program body in mysqldump's output). Throws LexError on an
+ * unterminated quote or comment.
+ */
+export function nextStatement(sql: string, start: number, mode: LexMode = DEFAULT_LEX_MODE, inExecAtStart = false): NextStatement | undefined {
+  let cur = ''
+  let inExec = inExecAtStart
+  let i = start
   const n = sql.length
   while (i < n) {
     const c = sql[i]
     const next = sql[i + 1]
     if (c === "'" || c === '"' || c === '`') {
-      const end = skipQuoted(sql, i)
-      cur += sql.slice(i, end)
+      const end = skipQuoted(sql, i, mode)
+      cur += normalizeQuoted(sql.slice(i, end), mode)
       i = end
       continue
     }
@@ -77,7 +117,7 @@ export function splitStatements(sql: string): string[] {
       continue
     }
     if (c === ';') {
-      if (cur.trim()) out.push(cur.trim())
+      if (cur.trim()) return {text: cur.trim(), end: i + 1, inExec}
       cur = ''
       i++
       continue
@@ -86,16 +126,22 @@ export function splitStatements(sql: string): string[] {
     i++
   }
   if (inExec) throw new LexError('unterminated executable comment')
-  if (cur.trim()) out.push(cur.trim())
-  return out
+  return cur.trim() ? {text: cur.trim(), end: n, inExec} : undefined
 }
 
-function skipQuoted(sql: string, start: number): number {
+/** Does a backslash escape the next character inside this quote, in this mode? */
+function backslashEscapes(q: string, mode: LexMode): boolean {
+  if (q === '`' || mode.noBackslashEscapes) return false
+  return !(q === '"' && mode.ansiQuotes)
+}
+
+function skipQuoted(sql: string, start: number, mode: LexMode): number {
   const q = sql[start]
+  const escapes = backslashEscapes(q, mode)
   let i = start + 1
   while (i < sql.length) {
     const c = sql[i]
-    if (c === '\\' && q !== '`') {
+    if (c === '\\' && escapes) {
       i += 2
       continue
     }
@@ -109,6 +155,18 @@ function skipQuoted(sql: string, start: number): number {
     i++
   }
   throw new LexError('unterminated quoted string')
+}
+
+/** A quoted token in `mode`, written as the default mode reads the same thing. */
+function normalizeQuoted(token: string, mode: LexMode): string {
+  const q = token[0]
+  if (q === '`' || (!mode.ansiQuotes && !mode.noBackslashEscapes)) return token
+  const body = token.slice(1, -1)
+  if (q === '"' && mode.ansiQuotes) return '`' + body.replace(/""/g, '"').replace(/`/g, '``') + '`'
+  if (!mode.noBackslashEscapes) return token
+  // A string whose backslashes are literal: its value, re-quoted with escapes.
+  const value = body.split(q + q).join(q)
+  return "'" + value.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'"
 }
 
 /** The value of a MySQL string literal ('...' or "..."), escapes resolved. */

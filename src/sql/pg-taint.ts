@@ -2,10 +2,17 @@
 // are computed from a masked column. RowDescription tells us the origin of plain columns (table
 // OID + attnum); for computed columns (OID 0: upper(email), email || '', substring(card, 1, 4),
 // subqueries, row_to_json(t)) we look at the expression that produced them. Unknown or ambiguous
-// cases resolve to "tainted" (fail closed).
+// cases resolve to "tainted" (fail closed). SQL given as a literal to a function that executes it
+// (query_to_xml, dblink, ...) is parsed and followed; SQL built at run time taints the result.
+//
+// The same walk, run with a matcher that matches every column ("flow mode", `statementFlows`),
+// tells policy which columns flow into what a statement stores (a table, a setting, a large
+// object, a file), without knowing the mask plan: policy's no-laundering rule matches them.
 import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
-import type {OutputColumn, OutputItem} from './taint.js'
+import type {ColumnFlow, ColumnRef} from '../policy/types.js'
+import {regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
+import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
 
 export type {OutputColumn, OutputItem}
 
@@ -46,24 +53,215 @@ interface Scope {
   parent?: Scope
 }
 
+/** SQL text nested in SQL text (query_to_xml('select query_to_xml(...)')) is followed this deep. */
+const MAX_TEXT_DEPTH = 4
+
 /**
- * Analyses each statement of `sql`. Returns undefined when the text does not parse (callers then
- * treat every computed column as tainted). `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * Analyses each statement of `sql`. Returns undefined when the text does not parse or cannot be
+ * analysed (too deep, or any other failure): callers then treat every computed column as tainted.
+ * Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
  */
 export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalysis[] | undefined {
-  let tree: {stmts?: {stmt: Node}[]}
   try {
-    tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
+    const tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
+    const a = new Analyzer(matcher, 0)
+    return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
   } catch {
     return undefined
   }
-  const a = new Analyzer(matcher)
-  return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow mode: which columns flow into what a statement stores (for policy's no-laundering rule).
+
+/** A storing function called somewhere in a statement, and what flows into it. */
+export interface StoredCall {
+  fn: string
+  stores: StoringFunction['stores']
+  flows: ColumnRef[]
+}
+
+export interface StatementFlows {
+  /** Columns flowing into the rows the statement itself writes or creates, each with its destination when known. */
+  values: ColumnFlow[]
+  /** Calls to functions that store a value (set_config, lo_from_bytea, ...). */
+  calls: StoredCall[]
+}
+
+/**
+ * Flow analysis of one parsed statement (a libpg-query node, `{UpdateStmt: {...}}`): the columns
+ * whose values flow into what it writes (INSERT / UPDATE / MERGE values, the rows of CREATE TABLE
+ * AS, SELECT INTO and COPY TO a file or program, a view's columns) and into storing function calls
+ * anywhere in it. Columns read only by predicates (WHERE, JOIN ON, HAVING) do not flow. Throws on
+ * a tree too deep to walk (the caller catches).
+ */
+export function statementFlows(wrapped: Node): StatementFlows {
+  const a = new Analyzer(new FlowMatcher(), 0, true)
+  const values = a.flows(wrapped)
+  return {values, calls: a.storedCalls}
 }
 
 class Analyzer {
   private masked: string | undefined
-  constructor(private readonly m: ColumnMatcher) {}
+  /** Flow mode: storing calls seen. */
+  readonly storedCalls: StoredCall[] = []
+
+  constructor(
+    private readonly m: ColumnMatcher,
+    private readonly textDepth: number,
+    private readonly record = false,
+  ) {}
+
+  /** Combines two sources: the newer wins (normal mode) or the union (flow mode). */
+  private join(older: string | undefined, newer: string | undefined): string | undefined {
+    return this.record ? joinFlows(older, newer) : (newer ?? older)
+  }
+
+  /** Combines two sources: the first found wins (normal mode) or the union (flow mode). */
+  private first(found: string | undefined, next: string | undefined): string | undefined {
+    if (!this.record) return found ?? next
+    return this.join(found, next)
+  }
+
+  /** The source naming a whole row of a table (flow mode: that table's key). */
+  private rowSource(rel: {schema?: string; table: string}, short = false): string {
+    if (this.record) return flowKey({schema: rel.schema, table: rel.table, column: '*'})
+    return short || !rel.schema ? `${rel.table}.*` : `${rel.schema}.${rel.table}.*`
+  }
+
+  /** Flow mode: the union of every output's source, stars included. */
+  private union(outs: OutputItem[]): string | undefined {
+    let s: string | undefined
+    for (const o of outs) {
+      if ('star' in o) s = this.join(s, o.from ? this.rowSource(o.from) : UNKNOWN_FLOW)
+      else s = this.join(s, o.source)
+    }
+    return s
+  }
+
+  /** Flow mode entry point: see statementFlows. */
+  flows(wrapped: Node): ColumnFlow[] {
+    const [type, node] = unwrap(wrapped)
+    const root: Scope = {items: [], ctes: new Map()}
+    const flat = (source: string | undefined, into?: ColumnRef): ColumnFlow[] => flowRefs(source).map((from) => (into ? {from, into} : {from}))
+    switch (type) {
+      case 'SelectStmt': {
+        const outs = this.select(node, root)
+        this.walkRest(node, root)
+        return node.intoClause ? flat(this.union(outs)) : []
+      }
+      case 'CreateTableAsStmt':
+      case 'ViewStmt': {
+        const q = node.query as Node | undefined
+        if (!q) return []
+        const [qt, qn] = unwrap(q)
+        if (qt !== 'SelectStmt') return flat(UNKNOWN_FLOW) // CREATE TABLE AS EXECUTE: not seen here
+        const outs = this.select(qn, root)
+        this.walkRest(qn, root)
+        return flat(this.union(outs))
+      }
+      case 'CopyStmt': {
+        if (node.is_from || (!node.is_program && typeof node.filename !== 'string')) {
+          if (node.query) this.select(unwrap(node.query as Node)[1], root)
+          return []
+        }
+        if (node.query) return flat(this.union(this.select(unwrap(node.query as Node)[1], root)))
+        const rv = node.relation as Node | undefined
+        if (!rv) return flat(UNKNOWN_FLOW)
+        const rel = {schema: rv.schemaname as string | undefined, table: String(rv.relname)}
+        const cols = ((node.attlist as Node[] | undefined) ?? []).map((c) => String((c.String as Node).sval))
+        return cols.length ? cols.map((column) => ({from: {...rel, column}})) : [{from: {...(rel.schema ? {schema: rel.schema} : {}), table: rel.table, column: '*'}}]
+      }
+      case 'InsertStmt': {
+        const rv = node.relation as Node
+        const target = this.rangeVar(rv, root)
+        const dest = (name: string | undefined): ColumnRef | undefined => (name && target.rel ? {...(target.rel.schema ? {schema: target.rel.schema} : {}), table: target.rel.table, column: name} : undefined)
+        const scope: Scope = {items: [], ctes: root.ctes}
+        this.withClause(node.withClause as Node | undefined, scope)
+        const cols = ((node.cols as Node[] | undefined) ?? []).map((c) => String(((c.ResTarget ?? {}) as Node).name ?? ''))
+        const out: ColumnFlow[] = []
+        if (node.selectStmt) {
+          const [, sel] = unwrap(node.selectStmt as Node)
+          const outs = this.select(sel, scope)
+          this.walkRest(sel, scope)
+          const star = outs.some((o) => 'star' in o)
+          outs.forEach((o, i) => {
+            const into = star ? undefined : dest(cols[i])
+            out.push(...flat('star' in o ? (o.from ? this.rowSource(o.from) : UNKNOWN_FLOW) : o.source, into))
+          })
+        }
+        const oc = node.onConflictClause as Node | undefined
+        if (oc) {
+          // DO UPDATE: the target row and the proposed row (`excluded`) are in scope.
+          const upd: Scope = {items: [target, {alias: 'excluded', rel: target.rel}], ctes: scope.ctes}
+          out.push(...this.setTargets((oc.targetList as Node[] | undefined) ?? [], upd, dest))
+          if (oc.whereClause) this.expr(oc.whereClause, upd)
+        }
+        this.walkReturning(node, {items: [target], ctes: scope.ctes})
+        return out
+      }
+      case 'UpdateStmt': {
+        const target = this.rangeVar(node.relation as Node, root)
+        const scope: Scope = {items: [target], ctes: root.ctes}
+        this.withClause(node.withClause as Node | undefined, scope)
+        for (const f of (node.fromClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
+        const dest = (name: string | undefined): ColumnRef | undefined => (name && target.rel ? {...(target.rel.schema ? {schema: target.rel.schema} : {}), table: target.rel.table, column: name} : undefined)
+        const out = this.setTargets((node.targetList as Node[] | undefined) ?? [], scope, dest)
+        if (node.whereClause) this.expr(node.whereClause, scope)
+        this.walkReturning(node, scope)
+        return out
+      }
+      case 'MergeStmt': {
+        const target = this.rangeVar(node.relation as Node, root)
+        const scope: Scope = {items: [target], ctes: root.ctes}
+        this.withClause(node.withClause as Node | undefined, scope)
+        if (node.sourceRelation) this.fromItem(node.sourceRelation as Node, scope, scope.items)
+        if (node.joinCondition) this.expr(node.joinCondition, scope)
+        const dest = (name: string | undefined): ColumnRef | undefined => (name && target.rel ? {...(target.rel.schema ? {schema: target.rel.schema} : {}), table: target.rel.table, column: name} : undefined)
+        const out: ColumnFlow[] = []
+        for (const w of (node.mergeWhenClauses as Node[] | undefined) ?? []) {
+          const c = (w.MergeWhenClause ?? {}) as Node
+          if (c.condition) this.expr(c.condition, scope)
+          const tl = (c.targetList as Node[] | undefined) ?? []
+          if (c.commandType === 'CMD_UPDATE') out.push(...this.setTargets(tl, scope, dest))
+          else if (c.commandType === 'CMD_INSERT') {
+            const values = (c.values as Node[] | undefined) ?? []
+            values.forEach((v, i) => out.push(...flat(this.expr(v, scope), dest(tl.length ? String(((tl[i]?.ResTarget ?? {}) as Node).name ?? '') : undefined))))
+          }
+        }
+        this.walkReturning(node, scope)
+        return out
+      }
+      default:
+        // Anything else: only storing calls inside it matter (CALL p(set_config(...)), DELETE ... WHERE).
+        this.expr(node, root)
+        return []
+    }
+  }
+
+  /** SET col = expr (UPDATE, ON CONFLICT DO UPDATE, MERGE UPDATE): each value flows into its column. */
+  private setTargets(list: Node[], scope: Scope, dest: (name: string | undefined) => ColumnRef | undefined): ColumnFlow[] {
+    const out: ColumnFlow[] = []
+    for (const t of list) {
+      const rt = (t.ResTarget ?? {}) as Node
+      // SET (a, b) = (SELECT ...): a MultiAssignRef per column, each carrying the whole source.
+      const val = rt.val as Node | undefined
+      const into = dest(typeof rt.name === 'string' ? rt.name : undefined)
+      for (const from of flowRefs(val ? this.expr(val, scope) : undefined)) out.push(into ? {from, into} : {from})
+    }
+    return out
+  }
+
+  /** Clauses of a SELECT that do not flow to its outputs but may call storing functions. */
+  private walkRest(node: Node, scope: Scope): void {
+    const inner: Scope = {items: [], ctes: scope.ctes, parent: scope}
+    for (const k of ['sortClause', 'groupClause', 'limitCount', 'limitOffset', 'distinctClause', 'windowClause']) if (node[k]) this.expr(node[k], inner)
+  }
+
+  private walkReturning(node: Node, scope: Scope): void {
+    const returning = ((node.returningClause as Node | undefined)?.exprs ?? node.returningList) as Node[] | undefined
+    if (returning) this.expr(returning, scope)
+  }
 
   statement(wrapped: Node): StatementAnalysis {
     this.masked = undefined
@@ -149,13 +347,14 @@ class Analyzer {
       const l = this.select(node.larg as Node, scope)
       const r = this.select(node.rarg as Node, scope)
       if (l.some((o) => 'star' in o) || r.some((o) => 'star' in o)) {
+        if (this.record) return [{name: '?column?', source: this.join(this.union(l), this.union(r))}]
         const any = [...l, ...r].find((o) => !('star' in o) && o.source) as OutputColumn | undefined
         return any ? [{star: true}] : l
       }
       return l.map((o, i) => {
         const other = r[i] as OutputColumn | undefined
         const oc = o as OutputColumn
-        return {name: oc.name, source: oc.source ?? other?.source}
+        return {name: oc.name, source: this.first(oc.source, other?.source)}
       })
     }
     if (node.valuesLists) {
@@ -163,7 +362,7 @@ class Analyzer {
       const first = ((rows[0]?.List as Node | undefined)?.items as Node[] | undefined) ?? []
       return first.map((_, i) => {
         let source: string | undefined
-        for (const row of rows) source ??= this.expr(((row.List as Node).items as Node[])[i], scope)
+        for (const row of rows) source = this.first(source, this.expr(((row.List as Node).items as Node[])[i], scope))
         return {name: `column${i + 1}`, source}
       })
     }
@@ -197,8 +396,10 @@ class Analyzer {
     for (const it of items) {
       if (it.outputs) out.push(...it.outputs)
       else {
-        if (it.rel && this.m.coversTable(it.rel.schema, it.rel.table)) this.masked ??= `${it.rel.table}.*`
-        out.push(it.rel ? {star: true, from: it.rel} : {star: true})
+        if (it.rel && this.m.coversTable(it.rel.schema, it.rel.table)) this.masked ??= this.rowSource(it.rel, true)
+        // Flow mode: a function in FROM yields what its arguments (or the SQL text it runs) hold.
+        if (this.record && it.opaque) out.push({name: '?column?', source: it.opaque.source})
+        else out.push(it.rel ? {star: true, from: it.rel} : {star: true})
       }
     }
     return out
@@ -232,7 +433,7 @@ class Analyzer {
       }
       case 'RangeFunction': {
         let source: string | undefined
-        for (const f of (node.functions as Node[] | undefined) ?? []) source ??= this.expr(f, scope)
+        for (const f of (node.functions as Node[] | undefined) ?? []) source = this.first(source, this.expr(f, scope))
         into.push({alias: aliasName(node) ?? '', opaque: {source}})
         break
       }
@@ -284,20 +485,80 @@ class Analyzer {
       const sl = obj.SubLink as Node
       const outs = this.select(unwrap(sl.subselect as Node)[1], scope)
       let s: string | undefined = sl.testexpr ? this.expr(sl.testexpr, scope) : undefined
+      if (this.record) return this.join(s, this.union(outs))
       for (const o of outs) if (!('star' in o) && o.source) s ??= o.source
       if (outs.some((o) => 'star' in o) && this.masked) s ??= this.masked
       return s
     }
     if (obj.SelectStmt) {
-      for (const o of this.select(obj.SelectStmt as Node, scope)) if (!('star' in o) && o.source) return o.source
+      const outs = this.select(obj.SelectStmt as Node, scope)
+      if (this.record) return this.union(outs)
+      for (const o of outs) if (!('star' in o) && o.source) return o.source
       return undefined
     }
     let s: string | undefined
     for (const [k, v] of Object.entries(obj)) {
       if (k === 'location' || typeof v !== 'object') continue
-      s = this.expr(v, scope) ?? s
+      s = this.join(s, this.expr(v, scope))
     }
+    if (obj.FuncCall) s = this.join(s, this.call(obj.FuncCall as Node, scope))
     return s
+  }
+
+  /**
+   * What a function call's value derives from beyond its arguments: the rows of SQL text it runs
+   * (query_to_xml, dblink...), the relations it reads whole (table_to_xml...), and, in flow mode,
+   * what flows into a storing function (set_config, lo_from_bytea...).
+   */
+  private call(fc: Node, scope: Scope): string | undefined {
+    const name = ((fc.funcname as Node[] | undefined) ?? []).map(fieldName).join('.')
+    const args = (fc.args as Node[] | undefined) ?? []
+    if (this.record) {
+      const st = storingFunction(name)
+      if (st) {
+        let flows: string | undefined
+        for (const i of st.values) if (args[i]) flows = this.join(flows, this.expr(args[i], scope))
+        this.storedCalls.push({fn: name.toLowerCase(), stores: st.stores, flows: flowRefs(flows)})
+      }
+    }
+    // Whatever cannot be seen is tainted by every mask (flow mode: a column of unknown origin).
+    const unknown = this.record ? UNKNOWN_FLOW : this.m.empty ? undefined : `${name.toLowerCase()}()`
+    const sqlArg = sqlTextArgument(name, args)
+    if (sqlArg !== undefined) {
+      const text = sqlArg < 0 ? undefined : stringLiteral(args[sqlArg])
+      if (text === undefined || this.textDepth >= MAX_TEXT_DEPTH) return unknown
+      let tree: {stmts?: {stmt: Node}[]}
+      try {
+        tree = parseSync(text) as unknown as {stmts?: {stmt: Node}[]}
+      } catch {
+        return unknown
+      }
+      const inner = new Analyzer(this.m, this.textDepth + 1, this.record)
+      let s: string | undefined
+      for (const st of tree.stmts ?? []) {
+        if (this.record) {
+          // The text's own writes are judged as statements of their own (pg-analyze); its rows flow here.
+          const [t, n] = unwrap(st.stmt)
+          if (t === 'SelectStmt') s = this.join(s, inner.union(inner.select(n, {items: [], ctes: new Map()})))
+          inner.flows(st.stmt)
+          this.storedCalls.push(...inner.storedCalls.splice(0))
+        } else {
+          const a = inner.statement(st.stmt)
+          for (const o of a.outputs ?? []) s = this.first(s, 'star' in o ? (o.from && this.m.coversTable(o.from.schema, o.from.table) ? this.rowSource(o.from, true) : undefined) : o.source)
+          if (a.readsMasked) s ??= a.readsMasked
+        }
+      }
+      return s
+    }
+    const reader = relationReader(name)
+    if (reader === 'table') {
+      const text = args[0] === undefined ? undefined : stringLiteral(args[0])
+      const rel = text === undefined ? undefined : regclassName(text)
+      if (!rel) return unknown
+      return this.m.coversTable(rel.schema, rel.table) ? this.rowSource(rel) : undefined
+    }
+    if (reader) return unknown // a schema, a database, or a cursor whose query this walk does not know
+    return undefined
   }
 
   private columnRef(fields: Node[], scope: Scope): string | undefined {
@@ -325,12 +586,13 @@ class Analyzer {
           const r = this.columnOf(it, col)
           if (r.found) {
             found = true
-            source ??= r.source
+            source = this.first(source, r.source)
           }
         }
-        if (found) return source
-        // Not a column: a whole-row reference to a table alias (row_to_json(c)).
         const rows = sc.items.filter((i) => i.alias === col)
+        // Flow mode: every table "has" every column, so a bare alias is also its whole row.
+        if (found) return this.record && rows.length ? this.join(source, this.wholeRow(rows[0])) : source
+        // Not a column: a whole-row reference to a table alias (row_to_json(c)).
         if (rows.length) return this.wholeRow(rows[0])
       }
       // Not found in any FROM item: it belongs to an unmasked table of the scope (or is an error).
@@ -339,7 +601,7 @@ class Analyzer {
     const schema = parts.length >= 3 ? parts[parts.length - 3] : undefined
     const rel = star ? parts[parts.length - 1] : parts[parts.length - 2]
     const items = this.findItems(rel, scope, schema)
-    if (star) return items.length ? this.wholeRow(items[0]) : this.m.coversTable(schema, rel) ? `${rel}.*` : undefined
+    if (star) return items.length ? this.wholeRow(items[0]) : this.m.coversTable(schema, rel) ? this.rowSource({schema, table: rel}, true) : undefined
     const col = parts[parts.length - 1]
     if (items.length) return this.columnOf(items[0], col).source
     return this.m.match({schema, table: rel, column: col})
@@ -365,12 +627,13 @@ class Analyzer {
   }
 
   private wholeRow(it: ScopeItem): string | undefined {
-    if (it.rel) return this.m.coversTable(it.rel.schema, it.rel.table) ? `${it.rel.schema ? it.rel.schema + '.' : ''}${it.rel.table}.*` : undefined
+    if (it.rel) return this.m.coversTable(it.rel.schema, it.rel.table) ? this.rowSource(it.rel) : undefined
     if (it.outputs) {
+      if (this.record) return this.union(it.outputs)
       for (const o of it.outputs) {
         if (!('star' in o)) {
           if (o.source) return o.source
-        } else if (o.from && this.m.coversTable(o.from.schema, o.from.table)) return `${o.from.table}.*`
+        } else if (o.from && this.m.coversTable(o.from.schema, o.from.table)) return this.rowSource(o.from, true)
       }
       return undefined
     }

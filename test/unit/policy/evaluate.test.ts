@@ -227,3 +227,124 @@ rules:
     assert.equal(judge(st('ddl', {command: 'CREATE FUNCTION'})), 'no-create-fn')
   })
 })
+
+describe('policy: built-in rules for masked subjects (issue 12)', () => {
+  const P = parsePolicy(
+    `version: 1
+rules:
+  - {id: analysts, subjects: {groups: [analysts]}, effect: allow}
+  - {id: etl, subjects: {serviceAccounts: [etl]}, effect: allow, waive: [hoop.no-laundering]}
+  - {id: dbas, subjects: {groups: [dba]}, effect: allow}
+  - {id: pii, subjects: {groups: [analysts], serviceAccounts: [etl]}, effect: mask, mask: {columns: ["public.customers.email", "*.ssn"]}}
+`,
+    'p.yaml',
+  )
+  const analyst: Identity = {kind: 'user', subject: 'u-an', name: 'An', email: 'an@example.com', groups: ['analysts']}
+  const dba: Identity = {kind: 'user', subject: 'u-d', name: 'D', email: 'd@example.com', groups: ['dba']}
+  const etl: Identity = {kind: 'service-account', subject: 'sa_etl', name: 'etl', groups: []}
+  const db = pg('db')
+  const flow = (from: {schema?: string; table?: string; column: string}, into?: {schema?: string; table?: string; column: string}) => (into ? {from, into} : {from})
+  const insert = (...flows: ReturnType<typeof flow>[]) => st('insert', {stores: [{stores: 'table', by: 'INSERT', flows}]})
+
+  it('blocks a statement that stores a masked column, with hoop.no-laundering', () => {
+    const d = judgeOperation(P, analyst, db, op(insert(flow({table: 'customers', column: 'email'}, {table: 'log', column: 'a'}))))
+    assert.equal(d.effect, 'block')
+    assert.equal(d.ruleId, 'hoop.no-laundering')
+    assert.match(d.message, /copies customers\.email, which is masked for you \(public\.customers\.email\), into column log\.a/)
+    assert.equal(d.statement, 0)
+  })
+
+  it('counts doubt as masked: a whole row, an unknown table, a column of unknown origin', () => {
+    for (const from of [{table: 'customers', column: '*'}, {column: 'email'}, {column: '*'}, {schema: 'x', table: 'people', column: 'ssn'}]) {
+      assert.equal(judgeOperation(P, analyst, db, op(insert(flow(from)))).ruleId, 'hoop.no-laundering', JSON.stringify(from))
+    }
+    assert.equal(judgeOperation(P, analyst, db, op(insert(flow({schema: 'other', table: 'customers', column: 'email'})))).effect, 'allow')
+    assert.equal(judgeOperation(P, analyst, db, op(insert(flow({table: 'customers', column: 'name'})))).effect, 'allow')
+  })
+
+  it('lets a masked value be written back into a column that is masked too', () => {
+    const same = insert(flow({table: 'customers', column: 'email'}, {schema: 'public', table: 'customers', column: 'email'}))
+    assert.equal(judgeOperation(P, analyst, db, op(same)).effect, 'allow')
+    // An unqualified destination might be another schema's unmasked table.
+    const unsure = insert(flow({table: 'customers', column: 'email'}, {table: 'customers', column: 'email'}))
+    assert.equal(judgeOperation(P, analyst, db, op(unsure)).ruleId, 'hoop.no-laundering')
+  })
+
+  it('applies to settings, large objects, files and variables alike', () => {
+    for (const stores of ['setting', 'large-object', 'file', 'program', 'variable', 'sequence', 'notification'] as const) {
+      const s = st('select', {stores: [{stores, by: 'f', flows: [flow({column: 'ssn'})]}]})
+      assert.equal(judgeOperation(P, analyst, db, op(s)).ruleId, 'hoop.no-laundering', stores)
+    }
+  })
+
+  it('refuses DDL that renames or alters a masked table or column, and views over one, with hoop.masked-ddl', () => {
+    assert.equal(judgeOperation(P, analyst, db, op(st('ddl', {alters: [{table: 'customers', column: 'email'}]}))).ruleId, 'hoop.masked-ddl')
+    assert.equal(judgeOperation(P, analyst, db, op(st('ddl', {alters: [{table: 'customers', column: '*'}]}))).ruleId, 'hoop.masked-ddl')
+    assert.equal(judgeOperation(P, analyst, db, op(st('ddl', {alters: [{schema: 'public', table: '*', column: '*'}]}))).ruleId, 'hoop.masked-ddl')
+    assert.equal(judgeOperation(P, analyst, db, op(st('ddl', {alters: [{table: 'orders', column: 'note'}]}))).effect, 'allow')
+    const view = st('ddl', {stores: [{stores: 'view', by: 'CREATE VIEW', flows: [flow({table: 'customers', column: 'email'})]}]})
+    assert.equal(judgeOperation(P, analyst, db, op(view)).ruleId, 'hoop.masked-ddl')
+  })
+
+  it('refuses statistics that sample column values, with hoop.masked-stats', () => {
+    const d = judgeOperation(P, analyst, db, op(st('select', {tables: ['pg_stats'], readsStatistics: true})))
+    assert.deepEqual([d.effect, d.ruleId], ['block', 'hoop.masked-stats'])
+  })
+
+  it('leaves subjects without a column mask alone', () => {
+    assert.equal(judgeOperation(P, dba, db, op(insert(flow({table: 'customers', column: 'email'})))).effect, 'allow')
+    assert.equal(judgeOperation(P, dba, db, op(st('select', {readsStatistics: true}))).effect, 'allow')
+  })
+
+  it('an allow rule can waive a built-in rule for the subjects it grants', () => {
+    assert.equal(judgeOperation(P, etl, db, op(insert(flow({table: 'customers', column: 'email'})))).effect, 'allow')
+    assert.equal(judgeOperation(P, etl, db, op(st('ddl', {alters: [{table: 'customers', column: 'email'}]}))).ruleId, 'hoop.masked-ddl')
+  })
+
+  it('validates waive: allow rules only, known built-in ids; hoop. ids are reserved', () => {
+    assert.throws(() => parsePolicy('version: 1\nrules:\n  - {id: a, effect: block, waive: [hoop.no-laundering]}\n', 'p.yaml'), /"waive" applies to allow rules only/)
+    assert.throws(() => parsePolicy('version: 1\nrules:\n  - {id: a, effect: allow, waive: [hoop.nope]}\n', 'p.yaml'), /unknown built-in rule "hoop.nope"/)
+    assert.throws(() => parsePolicy('version: 1\nrules:\n  - {id: hoop.mine, effect: allow}\n', 'p.yaml'), /reserved for hoop's built-in rules/)
+  })
+})
+
+describe('policy: statements part of which cannot be seen (unseen)', () => {
+  const P = (extra = '', defaults = '') =>
+    parsePolicy(`version: 1\n${defaults}rules:\n  - {id: all, effect: allow}\n  - {id: no-drop, effect: block, match: {kinds: [drop]}}\n${extra}`, 'p.yaml')
+  const unseen = st('execute', {unseen: 'EXECUTE p: never prepared', writes: true})
+
+  it('are blocked by the unparsable default for subjects under guardrails', () => {
+    const d = judgeOperation(P(), alice, pg('db'), op(st('select'), unseen))
+    assert.deepEqual([d.effect, d.ruleId, d.statement], ['block', 'default-unparsable', 1])
+    assert.match(d.message, /cannot be judged: EXECUTE p: never prepared/)
+  })
+
+  it('follow defaults.unparsable: allow, and a policy with no guardrail', () => {
+    assert.equal(judgeOperation(P('', 'defaults: {unparsable: allow}\n'), alice, pg('db'), op(unseen)).effect, 'allow')
+    const none = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n', 'p.yaml')
+    assert.equal(judgeOperation(none, alice, pg('db'), op(unseen)).effect, 'allow')
+  })
+
+  it('match unparsable: true rules, and review rules without a match', () => {
+    assert.equal(judgeOperation(P('  - {id: nope, effect: block, match: {unparsable: true}}\n'), alice, pg('db'), op(unseen)).ruleId, 'nope')
+    const review = P('  - {id: look, effect: review, match: {unparsable: true}, review: {approvers: {groups: [dba]}}}\n')
+    assert.deepEqual([judgeOperation(review, alice, pg('db'), op(unseen)).effect, judgeOperation(review, alice, pg('db'), op(st('select'))).effect], ['review', 'allow'])
+  })
+
+  it('cannot be shown read-only', () => {
+    const ro = parsePolicy('version: 1\nrules:\n  - {id: ro, effect: allow, limits: {readOnly: true}}\n', 'p.yaml')
+    const d = judgeOperation(ro, alice, pg('db'), op(st('set', {unseen: 'standard_conforming_strings off', writes: false})))
+    assert.deepEqual([d.effect, d.ruleId], ['block', 'ro'])
+    assert.match(d.message, /cannot be shown to be read-only/)
+  })
+})
+
+describe('policy: settings match', () => {
+  const P = parsePolicy('version: 1\nrules:\n  - {id: all, effect: allow}\n  - {id: no-srr, effect: block, match: {settings: ["session_replication_role", "*.secret*"]}}\n', 'p.yaml')
+  it('matches SET, set_config and startup settings by name glob', () => {
+    assert.equal(judgeOperation(P, alice, pg('db'), op(st('set', {settings: ['session_replication_role']}))).ruleId, 'no-srr')
+    assert.equal(judgeOperation(P, alice, pg('db'), op(st('set', {settings: ['my.secret_key'], via: 'function'}))).ruleId, 'no-srr')
+    assert.equal(judgeOperation(P, alice, pg('db'), op(st('set', {settings: ['search_path']}))).effect, 'allow')
+    assert.equal(judgeOperation(P, alice, pg('db'), op(st('select'))).effect, 'allow')
+  })
+})

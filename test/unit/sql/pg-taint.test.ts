@@ -64,4 +64,25 @@ describe('taint analysis', () => {
   it('returns undefined for text that does not parse', () => {
     assert.equal(analyzeSql('selec oops', m), undefined)
   })
+
+  it('follows SQL text given to functions that run it; text it cannot see taints the result', () => {
+    assert.deepEqual(sources("select query_to_xml('select email from customers', true, false, '')"), ['public.customers.email'])
+    assert.deepEqual(sources("select query_to_xml('select id from customers', true, false, '')"), ['-'])
+    assert.deepEqual(sources("select x.e from dblink('dbname=test', 'select upper(email) from customers') as x(e text)"), ['public.customers.email'])
+    assert.deepEqual(sources("select query_to_xml(current_setting('q'), true, false, '')"), ['query_to_xml()'])
+    assert.deepEqual(sources("select table_to_xml('public.customers', true, false, '')"), ['public.customers.*'])
+    assert.deepEqual(sources("select table_to_xml('orders', true, false, '')"), ['orders.*']) // *.ssn may be a column of orders
+    assert.deepEqual(sources("select cursor_to_xml('c', 10, true, false, '')"), ['cursor_to_xml()'])
+    assert.deepEqual(sources("select database_to_xml(true, false, '')"), ['database_to_xml()'])
+    // Nothing is masked: nothing to taint.
+    assert.deepEqual(analyzeSql("select cursor_to_xml('c', 10, true, false, '')", new ColumnMatcher([]))?.[0].outputs?.map((o) => ('star' in o ? '*' : (o.source ?? '-'))), ['-'])
+  })
+
+  it('never throws: a tree too deep to walk is undefined (every computed column masked)', () => {
+    const deep = 'select ' + '('.repeat(3000) + 'email' + ')'.repeat(3000) + ' from customers'
+    const a = analyzeSql(deep, m)
+    assert.ok(a === undefined || a[0].outputs?.[0] !== undefined)
+    const nested = 'select ' + 'upper('.repeat(20000) + 'email' + ')'.repeat(20000) + ' from customers'
+    assert.doesNotThrow(() => analyzeSql(nested, m))
+  })
 })

@@ -1,0 +1,179 @@
+// PostgreSQL functions whose effect depends on a text argument, shared by statement analysis for
+// policy (pg-analyze.ts) and taint analysis for masking (pg-taint.ts): functions that execute SQL
+// given as text (query_to_xml, dblink, ...), functions that read a whole table, schema or database
+// named by text (table_to_xml, ...), and functions that store a value somewhere the caller can read
+// it back (set_config, lo_from_bytea, ...). Names are matched on their last part, lower-case, since
+// `pg_catalog.query_to_xml` and `query_to_xml` are the same function.
+
+type Node = Record<string, unknown>
+
+function isRecord(v: unknown): v is Node {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** The last part of a function name, lower-case (`pg_catalog.Set_Config` -> `set_config`). */
+export function baseName(name: string): string {
+  return name.slice(name.lastIndexOf('.') + 1).toLowerCase()
+}
+
+/** The string value of a literal argument ('...', $$...$$, E'...', or one of those cast to a type), else undefined. */
+export function stringLiteral(arg: unknown): string | undefined {
+  if (!isRecord(arg)) return undefined
+  if (isRecord(arg.TypeCast)) return stringLiteral(arg.TypeCast.arg)
+  if (isRecord(arg.NamedArgExpr)) return stringLiteral(arg.NamedArgExpr.arg)
+  if (isRecord(arg.A_Const)) {
+    const sval = arg.A_Const.sval
+    if (isRecord(sval)) return typeof sval.sval === 'string' ? sval.sval : '' // protobuf JSON omits ''
+  }
+  return undefined
+}
+
+/** A boolean literal argument (true/false, or a string/int PostgreSQL reads as one), else undefined. */
+function isBooleanLiteral(arg: unknown): boolean {
+  if (!isRecord(arg)) return false
+  if (isRecord(arg.TypeCast)) return isBooleanLiteral(arg.TypeCast.arg)
+  if (isRecord(arg.NamedArgExpr)) return isBooleanLiteral(arg.NamedArgExpr.arg)
+  return isRecord(arg.A_Const) && isRecord(arg.A_Const.boolval)
+}
+
+/** Names (qualified) of functions of extensions that are only recognised with their schema. */
+const QUALIFIED_SQL_TEXT: Record<string, (argc: number) => number | undefined> = {
+  'cron.schedule': (n) => n - 1,
+  'cron.schedule_in_database': () => 2,
+  'cron.alter_job': () => 2,
+}
+
+/** Names PostgreSQL functions give their SQL-text parameter (for calls with named arguments). */
+const SQL_TEXT_PARAMETERS = new Set(['query', 'sql', 'command', 'sqlquery', 'select'])
+
+/**
+ * Which argument of a call is SQL text the function executes, or undefined when it executes none;
+ * -1 when it executes SQL text but which argument holds it cannot be told (named arguments that
+ * name none of the usual parameters): callers treat that as SQL they cannot see. `args` are the
+ * call's argument nodes. docs/policy.md lists the functions known here.
+ */
+export function sqlTextArgument(name: string, args: readonly unknown[]): number | undefined {
+  const positional = sqlTextPosition(name, args)
+  if (positional === undefined || !args.some((a) => isRecord(a) && isRecord(a.NamedArgExpr))) return positional
+  const named = args.findIndex((a) => isRecord(a) && isRecord(a.NamedArgExpr) && SQL_TEXT_PARAMETERS.has(String(a.NamedArgExpr.name ?? '').toLowerCase()))
+  return named >= 0 ? named : positional < args.length && !(isRecord(args[positional]) && isRecord((args[positional] as Node).NamedArgExpr)) ? positional : -1
+}
+
+function sqlTextPosition(name: string, args: readonly unknown[]): number | undefined {
+  const lower = name.toLowerCase()
+  const q = QUALIFIED_SQL_TEXT[lower]
+  if (q) return q(args.length)
+  const n = args.length
+  switch (baseName(lower)) {
+    case 'query_to_xml':
+    case 'query_to_xmlschema':
+    case 'query_to_xml_and_xmlschema':
+    case 'ts_stat':
+    case 'pg_background_launch':
+      return n >= 1 ? 0 : undefined
+    case 'ts_rewrite':
+      return n === 2 ? 1 : undefined
+    case 'dblink':
+    case 'dblink_exec':
+      // dblink(sql), dblink(sql, fail), dblink(conn, sql), dblink(conn, sql, fail)
+      if (n === 1) return 0
+      if (n === 2) return isBooleanLiteral(args[1]) ? 0 : 1
+      return n >= 3 ? 1 : undefined
+    case 'dblink_send_query':
+      return n >= 2 ? 1 : undefined
+    case 'dblink_open':
+      // dblink_open(cursor, sql [, fail]), dblink_open(conn, cursor, sql [, fail])
+      if (n === 2) return 1
+      if (n === 3) return isBooleanLiteral(args[2]) ? 1 : 2
+      return n >= 4 ? 2 : undefined
+    default:
+      return undefined
+  }
+}
+
+/** What a function that reads whole relations named by text reads: a table, a schema, a database, or a cursor. */
+export type RelationReader = 'table' | 'schema' | 'database' | 'cursor'
+
+export function relationReader(name: string): RelationReader | undefined {
+  const b = baseName(name)
+  if (/^table_to_xml(schema|_and_xmlschema)?$/.test(b)) return 'table'
+  if (/^schema_to_xml(schema|_and_xmlschema)?$/.test(b)) return 'schema'
+  if (/^database_to_xml(schema|_and_xmlschema)?$/.test(b)) return 'database'
+  if (/^cursor_to_xml(schema)?$/.test(b)) return 'cursor'
+  return undefined
+}
+
+/**
+ * A relation name as regclass input reads it: `public.t`, `"Odd"."T"`; unquoted parts fold to
+ * lower case. Undefined when the text is not a (possibly qualified) name.
+ */
+export function regclassName(text: string): {schema?: string; table: string} | undefined {
+  const parts: string[] = []
+  let i = 0
+  const s = text.trim()
+  while (i <= s.length) {
+    if (s[i] === '"') {
+      let j = i + 1
+      let part = ''
+      for (;;) {
+        if (j >= s.length) return undefined
+        if (s[j] === '"') {
+          if (s[j + 1] === '"') {
+            part += '"'
+            j += 2
+            continue
+          }
+          break
+        }
+        part += s[j++]
+      }
+      parts.push(part)
+      i = j + 1
+    } else {
+      const m = /^[^."\s]+/.exec(s.slice(i))
+      if (!m) return undefined
+      parts.push(m[0].toLowerCase())
+      i += m[0].length
+    }
+    if (i >= s.length) break
+    if (s[i] !== '.') return undefined
+    i++
+  }
+  if (parts.length === 1) return {table: parts[0]}
+  if (parts.length === 2) return {schema: parts[0], table: parts[1]}
+  if (parts.length === 3) return {schema: parts[1], table: parts[2]}
+  return undefined
+}
+
+/** Where a function stores a value the caller (or others) can read back; the argument positions that hold it. */
+export interface StoringFunction {
+  stores: 'setting' | 'large-object' | 'file' | 'sequence' | 'notification'
+  /** Positions of the arguments whose value is stored. */
+  values: number[]
+}
+
+const STORING: Record<string, StoringFunction> = {
+  set_config: {stores: 'setting', values: [1]},
+  lo_from_bytea: {stores: 'large-object', values: [1]},
+  lo_put: {stores: 'large-object', values: [2]},
+  lowrite: {stores: 'large-object', values: [1]},
+  pg_file_write: {stores: 'file', values: [1]},
+  setval: {stores: 'sequence', values: [1]},
+  pg_notify: {stores: 'notification', values: [1]},
+}
+
+export function storingFunction(name: string): StoringFunction | undefined {
+  return Object.hasOwn(STORING, baseName(name)) ? STORING[baseName(name)] : undefined
+}
+
+/** Statistics views and functions that expose sampled values of columns (most common values, histograms). */
+const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'])
+const STATISTICS_FUNCTIONS = new Set(['pg_mcv_list_items'])
+
+export function isStatisticsRelation(table: string): boolean {
+  return STATISTICS_RELATIONS.has(baseName(table))
+}
+
+export function isStatisticsFunction(name: string): boolean {
+  return STATISTICS_FUNCTIONS.has(baseName(name))
+}

@@ -1,0 +1,50 @@
+// A statement judge for the engine harnesses built from a real policy: the gateway's own decider
+// (policyHooks in src/engines/gate.ts) over the real analyzers, with the per-session analyzer state
+// the gateway keeps (prepared statements, MySQL user variables and sql_mode). `reset()` starts a
+// new session's state; the suites run one client session per test.
+import {policyHooks, type Verdict} from '../../../src/engines/gate.js'
+import type {Identity} from '../../../src/identity/types.js'
+import {parsePolicy} from '../../../src/policy/load.js'
+import type {Statement} from '../../../src/policy/types.js'
+import {analyzeMysql} from '../../../src/sql/mysql-analyze.js'
+import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
+import {silentLogger} from '../../../src/shared/log.js'
+
+export interface PolicyJudge {
+  judge(sql: string): Promise<Verdict>
+  /** Verdicts given, in order, with the SQL they judged. */
+  verdicts: Array<{sql: string; verdict: Verdict}>
+  reset(): void
+}
+
+export function policyJudge(engine: 'postgres' | 'mysql', policyYaml: string, identity: Identity): PolicyJudge {
+  const policy = parsePolicy(policyYaml, 'guardrails.yaml')
+  let prepared = new Map<string, Statement[]>()
+  let variables = new Map<string, string>()
+  const hooks = policyHooks<string>({
+    session: 'guardrails',
+    identity,
+    connection: {name: 'db', type: engine},
+    policy: () => policy,
+    analyze: (sql) => (engine === 'postgres' ? analyzePostgres(sql, {prepared}) : analyzeMysql(sql, {prepared, variables})),
+    describe: (sql) => sql,
+    logger: silentLogger,
+    protocol: engine,
+  })
+  const verdicts: PolicyJudge['verdicts'] = []
+  return {
+    verdicts,
+    async judge(sql) {
+      const verdict = await hooks.judge(sql)
+      verdicts.push({sql, verdict})
+      return verdict
+    },
+    reset() {
+      prepared = new Map()
+      variables = new Map()
+      verdicts.length = 0
+    },
+  }
+}
+
+export const analyst: Identity = {kind: 'user', subject: 'u-analyst', name: 'Ana', email: 'ana@example.com', groups: ['analysts']}
