@@ -30,6 +30,8 @@ import {
   ER_UNKNOWN_ERROR,
   ER_UNKNOWN_STMT_HANDLER,
   GATEWAY_CAPS,
+  GATEWAY_MARIADB_CAPS,
+  MARIADB_CAP,
   STATUS,
 } from '../../protocol/mysql/constants.js'
 import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
@@ -43,6 +45,7 @@ import {
   encodeHandshake,
   encodeOk,
   isErr,
+  isProgressReport,
   isResultTerminator,
   LOCAL_INFILE_HEADER,
   OK_HEADER,
@@ -57,7 +60,7 @@ import {refusalMessage, type Outcome, type SessionResult, type StatementGate} fr
 import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
-import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
+import {dialTarget, UpstreamRefused, type Capabilities, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
@@ -96,7 +99,7 @@ class MysqlSession {
   private readonly clientReader: PacketReader
   private up: Upstream | undefined
   /** Capabilities in force on both links. */
-  private caps = 0
+  private caps: Capabilities = {flags: 0, mariadb: undefined}
   private readonly prepared = new Map<number, Prepared>()
   private lastPrepared: number | undefined
   private readonly masking = new ResultMasking()
@@ -117,7 +120,17 @@ class MysqlSession {
   }
 
   private get deprecateEof(): boolean {
-    return (this.caps & CAP.DEPRECATE_EOF) !== 0
+    return (this.caps.flags & CAP.DEPRECATE_EOF) !== 0
+  }
+
+  /** MariaDB extended column metadata in force (column definitions carry an extra block). */
+  private get extendedMetadata(): boolean {
+    return ((this.caps.mariadb ?? 0) & MARIADB_CAP.EXTENDED_METADATA) !== 0
+  }
+
+  /** MariaDB progress reports in force (ERR packets with code 0xFFFF inside a response). */
+  private get progressReports(): boolean {
+    return ((this.caps.mariadb ?? 0) & MARIADB_CAP.PROGRESS) !== 0
   }
 
   async run(): Promise<MysqlSessionResult> {
@@ -148,14 +161,21 @@ class MysqlSession {
     return this.up.greeting()
   }
 
-  /** Sends our greeting and reads the client's HandshakeResponse41. No password is checked. */
+  /**
+   * Sends our greeting and reads the client's HandshakeResponse41. No password is checked. A MariaDB
+   * target's extended capabilities are offered as far as the gateway carries them (GATEWAY_MARIADB_CAPS);
+   * the client's choice is what the target login asks for, so both links speak the same dialect.
+   */
   private async handleStartup(g: HandshakeV10): Promise<ClientHello | undefined> {
-    const advertised = (g.capabilities & GATEWAY_CAPS) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const mariadb = !(g.capabilities & CAP.LONG_PASSWORD)
+    const advertised = (g.capabilities & GATEWAY_CAPS) | (mariadb ? 0 : CAP.LONG_PASSWORD) | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const advertisedMariadb = mariadb ? g.mariadbCapabilities & GATEWAY_MARIADB_CAPS : 0
     const greeting = encodeHandshake({
       serverVersion: g.serverVersion,
       connectionId: g.connectionId,
       authData: scramble20(),
       capabilities: advertised,
+      mariadbCapabilities: advertisedMariadb,
       charset: g.charset || DEFAULT_CHARSET,
       status: g.status,
       authPlugin: NATIVE_PASSWORD,
@@ -176,7 +196,10 @@ class MysqlSession {
     }
     if (hello.kind === 'Malformed') throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: invalid handshake response: ${hello.reason}`}, next)
     // What both links use: what the client asked for, within what we advertised.
-    this.caps = hello.capabilities & advertised
+    this.caps = {
+      flags: hello.capabilities & advertised,
+      mariadb: mariadb && hello.mariadbCapabilities !== undefined ? hello.mariadbCapabilities & advertisedMariadb : undefined,
+    }
     this.result.startupUser = hello.username
     return {...hello, seq: r.lastSeq}
   }
@@ -356,9 +379,22 @@ class MysqlSession {
     await out.flush()
   }
 
+  /**
+   * The next packet of a response. MariaDB progress reports (only sent when the client asked for
+   * them) go to the client as they come; they carry no data, only a stage name and a percentage.
+   */
+  private async readResponse(out: PacketOutput, phase: string): Promise<Packet> {
+    for (;;) {
+      const p = await this.upstream.read(phase)
+      if (!this.progressReports || !isProgressReport(p.payload)) return p
+      await this.emit(out, p)
+      await this.flush(out)
+    }
+  }
+
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
   private async relayOne(out: PacketOutput): Promise<string | undefined> {
-    const p = await this.upstream.read('a command')
+    const p = await this.readResponse(out, 'a command')
     await this.emit(out, p)
     await this.flush(out)
     return isErr(p.payload) ? errText(p.payload) : undefined
@@ -366,7 +402,7 @@ class MysqlSession {
 
   /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
   private async relayPrepare(out: PacketOutput, stmt: Stmt): Promise<void> {
-    const first = await this.upstream.read('COM_STMT_PREPARE')
+    const first = await this.readResponse(out, 'COM_STMT_PREPARE')
     await this.emit(out, first)
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
     if (!ok) {
@@ -387,7 +423,7 @@ class MysqlSession {
   private async relayResults(out: PacketOutput, t: Outcome, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
-      const first = await this.upstream.read('a result')
+      const first = await this.readResponse(out, 'a result')
       const h = first.payload[0]
       if (isErr(first.payload)) {
         t.error ??= errText(first.payload)
@@ -413,7 +449,7 @@ class MysqlSession {
       const defs: ColumnDefinition[] = []
       for (let i = 0; i < n; i++) {
         const p = await this.upstream.read('column definitions')
-        const d = decodeColumnDefinition(p.payload)
+        const d = decodeColumnDefinition(p.payload, this.extendedMetadata)
         if (!d) throw new HoopError('PROTOCOL_ERROR', 'the target sent a malformed column definition')
         defs.push(d)
         await this.emit(out, p)
@@ -441,7 +477,7 @@ class MysqlSession {
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
   private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined): Promise<number | undefined> {
     for (;;) {
-      const p = await this.upstream.read('rows')
+      const p = await this.readResponse(out, 'rows')
       if (isErr(p.payload)) {
         t.error ??= errText(p.payload)
         await this.emit(out, p)

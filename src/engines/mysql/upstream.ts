@@ -47,6 +47,15 @@ export interface MysqlTarget {
 /** The client's HandshakeResponse41 and the sequence id it came with. */
 export type ClientHello = HandshakeResponse & {seq: number}
 
+/**
+ * Capabilities in force on both links: the 32-bit flags, and the MariaDB extended capabilities
+ * (undefined when CLIENT_MYSQL is set, i.e. the links speak plain MySQL).
+ */
+export interface Capabilities {
+  flags: number
+  mariadb: number | undefined
+}
+
 /** The server's own max_allowed_packet cannot exceed 1 GiB. */
 const MAX_SERVER_PACKET = 1024 * 1024 * 1024
 /** Authentication round trips allowed before the target is deemed stuck. */
@@ -111,10 +120,13 @@ export class Upstream {
    * the authentication exchange. `caps` is what the client and hoop agreed on. Returns the server
    * status of the final OK.
    */
-  async login(g: HandshakeV10, hello: ClientHello, caps: number, database: string | undefined, target: MysqlTarget): Promise<number> {
+  async login(g: HandshakeV10, hello: ClientHello, caps: Capabilities, database: string | undefined, target: MysqlTarget): Promise<number> {
     const user = target.username ?? hello.username
     const password = target.password ?? ''
-    let upCaps = (caps & g.capabilities) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
+    // CLIENT_MYSQL (LONG_PASSWORD) clear only when the MariaDB extended capabilities are in force.
+    let upCaps = (caps.flags & g.capabilities) | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
+    upCaps = caps.mariadb === undefined ? upCaps | CAP.LONG_PASSWORD : upCaps & ~CAP.LONG_PASSWORD
+    const mariadbCapabilities = caps.mariadb
     upCaps |= g.capabilities & (CAP.PLUGIN_AUTH | CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA)
     upCaps = database ? upCaps | CAP.CONNECT_WITH_DB : upCaps & ~CAP.CONNECT_WITH_DB
     if (!hello.attributes) upCaps &= ~CAP.CONNECT_ATTRS
@@ -122,7 +134,7 @@ export class Upstream {
     const maxPacket = hello.maxPacket || MAX_SERVER_PACKET
     if (target.tls.mode !== 'disable') {
       if (!(g.capabilities & CAP.SSL)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the target does not offer TLS but the connection requires tls mode ${target.tls.mode}`}, hello.seq + 1)
-      this.write(encodeSSLRequest(upCaps, maxPacket, hello.charset), seq++)
+      this.write(encodeSSLRequest(upCaps, maxPacket, hello.charset, mariadbCapabilities), seq++)
       await this.startTls(target)
       upCaps |= CAP.SSL
     }
@@ -136,7 +148,7 @@ export class Upstream {
     }
     const pluginAuth = (upCaps & CAP.PLUGIN_AUTH) !== 0
     this.write(
-      encodeHandshakeResponse({capabilities: upCaps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes}),
+      encodeHandshakeResponse({capabilities: upCaps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes, mariadbCapabilities}),
       seq,
     )
     for (let rounds = 0; rounds < MAX_AUTH_ROUNDS; rounds++) {

@@ -2,7 +2,8 @@
 // target reached by a plain net.connect to the real MariaDB (no gateway, no agent), and a judge
 // built from a literal table or from the real policy module.
 import {execFile} from 'node:child_process'
-import type {Duplex} from 'node:stream'
+import type * as net from 'node:net'
+import {Duplex} from 'node:stream'
 import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/engines/mysql/session.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
@@ -76,6 +77,65 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
 }
 
 export {connect}
+
+/**
+ * A link to the real MariaDB shaped like the gateway's relay streams (half-open allowed, the
+ * target's close pushed as the end of the readable side, nothing emitted until the engine reads),
+ * with a tap for the tests: what the engine wrote, a rewrite of what the target sends, and bytes
+ * injected toward the engine as if the target had sent them.
+ */
+export class TappedLink extends Duplex {
+  /** Chunks the engine wrote towards the target. */
+  readonly written: Buffer[] = []
+  /** Rewrites each chunk from the target before the engine sees it. */
+  fromTarget: ((chunk: Buffer) => Buffer) | undefined
+
+  constructor(private readonly sock: net.Socket) {
+    super({allowHalfOpen: true})
+    sock.on('data', (d: Buffer) => {
+      if (!this.push(this.fromTarget ? this.fromTarget(d) : d)) sock.pause()
+    })
+    sock.on('end', () => this.push(null))
+    sock.on('error', (e) => this.destroy(e))
+  }
+
+  /** Opens a tapped link to the real MariaDB (an `openUpstream` for the harness). */
+  static async open(links: TappedLink[]): Promise<TappedLink> {
+    const l = new TappedLink((await connect(MYSQL_PORT)) as net.Socket)
+    links.push(l)
+    return l
+  }
+
+  override _read(): void {
+    this.sock.resume()
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.written.push(chunk)
+    this.sock.write(chunk, cb)
+  }
+
+  override _final(cb: () => void): void {
+    this.sock.end()
+    cb()
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.sock.destroy()
+    cb(err)
+  }
+
+  /** Bytes towards the engine, as if the target had sent them. */
+  inject(bytes: Buffer): void {
+    this.push(bytes)
+  }
+
+  /** The target goes away: its socket is dropped and the engine sees the end of the link. */
+  hangUp(): void {
+    this.sock.destroy()
+    this.push(null)
+  }
+}
 
 /** Runs the real `mysql` client against the harness (batch mode, no password). */
 export function mysql(port: number, sql: string, opts: {db?: string; user?: string; extra?: string[]} = {}): Promise<{stdout: string; stderr: string; code: number}> {

@@ -6,7 +6,7 @@ import {dirname, join} from 'node:path'
 import {generateKeyPairSync, privateDecrypt, constants} from 'node:crypto'
 import {cachingSha2Token, nativePasswordToken, rsaEncryptPassword} from '../../../../src/protocol/mysql/auth.js'
 import {decodeCommand} from '../../../../src/protocol/mysql/commands.js'
-import {CAP, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_TABLEACCESS_DENIED_ERROR, MAX_PHYSICAL, TYPE} from '../../../../src/protocol/mysql/constants.js'
+import {CAP, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_TABLEACCESS_DENIED_ERROR, MARIADB_CAP, MAX_PHYSICAL, TYPE} from '../../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../../src/protocol/mysql/framer.js'
 import {
   decodeColumnDefinition,
@@ -18,7 +18,9 @@ import {
   encodeHandshake,
   encodeHandshakeResponse,
   encodeSSLRequest,
+  isProgressReport,
   isResultTerminator,
+  lenencBytes,
   lenencInt,
   Reader,
 } from '../../../../src/protocol/mysql/messages.js'
@@ -160,6 +162,42 @@ describe('mysql codec: messages', () => {
     assert.ok(isResultTerminator(Buffer.from([0xfe, 0, 0, 2, 0]), false))
     assert.ok(!isResultTerminator(Buffer.concat([Buffer.from([0xfe]), Buffer.alloc(12)]), false))
     assert.ok(isResultTerminator(Buffer.concat([Buffer.from([0xfe]), Buffer.alloc(12)]), true))
+  })
+
+  it('MariaDB extended capabilities ride in the greeting and the response only when CLIENT_MYSQL is clear', () => {
+    const base = CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const ext = MARIADB_CAP.PROGRESS | MARIADB_CAP.EXTENDED_METADATA
+    const greet = (capabilities: number) => decodeHandshake(encodeHandshake({serverVersion: '5.5.5-10.11.0-MariaDB', connectionId: 1, authData: Buffer.alloc(20, 0x41), capabilities, mariadbCapabilities: ext, charset: 45, status: 2, authPlugin: 'mysql_native_password'}))
+    assert.equal(greet(base)?.mariadbCapabilities, ext)
+    assert.equal(greet(base | CAP.LONG_PASSWORD)?.mariadbCapabilities, 0)
+    const hello = (capabilities: number) => decodeHandshakeResponse(encodeHandshakeResponse({capabilities, maxPacket: 1 << 24, charset: 45, username: 'u', authResponse: Buffer.alloc(20), mariadbCapabilities: ext}))
+    const maria = hello(base)
+    assert.equal(maria.kind === 'Response' && maria.mariadbCapabilities, ext)
+    const my = hello(base | CAP.LONG_PASSWORD)
+    assert.equal(my.kind === 'Response' && my.mariadbCapabilities, undefined)
+    assert.equal(encodeSSLRequest(base, 1 << 24, 45, ext).readUInt32LE(28), ext)
+  })
+
+  it('column definitions with MariaDB extended metadata (format json, type point) decode only when it is in force', () => {
+    const def = {catalog: 'def', schema: 'test', table: 't', orgTable: 't', name: 'j', orgName: 'j', charset: 33, length: 0xffffffff, type: TYPE.BLOB, flags: 0x90, decimals: 0, formatName: 'json'}
+    const enc = encodeColumnDefinition(def, true)
+    assert.deepEqual(decodeColumnDefinition(enc, true), def)
+    // Read without the extended block, the fixed fields would be misread: refused, never guessed.
+    assert.equal(decodeColumnDefinition(enc, false), undefined)
+    const point = {...def, name: 'p', orgName: 'p', type: TYPE.GEOMETRY, formatName: undefined, dataTypeName: 'point'}
+    delete point.formatName
+    assert.deepEqual(decodeColumnDefinition(encodeColumnDefinition(point, true), true), point)
+    // An empty block (most columns) and unknown keys.
+    const plain = {catalog: 'def', schema: '', table: '', orgTable: '', name: '1', orgName: '', charset: 63, length: 1, type: TYPE.LONG, flags: 0x81, decimals: 0}
+    assert.deepEqual(decodeColumnDefinition(encodeColumnDefinition(plain, true), true), plain)
+    const unknownKey = Buffer.concat([...['def', '', '', '', 'x', ''].map((s) => lenencBytes(s)), lenencBytes(Buffer.concat([Buffer.from([7]), lenencBytes('future')])), encodeColumnDefinition(plain).subarray(-13)])
+    assert.equal(decodeColumnDefinition(unknownKey, true)?.type, TYPE.LONG)
+  })
+
+  it('a MariaDB progress report is an ERR with code 0xFFFF; other ERRs are not', () => {
+    assert.ok(isProgressReport(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 1, 1, 2, 0, 0, 0]), lenencBytes('copy to tmp table')])))
+    assert.ok(!isProgressReport(encodeErr({code: 1927, sqlState: '70100', message: 'Connection was killed'})))
+    assert.ok(!isProgressReport(Buffer.from([0xff, 0xff])))
   })
 
   it('commands decode, short ones are Malformed', () => {
