@@ -60,7 +60,7 @@ import {refusalMessage, type Outcome, type SessionResult, type StatementGate} fr
 import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
-import {dialTarget, UpstreamRefused, type Capabilities, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
+import {dialTarget, TargetClosed, UpstreamRefused, type Capabilities, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
@@ -77,6 +77,8 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** What the idle watch yields when the target spoke before the client's next command. */
+const TARGET_SPOKE: unique symbol = Symbol('target spoke')
 /** A relayed response is flushed to the client at least every this many bytes. */
 const FLUSH_BYTES = 64 * 1024
 /** utf8mb4_general_ci: our greeting's character set when the target's announces none. */
@@ -100,6 +102,10 @@ class MysqlSession {
   private up: Upstream | undefined
   /** Capabilities in force on both links. */
   private caps: Capabilities = {flags: 0, mariadb: undefined}
+  /** The output of the command being answered: a session failure continues its sequence ids. */
+  private out: PacketOutput | undefined
+  /** The client has its OK: the command phase has begun. */
+  private ready = false
   private readonly prepared = new Map<number, Prepared>()
   private lastPrepared: number | undefined
   private readonly masking = new ResultMasking()
@@ -154,10 +160,7 @@ class MysqlSession {
 
   /** Opens the target and reads its greeting: we mirror its version, capabilities and connection id. */
   private async openTarget(): Promise<HandshakeV10> {
-    this.up = await dialTarget(this.o.openUpstream, this.log, () => {
-      // The target went away while the client is idle: end the client's session too.
-      if (!this.closed) this.o.client.end()
-    })
+    this.up = await dialTarget(this.o.openUpstream, this.log)
     return this.up.greeting()
   }
 
@@ -218,28 +221,66 @@ class MysqlSession {
     out.packet(encodeOk({status}))
     this.result.bytesDown += out.bytes
     await out.flush()
+    this.ready = true
   }
 
   // --- command phase -----------------------------------------------------------------------------
 
-  /** One command at a time until the client quits or leaves: the protocol is request/response. */
+  /**
+   * One command at a time until the client quits or leaves: the protocol is request/response.
+   * While it waits for the client, it watches the target too: a target that ends an idle
+   * connection (KILL, wait_timeout) ends the client's at once, so pools evict it.
+   */
   private async commandLoop(): Promise<void> {
     for (;;) {
-      const r = await this.clientReader.one()
+      const r = await this.nextCommandOrTarget()
+      if (r === TARGET_SPOKE) return this.onTargetWhileIdle()
       if ('end' in r) return
       if ('error' in r) throw this.lengthError(r.error, 1)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
       if (this.gate.recording) this.gate.record('client', summarizeCommand(cmd))
-      const keepGoing = await this.onCommand(cmd, r)
+      const out = new PacketOutput(this.o.client)
+      out.seq = (r.lastSeq + 1) & 0xff
+      this.out = out
+      const keepGoing = await this.onCommand(cmd, r, out)
+      this.out = undefined
       if (!keepGoing) return
     }
   }
 
-  /** Handles one command and its whole response; returns false when the session ends. */
-  private async onCommand(cmd: Command, p: Packet): Promise<boolean> {
+  /** The client's next command, or TARGET_SPOKE when the target sends something or closes first. */
+  private nextCommandOrTarget(): Promise<Awaited<ReturnType<PacketReader['one']>> | typeof TARGET_SPOKE> {
+    return new Promise((resolve, reject) => {
+      this.upstream.watch(() => resolve(TARGET_SPOKE))
+      this.clientReader.one().then((r) => {
+        this.upstream.watch(undefined)
+        resolve(r)
+      }, reject)
+    })
+  }
+
+  /**
+   * The target spoke while no command was running: it closed the link, or sent an ERR first
+   * (e.g. MySQL's ER_CLIENT_INTERACTION_TIMEOUT, MariaDB's ER_CONNECTION_KILLED) and then closes.
+   * The ERR goes to the client as the server sent it; either way the session ends.
+   */
+  private async onTargetWhileIdle(): Promise<void> {
+    const p = await this.upstream.readOrEnd()
+    if (!p) {
+      this.log.info('mysql target closed the connection while the client was idle')
+      return
+    }
+    if (!isErr(p.payload)) throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${(p.payload[0] ?? 0).toString(16)}) while no command was running`)
+    this.log.info('mysql target ended the connection while the client was idle', {error: errText(p.payload)})
     const out = new PacketOutput(this.o.client)
-    out.seq = (p.lastSeq + 1) & 0xff
+    out.seq = p.seq
+    await this.emit(out, p)
+    await this.flush(out)
+  }
+
+  /** Handles one command and its whole response; returns false when the session ends. */
+  private async onCommand(cmd: Command, p: Packet, out: PacketOutput): Promise<boolean> {
     switch (cmd.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(cmd.sql)
@@ -503,10 +544,20 @@ class MysqlSession {
     return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
   }
 
-  /** Only deliberate errors reach the client as such; anything else is logged and answered generically. */
+  /**
+   * Only deliberate errors reach the client as such; anything else is logged and answered
+   * generically. In the command phase the ERR continues the current response's sequence ids, and a
+   * target that closed the link closes the client's the same way, without an ERR of ours.
+   */
   private async failSession(err: unknown): Promise<void> {
     let e: ErrPacket
     let seq = 0
+    const out = this.out
+    if (out && !this.o.client.destroyed) await this.flush(out)
+    if (err instanceof TargetClosed && this.ready) {
+      this.log.info('mysql target closed the connection during a command', {error: err.message})
+      return
+    }
     if (err instanceof FatalToClient) {
       this.log.info('mysql session refused', {reason: err.message})
       e = err.err
@@ -522,6 +573,7 @@ class MysqlSession {
       this.log.error('mysql session failed', {error: errorMessage(err)})
       e = {code: ER_UNKNOWN_ERROR, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
     }
+    if (out) seq = out.seq
     const c = this.o.client
     if (c.destroyed || c.writableEnded) return
     await new Promise<void>((resolve) => c.end(encodePacket(encodeErr(e, this.greeted), seq).bytes, () => resolve()))

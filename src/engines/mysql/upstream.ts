@@ -17,7 +17,7 @@ import {
   SHA256_PASSWORD,
 } from '../../protocol/mysql/auth.js'
 import {CAP, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_HANDSHAKE_ERROR, STATUS} from '../../protocol/mysql/constants.js'
-import {encodePacket, type Packet} from '../../protocol/mysql/framer.js'
+import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
   decodeAuthReply,
   decodeErr,
@@ -68,15 +68,25 @@ export class UpstreamRefused extends Error {
   }
 }
 
+/**
+ * The target closed the link (or it failed). In the command phase the client's link is closed the
+ * same way, without a synthetic ERR: a driver then sees what it sees when a server goes away.
+ */
+export class TargetClosed extends HoopError {
+  constructor(phase: string) {
+    super('TARGET_REFUSED', `the target closed the connection during ${phase}`)
+  }
+}
+
 /** Opens the target; an unreachable target is an ERR for the client. */
-export async function dialTarget(open: () => Promise<Duplex>, log: Logger, onClose: () => void): Promise<Upstream> {
+export async function dialTarget(open: () => Promise<Duplex>, log: Logger): Promise<Upstream> {
   let stream: Duplex
   try {
     stream = await open()
   } catch (err) {
     throw new FatalToClient({code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
   }
-  return new Upstream(stream, log, onClose)
+  return new Upstream(stream, log)
 }
 
 /** One link to the target, from its greeting through the command phase. */
@@ -84,12 +94,19 @@ export class Upstream {
   private stream: Duplex
   private reader: PacketReader
   private tlsUsed = false
+  /**
+   * The read started by `watch()` while the session was idle: the next `read()` takes its result,
+   * so there is only ever one read in flight and nothing the target sends is lost.
+   */
+  private inflight: Promise<Packet | {error: FramerError} | {end: true}> | undefined
+  /** The in-flight read has its result. */
+  private spoke = false
+  /** Called once when the in-flight read has its result (one slot: a watcher replaces the last). */
+  private onSpoke: (() => void) | undefined
 
   constructor(
     stream: Duplex,
     private readonly log: Logger,
-    /** Called when the link closes (the target went away). */
-    private readonly onClose: () => void,
   ) {
     this.stream = stream
     this.reader = this.listen(stream)
@@ -98,7 +115,6 @@ export class Upstream {
   private listen(stream: Duplex): PacketReader {
     const reader = packetReader(stream, MAX_SERVER_PACKET)
     stream.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
-    stream.once('close', this.onClose)
     return reader
   }
 
@@ -209,7 +225,7 @@ export class Upstream {
   /** Forwards a client command as the first packet of a new exchange (sequence id 0). */
   forward(p: Packet): void {
     const up = this.stream
-    if (up.destroyed || up.writableEnded) throw new HoopError('TARGET_REFUSED', 'the target closed the connection')
+    if (up.destroyed || up.writableEnded) throw new TargetClosed('a command')
     up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
   }
 
@@ -217,12 +233,50 @@ export class Upstream {
     this.stream.write(encodePacket(payload, seq).bytes)
   }
 
-  /** The next packet from the target; its end or an oversized packet ends the session. */
+  /** The next packet from the target; its end (TargetClosed) or an oversized packet ends the session. */
   async read(phase: string): Promise<Packet> {
-    const r = await this.reader.one()
-    if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
+    const r = await this.readOrEnd()
+    if (!r) throw new TargetClosed(phase)
+    return r
+  }
+
+  /** The next packet, or undefined when the target closed the link. */
+  async readOrEnd(): Promise<Packet | undefined> {
+    const pending = this.inflight
+    this.inflight = undefined
+    this.spoke = false
+    this.onSpoke = undefined
+    const r = await (pending ?? this.reader.one())
+    if ('end' in r) return undefined
     if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
     return r
+  }
+
+  /**
+   * Calls `cb` once when the target sends something or closes, without consuming it (the next read
+   * gets it); `undefined` cancels. The session watches while it waits for the client's next command:
+   * a server that kills an idle connection (KILL, wait_timeout) closes it, sometimes after an
+   * unsolicited ERR. One slot and one read however often it is called, so a client sending many
+   * commands that get no answer (COM_STMT_CLOSE) piles nothing up.
+   */
+  watch(cb: (() => void) | undefined): void {
+    this.onSpoke = cb
+    if (!cb) return
+    if (this.spoke) {
+      this.onSpoke = undefined
+      cb()
+      return
+    }
+    if (this.inflight) return
+    const p = this.reader.one()
+    this.inflight = p
+    void p.then(() => {
+      if (this.inflight !== p) return
+      this.spoke = true
+      const f = this.onSpoke
+      this.onSpoke = undefined
+      f?.()
+    })
   }
 
   /** True when a whole packet from the target is already buffered (lets the session batch writes). */

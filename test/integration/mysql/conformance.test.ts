@@ -1,13 +1,15 @@
 // The MySQL engine compared with a direct connection to the real MariaDB, for what issue 13 found
 // broken: MariaDB's extended capabilities stripped (column metadata lost its format=json and
-// type=point marks). The target link is shaped like the gateway's relay streams (TappedLink).
+// type=point marks), and a connection killed server-side while idle left open toward the client.
+// The target link is shaped like the gateway's relay streams (TappedLink), where the second showed.
 import {strict as assert} from 'node:assert'
 import {exec as execCb} from 'node:child_process'
 import {promisify} from 'node:util'
+import mysql from 'mysql2'
 import mysql2 from 'mysql2/promise'
 import {CAP, MARIADB_CAP} from '../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../src/protocol/mysql/framer.js'
-import {decodeHandshakeResponse, lenencBytes} from '../../../src/protocol/mysql/messages.js'
+import {decodeHandshakeResponse, encodeErr, lenencBytes} from '../../../src/protocol/mysql/messages.js'
 import {startHarness, TappedLink, type Harness} from './harness.js'
 
 const exec = promisify(execCb)
@@ -31,6 +33,35 @@ function loginOf(link: TappedLink) {
   const hello = decodeHandshakeResponse(packets[0].payload)
   assert.equal(hello.kind, 'Response')
   return hello.kind === 'Response' ? hello : assert.fail('no login')
+}
+
+/** A callback-API connection (its events and errors are mysql2's own, unwrapped), connected. */
+async function open(port: number): Promise<mysql.Connection> {
+  const c = mysql.createConnection({host: '127.0.0.1', port, user: 'root', database: 'test'})
+  await new Promise<void>((resolve, reject) => c.connect((err) => (err ? reject(err) : resolve())))
+  return c
+}
+
+/** What an idle connection reports when its server goes away: its events until 'end', with error codes. */
+function endOf(c: mysql.Connection): Promise<string[]> {
+  const seen: string[] = []
+  return new Promise((resolve) => {
+    c.on('error', (e: {code?: string | number; fatal?: boolean}) => seen.push(`error ${e.code} fatal=${e.fatal}`))
+    c.once('end', () => {
+      seen.push('end')
+      // An 'error' event may follow the 'end'.
+      setTimeout(() => resolve(seen), 50)
+    })
+  })
+}
+
+async function kill(id: number, what = ''): Promise<void> {
+  const a = await direct()
+  try {
+    await a.query(`KILL ${what} ${id}`)
+  } finally {
+    await a.end()
+  }
 }
 
 describe('mysql engine: behaves as a direct connection (issue 13)', function () {
@@ -97,6 +128,71 @@ describe('mysql engine: behaves as a direct connection (issue 13)', function () 
       await c.end()
       await d.end()
     }
+  })
+
+  // Regression: the engine noticed the target's close only when it next read from it, so an idle
+  // client kept a dead connection (pools never evicted it) and its next query got a read error
+  // and an ERR numbered 0 ("packets out of order").
+  it('a connection killed server-side while idle ends toward the client at once; a pool replaces it', async () => {
+    const idleKill = async (port: number) => {
+      const c = await open(port)
+      const ended = endOf(c)
+      await kill(c.threadId as number)
+      const r = await ended
+      c.destroy()
+      return r
+    }
+    const want = await idleKill(3306)
+    assert.deepEqual(want, ['end', 'error PROTOCOL_CONNECTION_LOST fatal=true'])
+    assert.deepEqual(await idleKill(h.port), want)
+
+    // A pool: its idle connection is killed; once the client has seen the end, the next query runs on a new one.
+    const evicted = async (port: number): Promise<boolean> => {
+      const pool = mysql.createPool({host: '127.0.0.1', port, user: 'root', database: 'test', connectionLimit: 1})
+      const q = (sql: string) => new Promise<{id: number}[]>((resolve, reject) => pool.query(sql, (err, rows) => (err ? reject(err) : resolve(rows as {id: number}[]))))
+      try {
+        const conn = await new Promise<mysql.PoolConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(err) : resolve(c))))
+        const ended = new Promise((resolve) => conn.once('end', resolve))
+        conn.release()
+        await kill(conn.threadId as number)
+        await ended
+        const [second] = await q('SELECT CONNECTION_ID() AS id')
+        return second.id !== conn.threadId
+      } finally {
+        await new Promise((resolve) => pool.end(resolve))
+      }
+    }
+    assert.equal(await evicted(3306), true)
+    assert.equal(await evicted(h.port), true)
+  })
+
+  it('an unsolicited ERR before the target closes (ER_CONNECTION_KILLED) reaches the idle client as the server sent it', async () => {
+    const c = await open(h.port)
+    const ended = endOf(c)
+    const link = links.at(-1) as TappedLink
+    link.inject(encodePacket(encodeErr({code: 1927, sqlState: '70100', message: 'Connection was killed'}), 0).bytes)
+    link.hangUp()
+    // What mysql2 reports for an ERR while no command runs (as for MySQL 8's ER_CLIENT_INTERACTION_TIMEOUT).
+    assert.deepEqual(await ended, ['error 1927 fatal=true', 'end'])
+    c.destroy()
+  })
+
+  it('a target that dies during a query: the client sees the connection lost, as directly (no ERR of hoop\'s numbered 0)', async () => {
+    const outcome = async (port: number): Promise<string> => {
+      const c = await open(port)
+      c.on('error', () => undefined)
+      const warnings: unknown[] = []
+      c.on('warn', (w: unknown) => warnings.push(w))
+      const q = new Promise<string>((resolve) => c.query('SELECT SLEEP(10)', (e: {code?: string; fatal?: boolean} | null) => resolve(e ? `${e.code} fatal=${e.fatal}` : 'ok')))
+      await new Promise((r) => setTimeout(r, 150))
+      await kill(c.threadId as number)
+      const r = await q
+      c.destroy()
+      return `${r} warnings=${warnings.length}`
+    }
+    const want = await outcome(3306)
+    assert.equal(want, 'PROTOCOL_CONNECTION_LOST fatal=true warnings=0')
+    assert.equal(await outcome(h.port), want)
   })
 
   it('MariaDB progress reports inside a response are relayed, and the response goes on', async () => {
