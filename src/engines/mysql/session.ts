@@ -190,7 +190,7 @@ class MysqlSession {
     await out.flush()
     const r = await this.clientReader.one()
     if ('end' in r) return undefined
-    if ('error' in r) throw this.lengthError(r.error, 2)
+    if ('error' in r) throw this.lengthError(r.error)
     this.result.bytesUp += r.payload.length + 4
     const hello = decodeHandshakeResponse(r.payload)
     const next = (r.lastSeq + 1) & 0xff
@@ -236,7 +236,7 @@ class MysqlSession {
       const r = await this.nextCommandOrTarget()
       if (r === TARGET_SPOKE) return this.onTargetWhileIdle()
       if ('end' in r) return
-      if ('error' in r) throw this.lengthError(r.error, 1)
+      if ('error' in r) throw this.lengthError(r.error)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
       if (this.gate.recording) this.gate.record('client', summarizeCommand(cmd))
@@ -540,8 +540,10 @@ class MysqlSession {
   // --- errors and shutdown ----------------------------------------------------------------------
 
   /** A client packet declared larger than the limit: refused from its header, before buffering. */
-  private lengthError(e: FramerError, seq: number): FatalToClient {
-    return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
+  private lengthError(e: FramerError): FatalToClient {
+    // Numbered after the packet that declared too much, as the server does (a statement of 16 MiB
+    // or more is refused at its second physical packet).
+    return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, (e.seq + 1) & 0xff)
   }
 
   /**

@@ -17,7 +17,8 @@ export interface Packet {
   raw?: Buffer
 }
 
-export type FramerError = {kind: 'length'; declared: number; limit: number}
+/** A declared length above the limit: `seq` is the sequence id of the physical packet that declared it. */
+export type FramerError = {kind: 'length'; declared: number; limit: number; seq: number}
 
 /** First allocation for a physical packet that spans pieces; it doubles up to the packet's size. */
 const ASSEMBLY_START = 64 * 1024
@@ -82,7 +83,7 @@ export class PacketFramer {
         if (this.headLen < 4) return undefined
         this.headLen = 0
         const declared = this.head.readUIntLE(0, 3)
-        if (this.tooLong(declared)) return this.failed
+        if (this.tooLong(declared, this.head[3])) return this.failed
         this.head.copy(this.startAssembly(declared), 0)
         this.asmLen = 4
         continue
@@ -95,7 +96,7 @@ export class PacketFramer {
         return undefined
       }
       const declared = chunk.readUIntLE(off, 3)
-      if (this.tooLong(declared)) return this.failed
+      if (this.tooLong(declared, chunk[off + 3])) return this.failed
       if (left >= 4 + declared) {
         // The whole physical packet is in this piece: a view, no copy.
         this.deliver(chunk.subarray(off, off + 4 + declared), onPacket)
@@ -107,9 +108,9 @@ export class PacketFramer {
   }
 
   /** Checks a declared length (plus what a continued packet already holds) against the limit, before buffering. */
-  private tooLong(declared: number): boolean {
+  private tooLong(declared: number, seq: number): boolean {
     if (this.partsLength + declared <= this.maxPayload) return false
-    this.failed = {kind: 'length', declared: this.partsLength + declared, limit: this.maxPayload}
+    this.failed = {kind: 'length', declared: this.partsLength + declared, limit: this.maxPayload, seq}
     this.asm = undefined
     this.asmLen = 0
     this.parts = []

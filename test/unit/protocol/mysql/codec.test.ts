@@ -114,7 +114,7 @@ describe('mysql codec: framer', () => {
   it('refuses a declared length above the limit from the header alone', () => {
     const f = new PacketFramer(100)
     const err = f.push(Buffer.from([101, 0, 0, 0]), () => assert.fail('no packet'))
-    assert.deepEqual(err, {kind: 'length', declared: 101, limit: 100})
+    assert.deepEqual(err, {kind: 'length', declared: 101, limit: 100, seq: 0})
     assert.equal(f.buffered, 0)
     assert.deepEqual(f.push(Buffer.from([1, 0, 0, 0, 1]), () => assert.fail('stays failed')), err)
   })
