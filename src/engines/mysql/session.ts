@@ -77,6 +77,8 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** Characters of a prepared statement's text kept while it is open. */
+const MAX_RETAINED_TEXT = 4096
 /** What the idle watch yields when the target spoke before the client's next command. */
 const TARGET_SPOKE: unique symbol = Symbol('target spoke')
 /** A relayed response is flushed to the client at least every this many bytes. */
@@ -286,7 +288,7 @@ class MysqlSession {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayResults(out, t, {stmt, binary: false})
         this.gate.finish(stmt, t)
         return true
@@ -294,7 +296,7 @@ class MysqlSession {
       case 'StmtPrepare': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayPrepare(out, stmt)
         return true
       }
@@ -303,7 +305,7 @@ class MysqlSession {
         const ps = id === undefined ? undefined : this.prepared.get(id)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         ps.cursor = undefined
         await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
         this.gate.finish(ps.stmt, t)
@@ -313,21 +315,21 @@ class MysqlSession {
         const ps = this.prepared.get(cmd.statementId)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayRows(out, t, ps.cursor?.masker)
         this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtClose':
         this.prepared.delete(cmd.statementId)
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         return true
       case 'StmtSendLongData':
-        if (this.prepared.has(cmd.statementId)) this.upstream.forward(p)
+        if (this.prepared.has(cmd.statementId)) await this.upstream.forward(p)
         return true
       case 'StmtReset':
         if (!this.prepared.has(cmd.statementId)) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_RESET`})
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'InitDb':
@@ -339,17 +341,17 @@ class MysqlSession {
       case 'Ping':
       case 'Statistics':
       case 'SetOption':
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'ResetConnection':
         this.prepared.clear()
         this.lastPrepared = undefined
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'Quit':
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         return false
       case 'ChangeUser':
         return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: 'hoop: COM_CHANGE_USER is not supported through the gateway (the target login is the connection\'s); open a new connection instead'})
@@ -377,7 +379,7 @@ class MysqlSession {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
     const t = newOutcome()
-    this.upstream.forward(p)
+    await this.upstream.forward(p)
     if (untilEof) await this.relayRows(out, t, undefined)
     else t.error = await this.relayOne(out)
     this.gate.finish(stmt, t)
@@ -456,7 +458,9 @@ class MysqlSession {
       if (n > 0 && !this.deprecateEof) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
     }
     await this.flush(out)
-    this.prepared.set(ok.statementId, {stmt})
+    // Its executes run under this verdict; the text only labels their results, so a client holding
+    // thousands of prepared statements costs a few KiB each, whatever their length.
+    this.prepared.set(ok.statementId, {stmt: stmt.text.length > MAX_RETAINED_TEXT ? {...stmt, text: stmt.text.slice(0, MAX_RETAINED_TEXT)} : stmt})
     this.lastPrepared = ok.statementId
   }
 

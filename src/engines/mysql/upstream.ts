@@ -32,6 +32,7 @@ import {
 } from '../../protocol/mysql/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
+import {waitDrain} from '../io.js'
 import {startUpstreamTls, type UpstreamTls} from '../upstream-tls.js'
 import {FatalToClient, packetReader, type PacketReader} from './packets.js'
 
@@ -222,11 +223,15 @@ export class Upstream {
     this.reader = this.listen(sock)
   }
 
-  /** Forwards a client command as the first packet of a new exchange (sequence id 0). */
-  forward(p: Packet): void {
+  /**
+   * Forwards a client command as the first packet of a new exchange (sequence id 0), and waits
+   * until the link takes more: the session reads the client's next command only then, so commands
+   * that get no answer (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE) cannot pile up towards a slow target.
+   */
+  async forward(p: Packet): Promise<void> {
     const up = this.stream
     if (up.destroyed || up.writableEnded) throw new TargetClosed('a command')
-    up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
+    if (!up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)) await waitDrain(up)
   }
 
   write(payload: Buffer, seq: number): void {
