@@ -9,7 +9,8 @@
 // The classic protocol is strictly request/response, so the command loop handles one command at
 // a time: read it, judge it, forward it, relay the whole response, then read the next. A client
 // that pipelines simply waits in its socket buffer. Refused statements never reach the target:
-// the client gets an ERR packet and the session stays usable.
+// the client gets an ERR packet and the session stays usable. Between commands the target is
+// watched too: when it ends the connection, the client's ends with it.
 //
 // Beside it: upstream.ts (dial, TLS, login with stored credentials), masking.ts (row maskers),
 // packets.ts (reader, output with sequence ids), recording.ts (recording lines), ../gate.ts (judge,
