@@ -2,7 +2,8 @@
 // the taint of its outputs (src/sql/mysql-taint.ts) and the result's column definitions, builds
 // the function that rewrites one row, text or binary protocol: masked columns become '****' (NULL
 // for non-string types), value detectors rewrite PII in any other text cell, and a row that does
-// not match its column definitions is replaced by NULLs (fail closed).
+// not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
+// JSON string "****", so it still parses.
 import {ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
@@ -23,6 +24,8 @@ export interface Stmt extends Judged {
 export type RowMaskFn = (payload: Buffer) => Buffer
 
 const STARS = Buffer.from('****')
+/** A masked JSON value stays JSON (a string), so drivers that parse JSON columns do not fail on it. */
+const JSON_STARS = Buffer.from('"****"')
 /** Text-protocol types whose values cannot carry the entities the detectors look for. */
 const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
 
@@ -82,12 +85,14 @@ export class ResultMasking {
     if (!detect && keys.every((k) => k === undefined)) return undefined
     const types = defs.map((d) => d.type)
     const textual = defs.map((d) => STRING_TYPES.has(d.type))
+    // MySQL's JSON type, or MariaDB's JSON (a BLOB) marked by extended metadata.
+    const stars = defs.map((d) => (d.type === TYPE.JSON || d.formatName === 'json' ? JSON_STARS : STARS))
     const rewrite = (i: number, value: Buffer | null): Buffer | null | undefined => {
       if (value === null) return undefined
       const key = keys[i]
       if (key) {
         addCount(counts, key)
-        return textual[i] ? STARS : null
+        return textual[i] ? stars[i] : null
       }
       if (!detect) return undefined
       if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined

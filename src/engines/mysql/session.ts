@@ -9,7 +9,8 @@
 // The classic protocol is strictly request/response, so the command loop handles one command at
 // a time: read it, judge it, forward it, relay the whole response, then read the next. A client
 // that pipelines simply waits in its socket buffer. Refused statements never reach the target:
-// the client gets an ERR packet and the session stays usable.
+// the client gets an ERR packet and the session stays usable. Between commands the target is
+// watched too: when it ends the connection, the client's ends with it.
 //
 // Beside it: upstream.ts (dial, TLS, login with stored credentials), masking.ts (row maskers),
 // packets.ts (reader, output with sequence ids), recording.ts (recording lines), ../gate.ts (judge,
@@ -30,6 +31,8 @@ import {
   ER_UNKNOWN_ERROR,
   ER_UNKNOWN_STMT_HANDLER,
   GATEWAY_CAPS,
+  GATEWAY_MARIADB_CAPS,
+  MARIADB_CAP,
   STATUS,
 } from '../../protocol/mysql/constants.js'
 import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
@@ -43,6 +46,7 @@ import {
   encodeHandshake,
   encodeOk,
   isErr,
+  isProgressReport,
   isResultTerminator,
   LOCAL_INFILE_HEADER,
   OK_HEADER,
@@ -57,7 +61,7 @@ import {refusalMessage, type Outcome, type SessionResult, type StatementGate} fr
 import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
-import {dialTarget, UpstreamRefused, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
+import {dialTarget, TargetClosed, UpstreamRefused, type Capabilities, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
 
 export interface MysqlSessionOptions {
   client: Duplex
@@ -74,6 +78,10 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** Characters of a prepared statement's text kept while it is open. */
+const MAX_RETAINED_TEXT = 4096
+/** What the idle watch yields when the target spoke before the client's next command. */
+const TARGET_SPOKE: unique symbol = Symbol('target spoke')
 /** A relayed response is flushed to the client at least every this many bytes. */
 const FLUSH_BYTES = 64 * 1024
 /** utf8mb4_general_ci: our greeting's character set when the target's announces none. */
@@ -96,7 +104,11 @@ class MysqlSession {
   private readonly clientReader: PacketReader
   private up: Upstream | undefined
   /** Capabilities in force on both links. */
-  private caps = 0
+  private caps: Capabilities = {flags: 0, mariadb: undefined}
+  /** The output of the command being answered: a session failure continues its sequence ids. */
+  private out: PacketOutput | undefined
+  /** The client has its OK: the command phase has begun. */
+  private ready = false
   private readonly prepared = new Map<number, Prepared>()
   private lastPrepared: number | undefined
   private readonly masking = new ResultMasking()
@@ -117,7 +129,17 @@ class MysqlSession {
   }
 
   private get deprecateEof(): boolean {
-    return (this.caps & CAP.DEPRECATE_EOF) !== 0
+    return (this.caps.flags & CAP.DEPRECATE_EOF) !== 0
+  }
+
+  /** MariaDB extended column metadata in force (column definitions carry an extra block). */
+  private get extendedMetadata(): boolean {
+    return ((this.caps.mariadb ?? 0) & MARIADB_CAP.EXTENDED_METADATA) !== 0
+  }
+
+  /** MariaDB progress reports in force (ERR packets with code 0xFFFF inside a response). */
+  private get progressReports(): boolean {
+    return ((this.caps.mariadb ?? 0) & MARIADB_CAP.PROGRESS) !== 0
   }
 
   async run(): Promise<MysqlSessionResult> {
@@ -141,21 +163,25 @@ class MysqlSession {
 
   /** Opens the target and reads its greeting: we mirror its version, capabilities and connection id. */
   private async openTarget(): Promise<HandshakeV10> {
-    this.up = await dialTarget(this.o.openUpstream, this.log, () => {
-      // The target went away while the client is idle: end the client's session too.
-      if (!this.closed) this.o.client.end()
-    })
+    this.up = await dialTarget(this.o.openUpstream, this.log)
     return this.up.greeting()
   }
 
-  /** Sends our greeting and reads the client's HandshakeResponse41. No password is checked. */
+  /**
+   * Sends our greeting and reads the client's HandshakeResponse41. No password is checked. A MariaDB
+   * target's extended capabilities are offered as far as the gateway carries them (GATEWAY_MARIADB_CAPS);
+   * the client's choice is what the target login asks for, so both links speak the same dialect.
+   */
   private async handleStartup(g: HandshakeV10): Promise<ClientHello | undefined> {
-    const advertised = (g.capabilities & GATEWAY_CAPS) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const mariadb = !(g.capabilities & CAP.LONG_PASSWORD)
+    const advertised = (g.capabilities & GATEWAY_CAPS) | (mariadb ? 0 : CAP.LONG_PASSWORD) | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH
+    const advertisedMariadb = mariadb ? g.mariadbCapabilities & GATEWAY_MARIADB_CAPS : 0
     const greeting = encodeHandshake({
       serverVersion: g.serverVersion,
       connectionId: g.connectionId,
       authData: scramble20(),
       capabilities: advertised,
+      mariadbCapabilities: advertisedMariadb,
       charset: g.charset || DEFAULT_CHARSET,
       status: g.status,
       authPlugin: NATIVE_PASSWORD,
@@ -167,7 +193,7 @@ class MysqlSession {
     await out.flush()
     const r = await this.clientReader.one()
     if ('end' in r) return undefined
-    if ('error' in r) throw this.lengthError(r.error, 2)
+    if ('error' in r) throw this.lengthError(r.error)
     this.result.bytesUp += r.payload.length + 4
     const hello = decodeHandshakeResponse(r.payload)
     const next = (r.lastSeq + 1) & 0xff
@@ -176,7 +202,10 @@ class MysqlSession {
     }
     if (hello.kind === 'Malformed') throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: invalid handshake response: ${hello.reason}`}, next)
     // What both links use: what the client asked for, within what we advertised.
-    this.caps = hello.capabilities & advertised
+    this.caps = {
+      flags: hello.capabilities & advertised,
+      mariadb: mariadb && hello.mariadbCapabilities !== undefined ? hello.mariadbCapabilities & advertisedMariadb : undefined,
+    }
     this.result.startupUser = hello.username
     return {...hello, seq: r.lastSeq}
   }
@@ -195,34 +224,72 @@ class MysqlSession {
     out.packet(encodeOk({status}))
     this.result.bytesDown += out.bytes
     await out.flush()
+    this.ready = true
   }
 
   // --- command phase -----------------------------------------------------------------------------
 
-  /** One command at a time until the client quits or leaves: the protocol is request/response. */
+  /**
+   * One command at a time until the client quits or leaves: the protocol is request/response.
+   * While it waits for the client, it watches the target too: a target that ends an idle
+   * connection (KILL, wait_timeout) ends the client's at once, so pools evict it.
+   */
   private async commandLoop(): Promise<void> {
     for (;;) {
-      const r = await this.clientReader.one()
+      const r = await this.nextCommandOrTarget()
+      if (r === TARGET_SPOKE) return this.onTargetWhileIdle()
       if ('end' in r) return
-      if ('error' in r) throw this.lengthError(r.error, 1)
+      if ('error' in r) throw this.lengthError(r.error)
       this.result.bytesUp += r.payload.length + 4
       const cmd = decodeCommand(r.payload)
       if (this.gate.recording) this.gate.record('client', summarizeCommand(cmd))
-      const keepGoing = await this.onCommand(cmd, r)
+      const out = new PacketOutput(this.o.client)
+      out.seq = (r.lastSeq + 1) & 0xff
+      this.out = out
+      const keepGoing = await this.onCommand(cmd, r, out)
+      this.out = undefined
       if (!keepGoing) return
     }
   }
 
-  /** Handles one command and its whole response; returns false when the session ends. */
-  private async onCommand(cmd: Command, p: Packet): Promise<boolean> {
+  /** The client's next command, or TARGET_SPOKE when the target sends something or closes first. */
+  private nextCommandOrTarget(): Promise<Awaited<ReturnType<PacketReader['one']>> | typeof TARGET_SPOKE> {
+    return new Promise((resolve, reject) => {
+      this.upstream.watch(() => resolve(TARGET_SPOKE))
+      this.clientReader.one().then((r) => {
+        this.upstream.watch(undefined)
+        resolve(r)
+      }, reject)
+    })
+  }
+
+  /**
+   * The target spoke while no command was running: it closed the link, or sent an ERR first
+   * (e.g. MySQL's ER_CLIENT_INTERACTION_TIMEOUT, MariaDB's ER_CONNECTION_KILLED) and then closes.
+   * The ERR goes to the client as the server sent it; either way the session ends.
+   */
+  private async onTargetWhileIdle(): Promise<void> {
+    const p = await this.upstream.readOrEnd()
+    if (!p) {
+      this.log.info('mysql target closed the connection while the client was idle')
+      return
+    }
+    if (!isErr(p.payload)) throw new HoopError('PROTOCOL_ERROR', `the target sent an unexpected packet (0x${(p.payload[0] ?? 0).toString(16)}) while no command was running`)
+    this.log.info('mysql target ended the connection while the client was idle', {error: errText(p.payload)})
     const out = new PacketOutput(this.o.client)
-    out.seq = (p.lastSeq + 1) & 0xff
+    out.seq = p.seq
+    await this.emit(out, p)
+    await this.flush(out)
+  }
+
+  /** Handles one command and its whole response; returns false when the session ends. */
+  private async onCommand(cmd: Command, p: Packet, out: PacketOutput): Promise<boolean> {
     switch (cmd.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayResults(out, t, {stmt, binary: false})
         this.gate.finish(stmt, t)
         return true
@@ -230,7 +297,7 @@ class MysqlSession {
       case 'StmtPrepare': {
         const stmt = await this.judgeStatement(cmd.sql)
         if (!(await this.admitOrRefuse(stmt, out))) return true
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayPrepare(out, stmt)
         return true
       }
@@ -239,7 +306,7 @@ class MysqlSession {
         const ps = id === undefined ? undefined : this.prepared.get(id)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_EXECUTE`})
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         ps.cursor = undefined
         await this.relayResults(out, t, {stmt: ps.stmt, binary: true, prepared: ps})
         this.gate.finish(ps.stmt, t)
@@ -249,21 +316,21 @@ class MysqlSession {
         const ps = this.prepared.get(cmd.statementId)
         if (!ps) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_FETCH`})
         const t = newOutcome()
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayRows(out, t, ps.cursor?.masker)
         this.gate.finish(ps.stmt, t)
         return true
       }
       case 'StmtClose':
         this.prepared.delete(cmd.statementId)
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         return true
       case 'StmtSendLongData':
-        if (this.prepared.has(cmd.statementId)) this.upstream.forward(p)
+        if (this.prepared.has(cmd.statementId)) await this.upstream.forward(p)
         return true
       case 'StmtReset':
         if (!this.prepared.has(cmd.statementId)) return this.answerError(out, {code: ER_UNKNOWN_STMT_HANDLER, sqlState: 'HY000', message: `hoop: unknown prepared statement handler (${cmd.statementId}) given to COM_STMT_RESET`})
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'InitDb':
@@ -275,17 +342,17 @@ class MysqlSession {
       case 'Ping':
       case 'Statistics':
       case 'SetOption':
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'ResetConnection':
         this.prepared.clear()
         this.lastPrepared = undefined
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         await this.relayOne(out)
         return true
       case 'Quit':
-        this.upstream.forward(p)
+        await this.upstream.forward(p)
         return false
       case 'ChangeUser':
         return this.answerError(out, {code: ER_UNKNOWN_COM_ERROR, sqlState: '08S01', message: 'hoop: COM_CHANGE_USER is not supported through the gateway (the target login is the connection\'s); open a new connection instead'})
@@ -313,7 +380,7 @@ class MysqlSession {
     const stmt = await this.judgeStatement(sql)
     if (!(await this.admitOrRefuse(stmt, out))) return true
     const t = newOutcome()
-    this.upstream.forward(p)
+    await this.upstream.forward(p)
     if (untilEof) await this.relayRows(out, t, undefined)
     else t.error = await this.relayOne(out)
     this.gate.finish(stmt, t)
@@ -356,9 +423,22 @@ class MysqlSession {
     await out.flush()
   }
 
+  /**
+   * The next packet of a response. MariaDB progress reports (only sent when the client asked for
+   * them) go to the client as they come; they carry no data, only a stage name and a percentage.
+   */
+  private async readResponse(out: PacketOutput, phase: string): Promise<Packet> {
+    for (;;) {
+      const p = await this.upstream.read(phase)
+      if (!this.progressReports || !isProgressReport(p.payload)) return p
+      await this.emit(out, p)
+      await this.flush(out)
+    }
+  }
+
   /** Relays a one-packet answer (OK / ERR / EOF / a string); returns the error text if it was an ERR. */
   private async relayOne(out: PacketOutput): Promise<string | undefined> {
-    const p = await this.upstream.read('a command')
+    const p = await this.readResponse(out, 'a command')
     await this.emit(out, p)
     await this.flush(out)
     return isErr(p.payload) ? errText(p.payload) : undefined
@@ -366,7 +446,7 @@ class MysqlSession {
 
   /** COM_STMT_PREPARE: PREPARE_OK, parameter and column definitions; remembers the statement. */
   private async relayPrepare(out: PacketOutput, stmt: Stmt): Promise<void> {
-    const first = await this.upstream.read('COM_STMT_PREPARE')
+    const first = await this.readResponse(out, 'COM_STMT_PREPARE')
     await this.emit(out, first)
     const ok = first.payload[0] === OK_HEADER ? decodePrepareOk(first.payload) : undefined
     if (!ok) {
@@ -379,7 +459,9 @@ class MysqlSession {
       if (n > 0 && !this.deprecateEof) await this.emit(out, await this.upstream.read('COM_STMT_PREPARE'))
     }
     await this.flush(out)
-    this.prepared.set(ok.statementId, {stmt})
+    // Its executes run under this verdict; the text only labels their results, so a client holding
+    // thousands of prepared statements costs a few KiB each, whatever their length.
+    this.prepared.set(ok.statementId, {stmt: stmt.text.length > MAX_RETAINED_TEXT ? {...stmt, text: stmt.text.slice(0, MAX_RETAINED_TEXT)} : stmt})
     this.lastPrepared = ok.statementId
   }
 
@@ -387,7 +469,7 @@ class MysqlSession {
   private async relayResults(out: PacketOutput, t: Outcome, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
     let index = 0
     for (;;) {
-      const first = await this.upstream.read('a result')
+      const first = await this.readResponse(out, 'a result')
       const h = first.payload[0]
       if (isErr(first.payload)) {
         t.error ??= errText(first.payload)
@@ -413,7 +495,7 @@ class MysqlSession {
       const defs: ColumnDefinition[] = []
       for (let i = 0; i < n; i++) {
         const p = await this.upstream.read('column definitions')
-        const d = decodeColumnDefinition(p.payload)
+        const d = decodeColumnDefinition(p.payload, this.extendedMetadata)
         if (!d) throw new HoopError('PROTOCOL_ERROR', 'the target sent a malformed column definition')
         defs.push(d)
         await this.emit(out, p)
@@ -441,7 +523,7 @@ class MysqlSession {
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
   private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined): Promise<number | undefined> {
     for (;;) {
-      const p = await this.upstream.read('rows')
+      const p = await this.readResponse(out, 'rows')
       if (isErr(p.payload)) {
         t.error ??= errText(p.payload)
         await this.emit(out, p)
@@ -463,14 +545,26 @@ class MysqlSession {
   // --- errors and shutdown ----------------------------------------------------------------------
 
   /** A client packet declared larger than the limit: refused from its header, before buffering. */
-  private lengthError(e: FramerError, seq: number): FatalToClient {
-    return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, seq)
+  private lengthError(e: FramerError): FatalToClient {
+    // Numbered after the packet that declared too much, as the server does (a statement of 16 MiB
+    // or more is refused at its second physical packet).
+    return new FatalToClient({code: ER_NET_PACKET_TOO_LARGE, sqlState: '08S01', message: `hoop: packet of ${e.declared} bytes exceeds the limit of ${e.limit}`}, (e.seq + 1) & 0xff)
   }
 
-  /** Only deliberate errors reach the client as such; anything else is logged and answered generically. */
+  /**
+   * Only deliberate errors reach the client as such; anything else is logged and answered
+   * generically. In the command phase the ERR continues the current response's sequence ids, and a
+   * target that closed the link closes the client's the same way, without an ERR of ours.
+   */
   private async failSession(err: unknown): Promise<void> {
     let e: ErrPacket
     let seq = 0
+    const out = this.out
+    if (out && !this.o.client.destroyed) await this.flush(out)
+    if (err instanceof TargetClosed && this.ready) {
+      this.log.info('mysql target closed the connection during a command', {error: err.message})
+      return
+    }
     if (err instanceof FatalToClient) {
       this.log.info('mysql session refused', {reason: err.message})
       e = err.err
@@ -486,6 +580,7 @@ class MysqlSession {
       this.log.error('mysql session failed', {error: errorMessage(err)})
       e = {code: ER_UNKNOWN_ERROR, sqlState: 'HY000', message: 'hoop: internal error in the gateway'}
     }
+    if (out) seq = out.seq
     const c = this.o.client
     if (c.destroyed || c.writableEnded) return
     await new Promise<void>((resolve) => c.end(encodePacket(encodeErr(e, this.greeted), seq).bytes, () => resolve()))

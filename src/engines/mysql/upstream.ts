@@ -17,7 +17,7 @@ import {
   SHA256_PASSWORD,
 } from '../../protocol/mysql/auth.js'
 import {CAP, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_HANDSHAKE_ERROR, STATUS} from '../../protocol/mysql/constants.js'
-import {encodePacket, type Packet} from '../../protocol/mysql/framer.js'
+import {encodePacket, type FramerError, type Packet} from '../../protocol/mysql/framer.js'
 import {
   decodeAuthReply,
   decodeErr,
@@ -32,6 +32,7 @@ import {
 } from '../../protocol/mysql/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
+import {waitDrain} from '../io.js'
 import {startUpstreamTls, type UpstreamTls} from '../upstream-tls.js'
 import {FatalToClient, packetReader, type PacketReader} from './packets.js'
 
@@ -47,6 +48,15 @@ export interface MysqlTarget {
 /** The client's HandshakeResponse41 and the sequence id it came with. */
 export type ClientHello = HandshakeResponse & {seq: number}
 
+/**
+ * Capabilities in force on both links: the 32-bit flags, and the MariaDB extended capabilities
+ * (undefined when CLIENT_MYSQL is set, i.e. the links speak plain MySQL).
+ */
+export interface Capabilities {
+  flags: number
+  mariadb: number | undefined
+}
+
 /** The server's own max_allowed_packet cannot exceed 1 GiB. */
 const MAX_SERVER_PACKET = 1024 * 1024 * 1024
 /** Authentication round trips allowed before the target is deemed stuck. */
@@ -59,15 +69,25 @@ export class UpstreamRefused extends Error {
   }
 }
 
+/**
+ * The target closed the link (or it failed). In the command phase the client's link is closed the
+ * same way, without a synthetic ERR: a driver then sees what it sees when a server goes away.
+ */
+export class TargetClosed extends HoopError {
+  constructor(phase: string) {
+    super('TARGET_REFUSED', `the target closed the connection during ${phase}`)
+  }
+}
+
 /** Opens the target; an unreachable target is an ERR for the client. */
-export async function dialTarget(open: () => Promise<Duplex>, log: Logger, onClose: () => void): Promise<Upstream> {
+export async function dialTarget(open: () => Promise<Duplex>, log: Logger): Promise<Upstream> {
   let stream: Duplex
   try {
     stream = await open()
   } catch (err) {
     throw new FatalToClient({code: ER_CONNECT_TO_FOREIGN_DATA_SOURCE, sqlState: 'HY000', message: `hoop: cannot reach target: ${errorMessage(err)}`}, 0)
   }
-  return new Upstream(stream, log, onClose)
+  return new Upstream(stream, log)
 }
 
 /** One link to the target, from its greeting through the command phase. */
@@ -75,12 +95,19 @@ export class Upstream {
   private stream: Duplex
   private reader: PacketReader
   private tlsUsed = false
+  /**
+   * The read started by `watch()` while the session was idle: the next `read()` takes its result,
+   * so there is only ever one read in flight and nothing the target sends is lost.
+   */
+  private inflight: Promise<Packet | {error: FramerError} | {end: true}> | undefined
+  /** The in-flight read has its result. */
+  private spoke = false
+  /** Called once when the in-flight read has its result (one slot: a watcher replaces the last). */
+  private onSpoke: (() => void) | undefined
 
   constructor(
     stream: Duplex,
     private readonly log: Logger,
-    /** Called when the link closes (the target went away). */
-    private readonly onClose: () => void,
   ) {
     this.stream = stream
     this.reader = this.listen(stream)
@@ -89,7 +116,6 @@ export class Upstream {
   private listen(stream: Duplex): PacketReader {
     const reader = packetReader(stream, MAX_SERVER_PACKET)
     stream.on('error', (e) => this.log.debug('mysql upstream stream error', {error: e.message}))
-    stream.once('close', this.onClose)
     return reader
   }
 
@@ -111,10 +137,13 @@ export class Upstream {
    * the authentication exchange. `caps` is what the client and hoop agreed on. Returns the server
    * status of the final OK.
    */
-  async login(g: HandshakeV10, hello: ClientHello, caps: number, database: string | undefined, target: MysqlTarget): Promise<number> {
+  async login(g: HandshakeV10, hello: ClientHello, caps: Capabilities, database: string | undefined, target: MysqlTarget): Promise<number> {
     const user = target.username ?? hello.username
     const password = target.password ?? ''
-    let upCaps = (caps & g.capabilities) | CAP.LONG_PASSWORD | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
+    // CLIENT_MYSQL (LONG_PASSWORD) clear only when the MariaDB extended capabilities are in force.
+    let upCaps = (caps.flags & g.capabilities) | CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION
+    upCaps = caps.mariadb === undefined ? upCaps | CAP.LONG_PASSWORD : upCaps & ~CAP.LONG_PASSWORD
+    const mariadbCapabilities = caps.mariadb
     upCaps |= g.capabilities & (CAP.PLUGIN_AUTH | CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA)
     upCaps = database ? upCaps | CAP.CONNECT_WITH_DB : upCaps & ~CAP.CONNECT_WITH_DB
     if (!hello.attributes) upCaps &= ~CAP.CONNECT_ATTRS
@@ -122,7 +151,7 @@ export class Upstream {
     const maxPacket = hello.maxPacket || MAX_SERVER_PACKET
     if (target.tls.mode !== 'disable') {
       if (!(g.capabilities & CAP.SSL)) throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the target does not offer TLS but the connection requires tls mode ${target.tls.mode}`}, hello.seq + 1)
-      this.write(encodeSSLRequest(upCaps, maxPacket, hello.charset), seq++)
+      this.write(encodeSSLRequest(upCaps, maxPacket, hello.charset, mariadbCapabilities), seq++)
       await this.startTls(target)
       upCaps |= CAP.SSL
     }
@@ -136,7 +165,7 @@ export class Upstream {
     }
     const pluginAuth = (upCaps & CAP.PLUGIN_AUTH) !== 0
     this.write(
-      encodeHandshakeResponse({capabilities: upCaps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes}),
+      encodeHandshakeResponse({capabilities: upCaps, maxPacket, charset: hello.charset, username: user, authResponse: token, database, authPlugin: pluginAuth ? plugin : undefined, attributes: hello.attributes, mariadbCapabilities}),
       seq,
     )
     for (let rounds = 0; rounds < MAX_AUTH_ROUNDS; rounds++) {
@@ -194,23 +223,65 @@ export class Upstream {
     this.reader = this.listen(sock)
   }
 
-  /** Forwards a client command as the first packet of a new exchange (sequence id 0). */
-  forward(p: Packet): void {
+  /**
+   * Forwards a client command as the first packet of a new exchange (sequence id 0), and waits
+   * until the link takes more: the session reads the client's next command only then, so commands
+   * that get no answer (COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE) cannot pile up towards a slow target.
+   */
+  async forward(p: Packet): Promise<void> {
     const up = this.stream
-    if (up.destroyed || up.writableEnded) throw new HoopError('TARGET_REFUSED', 'the target closed the connection')
-    up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)
+    if (up.destroyed || up.writableEnded) throw new TargetClosed('a command')
+    if (!up.write(p.raw && p.seq === 0 ? p.raw : encodePacket(p.payload, 0).bytes)) await waitDrain(up)
   }
 
   write(payload: Buffer, seq: number): void {
     this.stream.write(encodePacket(payload, seq).bytes)
   }
 
-  /** The next packet from the target; its end or an oversized packet ends the session. */
+  /** The next packet from the target; its end (TargetClosed) or an oversized packet ends the session. */
   async read(phase: string): Promise<Packet> {
-    const r = await this.reader.one()
-    if ('end' in r) throw new HoopError('TARGET_REFUSED', `the target closed the connection during ${phase}`)
+    const r = await this.readOrEnd()
+    if (!r) throw new TargetClosed(phase)
+    return r
+  }
+
+  /** The next packet, or undefined when the target closed the link. */
+  async readOrEnd(): Promise<Packet | undefined> {
+    const pending = this.inflight
+    this.inflight = undefined
+    this.spoke = false
+    this.onSpoke = undefined
+    const r = await (pending ?? this.reader.one())
+    if ('end' in r) return undefined
     if ('error' in r) throw new HoopError('PROTOCOL_ERROR', `the target sent a packet of ${r.error.declared} bytes, limit ${r.error.limit}`)
     return r
+  }
+
+  /**
+   * Calls `cb` once when the target sends something or closes, without consuming it (the next read
+   * gets it); `undefined` cancels. The session watches while it waits for the client's next command:
+   * a server that kills an idle connection (KILL, wait_timeout) closes it, sometimes after an
+   * unsolicited ERR. One slot and one read however often it is called, so a client sending many
+   * commands that get no answer (COM_STMT_CLOSE) piles nothing up.
+   */
+  watch(cb: (() => void) | undefined): void {
+    this.onSpoke = cb
+    if (!cb) return
+    if (this.spoke) {
+      this.onSpoke = undefined
+      cb()
+      return
+    }
+    if (this.inflight) return
+    const p = this.reader.one()
+    this.inflight = p
+    void p.then(() => {
+      if (this.inflight !== p) return
+      this.spoke = true
+      const f = this.onSpoke
+      this.onSpoke = undefined
+      f?.()
+    })
   }
 
   /** True when a whole packet from the target is already buffered (lets the session batch writes). */

@@ -5,7 +5,7 @@
 
 /** Capability flags (the 32-bit word exchanged in the handshake). */
 export const CAP = {
-  LONG_PASSWORD: 0x1, // MariaDB: CLIENT_MYSQL (clear = the peer understands MariaDB extended capabilities)
+  LONG_PASSWORD: 0x1, // MariaDB: CLIENT_MYSQL (clear = the peer speaks MariaDB extended capabilities, MARIADB_CAP)
   FOUND_ROWS: 0x2,
   LONG_FLAG: 0x4,
   CONNECT_WITH_DB: 0x8,
@@ -66,6 +66,32 @@ export const GATEWAY_CAPS =
   CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA |
   CAP.SESSION_TRACK |
   CAP.DEPRECATE_EOF
+
+/**
+ * MariaDB extended capabilities: the high 32 bits of MariaDB's 64-bit flags, carried in the last 4
+ * filler bytes of the greeting and of the HandshakeResponse when CLIENT_MYSQL (bit 0) is clear.
+ * https://mariadb.com/kb/en/connection/#capabilities
+ */
+export const MARIADB_CAP = {
+  PROGRESS: 0x1, // progress reports (ERR packets with code 0xFFFF) while a statement runs
+  COM_MULTI: 0x2, // withdrawn
+  STMT_BULK_OPERATIONS: 0x4, // COM_STMT_BULK_EXECUTE
+  EXTENDED_METADATA: 0x8, // column definitions carry the data type and format names (json, point, uuid, ...)
+  CACHE_METADATA: 0x10, // COM_STMT_EXECUTE may omit column definitions the client has cached
+  BULK_UNIT_RESULTS: 0x20, // one result per row of a bulk execute
+} as const
+
+/**
+ * MariaDB extended capabilities the gateway carries, both links alike. PROGRESS: the engine relays
+ * progress reports inside a response. EXTENDED_METADATA: column definitions are parsed with their
+ * extended part. Left out: STMT_BULK_OPERATIONS (COM_STMT_BULK_EXECUTE is not modelled: drivers fall
+ * back to COM_STMT_EXECUTE), CACHE_METADATA (masking needs every result's column definitions),
+ * BULK_UNIT_RESULTS (only with bulk operations), COM_MULTI (withdrawn by MariaDB).
+ */
+export const GATEWAY_MARIADB_CAPS = MARIADB_CAP.PROGRESS | MARIADB_CAP.EXTENDED_METADATA
+
+/** Error code of a MariaDB progress report (an ERR packet that does not end the response). */
+export const PROGRESS_REPORT_CODE = 0xffff
 
 /** Command bytes (first payload byte of a client command packet). */
 export const COM = {

@@ -4,7 +4,7 @@
 // https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
 // https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_response_packets.html
 // https://mariadb.com/kb/en/connection/
-import {CAP} from './constants.js'
+import {CAP, PROGRESS_REPORT_CODE} from './constants.js'
 import {errorMessage} from '../../shared/errors.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -167,6 +167,15 @@ export function isErr(p: Buffer): boolean {
   return p.length > 0 && p[0] === ERR_HEADER
 }
 
+/**
+ * A MariaDB progress report: an ERR packet with code 0xFFFF, sent while a statement runs to a
+ * client that asked for MARIADB_CLIENT_PROGRESS. It does not end the response.
+ * https://mariadb.com/kb/en/err_packet/
+ */
+export function isProgressReport(p: Buffer): boolean {
+  return p.length >= 3 && p[0] === ERR_HEADER && p.readUInt16LE(1) === PROGRESS_REPORT_CODE
+}
+
 export function isOk(p: Buffer): boolean {
   return p.length >= 7 && p[0] === OK_HEADER
 }
@@ -293,8 +302,11 @@ export function decodeHandshake(p: Buffer): HandshakeV10 | undefined {
   }
 }
 
-/** Encodes a HandshakeV10 (the gateway's greeting to its client). `authData` must be 20 bytes. */
-export function encodeHandshake(h: Omit<HandshakeV10, 'protocolVersion' | 'mariadbCapabilities'>): Buffer {
+/**
+ * Encodes a HandshakeV10 (the gateway's greeting to its client). `authData` must be 20 bytes.
+ * `mariadbCapabilities` goes in the last 4 filler bytes when CLIENT_MYSQL is clear.
+ */
+export function encodeHandshake(h: Omit<HandshakeV10, 'protocolVersion' | 'mariadbCapabilities'> & {mariadbCapabilities?: number}): Buffer {
   const fixed = Buffer.alloc(4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10)
   let o = 0
   fixed.writeUInt32LE(h.connectionId >>> 0, o)
@@ -310,6 +322,7 @@ export function encodeHandshake(h: Omit<HandshakeV10, 'protocolVersion' | 'maria
   fixed.writeUInt16LE((h.capabilities >>> 16) & 0xffff, o)
   o += 2
   fixed[o++] = h.authData.length + 1
+  if (!(h.capabilities & CAP.LONG_PASSWORD)) fixed.writeUInt32LE((h.mariadbCapabilities ?? 0) >>> 0, o + 6)
   return Buffer.concat([Buffer.from([10]), nul(h.serverVersion), fixed, nul(h.authData.subarray(8)), nul(h.authPlugin)])
 }
 
@@ -323,6 +336,8 @@ export interface HandshakeResponse {
   authPlugin?: string
   /** Raw connection attributes (key/value pairs, length-encoded), forwarded as is. */
   attributes?: Buffer
+  /** MariaDB extended capabilities (the last 4 filler bytes) when CLIENT_MYSQL is clear. */
+  mariadbCapabilities?: number
 }
 
 export type ClientHello = {kind: 'SSLRequest'; capabilities: number} | ({kind: 'Response'} & HandshakeResponse) | {kind: 'Malformed'; reason: string}
@@ -335,7 +350,8 @@ export function decodeHandshakeResponse(p: Buffer): ClientHello {
     if (!(capabilities & CAP.PROTOCOL_41)) return {kind: 'Malformed', reason: 'the client does not speak protocol 4.1 (HandshakeResponse320 is not supported)'}
     const maxPacket = r.u32()
     const charset = r.u8()
-    r.bytes(23)
+    const filler = r.bytes(23)
+    const mariadbCapabilities = capabilities & CAP.LONG_PASSWORD ? undefined : filler.readUInt32LE(19)
     if (r.left === 0) return capabilities & CAP.SSL ? {kind: 'SSLRequest', capabilities} : {kind: 'Malformed', reason: 'handshake response without a user name'}
     const username = r.nulString()
     let authResponse: Buffer
@@ -343,6 +359,7 @@ export function decodeHandshakeResponse(p: Buffer): ClientHello {
     else if (capabilities & CAP.SECURE_CONNECTION) authResponse = r.bytes(r.u8())
     else authResponse = r.nulBytes()
     const out: ClientHello = {kind: 'Response', capabilities, maxPacket, charset, username, authResponse}
+    if (mariadbCapabilities !== undefined) out.mariadbCapabilities = mariadbCapabilities
     if (capabilities & CAP.CONNECT_WITH_DB && r.left > 0) out.database = r.nulString()
     if (capabilities & CAP.PLUGIN_AUTH && r.left > 0) out.authPlugin = r.nulString()
     if (capabilities & CAP.CONNECT_ATTRS && r.left > 0) {
@@ -357,11 +374,12 @@ export function decodeHandshakeResponse(p: Buffer): ClientHello {
   }
 }
 
-export function encodeSSLRequest(capabilities: number, maxPacket: number, charset: number): Buffer {
+export function encodeSSLRequest(capabilities: number, maxPacket: number, charset: number, mariadbCapabilities?: number): Buffer {
   const b = Buffer.alloc(32)
   b.writeUInt32LE((capabilities | CAP.SSL) >>> 0, 0)
   b.writeUInt32LE(maxPacket >>> 0, 4)
   b[8] = charset
+  if (!(capabilities & CAP.LONG_PASSWORD)) b.writeUInt32LE((mariadbCapabilities ?? 0) >>> 0, 28)
   return b
 }
 
@@ -371,6 +389,7 @@ export function encodeHandshakeResponse(h: HandshakeResponse): Buffer {
   head.writeUInt32LE(h.capabilities >>> 0, 0)
   head.writeUInt32LE(h.maxPacket >>> 0, 4)
   head[8] = h.charset
+  if (!(h.capabilities & CAP.LONG_PASSWORD)) head.writeUInt32LE((h.mariadbCapabilities ?? 0) >>> 0, 28)
   const parts: Buffer[] = [head, nul(h.username)]
   if (h.capabilities & CAP.PLUGIN_AUTH_LENENC_CLIENT_DATA) parts.push(lenencBytes(h.authResponse))
   else parts.push(Buffer.from([h.authResponse.length]), h.authResponse)
@@ -429,10 +448,22 @@ export interface ColumnDefinition {
   type: number
   flags: number
   decimals: number
+  /** MariaDB extended metadata: the data type name of a pluggable type ('point', 'uuid', 'inet6', ...). */
+  dataTypeName?: string
+  /** MariaDB extended metadata: the format of the value ('json' for a JSON column sent as a BLOB). */
+  formatName?: string
 }
 
-/** ColumnDefinition41. */
-export function decodeColumnDefinition(p: Buffer): ColumnDefinition | undefined {
+/** Keys of MariaDB's extended column metadata. */
+const EXTENDED_DATA_TYPE_NAME = 0
+const EXTENDED_FORMAT_NAME = 1
+
+/**
+ * ColumnDefinition41. With MARIADB_CLIENT_EXTENDED_METADATA in force (`extendedMetadata`), a
+ * length-encoded block of (key, lenenc value) pairs sits between org_name and the fixed fields.
+ * https://mariadb.com/kb/en/result-set-packets/#column-definition-packet
+ */
+export function decodeColumnDefinition(p: Buffer, extendedMetadata = false): ColumnDefinition | undefined {
   try {
     const r = new Reader(p)
     const catalog = r.lenencString()
@@ -441,19 +472,41 @@ export function decodeColumnDefinition(p: Buffer): ColumnDefinition | undefined 
     const orgTable = r.lenencString()
     const name = r.lenencString()
     const orgName = r.lenencString()
-    r.lenenc() // length of the fixed fields (0x0c)
+    let dataTypeName: string | undefined
+    let formatName: string | undefined
+    if (extendedMetadata) {
+      const block = new Reader(r.lenencBytes() ?? Buffer.alloc(0))
+      while (block.left > 0) {
+        const key = block.u8()
+        const value = block.lenencString()
+        if (key === EXTENDED_DATA_TYPE_NAME) dataTypeName = value
+        else if (key === EXTENDED_FORMAT_NAME) formatName = value
+      }
+    }
+    // The fixed fields: 0x0c bytes (a misread extended block would show here).
+    if ((r.lenenc() ?? 0) < 0x0c) return undefined
     const charset = r.u16()
     const length = r.u32()
     const type = r.u8()
     const flags = r.u16()
     const decimals = r.u8()
-    return {catalog, schema, table, orgTable, name, orgName, charset, length, type, flags, decimals}
+    const def: ColumnDefinition = {catalog, schema, table, orgTable, name, orgName, charset, length, type, flags, decimals}
+    if (dataTypeName !== undefined) def.dataTypeName = dataTypeName
+    if (formatName !== undefined) def.formatName = formatName
+    return def
   } catch {
     return undefined
   }
 }
 
-export function encodeColumnDefinition(c: ColumnDefinition): Buffer {
+export function encodeColumnDefinition(c: ColumnDefinition, extendedMetadata = false): Buffer {
+  const names = [c.catalog, c.schema, c.table, c.orgTable, c.name, c.orgName].map((s) => lenencBytes(s))
+  if (extendedMetadata) {
+    const entries: Buffer[] = []
+    if (c.dataTypeName !== undefined) entries.push(Buffer.from([EXTENDED_DATA_TYPE_NAME]), lenencBytes(c.dataTypeName))
+    if (c.formatName !== undefined) entries.push(Buffer.from([EXTENDED_FORMAT_NAME]), lenencBytes(c.formatName))
+    names.push(lenencBytes(Buffer.concat(entries)))
+  }
   const fixed = Buffer.alloc(13)
   fixed[0] = 0x0c
   fixed.writeUInt16LE(c.charset, 1)
@@ -461,7 +514,7 @@ export function encodeColumnDefinition(c: ColumnDefinition): Buffer {
   fixed[7] = c.type
   fixed.writeUInt16LE(c.flags, 8)
   fixed[10] = c.decimals
-  return Buffer.concat([c.catalog, c.schema, c.table, c.orgTable, c.name, c.orgName].map((s) => lenencBytes(s)).concat([fixed]))
+  return Buffer.concat([...names, fixed])
 }
 
 /** The first packet of a result set: the column count, or undefined when it is not one. */

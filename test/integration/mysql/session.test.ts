@@ -9,11 +9,11 @@ import type {Identity} from '../../../src/identity/types.js'
 import {judgeOperation} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
-import {CAP, COM, ER_NET_PACKET_TOO_LARGE, ER_TABLEACCESS_DENIED_ERROR} from '../../../src/protocol/mysql/constants.js'
+import {COM, ER_NET_PACKET_TOO_LARGE, ER_TABLEACCESS_DENIED_ERROR} from '../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../src/protocol/mysql/framer.js'
-import {decodeErr, encodeHandshakeResponse} from '../../../src/protocol/mysql/messages.js'
+import {decodeErr} from '../../../src/protocol/mysql/messages.js'
 import {analyzeMysql} from '../../../src/sql/mysql-analyze.js'
-import {allow, connect, mysql, mysqlScript, startHarness, tableJudge, type Harness} from './harness.js'
+import {allow, connect, mysql, mysqlScript, RawClient, startHarness, tableJudge, type Harness} from './harness.js'
 
 const T = `hoop_mys_${process.pid}`
 const admin = () => mysql2.createConnection({host: '127.0.0.1', port: 3306, user: 'root', database: 'test', multipleStatements: true})
@@ -232,58 +232,6 @@ describe('mysql engine: credential injection', function () {
     }
   })
 })
-
-// ---------------------------------------------------------------------------------------------
-// Raw protocol client for malformed input
-
-class RawClient {
-  private framer = new PacketFramer(1 << 24)
-  private queue: Packet[] = []
-  private waiters: (() => void)[] = []
-  closed = false
-  constructor(readonly sock: net.Socket) {
-    sock.on('data', (d) => {
-      this.framer.push(d, (p) => this.queue.push({...p, payload: Buffer.from(p.payload)}))
-      this.waiters.splice(0).forEach((w) => w())
-    })
-    sock.on('close', () => {
-      this.closed = true
-      this.waiters.splice(0).forEach((w) => w())
-    })
-    sock.on('error', () => {})
-  }
-
-  static async open(port: number): Promise<RawClient> {
-    const sock = net.connect(port, '127.0.0.1')
-    await new Promise((r) => sock.once('connect', r))
-    const c = new RawClient(sock)
-    await c.read() // greeting
-    const caps = CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH | CAP.LONG_PASSWORD | CAP.CONNECT_WITH_DB
-    sock.write(encodePacket(encodeHandshakeResponse({capabilities: caps, maxPacket: 1 << 24, charset: 45, username: 'raw', authResponse: Buffer.alloc(0), database: 'test', authPlugin: 'mysql_native_password'}), 1).bytes)
-    const ok = await c.read()
-    assert.equal(ok?.payload[0], 0x00)
-    return c
-  }
-
-  async read(): Promise<Packet | undefined> {
-    for (;;) {
-      const p = this.queue.shift()
-      if (p) return p
-      if (this.closed) return undefined
-      await new Promise<void>((r) => this.waiters.push(r))
-    }
-  }
-
-  /** Reads packets until the connection closes or an ERR/OK-like end of a simple answer arrives. */
-  async untilClose(): Promise<Packet[]> {
-    const all: Packet[] = []
-    for (;;) {
-      const p = await this.read()
-      if (!p) return all
-      all.push(p)
-    }
-  }
-}
 
 describe('mysql engine: malformed input', function () {
   let h: Harness
