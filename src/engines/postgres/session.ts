@@ -44,7 +44,8 @@ import {
 import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
+import {judgeStartupParameters} from '../../sql/pg-analyze.js'
+import {refusalMessage, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
 import {Catalog, openCatalog} from './catalog.js'
@@ -220,6 +221,7 @@ class PgSession {
       forwarded[k] = v
     }
     this.upstreamParams = {user, database, ...forwarded}
+    await this.judgeStartupSettings(params)
     const unsupported = Object.keys(params).filter((k) => k.startsWith('_pq_.'))
     if ((startup.version & 0xffff) !== 0 || unsupported.length) this.o.client.write(encodeNegotiateProtocolVersion(0, unsupported))
     const conn = await openAuthenticated(this.o, this.upstreamParams, this.log)
@@ -228,6 +230,25 @@ class PgSession {
     this.upstream.on('error', (e) => this.log.debug('pg upstream stream error', {error: e.message}))
     if (conn.backendKey) this.cancelKey = registerCancelKey(conn.backendKey, this.o)
     return conn
+  }
+
+  /**
+   * Settings in the StartupMessage (bare parameters and `options=-c ...`) take effect before any
+   * statement, so they are judged like the SET statements they equal: harmless display settings
+   * pass, a switch hoop cannot judge or a replication connection is refused, and the rest goes
+   * through the gate (and the audit) as one statement. Protocol extensions (`_pq_.`) are
+   * negotiated away instead.
+   */
+  private async judgeStartupSettings(params: Record<string, string>): Promise<void> {
+    const j = judgeStartupParameters(Object.entries(params).filter(([k]) => !k.startsWith('_pq_.')))
+    const fatal = (message: string) => new FatalToClient(encodeErrorResponse({severity: 'FATAL', code: '42501', message}), message)
+    if (j.refuse) throw fatal(`hoop: ${j.refuse}`)
+    if (!j.sql) return
+    const stmt = await this.judgeStatement(j.sql)
+    const refused = await this.gate.admit(stmt)
+    if (!refused) return
+    this.gate.refuse(stmt, refused)
+    throw fatal(`${refusalMessage(refused)} (a setting in the startup packet: ${j.judged.map((x) => x.name).join(', ')})`)
   }
 
   /** AuthenticationOk only now that the target accepted us; then the server's parameters. */
