@@ -24,6 +24,8 @@ export interface MysqlOutputAnalysis {
   outputs?: OutputItem[]
   /** Some masked column is read somewhere in the statement (fallback when a position is ambiguous). */
   readsMasked?: string
+  /** The statement was parsed and walked, so `readsMasked` covers all it reads (not so for CALL, SET, SHOW...). */
+  seen?: boolean
 }
 
 interface ScopeItem {
@@ -222,11 +224,31 @@ class Taint {
     let out: MysqlOutputAnalysis
     if (type === 'select') out = {kind: 'rows', outputs: this.select(ast, root)}
     else if (ast.returning != null) out = {kind: 'opaque'}
-    else {
+    else if (type === 'update' || type === 'delete') {
+      // What DML reads: its SET values and its WHERE, with its tables in scope.
+      const scope: Scope = {items: [], ctes: root.ctes}
+      for (const f of [...(Array.isArray(ast.table) ? ast.table : []), ...(Array.isArray(ast.from) ? ast.from : [])]) if (isRecord(f)) this.fromItem(f, scope)
+      for (const set of Array.isArray(ast.set) ? ast.set : []) if (isRecord(set)) this.expr(set.value, scope)
+      if (ast.where) this.expr(ast.where, scope)
+      out = {kind: 'other'}
+    } else if (type === 'insert' || type === 'replace') {
+      // What an INSERT reads: its SELECT, its VALUES, its SET and ON DUPLICATE KEY UPDATE values.
+      const values = isRecord(ast.values) ? ast.values : undefined
+      if (values && String(values.type ?? '') === 'select') this.select(values, root)
+      else this.expr(ast.values, root)
+      const target = Array.isArray(ast.table) && isRecord(ast.table[0]) ? ast.table[0] : undefined
+      const scope: Scope = {items: [], ctes: root.ctes}
+      if (target) this.fromItem(target, scope)
+      for (const set of Array.isArray(ast.set) ? ast.set : []) if (isRecord(set)) this.expr(set.value, scope)
+      const odku = isRecord(ast.on_duplicate_update) && Array.isArray(ast.on_duplicate_update.set) ? ast.on_duplicate_update.set : []
+      for (const set of odku) if (isRecord(set)) this.expr(set.value, scope)
+      out = {kind: 'other'}
+    } else {
       this.expr(ast, root)
       out = {kind: 'other'}
     }
     if (this.masked) out.readsMasked = this.masked
+    out.seen = true
     return out
   }
 

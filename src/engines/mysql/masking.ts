@@ -8,7 +8,7 @@ import {ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
-import type {ColumnDefinition} from '../../protocol/mysql/messages.js'
+import {decodeErr, encodeErr, type ColumnDefinition} from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {outputAt} from '../../sql/taint.js'
@@ -18,6 +18,39 @@ import type {Judged} from '../gate.js'
 export interface Stmt extends Judged {
   /** Output taint per statement of the text; 'unparsed' when the text did not parse; absent when no column is masked. */
   outputs?: MysqlOutputAnalysis[] | 'unparsed'
+  /** The server's text about it (ERR messages, its warnings) may echo masked data (see `textSensitive`). */
+  sensitive?: boolean
+}
+
+/** What replaces the message of an ERR packet that may echo masked data; code and SQLSTATE are kept. */
+export const REDACTED_ERROR_TEXT = 'hoop: redacted (the statement reads masked data)'
+
+/**
+ * Whether the server's text about a statement may echo masked data: under a plan with column
+ * patterns, when it reads a masked column, did not parse, or was not walked by the analysis
+ * (CALL/EXECUTE, SET, SHOW, routines). Value detectors run regardless.
+ */
+export function textSensitive(stmt: Stmt): boolean {
+  if (stmt.verdict.effect !== 'allow' || stmt.verdict.mask.columns.length === 0) return false
+  if (stmt.outputs === undefined || stmt.outputs === 'unparsed') return true
+  return stmt.outputs.some((a) => a.readsMasked !== undefined || a.kind === 'opaque' || !a.seen)
+}
+
+/** An ERR payload as the client may see it: redacted when sensitive, detectors otherwise. */
+export function guardErr(payload: Buffer, stmt: Stmt | undefined, counts: MaskCounts): Buffer {
+  if (!stmt || stmt.verdict.effect !== 'allow') return payload
+  const e = decodeErr(payload)
+  const withState = payload.length > 3 && payload[3] === 0x23
+  if (stmt.sensitive) {
+    if (e.message === REDACTED_ERROR_TEXT) return payload
+    addCount(counts, 'message:error')
+    return encodeErr({...e, message: REDACTED_ERROR_TEXT}, withState)
+  }
+  const entities = new Set<MaskEntity>(stmt.verdict.mask.entities)
+  const found = entities.size > 0 ? maskValue(e.message, entities) : undefined
+  if (!found) return payload
+  for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
+  return encodeErr({...e, message: found.text}, withState)
 }
 
 /** Rewrites one row packet's payload. */
@@ -50,7 +83,7 @@ export class ResultMasking {
    * parse tree derives it from a masked column (taint); value detectors run on every text cell.
    * Returns undefined when nothing can be masked (rows pass through untouched).
    */
-  rowMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts): RowMaskFn | undefined {
+  rowMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts, afterSensitive = false): RowMaskFn | undefined {
     const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
     if (!plan || planIsEmpty(plan)) return undefined
     const matcher = this.matcher(plan)
@@ -73,7 +106,13 @@ export class ResultMasking {
           if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
           continue
         }
-        if (analysis.kind !== 'rows' || !analysis.outputs) continue
+        if (analysis.kind === 'other') {
+          // SHOW WARNINGS / SHOW ERRORS after a statement whose text is sensitive: their messages
+          // quote the values that statement read.
+          if (!hasOrigin && afterSensitive) keys[i] = 'derived:diagnostics-of-masked-statement'
+          continue
+        }
+        if (!analysis.outputs) continue
         const o = outputAt(analysis.outputs, i, n)
         if (o === 'unknown') {
           if (!hasOrigin && analysis.readsMasked) keys[i] = `derived:${analysis.readsMasked}`

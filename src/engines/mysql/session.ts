@@ -58,7 +58,7 @@ import {
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
-import {ResultMasking, type RowMaskFn, type Stmt} from './masking.js'
+import {guardErr, ResultMasking, textSensitive, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
 import {dialTarget, TargetClosed, UpstreamRefused, type Capabilities, type ClientHello, type MysqlTarget, type Upstream} from './upstream.js'
@@ -110,6 +110,9 @@ class MysqlSession {
   /** The client has its OK: the command phase has begun. */
   private ready = false
   private readonly prepared = new Map<number, Prepared>()
+  /** Whether the server's text about the latest statement, and the one before it, may echo masked data. */
+  private lastSensitive = false
+  private previousSensitive = false
   private lastPrepared: number | undefined
   private readonly masking = new ResultMasking()
   private closed = false
@@ -392,6 +395,7 @@ class MysqlSession {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
     if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = this.masking.taint(sql, v.mask)
+    stmt.sensitive = textSensitive(stmt)
     return stmt
   }
 
@@ -415,6 +419,11 @@ class MysqlSession {
       this.result.bytesDown += out.pending
       await out.flush()
     }
+  }
+
+  /** An ERR from the server about `stmt`: its message passes the text guard (masking.ts guardErr). */
+  private async emitErr(out: PacketOutput, p: Packet, stmt: Stmt | undefined, t: Outcome): Promise<void> {
+    await this.emit(out, p, guardErr(p.payload, stmt, t.masked))
   }
 
   /** Sends what is queued; it counts towards the session's bytes down. */
@@ -467,13 +476,16 @@ class MysqlSession {
 
   /** COM_QUERY / COM_STMT_EXECUTE: one or more results (OK, ERR or a result set), masked. */
   private async relayResults(out: PacketOutput, t: Outcome, ctx: {stmt: Stmt; binary: boolean; prepared?: Prepared}): Promise<void> {
+    // SHOW WARNINGS reports on the statement before it: whether that one's text was sensitive.
+    this.previousSensitive = this.lastSensitive
+    this.lastSensitive = ctx.stmt.sensitive ?? false
     let index = 0
     for (;;) {
       const first = await this.readResponse(out, 'a result')
       const h = first.payload[0]
       if (isErr(first.payload)) {
         t.error ??= errText(first.payload)
-        await this.emit(out, first)
+        await this.emitErr(out, first, ctx.stmt, t)
         break
       }
       if (h === OK_HEADER) {
@@ -500,7 +512,7 @@ class MysqlSession {
         defs.push(d)
         await this.emit(out, p)
       }
-      const masker = this.masking.rowMasker(defs, ctx.stmt, index, ctx.binary, t.masked)
+      const masker = this.masking.rowMasker(defs, ctx.stmt, index, ctx.binary, t.masked, this.previousSensitive)
       if (!this.deprecateEof) {
         const eof = await this.upstream.read('column definitions')
         await this.emit(out, eof)
@@ -509,7 +521,7 @@ class MysqlSession {
           break
         }
       }
-      const status = await this.relayRows(out, t, masker)
+      const status = await this.relayRows(out, t, masker, ctx.stmt)
       if (ctx.binary && status !== undefined && status & STATUS.CURSOR_EXISTS && ctx.prepared) ctx.prepared.cursor = {columns: n, masker}
       if (status !== undefined && status & STATUS.MORE_RESULTS_EXISTS) {
         index++
@@ -521,12 +533,12 @@ class MysqlSession {
   }
 
   /** Rows until the terminator (EOF / OK) or an ERR; returns the terminator's status flags. */
-  private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined): Promise<number | undefined> {
+  private async relayRows(out: PacketOutput, t: Outcome, masker: RowMaskFn | undefined, stmt?: Stmt): Promise<number | undefined> {
     for (;;) {
       const p = await this.readResponse(out, 'rows')
       if (isErr(p.payload)) {
         t.error ??= errText(p.payload)
-        await this.emit(out, p)
+        await this.emitErr(out, p, stmt, t)
         await this.flush(out)
         return undefined
       }

@@ -46,7 +46,10 @@ describe('compatibility: mysql2 through the MySQL engine observes what it observ
       const c = await mysql.createConnection(options(port))
       const warnings: unknown[] = []
       coreOf(c).on('warn', (w: unknown) => warnings.push(w))
-      const ended = new Promise<string>((resolve) => coreOf(c).once('end', () => resolve('ended')))
+      const ended = new Promise<string>((resolve) => {
+        coreOf(c).once('end', () => resolve('ended'))
+        setTimeout(() => resolve(`not ended after 5 s (port ${port === 3306 ? 'direct' : 'hoop'})`), 5000).unref()
+      })
       c.on('error', () => undefined)
       try {
         const e = (await errorOf(c.query(`SELECT LENGTH('${'x'.repeat(16 * 1024 * 1024)}') AS n`))) as {message: string}
@@ -55,8 +58,12 @@ describe('compatibility: mysql2 through the MySQL engine observes what it observ
         c.destroy()
       }
     }
-    const want = await tooBig(3306)
-    assert.deepEqual(want, {code: 'ER_NET_PACKET_TOO_LARGE', errno: 1153, sqlState: '08S01', message: true, warnings: 0, end: 'ended'})
-    assert.deepEqual(await tooBig(h.port), want)
+    // MariaDB itself does not always close its side within 5 s after this error (seen in about one
+    // run in four), so the direct run's close is not compared; hoop's must come.
+    const {end: _directEnd, ...want} = await tooBig(3306)
+    assert.deepEqual(want, {code: 'ER_NET_PACKET_TOO_LARGE', errno: 1153, sqlState: '08S01', message: true, warnings: 0})
+    const {end, ...got} = await tooBig(h.port)
+    assert.deepEqual(got, want)
+    assert.equal(end, 'ended')
   })
 })
