@@ -7,11 +7,13 @@
 // JSON) and is a leaf of an RFC 6962 Merkle tree whose heads are signed with Ed25519 and
 // checkpointed periodically and on close. If a commit fails, every append in it rejects with
 // AUDIT_UNAVAILABLE and nothing is acknowledged: the gateway then refuses the statement (fail
-// closed).
+// closed). Each signed head is published outside the store (anchors.ts): appended to the witness
+// file, handed to every sink, and timestamped by an RFC 3161 authority when one is configured.
 import Database from 'better-sqlite3'
-import {hash as digest, type KeyObject} from 'node:crypto'
+import {hash as digest, type KeyObject, type X509Certificate} from 'node:crypto'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
+import {appendWitness, headDigest} from './anchors.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
@@ -19,6 +21,7 @@ import {leafHash, MerkleFrontier} from './merkle.js'
 import {pruneRecordings} from './recorder.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
+import {requestTimestamp} from './tsa.js'
 
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
@@ -46,6 +49,15 @@ interface AuditLogOptions {
    * kill -9 of the gateway but not of the machine; far cheaper per statement on slow disks.
    */
   durability?: 'fsync' | 'os'
+  /** Where each signed tree head is published besides the store and the sinks. */
+  anchors?: AnchorOptions
+}
+
+export interface AnchorOptions {
+  /** Witness file: each signed head appended as one JSONL line and fsync'd (see anchors.ts). */
+  witness?: string
+  /** An RFC 3161 timestamp authority: each signed head's digest is stamped, the token kept. */
+  timestamp?: {url: string; timeoutMs?: number; trusted?: X509Certificate[]}
 }
 
 interface Pending {
@@ -83,6 +95,13 @@ export class AuditLog {
   private readonly timers: NodeJS.Timeout[] = []
   private flushing?: Promise<void>
   private deferTimer?: NodeJS.Timeout
+  private readonly insertAnchor: Database.Statement
+  /** The TSA request in flight, and the newest head waiting for the next one. */
+  private stamping?: Promise<void>
+  private stampNext?: SignedTreeHead
+  /** Size of the newest head written to the witness file. */
+  private witnessed = -1
+  private writerClosed = false
 
   private constructor(
     private readonly db: Database.Database,
@@ -110,6 +129,11 @@ export class AuditLog {
     this.writer
       .prepare('INSERT OR IGNORE INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES (?, ?, ?)')
       .run(key.fingerprint, key.publicPem, new Date().toISOString())
+    this.insertAnchor = this.writer.prepare(
+      'INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at, token, gen_time) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    // Offline commands (`hoop audit export --data-dir`) find the witness file here.
+    if (opts.anchors?.witness) this.writer.prepare("INSERT OR REPLACE INTO audit_meta (key, value) VALUES ('witness_path', ?)").run(opts.anchors.witness)
 
     // Rebuild the head and the Merkle frontier from what is stored.
     const last = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as {seq: number; hash: string} | undefined
@@ -203,7 +227,53 @@ export class AuditLog {
     const {v: _v, ...row} = sth
     this.insertCheckpoint.run(row)
     this.lastCheckpoint = sth
+    this.publish(sth)
     return sth
+  }
+
+  /**
+   * Publishes a head outside the store: the witness file (at once, fsync'd), the sinks (once they
+   * have its events) and the timestamp authority (in the background; the newest head waits while
+   * a request is in flight). A failure is logged; the head is still in the store and the sinks.
+   */
+  private publish(sth: SignedTreeHead): void {
+    const witness = this.opts.anchors?.witness
+    if (witness && sth.tree_size > 0) {
+      try {
+        appendWitness(witness, {tree_head: sth})
+        this.witnessed = sth.tree_size
+        this.insertAnchor.run(sth.tree_size, sth.root_hash, 'witness', witness, new Date().toISOString(), null, null)
+      } catch (err) {
+        this.logger.error('audit witness file could not be written; the signed head is kept in the store and the sinks', {file: witness, error: errorMessage(err)})
+      }
+    }
+    for (const r of this.runners) r.kick()
+    if (this.opts.anchors?.timestamp && sth.tree_size > 0) this.stamp(sth)
+  }
+
+  private stamp(sth: SignedTreeHead): void {
+    this.stampNext = sth
+    if (this.stamping) return
+    const tsa = this.opts.anchors!.timestamp!
+    this.stamping = (async () => {
+      while (this.stampNext) {
+        const head = this.stampNext
+        this.stampNext = undefined
+        try {
+          const {token, info} = await requestTimestamp(tsa.url, headDigest(head), {timeoutMs: tsa.timeoutMs, trusted: tsa.trusted})
+          if (this.writerClosed) return
+          this.insertAnchor.run(head.tree_size, head.root_hash, 'tsa', tsa.url, new Date().toISOString(), token, info.genTime)
+          // The witness gets the token too, unless a newer head was written there meanwhile (its
+          // last line is what the gateway checks its store against on start).
+          const witness = this.opts.anchors?.witness
+          if (witness && this.witnessed === head.tree_size) appendWitness(witness, {tree_head: head, timestamp: {tsa: tsa.url, token: token.toString('base64'), gen_time: info.genTime}})
+        } catch (err) {
+          this.logger.warn('timestamp authority did not stamp the signed tree head; the next head will be tried', {tsa: tsa.url, treeSize: head.tree_size, error: errorMessage(err)})
+        }
+      }
+    })().finally(() => {
+      this.stamping = undefined
+    })
   }
 
   latestCheckpoint(): SignedTreeHead | undefined {
@@ -245,8 +315,9 @@ export class AuditLog {
     } catch (err) {
       this.logger.error('final audit checkpoint failed', {error: String(err)})
     }
-    await this.drainSinks(opts.sinkDrainMs ?? 2_000)
+    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamping])
     for (const r of this.runners) r.stop()
+    this.writerClosed = true
     if (this.ownWriter) this.writer.close()
   }
 

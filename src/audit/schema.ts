@@ -1,6 +1,8 @@
 // Audit tables on the gateway's SQLite database. Events keep their canonical JSON (the hashed
 // bytes), the chain hash and the Merkle leaf hash; recordings keep payloads apart from events so
-// retention can drop payloads without touching anything that is hashed.
+// retention can drop payloads without touching anything that is hashed. `audit_anchors` says where
+// each signed head was published (witness file, sink, timestamp authority, with the token);
+// `audit_meta` keeps settings the offline commands need (the witness file's path).
 import type Database from 'better-sqlite3'
 
 const AUDIT_SCHEMA = `
@@ -23,6 +25,11 @@ CREATE TABLE IF NOT EXISTS audit_recording_chunks (
   session_id TEXT NOT NULL, idx INTEGER NOT NULL, at_ms INTEGER NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
   encoding TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, payload BLOB,
   PRIMARY KEY (session_id, idx));
+CREATE TABLE IF NOT EXISTS audit_anchors (
+  id INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, root_hash TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+  published_at TEXT NOT NULL, token BLOB, gen_time TEXT);
+CREATE INDEX IF NOT EXISTS audit_anchors_size ON audit_anchors(tree_size);
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `
 
 export function ensureAuditSchema(db: Database.Database): void {
@@ -36,4 +43,20 @@ export interface CheckpointRow {
   timestamp: string
   key_fingerprint: string
   signature: string
+}
+
+export interface AnchorRow {
+  tree_size: number
+  root_hash: string
+  kind: 'witness' | 'sink' | 'tsa'
+  target: string
+  published_at: string
+  token: Buffer | null
+  gen_time: string | null
+}
+
+/** Where the gateway writes its witness file, as it recorded it (offline commands read it from here). */
+export function witnessPathOf(db: Database.Database): string | undefined {
+  const row = db.prepare("SELECT value FROM audit_meta WHERE key = 'witness_path'").get() as {value: string} | undefined
+  return row?.value
 }

@@ -3,9 +3,10 @@
 // Shutdown stops accepting, tells every peer why (GOAWAY) and closes every stream.
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
+import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
-import {AuditLog} from '../audit/index.js'
+import {AuditLog, WITNESS_FILE} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -99,6 +100,7 @@ export class Gateway {
         retentionDays: settings.retentionDays,
         durability: settings.durability,
         sinks: settings.sinks,
+        anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},
         logger: opts.logger.child({component: 'audit'}),
       })
       opts.recordingCap ??= settings.recordingCap
