@@ -182,6 +182,9 @@ export function judgeAnchors(o: JudgeInput): Judged {
       newest.check.proof = {from_size: m, to_size: t.size, nodes}
     }
   }
+  for (const a of o.anchors.filter((x) => x.accepted)) {
+    notes.push(`${a.source} records that the gateway was started on a store it could not vouch for (${a.accepted!.problem}, --accept-store-rollback) at ${a.accepted!.at}: heads published before that line describe the log before the rollback`)
+  }
   if (unpinnedTokens > 0) notes.push(`${unpinnedTokens} timestamp token(s) were checked with the TSA certificate they carry; pin the TSA's CA with --tsa-ca to rule out a token from another authority`)
   const later = rows.filter((r) => r.check.result === 'later').length
   if (later > 0) notes.push(`${later} anchor head(s) are newer than ${what}; check the live store or a later package against them`)

@@ -28,6 +28,12 @@ export interface AnchorTimestamp {
 export interface Anchor {
   tree_head: SignedTreeHead
   timestamp?: AnchorTimestamp
+  /**
+   * On the first head after `hoop gateway --accept-store-rollback`: the store was accepted though
+   * it did not match the heads before this line (what was wrong, when). Heads before it describe
+   * the log as it was before the rollback.
+   */
+  accepted?: {problem: string; at: string}
 }
 
 const HEX64 = /^[0-9a-f]{64}$/
@@ -62,6 +68,11 @@ export function anchorFromJson(x: unknown): Anchor | string {
       const t = x.timestamp
       if (!isObject(t) || typeof t.token !== 'string' || typeof t.tsa !== 'string' || typeof t.gen_time !== 'string') return 'its timestamp is not {tsa, token, gen_time}'
       a.timestamp = {tsa: t.tsa, token: t.token, gen_time: t.gen_time}
+    }
+    if (x.accepted !== undefined) {
+      const ac = x.accepted
+      if (!isObject(ac) || typeof ac.problem !== 'string' || typeof ac.at !== 'string') return 'its accepted marker is not {problem, at}'
+      a.accepted = {problem: ac.problem, at: ac.at}
     }
     return a
   }

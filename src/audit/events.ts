@@ -17,6 +17,7 @@ type EventKind =
   | 'policy.reload'
   | 'admin.change'
   | 'auth.failure'
+  | 'audit.store_accepted'
 
 /** Who acted, as recorded: the verified identity without its credential. */
 export type Actor = {
@@ -328,6 +329,37 @@ export const events = {
       time: now(o.at),
       actor: o.identity ? actorOf(o.identity) : undefined,
       data: {action: o.action, target_type: o.targetType, target: o.target, detail: o.detail},
+    }
+  },
+
+  /**
+   * The gateway started on a store it could not vouch for because the operator said so
+   * (`hoop gateway --accept-store-rollback`): what was wrong, the published head it was compared
+   * with, and what the store held. The next signed head is published after it.
+   */
+  storeAccepted(o: Common & {
+    operator: string
+    problem: string
+    reason: string
+    witness?: string
+    head?: {tree_size: number; root_hash: string; timestamp: string}
+    storeSize: number
+    storeRoot: string
+  }): AuditEvent {
+    return {
+      kind: 'audit.store_accepted',
+      time: now(o.at),
+      actor: {kind: 'operator', subject: o.operator, name: o.operator, groups: []},
+      data: {
+        problem: o.problem,
+        reason: o.reason,
+        witness: o.witness,
+        published_tree_size: o.head?.tree_size,
+        published_root_hash: o.head?.root_hash,
+        published_at: o.head?.timestamp,
+        store_tree_size: o.storeSize,
+        store_root_hash: o.storeRoot,
+      },
     }
   },
 

@@ -180,7 +180,11 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
   // The heads the gateway published, read before the snapshot: each was published after its events
   // were committed, so a store that is whole holds them all.
   const witnessFile = opts.witness ?? witnessPathOf(db) ?? join(opts.dataDir, WITNESS_FILE)
-  const witnessed = existsSync(witnessFile) ? (await readAnchorFiles([witnessFile], VERIFY_BOUNDS)).anchors : []
+  const witnessLines = existsSync(witnessFile) ? (await readAnchorFiles([witnessFile], VERIFY_BOUNDS)).anchors : []
+  // After an accepted store rollback (`hoop gateway --accept-store-rollback`, an audit event), the
+  // heads before it describe the log as it was before: the store is held to the heads since.
+  const lastAccepted = witnessLines.map((a) => Boolean(a.accepted)).lastIndexOf(true)
+  const witnessed = witnessLines.slice(Math.max(0, lastAccepted))
   // One read transaction: everything below sees the same snapshot while the gateway appends.
   const snapshot = db.transaction(() => {
     const size = (db.prepare('SELECT count(*) AS n FROM audit_events').get() as {n: number}).n

@@ -22,6 +22,8 @@ interface GatewaySettings {
   forceDevBind?: boolean
   logger: Logger
   version?: string
+  /** Start on an audit store the gateway cannot vouch for (disaster recovery; audited). */
+  acceptStoreRollback?: boolean
 }
 
 interface RunningGateway {
@@ -77,7 +79,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   let gateway: Gateway
   try {
     await loadPgParser()
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version})
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback})
   } catch (err) {
     policy.close()
     await dev?.demoDb.close()

@@ -3,10 +3,11 @@
 // Shutdown stops accepting, tells every peer why (GOAWAY) and closes every stream.
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
+import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
-import {AuditLog, WITNESS_FILE} from '../audit/index.js'
+import {AuditLog, events, WITNESS_FILE} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -39,6 +40,31 @@ interface GatewayOptions {
   /** Overrides the URL clients should use (default: http://<listen>). */
   publicUrl?: string
   version?: string
+  /** Start on an audit store the gateway cannot vouch for (disaster recovery); recorded as an audit event. */
+  acceptStoreRollback?: boolean
+}
+
+/** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
+async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['accepted']>): Promise<void> {
+  let operator = 'unknown'
+  try {
+    operator = userInfo().username
+  } catch {
+    // no passwd entry (a container's arbitrary uid): the event still says what was accepted
+  }
+  await audit.append(
+    events.storeAccepted({
+      operator,
+      problem: a.kind,
+      reason: a.message,
+      witness: a.witness,
+      head: a.head && {tree_size: a.head.tree_size, root_hash: a.head.root_hash, timestamp: a.head.timestamp},
+      storeSize: audit.size,
+      storeRoot: audit.rootHash,
+    }),
+  )
+  // The witness's last line is now this store's head: the next start vouches for it.
+  audit.checkpoint()
 }
 
 /** How often live links are checked against revocations made elsewhere. */
@@ -101,8 +127,13 @@ export class Gateway {
         durability: settings.durability,
         sinks: settings.sinks,
         anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},
+        // A store behind, forked from or replacing what the gateway published is refused; while
+        // it runs, a database file swapped or cut short fails every statement closed.
+        vouch: {acceptRollback: opts.acceptStoreRollback},
+        guardStore: true,
         logger: opts.logger.child({component: 'audit'}),
       })
+      if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
       opts.recordingCap ??= settings.recordingCap
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
