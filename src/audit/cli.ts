@@ -3,13 +3,15 @@
 import type Database from 'better-sqlite3'
 import type {X509Certificate} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
+import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {defaultDataDir} from '../shared/config.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {SqliteStore} from '../store/sqlite.js'
 import {exportEvidence, type ExportSummary} from './export.js'
 import {loadSigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
-import {ensureAuditSchema} from './schema.js'
+import {events} from './events.js'
+import {ensureAuditSchema, notePending} from './schema.js'
 import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
 import {readAnchorFiles} from './anchor-check.js'
 import {certificatesFromPem} from './tsa.js'
@@ -47,9 +49,11 @@ function progressBar(enabled = Boolean(process.stderr.isTTY)): ((p: {phase: stri
 export async function runExport(opts: {dataDir?: string; out: string; from?: string; to?: string; connection?: string; user?: string; generator?: string; progress?: boolean}): Promise<ExportSummary> {
   const bar = progressBar(opts.progress)
   try {
-    return await withStore(opts.dataDir, (db, dataDir) =>
-      exportEvidence({db, dataDir, out: opts.out, from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, generator: opts.generator, onProgress: bar}),
-    )
+    return await withStore(opts.dataDir, async (db, dataDir) => {
+      const s = await exportEvidence({db, dataDir, out: opts.out, from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, generator: opts.generator, onProgress: bar})
+      accessed(db, {action: 'export', from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, firstSeq: s.firstSeq, lastSeq: s.lastSeq, treeSize: s.treeSize, events: s.events, sha256: s.sha256})
+      return s
+    })
   } finally {
     bar.end()
   }
@@ -62,7 +66,11 @@ export async function runVerify(opts: {pkg?: string; live?: boolean; dataDir?: s
   const anchors = opts.anchors?.length ? await readAnchorFiles(opts.anchors, VERIFY_LIMITS) : undefined
   if (opts.live) {
     if (opts.pkg) throw new HoopError('INVALID_INPUT', 'give either PACKAGE or --live, not both')
-    return withStore(opts.dataDir, (db) => verifyLive(db, {publicKey: pem, anchors, tsaCa}))
+    return withStore(opts.dataDir, (db) => {
+      const r = verifyLive(db, {publicKey: pem, anchors, tsaCa})
+      accessed(db, {action: 'verify', treeSize: r.events, firstSeq: r.firstSeq, lastSeq: r.lastSeq})
+      return r
+    })
   }
   if (!opts.pkg) throw new HoopError('INVALID_INPUT', 'give a PACKAGE file to verify, or --live for the gateway store')
   if (!existsSync(opts.pkg)) throw new HoopError('NOT_FOUND', `no such package: ${opts.pkg}`)
@@ -134,12 +142,36 @@ export async function auditKey(opts: {dataDir?: string}): Promise<KeyInfo> {
 }
 
 export function sessionsList(opts: {dataDir?: string; limit?: number; connection?: string; user?: string}): Promise<SessionListItem[]> {
-  return withStore(opts.dataDir, (db) => listSessions(db, opts))
+  return withStore(opts.dataDir, (db) => {
+    const list = listSessions(db, opts)
+    accessed(db, {action: 'sessions.list', connection: opts.connection, user: opts.user, results: list.length})
+    return list
+  })
 }
 
 export function sessionsShow(opts: {dataDir?: string; id: string}): Promise<SessionDetail & {replay: string}> {
   return withStore(opts.dataDir, (db) => {
     const s = showSession(db, opts.id)
+    accessed(db, {action: 'sessions.show', session: s.id, connection: s.connection})
     return {...s, replay: renderReplay(s)}
   })
+}
+
+/**
+ * Evidence read on the gateway host is audited too: who (the local user), what, when. The gateway
+ * is the log's only writer, so the event waits in audit_pending until it appends it.
+ */
+function accessed(db: Database.Database, o: Omit<Parameters<typeof events.auditAccess>[0], 'via' | 'operator' | 'identity'>): void {
+  let operator = 'unknown'
+  try {
+    operator = userInfo().username
+  } catch {
+    // no passwd entry for this uid
+  }
+  try {
+    notePending(db, events.auditAccess({...o, operator, via: 'data-dir'}))
+  } catch (err) {
+    // A read-only copy of a data dir (an auditor's) cannot take the note; the reading goes on.
+    process.stderr.write(`note: this access could not be recorded for the audit log (${errorMessage(err)})\n`)
+  }
 }

@@ -68,6 +68,8 @@ interface AuditLogOptions {
   vouch?: {acceptRollback?: boolean}
   /** Before each group commit and every second: is the database file still the one opened, holding our last event? */
   guardStore?: boolean
+  /** Append the events commands run on the data dir left in audit_pending (on open and every second). */
+  absorbPending?: boolean
 }
 
 /** Why the gateway opened a store it could not vouch for (--accept-store-rollback). */
@@ -215,6 +217,12 @@ export class AuditLog {
     )
     // Offline commands (`hoop audit export --data-dir`) find the witness file here.
     if (witnessFile) this.writer.prepare("INSERT OR REPLACE INTO audit_meta (key, value) VALUES ('witness_path', ?)").run(witnessFile)
+    if (opts.absorbPending) {
+      setImmediate(() => this.absorbPending())
+      const t = setInterval(() => this.absorbPending(), GUARD_MS)
+      t.unref()
+      this.timers.push(t)
+    }
     if (guard) {
       const st = statSync(db.name)
       this.fileId = {dev: st.dev, ino: st.ino, size: st.size}
@@ -521,6 +529,37 @@ export class AuditLog {
     if (tail.state === 'bad') return {kind: 'unverifiable', message: `the witness file ${witness} cannot be read: ${tail.reason}`, witness}
     if (tail.torn) this.logger.warn('the witness file ends with a line cut short (a crash while writing it); the line before it is used', {file: witness})
     return judge(tail.anchor.tree_head, `witness file ${witness}`)
+  }
+
+  private readonly absorbing = new Set<number>()
+
+  /** Appends what commands run on the data dir noted (notePending), then forgets each once it is durable. */
+  private absorbPending(): void {
+    if (this.closed || this.broken) return
+    let rows: {id: number; body: string}[]
+    try {
+      rows = this.db.prepare('SELECT id, body FROM audit_pending ORDER BY id LIMIT 100').all() as {id: number; body: string}[]
+    } catch (err) {
+      this.logger.error('could not read pending audit events', {error: errorMessage(err)})
+      return
+    }
+    for (const {id, body} of rows) {
+      if (this.absorbing.has(id)) continue
+      this.absorbing.add(id)
+      let event: AuditEvent
+      try {
+        event = JSON.parse(body) as AuditEvent
+      } catch {
+        this.logger.error('a pending audit event is not JSON; it is left in audit_pending', {id})
+        continue
+      }
+      this.append(event)
+        .then(() => {
+          if (!this.writerClosed) this.writer.prepare('DELETE FROM audit_pending WHERE id = ?').run(id)
+        })
+        .catch((err) => this.logger.error('a pending audit event could not be appended; it stays pending', {id, error: errorMessage(err)}))
+        .finally(() => this.absorbing.delete(id))
+    }
   }
 
   /** Why the database file is no longer the one this log opened, or undefined. */

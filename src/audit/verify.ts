@@ -245,7 +245,7 @@ class EventChecker {
   prevHash: string | null = null
   lastHash: string | null = null
   readonly leaves = new Leaves()
-  readonly reports = new ReportBuilder()
+  readonly reports: ReportBuilder
   /** Seqs whose chain hash is kept (anchored sizes), and the hashes. */
   readonly wanted = new Set<number>()
   readonly hashesAt = new Map<number, string>()
@@ -259,7 +259,8 @@ class EventChecker {
   private undrained = 0
 
   /** `last` undefined: the manifest's range is empty, so no line may hold an event. */
-  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number) {
+  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number, version: 1 | 2) {
+    this.reports = new ReportBuilder(version)
     this.expected = first
     this.lines = new LineSplitter(maxLine, (bytes, line) => this.handle(bytes, line), (line) =>
       this.fail({file: FILES.events, line, record: `${FILES.events} line ${line}`, reason: `is longer than the limit of ${maxLine} bytes per line`}),
@@ -560,7 +561,7 @@ class PackageVerifier {
     let inner: TarEntryHandler | undefined
     if (rel === FILES.events) {
       const range = this.manifest!.range
-      this.checker = new EventChecker(this.findings, range?.first_seq, range?.last_seq, this.limits.maxLineBytes)
+      this.checker = new EventChecker(this.findings, range?.first_seq, range?.last_seq, this.limits.maxLineBytes, this.manifest!.version)
       // The chain hash at each anchored size, to compare with the anchor's head_hash.
       for (const a of this.opts.anchors?.anchors ?? []) this.checker.wanted.add(a.tree_head.tree_size)
       for (const {value} of this.anchorsFile?.items ?? []) {

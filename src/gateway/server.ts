@@ -25,7 +25,7 @@ import {AgentRegistry} from './agents.js'
 import {AuthFailureAudit} from './auth-failures.js'
 import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
-import {serveClientStream, type SessionContext} from './sessions.js'
+import {closeUnendedSessions, serveClientStream, type SessionContext} from './sessions.js'
 
 interface GatewayOptions {
   config: GatewayConfig
@@ -131,9 +131,12 @@ export class Gateway {
         // it runs, a database file swapped or cut short fails every statement closed.
         vouch: {acceptRollback: opts.acceptStoreRollback},
         guardStore: true,
+        absorbPending: true,
         logger: opts.logger.child({component: 'audit'}),
       })
       if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
+      // Sessions cut by a crash get their end now, before new ones start.
+      await closeUnendedSessions(store, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
@@ -144,8 +147,8 @@ export class Gateway {
     }
     // Every approval state change is an audit event (requested, approved, rejected, expired).
     const approvals = new ApprovalService(store.db, {
-      onEvent: (kind, rec, decision) => {
-        for (const e of approvalAuditEvents(kind, rec, decision)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
+      onEvent: (kind, rec, decision, use) => {
+        for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
       },
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
