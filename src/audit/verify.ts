@@ -73,7 +73,7 @@ export interface VerifyLimits {
   maxMetadataBytes: number
   /** Bytes of one line of events.jsonl, checkpoints.jsonl or proofs/consistency.jsonl. */
   maxLineBytes: number
-  /** Entries in the archive (a package has 15 or 16). */
+  /** Entries in the archive (a package has 16 or 17). */
   maxEntries: number
   /** The whole verification, in milliseconds. */
   timeoutMs: number
