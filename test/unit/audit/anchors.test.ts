@@ -5,20 +5,16 @@
 // head) and the pinned key.
 import assert from 'node:assert/strict'
 import type Database from 'better-sqlite3'
-import {createHash} from 'node:crypto'
 import {copyFileSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {readAnchorFiles} from '../../../src/audit/anchor-check.js'
 import {lastWitnessAnchor} from '../../../src/audit/anchors.js'
-import {canonicalize} from '../../../src/audit/canonical.js'
-import type {StoredEvent} from '../../../src/audit/events.js'
 import {exportEvidence} from '../../../src/audit/export.js'
 import {AuditLog} from '../../../src/audit/log.js'
-import {leafHash} from '../../../src/audit/merkle.js'
 import {readTarGz} from '../../../src/audit/tar.js'
 import {VERIFY_LIMITS, verifyLive, verifyPackage} from '../../../src/audit/verify.js'
 import {HoopError} from '../../../src/shared/errors.js'
-import {openDb, sampleEvents, tempDir} from './_helpers.js'
+import {forge, openDb, sampleEvents, tempDir} from './_helpers.js'
 
 const anchorsOf = (...files: string[]) => readAnchorFiles(files, VERIFY_LIMITS)
 
@@ -50,22 +46,6 @@ async function rolledBack(dir: string, witness: string, before: number, after: n
   copyFileSync(copy, join(dir, 'hoop.db'))
   db = openDb(dir)
   return {db, pub}
-}
-
-/** Rewrites event `seq`'s statement text and recomputes every hash, leaf and link after it, as a forger would. */
-function forge(db: Database.Database, seq: number, edit: (e: StoredEvent) => void): void {
-  const rows = db.prepare('SELECT seq, body FROM audit_events WHERE seq >= ? ORDER BY seq').all(seq) as {seq: number; body: string}[]
-  let prev = (db.prepare('SELECT prev_hash FROM audit_events WHERE seq = ?').get(seq) as {prev_hash: string}).prev_hash
-  const update = db.prepare('UPDATE audit_events SET body = ?, hash = ?, prev_hash = ?, leaf = ? WHERE seq = ?')
-  for (const r of rows) {
-    const e = JSON.parse(r.body) as StoredEvent
-    if (r.seq === seq) edit(e)
-    e.prev_hash = prev
-    const body = canonicalize(e)
-    const hash = createHash('sha256').update(body).digest('hex')
-    update.run(body, hash, prev, leafHash(body), r.seq)
-    prev = hash
-  }
 }
 
 /** A temp data dir per test, and a witness file "on another volume" (another directory). */
