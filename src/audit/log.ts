@@ -487,7 +487,6 @@ export class AuditLog {
             ? this.breakStore(`the database file ${this.db.name} is corrupt or was cut short (${errorMessage(err)})`)
             : this.commitError(rows.length, errorMessage(err))
     }
-    if (!failed) this.storeProblem() // learns the file's new size
     this.settle(batch, rows, seq, prev, failed)
     // More than MAX_BATCH were queued: the rest form the next group, one turn later.
     if (this.queue.length > 0) {
