@@ -77,7 +77,8 @@ export function judgeAnchors(o: JudgeInput): Judged {
   const notes: string[] = []
   const t = o.target
   const what = t.kind === 'live' ? 'the store' : 'this package'
-  type Row = {a: SourcedAnchor; check: AnchorCheck; failure?: VerifyFailure}
+  /** `rewritten`: the store or package disagrees with the head at its size (named once all are judged). */
+  type Row = {a: SourcedAnchor; check: AnchorCheck; failure?: VerifyFailure; rewritten?: boolean}
   const rows: Row[] = []
   let unpinnedTokens = 0
   for (const a of o.anchors) {
@@ -136,7 +137,7 @@ export function judgeAnchors(o: JudgeInput): Judged {
     if (known) {
       if (known.root !== h.root_hash || (known.headHash !== undefined && known.headHash !== h.head_hash)) {
         check.reason = `${what}'s first ${m} events do not rebuild the root the gateway signed at ${h.timestamp} (${a.source})`
-        row.failure = {record: '', reason: '', file: a.source} // named below, once the consistent anchors are known
+        row.rewritten = true
         continue
       }
       check.result = 'consistent'
@@ -148,7 +149,7 @@ export function judgeAnchors(o: JudgeInput): Judged {
       }
       if (!verifyConsistency(m, t.size, Buffer.from(h.root_hash, 'hex'), Buffer.from(t.root, 'hex'), proof.map((x) => Buffer.from(x, 'hex')))) {
         check.reason = `is not consistent with ${what}'s signed root (RFC 6962 consistency proof from size ${m} fails)`
-        row.failure = {record: '', reason: '', file: a.source}
+        row.rewritten = true
         continue
       }
       check.result = 'consistent'
@@ -157,7 +158,7 @@ export function judgeAnchors(o: JudgeInput): Judged {
   // A rewrite lies between the newest consistent anchor and the first that does not match.
   const good = rows.filter((r) => r.check.result === 'consistent').map((r) => r.check.tree_size).sort((x, y) => x - y)
   for (const r of rows) {
-    if (!r.failure || r.failure.record !== '') continue
+    if (!r.rewritten) continue
     const m = r.check.tree_size
     const below = good.filter((s) => s < m).at(-1) ?? 0
     r.failure = {
