@@ -5,10 +5,14 @@ import {HoopCommand} from '../src/client/command.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {execSql, readSqlInput, renderCsv, renderTable, waitingLine, type ExecResult} from '../src/client/exec.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
+import {HoopError} from '../src/shared/errors.js'
+import {redact} from '../src/shared/log.js'
 
 export default class Exec extends HoopCommand {
   static override summary = 'Run SQL on a connection through the gateway and print the results.'
   static override description = `The SQL goes through the same policy as any session: guardrails block (exit 16), masking applies, and a statement that needs review exits 17 with the approval id and the command an approver runs. Once approved, run the same SQL again: a one-time approval covers that exact text, once. With --wait, exec waits for the decision (a spinner on a terminal) and runs it then. The input is sent as one query, like psql -c. PostgreSQL connections only, for now.
+
+With --json the result has the approval that authorised the statement as "approvalId" (and every approval used in "approvals"); a statement waiting for review exits 17 with {"error": {"code", "message", "approvalId"}}.
 
 Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expired while waiting), 25 the database refused the statement, others as in docs/errors.md.`
 
@@ -32,6 +36,15 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
     database: Flags.string({char: 'd', summary: 'Database (default: the connection\'s database).'}),
     gateway: gatewayFlag,
     token: tokenFlag,
+  }
+
+  /** With --json, a statement waiting for review gives its approval id as a field of the error too. */
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof HoopError && this.jsonEnabled() && typeof err.details?.approvalId === 'string') {
+      this.logJson({error: {code: err.code, message: redact(err.message), approvalId: err.details.approvalId}})
+      this.exit(err.exitCode)
+    }
+    return super.catch(err)
   }
 
   async run(): Promise<ExecResult> {

@@ -8,12 +8,15 @@ export default class GatewayCommand extends HoopCommand {
   static override summary = 'Run the gateway: relay, identity, policy and audit on one port.'
   static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every agent and client why, and closes every stream. Connections, auth settings and policy come from the YAML file given with --config (see docs/configuration.md). Target credentials in that file are references to environment variables or files, never inline secrets.
 
---dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and, when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback addresses. See docs/dev-mode.md.`
+--dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and, when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback addresses. See docs/dev-mode.md.
+
+On start the gateway compares its audit store with the last signed tree head it published (its witness file, audit.witness in the config, by default in the data dir): a store that is behind (rolled back, cut short), forked or replaced is refused with exit 26 (AUDIT_STORE_REFUSED). --accept-store-rollback starts on it anyway and records that as an audit event. See docs/audit.md.`
 
   static override examples = [
     {description: 'Run with a config file', command: '<%= config.bin %> gateway --config /etc/hoop/gateway.yaml'},
     {description: 'Listen on all interfaces, data under /var/lib/hoop', command: '<%= config.bin %> gateway --config gw.yaml --listen 0.0.0.0:8009 --data-dir /var/lib/hoop'},
     {description: 'Try everything locally with the dev identity provider', command: '<%= config.bin %> gateway --dev'},
+    {description: 'Disaster recovery: start on a restored, older store (the gateway otherwise refuses it, exit 26)', command: '<%= config.bin %> gateway --config gw.yaml --accept-store-rollback'},
   ]
 
   static override enableJsonFlag = false
@@ -24,6 +27,10 @@ export default class GatewayCommand extends HoopCommand {
     'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key). Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
     dev: Flags.boolean({summary: 'Dev mode: demo users, identity provider, demo database and policy. Loopback only.', default: false}),
     'force-dev-bind': Flags.boolean({summary: 'Allow --dev on a non-loopback address (never in production).', default: false, hidden: true}),
+    'accept-store-rollback': Flags.boolean({
+      summary: 'Start on an audit store that is behind or differs from the last tree head the gateway published (disaster recovery). Recorded as an audit event.',
+      default: false,
+    }),
     'log-level': Flags.option({options: ['debug', 'info', 'warn', 'error'] as const, default: 'info', summary: 'Log level.'})(),
     'log-format': Flags.option({options: ['text', 'json'] as const, summary: 'Log format (default: text on a TTY, json otherwise).'})(),
   }
@@ -37,6 +44,7 @@ export default class GatewayCommand extends HoopCommand {
       dataDir: flags['data-dir'],
       dev: flags.dev,
       forceDevBind: flags['force-dev-bind'],
+      acceptStoreRollback: flags['accept-store-rollback'],
       logger,
       version: this.config.version,
     })

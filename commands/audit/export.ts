@@ -35,6 +35,7 @@ export default class AuditExport extends HoopCommand {
     this.log(`Wrote ${s.out} (${s.bytes} bytes, sha256 ${s.sha256})`)
     this.log(`  events ${s.firstSeq ?? '-'}..${s.lastSeq ?? '-'}: ${s.events} included, ${s.redacted} as leaf hashes; ${s.sessions} sessions, ${s.approvals} approval rows, ${s.maskingRows} masking rows`)
     this.log(`  tree size ${s.treeSize}, root ${s.rootHash}${s.signedNow ? ' (signed now)' : ''}`)
+    if (s.anchors !== undefined) this.log(`  ${s.anchors} published tree head(s) included with their consistency proofs (anchors.jsonl)`)
     this.log(`  key fingerprint ${s.fingerprint}`)
     return s
   }

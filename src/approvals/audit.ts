@@ -2,26 +2,30 @@
 // append from the service's onEvent hook (src/gateway/server.ts: appended without waiting; a failed
 // append is logged).
 // A partial approval (1 of N) is recorded as approval.decided with outcome "approval", so every
-// approver's identity and justification is in the log, not only the last one's.
+// approver's identity and justification is in the log, not only the last one's. Requests and
+// decisions carry the session whose statement asked; an approved request says from when until
+// when it is valid; each use is an approval.used event in the session that used it.
 import {events, type AuditEvent} from '../audit/index.js'
 import {approvalsOf} from './service.js'
-import type {ApprovalDecisionRecord, ApprovalEventKind, ApprovalRecord} from './types.js'
+import type {ApprovalDecisionRecord, ApprovalEventKind, ApprovalRecord, ApprovalUse} from './types.js'
 
-export function approvalAuditEvents(kind: ApprovalEventKind, rec: ApprovalRecord, decision?: ApprovalDecisionRecord): AuditEvent[] {
+export function approvalAuditEvents(kind: ApprovalEventKind, rec: ApprovalRecord, decision?: ApprovalDecisionRecord, use?: ApprovalUse): AuditEvent[] {
   const common = {approvalId: rec.id, connection: rec.connection}
   switch (kind) {
-    case 'requested':
-      return [
-        events.approvalRequested({
-          ...common,
-          at: rec.createdAt,
-          identity: rec.requester,
-          statement: rec.statement,
-          ruleId: rec.ruleId,
-          justification: rec.requestReason,
-          expiresAt: rec.expiresAt,
-        }),
-      ]
+    case 'requested': {
+      const e = events.approvalRequested({
+        ...common,
+        at: rec.createdAt,
+        session: rec.session,
+        identity: rec.requester,
+        statement: rec.statement,
+        ruleId: rec.ruleId,
+        justification: rec.requestReason,
+        expiresAt: rec.expiresAt,
+      })
+      e.data = {...e.data, scope: rec.scope, duration_seconds: rec.scope === 'session' ? (rec.durationSeconds ?? rec.ttlSeconds) : undefined}
+      return [e]
+    }
     case 'approved':
     case 'rejected':
     case 'expired':
@@ -32,16 +36,31 @@ export function approvalAuditEvents(kind: ApprovalEventKind, rec: ApprovalRecord
         outcome: kind === 'approval' ? 'approved' : kind,
         requester: rec.requester,
         approver: decision?.approver,
+        session: rec.session,
         justification: decision?.reason,
         requestedAt: rec.createdAt,
       })
-      e.data = {...e.data, rule_id: rec.ruleId, scope: rec.scope, approvals: `${approvalsOf(rec)}/${rec.approvalsRequired}`, valid_until: rec.validUntil}
+      // Approved: valid from the decision until valid_until (a grant's window; a one-time approval's deadline).
+      const validFrom = kind === 'approved' || (kind === 'expired' && rec.validUntil) ? rec.decidedAt : undefined
+      e.data = {...e.data, rule_id: rec.ruleId, scope: rec.scope, approvals: `${approvalsOf(rec)}/${rec.approvalsRequired}`, valid_from: validFrom, valid_until: rec.validUntil}
       if (kind === 'approval') e.data.outcome = 'approval'
       return [e]
     }
     case 'used':
-      // The statement event written before it runs carries the rule id; nothing new to record here.
-      return []
+      if (!use) return []
+      return [
+        events.approvalUsed({
+          ...common,
+          at: use.at,
+          scope: rec.scope,
+          ruleId: rec.ruleId,
+          requester: rec.requester,
+          session: use.session,
+          statement: use.statement,
+          validFrom: rec.decidedAt,
+          validUntil: rec.validUntil,
+        }),
+      ]
     default: {
       const never: never = kind
       return never

@@ -13,6 +13,8 @@ interface ResolverRequest {
   statement: string
   review: ReviewDecision
   session?: string
+  /** The client's id for its run, when it sent one (`hoop exec`). */
+  clientRequest?: string
 }
 
 type ResolverResult = {status: 'approved'; approvalId: string} | {status: 'pending'; approvalId: string; message: string}

@@ -26,6 +26,7 @@ import {
   type ApprovalId,
   type ApprovalRecord,
   type ApprovalState,
+  type ApprovalUse,
   type ListFilter,
   type ResolveResult,
 } from './types.js'
@@ -48,6 +49,11 @@ CREATE TABLE IF NOT EXISTS approval_requests (
 CREATE INDEX IF NOT EXISTS approval_requests_owner
   ON approval_requests(requester_kind, requester_subject, connection, rule_id, state);
 CREATE INDEX IF NOT EXISTS approval_requests_state ON approval_requests(state, created_at);
+CREATE TABLE IF NOT EXISTS approval_uses (
+  approval_id TEXT NOT NULL REFERENCES approval_requests(id), session_id TEXT, client_request TEXT,
+  statement_hash TEXT NOT NULL, used_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS approval_uses_approval ON approval_uses(approval_id, session_id);
+CREATE INDEX IF NOT EXISTS approval_uses_request ON approval_uses(client_request);
 CREATE TABLE IF NOT EXISTS approval_decisions (
   request_id TEXT NOT NULL REFERENCES approval_requests(id), approver_kind TEXT NOT NULL,
   approver_subject TEXT NOT NULL, approver_json TEXT NOT NULL, decision TEXT NOT NULL,
@@ -70,6 +76,19 @@ interface ResolveInput {
   /** What the approval binds to: the SQL text, or an HTTP request's method, target and body hash. */
   statement: string
   review: ReviewDecision
+  /** The session the statement came from: recorded on a new request and on each use. */
+  session?: string
+  /** The client's own id for its run (`hoop exec`), so it can ask which approval it used. */
+  clientRequest?: string
+}
+
+/** One use of an approval by a statement, as `usesOf` returns it. */
+export interface ApprovalUseView {
+  approvalId: string
+  scope: 'statement' | 'session'
+  ruleId: string
+  session?: string
+  usedAt: string
 }
 
 interface AccessRequestInput {
@@ -122,7 +141,7 @@ export class ApprovalService {
   onEvent?: ApprovalEventHook
   private readonly now: () => number
   private readonly changes = new EventEmitter()
-  private readonly queue: Array<[ApprovalEventKind, ApprovalRecord, ApprovalDecisionRecord?]> = []
+  private readonly queue: Array<[ApprovalEventKind, ApprovalRecord, ApprovalDecisionRecord?, ApprovalUse?]> = []
 
   constructor(
     readonly db: Database.Database,
@@ -132,6 +151,9 @@ export class ApprovalService {
     this.onEvent = opts.onEvent
     this.changes.setMaxListeners(0)
     db.exec(SCHEMA)
+    // Stores made before requests kept their session.
+    const cols = (db.prepare('PRAGMA table_info(approval_requests)').all() as {name: string}[]).map((c) => c.name)
+    if (!cols.includes('session_id')) db.exec('ALTER TABLE approval_requests ADD COLUMN session_id TEXT')
   }
 
   // -------------------------------------------------------------------------------------------
@@ -143,7 +165,7 @@ export class ApprovalService {
    * for the same requester + connection + rule (+ statement), created when there is none.
    */
   resolve(input: ResolveInput): ResolveResult {
-    const {identity, connection, statement: sql, review} = input
+    const {identity, connection, statement: sql, review, session} = input
     if (sql.length > MAX_STATEMENT_CHARS) throw new HoopError('INVALID_INPUT', `statement of ${sql.length} characters exceeds the approval limit of ${MAX_STATEMENT_CHARS}`)
     this.expireDue()
     const hash = statementHash(sql)
@@ -155,13 +177,19 @@ export class ApprovalService {
           .prepare(`SELECT * FROM approval_requests WHERE requester_kind = ? AND requester_subject = ? AND connection = ? AND rule_id = ?
                     AND scope = 'session' AND state = 'approved' AND valid_until > ? ORDER BY valid_until DESC LIMIT 1`)
           .get(...owner, now) as Row | undefined
-        if (grant) return {status: 'approved', approval: this.record(grant)}
+        if (grant) {
+          const rec = this.record(grant)
+          // Every use is kept; the first in each session is an audit event (approval.used).
+          const first = this.recordUse(rec, {session, clientRequest: input.clientRequest, hash, now})
+          if (first) this.queue.push(['used', rec, undefined, {session, statement: sql, at: new Date(now).toISOString()}])
+          return {status: 'approved', approval: rec}
+        }
         const pending = this.db
           .prepare(`SELECT * FROM approval_requests WHERE requester_kind = ? AND requester_subject = ? AND connection = ? AND rule_id = ?
                     AND scope = 'session' AND state = 'pending' ORDER BY created_at LIMIT 1`)
           .get(...owner) as Row | undefined
         if (pending) return {status: 'pending', approval: this.record(pending)}
-        return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash, durationSeconds: review.ttlSeconds})}
+        return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash, durationSeconds: review.ttlSeconds, session})}
       }
       const approved = this.db
         .prepare(`SELECT * FROM approval_requests WHERE requester_kind = ? AND requester_subject = ? AND connection = ? AND rule_id = ?
@@ -170,7 +198,8 @@ export class ApprovalService {
       if (approved && (approved.statement as string) === sql) {
         this.db.prepare(`UPDATE approval_requests SET state = 'used', used_at = ? WHERE id = ? AND state = 'approved'`).run(now, approved.id)
         const used = this.get(approved.id as string)
-        this.queue.push(['used', used])
+        this.recordUse(used, {session, clientRequest: input.clientRequest, hash, now})
+        this.queue.push(['used', used, undefined, {session, statement: sql, at: new Date(now).toISOString()}])
         return {status: 'approved', approval: used}
       }
       const pending = this.db
@@ -178,8 +207,32 @@ export class ApprovalService {
                   AND scope = 'statement' AND statement_hash = ? AND state = 'pending' ORDER BY created_at LIMIT 1`)
         .get(...owner, hash) as Row | undefined
       if (pending) return {status: 'pending', approval: this.record(pending)}
-      return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash})}
+      return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash, session})}
     })
+  }
+
+  /** Keeps one use of an approval; true when it is the first use in that session. */
+  private recordUse(rec: ApprovalRecord, u: {session?: string; clientRequest?: string; hash: string; now: number}): boolean {
+    const seen = this.db.prepare('SELECT 1 FROM approval_uses WHERE approval_id = ? AND session_id IS ?').get(rec.id, u.session ?? null)
+    this.db
+      .prepare('INSERT INTO approval_uses (approval_id, session_id, client_request, statement_hash, used_at) VALUES (?, ?, ?, ?, ?)')
+      .run(rec.id, u.session ?? null, u.clientRequest ?? null, u.hash, u.now)
+    return !seen
+  }
+
+  /** The approvals the viewer's statements used in one client run (`hoop exec` asks after it ran). */
+  usesOf(viewer: Identity, clientRequest: string): ApprovalUseView[] {
+    const rows = this.db
+      .prepare(`SELECT u.approval_id, u.session_id, u.used_at, r.scope, r.rule_id FROM approval_uses u JOIN approval_requests r ON r.id = u.approval_id
+                WHERE u.client_request = ? AND r.requester_kind = ? AND r.requester_subject = ? ORDER BY u.used_at, u.rowid`)
+      .all(clientRequest, viewer.kind, viewer.subject) as Row[]
+    return rows.map((r) => ({
+      approvalId: r.approval_id as string,
+      scope: r.scope as 'statement' | 'session',
+      ruleId: r.rule_id as string,
+      session: (r.session_id as string | null) ?? undefined,
+      usedAt: new Date(r.used_at as number).toISOString(),
+    }))
   }
 
   /** Time-boxed access: ask for every statement of a session-scope review rule on a connection. */
@@ -367,14 +420,14 @@ export class ApprovalService {
 
   // -------------------------------------------------------------------------------------------
 
-  private insert(o: {identity: Identity; connection: string; review: ReviewDecision; sql?: string; hash?: string; reason?: string; durationSeconds?: number}): ApprovalRecord {
+  private insert(o: {identity: Identity; connection: string; review: ReviewDecision; sql?: string; hash?: string; reason?: string; durationSeconds?: number; session?: string}): ApprovalRecord {
     const now = this.now()
     const id = newApprovalId()
     this.db
       .prepare(
         `INSERT INTO approval_requests (id, state, scope, rule_id, connection, requester_kind, requester_subject, requester_json,
-           statement, statement_hash, request_reason, approvals_required, approvers_json, ttl_seconds, duration_seconds, created_at, expires_at)
-         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           statement, statement_hash, request_reason, approvals_required, approvers_json, ttl_seconds, duration_seconds, created_at, expires_at, session_id)
+         VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -393,6 +446,7 @@ export class ApprovalService {
         o.durationSeconds ?? null,
         now,
         now + o.review.ttlSeconds * 1000,
+        o.session ?? null,
       )
     const rec = this.get(id)
     this.queue.push(['requested', rec])
@@ -412,10 +466,10 @@ export class ApprovalService {
       throw err
     }
     const events = this.queue.splice(0)
-    for (const [kind, rec, decision] of events) {
+    for (const [kind, rec, decision, use] of events) {
       this.changes.emit('change', rec.id)
       try {
-        this.onEvent?.(kind, rec, decision)
+        this.onEvent?.(kind, rec, decision, use)
       } catch {
         // The audit hook reports its own failures; a state change already stored stays stored.
       }
@@ -464,6 +518,7 @@ export class ApprovalService {
     if (r.decided_at !== null) rec.decidedAt = iso(r.decided_at)
     if (r.valid_until !== null) rec.validUntil = iso(r.valid_until)
     if (r.used_at !== null) rec.usedAt = iso(r.used_at)
+    if (r.session_id !== null && r.session_id !== undefined) rec.session = r.session_id as string
     return rec
   }
 }

@@ -55,7 +55,17 @@ export interface ApprovalRecord {
   /** Approved: a statement approval must be used, and a session grant ends, by then. */
   validUntil?: string
   usedAt?: string
+  /** The session whose statement made the request (requests made by an engine). */
+  session?: string
   decisions: ApprovalDecisionRecord[]
+}
+
+/** One statement that ran under an approval: the one a one-time approval covered, or the first of a session under a grant. */
+export interface ApprovalUse {
+  session?: string
+  statement: string
+  /** ISO 8601. */
+  at: string
 }
 
 /** What an engine asks for when policy says a statement needs review. */
@@ -69,7 +79,7 @@ export type ApprovalEventKind =
   | 'expired'
   | 'used' // a one-time statement approval was consumed
 
-export type ApprovalEventHook = (kind: ApprovalEventKind, record: ApprovalRecord, decision?: ApprovalDecisionRecord) => void
+export type ApprovalEventHook = (kind: ApprovalEventKind, record: ApprovalRecord, decision?: ApprovalDecisionRecord, use?: ApprovalUse) => void
 
 export interface ListFilter {
   state?: ApprovalState | 'all'

@@ -1,16 +1,21 @@
 // What the audit and sessions commands do, so the commands stay one call: open the data dir,
 // run the library function, render. Works offline on the gateway host (`--data-dir`).
 import type Database from 'better-sqlite3'
+import type {X509Certificate} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
+import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {defaultDataDir} from '../shared/config.js'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
 import {SqliteStore} from '../store/sqlite.js'
 import {exportEvidence, type ExportSummary} from './export.js'
 import {loadSigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
-import {ensureAuditSchema} from './schema.js'
+import {events} from './events.js'
+import {ensureAuditSchema, notePending} from './schema.js'
 import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
-import {verifyLive, verifyPackage, type VerifyResult} from './verify.js'
+import {readAnchorFiles} from './anchor-check.js'
+import {certificatesFromPem} from './tsa.js'
+import {VERIFY_LIMITS, verifyLive, verifyPackage, type VerifyResult} from './verify.js'
 
 function withStore<T>(dataDir: string | undefined, fn: (db: Database.Database, dir: string) => T | Promise<T>): Promise<T> {
   const dir = dataDir ?? defaultDataDir()
@@ -44,23 +49,41 @@ function progressBar(enabled = Boolean(process.stderr.isTTY)): ((p: {phase: stri
 export async function runExport(opts: {dataDir?: string; out: string; from?: string; to?: string; connection?: string; user?: string; generator?: string; progress?: boolean}): Promise<ExportSummary> {
   const bar = progressBar(opts.progress)
   try {
-    return await withStore(opts.dataDir, (db, dataDir) =>
-      exportEvidence({db, dataDir, out: opts.out, from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, generator: opts.generator, onProgress: bar}),
-    )
+    return await withStore(opts.dataDir, async (db, dataDir) => {
+      const s = await exportEvidence({db, dataDir, out: opts.out, from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, generator: opts.generator, onProgress: bar})
+      accessed(db, {action: 'export', from: opts.from, to: opts.to, connection: opts.connection, user: opts.user, firstSeq: s.firstSeq, lastSeq: s.lastSeq, treeSize: s.treeSize, events: s.events, sha256: s.sha256})
+      return s
+    })
   } finally {
     bar.end()
   }
 }
 
-export async function runVerify(opts: {pkg?: string; live?: boolean; dataDir?: string; publicKey?: string; previous?: string}): Promise<VerifyResult> {
+export async function runVerify(opts: {pkg?: string; live?: boolean; dataDir?: string; publicKey?: string; previous?: string; anchors?: string[]; tsaCa?: string}): Promise<VerifyResult> {
   const pem = opts.publicKey ? readText(opts.publicKey, '--public-key') : undefined
+  const tsaCa = opts.tsaCa ? tsaCertificates(opts.tsaCa) : undefined
+  if (tsaCa && !opts.anchors?.length) throw new HoopError('INVALID_INPUT', '--tsa-ca checks the timestamp tokens of --anchor files; give an --anchor too')
+  const anchors = opts.anchors?.length ? await readAnchorFiles(opts.anchors, VERIFY_LIMITS) : undefined
   if (opts.live) {
     if (opts.pkg) throw new HoopError('INVALID_INPUT', 'give either PACKAGE or --live, not both')
-    return withStore(opts.dataDir, (db) => verifyLive(db, {publicKey: pem}))
+    return withStore(opts.dataDir, (db) => {
+      const r = verifyLive(db, {publicKey: pem, anchors, tsaCa})
+      accessed(db, {action: 'verify', treeSize: r.events, firstSeq: r.firstSeq, lastSeq: r.lastSeq})
+      return r
+    })
   }
   if (!opts.pkg) throw new HoopError('INVALID_INPUT', 'give a PACKAGE file to verify, or --live for the gateway store')
   if (!existsSync(opts.pkg)) throw new HoopError('NOT_FOUND', `no such package: ${opts.pkg}`)
-  return verifyPackage(opts.pkg, {publicKey: pem, previous: opts.previous ? readText(opts.previous, '--previous') : undefined})
+  return verifyPackage(opts.pkg, {publicKey: pem, previous: opts.previous ? readText(opts.previous, '--previous') : undefined, anchors, tsaCa})
+}
+
+function tsaCertificates(file: string): X509Certificate[] {
+  try {
+    return certificatesFromPem(readText(file, '--tsa-ca'))
+  } catch (err) {
+    if (err instanceof HoopError) throw new HoopError('INVALID_INPUT', `--tsa-ca ${file}: ${err.message}`)
+    throw new HoopError('INVALID_INPUT', `--tsa-ca ${file}: not a PEM certificate (${errorMessage(err)})`)
+  }
 }
 
 function readText(file: string, flag: string): string {
@@ -85,6 +108,11 @@ export function renderVerify(r: VerifyResult, what: string): string {
     out.push(`   first bad record: ${r.first!.record}: ${r.first!.reason}`)
     for (const f of r.failures.slice(1, 10)) out.push(`   also: ${f.record}: ${f.reason}`)
     if (r.failures.length > 10) out.push(`   ... ${r.failures.length - 10} more`)
+  }
+  for (const a of r.anchors ?? []) {
+    const stamped = a.timestamped_at ? `, timestamped ${a.timestamped_at}` : ''
+    const detail = a.result === 'consistent' ? `consistent${a.proof ? ` (RFC 6962 proof ${a.proof.from_size} -> ${a.proof.to_size}, ${a.proof.nodes.length} nodes)` : ''}` : `${a.result}: ${a.reason ?? ''}`
+    out.push(`   anchor ${a.source}: size ${a.tree_size} signed ${a.signed_at}${stamped}: ${detail}`)
   }
   for (const n of r.notes) out.push(`note: ${n}`)
   return out.join('\n')
@@ -114,12 +142,36 @@ export async function auditKey(opts: {dataDir?: string}): Promise<KeyInfo> {
 }
 
 export function sessionsList(opts: {dataDir?: string; limit?: number; connection?: string; user?: string}): Promise<SessionListItem[]> {
-  return withStore(opts.dataDir, (db) => listSessions(db, opts))
+  return withStore(opts.dataDir, (db) => {
+    const list = listSessions(db, opts)
+    accessed(db, {action: 'sessions.list', connection: opts.connection, user: opts.user, results: list.length})
+    return list
+  })
 }
 
 export function sessionsShow(opts: {dataDir?: string; id: string}): Promise<SessionDetail & {replay: string}> {
   return withStore(opts.dataDir, (db) => {
     const s = showSession(db, opts.id)
+    accessed(db, {action: 'sessions.show', session: s.id, connection: s.connection})
     return {...s, replay: renderReplay(s)}
   })
+}
+
+/**
+ * Evidence read on the gateway host is audited too: who (the local user), what, when. The gateway
+ * is the log's only writer, so the event waits in audit_pending until it appends it.
+ */
+function accessed(db: Database.Database, o: Omit<Parameters<typeof events.auditAccess>[0], 'via' | 'operator' | 'identity'>): void {
+  let operator = 'unknown'
+  try {
+    operator = userInfo().username
+  } catch {
+    // no passwd entry for this uid
+  }
+  try {
+    notePending(db, events.auditAccess({...o, operator, via: 'data-dir'}))
+  } catch (err) {
+    // A read-only copy of a data dir (an auditor's) cannot take the note; the reading goes on.
+    process.stderr.write(`note: this access could not be recorded for the audit log (${errorMessage(err)})\n`)
+  }
 }

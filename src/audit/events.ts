@@ -13,10 +13,13 @@ type EventKind =
   | 'statement.result'
   | 'approval.requested'
   | 'approval.decided'
+  | 'approval.used'
   | 'masking'
   | 'policy.reload'
   | 'admin.change'
   | 'auth.failure'
+  | 'audit.store_accepted'
+  | 'audit.access'
 
 /** Who acted, as recorded: the verified identity without its credential. */
 export type Actor = {
@@ -110,6 +113,11 @@ function redactedCounts(counts: Record<string, number>): Record<string, number> 
   return out
 }
 
+/** A recording summary as a session.end event stores it. */
+function recordingData(r: RecordingSummary | undefined): Json | undefined {
+  return r ? {sha256: r.sha256, bytes: r.bytes, chunks: r.chunks, cap_bytes: r.capBytes, truncated: r.truncated, dropped_bytes: r.droppedBytes, failed: r.failed} : undefined
+}
+
 function now(at?: Date | string): string {
   if (typeof at === 'string') return new Date(at).toISOString()
   return (at ?? new Date()).toISOString()
@@ -120,14 +128,15 @@ interface Common {
 }
 
 export const events = {
-  sessionStart(o: Common & {session: string; identity: Identity; connection: string; connectionType?: string; agent: string; clientAddress?: string}): AuditEvent {
+  /** `ruleId` and `policyVersion`: the access decision that let the session in. */
+  sessionStart(o: Common & {session: string; identity: Identity; connection: string; connectionType?: string; agent: string; clientAddress?: string; ruleId?: string; policyVersion?: string}): AuditEvent {
     return {
       kind: 'session.start',
       time: now(o.at),
       session: o.session,
       actor: actorOf(o.identity),
       connection: o.connection,
-      data: {agent: o.agent, client_address: o.clientAddress, connection_type: o.connectionType},
+      data: {agent: o.agent, client_address: o.clientAddress, connection_type: o.connectionType, rule_id: o.ruleId, policy_version: o.policyVersion},
     }
   },
 
@@ -160,17 +169,41 @@ export const events = {
         bytes_down: o.bytesDown,
         reason: o.reason,
         statements: o.statements,
-        recording: o.recording
-          ? {
-              sha256: o.recording.sha256,
-              bytes: o.recording.bytes,
-              chunks: o.recording.chunks,
-              cap_bytes: o.recording.capBytes,
-              truncated: o.recording.truncated,
-              dropped_bytes: o.recording.droppedBytes,
-              failed: o.recording.failed,
-            }
-          : undefined,
+        recording: recordingData(o.recording),
+      },
+    }
+  },
+
+  /**
+   * The end of a session the gateway did not see end (it stopped while the session ran), written
+   * when it starts again: the same kind as a session.end, with `unrecorded: true`, no byte counts
+   * (they were never written), and `last_event_at`, the time of the session's last recorded event.
+   */
+  sessionEndUnrecorded(o: Common & {
+    session: string
+    actor?: Actor
+    connection?: string
+    agent?: string
+    clientAddress?: string
+    startedAt: string
+    lastEventAt: string
+    reason: string
+    recording?: RecordingSummary
+  }): AuditEvent {
+    return {
+      kind: 'session.end',
+      time: now(o.at),
+      session: o.session,
+      actor: o.actor,
+      connection: o.connection,
+      data: {
+        agent: o.agent,
+        client_address: o.clientAddress,
+        started_at: now(o.startedAt),
+        last_event_at: now(o.lastEventAt),
+        reason: o.reason,
+        unrecorded: true,
+        recording: recordingData(o.recording),
       },
     }
   },
@@ -186,6 +219,10 @@ export const events = {
     ruleId?: string
     protocol?: string
     reason?: string
+    /** The approval that authorised it (a one-time approval used up, or a time-boxed grant). */
+    approvalId?: string
+    /** policyVersion() of the policy that decided. */
+    policyVersion?: string
   }): AuditEvent {
     const {text, truncated} = scrubStatement(o.text)
     return {
@@ -202,6 +239,8 @@ export const events = {
         rule_id: o.ruleId,
         protocol: o.protocol,
         reason: o.reason,
+        approval_id: o.approvalId,
+        policy_version: o.policyVersion,
       },
     }
   },
@@ -288,6 +327,39 @@ export const events = {
     }
   },
 
+  /**
+   * A statement ran under an approval: the one statement a one-time approval covered (it is used
+   * up), or the first statement of a session under a time-boxed grant. The statement event that
+   * follows carries the same approval_id. `actor` is the requester who used it.
+   */
+  approvalUsed(o: Common & {
+    approvalId: string
+    scope: 'statement' | 'session'
+    ruleId: string
+    requester: Identity
+    connection: string
+    session?: string
+    statement: string
+    validFrom?: Date | string
+    validUntil?: Date | string
+  }): AuditEvent {
+    return {
+      kind: 'approval.used',
+      time: now(o.at),
+      session: o.session,
+      actor: actorOf(o.requester),
+      connection: o.connection,
+      data: {
+        approval_id: o.approvalId,
+        scope: o.scope,
+        rule_id: o.ruleId,
+        statement: scrubStatement(o.statement).text,
+        valid_from: o.validFrom === undefined ? undefined : now(o.validFrom),
+        valid_until: o.validUntil === undefined ? undefined : now(o.validUntil),
+      },
+    }
+  },
+
   /** Per statement: which columns / detected entity types were redacted and how many values. */
   masking(o: Common & {
     session: string
@@ -312,12 +384,16 @@ export const events = {
     }
   },
 
-  policyReload(o: Common & {source: string; sha256: string; rules: number; ok: boolean; error?: string; identity?: Identity}): AuditEvent {
+  /**
+   * The policy in force changed (a reload), or was loaded at start (`trigger: start`, with the
+   * version last recorded before as `old_version`). A failed reload keeps the old version in force.
+   */
+  policyReload(o: Common & {source: string; sha256: string; rules: number; ok: boolean; error?: string; identity?: Identity; oldVersion?: string; newVersion?: string; trigger?: 'reload' | 'start'}): AuditEvent {
     return {
       kind: 'policy.reload',
       time: now(o.at),
       actor: o.identity ? actorOf(o.identity) : undefined,
-      data: {source: o.source, sha256: o.sha256, rules: o.rules, ok: o.ok, error: o.error},
+      data: {source: o.source, sha256: o.sha256, rules: o.rules, ok: o.ok, error: o.error, old_version: o.oldVersion, new_version: o.newVersion, trigger: o.trigger},
     }
   },
 
@@ -328,6 +404,82 @@ export const events = {
       time: now(o.at),
       actor: o.identity ? actorOf(o.identity) : undefined,
       data: {action: o.action, target_type: o.targetType, target: o.target, detail: o.detail},
+    }
+  },
+
+  /**
+   * Someone read the evidence: an export (its range, filters, tree size and package hash), a
+   * verification of the live store, a session listing or replay. `actor` is who (the auditor's
+   * identity through the gateway; the local user for --data-dir commands), `time` is when.
+   */
+  auditAccess(o: Common & {
+    identity?: Identity
+    operator?: string
+    action: 'export' | 'verify' | 'sessions.list' | 'sessions.show'
+    via: 'gateway' | 'data-dir'
+    from?: string
+    to?: string
+    connection?: string
+    user?: string
+    session?: string
+    firstSeq?: number
+    lastSeq?: number
+    treeSize?: number
+    events?: number
+    results?: number
+    sha256?: string
+  }): AuditEvent {
+    return {
+      kind: 'audit.access',
+      time: now(o.at),
+      actor: o.identity ? actorOf(o.identity) : o.operator ? {kind: 'operator', subject: o.operator, name: o.operator, groups: []} : undefined,
+      connection: o.connection,
+      data: {
+        action: o.action,
+        via: o.via,
+        // As the export read them (a date is its midnight UTC); kept as given when not a time.
+        from: o.from === undefined || Number.isNaN(Date.parse(o.from)) ? o.from : now(o.from),
+        to: o.to === undefined || Number.isNaN(Date.parse(o.to)) ? o.to : now(o.to),
+        user_filter: o.user,
+        viewed_session: o.session,
+        first_seq: o.firstSeq,
+        last_seq: o.lastSeq,
+        tree_size: o.treeSize,
+        events: o.events,
+        results: o.results,
+        sha256: o.sha256,
+      },
+    }
+  },
+
+  /**
+   * The gateway started on a store it could not vouch for because the operator said so
+   * (`hoop gateway --accept-store-rollback`): what was wrong, the published head it was compared
+   * with, and what the store held. The next signed head is published after it.
+   */
+  storeAccepted(o: Common & {
+    operator: string
+    problem: string
+    reason: string
+    witness?: string
+    head?: {tree_size: number; root_hash: string; timestamp: string}
+    storeSize: number
+    storeRoot: string
+  }): AuditEvent {
+    return {
+      kind: 'audit.store_accepted',
+      time: now(o.at),
+      actor: {kind: 'operator', subject: o.operator, name: o.operator, groups: []},
+      data: {
+        problem: o.problem,
+        reason: o.reason,
+        witness: o.witness,
+        published_tree_size: o.head?.tree_size,
+        published_root_hash: o.head?.root_hash,
+        published_at: o.head?.timestamp,
+        store_tree_size: o.storeSize,
+        store_root_hash: o.storeRoot,
+      },
     }
   },
 

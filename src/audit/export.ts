@@ -2,20 +2,31 @@
 // are included as stored (the signed bytes); events of the range that do not match the
 // --connection/--user filter are replaced by their Merkle leaf hash, so the range stays complete
 // and verifiable without disclosing other people's activity. See docs/audit.md for the layout.
+//
+// Export never signs past a gap: before it signs a head it checks the store against every stored
+// checkpoint and every head the gateway published (the witness file), and the chain of the events
+// no head covers yet; a store that is behind, forked or broken is refused. The package carries the
+// published heads (anchors.jsonl, with their timestamp tokens) and a consistency proof from each.
 import type Database from 'better-sqlite3'
 import {createHash, type KeyObject} from 'node:crypto'
-import {closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync, renameSync} from 'node:fs'
+import {closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeSync, renameSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {HoopError} from '../shared/errors.js'
+import {readAnchorFiles} from './anchor-check.js'
+import {type Anchor, WITNESS_FILE} from './anchors.js'
 import {canonicalize} from './canonical.js'
 import type {StoredEvent} from './events.js'
 import {loadSigningKey, type SignedTreeHead, signManifest, signTreeHead, type SigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
-import {MerkleTree} from './merkle.js'
+import {leafHash, MerkleTree} from './merkle.js'
 import {ReportBuilder} from './reports.js'
-import {type CheckpointRow, ensureAuditSchema} from './schema.js'
+import {type AnchorRow, type CheckpointRow, ensureAuditSchema, witnessPathOf} from './schema.js'
 import {isoMappingMarkdown} from './summary.js'
 import {TarGzWriter} from './tar.js'
+import {vouch} from './vouch.js'
+
+/** Format of the package: 1 without anchors; 2 adds anchors.jsonl. Verify reads both. */
+export const PACKAGE_VERSION = 2
 
 export const PACKAGE_FORMAT = 'hoop-audit-evidence'
 export const FILES = {
@@ -29,7 +40,16 @@ export const FILES = {
   checkpoints: 'checkpoints.jsonl',
   events: 'events.jsonl',
   summary: 'summary.md',
+  anchors: 'anchors.jsonl',
 } as const
+
+/** Files of a version-1 package (before anchors.jsonl). */
+export const FILES_V1: readonly string[] = Object.values(FILES).filter((p) => p !== FILES.anchors)
+
+/** One line of anchors.jsonl: a head the gateway published, where, and its timestamp token. */
+export interface PackageAnchor extends Anchor {
+  published: {kind: string; target: string; at: string}[]
+}
 
 export interface ExportFilters {
   from?: string
@@ -44,6 +64,8 @@ interface ExportOptions extends ExportFilters {
   out: string
   signingKey?: KeyObject | string
   signingKeyFile?: string
+  /** The witness file to check the store against (default: where the gateway recorded it, or <dataDir>/audit-witness.jsonl). */
+  witness?: string
   generator?: string
   onProgress?: (p: {phase: string; done: number; total: number}) => void
 }
@@ -56,7 +78,8 @@ interface ManifestFile {
 
 export interface Manifest {
   format: typeof PACKAGE_FORMAT
-  version: 1
+  /** 1: no anchors.jsonl; 2: with it. */
+  version: 1 | 2
   created_at: string
   generator: string
   filters: ExportFilters
@@ -81,6 +104,8 @@ export interface ExportSummary {
   approvals: number
   maskingRows: number
   signedNow: boolean
+  /** Published heads included (anchors.jsonl). */
+  anchors: number
 }
 
 export interface RangeProofFile {
@@ -151,29 +176,42 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
   const filters: ExportFilters = {from: iso(opts.from, 'from'), to: iso(opts.to, 'to'), connection: opts.connection, user: opts.user}
   const progress = opts.onProgress ?? (() => {})
 
-  // One read transaction: everything below sees the same snapshot while the gateway appends.
   const key = loadSigningKey({dataDir: opts.dataDir, key: opts.signingKey, keyFile: opts.signingKeyFile, create: false})
+  // The heads the gateway published, read before the snapshot: each was published after its events
+  // were committed, so a store that is whole holds them all.
+  const witnessFile = opts.witness ?? witnessPathOf(db) ?? join(opts.dataDir, WITNESS_FILE)
+  const witnessLines = existsSync(witnessFile) ? (await readAnchorFiles([witnessFile], VERIFY_BOUNDS)).anchors : []
+  // After an accepted store rollback (`hoop gateway --accept-store-rollback`, an audit event), the
+  // heads before it describe the log as it was before: the store is held to the heads since.
+  const lastAccepted = witnessLines.map((a) => Boolean(a.accepted)).lastIndexOf(true)
+  const witnessed = witnessLines.slice(Math.max(0, lastAccepted))
+  // One read transaction: everything below sees the same snapshot while the gateway appends.
   const snapshot = db.transaction(() => {
     const size = (db.prepare('SELECT count(*) AS n FROM audit_events').get() as {n: number}).n
     const checkpoints = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size').all() as CheckpointRow[]
-    return {size, checkpoints}
+    const published = db.prepare('SELECT * FROM audit_anchors ORDER BY tree_size, id').all() as AnchorRow[]
+    return {size, checkpoints, published}
   })()
   const keys = new Map((db.prepare('SELECT fingerprint, public_pem FROM audit_keys').all() as {fingerprint: string; public_pem: string}[]).map((r) => [r.fingerprint, r.public_pem]))
+  if (key) keys.set(key.fingerprint, key.publicPem)
+  const keyFor = (fp: string) => (keys.has(fp) ? publicKeyFromPem(keys.get(fp)!) : undefined)
 
   const treeSize = key ? snapshot.size : (snapshot.checkpoints.at(-1)?.tree_size ?? 0)
   if (!key && snapshot.checkpoints.length === 0) {
     throw new HoopError('NOT_FOUND', 'no signed checkpoint in the audit store and no signing key to make one (set HOOP_AUDIT_SIGNING_KEY or run on the gateway host)')
   }
   progress({phase: 'tree', done: 0, total: treeSize})
-  const leaves = Buffer.allocUnsafe(treeSize * 32)
+  // Leaves of every stored event up to the first gap: the tree to sign is a prefix of them (without
+  // the key, the newest checkpoint's), and a published head beyond it is checked on the rest.
+  const leaves = Buffer.allocUnsafe(snapshot.size * 32)
   let n = 0
-  for (const [seq, leaf] of db.prepare('SELECT seq, leaf FROM audit_events WHERE seq <= ? ORDER BY seq').raw().iterate(treeSize) as IterableIterator<[number, Buffer]>) {
-    if (seq !== n + 1) throw new HoopError('AUDIT_VERIFY_FAILED', `audit store: event seq ${n + 1} is missing; run \`hoop audit verify --live\``)
+  for (const [seq, leaf] of db.prepare('SELECT seq, leaf FROM audit_events WHERE seq <= ? ORDER BY seq').raw().iterate(snapshot.size) as IterableIterator<[number, Buffer]>) {
+    if (seq !== n + 1) break
     leaf.copy(leaves, n * 32)
     n++
   }
-  if (n !== treeSize) throw new HoopError('AUDIT_VERIFY_FAILED', `audit store: event seq ${n + 1} is missing (checkpoint covers ${treeSize}); run \`hoop audit verify --live\``)
-  const tree = new MerkleTree(leaves)
+  if (n < treeSize) throw new HoopError('AUDIT_VERIFY_FAILED', `audit store: event seq ${n + 1} is missing${key ? '' : ` (checkpoint covers ${treeSize})`}; refusing to export; run \`hoop audit verify --live\``)
+  const tree = new MerkleTree(leaves.subarray(0, n * 32))
 
   // Every stored checkpoint up to the tree size must match the stored leaves before we sign more.
   const earlier = snapshot.checkpoints.filter((c) => c.tree_size <= treeSize)
@@ -182,13 +220,41 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
       throw new HoopError('AUDIT_VERIFY_FAILED', `audit store does not match its signed checkpoint of size ${c.tree_size}; refusing to export; run \`hoop audit verify --live\``)
     }
   }
+  // And every head the gateway published: a store behind or forked from one is not signed for.
+  const hashAt = db.prepare('SELECT hash FROM audit_events WHERE seq = ?')
+  const view = {
+    size: n,
+    rootAt: (m: number) => (m <= n ? tree.root(m).toString('hex') : undefined),
+    hashAt: (m: number) => (hashAt.get(m) as {hash: string} | undefined)?.hash,
+  }
+  const published = new Map<number, PackageAnchor>()
+  for (const a of [...witnessed].sort((x, y) => y.tree_head.tree_size - x.tree_head.tree_size)) {
+    const h = a.tree_head
+    const where = a.source
+    // A line the gateway's keys did not sign proves nothing either way (verify --anchor names it).
+    const verdict = vouch(view, h, keyFor, where)
+    if (!verdict.ok && verdict.kind !== 'unverifiable' && verdict.kind !== 'replaced') {
+      throw new HoopError('AUDIT_STORE_REFUSED', `refusing to export: ${verdict.message}; run \`hoop audit verify --live --anchor ${witnessFile}\``)
+    }
+    if (verdict.ok && h.tree_size > 0 && h.tree_size <= treeSize) addPublished(published, h, {kind: 'witness', target: witnessFile, at: h.timestamp}, a.timestamp)
+  }
+  const byCheckpoint = new Map(snapshot.checkpoints.map((c) => [c.tree_size, c]))
+  for (const p of snapshot.published) {
+    const c = byCheckpoint.get(p.tree_size)
+    if (!c || c.root_hash !== p.root_hash || p.tree_size > treeSize || p.tree_size === 0) continue
+    const ts = p.kind === 'tsa' && p.token ? {tsa: p.target, token: Buffer.from(p.token).toString('base64'), gen_time: p.gen_time ?? ''} : undefined
+    addPublished(published, {v: 1, ...c}, {kind: p.kind, target: p.target, at: p.published_at}, ts)
+  }
+  // The events no verified head covers yet must be chained before a head is signed over them.
+  const covered = Math.max(0, ...earlier.map((c) => c.tree_size), ...[...published.keys()])
+  checkTail(db, covered, treeSize)
   let sth: SignedTreeHead
   let signer: {publicPem: string; fingerprint: string}
   let signedNow = false
   const existing = earlier.at(-1)
   if (key && !(existing && existing.tree_size === treeSize && existing.key_fingerprint === key.fingerprint)) {
     const headHash = treeSize === 0 ? '0'.repeat(64) : (db.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(treeSize) as {hash: string}).hash
-    sth = signTreeHead({tree_size: treeSize, root_hash: tree.root().toString('hex'), head_hash: headHash, timestamp: new Date().toISOString()}, key)
+    sth = signTreeHead({tree_size: treeSize, root_hash: tree.root(treeSize).toString('hex'), head_hash: headHash, timestamp: new Date().toISOString()}, key)
     const {v: _v, ...row} = sth
     db.prepare('INSERT OR IGNORE INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES (@tree_size, @root_hash, @head_hash, @timestamp, @key_fingerprint, @signature)').run(row)
     db.prepare('INSERT OR IGNORE INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES (?, ?, ?)').run(key.fingerprint, key.publicPem, new Date().toISOString())
@@ -251,13 +317,17 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     small.push(addText(FILES.rangeProof, JSON.stringify(rangeProof) + '\n'))
     const prior = earlier.filter((c) => c.tree_size > 0 && c.tree_size < treeSize)
     small.push(addText(FILES.checkpoints, prior.map((c) => JSON.stringify({v: 1, ...c})).join('\n') + (prior.length ? '\n' : '')))
+    // A proof from every earlier checkpoint and every published head (they are checkpoints too,
+    // unless the store lost them: then the witness's copy is proven here).
+    const proofSizes = [...new Set([...prior.map((c) => c.tree_size), ...[...published.keys()].filter((m) => m < treeSize)])].sort((a, b) => a - b)
     small.push(
       addText(
         FILES.consistency,
-        prior.map((c) => JSON.stringify({from_size: c.tree_size, to_size: treeSize, nodes: tree.consistencyProof(c.tree_size, treeSize).map((b) => b.toString('hex'))})).join('\n') +
-          (prior.length ? '\n' : ''),
+        proofSizes.map((m) => JSON.stringify({from_size: m, to_size: treeSize, nodes: tree.consistencyProof(m, treeSize).map((b) => b.toString('hex'))})).join('\n') + (proofSizes.length ? '\n' : ''),
       ),
     )
+    const anchorLines = [...published.values()].sort((a, b) => a.tree_head.tree_size - b.tree_head.tree_size)
+    small.push(addText(FILES.anchors, anchorLines.map((a) => canonicalize(a)).join('\n') + (anchorLines.length ? '\n' : '')))
     for (const r of reports.files()) small.push(addText(r.path, r.content))
     const createdAt = new Date().toISOString()
     small.push(
@@ -269,7 +339,7 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
 
     const manifest: Manifest = {
       format: PACKAGE_FORMAT,
-      version: 1,
+      version: PACKAGE_VERSION,
       created_at: createdAt,
       generator: opts.generator ?? 'hoop',
       filters,
@@ -284,7 +354,7 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     const tar = new TarGzWriter(tmpOut, new Date(createdAt))
     await tar.addBuffer(`${root}/${FILES.manifest}`, manifestBuf)
     if (manifest.signed_by_exporter) await tar.addBuffer(`${root}/${FILES.manifestSig}`, Buffer.from(signManifest(manifestBuf, key as SigningKey) + '\n'))
-    const order = [FILES.treeHead, FILES.publicKey, FILES.fingerprint, FILES.checkpoints, FILES.consistency, FILES.rangeProof]
+    const order = [FILES.treeHead, FILES.publicKey, FILES.fingerprint, FILES.checkpoints, FILES.consistency, FILES.rangeProof, FILES.anchors]
     for (const p of order) await tar.addBuffer(`${root}/${p}`, small.find((s) => s.path === p)!.content)
     progress({phase: 'archive', done: 0, total: 1})
     await tar.addFile(`${root}/${FILES.events}`, join(dir, 'events.jsonl'), eventsFile.bytes)
@@ -311,8 +381,38 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
       approvals: reports.approvals.rows,
       maskingRows: reports.masking.rows,
       signedNow,
+      anchors: published.size,
     }
   } finally {
     rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/** Bounds for reading the witness file (export trusts no more of it than verify would). */
+const VERIFY_BOUNDS = {maxTotalBytes: 8 * 2 ** 30, maxEntryBytes: 4 * 2 ** 30, maxMetadataBytes: 256 * 2 ** 20, maxLineBytes: 2 ** 20, maxEntries: 64, timeoutMs: 10 * 60_000}
+
+function addPublished(into: Map<number, PackageAnchor>, h: SignedTreeHead, where: PackageAnchor['published'][number], ts?: PackageAnchor['timestamp']): void {
+  let a = into.get(h.tree_size)
+  if (!a) {
+    a = {tree_head: h, published: []}
+    into.set(h.tree_size, a)
+  }
+  if (!a.published.some((p) => p.kind === where.kind && p.target === where.target)) a.published.push(where)
+  if (ts && !a.timestamp) a.timestamp = ts
+}
+
+/** Events after `from` up to `to`: each body hashes to its stored hash and leaf and links to its predecessor. */
+function checkTail(db: Database.Database, from: number, to: number): void {
+  if (to <= from) return
+  let prev = from === 0 ? '0'.repeat(64) : (db.prepare('SELECT hash FROM audit_events WHERE seq = ?').get(from) as {hash: string}).hash
+  let expected = from + 1
+  for (const [seq, hash, prevHash, leaf, body] of db.prepare('SELECT seq, hash, prev_hash, leaf, body FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq').raw().iterate(from, to) as IterableIterator<[number, string, string, Buffer, string]>) {
+    const bad = (why: string) => new HoopError('AUDIT_VERIFY_FAILED', `refusing to export: event seq ${seq} ${why}; run \`hoop audit verify --live\``)
+    if (seq !== expected) throw new HoopError('AUDIT_VERIFY_FAILED', `refusing to export: event seq ${expected} is missing; run \`hoop audit verify --live\``)
+    if (createHash('sha256').update(body).digest('hex') !== hash) throw bad('does not match its stored hash')
+    if (prevHash !== prev || (JSON.parse(body) as StoredEvent).prev_hash !== prev) throw bad('does not link to its predecessor')
+    if (!leafHash(body).equals(leaf)) throw bad('does not match its stored Merkle leaf')
+    prev = hash
+    expected++
   }
 }

@@ -7,18 +7,30 @@
 // JSON) and is a leaf of an RFC 6962 Merkle tree whose heads are signed with Ed25519 and
 // checkpointed periodically and on close. If a commit fails, every append in it rejects with
 // AUDIT_UNAVAILABLE and nothing is acknowledged: the gateway then refuses the statement (fail
-// closed).
+// closed). Each signed head is published outside the store (anchors.ts): appended to the witness
+// file, handed to every sink, and timestamped by an RFC 3161 authority when one is configured.
+//
+// The gateway opens its store only when it can vouch for it (`vouch`): the store must hold the
+// last head published to the witness file and its own last checkpoint (vouch.ts). While it runs
+// (`guardStore`), every group commit first checks that the database file is the one it opened and
+// still ends with the last event it committed; a file swapped, removed or cut short turns the log
+// into a refusal of every append (fail closed) and publishes the head it holds in memory to the
+// witness, so the next start refuses the swapped store too.
 import Database from 'better-sqlite3'
-import {hash as digest, type KeyObject} from 'node:crypto'
+import {hash as digest, type KeyObject, type X509Certificate} from 'node:crypto'
+import {statSync} from 'node:fs'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
+import {appendWitness, headDigest, lastWitnessAnchor} from './anchors.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
-import {loadSigningKey, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
-import {leafHash, MerkleFrontier} from './merkle.js'
+import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
+import {EMPTY_ROOT, leafHash, MerkleFrontier} from './merkle.js'
 import {pruneRecordings} from './recorder.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
+import {requestTimestamp} from './tsa.js'
+import {vouch as vouchFor, type StoreVerdict} from './vouch.js'
 
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
@@ -46,6 +58,42 @@ interface AuditLogOptions {
    * kill -9 of the gateway but not of the machine; far cheaper per statement on slow disks.
    */
   durability?: 'fsync' | 'os'
+  /** Where each signed tree head is published besides the store and the sinks. */
+  anchors?: AnchorOptions
+  /**
+   * Refuse (AUDIT_STORE_REFUSED) a store that is behind, forked from or replaces the log the
+   * witness file's last head and the store's own last checkpoint describe. `acceptRollback` opens
+   * it anyway (disaster recovery) and says why in `accepted`; the caller records it.
+   */
+  vouch?: {acceptRollback?: boolean}
+  /** Before each group commit and every second: is the database file still the one opened, holding our last event? */
+  guardStore?: boolean
+  /** Append the events commands run on the data dir left in audit_pending (on open and every second). */
+  absorbPending?: boolean
+}
+
+/** Why the gateway opened a store it could not vouch for (--accept-store-rollback). */
+export interface AcceptedStore {
+  kind: Exclude<StoreVerdict, {ok: true}>['kind'] | 'witness-missing'
+  message: string
+  /** The head the store was compared with. */
+  head?: SignedTreeHead
+  witness?: string
+}
+
+/** How often an idle gateway checks that its database file is still the one it opened. */
+const GUARD_MS = 1000
+
+class StoreChanged extends Error {}
+
+/** SQLite errors that mean the file under the writer is not the database it wrote. */
+const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_IOERR_SHORT_READ', 'SQLITE_CORRUPT_VTAB', 'SQLITE_IOERR_READ'])
+
+export interface AnchorOptions {
+  /** Witness file: each signed head appended as one JSONL line and fsync'd (see anchors.ts). */
+  witness?: string
+  /** An RFC 3161 timestamp authority: each signed head's digest is stamped, the token kept. */
+  timestamp?: {url: string; timeoutMs?: number; trusted?: X509Certificate[]}
 }
 
 interface Pending {
@@ -83,6 +131,18 @@ export class AuditLog {
   private readonly timers: NodeJS.Timeout[] = []
   private flushing?: Promise<void>
   private deferTimer?: NodeJS.Timeout
+  private readonly insertAnchor: Database.Statement
+  /** The TSA request in flight, and the newest head waiting for the next one. */
+  private stamping?: Promise<void>
+  private stampNext?: SignedTreeHead
+  /** Size of the newest head written to the witness file. */
+  private witnessed = -1
+  private writerClosed = false
+  /** Set when the store may not be written any more (swapped, cut short): every append is refused with it. */
+  private broken?: HoopError
+  private fileId?: {dev: number; ino: number; size: number}
+  /** Set when the store was opened with --accept-store-rollback, with the reason it was not vouched for. */
+  readonly accepted?: AcceptedStore
 
   private constructor(
     private readonly db: Database.Database,
@@ -91,6 +151,38 @@ export class AuditLog {
     private readonly opts: AuditLogOptions,
   ) {
     ensureAuditSchema(db)
+    // Rebuild the head and the Merkle frontier from what is stored, keeping the roots at the sizes
+    // the store is vouched against: the witness file's last head and the store's last checkpoint.
+    const last = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as {seq: number; hash: string} | undefined
+    this.seq = last?.seq ?? 0
+    this.head = last?.hash ?? GENESIS_HASH
+    const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
+    const witnessFile = opts.anchors?.witness
+    const tail = opts.vouch && witnessFile ? lastWitnessAnchor(witnessFile) : undefined
+    const vouchSizes = new Set([tail?.state === 'ok' ? tail.anchor.tree_head.tree_size : -1, cp?.tree_size ?? -1])
+    const roots = new Map<number, string>([[0, EMPTY_ROOT.toString('hex')]])
+    for (const [leaf] of db.prepare('SELECT leaf FROM audit_events ORDER BY seq').raw().iterate() as IterableIterator<[Buffer]>) {
+      this.frontier.push(leaf)
+      if (vouchSizes.has(this.frontier.size)) roots.set(this.frontier.size, this.frontier.root().toString('hex'))
+    }
+    if (this.frontier.size !== this.seq) {
+      throw new HoopError('AUDIT_UNAVAILABLE', `audit log has ${this.frontier.size} events but its last seq is ${this.seq}; run \`hoop audit verify --live\``)
+    }
+    if (cp) this.lastCheckpoint = {v: 1, ...cp}
+    if (opts.vouch) {
+      const refusal = this.vouchStore(key, cp, witnessFile, tail, roots)
+      if (refusal && !opts.vouch.acceptRollback) {
+        throw new HoopError(
+          'AUDIT_STORE_REFUSED',
+          `refusing to start on this audit store: ${refusal.message}. Put the right store back (hoop.db and its -wal file), or start with --accept-store-rollback to accept this one for disaster recovery (recorded as an audit event)`,
+        )
+      }
+      if (refusal) {
+        this.accepted = refusal
+        logger.warn('starting on an audit store the gateway cannot vouch for, as --accept-store-rollback asks', {reason: refusal.message})
+      }
+    }
+
     // A second connection to the same file so the audit commits get the synchronous level
     // `durability` asks for (FULL by default) while the rest of the store keeps NORMAL. An
     // in-memory database cannot be shared: use the handle.
@@ -101,7 +193,17 @@ export class AuditLog {
       this.writer.pragma(`synchronous = ${opts.durability === 'os' ? 'NORMAL' : 'FULL'}`)
     }
     const insert = this.writer.prepare(INSERT_EVENT)
+    const lastRow = this.writer.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')
+    const guard = Boolean(opts.guardStore && !db.memory)
     this.commit = this.writer.transaction((rows: Row[]) => {
+      // The store must still end where this writer left it: another file, or one cut short or
+      // rolled back under us, is not written to (and the batch is refused).
+      if (guard && rows.length > 0) {
+        const at = lastRow.get() as {seq: number; hash: string} | undefined
+        if ((at?.seq ?? 0) !== rows[0].seq - 1 || (at?.hash ?? GENESIS_HASH) !== rows[0].prev_hash) {
+          throw new StoreChanged(`the store ends at seq ${at?.seq ?? 0}${at ? ` (hash ${at.hash.slice(0, 12)}…)` : ''}, but this gateway committed up to seq ${rows[0].seq - 1}: the database was replaced, rolled back or cut short while the gateway ran`)
+        }
+      }
       for (const r of rows) insert.run(r)
     })
     this.insertCheckpoint = this.writer.prepare(
@@ -110,19 +212,27 @@ export class AuditLog {
     this.writer
       .prepare('INSERT OR IGNORE INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES (?, ?, ?)')
       .run(key.fingerprint, key.publicPem, new Date().toISOString())
-
-    // Rebuild the head and the Merkle frontier from what is stored.
-    const last = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as {seq: number; hash: string} | undefined
-    this.seq = last?.seq ?? 0
-    this.head = last?.hash ?? GENESIS_HASH
-    for (const [leaf] of db.prepare('SELECT leaf FROM audit_events ORDER BY seq').raw().iterate() as IterableIterator<[Buffer]>) {
-      this.frontier.push(leaf)
+    this.insertAnchor = this.writer.prepare(
+      'INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at, token, gen_time) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    // Offline commands (`hoop audit export --data-dir`) find the witness file here.
+    if (witnessFile) this.writer.prepare("INSERT OR REPLACE INTO audit_meta (key, value) VALUES ('witness_path', ?)").run(witnessFile)
+    if (opts.absorbPending) {
+      setImmediate(() => this.absorbPending())
+      const t = setInterval(() => this.absorbPending(), GUARD_MS)
+      t.unref()
+      this.timers.push(t)
     }
-    if (this.frontier.size !== this.seq) {
-      throw new HoopError('AUDIT_UNAVAILABLE', `audit log has ${this.frontier.size} events but its last seq is ${this.seq}; run \`hoop audit verify --live\``)
+    if (guard) {
+      const st = statSync(db.name)
+      this.fileId = {dev: st.dev, ino: st.ino, size: st.size}
+      const t = setInterval(() => {
+        const problem = this.storeProblem()
+        if (problem) this.breakStore(problem)
+      }, GUARD_MS)
+      t.unref()
+      this.timers.push(t)
     }
-    const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
-    if (cp) this.lastCheckpoint = {v: 1, ...cp}
 
     this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(db, s, logger, opts.sinkBackoff))
     for (const r of this.runners) r.kick()
@@ -162,6 +272,11 @@ export class AuditLog {
     return this.head
   }
 
+  /** The Merkle root of every committed event, hex. */
+  get rootHash(): string {
+    return this.frontier.root().toString('hex')
+  }
+
   /**
    * Resolves once the event is committed (fsync'd unless `durability: 'os'`); rejects with
    * AUDIT_UNAVAILABLE otherwise.
@@ -171,6 +286,7 @@ export class AuditLog {
    */
   append(event: AuditEvent, opts: {defer?: boolean} = {}): Promise<AppendedEvent> {
     if (this.closed) return Promise.reject(new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed; statements are refused'))
+    if (this.broken) return Promise.reject(this.broken)
     return new Promise((resolve, reject) => {
       this.queue.push({event, resolve, reject})
       if (!opts.defer) this.schedule()
@@ -193,7 +309,10 @@ export class AuditLog {
 
   /** Signs the current tree head (committed events only) and stores it. */
   checkpoint(): SignedTreeHead {
-    if (this.lastCheckpoint && this.lastCheckpoint.tree_size === this.seq && this.lastCheckpoint.key_fingerprint === this.key.fingerprint) {
+    if (this.broken) throw this.broken
+    // An accepted store's head is published (with its marker) even when it is already signed.
+    const unpublished = this.accepted !== undefined && this.witnessed < 0
+    if (!unpublished && this.lastCheckpoint && this.lastCheckpoint.tree_size === this.seq && this.lastCheckpoint.key_fingerprint === this.key.fingerprint) {
       return this.lastCheckpoint
     }
     const sth = signTreeHead(
@@ -203,7 +322,55 @@ export class AuditLog {
     const {v: _v, ...row} = sth
     this.insertCheckpoint.run(row)
     this.lastCheckpoint = sth
+    this.publish(sth)
     return sth
+  }
+
+  /**
+   * Publishes a head outside the store: the witness file (at once, fsync'd), the sinks (once they
+   * have its events) and the timestamp authority (in the background; the newest head waits while
+   * a request is in flight). A failure is logged; the head is still in the store and the sinks.
+   */
+  private publish(sth: SignedTreeHead): void {
+    const witness = this.opts.anchors?.witness
+    if (witness && sth.tree_size > 0) {
+      try {
+        // The first head after an accepted store says so: heads before it describe the old log.
+        const accepted = this.accepted && this.witnessed < 0 ? {problem: this.accepted.kind, at: sth.timestamp} : undefined
+        appendWitness(witness, {tree_head: sth, accepted})
+        this.witnessed = sth.tree_size
+        this.insertAnchor.run(sth.tree_size, sth.root_hash, 'witness', witness, new Date().toISOString(), null, null)
+      } catch (err) {
+        this.logger.error('audit witness file could not be written; the signed head is kept in the store and the sinks', {file: witness, error: errorMessage(err)})
+      }
+    }
+    for (const r of this.runners) r.kick()
+    if (this.opts.anchors?.timestamp && sth.tree_size > 0) this.stamp(sth)
+  }
+
+  private stamp(sth: SignedTreeHead): void {
+    this.stampNext = sth
+    if (this.stamping) return
+    const tsa = this.opts.anchors!.timestamp!
+    this.stamping = (async () => {
+      while (this.stampNext) {
+        const head = this.stampNext
+        this.stampNext = undefined
+        try {
+          const {token, info} = await requestTimestamp(tsa.url, headDigest(head), {timeoutMs: tsa.timeoutMs, trusted: tsa.trusted})
+          if (this.writerClosed) return
+          this.insertAnchor.run(head.tree_size, head.root_hash, 'tsa', tsa.url, new Date().toISOString(), token, info.genTime)
+          // The witness gets the token too, unless a newer head was written there meanwhile (its
+          // last line is what the gateway checks its store against on start).
+          const witness = this.opts.anchors?.witness
+          if (witness && this.witnessed === head.tree_size) appendWitness(witness, {tree_head: head, timestamp: {tsa: tsa.url, token: token.toString('base64'), gen_time: info.genTime}})
+        } catch (err) {
+          this.logger.warn('timestamp authority did not stamp the signed tree head; the next head will be tried', {tsa: tsa.url, treeSize: head.tree_size, error: errorMessage(err)})
+        }
+      }
+    })().finally(() => {
+      this.stamping = undefined
+    })
   }
 
   latestCheckpoint(): SignedTreeHead | undefined {
@@ -240,13 +407,16 @@ export class AuditLog {
     this.closed = true
     clearTimeout(this.deferTimer)
     for (const t of this.timers) clearInterval(t)
-    try {
-      this.checkpoint()
-    } catch (err) {
-      this.logger.error('final audit checkpoint failed', {error: String(err)})
+    if (!this.broken) {
+      try {
+        this.checkpoint()
+      } catch (err) {
+        this.logger.error('final audit checkpoint failed', {error: String(err)})
+      }
     }
-    await this.drainSinks(opts.sinkDrainMs ?? 2_000)
+    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamping])
     for (const r of this.runners) r.stop()
+    this.writerClosed = true
     if (this.ownWriter) this.writer.close()
   }
 
@@ -269,6 +439,12 @@ export class AuditLog {
 
   private runBatch(): void {
     if (this.flushing || this.queue.length === 0) return
+    const problem = this.fileId && !this.broken ? this.storeProblem() : undefined
+    if (problem) this.breakStore(problem)
+    if (this.broken) {
+      for (const p of this.queue.splice(0)) p.reject(this.broken)
+      return
+    }
     const taken = this.queue.splice(0, MAX_BATCH)
     const batch: Pending[] = []
     const rows: Row[] = []
@@ -304,7 +480,12 @@ export class AuditLog {
     try {
       this.commit(rows)
     } catch (err) {
-      failed = this.commitError(rows.length, errorMessage(err))
+      failed =
+        err instanceof StoreChanged
+          ? this.breakStore(err.message)
+          : this.fileId && CORRUPT.has((err as {code?: string}).code ?? '')
+            ? this.breakStore(`the database file ${this.db.name} is corrupt or was cut short (${errorMessage(err)})`)
+            : this.commitError(rows.length, errorMessage(err))
     }
     this.settle(batch, rows, seq, prev, failed)
     // More than MAX_BATCH were queued: the rest form the next group, one turn later.
@@ -317,6 +498,107 @@ export class AuditLog {
         }),
       )
     }
+  }
+
+  /**
+   * Compares the store with the head it must hold: the witness file's last head (published outside
+   * the store) and the store's own last checkpoint. Returns why it cannot be vouched for, or undefined.
+   */
+  private vouchStore(key: SigningKey, cp: CheckpointRow | undefined, witness: string | undefined, tail: ReturnType<typeof lastWitnessAnchor> | undefined, roots: Map<number, string>): AcceptedStore | undefined {
+    const keys = new Map((this.db.prepare('SELECT fingerprint, public_pem FROM audit_keys').all() as {fingerprint: string; public_pem: string}[]).map((r) => [r.fingerprint, r.public_pem]))
+    const keyFor = (fp: string) => (fp === key.fingerprint ? key.publicKey : keys.has(fp) ? publicKeyFromPem(keys.get(fp)!) : undefined)
+    const hashAt = this.db.prepare('SELECT hash FROM audit_events WHERE seq = ?')
+    const view = {size: this.seq, rootAt: (m: number) => roots.get(m), hashAt: (m: number) => (hashAt.get(m) as {hash: string} | undefined)?.hash}
+    const judge = (head: SignedTreeHead, where: string): AcceptedStore | undefined => {
+      const v = vouchFor(view, head, keyFor, where)
+      return v.ok ? undefined : {kind: v.kind, message: v.message, head, witness}
+    }
+    // Its own last checkpoint: a store cut short below what it signed itself.
+    if (cp) {
+      const own = judge({v: 1, ...cp}, 'its own last checkpoint')
+      if (own && (own.kind === 'behind' || own.kind === 'forked')) return own
+    }
+    if (!witness || !tail) return undefined
+    if (tail.state === 'absent' || tail.state === 'empty') {
+      // No head published there yet, unless the store says otherwise: then the witness was removed.
+      const rec = this.db.prepare("SELECT count(*) AS n, max(tree_size) AS m FROM audit_anchors WHERE kind = 'witness' AND target = ?").get(witness) as {n: number; m: number | null}
+      if (rec.n === 0) return undefined
+      return {kind: 'witness-missing', message: `the witness file ${witness} is ${tail.state === 'absent' ? 'missing' : 'empty'}, but this store records ${rec.n} tree head(s) published to it (the last of size ${rec.m}): the witness was removed or truncated, so the store cannot be checked`, witness}
+    }
+    if (tail.state === 'bad') return {kind: 'unverifiable', message: `the witness file ${witness} cannot be read: ${tail.reason}`, witness}
+    if (tail.torn) this.logger.warn('the witness file ends with a line cut short (a crash while writing it); the line before it is used', {file: witness})
+    return judge(tail.anchor.tree_head, `witness file ${witness}`)
+  }
+
+  private readonly absorbing = new Set<number>()
+
+  /** Appends what commands run on the data dir noted (notePending), then forgets each once it is durable. */
+  private absorbPending(): void {
+    if (this.closed || this.broken) return
+    let rows: {id: number; body: string}[]
+    try {
+      rows = this.db.prepare('SELECT id, body FROM audit_pending ORDER BY id LIMIT 100').all() as {id: number; body: string}[]
+    } catch (err) {
+      this.logger.error('could not read pending audit events', {error: errorMessage(err)})
+      return
+    }
+    for (const {id, body} of rows) {
+      if (this.absorbing.has(id)) continue
+      this.absorbing.add(id)
+      let event: AuditEvent
+      try {
+        event = JSON.parse(body) as AuditEvent
+      } catch {
+        this.logger.error('a pending audit event is not JSON; it is left in audit_pending', {id})
+        continue
+      }
+      this.append(event)
+        .then(() => {
+          if (!this.writerClosed) this.writer.prepare('DELETE FROM audit_pending WHERE id = ?').run(id)
+        })
+        .catch((err) => this.logger.error('a pending audit event could not be appended; it stays pending', {id, error: errorMessage(err)}))
+        .finally(() => this.absorbing.delete(id))
+    }
+  }
+
+  /** Why the database file is no longer the one this log opened, or undefined. */
+  private storeProblem(): string | undefined {
+    const id = this.fileId
+    if (!id) return undefined
+    let st
+    try {
+      st = statSync(this.db.name)
+    } catch (err) {
+      return `the database file ${this.db.name} is gone (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`
+    }
+    if (st.dev !== id.dev || st.ino !== id.ino) return `the database file ${this.db.name} was replaced by another file while the gateway ran`
+    // SQLite never shrinks the file here (no VACUUM, no auto_vacuum): a smaller file was cut short.
+    if (st.size < id.size) return `the database file ${this.db.name} shrank from ${id.size} to ${st.size} bytes while the gateway ran (truncated)`
+    id.size = st.size
+    return undefined
+  }
+
+  /**
+   * The store can no longer be trusted: every append from now on is refused (fail closed), the
+   * sinks stop, and the head this log holds in memory (every acknowledged event) goes to the
+   * witness file, so a restart on the swapped store is refused too.
+   */
+  private breakStore(reason: string): HoopError {
+    if (this.broken) return this.broken
+    this.broken = new HoopError('AUDIT_UNAVAILABLE', `the audit store cannot be vouched for: ${reason}; statements are refused until the gateway is restarted on the right store`)
+    this.logger.error('audit store changed under the gateway; refusing every statement (fail closed)', {reason, committedSeq: this.seq})
+    for (const r of this.runners) r.stop()
+    const witness = this.opts.anchors?.witness
+    if (witness && this.seq > 0 && this.witnessed < this.seq) {
+      try {
+        const sth = signTreeHead({tree_size: this.seq, root_hash: this.frontier.root().toString('hex'), head_hash: this.head, timestamp: new Date().toISOString()}, this.key)
+        appendWitness(witness, {tree_head: sth})
+        this.witnessed = sth.tree_size
+      } catch (err) {
+        this.logger.error('could not publish the in-memory tree head to the witness file', {file: witness, error: errorMessage(err)})
+      }
+    }
+    return this.broken
   }
 
   private commitError(events: number, message: string): HoopError {

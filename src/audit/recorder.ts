@@ -221,6 +221,29 @@ export function recordingDigest(db: Database.Database, sessionId: string): strin
   return h.digest('hex')
 }
 
+/**
+ * Closes the recording of a session the gateway did not see end: its summary covers exactly the
+ * chunks that were stored (what was pending in memory is lost, so it is `truncated` and `failed`
+ * says why). Undefined when the session has no recording.
+ */
+export function finishOrphanRecording(db: Database.Database, sessionId: string, why: string): RecordingSummary | undefined {
+  ensureAuditSchema(db)
+  const row = db.prepare('SELECT cap_bytes, truncated, dropped_bytes FROM audit_recordings WHERE session_id = ? AND finished_at IS NULL').get(sessionId) as {cap_bytes: number; truncated: number; dropped_bytes: number} | undefined
+  if (!row) return undefined
+  const stored = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM audit_recording_chunks WHERE session_id = ?').get(sessionId) as {n: number; bytes: number}
+  const summary: RecordingSummary = {
+    sha256: recordingDigest(db, sessionId),
+    bytes: stored.bytes,
+    chunks: stored.n,
+    capBytes: row.cap_bytes,
+    truncated: true,
+    droppedBytes: row.dropped_bytes,
+    failed: why,
+  }
+  db.prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = 1, sha256 = ? WHERE session_id = ?').run(new Date().toISOString(), summary.bytes, summary.chunks, summary.sha256, sessionId)
+  return summary
+}
+
 /** Retention: drops payloads of recordings finished before the cutoff. Events are untouched. */
 export function pruneRecordings(db: Database.Database, opts: {olderThanDays: number; now?: Date}): number {
   ensureAuditSchema(db)

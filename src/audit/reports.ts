@@ -1,20 +1,24 @@
 // The auditor-facing reports of an evidence package, derived only from the signed events: the
 // chronological session log, the approval audit and the masking report, each as JSONL and CSV.
 // The verifier re-derives them from the verified events and compares bytes, so a report edited
-// after export is caught even if its manifest entry was updated too.
+// after export is caught even if its manifest entry was updated too. Version 2 packages add
+// columns (the approval and policy version behind each decision, approval scope and validity,
+// approval.used rows); a version 1 package is re-derived as version 1 wrote it.
 import {csvLine, type Cell} from './csv.js'
 import type {Actor, StoredEvent} from './events.js'
 
 type Data = Record<string, unknown>
 
-const SESSION_LOG_COLUMNS = [
+const SESSION_LOG_COLUMNS_V1 = [
   'seq', 'time', 'kind', 'session', 'caller', 'caller_kind', 'groups', 'target', 'agent', 'client_address',
   'command', 'decision', 'rule_id', 'rows', 'bytes', 'duration_ms', 'error', 'detail',
 ] as const
-const APPROVAL_COLUMNS = [
+const SESSION_LOG_COLUMNS = [...SESSION_LOG_COLUMNS_V1, 'approval_id', 'policy_version'] as const
+const APPROVAL_COLUMNS_V1 = [
   'seq', 'time', 'approval_id', 'event', 'requester', 'approver', 'target', 'session', 'statement', 'rule_id',
   'justification', 'requested_at', 'decided_at', 'expires_at',
 ] as const
+const APPROVAL_COLUMNS = [...APPROVAL_COLUMNS_V1, 'scope', 'valid_from', 'valid_until'] as const
 const MASKING_COLUMNS = ['seq', 'time', 'session', 'caller', 'target', 'statement_id', 'rule_id', 'column', 'entity', 'count'] as const
 
 type Row<C extends readonly string[]> = Record<C[number], Cell>
@@ -37,7 +41,8 @@ class Report<C extends readonly string[]> {
   jsonl = ''
   csv: string
   rows = 0
-  constructor(readonly columns: C) {
+  /** `columns`: those written (a version-1 package has fewer than `C`). */
+  constructor(readonly columns: readonly C[number][]) {
     this.csv = csvLine([...columns])
   }
 
@@ -51,9 +56,15 @@ class Report<C extends readonly string[]> {
 }
 
 export class ReportBuilder {
-  readonly sessionLog = new Report(SESSION_LOG_COLUMNS)
-  readonly approvals = new Report(APPROVAL_COLUMNS)
-  readonly masking = new Report(MASKING_COLUMNS)
+  readonly sessionLog: Report<typeof SESSION_LOG_COLUMNS>
+  readonly approvals: Report<typeof APPROVAL_COLUMNS>
+  readonly masking = new Report<typeof MASKING_COLUMNS>(MASKING_COLUMNS)
+  /** The package format the reports are written for (1: the columns before approval and policy versions). */
+  constructor(readonly version: 1 | 2 = 2) {
+    this.sessionLog = new Report<typeof SESSION_LOG_COLUMNS>(version === 1 ? SESSION_LOG_COLUMNS_V1 : SESSION_LOG_COLUMNS)
+    this.approvals = new Report<typeof APPROVAL_COLUMNS>(version === 1 ? APPROVAL_COLUMNS_V1 : APPROVAL_COLUMNS)
+  }
+
   readonly sessions = new Set<string>()
   readonly counts: Record<string, number> = {}
   readonly decisions: Record<string, number> = {}
@@ -66,13 +77,17 @@ export class ReportBuilder {
     if (e.session) this.sessions.add(e.session)
     switch (e.kind) {
       case 'approval.requested':
-      case 'approval.decided': {
+      case 'approval.decided':
+      case 'approval.used': {
+        // A version-1 package's reports had no approval.used rows (no such events were written then).
+        if (e.kind === 'approval.used' && this.version === 1) return
         const decided = e.kind === 'approval.decided'
+        const used = e.kind === 'approval.used'
         this.approvals.add({
           seq: e.seq,
           time: e.time,
           approval_id: str(d.approval_id),
-          event: decided ? str(d.outcome) : 'requested',
+          event: decided ? str(d.outcome) : used ? 'used' : 'requested',
           requester: decided ? who(d.requester) : who(e.actor),
           approver: decided ? who(e.actor) : undefined,
           target: e.connection,
@@ -80,9 +95,12 @@ export class ReportBuilder {
           statement: str(d.statement),
           rule_id: str(d.rule_id),
           justification: str(d.justification),
-          requested_at: decided ? str(d.requested_at) : e.time,
+          requested_at: decided ? str(d.requested_at) : used ? undefined : e.time,
           decided_at: str(d.decided_at),
           expires_at: str(d.expires_at),
+          scope: str(d.scope),
+          valid_from: str(d.valid_from),
+          valid_until: str(d.valid_until),
         })
         return
       }
@@ -123,10 +141,12 @@ export class ReportBuilder {
           decision: str(d.decision) ?? (e.kind === 'auth.failure' ? 'deny' : undefined),
           rule_id: str(d.rule_id),
           rows: num(d.rows),
-          bytes: num(d.bytes) ?? (e.kind === 'session.end' ? num(d.bytes_up)! + num(d.bytes_down)! : undefined),
+          bytes: num(d.bytes) ?? (e.kind === 'session.end' && num(d.bytes_up) !== undefined && num(d.bytes_down) !== undefined ? num(d.bytes_up)! + num(d.bytes_down)! : undefined),
           duration_ms: num(d.duration_ms),
           error: str(d.error),
           detail: detail(e),
+          approval_id: str(d.approval_id),
+          policy_version: str(d.policy_version),
         })
       }
     }
@@ -159,6 +179,10 @@ function command(e: StoredEvent): string | undefined {
       return `(authentication: ${str(d.method) ?? '?'})`
     case 'policy.reload':
       return `(policy reload: ${str(d.source) ?? '?'})`
+    case 'audit.store_accepted':
+      return '(audit store accepted: --accept-store-rollback)'
+    case 'audit.access':
+      return `(evidence ${str(d.action) ?? '?'})`
     case 'admin.change':
       return `${str(d.action) ?? '?'} ${str(d.target_type) ?? ''} ${str(d.target) ?? ''}`.trim()
     default:
@@ -170,12 +194,18 @@ function detail(e: StoredEvent): string | undefined {
   const d = e.data as Data
   switch (e.kind) {
     case 'session.end':
+      if (d.unrecorded === true) return `reason=${str(d.reason) ?? '?'} last_event_at=${str(d.last_event_at) ?? '?'}` + (d.recording ? ` recording_sha256=${str((d.recording as Data).sha256)}` : '')
       return `reason=${str(d.reason) ?? '?'} up=${num(d.bytes_up) ?? 0} down=${num(d.bytes_down) ?? 0}` +
         (d.recording ? ` recording_sha256=${str((d.recording as Data).sha256)}` : '')
+    case 'audit.store_accepted':
+      return `problem=${str(d.problem) ?? '?'} published_tree_size=${num(d.published_tree_size) ?? '?'} store_tree_size=${num(d.store_tree_size) ?? '?'}`
+    case 'audit.access':
+      return Object.keys(d).sort().filter((k) => k !== 'action' && d[k] !== undefined && d[k] !== null).map((k) => `${k}=${str(d[k])}`).join(' ') || undefined
     case 'auth.failure':
       return str(d.reason)
     case 'policy.reload':
-      return `ok=${String(d.ok)} rules=${num(d.rules) ?? '?'} sha256=${str(d.sha256) ?? '?'}${d.error ? ` error=${str(d.error)}` : ''}`
+      return `ok=${String(d.ok)} rules=${num(d.rules) ?? '?'} sha256=${str(d.sha256) ?? '?'}${d.error ? ` error=${str(d.error)}` : ''}` +
+        (d.new_version !== undefined ? ` old_version=${str(d.old_version) ?? '-'} new_version=${str(d.new_version)}` : '')
     case 'admin.change':
       return str(d.detail)
     case 'statement':

@@ -1,6 +1,10 @@
 // Audit tables on the gateway's SQLite database. Events keep their canonical JSON (the hashed
 // bytes), the chain hash and the Merkle leaf hash; recordings keep payloads apart from events so
-// retention can drop payloads without touching anything that is hashed.
+// retention can drop payloads without touching anything that is hashed. `audit_anchors` says where
+// each signed head was published (witness file, sink, timestamp authority, with the token);
+// `audit_meta` keeps settings the offline commands need (the witness file's path);
+// `audit_pending` holds events written by commands run on the data dir (`hoop audit export
+// --data-dir`): the log has one writer, the gateway, which appends them (notePending, log.ts).
 import type Database from 'better-sqlite3'
 
 const AUDIT_SCHEMA = `
@@ -23,6 +27,12 @@ CREATE TABLE IF NOT EXISTS audit_recording_chunks (
   session_id TEXT NOT NULL, idx INTEGER NOT NULL, at_ms INTEGER NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
   encoding TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, payload BLOB,
   PRIMARY KEY (session_id, idx));
+CREATE TABLE IF NOT EXISTS audit_anchors (
+  id INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, root_hash TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+  published_at TEXT NOT NULL, token BLOB, gen_time TEXT);
+CREATE INDEX IF NOT EXISTS audit_anchors_size ON audit_anchors(tree_size);
+CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_pending (id INTEGER PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL);
 `
 
 export function ensureAuditSchema(db: Database.Database): void {
@@ -36,4 +46,29 @@ export interface CheckpointRow {
   timestamp: string
   key_fingerprint: string
   signature: string
+}
+
+export interface AnchorRow {
+  tree_size: number
+  root_hash: string
+  kind: 'witness' | 'sink' | 'tsa'
+  target: string
+  published_at: string
+  token: Buffer | null
+  gen_time: string | null
+}
+
+/** Where the gateway writes its witness file, as it recorded it (offline commands read it from here). */
+export function witnessPathOf(db: Database.Database): string | undefined {
+  const row = db.prepare("SELECT value FROM audit_meta WHERE key = 'witness_path'").get() as {value: string} | undefined
+  return row?.value
+}
+
+/**
+ * An event from a command run on the data dir, for the gateway to append to the log (it is the
+ * log's only writer): at once if it runs, else when it starts.
+ */
+export function notePending(db: Database.Database, event: object): void {
+  ensureAuditSchema(db)
+  db.prepare('INSERT INTO audit_pending (body, created_at) VALUES (?, ?)').run(JSON.stringify(event), new Date().toISOString())
 }

@@ -2,10 +2,17 @@
 // store stays the source of truth: each sink has a cursor (last delivered seq) in the database and
 // a runner that reads committed events after it, delivers them in batches, and on failure retries
 // with exponential back-off and jitter. Delivery is at-least-once, in seq order.
+//
+// Sinks are also outside anchors: once a sink has every event a signed tree head covers, the
+// runner hands it the head (`publishHead`), so the receiver holds heads it can check the store
+// against later (docs/audit.md, "Outside anchors"). A head has its own cursor.
 import type Database from 'better-sqlite3'
 import {appendFile} from 'node:fs/promises'
 import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
+import {anchorLine} from './anchors.js'
+import type {SignedTreeHead} from './keys.js'
+import type {CheckpointRow} from './schema.js'
 
 interface SinkBatch {
   first: number
@@ -18,6 +25,8 @@ export interface AuditSink {
   /** Stable name: the cursor is kept under it. */
   readonly name: string
   deliver(batch: SinkBatch): Promise<void>
+  /** A signed tree head whose events this sink already has, as an anchor line ({"tree_head": ...}). */
+  publishHead?(sth: SignedTreeHead): Promise<void>
 }
 
 export class JsonlFileSink implements AuditSink {
@@ -28,6 +37,11 @@ export class JsonlFileSink implements AuditSink {
 
   async deliver(batch: SinkBatch): Promise<void> {
     await appendFile(this.file, batch.lines.join('\n') + '\n', {mode: 0o600})
+  }
+
+  /** The head goes into the same file, after the events it covers: the file is a witness too. */
+  async publishHead(sth: SignedTreeHead): Promise<void> {
+    await appendFile(this.file, anchorLine({tree_head: sth}) + '\n', {mode: 0o600})
   }
 }
 
@@ -47,15 +61,19 @@ export class WebhookSink implements AuditSink {
   }
 
   async deliver(batch: SinkBatch): Promise<void> {
+    await this.post(batch.lines.join('\n') + '\n', {'x-hoop-audit-first-seq': String(batch.first), 'x-hoop-audit-last-seq': String(batch.last)})
+  }
+
+  /** One NDJSON line {"tree_head": ...}, marked by the x-hoop-audit-tree-head header (its size). */
+  async publishHead(sth: SignedTreeHead): Promise<void> {
+    await this.post(anchorLine({tree_head: sth}) + '\n', {'x-hoop-audit-tree-head': String(sth.tree_size)})
+  }
+
+  private async post(body: string, extra: Record<string, string>): Promise<void> {
     const res = await fetch(this.opts.url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/x-ndjson',
-        'x-hoop-audit-first-seq': String(batch.first),
-        'x-hoop-audit-last-seq': String(batch.last),
-        ...this.opts.headers,
-      },
-      body: batch.lines.join('\n') + '\n',
+      headers: {'content-type': 'application/x-ndjson', ...extra, ...this.opts.headers},
+      body,
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
     })
     await res.arrayBuffer().catch(() => undefined)
@@ -81,7 +99,11 @@ export class SinkRunner {
   private idleWaiters: (() => void)[] = []
   private readonly read: Database.Statement<[number, number], {seq: number; body: string}>
   private readonly save: Database.Statement<[string, number]>
+  private readonly readHead: Database.Statement<[number, number], CheckpointRow>
+  private readonly noteAnchor: Database.Statement<[number, string, string, string]>
   private cursor: number
+  /** Size of the last tree head this sink received. */
+  private headCursor: number
 
   constructor(
     db: Database.Database,
@@ -93,6 +115,20 @@ export class SinkRunner {
     this.save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq')
     const row = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(sink.name) as {seq: number} | undefined
     this.cursor = row?.seq ?? 0
+    const head = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(this.headName) as {seq: number} | undefined
+    this.headCursor = head?.seq ?? 0
+    this.readHead = db.prepare('SELECT * FROM audit_checkpoints WHERE tree_size <= ? AND tree_size > ? ORDER BY tree_size DESC LIMIT 1')
+    this.noteAnchor = db.prepare("INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at) VALUES (?, ?, 'sink', ?, ?)")
+  }
+
+  private get headName(): string {
+    return `${this.sink.name}#tree-head`
+  }
+
+  /** The newest signed head whose events the sink has and it has not received yet. */
+  private pendingHead(): CheckpointRow | undefined {
+    if (!this.sink.publishHead) return undefined
+    return this.readHead.get(this.cursor, this.headCursor)
   }
 
   get position(): number {
@@ -108,7 +144,7 @@ export class SinkRunner {
   async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
-      if (!this.busy && !this.timer && this.read.all(this.cursor, 1).length === 0) return true
+      if (!this.busy && !this.timer && this.read.all(this.cursor, 1).length === 0 && !this.pendingHead()) return true
       this.kick()
       await new Promise<void>((resolve) => {
         this.idleWaiters.push(resolve)
@@ -130,23 +166,17 @@ export class SinkRunner {
       for (;;) {
         if (this.stopped) return
         const rows = this.read.all(this.cursor, this.backoff.batchSize)
-        if (rows.length === 0) return
-        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => r.body)}
-        try {
-          await this.sink.deliver(batch)
-        } catch (err) {
-          this.attempts++
-          const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
-          const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
-          this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: errorMessage(err)})
-          this.timer = setTimeout(() => {
-            this.timer = undefined
-            this.kick()
-          }, jittered)
-          this.timer.unref()
-          return
+        if (rows.length === 0) {
+          const head = this.pendingHead()
+          if (!head) return
+          if (!(await this.attempt(() => this.sink.publishHead!({v: 1, ...head})))) return
+          this.headCursor = head.tree_size
+          this.save.run(this.headName, head.tree_size)
+          this.noteAnchor.run(head.tree_size, head.root_hash, this.sink.name, new Date().toISOString())
+          continue
         }
-        this.attempts = 0
+        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => r.body)}
+        if (!(await this.attempt(() => this.sink.deliver(batch)))) return
         this.cursor = batch.last
         this.delivered += rows.length
         this.save.run(this.sink.name, this.cursor)
@@ -155,5 +185,25 @@ export class SinkRunner {
       this.busy = false
       for (const w of this.idleWaiters.splice(0)) w()
     }
+  }
+
+  /** One delivery; on failure schedules the retry with back-off and returns false. */
+  private async attempt(deliver: () => Promise<void>): Promise<boolean> {
+    try {
+      await deliver()
+    } catch (err) {
+      this.attempts++
+      const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
+      const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
+      this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: errorMessage(err)})
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        this.kick()
+      }, jittered)
+      this.timer.unref()
+      return false
+    }
+    this.attempts = 0
+    return true
   }
 }

@@ -9,17 +9,22 @@
 // against its listed size before a byte of it is read; JSONL lines, file sizes, the whole archive
 // and the time spent are capped; every malformed input is a named failure, never an exception.
 import type Database from 'better-sqlite3'
-import {createHash, type Hash, type KeyObject} from 'node:crypto'
+import {createHash, type Hash, type KeyObject, type X509Certificate} from 'node:crypto'
+import {type AnchorCheck, type AnchorSet, judgeAnchors, type SourcedAnchor} from './anchor-check.js'
+import {anchorFromJson, treeHeadProblem} from './anchors.js'
 import {readFileSync} from 'node:fs'
 import type {StoredEvent} from './events.js'
-import {FILES, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
+import {FILES, FILES_V1, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
 import {fingerprintOf, publicKeyFromPem, type SignedTreeHead, verifyManifest, verifyTreeHead} from './keys.js'
-import {EMPTY_ROOT, leafHash, MerkleFrontier, rootFromRange, verifyConsistency} from './merkle.js'
+import {EMPTY_ROOT, leafHash, MerkleFrontier, MerkleTree, rootFromRange, verifyConsistency} from './merkle.js'
 import {ReportBuilder} from './reports.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {isoMappingMarkdown} from './summary.js'
 import {DeadlineError, quoteName, readTarGz, type TarEntryHandler, TarError} from './tar.js'
 import {errorMessage} from '../shared/errors.js'
+import {LineSplitter} from './lines.js'
+
+export {LineSplitter}
 
 const GENESIS = '0'.repeat(64)
 
@@ -50,6 +55,8 @@ export interface VerifyResult {
   first?: VerifyFailure
   failures: VerifyFailure[]
   notes: string[]
+  /** With --anchor: the newest anchor of each source and every anchor that failed. */
+  anchors?: AnchorCheck[]
 }
 
 /**
@@ -66,7 +73,7 @@ export interface VerifyLimits {
   maxMetadataBytes: number
   /** Bytes of one line of events.jsonl, checkpoints.jsonl or proofs/consistency.jsonl. */
   maxLineBytes: number
-  /** Entries in the archive (a package has 15 or 16). */
+  /** Entries in the archive (a package has 16 or 17). */
   maxEntries: number
   /** The whole verification, in milliseconds. */
   timeoutMs: number
@@ -86,10 +93,14 @@ export interface VerifyOptions extends Partial<VerifyLimits> {
   publicKey?: string | KeyObject
   /** An earlier signed tree head (JSON text or object): proves the log only grew since. */
   previous?: string | SignedTreeHead
+  /** Heads the gateway published (--anchor): what is verified must be consistent with each. */
+  anchors?: AnchorSet
+  /** TSA CA certificates the anchors' timestamp tokens must chain to (--tsa-ca). */
+  tsaCa?: X509Certificate[]
 }
 
 // Lower rank = reported first.
-const RANK = {archive: 0, pin: 0, sth: 1, record: 2, truncated: 3, root: 4, checkpoint: 5, previous: 6, file: 7, manifest: 8, report: 9} as const
+const RANK = {archive: 0, pin: 0, sth: 1, record: 2, truncated: 3, anchor: 3, root: 4, checkpoint: 5, previous: 6, file: 7, manifest: 8, report: 9} as const
 type Category = keyof typeof RANK
 
 class Findings {
@@ -145,18 +156,11 @@ function isHashList(x: unknown): x is string[] {
   return Array.isArray(x) && x.every((h) => typeof h === 'string' && HEX64.test(h))
 }
 
-/** Why `x` is not a signed tree head, or undefined when it has the shape of one. */
-function treeHeadProblem(x: unknown): string | undefined {
-  if (!isObject(x)) return 'is not a JSON object'
-  if (!isCount(x.tree_size)) return 'has no valid tree_size'
-  for (const k of ['root_hash', 'head_hash']) if (typeof x[k] !== 'string' || !HEX64.test(x[k] as string)) return `has no valid ${k}`
-  for (const k of ['timestamp', 'key_fingerprint', 'signature']) if (typeof x[k] !== 'string') return `has no valid ${k}`
-  return undefined
-}
-
 // The files of a package besides manifest.json and manifest.sig: all of them, listed in the manifest.
 const REPORT_FILES = new ReportBuilder().files().map((f) => f.path)
 const LISTED_FILES = new Set<string>([...Object.values(FILES).filter((p) => p !== FILES.manifest && p !== FILES.manifestSig), ...REPORT_FILES])
+/** Version 1 packages were written before anchors.jsonl. */
+const LISTED_FILES_V1 = new Set<string>([...FILES_V1.filter((p) => p !== FILES.manifest && p !== FILES.manifestSig), ...REPORT_FILES])
 // Files only hashed (the reports and summary are compared by hash with what the events produce).
 const HASHED_ONLY = new Set<string>([...REPORT_FILES, FILES.summary])
 
@@ -164,7 +168,8 @@ const HASHED_ONLY = new Set<string>([...REPORT_FILES, FILES.summary])
 function manifestProblem(m: unknown): string | undefined {
   if (!isObject(m)) return 'is not a JSON object'
   if (m.format !== PACKAGE_FORMAT) return `format is not ${PACKAGE_FORMAT}`
-  if (m.version !== 1) return 'version is not 1'
+  if (m.version !== 1 && m.version !== 2) return 'version is not 1 or 2'
+  const listed = m.version === 1 ? LISTED_FILES_V1 : LISTED_FILES
   if (typeof m.created_at !== 'string') return 'has no valid created_at'
   if (!isObject(m.filters) || Object.values(m.filters).some((v) => v !== undefined && typeof v !== 'string')) return 'has no valid filters'
   const r = m.range
@@ -176,11 +181,11 @@ function manifestProblem(m: unknown): string | undefined {
   const seen = new Set<string>()
   for (const f of m.files as unknown[]) {
     if (!isObject(f) || typeof f.path !== 'string' || typeof f.sha256 !== 'string' || !HEX64.test(f.sha256) || !isCount(f.bytes)) return 'has a malformed files entry'
-    if (!LISTED_FILES.has(f.path)) return `lists ${quoteName(f.path)}, which is not a file of an evidence package`
+    if (!listed.has(f.path)) return `lists ${quoteName(f.path)}, which is not a file of an evidence package${m.version === 1 && LISTED_FILES.has(f.path) ? ' of version 1' : ''}`
     if (seen.has(f.path)) return `lists ${f.path} twice`
     seen.add(f.path)
   }
-  for (const p of LISTED_FILES) if (!seen.has(p)) return `does not list ${p}, which every evidence package holds`
+  for (const p of listed) if (!seen.has(p)) return `does not list ${p}, which every evidence package of version ${m.version} holds`
   return undefined
 }
 
@@ -202,59 +207,6 @@ class Deadline {
   }
 }
 
-/**
- * Splits a byte stream into lines in linear time: a partial line is kept as a list of pieces and
- * joined once, when its newline arrives. A line longer than `max` is reported once and ends the
- * splitting, so memory stays within `max` plus one chunk.
- */
-export class LineSplitter {
-  private pieces: Buffer[] = []
-  private pending = 0
-  private line = 0
-  private stopped = false
-
-  constructor(
-    private readonly max: number,
-    private readonly onLine: (bytes: Buffer, line: number) => void,
-    private readonly onTooLong: (line: number) => void,
-  ) {}
-
-  push(chunk: Buffer): void {
-    let start = 0
-    while (!this.stopped) {
-      const nl = chunk.indexOf(0x0a, start)
-      if (nl < 0) break
-      const len = this.pending + nl - start
-      if (len > this.max) return this.tooLong()
-      const bytes = this.pieces.length ? Buffer.concat([...this.pieces, chunk.subarray(start, nl)], len) : chunk.subarray(start, nl)
-      this.pieces = []
-      this.pending = 0
-      start = nl + 1
-      this.onLine(bytes, ++this.line)
-    }
-    if (this.stopped || start === chunk.length) return
-    this.pending += chunk.length - start
-    if (this.pending > this.max) return this.tooLong()
-    this.pieces.push(chunk.subarray(start))
-  }
-
-  /** The stream ended: a last line without a newline is still a line. */
-  end(): void {
-    if (this.stopped || this.pending === 0) return
-    const bytes = Buffer.concat(this.pieces, this.pending)
-    this.pieces = []
-    this.pending = 0
-    this.onLine(bytes, ++this.line)
-  }
-
-  private tooLong(): void {
-    this.stopped = true
-    this.pieces = []
-    this.pending = 0
-    this.onTooLong(this.line + 1)
-  }
-}
-
 /** Merkle leaves in one growing buffer: 32 bytes per event instead of a Buffer object each. */
 class Leaves {
   private buf = Buffer.allocUnsafe(32 * 1024)
@@ -270,6 +222,11 @@ class Leaves {
 
   list(): Buffer[] {
     return Array.from({length: this.length}, (_, i) => this.buf.subarray(i * 32, i * 32 + 32))
+  }
+
+  /** A Merkle tree over the leaves so far (shares their memory). */
+  tree(): MerkleTree {
+    return new MerkleTree(this.buf.subarray(0, this.length * 32))
   }
 }
 
@@ -288,7 +245,10 @@ class EventChecker {
   prevHash: string | null = null
   lastHash: string | null = null
   readonly leaves = new Leaves()
-  readonly reports = new ReportBuilder()
+  readonly reports: ReportBuilder
+  /** Seqs whose chain hash is kept (anchored sizes), and the hashes. */
+  readonly wanted = new Set<number>()
+  readonly hashesAt = new Map<number, string>()
   events = 0
   redacted = 0
   firstSeq?: number
@@ -299,7 +259,8 @@ class EventChecker {
   private undrained = 0
 
   /** `last` undefined: the manifest's range is empty, so no line may hold an event. */
-  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number) {
+  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number, version: 1 | 2) {
+    this.reports = new ReportBuilder(version)
     this.expected = first
     this.lines = new LineSplitter(maxLine, (bytes, line) => this.handle(bytes, line), (line) =>
       this.fail({file: FILES.events, line, record: `${FILES.events} line ${line}`, reason: `is longer than the limit of ${maxLine} bytes per line`}),
@@ -392,6 +353,7 @@ class EventChecker {
         return this.fail({...at, seq, record: `event seq ${seq}`, reason: `is not a well-formed audit event (${errorMessage(err).replace(/[^\x20-\x7e]+/g, ' ').slice(0, 120)})`})
       }
       this.leaves.push(leafHash(bytes))
+      if (this.wanted.has(seq)) this.hashesAt.set(seq, hash)
       this.prevHash = hash
       this.lastHash = hash
       this.events++
@@ -408,8 +370,8 @@ class JsonlFile<T> {
   readonly items: {line: number; value: T}[] = []
   private readonly lines: LineSplitter
 
-  constructor(findings: Findings, file: string, maxLine: number, problem: (x: unknown) => string | undefined) {
-    const fail = (line: number, reason: string) => findings.fail('checkpoint', {file, line, record: `${file} line ${line}`, reason})
+  constructor(findings: Findings, file: string, maxLine: number, problem: (x: unknown) => string | undefined, category: Category = 'checkpoint') {
+    const fail = (line: number, reason: string) => findings.fail(category, {file, line, record: `${file} line ${line}`, reason})
     this.lines = new LineSplitter(
       maxLine,
       (bytes, line) => {
@@ -485,6 +447,8 @@ class PackageVerifier {
   private checker: EventChecker | undefined
   private checkpoints: JsonlFile<SignedTreeHead> | undefined
   private consistency: JsonlFile<ConsistencyLine> | undefined
+  private anchorsFile: JsonlFile<unknown> | undefined
+  private anchorChecks: AnchorCheck[] | undefined
   private keyTrust: VerifyResult['keyTrust'] = 'package'
   private fingerprint: string | undefined
   private sth: SignedTreeHead | undefined
@@ -518,6 +482,7 @@ class PackageVerifier {
       first: failures[0],
       failures,
       notes: this.notes,
+      anchors: this.anchorChecks,
     }
   }
 
@@ -557,6 +522,8 @@ class PackageVerifier {
     const proofs = this.checkCheckpoints(this.sth)
     this.phase = 'checking --previous'
     this.checkPrevious(this.sth, proofs)
+    this.phase = 'checking the anchors'
+    this.checkAnchors(this.sth, proofs)
     this.phase = 'checking the manifest'
     this.checkManifest(this.manifest, this.sth)
     this.deadline.check()
@@ -594,8 +561,20 @@ class PackageVerifier {
     let inner: TarEntryHandler | undefined
     if (rel === FILES.events) {
       const range = this.manifest!.range
-      this.checker = new EventChecker(this.findings, range?.first_seq, range?.last_seq, this.limits.maxLineBytes)
+      this.checker = new EventChecker(this.findings, range?.first_seq, range?.last_seq, this.limits.maxLineBytes, this.manifest!.version)
+      // The chain hash at each anchored size, to compare with the anchor's head_hash.
+      for (const a of this.opts.anchors?.anchors ?? []) this.checker.wanted.add(a.tree_head.tree_size)
+      for (const {value} of this.anchorsFile?.items ?? []) {
+        const a = anchorFromJson(value)
+        if (typeof a !== 'string') this.checker.wanted.add(a.tree_head.tree_size)
+      }
       inner = this.checker
+    } else if (rel === FILES.anchors) {
+      this.anchorsFile = new JsonlFile<unknown>(this.findings, rel, this.limits.maxLineBytes, (x) => {
+        const a = anchorFromJson(x)
+        return typeof a === 'string' ? a : undefined
+      }, 'anchor')
+      inner = this.anchorsFile.handler()
     } else if (rel === FILES.checkpoints) {
       this.checkpoints = new JsonlFile<SignedTreeHead>(this.findings, rel, this.limits.maxLineBytes, treeHeadProblem)
       inner = this.checkpoints.handler()
@@ -775,6 +754,50 @@ class PackageVerifier {
     } else findings.pass('previous')
   }
 
+  /**
+   * Anchors: the heads the package says the gateway published (anchors.jsonl) and the auditor's
+   * own (--anchor), each signed by the key, its timestamp token checked, and consistent with this
+   * package's head: by the package's own leaves when it covers the whole log, else by the
+   * consistency proof the export wrote for it.
+   */
+  private checkAnchors(sth: SignedTreeHead, proofs: Map<number, string[]>): void {
+    const {findings, checker} = this
+    const own: SourcedAnchor[] = []
+    for (const {line, value} of this.anchorsFile?.items ?? []) {
+      const a = anchorFromJson(value)
+      if (typeof a !== 'string') own.push({...a, source: `${FILES.anchors} line ${line}`})
+    }
+    const given = this.opts.anchors
+    if (own.length === 0 && !given) return
+    for (const p of given?.problems ?? []) findings.fail('anchor', p)
+    const range = this.manifest!.range
+    const whole = Boolean(range && range.first_seq === 1 && range.last_seq === sth.tree_size && checker && !checker.broken && checker.leaves.length === sth.tree_size)
+    let tree: MerkleTree | undefined
+    const key = this.key
+    // The package speaks for the log as of its export when its manifest is signed (created_at),
+    // else as of its tree head: a larger head published before then means published events are missing.
+    const sig = this.text(FILES.manifestSig)
+    const manifest = this.manifest!
+    const asOf = key && sig && verifyManifest(this.whole.get(FILES.manifest)!, sig, key) && Date.parse(manifest.created_at) > Date.parse(sth.timestamp) ? manifest.created_at : sth.timestamp
+    const j = judgeAnchors({
+      anchors: [...own, ...(given?.anchors ?? [])],
+      keyFor: (fp) => (key && fp === this.fingerprint ? key : undefined),
+      keyName: this.keyTrust === 'pinned' ? 'the pinned key' : "the package's key",
+      tsaCa: this.opts.tsaCa,
+      target: {kind: 'package', size: sth.tree_size, root: sth.root_hash, timestamp: asOf},
+      rootAt: (m) => {
+        if (!whole || m > sth.tree_size || m === 0) return undefined
+        tree ??= checker!.leaves.tree()
+        return {root: tree.root(m).toString('hex'), headHash: checker!.hashesAt.get(m)}
+      },
+      proofFrom: (m) => proofs.get(m),
+    })
+    for (const f of j.failures) findings.fail('anchor', f)
+    this.notes.push(...j.notes)
+    this.anchorChecks = j.checks
+    findings.pass('anchor')
+  }
+
   /** Manifest: every file listed is present with its hash (nothing unlisted got this far), signature. */
   private checkManifest(manifest: Manifest, sth: SignedTreeHead): void {
     const {findings, key} = this
@@ -820,7 +843,7 @@ class PackageVerifier {
 }
 
 /** Verifies the gateway's own store: chain, stored hashes and leaves, and every signed checkpoint. */
-export function verifyLive(db: Database.Database, opts: {publicKey?: string | KeyObject} = {}): VerifyResult {
+export function verifyLive(db: Database.Database, opts: {publicKey?: string | KeyObject; anchors?: AnchorSet; tsaCa?: X509Certificate[]} = {}): VerifyResult {
   ensureAuditSchema(db)
   const findings = new Findings()
   const notes: string[] = []
@@ -840,6 +863,10 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
   let count = 0
   let broken = false
   let firstSeq: number | undefined
+  // With anchors: the root and chain head at each anchored size, and every leaf for the proofs.
+  const anchorSizes = new Set((opts.anchors?.anchors ?? []).map((a) => a.tree_head.tree_size))
+  const rootsAt = new Map<number, {root: string; headHash: string}>()
+  const leaves = opts.anchors ? new Leaves() : undefined
   const checkCheckpoints = () => {
     while (ci < checkpoints.length && checkpoints[ci].tree_size === count) {
       const cp = checkpoints[ci++]
@@ -881,8 +908,10 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
       findings.fail('record', {seq, record: `event seq ${seq}`, reason: 'its stored Merkle leaf does not match its content'})
     } else {
       frontier.push(leaf)
+      leaves?.push(leaf)
       prev = h
       count++
+      if (anchorSizes.has(count)) rootsAt.set(count, {root: frontier.root().toString('hex'), headHash: prev})
       checkCheckpoints()
       continue
     }
@@ -898,6 +927,28 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     if (count > signed) notes.push(`${count - signed} event(s) after the last checkpoint (size ${signed}) are chained but not yet covered by a signed tree head`)
   }
   findings.pass('checkpoint')
+  let anchorChecks: AnchorCheck[] | undefined
+  if (opts.anchors) {
+    for (const p of opts.anchors.problems) findings.fail('anchor', p)
+    if (broken) notes.push('anchors were not compared: the store breaks before its end (the first bad record above)')
+    else {
+      const tree = leaves!.tree()
+      const root = count === 0 ? EMPTY_ROOT.toString('hex') : frontier.root().toString('hex')
+      const j = judgeAnchors({
+        anchors: opts.anchors.anchors,
+        keyFor,
+        keyName: pinned ? 'the pinned key' : 'a key recorded in the store',
+        tsaCa: opts.tsaCa,
+        target: {kind: 'live', size: count, root},
+        rootAt: (m) => rootsAt.get(m),
+        proofFrom: (m) => (m > 0 && m <= count ? tree.consistencyProof(m, count).map((b) => b.toString('hex')) : undefined),
+      })
+      for (const f of j.failures) findings.fail('anchor', f)
+      notes.push(...j.notes)
+      anchorChecks = j.checks
+      if (opts.anchors.anchors.length > 0) findings.pass('anchor')
+    }
+  }
   const failures = findings.sorted()
   const last = checkpoints.at(-1)
   return {
@@ -916,6 +967,7 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     first: failures[0],
     failures,
     notes,
+    anchors: anchorChecks,
   }
 }
 

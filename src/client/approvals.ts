@@ -1,6 +1,7 @@
 // The CLI side of approvals: calls to /v1/approvals, the long-poll loop behind `--wait` and
 // `connect --request-access`, a TTY spinner, and the human renderings of requests.
 import {APPROVAL_ID_RE, approvalStatusLine, type ApprovalRecord, type ApprovalState} from '../approvals/index.js'
+import type {ApprovalUseView} from '../approvals/service.js'
 import type {AccessRequestResponse, ApprovalView} from '../gateway/approvals-api.js'
 import {formatDuration} from '../policy/glob.js'
 import {HoopError} from '../shared/errors.js'
@@ -49,6 +50,11 @@ export class ApprovalsClient {
 
   requestAccess(connection: string, reason: string, duration?: string): Promise<AccessRequestResponse> {
     return this.api.request<AccessRequestResponse>('POST', '/v1/approvals', {connection, reason, ...(duration ? {duration} : {})})
+  }
+
+  /** The approvals the caller's statements used in one run (`request`: the id sent in the OPEN meta). */
+  async usesOf(request: string): Promise<ApprovalUseView[]> {
+    return (await this.api.get<{uses: ApprovalUseView[]}>(`/v1/approvals/used?request=${encodeURIComponent(request)}`)).uses
   }
 
   /** One long-poll: returns the request when decided, or still pending after `timeoutS`. */

@@ -3,6 +3,7 @@
 // driver, so the gateway's PostgreSQL engine sees an ordinary client. The input is sent as one
 // simple-protocol Query (psql -c semantics): policy judges it, and an approval binds to that exact
 // text, so re-running the same input is what a one-time approval covers.
+import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
 import pg from 'pg'
@@ -34,7 +35,9 @@ export interface StatementOutput {
 export interface ExecResult {
   connection: string
   statements: StatementOutput[]
-  /** Approvals used (after --wait). */
+  /** The approval that authorised the statement (a one-time approval, or a time-boxed grant), when one did. */
+  approvalId?: string
+  /** Every approval the run used, in order (more than one when the input met several review rules). */
   approvals: string[]
 }
 
@@ -93,8 +96,10 @@ export async function execSql(o: ExecOptions): Promise<ExecResult> {
   }
   const ws = await dialRelay(o.gateway, RELAY_PATHS.connect, bearer, {userAgent: 'hoop-exec'})
   const mux = new Mux(ws, {side: 'dialer', logger: o.logger ?? silentLogger})
+  // This run's id: the gateway keeps it with each approval use, so we can ask which one ran it.
+  const request = randomBytes(12).toString('base64url')
   const client = new pg.Client({
-    stream: () => socketLike(mux.open({connection: o.connection})),
+    stream: () => socketLike(mux.open({connection: o.connection, request})),
     user: o.user ?? info.username ?? userInfo().username,
     database: o.database ?? info.database,
     // Cells stay in PostgreSQL's text format: what psql prints, and lossless in JSON.
@@ -111,7 +116,8 @@ export async function execSql(o: ExecOptions): Promise<ExecResult> {
     for (let round = 0; ; round++) {
       try {
         const res = (await client.query({text: o.sql, rowMode: 'array'})) as unknown as pg.QueryArrayResult | pg.QueryArrayResult[]
-        return {connection: info.name, statements: (Array.isArray(res) ? res : [res]).map(toOutput), approvals: used}
+        const approvals = await approvalsUsed(o, request, used)
+        return {connection: info.name, statements: (Array.isArray(res) ? res : [res]).map(toOutput), approvalId: approvals.at(-1), approvals}
       } catch (err) {
         const e = mapError(err)
         const id = e.code === 'APPROVAL_REQUIRED' ? (e.details?.approvalId as string | undefined) : undefined
@@ -125,6 +131,19 @@ export async function execSql(o: ExecOptions): Promise<ExecResult> {
   } finally {
     await client.end().catch(() => {})
     mux.goAway('GATEWAY_SHUTDOWN', 'exec finished')
+  }
+}
+
+/**
+ * The approvals the run used, as the gateway recorded them (a grant or an approval given before
+ * this run is only known there); what --wait saw when the gateway cannot say (an older gateway).
+ */
+async function approvalsUsed(o: ExecOptions, request: string, waited: string[]): Promise<string[]> {
+  try {
+    const uses = await ApprovalsClient.withApi(new GatewayApi(o.gateway, await o.bearer())).usesOf(request)
+    return [...new Set(uses.map((u) => u.approvalId))]
+  } catch {
+    return waited
   }
 }
 

@@ -8,7 +8,7 @@
 // Engines keep only what is protocol-specific (how to forward, how to answer a refusal on the
 // wire). Whatever fails inside the gate fails closed: a judge error blocks, an audit error refuses.
 // `policyHooks` is the gateway's decider; tests hand the gate a table of verdicts instead.
-import {events, type AuditLog, type SessionRecorder} from '../audit/index.js'
+import {events, policyVersion, type AuditLog, type SessionRecorder} from '../audit/index.js'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import type {Identity} from '../identity/types.js'
 import {addCount, type MaskCounts, type MaskPlan} from '../masking/types.js'
@@ -22,7 +22,7 @@ export type {MaskPlan}
 export type EngineMaskPlan = MaskPlan & {jsonPaths?: string[]}
 
 export type Verdict =
-  | {effect: 'allow'; ruleId: string; mask: EngineMaskPlan}
+  | {effect: 'allow'; ruleId: string; mask: EngineMaskPlan; approvalId?: string}
   | {effect: 'block'; ruleId: string; message: string}
   | {effect: 'review'; ruleId: string; message: string; approvalId?: string}
 
@@ -203,6 +203,8 @@ export interface PolicyHookOptions<Op> {
   recordExchange?: 'all' | 'results'
   logger: Logger
   protocol: string
+  /** The client's id for its run (OPEN meta `request`), passed to approvals so it can ask which it used. */
+  clientRequest?: string
 }
 
 /** Policy's mask plan in the engines' shape; `fields` (JSON paths) become the HTTP engine's `jsonPaths`. */
@@ -216,6 +218,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
   let counter = 0
   // The statement id ties the before/after/masking events of one statement together.
   const ids = new WeakMap<Verdict, string>()
+  // The version of the policy that made each decision.
+  const versions = new WeakMap<Verdict, string>()
   const append = (e: Parameters<AuditLog['append']>[0]) => {
     // Nobody waits on these (results, masking counts, refusals): they ride with the next group commit.
     o.audit?.append(e, {defer: true}).catch((err) => o.logger.error('audit append failed', {error: errorMessage(err)}))
@@ -232,6 +236,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       ruleId: verdict.ruleId,
       protocol: o.protocol,
       reason: verdict.effect === 'allow' ? undefined : verdict.message,
+      approvalId: verdict.effect === 'allow' ? verdict.approvalId : undefined,
+      policyVersion: versions.get(verdict),
     })
 
   const recorder = o.recorder
@@ -249,7 +255,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
     describe: o.describe,
     async judge(op: Op): Promise<Verdict> {
       const operation = o.analyze(op)
-      const d = judgeOperation(o.policy(), o.identity, o.connection, operation)
+      const policy = o.policy()
+      const d = judgeOperation(policy, o.identity, o.connection, operation)
       let verdict: Verdict
       const kind = operation.engine === 'http' ? 'http' : 'sql'
       if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
@@ -257,13 +264,14 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       else if (!o.approvals || !d.review) {
         verdict = {effect: 'block', ruleId: d.ruleId, message: `${d.message} (approvals are not available on this gateway)`}
       } else {
-        const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, statement: o.describe(op), review: d.review, session: o.session})
+        const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, statement: o.describe(op), review: d.review, session: o.session, clientRequest: o.clientRequest})
         verdict =
           r.status === 'approved'
-            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
+            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind), approvalId: r.approvalId}
             : {effect: 'review', ruleId: d.ruleId, message: r.message, approvalId: r.approvalId}
       }
       ids.set(verdict, `${o.session}.${++counter}`)
+      versions.set(verdict, policyVersion(policy))
       return verdict
     },
     async beforeForward({text, verdict}): Promise<void> {

@@ -7,6 +7,7 @@
 //   POST /v1/approvals/:id/approve {reason}
 //   POST /v1/approvals/:id/reject {reason}
 //   GET  /v1/approvals/:id/wait?timeout=30                     long-poll until decided (max 60 s)
+//   GET  /v1/approvals/used?request=ID                         the approvals the caller's run ID used (hoop exec)
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {MAX_WAIT_SECONDS, reviewMessage, sessionReviewFor, type ApprovalRecord, type ApprovalService, type ApprovalState} from '../approvals/index.js'
 import type {Identity} from '../identity/types.js'
@@ -66,6 +67,13 @@ export async function handleApprovalsApi(
     const r = svc.requestAccess({identity, connection: conn.name, review, reason: body.reason as string, durationSeconds: durationOf(body.duration)})
     const out: AccessRequestResponse = {status: r.status, approval: view(r.approval)}
     sendJson(res, r.status === 'pending' ? 201 : 200, out)
+    return true
+  }
+
+  if (path === `${PREFIX}/used` && method === 'GET') {
+    const request = query.get('request') ?? ''
+    if (!/^[A-Za-z0-9_-]{8,64}$/.test(request)) throw new HoopError('INVALID_INPUT', 'request must be the id the client sent when it opened the session')
+    sendJson(res, 200, {uses: svc.usesOf(identity, request)})
     return true
   }
 

@@ -1,6 +1,7 @@
 // Audit routes for auditors (groups in auth.auditorGroups, default auditors and admins): an
 // evidence package streamed from the live store, a live verification, and the session
-// recordings (list and replay). Exports are audited.
+// recordings (list and replay). Every one of them is an audit.access event: who, what (the range,
+// filters and package hash of an export; the session replayed), and when.
 import {createReadStream, mkdtempSync, rmSync} from 'node:fs'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {tmpdir} from 'node:os'
@@ -26,14 +27,20 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   if (!identity.groups.some((g) => groups.includes(g))) {
     throw new HoopError('ACCESS_DENIED', `audit evidence needs membership of ${groups.join(' or ')}; ${identity.name} has none`)
   }
+  // The access is recorded before the evidence is handed over: no record, no evidence.
+  const access = (o: Omit<Parameters<typeof events.auditAccess>[0], 'identity' | 'via'>) => ctx.audit.append(events.auditAccess({identity, via: 'gateway', ...o}))
   if (url.pathname === '/v1/sessions') {
     const q = url.searchParams
     const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 50) || 50))
-    sendJson(res, 200, {sessions: listSessions(ctx.store.db, {limit, connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined})})
+    const filters = {connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined}
+    const sessions = listSessions(ctx.store.db, {limit, ...filters})
+    await access({action: 'sessions.list', ...filters, results: sessions.length})
+    sendJson(res, 200, {sessions})
     return true
   }
   if (session) {
     const detail = showSession(ctx.store.db, decodeURIComponent(session[1]))
+    await access({action: 'sessions.show', session: detail.id, connection: detail.connection})
     sendJson(res, 200, {...detail, replay: renderReplay(detail)})
     return true
   }
@@ -41,7 +48,9 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   await ctx.audit.flush()
   ctx.audit.checkpoint()
   if (url.pathname === '/v1/audit/verify') {
-    sendJson(res, 200, verifyLive(ctx.store.db, {publicKey: ctx.audit.publicKeyPem()}))
+    const result = verifyLive(ctx.store.db, {publicKey: ctx.audit.publicKeyPem()})
+    await access({action: 'verify', treeSize: result.events, firstSeq: result.firstSeq, lastSeq: result.lastSeq})
+    sendJson(res, 200, result)
     return true
   }
   const q = url.searchParams
@@ -50,9 +59,7 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   try {
     const out = join(dir, 'evidence.tar.gz')
     const summary = await exportEvidence({db: ctx.store.db, dataDir: ctx.dataDir, signingKeyFile: ctx.signingKeyFile, out, generator: `hoop gateway ${ctx.version}`, ...filters})
-    await ctx.audit.append(
-      events.adminChange({identity, action: 'export', targetType: 'audit', target: `${filters.from ?? 'start'}..${filters.to ?? 'now'}`, detail: {events: summary.events, sha256: summary.sha256}}),
-    )
+    await access({action: 'export', ...filters, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, treeSize: summary.treeSize, events: summary.events, sha256: summary.sha256})
     res.writeHead(200, {
       'content-type': 'application/gzip',
       'content-length': summary.bytes,

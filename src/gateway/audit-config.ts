@@ -1,8 +1,12 @@
 // The `audit:` section of the gateway config: signing key, checkpoint cadence, recording cap,
-// retention, durability (fsync or os), and sinks that stream events to a JSONL file or a SIEM
-// webhook. Errors carry the config file's line numbers.
+// retention, durability (fsync or os), sinks that stream events to a JSONL file or a SIEM
+// webhook, and the outside anchors (witness file, RFC 3161 timestamp authority). Errors carry the
+// config file's line numbers.
+import type {X509Certificate} from 'node:crypto'
 import {isAbsolute, resolve, dirname} from 'node:path'
 import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
+import {certificatesFromPem} from '../audit/tsa.js'
+import {errorMessage} from '../shared/errors.js'
 import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
 import {configError, type PathSegment, type SourceProblem} from '../shared/yaml-source.js'
 
@@ -13,6 +17,9 @@ interface AuditSettings {
   retentionDays?: number
   durability: 'fsync' | 'os'
   sinks: AuditSink[]
+  /** Witness file for signed heads (absolute); the gateway defaults it to <dataDir>/audit-witness.jsonl. */
+  witness?: string
+  timestamp?: {url: string; timeoutMs: number; trusted?: X509Certificate[]}
 }
 
 const SIZE_RE = /^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/i
@@ -31,7 +38,7 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
     throw configError(problems)
   }
   const baseDir = cfg.file && !cfg.file.startsWith('<') ? dirname(resolve(cfg.file)) : process.cwd()
-  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'durability', 'sinks'])
+  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'durability', 'sinks', 'witness', 'timestamp'])
   for (const k of Object.keys(raw)) if (!known.has(k)) fail([k], `unknown key "${k}" in audit`)
   if (raw.signingKeyFile !== undefined) {
     if (typeof raw.signingKeyFile !== 'string') fail(['signingKeyFile'], 'signingKeyFile must be a path')
@@ -88,6 +95,36 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
           fail(['sinks', i], 'a sink is {type: file, path: PATH} or {type: webhook, url: https://..., headers?: {...}}')
         }
       })
+  }
+  if (raw.witness !== undefined) {
+    if (typeof raw.witness !== 'string' || raw.witness === '') fail(['witness'], 'witness must be the path of the witness file (JSONL of signed tree heads), ideally on another volume')
+    else out.witness = isAbsolute(raw.witness) ? raw.witness : resolve(baseDir, raw.witness)
+  }
+  if (raw.timestamp !== undefined) {
+    const t = raw.timestamp
+    if (!isObject(t) || typeof t.url !== 'string' || !/^https?:\/\//.test(t.url)) {
+      fail(['timestamp'], 'timestamp must be {url: http(s)://TSA, ca?: {file: PATH}, timeout?: 10s}')
+    } else {
+      const ts: NonNullable<AuditSettings['timestamp']> = {url: t.url, timeoutMs: 10_000}
+      for (const k of Object.keys(t)) if (!['url', 'ca', 'timeout'].includes(k)) fail(['timestamp', k], `unknown key "${k}" in timestamp`)
+      if (t.timeout !== undefined) {
+        const m = typeof t.timeout === 'string' ? DURATION_RE.exec(t.timeout) : null
+        if (!m) fail(['timestamp', 'timeout'], 'timestamp.timeout must be a duration like 10s')
+        else ts.timeoutMs = Number(m[1]) * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[m[2] as 'ms' | 's' | 'm' | 'h']
+      }
+      if (t.ca !== undefined) {
+        if (!isObject(t.ca) || !(typeof t.ca.env === 'string' || typeof t.ca.file === 'string')) fail(['timestamp', 'ca'], 'timestamp.ca must be {file: PATH} or {env: VAR} with the TSA CA certificate(s) in PEM')
+        else {
+          const ref = typeof t.ca.file === 'string' ? {file: isAbsolute(t.ca.file) ? t.ca.file : resolve(baseDir, t.ca.file)} : {env: t.ca.env as string}
+          try {
+            ts.trusted = certificatesFromPem(readSecret(ref))
+          } catch (err) {
+            fail(['timestamp', 'ca'], `timestamp.ca: ${errorMessage(err)}`)
+          }
+        }
+      }
+      out.timestamp = ts
+    }
   }
   if (problems.length > 0) throw configError(problems)
   return out

@@ -2,7 +2,7 @@
 // address, dev-mode safety checks. `hoop gateway` calls this and waits for a signal.
 import {createHash} from 'node:crypto'
 import {mkdirSync, readFileSync} from 'node:fs'
-import {events} from '../audit/index.js'
+import {events, lastPolicyVersion, policyVersion} from '../audit/index.js'
 import {join} from 'node:path'
 import {PolicyHolder, checkAccess} from '../policy/index.js'
 import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, parseGatewayConfig, parseHostPort} from '../shared/config.js'
@@ -22,6 +22,8 @@ interface GatewaySettings {
   forceDevBind?: boolean
   logger: Logger
   version?: string
+  /** Start on an audit store the gateway cannot vouch for (disaster recovery; audited). */
+  acceptStoreRollback?: boolean
 }
 
 interface RunningGateway {
@@ -77,23 +79,33 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   let gateway: Gateway
   try {
     await loadPgParser()
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version})
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback})
   } catch (err) {
     policy.close()
     await dev?.demoDb.close()
     throw err
   }
-  policy.on('reload', (r: {ok: boolean; error?: HoopError; policy?: {rules: unknown[]}}) => {
-    const source = policy.watchedFile ?? 'inline'
-    let sha256 = ''
+  // Every decision records the version of the policy that made it; every change of version is a
+  // policy.reload event with the old and the new one (at start: the version last recorded before).
+  const source = policy.watchedFile ?? (config.policy ? 'inline' : 'none')
+  const fileHash = () => {
     try {
-      if (policy.watchedFile) sha256 = createHash('sha256').update(readFileSync(policy.watchedFile)).digest('hex')
+      return policy.watchedFile ? createHash('sha256').update(readFileSync(policy.watchedFile)).digest('hex') : ''
     } catch {
-      // the file vanished between the reload and now; the event still records the outcome
+      return '' // the file vanished between the reload and now; the event still records the outcome
     }
-    const rules = r.ok ? (r.policy?.rules.length ?? 0) : policy.current.rules.length
-    const event = events.policyReload({source, sha256, rules, ok: r.ok, error: r.error?.message})
+  }
+  const record = (event: ReturnType<typeof events.policyReload>) =>
     gateway.audit.append(event).catch((err) => s.logger.error('audit append failed', {kind: event.kind, error: errorMessage(err)}))
+  let inForce = policyVersion(policy.current)
+  record(
+    events.policyReload({source, sha256: fileHash(), rules: policy.current.rules.length, ok: true, oldVersion: lastPolicyVersion(gateway.store.db), newVersion: inForce, trigger: 'start'}),
+  )
+  policy.on('reload', (r: {ok: boolean; error?: HoopError; policy?: {rules: unknown[]}}) => {
+    const old = inForce
+    inForce = policyVersion(policy.current)
+    const rules = r.ok ? (r.policy?.rules.length ?? 0) : policy.current.rules.length
+    record(events.policyReload({source, sha256: fileHash(), rules, ok: r.ok, error: r.error?.message, oldVersion: old, newVersion: inForce, trigger: 'reload'}))
   })
   return {
     gateway,

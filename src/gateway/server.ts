@@ -3,9 +3,11 @@
 // Shutdown stops accepting, tells every peer why (GOAWAY) and closes every stream.
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
+import {userInfo} from 'node:os'
+import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
-import {AuditLog} from '../audit/index.js'
+import {AuditLog, events, WITNESS_FILE} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -23,7 +25,7 @@ import {AgentRegistry} from './agents.js'
 import {AuthFailureAudit} from './auth-failures.js'
 import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
-import {serveClientStream, type SessionContext} from './sessions.js'
+import {closeUnendedSessions, serveClientStream, type SessionContext} from './sessions.js'
 
 interface GatewayOptions {
   config: GatewayConfig
@@ -38,6 +40,31 @@ interface GatewayOptions {
   /** Overrides the URL clients should use (default: http://<listen>). */
   publicUrl?: string
   version?: string
+  /** Start on an audit store the gateway cannot vouch for (disaster recovery); recorded as an audit event. */
+  acceptStoreRollback?: boolean
+}
+
+/** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
+async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['accepted']>): Promise<void> {
+  let operator = 'unknown'
+  try {
+    operator = userInfo().username
+  } catch {
+    // no passwd entry (a container's arbitrary uid): the event still says what was accepted
+  }
+  await audit.append(
+    events.storeAccepted({
+      operator,
+      problem: a.kind,
+      reason: a.message,
+      witness: a.witness,
+      head: a.head && {tree_size: a.head.tree_size, root_hash: a.head.root_hash, timestamp: a.head.timestamp},
+      storeSize: audit.size,
+      storeRoot: audit.rootHash,
+    }),
+  )
+  // The witness's last line is now this store's head: the next start vouches for it.
+  audit.checkpoint()
 }
 
 /** How often live links are checked against revocations made elsewhere. */
@@ -99,8 +126,17 @@ export class Gateway {
         retentionDays: settings.retentionDays,
         durability: settings.durability,
         sinks: settings.sinks,
+        anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},
+        // A store behind, forked from or replacing what the gateway published is refused; while
+        // it runs, a database file swapped or cut short fails every statement closed.
+        vouch: {acceptRollback: opts.acceptStoreRollback},
+        guardStore: true,
+        absorbPending: true,
         logger: opts.logger.child({component: 'audit'}),
       })
+      if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
+      // Sessions cut by a crash get their end now, before new ones start.
+      await closeUnendedSessions(store, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
@@ -111,8 +147,8 @@ export class Gateway {
     }
     // Every approval state change is an audit event (requested, approved, rejected, expired).
     const approvals = new ApprovalService(store.db, {
-      onEvent: (kind, rec, decision) => {
-        for (const e of approvalAuditEvents(kind, rec, decision)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
+      onEvent: (kind, rec, decision, use) => {
+        for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
       },
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})

@@ -3,7 +3,7 @@
 // credential injection) or carry raw bytes (tcp). Every session is recorded and audited.
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
-import {events, type AuditLog, SessionRecorder} from '../audit/index.js'
+import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
 import {policyHooks, StatementGate} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
@@ -72,6 +72,8 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   }
   const sessionId = newSessionId()
   const log = ctx.logger.child({session: sessionId, connection: conn.name, subject: identity.subject})
+  // The client's own id for this run (`hoop exec` sends one), so it can ask which approval it used.
+  const clientRequest = typeof stream.meta.request === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(stream.meta.request) ? stream.meta.request : undefined
   const openUpstream = () => ctx.agents.openTarget(conn, sessionId)
   const engine = conn.type === 'tcp' ? 'raw' : conn.type
 
@@ -97,7 +99,9 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   try {
     ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
     // The session start is durable before any byte reaches the target.
-    await ctx.audit.append(events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress}))
+    await ctx.audit.append(
+      events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress, ruleId: decision.ruleId, policyVersion: policyVersion(ctx.policy())}),
+    )
   } catch (err) {
     // A store that cannot write (full disk) refuses the session: fail closed, drop the target.
     log.error('session start could not be recorded; refusing the session', {error: errorMessage(err)})
@@ -137,6 +141,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         recordExchange: 'all',
         logger: log,
         protocol: 'http',
+        clientRequest,
       })
       const t = targetOf(conn)
       const r = await runHttpSession({
@@ -167,6 +172,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         recordExchange: 'results',
         logger: log,
         protocol: engine,
+        clientRequest,
       })
       const run = engine === 'postgres' ? runPgSession : runMysqlSession
       const r = await run({client: stream, openUpstream, target: targetOf(conn), gate: new StatementGate(hooks, log), logger: log})
@@ -203,6 +209,48 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
     )
     .catch((err) => log.error('audit append failed', {error: errorMessage(err)}))
   log.info('session ended', {reason: result.reason, bytesUp: result.bytesUp, bytesDown: result.bytesDown, ms: Date.now() - startedAt.getTime()})
+}
+
+/** Why a session has no end of its own: the gateway stopped (a crash, kill -9, power loss) while it ran. */
+export const UNRECORDED_END = 'gateway restarted; session ended without a record of its end'
+
+/**
+ * On start: every session the store still has open was cut by the gateway stopping. Each whose
+ * start is in the audit log gets its session.end now, with UNRECORDED_END as the reason, the time of
+ * its last recorded event, and its recording closed over the chunks that were stored.
+ */
+export async function closeUnendedSessions(store: SqliteStore, audit: AuditLog, logger: Logger): Promise<number> {
+  const db = store.db
+  const open = db.prepare('SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY started_at').all() as {id: string; started_at: string}[]
+  const eventsOf = db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq")
+  const lastAt = db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?')
+  let closed = 0
+  for (const {id, started_at} of open) {
+    const at = new Date().toISOString()
+    const rows = eventsOf.all(id) as {kind: string; body: string}[]
+    const start = rows.find((r) => r.kind === 'session.start')
+    if (start && !rows.some((r) => r.kind === 'session.end')) {
+      const e = JSON.parse(start.body) as {actor?: {kind: string; subject: string; name: string; email?: string; groups: string[]; issuer?: string}; connection?: string; data: {agent?: string; client_address?: string}}
+      const last = (lastAt.get(id) as {t: string | null}).t ?? started_at
+      await audit.append(
+        events.sessionEndUnrecorded({
+          session: id,
+          actor: e.actor,
+          connection: e.connection,
+          agent: e.data.agent,
+          clientAddress: e.data.client_address,
+          startedAt: started_at,
+          lastEventAt: last,
+          reason: UNRECORDED_END,
+          recording: finishOrphanRecording(db, id, UNRECORDED_END),
+        }),
+      )
+      closed++
+    }
+    store.endSession(id, {endedAt: at, bytesUp: 0, bytesDown: 0, endReason: UNRECORDED_END})
+  }
+  if (closed > 0) logger.warn('closed sessions the gateway left open when it stopped', {sessions: closed, reason: UNRECORDED_END})
+  return closed
 }
 
 /** Target settings for an engine, with the secret read from its reference only now. */

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   AUDIT_VERIFY_FAILED: {exit: 19, hint: 'the evidence does not verify; the first bad record is named above'},
   AUDIT_UNAVAILABLE: {exit: 24, hint: 'the audit store cannot write; statements are refused until it recovers (check disk space and the data dir)'},
   STATEMENT_FAILED: {exit: 25, hint: 'the database refused the statement; the message above is its own'},
+  AUDIT_STORE_REFUSED: {exit: 26, hint: 'the audit store is behind or differs from the tree head the gateway published; restore the right store, or run `hoop gateway --accept-store-rollback` (audited) for disaster recovery'},
   PROTOCOL_ERROR: {exit: 20, hint: 'the peer sent a malformed message'},
   GATEWAY_SHUTDOWN: {exit: 21, hint: 'the gateway is restarting; retry in a moment'},
   NOT_FOUND: {exit: 22, hint: ''},

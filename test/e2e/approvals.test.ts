@@ -4,9 +4,11 @@
 // another statement; self-approval is refused; a rejection ends a request; --wait runs the
 // statement once approved.
 import assert from 'node:assert/strict'
+import Database from 'better-sqlite3'
 import {randomBytes} from 'node:crypto'
 import {join} from 'node:path'
 import pg from 'pg'
+import type {StoredEvent} from '../../src/audit/events.js'
 import {runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {createSecret, type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
 
@@ -176,6 +178,23 @@ describe('approvals end to end (built CLI, two identities, real PostgreSQL)', fu
     assert.equal(await counter(), before + 10)
   })
 
+  it('exec --json gives the approval id as its own field: in the error while held, in the result once run', async () => {
+    const sql = `UPDATE ${TABLE} SET n = n + 1000 WHERE id = 2`
+    const held = await exec(dev, '-e', sql, '--json')
+    assert.equal(held.code, 17, held.stdout + held.stderr)
+    const err = (JSON.parse(held.stdout) as {error: {code: string; approvalId: string}}).error
+    assert.equal(err.code, 'APPROVAL_REQUIRED')
+    assert.match(err.approvalId, new RegExp(`^${APR.source}$`))
+    assert.equal((await approvals(dba, 'approve', err.approvalId, '--reason', 'json')).code, 0)
+    const ran = await exec(dev, '-e', sql, '--json')
+    assert.equal(ran.code, 0, ran.stderr)
+    const out = JSON.parse(ran.stdout) as {approvalId?: string; approvals: string[]}
+    assert.equal(out.approvalId, err.approvalId)
+    assert.deepEqual(out.approvals, [err.approvalId])
+    const plain = await exec(dev, '-e', `SELECT 1`, '--json')
+    assert.equal((JSON.parse(plain.stdout) as {approvalId?: string}).approvalId, undefined, 'no approval, no id')
+  })
+
   it('blocks a guarded statement with exit 16 and no approval', async () => {
     const r = await exec(dev, '-e', `DROP TABLE ${TABLE}`)
     assert.equal(r.code, 16, r.stderr)
@@ -201,8 +220,43 @@ describe('approvals end to end (built CLI, two identities, real PostgreSQL)', fu
       const again = await run()
       assert.equal(again.code, 0, again.stderr)
       assert.equal(await counter(), before + 200)
+      const json = await runHoop(['exec', 'pg-window', '--gateway', gw.url, '-e', `SELECT 1`, '--json'], {env: dev})
+      assert.equal((JSON.parse(json.stdout) as {approvalId?: string}).approvalId, undefined, 'a read needs no grant')
+      const w = await runHoop(['exec', 'pg-window', '--gateway', gw.url, '-e', `UPDATE ${TABLE} SET n = n WHERE id = 1`, '--json'], {env: dev})
+      assert.equal((JSON.parse(w.stdout) as {approvalId?: string}).approvalId, m[1], 'a write under the grant names it')
     } finally {
       await p.stop()
+    }
+  })
+
+  it('the audit log has the approval id on each statement it authorised, approval.used, sessions and the policy version', async () => {
+    const db = new Database(join(gw.dataDir, 'hoop.db'), {readonly: true})
+    try {
+      const all = (db.prepare('SELECT body FROM audit_events ORDER BY seq').all() as {body: string}[]).map((r) => JSON.parse(r.body) as StoredEvent)
+      const byId = new Map<string, StoredEvent[]>()
+      for (const e of all) if (typeof e.data.approval_id === 'string') byId.set(e.data.approval_id, [...(byId.get(e.data.approval_id) ?? []), e])
+      // Each approval that ran something: requested (with its session), approved (valid from/until), used, then the statement.
+      const ran = all.filter((e) => e.kind === 'statement' && e.data.approval_id)
+      assert.ok(ran.length >= 4, `statements run under an approval: ${ran.length}`)
+      for (const st of ran) {
+        const trail = byId.get(st.data.approval_id as string)!
+        const requested = trail.find((e) => e.kind === 'approval.requested')!
+        assert.ok(requested.session, 'the request names the session that asked')
+        const approved = trail.find((e) => e.kind === 'approval.decided' && e.data.outcome === 'approved')!
+        assert.ok(approved.data.valid_from && approved.data.valid_until)
+        const used = trail.filter((e) => e.kind === 'approval.used' && e.session === st.session)
+        assert.equal(used.length, 1, 'approval.used in the session that ran it')
+        assert.ok(used[0].seq < st.seq)
+        assert.equal(st.data.decision, 'allow')
+      }
+      const decisions = all.filter((e) => e.kind === 'statement')
+      assert.ok(decisions.every((e) => typeof e.data.policy_version === 'string' && /^[0-9a-f]{64}$/.test(e.data.policy_version)), 'every decision names the policy version')
+      assert.equal(new Set(decisions.map((e) => e.data.policy_version)).size, 1)
+      const start = all.find((e) => e.kind === 'policy.reload')!
+      assert.equal(start.data.trigger, 'start')
+      assert.equal(start.data.new_version, decisions[0].data.policy_version)
+    } finally {
+      db.close()
     }
   })
 })

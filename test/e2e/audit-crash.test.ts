@@ -4,22 +4,12 @@ import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import {join} from 'node:path'
 import pg from 'pg'
+import {pgWriterConfig} from '../helpers/audit-gateway.js'
 import {runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {createSecret, startGatewayProc} from '../helpers/gateway.js'
 import {sh} from '../helpers/net.js'
 
-const config = (durability: string) => `audit: {durability: ${durability}}
-connections:
-  - name: db
-    type: postgres
-    target: 127.0.0.1:5432
-    database: test
-    username: postgres
-policy:
-  version: 1
-  rules:
-    - {id: writers, subjects: {groups: [eng]}, connections: [db], effect: allow}
-`
+const config = (durability: string) => pgWriterConfig(`{durability: ${durability}}`)
 
 describe('audit survives kill -9 of the gateway', function () {
   this.timeout(180_000)

@@ -1,9 +1,12 @@
 import Database from 'better-sqlite3'
+import {createHash} from 'node:crypto'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {canonicalize} from '../../../src/audit/canonical.js'
 import {events} from '../../../src/audit/events.js'
-import type {AuditEvent} from '../../../src/audit/events.js'
+import type {AuditEvent, StoredEvent} from '../../../src/audit/events.js'
+import {leafHash} from '../../../src/audit/merkle.js'
 import type {Identity} from '../../../src/identity/types.js'
 import {openDatabase} from '../../../src/store/sqlite.js'
 
@@ -32,4 +35,20 @@ export function sampleEvents(session = 'ses_AAAAAAAAAAAA', who: Identity = alice
     events.statement({at: t(5), session, identity: who, connection, statementId: 'st2', text: 'DROP TABLE users', decision: 'block', ruleId: 'no-drop'}),
     events.sessionEnd({at: t(6), session, identity: who, connection, agent: 'embedded', startedAt: t(0), bytesUp: 200, bytesDown: 900, reason: 'client closed'}),
   ]
+}
+
+/** Rewrites event `seq` (with `edit`) and recomputes every hash, leaf and link after it, as a forger would. */
+export function forge(db: Database.Database, seq: number, edit: (e: StoredEvent) => void): void {
+  const rows = db.prepare('SELECT seq, body FROM audit_events WHERE seq >= ? ORDER BY seq').all(seq) as {seq: number; body: string}[]
+  let prev = (db.prepare('SELECT prev_hash FROM audit_events WHERE seq = ?').get(seq) as {prev_hash: string}).prev_hash
+  const update = db.prepare('UPDATE audit_events SET body = ?, hash = ?, prev_hash = ?, leaf = ? WHERE seq = ?')
+  for (const r of rows) {
+    const e = JSON.parse(r.body) as StoredEvent
+    if (r.seq === seq) edit(e)
+    e.prev_hash = prev
+    const body = canonicalize(e)
+    const hash = createHash('sha256').update(body).digest('hex')
+    update.run(body, hash, prev, leafHash(body), r.seq)
+    prev = hash
+  }
 }
