@@ -5,7 +5,7 @@ import {HoopCommand} from '../src/client/command.js'
 import {ConnectClient} from '../src/client/connect.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
-import {connectHint} from '../src/client/session-hint.js'
+import {connectHint, loginNote} from '../src/client/session-hint.js'
 import {requestAccessAndWait} from '../src/client/approvals.js'
 import type {ConnectionView} from '../src/gateway/api.js'
 import {DEFAULT_LOCAL_PORTS, type ConnectionType} from '../src/shared/config.js'
@@ -55,6 +55,8 @@ export default class Connect extends HoopCommand {
       this.log(`${chalk.green('✔')} ${chalk.bold(info.name)} (${info.type}) via ${gateway} is listening on ${host}:${actual}`)
       if (!info.online) this.log(chalk.yellow(`  agent "${info.agent}" is offline right now; sessions will fail until it connects`))
       this.log(`  ${connectHint(info.type, host, actual, info)}`)
+      const note = loginNote(info.type, info)
+      if (note) this.log(chalk.dim(`  ${note}`))
       this.log(chalk.dim('  Press Ctrl-C to stop.'))
     }
     const note = (msg: string) => process.stderr.write((json ? '' : chalk.dim('» ')) + msg + '\n')
