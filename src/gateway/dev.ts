@@ -94,7 +94,7 @@ function renderBanner(b: BannerInfo & {version: string; policyFile: string}): st
     '  demo users:',
     ...users,
     '',
-    'Next, in another terminal:',
+    'Next, in another terminal (`hoop login --dev-user engineer@example.com` skips the browser):',
     ...steps,
     '',
     'Then try `drop table customers` (blocked) and `update customers set country = \'FR\' where id = 1`',
