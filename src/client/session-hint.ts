@@ -28,5 +28,6 @@ export function loginNote(type: string, info: {database?: string; username?: str
   if (type !== 'postgres' && type !== 'mysql') return undefined
   const as = [info.username ? `user "${info.username}"` : '', info.database ? `database "${info.database}"` : ''].filter(Boolean)
   if (!as.length) return undefined
-  return `The gateway logs in as ${as.join(' to ')} with the connection's own credentials: the ${info.username && info.database ? 'user and database' : info.username ? 'user' : 'database'} your client names are replaced, and no password is asked.`
+  const what = info.username && info.database ? 'user and database your client names are' : info.username ? 'user your client names is' : 'database your client names is'
+  return `The gateway logs in as ${as.join(' to ')} with the connection's own credentials: the ${what} replaced, and no password is asked.`
 }
