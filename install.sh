@@ -49,26 +49,23 @@ command -v psql >/dev/null 2>&1 || say "note: psql (the PostgreSQL client) was n
 # `nodedir` points at a local copy. Many installs have one next to `node` (Debian/NodeSource:
 # /usr/include/node; nvm and the official tarballs: <prefix>/include/node): use it.
 node_version=$(node -p 'process.versions.node')
-nodedir_set=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
-[ "$nodedir_set" != undefined ] || nodedir_set=""
-local_headers=""
-if [ -z "$nodedir_set" ]; then
+use_local_headers() {
+  nodedir_set=${npm_config_nodedir:-$(npm config get nodedir 2>/dev/null || true)}
+  [ "$nodedir_set" != undefined ] || nodedir_set=""
+  [ -z "$nodedir_set" ] || return 0
   node_prefix=$(node -p 'require("path").resolve(require("fs").realpathSync(process.execPath), "..", "..")')
   for prefix in "$node_prefix" /usr /usr/local; do
     h="$prefix/include/node"
     [ -f "$h/node.h" ] && [ -f "$h/common.gypi" ] && [ -f "$h/node_version.h" ] || continue
     hmajor=$(sed -n 's/^#define NODE_MAJOR_VERSION \([0-9]*\).*/\1/p' "$h/node_version.h")
     if [ "$hmajor" = "${node_version%%.*}" ]; then
-      local_headers=$prefix
-      break
+      npm_config_nodedir=$prefix
+      export npm_config_nodedir
+      say "==> native builds use Node's headers in $prefix/include/node (npm_config_nodedir=$prefix)"
+      return 0
     fi
   done
-  if [ -n "$local_headers" ]; then
-    npm_config_nodedir=$local_headers
-    export npm_config_nodedir
-    say "==> native builds use Node's headers in $local_headers/include/node (npm_config_nodedir=$local_headers)"
-  fi
-fi
+}
 
 # Runs a slow step in the background with its output in $log, printing a progress line every 15 s.
 log=$(mktemp "${TMPDIR:-/tmp}/hoop-install.XXXXXX")
@@ -136,6 +133,7 @@ EOF
 
 # 2. Dependencies, exactly as locked.
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  use_local_headers
   if ! slow "installing dependencies (npm ci: about 300 packages, 58 MB of them PostgreSQL for the dev-mode demo database; a minute or two on a fresh machine)" \
     npm ci --no-fund --no-audit --foreground-scripts; then
     say "---- last lines of npm's output ($log) ----" >&2
