@@ -5,10 +5,11 @@ import {HoopCommand} from '../src/client/command.js'
 import {ConnectClient} from '../src/client/connect.js'
 import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
-import {connectHint} from '../src/client/session-hint.js'
+import {connectHint, loginNote} from '../src/client/session-hint.js'
 import {requestAccessAndWait} from '../src/client/approvals.js'
 import type {ConnectionView} from '../src/gateway/api.js'
 import {DEFAULT_LOCAL_PORTS, type ConnectionType} from '../src/shared/config.js'
+import type {HoopError} from '../src/shared/errors.js'
 import {createLogger} from '../src/shared/log.js'
 
 export default class Connect extends HoopCommand {
@@ -55,18 +56,36 @@ export default class Connect extends HoopCommand {
       this.log(`${chalk.green('✔')} ${chalk.bold(info.name)} (${info.type}) via ${gateway} is listening on ${host}:${actual}`)
       if (!info.online) this.log(chalk.yellow(`  agent "${info.agent}" is offline right now; sessions will fail until it connects`))
       this.log(`  ${connectHint(info.type, host, actual, info)}`)
+      const note = loginNote(info.type, info)
+      if (note) this.log(chalk.dim(`  ${note}`))
       this.log(chalk.dim('  Press Ctrl-C to stop.'))
     }
     const note = (msg: string) => process.stderr.write((json ? '' : chalk.dim('» ')) + msg + '\n')
-    client.on('session-error', ({id, error}) => note(`session ${id}: ${error.message} [${error.code}]`))
-    client.on('link-lost', (err) => note(`gateway link closed: ${err?.message ?? 'unknown reason'}; the next session will reconnect`))
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        client.close().finally(resolve)
+    // A credential the gateway no longer accepts (a revoked service-account key: the gateway cuts
+    // the link) ends the command: listening on would only fail every new session.
+    let refused: HoopError | undefined
+    const stopped = new Promise<void>((resolve) => {
+      const stop = () => client.close().finally(resolve)
+      const refusedBy = (err: HoopError) => {
+        if (refused) return
+        refused = err
+        note(`stopped listening on ${host}:${actual}: the gateway no longer accepts this CLI's credential`)
+        stop()
       }
-      process.once('SIGINT', stop)
-      process.once('SIGTERM', stop)
+      client.on('session-error', ({id, error}) => (error.code === 'TOKEN_REJECTED' ? refusedBy(error) : note(`session ${id}: ${error.message} [${error.code}]`)))
+      client.on('link-lost', (err) =>
+        err?.code === 'TOKEN_REJECTED' ? refusedBy(err) : note(`gateway link closed: ${err?.message ?? 'unknown reason'}; the next session will reconnect`),
+      )
+      const onSignal = () => {
+        const live = client.activeSessions
+        if (live > 0) note(`closing ${live} live session${live === 1 ? '' : 's'}: ${live === 1 ? 'its client sees' : 'their clients see'} the connection drop`)
+        stop()
+      }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
     })
+    await stopped
+    if (refused) throw refused
     if (!json) this.log('closed')
   }
 }

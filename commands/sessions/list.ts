@@ -1,9 +1,8 @@
 import {Flags} from '@oclif/core'
-import {sessionsList} from '../../src/audit/cli.js'
 import type {SessionListItem} from '../../src/audit/sessions.js'
-import {sessionsFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
 import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
+import {formatSessions, listSessions} from '../../src/client/sessions.js'
 
 export default class SessionsList extends HoopCommand {
   static override summary = 'List recorded sessions, newest first.'
@@ -20,13 +19,8 @@ export default class SessionsList extends HoopCommand {
 
   async run(): Promise<SessionListItem[]> {
     const {flags} = await this.parse(SessionsList)
-    const filter = {limit: flags.limit, connection: flags.connection, user: flags.user}
-    const list = flags['data-dir'] ? await sessionsList({dataDir: flags['data-dir'], ...filter}) : await sessionsFromGateway({gateway: flags.gateway, token: flags.token, ...filter})
-    if (list.length === 0) this.log('No sessions.')
-    for (const s of list) {
-      const rec = s.recording ? `${s.recording.chunks} exchanges${s.recording.truncated ? ' (truncated)' : ''}${s.recording.pruned ? ' (pruned)' : ''}` : 'no recording'
-      this.log(`${s.id}  ${s.startedAt}  ${s.subject} -> ${s.connection}  ${s.endedAt ? s.endReason ?? 'ended' : 'open'}  ${rec}`)
-    }
+    const list = await listSessions({dataDir: flags['data-dir'], gateway: flags.gateway, token: flags.token, limit: flags.limit, connection: flags.connection, user: flags.user})
+    if (!this.jsonEnabled()) this.log(formatSessions(list))
     return list
   }
 }

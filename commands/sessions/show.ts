@@ -1,9 +1,8 @@
 import {Args, Flags} from '@oclif/core'
-import {sessionsShow} from '../../src/audit/cli.js'
 import type {SessionDetail} from '../../src/audit/sessions.js'
-import {sessionFromGateway} from '../../src/client/audit.js'
 import {HoopCommand} from '../../src/client/command.js'
 import {gatewayFlag, tokenFlag} from '../../src/client/flags.js'
+import {showSession} from '../../src/client/sessions.js'
 
 export default class SessionsShow extends HoopCommand {
   static override summary = 'Replay a recorded session as the client saw it.'
@@ -18,9 +17,7 @@ export default class SessionsShow extends HoopCommand {
 
   async run(): Promise<SessionDetail> {
     const {args, flags} = await this.parse(SessionsShow)
-    const {replay, ...detail} = flags['data-dir']
-      ? await sessionsShow({dataDir: flags['data-dir'], id: args.id})
-      : await sessionFromGateway({gateway: flags.gateway, token: flags.token, id: args.id})
+    const {replay, ...detail} = await showSession({dataDir: flags['data-dir'], gateway: flags.gateway, token: flags.token, id: args.id})
     if (!this.jsonEnabled()) process.stdout.write(replay)
     return detail
   }

@@ -42,6 +42,8 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
   private mux?: Mux
   private dialing?: Promise<Mux>
   private readonly sockets = new Set<Socket>()
+  /** Sockets whose client has not hung up yet (a socket lingers until the gateway side ends too). */
+  private readonly live = new Set<Socket>()
   private nextId = 1
   private closing = false
 
@@ -78,8 +80,9 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     return {host: a.address, port: a.port}
   }
 
+  /** Sessions whose client is still connected: what closing now would cut. */
   get activeSessions(): number {
-    return this.sockets.size
+    return this.live.size
   }
 
   private link(): Promise<Mux> {
@@ -104,10 +107,15 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
   private onSocket(socket: Socket): void {
     const id = this.nextId++
     this.sockets.add(socket)
+    this.live.add(socket)
     socket.setNoDelay(true)
     socket.pause()
     socket.on('error', () => {})
-    socket.once('close', () => this.sockets.delete(socket))
+    socket.once('end', () => this.live.delete(socket))
+    socket.once('close', () => {
+      this.sockets.delete(socket)
+      this.live.delete(socket)
+    })
     this.emit('session', {id, remote: `${socket.remoteAddress}:${socket.remotePort}`})
     // The client's first bytes, until the gateway answers: a PostgreSQL startup tells us how to fail.
     let sent: Buffer[] | undefined = []

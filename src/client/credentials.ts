@@ -11,6 +11,7 @@ import {readFileSync} from 'node:fs'
 import {HoopError} from '../shared/errors.js'
 import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
 import {openCredentialStore, parseStoreChoice, readLastGateway, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
+import {currentProfile, noteCredential} from './hints.js'
 
 const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
 /** Renew a stored access token when it has less than this many seconds left. */
@@ -50,6 +51,12 @@ export async function resolveBearer(opts: CredentialOptions): Promise<string> {
 }
 
 export async function resolveCredential(opts: CredentialOptions): Promise<ResolvedBearer> {
+  const resolved = await resolve(opts)
+  noteCredential({gateway: opts.gateway, source: resolved.source, ...(resolved.issuer ? {issuer: resolved.issuer} : {})})
+  return resolved
+}
+
+async function resolve(opts: CredentialOptions): Promise<ResolvedBearer & {issuer?: string}> {
   const env = opts.env ?? process.env
   const token = opts.token ?? env.HOOP_TOKEN
   if (token) return {bearer: token, source: 'token'}
@@ -77,13 +84,23 @@ export async function resolveCredential(opts: CredentialOptions): Promise<Resolv
 
   const store = opts.store ?? (await openCredentialStore(parseStoreChoice(opts.credentialStore ?? env.HOOP_CREDENTIAL_STORE)))
   const profile = await store.get(opts.gateway)
-  if (!profile) throw new HoopError('NOT_LOGGED_IN', `no credential for ${opts.gateway}: not logged in, and HOOP_TOKEN is not set`)
+  if (!profile) {
+    noteCredential({gateway: opts.gateway, source: 'none'})
+    const name = currentProfile(env)
+    throw new HoopError(
+      'NOT_LOGGED_IN',
+      name
+        ? `no credential for ${opts.gateway} in profile "${name}" (HOOP_PROFILE): that profile has not logged in to this gateway, and HOOP_TOKEN is not set`
+        : `no credential for ${opts.gateway}: not logged in, and HOOP_TOKEN is not set`,
+    )
+  }
+  noteCredential({gateway: opts.gateway, source: 'login', issuer: profile.issuer})
   if (profile.expiresAt - Math.floor(Date.now() / 1000) > REFRESH_MARGIN_S) {
-    return {bearer: profile.accessToken, source: 'login', expiresAt: profile.expiresAt}
+    return {bearer: profile.accessToken, source: 'login', expiresAt: profile.expiresAt, issuer: profile.issuer}
   }
   const renewed = await refreshProfile(profile)
   await store.put(renewed)
-  return {bearer: renewed.accessToken, source: 'login', expiresAt: renewed.expiresAt}
+  return {bearer: renewed.accessToken, source: 'login', expiresAt: renewed.expiresAt, issuer: renewed.issuer}
 }
 
 async function clientCredentials(gateway: string, clientId: string, clientSecret: string): Promise<ResolvedBearer> {

