@@ -14,6 +14,7 @@ import type {Policy, Statement} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
+import {forgetPrepared, rememberPrepared} from '../sql/prepared.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
 import {asHoopError, errorMessage, HoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
@@ -174,8 +175,22 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         protocol: engine,
         clientRequest,
       })
-      const run = engine === 'postgres' ? runPgSession : runMysqlSession
-      const r = await run({client: stream, openUpstream, target: targetOf(conn), gate: new StatementGate(hooks, log), logger: log})
+      const gate = new StatementGate(hooks, log)
+      const r =
+        engine === 'postgres'
+          ? await runPgSession({
+              client: stream,
+              openUpstream,
+              target: targetOf(conn),
+              gate,
+              logger: log,
+              // SQL EXECUTE may name a protocol-prepared statement: the analyser judges it as what it runs.
+              prepared: {
+                parsed: (name, sql) => rememberPrepared(prepared, name, analyzePostgres(sql, {prepared}).statements),
+                closed: (name) => forgetPrepared(prepared, name),
+              },
+            })
+          : await runMysqlSession({client: stream, openUpstream, target: targetOf(conn), gate, logger: log})
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     }
   } catch (err) {

@@ -61,6 +61,11 @@ export interface PgSessionOptions {
   target: PgTarget
   gate: StatementGate
   logger: Logger
+  /**
+   * Told when a named protocol-level prepared statement is made (an allowed Parse) or closed, so
+   * that the analyser's per-session state knows what SQL `EXECUTE name` would run.
+   */
+  prepared?: {parsed(name: string, sql: string): void; closed(name: string): void}
   limits?: {
     /** Largest client message held whole (Query, Parse, Bind...); default 256 MiB. */
     maxMessageBytes?: number
@@ -310,6 +315,7 @@ class PgSession {
         const refused = await this.gate.admit(stmt)
         if (!refused) this.masks.admitted(stmt)
         this.queue.parse(m.name, stmt, refused)
+        if (!refused && m.name !== '') this.o.prepared?.parsed(m.name, m.sql)
         out.push(refused ? encodeParse(m.name, REFUSED_STATEMENT_TEXT) : f.bytes)
         return true
       }
@@ -346,6 +352,7 @@ class PgSession {
       }
       case 'Close':
         this.queue.close(m.target, m.name)
+        if (m.target === 'S' && m.name !== '') this.o.prepared?.closed(m.name)
         out.push(f.bytes)
         return true
       case 'Sync':

@@ -4,7 +4,10 @@
 import {strict as assert} from 'node:assert'
 import pg from 'pg'
 import type {Identity} from '../../../src/identity/types.js'
+import type {Statement} from '../../../src/policy/types.js'
+import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
 import {loadPgParser} from '../../../src/sql/pg-parser.js'
+import {forgetPrepared, rememberPrepared} from '../../../src/sql/prepared.js'
 import {startHarness, type Harness} from '../pg/harness.js'
 import {analyst, policyJudge} from './judge.js'
 
@@ -210,5 +213,38 @@ describe('guardrails: PostgreSQL judged as it runs, against the real server (iss
     await run(deep)
     assert.equal(await state.rows(), ROWS)
     assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1)
+  })
+})
+
+describe('guardrails: SQL EXECUTE of a protocol-prepared statement is judged as what it runs', function () {
+  it('the engine tells the analyser about named Parse and Close, so EXECUTE of the name is judged by its text', async () => {
+    await loadPgParser()
+    const prepared = new Map<string, Statement[]>()
+    const judged: string[] = []
+    const h = await startHarness({
+      judge: (sql) => {
+        judged.push(sql)
+        const op = analyzePostgres(sql, {prepared})
+        const unseen = op.unparsable !== undefined || op.statements.some((s) => s.unseen !== undefined)
+        return unseen ? {effect: 'block', ruleId: 'unseen', message: 'unseen'} : {effect: 'allow', ruleId: 'r', mask: {columns: [], entities: [], ruleIds: []}}
+      },
+      prepared: {
+        parsed: (name, sql) => rememberPrepared(prepared, name, analyzePostgres(sql, {prepared}).statements),
+        closed: (name) => forgetPrepared(prepared, name),
+      },
+    })
+    const c = new pg.Client({host: '127.0.0.1', port: h.port, user: 'postgres', database: 'test'})
+    await c.connect()
+    try {
+      await c.query({name: 'named_one', text: 'select 1 as one'})
+      // EXECUTE of the protocol-prepared name: judged as `select 1`, so allowed and run.
+      const r = await c.query('execute named_one')
+      assert.equal(r.rows[0].one, 1)
+      // A name never prepared stays unseen: refused.
+      await assert.rejects(c.query('execute never_prepared'), /unseen/)
+    } finally {
+      await c.end()
+      await h.close()
+    }
   })
 })

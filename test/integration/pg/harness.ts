@@ -34,6 +34,7 @@ export interface HarnessOptions {
   upstreamPort?: number
   beforeForward?: GateHooks['beforeForward']
   maxMessageBytes?: number
+  prepared?: PgSessionOptions['prepared']
 }
 
 export const noMask: MaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -54,6 +55,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
       logger: silentLogger,
       limits: o.maxMessageBytes ? {maxMessageBytes: o.maxMessageBytes} : undefined,
+      ...(o.prepared ? {prepared: o.prepared} : {}),
       gate: new StatementGate(
         {
         judge: async (sql) => judge(sql),
