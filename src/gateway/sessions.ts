@@ -14,6 +14,7 @@ import type {Policy, Statement} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
+import {mysqlSessionOf} from '../sql/mysql-session.js'
 import {forgetPrepared, rememberPrepared} from '../sql/prepared.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
 import {asHoopError, errorMessage, HoopError} from '../shared/errors.js'
@@ -190,7 +191,8 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
                 closed: (name) => forgetPrepared(prepared, name),
               },
             })
-          : await runMysqlSession({client: stream, openUpstream, target: targetOf(conn), gate, logger: log})
+          : // Masking lexes statements as policy's analysis does (sql_mode, variables): one session view.
+            await runMysqlSession({client: stream, openUpstream, target: targetOf(conn), gate, logger: log, sqlSession: mysqlSessionOf({variables})})
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     }
   } catch (err) {

@@ -10,6 +10,7 @@ import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} 
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
 import {decodeErr, encodeErr, type ColumnDefinition} from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
+import type {MysqlSession} from '../../sql/mysql-session.js'
 import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import type {Judged} from '../gate.js'
@@ -66,9 +67,12 @@ const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYP
 export class ResultMasking {
   private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
 
+  /** `session`: how the session's statements are lexed (sql_mode), as policy's analysis reads them. */
+  constructor(private readonly session?: MysqlSession) {}
+
   /** Which outputs of each statement of `sql` derive from a column the plan masks. */
   taint(sql: string, plan: MaskPlan): MysqlOutputAnalysis[] | 'unparsed' {
-    return analyzeMysqlOutputs(sql, this.matcher(plan)) ?? 'unparsed'
+    return analyzeMysqlOutputs(sql, this.matcher(plan), this.session) ?? 'unparsed'
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {

@@ -58,6 +58,7 @@ import {
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
+import {observeNoBackslashEscapes, type MysqlSession as SqlSession} from '../../sql/mysql-session.js'
 import {guardErr, ResultMasking, textSensitive, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
@@ -69,6 +70,12 @@ export interface MysqlSessionOptions {
   target: MysqlTarget
   gate: StatementGate
   logger: Logger
+  /**
+   * The analyser's view of this session (sql_mode lexing, user variables), shared with policy's
+   * analysis; masking reads statements the same way, and the engine reports what the server says
+   * of NO_BACKSLASH_ESCAPES.
+   */
+  sqlSession?: SqlSession
   limits?: {
     /** Largest client packet payload accepted (checked before buffering). Default 16 MiB. */
     maxPacketBytes?: number
@@ -114,7 +121,7 @@ class MysqlSession {
   private lastSensitive = false
   private previousSensitive = false
   private lastPrepared: number | undefined
-  private readonly masking = new ResultMasking()
+  private readonly masking: ResultMasking
   private closed = false
   /** Whether the client has our greeting (an ERR before it has no SQLSTATE). */
   private greeted = false
@@ -123,6 +130,7 @@ class MysqlSession {
     this.log = o.logger
     this.gate = o.gate
     this.result = o.gate.result
+    this.masking = new ResultMasking(o.sqlSession)
     this.clientReader = packetReader(o.client, o.limits?.maxPacketBytes ?? DEFAULT_MAX_CLIENT_PACKET)
   }
 
@@ -421,6 +429,11 @@ class MysqlSession {
     }
   }
 
+  /** The server says whether NO_BACKSLASH_ESCAPES is on: statements are lexed accordingly from now on. */
+  private observeStatus(status: number | undefined): void {
+    if (status !== undefined && this.o.sqlSession) observeNoBackslashEscapes(this.o.sqlSession, (status & STATUS.NO_BACKSLASH_ESCAPES) !== 0)
+  }
+
   /** An ERR from the server about `stmt`: its message passes the text guard (masking.ts guardErr). */
   private async emitErr(out: PacketOutput, p: Packet, stmt: Stmt | undefined, t: Outcome): Promise<void> {
     await this.emit(out, p, guardErr(p.payload, stmt, t.masked))
@@ -490,6 +503,7 @@ class MysqlSession {
       }
       if (h === OK_HEADER) {
         await this.emit(out, first)
+        this.observeStatus(statusOf(first.payload))
         if ((statusOf(first.payload) ?? 0) & STATUS.MORE_RESULTS_EXISTS) {
           index++
           continue
@@ -545,6 +559,7 @@ class MysqlSession {
       if (isResultTerminator(p.payload, this.deprecateEof)) {
         await this.emit(out, p)
         await this.flush(out)
+        this.observeStatus(statusOf(p.payload))
         return statusOf(p.payload) ?? 0
       }
       const payload = masker ? masker(p.payload) : p.payload

@@ -136,6 +136,8 @@ export const STATUS = {
   MORE_RESULTS_EXISTS: 0x8,
   CURSOR_EXISTS: 0x40,
   LAST_ROW_SENT: 0x80,
+  /** SERVER_STATUS_NO_BACKSLASH_ESCAPES: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
+  NO_BACKSLASH_ESCAPES: 0x200,
 } as const
 
 /** Column types (protocol_binary::field_types). */

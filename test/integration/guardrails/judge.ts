@@ -7,6 +7,7 @@ import type {Identity} from '../../../src/identity/types.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Statement} from '../../../src/policy/types.js'
 import {analyzeMysql} from '../../../src/sql/mysql-analyze.js'
+import {mysqlSessionOf, type MysqlSession} from '../../../src/sql/mysql-session.js'
 import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
 import {silentLogger} from '../../../src/shared/log.js'
 
@@ -15,6 +16,8 @@ export interface PolicyJudge {
   /** Verdicts given, in order, with the SQL they judged. */
   verdicts: Array<{sql: string; verdict: Verdict}>
   reset(): void
+  /** The MySQL analyser's view of the current session (sql_mode, variables), for the engine's masking. */
+  mysqlSession(): MysqlSession
 }
 
 export function policyJudge(engine: 'postgres' | 'mysql', policyYaml: string, identity: Identity): PolicyJudge {
@@ -44,6 +47,7 @@ export function policyJudge(engine: 'postgres' | 'mysql', policyYaml: string, id
       variables = new Map()
       verdicts.length = 0
     },
+    mysqlSession: () => mysqlSessionOf({variables}),
   }
 }
 

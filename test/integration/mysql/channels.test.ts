@@ -26,7 +26,7 @@ describe('mysql engine: masking on every channel (raw bytes, real policy)', func
     const c = await admin()
     await c.query(`DROP TABLE IF EXISTS ${T}; CREATE TABLE ${T} (id int primary key, email varchar(100) unique, note text); INSERT INTO ${T} VALUES (1, '${SECRET}', 'plain'), (2, 'other@example.net', 'n2');`)
     await c.end()
-    h = await startHarness({judge: (sql) => judge.judge(sql), target: {username: 'root'}})
+    h = await startHarness({judge: (sql) => judge.judge(sql), target: {username: 'root'}, sqlSession: () => judge.mysqlSession()})
     tap = await startTap(h.port)
   })
   after(async () => {
@@ -63,6 +63,20 @@ describe('mysql engine: masking on every channel (raw bytes, real policy)', func
       assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], r.errors.join(' | '))
     })
   }
+
+  it('after SET sql_mode = ANSI_QUOTES, a double-quoted name is read as the column it is (masked)', async () => {
+    tap.reset()
+    judge.reset()
+    const c = await mysql2.createConnection({host: '127.0.0.1', port: tap.port, user: 'anyone', database: 'test'})
+    try {
+      await c.query("SET sql_mode = 'ANSI_QUOTES'")
+      const [rows] = await c.query(`select concat("email", '') as e from ${T} where id = 1`)
+      assert.deepEqual(rows, [{e: '****'}])
+    } finally {
+      await c.end()
+    }
+    assert.deepEqual(findLeaks(tap.received(), [SECRET]), [])
+  })
 
   it('a statement that reads no masked column keeps its error text', async () => {
     const r = await attack(`update ${T} set note = note where id = note`)

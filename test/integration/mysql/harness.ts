@@ -38,6 +38,8 @@ export interface HarnessOptions {
   target?: Partial<MysqlSessionOptions['target']>
   openUpstream?: () => Promise<Duplex>
   maxPacketBytes?: number
+  /** The analyser's session view, per client session (e.g. from the policy judge). */
+  sqlSession?: () => MysqlSessionOptions['sqlSession']
 }
 
 export const noMask: MaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -57,6 +59,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       target: {host: '127.0.0.1', tls: {mode: 'disable'}, ...o.target},
       logger: silentLogger,
       limits: o.maxPacketBytes ? {maxPacketBytes: o.maxPacketBytes} : undefined,
+      ...(o.sqlSession ? {sqlSession: o.sqlSession()} : {}),
       gate: new StatementGate(
         {
         judge: async (sql) => judge(sql),
