@@ -85,6 +85,8 @@ export interface MysqlSessionOptions {
 export type MysqlSessionResult = SessionResult
 
 const DEFAULT_MAX_CLIENT_PACKET = 16 * 1024 * 1024
+/** Handshake collation ids of big5, sjis, gbk and cp932 (information_schema.collations, id < 256). */
+const UNSAFE_CLIENT_COLLATIONS: ReadonlySet<number> = new Set([1, 13, 28, 84, 87, 88, 95, 96])
 /** Characters of a prepared statement's text kept while it is open. */
 const MAX_RETAINED_TEXT = 4096
 /** What the idle watch yields when the target spoke before the client's next command. */
@@ -212,6 +214,11 @@ class MysqlSession {
       throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: 'hoop: TLS between the client and hoop connect is not offered (the link already runs inside the authenticated hoop tunnel); connect with --ssl-mode=DISABLED'}, next)
     }
     if (hello.kind === 'Malformed') throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: invalid handshake response: ${hello.reason}`}, next)
+    if (UNSAFE_CLIENT_COLLATIONS.has(hello.charset)) {
+      // In these character sets a multi-byte character can swallow the backslash of an escaped
+      // quote, so the server would split a statement where the analyser does not: refused.
+      throw new FatalToClient({code: ER_HANDSHAKE_ERROR, sqlState: '08S01', message: `hoop: the client character set (collation ${hello.charset}: big5, sjis, gbk or cp932) is not supported, because statements in it cannot be read safely; use utf8mb4`}, next)
+    }
     // What both links use: what the client asked for, within what we advertised.
     this.caps = {
       flags: hello.capabilities & advertised,

@@ -84,3 +84,18 @@ describe('mysql engine: masking on every channel (raw bytes, real policy)', func
     assert.match(r.errors.join(' | '), /Truncated incorrect DECIMAL value: 'plain'/)
   })
 })
+
+describe('mysql engine: client character sets that cannot be read safely', function () {
+  it('a client asking for gbk is refused at the handshake; utf8mb4 works', async () => {
+    const h = await startHarness({target: {username: 'root'}})
+    try {
+      await assert.rejects(mysql2.createConnection({host: '127.0.0.1', port: h.port, user: 'x', database: 'test', charset: 'GBK_CHINESE_CI'}), /character set/)
+      const c = await mysql2.createConnection({host: '127.0.0.1', port: h.port, user: 'x', database: 'test', charset: 'UTF8MB4_GENERAL_CI'})
+      const [rows] = await c.query('select 1 as one')
+      assert.deepEqual(rows, [{one: 1}])
+      await c.end()
+    } finally {
+      await h.close()
+    }
+  })
+})
