@@ -6,7 +6,7 @@
 // Regression (issue 17 item 3): with a one-time (`scope: statement`) rule every statement pg_dump
 // sends needs its own approval, and pg_dump stops at the first one held; eight approve-and-retry
 // rounds produced no dump. Here the first refused run opens one request; after one approval the
-// second run dumps.
+// second run dumps. Also `scope: repeat`: one approval of a statement covers each identical run.
 import assert from 'node:assert/strict'
 import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
@@ -27,12 +27,13 @@ const APR = /apr_[A-Za-z0-9_-]{12}/
 const CONFIG = `connections:
   - {name: shop, type: postgres, target: 127.0.0.1:5432, database: ${SRC}, username: postgres}
   - {name: shop-scratch, type: postgres, target: 127.0.0.1:5432, database: ${DST}, username: postgres}
+  - {name: shop-repeat, type: postgres, target: 127.0.0.1:5432, database: ${SRC}, username: postgres}
 policy:
   version: 1
   rules:
     - id: people
       subjects: {groups: [engineering, dba]}
-      connections: [shop, shop-scratch]
+      connections: [shop, shop-scratch, shop-repeat]
       effect: allow
     - id: shop-maintenance
       description: every statement on the shop databases needs a DBA's time-boxed approval
@@ -40,6 +41,12 @@ policy:
       connections: [shop, shop-scratch]
       effect: review
       review: {approvers: {groups: [dba]}, ttl: 30m, scope: session}
+    - id: repeatable-writes
+      subjects: {groups: [engineering]}
+      connections: [shop-repeat]
+      effect: review
+      match: {writes: true}
+      review: {approvers: {groups: [dba]}, ttl: 10m, scope: repeat}
 `
 
 async function direct<T extends pg.QueryResultRow>(database: string, sql: string): Promise<T[]> {
@@ -155,7 +162,24 @@ describe('pg_dump and pg_restore through hoop under a review rule (scope: sessio
     assert.equal(seq.v, '3000', 'sequences restored too')
   })
 
-  it('every session that ran under a grant has its approval.used event, and its statements name the grant', () => {
+  it('scope repeat: one approval of a statement covers each identical run until its ttl, and no other text', async () => {
+    const exec = (sql: string) => runHoop(['exec', 'shop-repeat', '--gateway', gw.url, '-e', sql, '--json'], {env: dev})
+    const touch = `UPDATE customers SET created = created WHERE id = 1`
+    const held = await exec(touch)
+    assert.equal(held.code, 17, held.stdout + held.stderr)
+    const id = (JSON.parse(held.stdout) as {error: {approvalId: string}}).error.approvalId
+    assert.equal((await approvals(dba, 'approve', id, '--reason', 'repeatable')).code, 0)
+    for (let i = 0; i < 2; i++) {
+      const r = await exec(touch)
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal((JSON.parse(r.stdout) as {approvalId?: string}).approvalId, id)
+    }
+    const shown = JSON.parse((await approvals(dba, 'show', id, '--json')).stdout) as {state: string; scope: string}
+    assert.deepEqual([shown.state, shown.scope], ['approved', 'repeat'])
+    assert.equal((await exec(`${touch} `)).code, 17, 'another text needs its own approval')
+  })
+
+  it('every session that ran under an approval has its approval.used event, and its statements name the approval', () => {
     const db = new Database(join(gw.dataDir, 'hoop.db'), {readonly: true})
     try {
       const all = (db.prepare('SELECT body FROM audit_events ORDER BY seq').all() as {body: string}[]).map((r) => JSON.parse(r.body) as StoredEvent)
@@ -167,7 +191,9 @@ describe('pg_dump and pg_restore through hoop under a review rule (scope: sessio
         const used = all.filter((e) => e.kind === 'approval.used' && e.session === session && e.data.approval_id === approval)
         assert.equal(used.length, 1, `approval.used once in session ${session}`)
       }
-      assert.equal(new Set(ran.map((e) => e.data.approval_id)).size, 2, 'one grant for the dump, one for the restore')
+      assert.equal(new Set(ran.map((e) => e.data.approval_id)).size, 3, 'one grant for the dump, one for the restore, one repeat approval')
+      const repeatUses = all.filter((e) => e.kind === 'approval.used' && e.data.scope === 'repeat')
+      assert.equal(repeatUses.length, 2, 'each run of the repeat approval is audited')
     } finally {
       db.close()
     }
