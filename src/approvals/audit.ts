@@ -46,21 +46,23 @@ export function approvalAuditEvents(kind: ApprovalEventKind, rec: ApprovalRecord
       if (kind === 'approval') e.data.outcome = 'approval'
       return [e]
     }
-    case 'used':
+    case 'used': {
       if (!use) return []
-      return [
-        events.approvalUsed({
-          ...common,
-          at: use.at,
-          scope: rec.scope,
-          ruleId: rec.ruleId,
-          requester: rec.requester,
-          session: use.session,
-          statement: use.statement,
-          validFrom: rec.decidedAt,
-          validUntil: rec.validUntil,
-        }),
-      ]
+      const e = events.approvalUsed({
+        ...common,
+        at: use.at,
+        scope: rec.scope === 'session' ? 'session' : 'statement',
+        ruleId: rec.ruleId,
+        requester: rec.requester,
+        session: use.session,
+        statement: use.statement,
+        validFrom: rec.decidedAt,
+        validUntil: rec.validUntil,
+      })
+      // The event constructor knows two scopes; a repeat approval says its own.
+      e.data = {...e.data, scope: rec.scope}
+      return [e]
+    }
     default: {
       const never: never = kind
       return never

@@ -19,9 +19,18 @@ export function reviewDetail(approval: ApprovalRecord): string {
     case 'pending':
       return `${head} is pending (${progress}). An approver runs: hoop approvals approve ${approval.id} --reason "..."`
     case 'approved':
-      return approval.scope === 'session'
-        ? `${head} is approved until ${approval.validUntil}`
-        : `${head} is approved; run the same statement again to use it (once, before ${approval.validUntil})`
+      switch (approval.scope) {
+        case 'session':
+          return `${head} is approved until ${approval.validUntil}`
+        case 'repeat':
+          return `${head} is approved; run the same statement again to use it (as often as needed, until ${approval.validUntil})`
+        case 'statement':
+          return `${head} is approved; run the same statement again to use it (once, before ${approval.validUntil})`
+        default: {
+          const never: never = approval.scope
+          return `${head} has scope ${String(never)}`
+        }
+      }
     case 'rejected': {
       const r = approval.decisions.find((d) => d.decision === 'reject')
       return `${head} was rejected${r ? ` by ${r.approver.name}: ${r.reason}` : ''}`
@@ -44,7 +53,8 @@ export function approvalStatusLine(approval: ApprovalRecord, nowMs = Date.now())
     case 'pending':
       return `pending, ${approvalsOf(approval)} of ${approval.approvalsRequired} approvals, expires in ${left(approval.expiresAt)}`
     case 'approved':
-      return approval.scope === 'session' ? `approved, access for ${left(approval.validUntil)}` : `approved, usable once within ${left(approval.validUntil)}`
+      if (approval.scope === 'session') return `approved, access for ${left(approval.validUntil)}`
+      return approval.scope === 'repeat' ? `approved, usable for ${left(approval.validUntil)}` : `approved, usable once within ${left(approval.validUntil)}`
     default:
       return approval.state
   }

@@ -9,14 +9,16 @@
 //   ttlSeconds after approval if unused; a session grant ends after its duration. Expiry is
 //   computed lazily on every call and stored;
 // - a one-time approval is bound to requester + connection + rule + SHA-256 of the exact
-//   statement text, and is consumed by the first statement it matches.
+//   statement text, and is consumed by the first statement it matches; a repeat approval is bound
+//   the same way and covers every run of that text until ttlSeconds after approval, each run kept
+//   as a use and audited (approval.used).
 import {createHash, randomBytes} from 'node:crypto'
 import {EventEmitter} from 'node:events'
 import type Database from 'better-sqlite3'
 import type {Identity} from '../identity/types.js'
 import {isApprover} from '../policy/evaluate.js'
 import {formatDuration} from '../policy/glob.js'
-import type {ReviewDecision, SubjectMatcher} from '../policy/types.js'
+import type {ReviewDecision, ReviewScope, SubjectMatcher} from '../policy/types.js'
 import {HoopError} from '../shared/errors.js'
 import {
   APPROVAL_STATES,
@@ -85,7 +87,7 @@ interface ResolveInput {
 /** One use of an approval by a statement, as `usesOf` returns it. */
 export interface ApprovalUseView {
   approvalId: string
-  scope: 'statement' | 'session'
+  scope: ReviewScope
   ruleId: string
   session?: string
   usedAt: string
@@ -191,12 +193,16 @@ export class ApprovalService {
         if (pending) return {status: 'pending', approval: this.record(pending)}
         return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash, durationSeconds: review.ttlSeconds, session})}
       }
+      // statement or repeat: the approval names this exact text. The scope the rule says now must
+      // match the request's, so changing a rule's scope never stretches an approval already given.
       const approved = this.db
         .prepare(`SELECT * FROM approval_requests WHERE requester_kind = ? AND requester_subject = ? AND connection = ? AND rule_id = ?
-                  AND scope = 'statement' AND statement_hash = ? AND state = 'approved' AND valid_until > ? ORDER BY created_at LIMIT 1`)
-        .get(...owner, hash, now) as Row | undefined
+                  AND scope = ? AND statement_hash = ? AND state = 'approved' AND valid_until > ? ORDER BY created_at LIMIT 1`)
+        .get(...owner, review.scope, hash, now) as Row | undefined
       if (approved && (approved.statement as string) === sql) {
-        this.db.prepare(`UPDATE approval_requests SET state = 'used', used_at = ? WHERE id = ? AND state = 'approved'`).run(now, approved.id)
+        // One-time: used up. Repeat: stays approved until valid_until; used_at is its first run.
+        if (review.scope === 'repeat') this.db.prepare(`UPDATE approval_requests SET used_at = COALESCE(used_at, ?) WHERE id = ?`).run(now, approved.id)
+        else this.db.prepare(`UPDATE approval_requests SET state = 'used', used_at = ? WHERE id = ? AND state = 'approved'`).run(now, approved.id)
         const used = this.get(approved.id as string)
         this.recordUse(used, {session, clientRequest: input.clientRequest, hash, now})
         this.queue.push(['used', used, undefined, {session, statement: sql, at: new Date(now).toISOString()}])
@@ -204,8 +210,8 @@ export class ApprovalService {
       }
       const pending = this.db
         .prepare(`SELECT * FROM approval_requests WHERE requester_kind = ? AND requester_subject = ? AND connection = ? AND rule_id = ?
-                  AND scope = 'statement' AND statement_hash = ? AND state = 'pending' ORDER BY created_at LIMIT 1`)
-        .get(...owner, hash) as Row | undefined
+                  AND scope = ? AND statement_hash = ? AND state = 'pending' ORDER BY created_at LIMIT 1`)
+        .get(...owner, review.scope, hash) as Row | undefined
       if (pending) return {status: 'pending', approval: this.record(pending)}
       return {status: 'pending', approval: this.insert({identity, connection, review, sql, hash, session})}
     })
@@ -228,7 +234,7 @@ export class ApprovalService {
       .all(clientRequest, viewer.kind, viewer.subject) as Row[]
     return rows.map((r) => ({
       approvalId: r.approval_id as string,
-      scope: r.scope as 'statement' | 'session',
+      scope: r.scope as ReviewScope,
       ruleId: r.rule_id as string,
       session: (r.session_id as string | null) ?? undefined,
       usedAt: new Date(r.used_at as number).toISOString(),
@@ -500,7 +506,7 @@ export class ApprovalService {
     const rec: ApprovalRecord = {
       id: r.id as ApprovalId,
       state: r.state as ApprovalState,
-      scope: r.scope as 'statement' | 'session',
+      scope: r.scope as ReviewScope,
       ruleId: r.rule_id as string,
       connection: r.connection as string,
       requester: JSON.parse(r.requester_json as string) as Identity,

@@ -1,14 +1,15 @@
 // The approval model: a request (who asked for what, under which rule) and the decisions
 // approvers took on it. Shared by the service, the gateway API and the CLI (as JSON).
 import type {Identity} from '../identity/types.js'
-import type {SubjectMatcher} from '../policy/types.js'
+import type {ReviewScope, SubjectMatcher} from '../policy/types.js'
 
 /**
  * pending  — waiting for approvers (expires `ttlSeconds` after creation);
- * approved — enough approvals; a statement approval is usable once until `validUntil`, a
- *            session grant covers the rule on the connection until `validUntil`;
+ * approved — enough approvals; a statement approval is usable once until `validUntil`, a repeat
+ *            approval as often as its statement runs until `validUntil`, a session grant covers
+ *            the rule on the connection until `validUntil`;
  * rejected — one approver said no;
- * expired  — pending too long, or approved and not used (statement) / past its window (session);
+ * expired  — pending too long, or approved and not used (statement) / past its window (repeat, session);
  * used     — a one-time statement approval that was consumed by the statement it names.
  */
 export const APPROVAL_STATES = ['pending', 'approved', 'rejected', 'expired', 'used'] as const
@@ -30,8 +31,8 @@ export interface ApprovalDecisionRecord {
 export interface ApprovalRecord {
   id: ApprovalId
   state: ApprovalState
-  /** `statement`: one exact statement, once; `session`: every statement of the rule on the connection for a while. */
-  scope: 'statement' | 'session'
+  /** `statement`: one exact statement, once; `repeat`: one exact statement, any number of times until `validUntil`; `session`: every statement of the rule on the connection for a while. */
+  scope: ReviewScope
   ruleId: string
   connection: string
   requester: Identity
@@ -60,7 +61,7 @@ export interface ApprovalRecord {
   decisions: ApprovalDecisionRecord[]
 }
 
-/** One statement that ran under an approval: the one a one-time approval covered, or the first of a session under a grant. */
+/** One statement that ran under an approval: the one a one-time approval covered, each run of a repeat approval, or the first of a session under a grant. */
 export interface ApprovalUse {
   session?: string
   statement: string
@@ -77,7 +78,7 @@ export type ApprovalEventKind =
   | 'approved' // enough approvals: the request is approved
   | 'rejected'
   | 'expired'
-  | 'used' // a one-time statement approval was consumed
+  | 'used' // a statement ran under an approval (one-time: consumed; repeat: each run; session: first in each session)
 
 export type ApprovalEventHook = (kind: ApprovalEventKind, record: ApprovalRecord, decision?: ApprovalDecisionRecord, use?: ApprovalUse) => void
 

@@ -22,6 +22,8 @@ import {
   HTTP_MATCH_KEYS,
   type Limits,
   type Policy,
+  REVIEW_SCOPES,
+  type ReviewScope,
   type ReviewSpec,
   type Rule,
   SQL_MATCH_KEYS,
@@ -470,8 +472,8 @@ function validateReview(v: unknown, at: PathSegment[], c: Checker, what: string)
   if (v.ttl !== undefined) ttlSeconds = c.duration(v.ttl, [...at, 'ttl'], `${what}.ttl`) ?? ttlSeconds
   let scope: ReviewSpec['scope'] = 'statement'
   if (v.scope !== undefined) {
-    if (v.scope === 'statement' || v.scope === 'session') scope = v.scope
-    else c.fail([...at, 'scope'], `${what}.scope must be "statement" or "session"`)
+    if ((REVIEW_SCOPES as readonly unknown[]).includes(v.scope)) scope = v.scope as ReviewScope
+    else c.fail([...at, 'scope'], `${what}.scope must be one of ${REVIEW_SCOPES.join(', ')} (got ${JSON.stringify(v.scope)})`)
   }
   return approvers ? {approvers, approvals, ttlSeconds, scope} : undefined
 }

@@ -259,9 +259,19 @@ export interface ReviewSpec {
   approvals: number
   /** How long an approval stays valid. */
   ttlSeconds: number
-  /** `statement`: the approval covers that one statement; `session`: time-boxed access. */
-  scope: 'statement' | 'session'
+  /** What one approval covers: see ReviewScope. */
+  scope: ReviewScope
 }
+
+/**
+ * What one approval covers, for the requester on the connection:
+ * `statement` — the exact statement text, once (consumed by its first run);
+ * `repeat`    — the exact statement text, as many times as it runs, in any session, until `ttl`
+ *               after approval (a tool that sends the same statement on every run or twice per run);
+ * `session`   — every statement the rule matches, until the grant ends (time-boxed access).
+ */
+export type ReviewScope = 'statement' | 'repeat' | 'session'
+export const REVIEW_SCOPES: readonly ReviewScope[] = ['statement', 'repeat', 'session']
 
 export interface Limits {
   readOnly: boolean
@@ -342,7 +352,7 @@ export interface ReviewDecision {
   approvers: SubjectMatcher
   approvals: number
   ttlSeconds: number
-  scope: 'statement' | 'session'
+  scope: ReviewScope
 }
 
 export interface OperationDecision {

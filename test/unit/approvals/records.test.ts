@@ -86,4 +86,18 @@ describe('approval records in the audit log', () => {
     // Every statement's use is kept for the client's look-up, not only the first.
     assert.equal(svc.usesOf(alice, 'req-ses_ONE00000000').length, 2)
   })
+
+  it('repeat: approval.used for every run of the approved statement, with scope repeat and the approval\'s window', () => {
+    const repeat: ReviewDecision = {...once, ruleId: 'dump', scope: 'repeat', ttlSeconds: 600}
+    const asked = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session: 'ses_ASKED000000'})
+    svc.approve(asked.approval.id, bob, 'dump window')
+    assert.equal(of('approval.requested')[0].data.scope, 'repeat')
+    for (const session of ['ses_ONE00000000', 'ses_ONE00000000', 'ses_TWO00000000']) {
+      clock += 1000
+      assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session}).status, 'approved')
+    }
+    const used = of('approval.used')
+    assert.deepEqual(used.map((e) => e.session), ['ses_ONE00000000', 'ses_ONE00000000', 'ses_TWO00000000'])
+    assert.ok(used.every((e) => e.data.scope === 'repeat' && e.data.approval_id === asked.approval.id && e.data.valid_until === '2025-01-01T10:10:00.000Z'))
+  })
 })

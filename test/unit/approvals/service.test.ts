@@ -193,6 +193,44 @@ describe('ApprovalService', () => {
     )
   })
 
+  it('repeat scope: the approved statement runs as often as needed until the ttl, and each run is a use (two identical statements no longer use it up)', () => {
+    const repeat: ReviewDecision = {...review, ruleId: 'dump-reads', scope: 'repeat', ttlSeconds: 900}
+    const uses: Array<string | undefined> = []
+    svc.onEvent = (k, r, _d, use) => {
+      events.push([k, r])
+      if (k === 'used') uses.push(use?.session)
+    }
+    const SQL = 'LOCK TABLE public.customers IN ACCESS SHARE MODE'
+    const held = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session: 's1'})
+    assert.equal(held.status, 'pending')
+    assert.equal(held.approval.scope, 'repeat')
+    const ok = svc.approve(held.approval.id, bob, 'dump window')
+    assert.equal(ok.validUntil, '2025-01-01T10:15:00.000Z')
+    assert.match(reviewMessage(ok), /as often as needed, until 2025-01-01T10:15:00.000Z/)
+
+    for (const session of ['s2', 's2', 's3']) {
+      clock += 60_000
+      const r = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session, clientRequest: `run-${session}`})
+      assert.equal(r.status, 'approved')
+      assert.equal(r.approval.id, held.approval.id)
+      assert.equal(r.approval.state, 'approved', 'not used up')
+    }
+    assert.deepEqual(uses, ['s2', 's2', 's3'], 'every run is an approval.used')
+    assert.equal(svc.show(held.approval.id, alice).usedAt, '2025-01-01T10:01:00.000Z', 'usedAt is the first run')
+    assert.deepEqual(svc.usesOf(alice, 'run-s2').map((u) => [u.approvalId, u.scope]), [[held.approval.id, 'repeat'], [held.approval.id, 'repeat']])
+
+    // Still bound to the text, the requester, the connection and the rule's scope.
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: SQL + ' ', review: repeat}).status, 'pending')
+    assert.equal(svc.resolve({identity: mallory, connection: 'prod', statement: SQL, review: repeat}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'staging', statement: SQL, review: repeat}).status, 'pending')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: {...repeat, scope: 'statement'}}).status, 'pending', 'a rule changed to one-time does not reuse a repeat approval')
+    assert.throws(() => svc.approve(held.approval.id, alice, 'me'), (e: HoopError) => code(e) === 'ACCESS_DENIED')
+
+    clock = Date.parse('2025-01-01T10:15:00Z')
+    assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat}).status, 'pending', 'over at the ttl')
+    assert.equal(svc.show(held.approval.id, alice).state, 'expired')
+  })
+
   it('lists what the viewer requested or may approve, and hides the rest', () => {
     const a = svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}).approval
     const m = svc.resolve({identity: mallory, connection: 'prod', statement: 'DELETE FROM t', review}).approval

@@ -101,6 +101,12 @@ describe('policy: parse and validate', () => {
     one('version: 1\nrules:\n  - id: a\n    effect: review\n    review:\n      approvers: {groups: [dba]}\n      ttl: soon\n', 7, 'ttl must be a duration')
   })
 
+  it('reads each review scope, and reports an unknown one with the choices', () => {
+    const review = (scope: string) => `version: 1\nrules:\n  - id: a\n    effect: review\n    review:\n      approvers: {groups: [dba]}\n      scope: ${scope}\n`
+    for (const scope of ['statement', 'repeat', 'session'] as const) assert.equal(parsePolicy(review(scope), 'policy.yaml').rules[0].review?.scope, scope)
+    one(review('forever'), 7, 'scope must be one of statement, repeat, session (got "forever")')
+  })
+
   it('reports review without approvers, and effect review without review', () => {
     one('version: 1\nrules:\n  - id: a\n    effect: review\n    review: {approvals: 2}\n', 5, 'needs approvers')
     one('version: 1\nrules:\n  - id: a\n    effect: review\n', 4, 'effect review needs "review:')
