@@ -857,7 +857,9 @@ function classify(type: string, fields: Fields, f: Findings, index: number, via:
     case 'TransactionStmt':
       return make('transaction', TRANSACTION_COMMANDS[String(fields.kind)] ?? 'TRANSACTION', {writes: setsReadWrite(fields.options)})
     case 'LockStmt':
-      return make('lock', 'LOCK TABLE')
+      // PostgreSQL allows ACCESS SHARE, ROW SHARE and ROW EXCLUSIVE (modes 1-3) in a read-only
+      // transaction: they change no data (pg_dump takes ACCESS SHARE on every table it dumps).
+      return make('lock', 'LOCK TABLE', {writes: !(typeof fields.mode === 'number' && fields.mode >= 1 && fields.mode <= 3)})
     case 'VacuumStmt':
       return make('maintenance', fields.is_vacuumcmd === true ? 'VACUUM' : 'ANALYZE')
     case 'ReindexStmt':

@@ -142,6 +142,11 @@ rules:
 })
 
 describe('sql: analyzePostgres judges what the server will do (issue 12)', () => {
+  it('LOCK in a mode a read-only transaction allows is not a write (pg_dump takes ACCESS SHARE); stronger modes are', () => {
+    for (const mode of ['ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE']) assert.equal(analyzePostgres(`LOCK TABLE t IN ${mode} MODE`).statements[0].writes, false, mode)
+    for (const q of ['LOCK TABLE t', 'LOCK t IN SHARE MODE', 'LOCK t IN ACCESS EXCLUSIVE MODE']) assert.equal(analyzePostgres(q).statements[0].writes, true, q)
+  })
+
   const only = (sql: string, opts = {}) => {
     const op = analyzePostgres(sql, opts)
     assert.ok(!op.unparsable, `${sql} => ${JSON.stringify(op)}`)
