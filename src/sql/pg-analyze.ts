@@ -559,7 +559,8 @@ function analyzeTop(node: Node, index: number, out: Statement[], ctx: Ctx, depth
 
   // Calls judged on their arguments: settings, SQL text, relations named by text.
   if (depth < MAX_DEPTH) {
-    for (const call of f.calls) judgeCall(call, s, index, out, ctx, depth)
+    const settingName = type === 'SelectStmt' ? pgSettingsNameFilter(fields) : undefined
+    for (const call of f.calls) judgeCall(call, s, index, out, ctx, depth, settingName)
   }
 
   // Procedural bodies: best-effort look at the SQL inside (the statement stays opaque).
@@ -649,15 +650,43 @@ function addStores(s: Statement, node: Node): void {
   if (stores.length > 0) s.stores = stores
 }
 
+/**
+ * For `SELECT ... FROM [pg_catalog.]pg_settings WHERE name = 'literal'` (and nothing else in FROM),
+ * the one setting name the rows can have.
+ */
+function pgSettingsNameFilter(fields: Fields): string | undefined {
+  const from = Array.isArray(fields.fromClause) ? fields.fromClause : []
+  const rv = from.length === 1 && isRecord(from[0]) && isRecord(from[0].RangeVar) ? from[0].RangeVar : undefined
+  if (!rv || rv.relname !== 'pg_settings' || (rv.schemaname !== undefined && rv.schemaname !== 'pg_catalog')) return undefined
+  const w = isRecord(fields.whereClause) && isRecord(fields.whereClause.A_Expr) ? fields.whereClause.A_Expr : undefined
+  if (!w || w.kind !== 'AEXPR_OP' || !Array.isArray(w.name) || w.name.length !== 1) return undefined
+  const op = isRecord(w.name[0]) && isRecord(w.name[0].String) ? w.name[0].String.sval : undefined
+  if (op !== '=') return undefined
+  if (isColumnNamed(w.lexpr, 'name')) return stringLiteral(w.rexpr)
+  if (isColumnNamed(w.rexpr, 'name')) return stringLiteral(w.lexpr)
+  return undefined
+}
+
+/** A column reference `name` or `pg_settings.name`. */
+function isColumnNamed(node: unknown, column: string): boolean {
+  const ref = isRecord(node) && isRecord(node.ColumnRef) ? node.ColumnRef : undefined
+  const fieldsOf = ref && Array.isArray(ref.fields) ? ref.fields : []
+  const last = fieldsOf[fieldsOf.length - 1]
+  const name = isRecord(last) && isRecord(last.String) ? last.String.sval : undefined
+  return name === column && fieldsOf.length <= 2
+}
+
 /** set_config, functions that run SQL text, functions that read relations named by text. */
-function judgeCall(call: Fields, s: Statement, index: number, out: Statement[], ctx: Ctx, depth: number): void {
+function judgeCall(call: Fields, s: Statement, index: number, out: Statement[], ctx: Ctx, depth: number, settingName?: string): void {
   const name = (qualifiedName(call.funcname) ?? '').toLowerCase()
   const args = Array.isArray(call.args) ? call.args : []
   const base = baseName(name)
 
   if (base === 'set_config') {
     // set_config(name, value, is_local): a SET.
-    const setting = args[0] === undefined ? undefined : stringLiteral(args[0])
+    // pg_dump 15 writes `SELECT set_config(name, '...', false) FROM pg_settings WHERE name = '...'`:
+    // the WHERE names the one setting the column `name` can hold.
+    const setting = args[0] === undefined ? undefined : (stringLiteral(args[0]) ?? (isColumnNamed(args[0], 'name') ? settingName : undefined))
     if (setting === undefined) {
       out.push(unseenStatement('SET', `${name}() with a setting name computed at run time`, index, 'function'))
       return

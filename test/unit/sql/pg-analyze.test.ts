@@ -142,6 +142,16 @@ rules:
 })
 
 describe('sql: analyzePostgres judges what the server will do (issue 12)', () => {
+  it("pg_dump's set_config(name, ...) FROM pg_settings WHERE name = '...' is the SET of that one setting; without the WHERE it stays unseen", () => {
+    const dump = analyzePostgres("SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'").statements
+    assert.deepEqual(dump.find((x) => x.kind === 'set')?.settings, ['restrict_nonsystem_relation_kind'])
+    assert.ok(dump.every((x) => x.unseen === undefined))
+    const flipped = analyzePostgres("SELECT set_config(name, 'replica', false) FROM pg_catalog.pg_settings WHERE 'session_replication_role' = name").statements
+    assert.deepEqual(flipped.find((x) => x.kind === 'set')?.settings, ['session_replication_role'])
+    assert.ok(analyzePostgres("SELECT set_config(name, 'x', false) FROM pg_settings").statements.some((x) => x.unseen !== undefined))
+    assert.ok(analyzePostgres("SELECT set_config(name, 'x', false) FROM pg_settings, t WHERE name = 'a'").statements.some((x) => x.unseen !== undefined))
+  })
+
   it('LOCK in a mode a read-only transaction allows is not a write (pg_dump takes ACCESS SHARE); stronger modes are', () => {
     for (const mode of ['ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE']) assert.equal(analyzePostgres(`LOCK TABLE t IN ${mode} MODE`).statements[0].writes, false, mode)
     for (const q of ['LOCK TABLE t', 'LOCK t IN SHARE MODE', 'LOCK t IN ACCESS EXCLUSIVE MODE']) assert.equal(analyzePostgres(q).statements[0].writes, true, q)
