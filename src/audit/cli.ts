@@ -14,6 +14,7 @@ import {events} from './events.js'
 import {ensureAuditSchema, notePending} from './schema.js'
 import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
 import {readAnchorFiles} from './anchor-check.js'
+import {erasePayloads, type ErasureResult, type HoldResult, setHold} from './retention.js'
 import {certificatesFromPem} from './tsa.js'
 import {VERIFY_LIMITS, verifyLive, verifyPackage, type VerifyResult} from './verify.js'
 
@@ -161,6 +162,30 @@ export function sessionsShow(opts: {dataDir?: string; id: string}): Promise<Sess
  * Evidence read on the gateway host is audited too: who (the local user), what, when. The gateway
  * is the log's only writer, so the event waits in audit_pending until it appends it.
  */
+function operatorName(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return 'unknown'
+  }
+}
+
+/** `hoop audit erase`: the payloads of a session or a user's events, with an audit.erasure event. */
+export async function runErase(opts: {dataDir?: string; session?: string; user?: string; reason: string}): Promise<ErasureResult> {
+  if (Boolean(opts.session) === Boolean(opts.user)) throw new HoopError('INVALID_INPUT', 'give exactly one of --session ID or --user SUBJECT')
+  return withStore(opts.dataDir, (db) =>
+    erasePayloads(db, {scope: opts.session ? 'session' : 'user', target: (opts.session ?? opts.user)!, reason: opts.reason, operator: operatorName()}),
+  )
+}
+
+/** `hoop audit hold`: place or release a legal hold on a connection or a user, with an audit.hold event. */
+export async function runHold(opts: {dataDir?: string; connection?: string; user?: string; reason: string; release?: boolean}): Promise<HoldResult> {
+  if (Boolean(opts.connection) === Boolean(opts.user)) throw new HoopError('INVALID_INPUT', 'give exactly one of --connection NAME or --user SUBJECT')
+  return withStore(opts.dataDir, (db) =>
+    setHold(db, {action: opts.release ? 'release' : 'place', scope: opts.connection ? 'connection' : 'user', target: (opts.connection ?? opts.user)!, reason: opts.reason, operator: operatorName()}),
+  )
+}
+
 function accessed(db: Database.Database, o: Omit<Parameters<typeof events.auditAccess>[0], 'via' | 'operator' | 'identity'>): void {
   let operator = 'unknown'
   try {

@@ -20,6 +20,9 @@ type EventKind =
   | 'auth.failure'
   | 'audit.store_accepted'
   | 'audit.access'
+  | 'audit.retention'
+  | 'audit.erasure'
+  | 'audit.hold'
 
 /** Who acted, as recorded: the verified identity without its credential. */
 export type Actor = {
@@ -42,11 +45,36 @@ export interface AuditEvent {
   data: {[key: string]: Json | undefined}
 }
 
-/** An event as stored: the envelope that is hashed, chained and made a Merkle leaf. */
+/**
+ * An event as stored: the envelope that is hashed, chained and made a Merkle leaf. Version 1 holds
+ * its payload inline; version 2 holds `payload_hash` instead (see splitPayload), so the payload can
+ * expire or be erased later without changing any hash.
+ */
 export interface StoredEvent extends AuditEvent {
-  v: 1
+  v: 1 | 2
   seq: number
   prev_hash: string
+  /** v2, when the event had a payload: SHA-256 (hex) of the payload's canonical JSON. */
+  payload_hash?: string
+}
+
+/**
+ * The fields of each kind that are its payload: what a person typed or said (statement text,
+ * justifications, error messages that may quote data). They leave the hashed form of a v2 event
+ * and are kept apart, committed to by `payload_hash`.
+ */
+export const PAYLOAD_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  statement: ['text'],
+  'statement.result': ['error'],
+  'approval.requested': ['statement', 'justification'],
+  'approval.decided': ['justification'],
+  'approval.used': ['statement'],
+}
+
+/** The payload kept apart from a v2 event: a random nonce (so a short text cannot be guessed from its hash) and the fields. */
+export interface Payload {
+  nonce: string
+  fields: {[key: string]: Json}
 }
 
 export interface AppendedEvent {
@@ -128,6 +156,39 @@ interface Common {
 }
 
 export const events = {
+  /**
+   * Payloads expired by the retention policy (one batch): the cutoff per kind, how many and
+   * which seqs; `ref` ties the removal records in the store to this event.
+   */
+  retention(o: Common & {ref: string; cutoffs: Record<string, string>; removed: number; firstSeq?: number; lastSeq?: number; recordings?: number; held?: number}): AuditEvent {
+    return {
+      kind: 'audit.retention',
+      time: now(o.at),
+      data: {ref: o.ref, cutoffs: o.cutoffs, removed: o.removed, first_seq: o.firstSeq, last_seq: o.lastSeq, recordings: o.recordings, held: o.held},
+    }
+  },
+
+  /** Payloads erased on request (`hoop audit erase`): whose, why, by whom, how many. */
+  erasure(o: Common & {ref: string; operator?: string; identity?: Identity; scope: 'session' | 'user'; target: string; reason: string; removed: number; firstSeq?: number; lastSeq?: number; recordings?: number; held?: number}): AuditEvent {
+    return {
+      kind: 'audit.erasure',
+      time: now(o.at),
+      actor: o.identity ? actorOf(o.identity) : o.operator ? {kind: 'operator', subject: o.operator, name: o.operator, groups: []} : undefined,
+      data: {ref: o.ref, scope: o.scope, target: o.target, reason: o.reason, removed: o.removed, first_seq: o.firstSeq, last_seq: o.lastSeq, recordings: o.recordings, held: o.held},
+    }
+  },
+
+  /** A legal hold placed or released (`hoop audit hold`): payloads it covers do not expire. */
+  hold(o: Common & {operator?: string; identity?: Identity; action: 'place' | 'release'; scope: 'connection' | 'user'; target: string; reason: string}): AuditEvent {
+    return {
+      kind: 'audit.hold',
+      time: now(o.at),
+      actor: o.identity ? actorOf(o.identity) : o.operator ? {kind: 'operator', subject: o.operator, name: o.operator, groups: []} : undefined,
+      connection: o.scope === 'connection' ? o.target : undefined,
+      data: {action: o.action, scope: o.scope, target: o.target, reason: o.reason},
+    }
+  },
+
   /** `ruleId` and `policyVersion`: the access decision that let the session in. */
   sessionStart(o: Common & {session: string; identity: Identity; connection: string; connectionType?: string; agent: string; clientAddress?: string; ruleId?: string; policyVersion?: string}): AuditEvent {
     return {

@@ -19,14 +19,20 @@ import {canonicalize} from './canonical.js'
 import type {StoredEvent} from './events.js'
 import {loadSigningKey, type SignedTreeHead, signManifest, signTreeHead, type SigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
 import {leafHash, MerkleTree} from './merkle.js'
+import {packageLine, type PayloadRemoval, withPayload} from './payloads.js'
+import {RemovalLedger} from './retention.js'
 import {ReportBuilder} from './reports.js'
-import {type AnchorRow, type CheckpointRow, ensureAuditSchema, witnessPathOf} from './schema.js'
+import {type AnchorRow, type CheckpointRow, ensureAuditSchema, payloadColumn, witnessPathOf} from './schema.js'
 import {isoMappingMarkdown} from './summary.js'
 import {TarGzWriter} from './tar.js'
 import {vouch} from './vouch.js'
 
-/** Format of the package: 1 without anchors; 2 adds anchors.jsonl. Verify reads both. */
-export const PACKAGE_VERSION = 2
+/**
+ * Format of the package: 1 without anchors; 2 adds anchors.jsonl; 3 carries v2 events' payloads
+ * (or why they are gone) as a "~payload" member after each event's signed bytes, and a summary
+ * with the anchors and the retention applied. Verify reads all three.
+ */
+export const PACKAGE_VERSION = 3
 
 export const PACKAGE_FORMAT = 'hoop-audit-evidence'
 export const FILES = {
@@ -78,8 +84,8 @@ interface ManifestFile {
 
 export interface Manifest {
   format: typeof PACKAGE_FORMAT
-  /** 1: no anchors.jsonl; 2: with it. */
-  version: 1 | 2
+  /** 1: no anchors.jsonl; 2: with it; 3: with payloads apart from the signed events. */
+  version: 1 | 2 | 3
   created_at: string
   generator: string
   filters: ExportFilters
@@ -131,6 +137,16 @@ function matchesFilter(e: StoredEvent, f: ExportFilters): boolean {
     if (!actors.some((a) => a && [a.subject, a.name, a.email].some((x) => x?.toLowerCase() === u))) return false
   }
   return true
+}
+
+/** The seq of each audit.retention / audit.erasure event, by the ref its removal records carry. */
+function authoritySeqs(db: Database.Database): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const [seq, body] of db.prepare("SELECT seq, body FROM audit_events WHERE kind IN ('audit.retention', 'audit.erasure')").raw().iterate() as IterableIterator<[number, string]>) {
+    const ref = (JSON.parse(body) as StoredEvent).data.ref
+    if (typeof ref === 'string') out.set(ref, seq)
+  }
+  return out
 }
 
 function redactedStub(seq: number, leaf: Buffer): string {
@@ -281,22 +297,40 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
       return {path, content: buf}
     }
     const reports = new ReportBuilder()
+    const ledger = new RemovalLedger()
     const eventsFile = new HashedFile(join(dir, 'events.jsonl'))
     let events = 0
     let redacted = 0
     let range: Manifest['range'] = null
     if (bounds.a !== null && bounds.b !== null) {
       const total = bounds.b - bounds.a + 1
-      const rows = db.prepare('SELECT seq, body FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq').raw().iterate(bounds.a, bounds.b) as IterableIterator<[number, string]>
+      const rows = db
+        .prepare(`SELECT e.seq, e.body, ${payloadColumn(db)}, r.how, r.at, r.ref FROM audit_events e LEFT JOIN audit_payload_removals r ON r.seq = e.seq WHERE e.seq >= ? AND e.seq <= ? ORDER BY e.seq`)
+        .raw()
+        .iterate(bounds.a, bounds.b) as IterableIterator<[number, string, string | null, 'expired' | 'erased' | null, string | null, string | null]>
+      const authorities = authoritySeqs(db)
       let done = 0
-      for (const [seq, body] of rows) {
+      for (const [seq, body, payload, how, at, ref] of rows) {
         const e = JSON.parse(body) as StoredEvent
         if (matchesFilter(e, filters)) {
-          eventsFile.write(body + '\n')
-          reports.add(e)
+          // A v2 event's payload, or why it is gone, follows its signed bytes (payloads.ts).
+          let entry: string | PayloadRemoval | undefined
+          if (e.payload_hash !== undefined) {
+            if (payload !== null) {
+              entry = payload
+              ledger.kept()
+            } else if (how && at) {
+              entry = {removed: how, at, by_seq: ref ? authorities.get(ref) : undefined}
+              ledger.gone(e, entry)
+            } else ledger.gone(e, undefined)
+          }
+          ledger.authority(e)
+          eventsFile.write(packageLine(body, entry) + '\n')
+          reports.add(withPayload(e, typeof entry === 'string' ? entry : undefined))
           events++
         } else {
           eventsFile.write(redactedStub(seq, tree.leaf(seq - 1)) + '\n')
+          ledger.redacted(seq)
           redacted++
         }
         if (++done % 5000 === 0) progress({phase: 'events', done, total})
@@ -333,7 +367,7 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     small.push(
       addText(
         FILES.summary,
-        isoMappingMarkdown({createdAt, filters, range, sth, fingerprint: signer.fingerprint, reports, treeSize}),
+        isoMappingMarkdown({createdAt, filters, range, sth, fingerprint: signer.fingerprint, reports, treeSize, retention: {anchors: anchorLines, removals: ledger.finish(range?.last_seq ?? 0).groups}}),
       ),
     )
 

@@ -26,7 +26,8 @@ import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
 import {EMPTY_ROOT, leafHash, MerkleFrontier} from './merkle.js'
-import {pruneRecordings} from './recorder.js'
+import {payloadHash, splitPayload} from './payloads.js'
+import {expirePayloads, type RetentionPolicy} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 import {requestTimestamp} from './tsa.js'
@@ -38,7 +39,9 @@ const MAX_BATCH = 20_000
 const DEFER_MS = 20
 
 const INSERT_EVENT =
-  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body)'
+  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body, @payload)'
+/** Envelope version written: 2 commits to payloads by hash (payloads.ts). */
+const EVENT_VERSION = 2
 
 interface AuditLogOptions {
   db: Database.Database
@@ -50,8 +53,13 @@ interface AuditLogOptions {
   sinkBackoff?: BackoffOptions
   /** Sign a tree head after this many new events or this many ms, whichever comes first. */
   checkpointEvery?: {events: number; ms: number}
-  /** Drop recording payloads of sessions that finished more than this many days ago. */
+  /** Drop recording payloads of sessions that finished more than this many days ago (`retention.payloads['session.recording']`). */
   retentionDays?: number
+  /**
+   * Payload retention per kind and legal holds (retention.ts): run on open and every `intervalMs`
+   * (default 1 h) in batches of RETENTION_BATCH, one short transaction each, yielding between them.
+   */
+  retention?: RetentionPolicy & {intervalMs?: number}
   /**
    * `fsync` (default): a group is acknowledged once fsync'd, so it survives a power loss.
    * `os`: acknowledged once written to the OS (WAL, synchronous NORMAL): survives a crash or
@@ -113,6 +121,7 @@ interface Row {
   prev_hash: string
   leaf: Buffer
   body: string
+  payload: string | null
 }
 
 export class AuditLog {
@@ -243,20 +252,49 @@ export class AuditLog {
       t.unref()
       this.timers.push(t)
     }
-    if (opts.retentionDays !== undefined) {
-      const prune = () => {
-        try {
-          const n = pruneRecordings(this.db, {olderThanDays: opts.retentionDays!})
-          if (n > 0) this.logger.info('pruned recording payloads', {sessions: n, retentionDays: opts.retentionDays})
-        } catch (err) {
-          this.logger.error('recording retention failed', {error: String(err)})
-        }
-      }
-      prune()
-      const t = setInterval(prune, 3_600_000)
+    const retention = opts.retention ?? (opts.retentionDays !== undefined ? {payloads: {'session.recording': opts.retentionDays}} : undefined)
+    if (retention && Object.keys(retention.payloads).length > 0) {
+      setImmediate(() => void this.runRetention(retention))
+      const t = setInterval(() => void this.runRetention(retention), retention.intervalMs ?? 3_600_000)
       t.unref()
       this.timers.push(t)
     }
+  }
+
+  private retaining?: Promise<{removed: number; recordings: number}>
+
+  /**
+   * Expires payloads and recordings past their retention, batch by batch (each batch one short
+   * transaction and one audit.retention event, appended through audit_pending), yielding to the
+   * event loop between batches so commits go on.
+   */
+  runRetention(policy: RetentionPolicy, now?: Date): Promise<{removed: number; recordings: number}> {
+    this.retaining ??= (async () => {
+      const total = {removed: 0, recordings: 0}
+      try {
+        for (;;) {
+          if (this.closed || this.broken) break
+          const b = expirePayloads(this.db, policy, {now})
+          total.removed += b.removed
+          total.recordings += b.recordings
+          if (!b.more) break
+          await new Promise((r) => setTimeout(r, 5))
+        }
+        if (total.removed + total.recordings > 0) this.logger.info('audit retention expired payloads', total)
+      } catch (err) {
+        this.logger.error('audit retention failed', {error: errorMessage(err)})
+      }
+      return total
+    })().finally(() => {
+      this.retaining = undefined
+    })
+    return this.retaining
+  }
+
+  /** Appends the events commands and retention left in audit_pending now (they are also picked up every second). */
+  async absorbPendingNow(): Promise<void> {
+    this.absorbPending()
+    await this.flush()
   }
 
   static open(opts: AuditLogOptions): AuditLog {
@@ -414,7 +452,7 @@ export class AuditLog {
         this.logger.error('final audit checkpoint failed', {error: String(err)})
       }
     }
-    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamping])
+    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamping, this.retaining])
     for (const r of this.runners) r.stop()
     this.writerClosed = true
     if (this.ownWriter) this.writer.close()
@@ -453,8 +491,11 @@ export class AuditLog {
     for (const p of taken) {
       const e = p.event
       let body: string
+      let payload: string | undefined
       try {
-        body = canonicalize({...e, v: 1, seq: seq + 1, prev_hash: prev})
+        const split = splitPayload(e)
+        payload = split.payload
+        body = canonicalize({...split.event, v: EVENT_VERSION, seq: seq + 1, prev_hash: prev, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
       } catch (err) {
         p.reject(err as Error) // this event cannot be encoded; the others go on
         continue
@@ -473,6 +514,7 @@ export class AuditLog {
         prev_hash: prev,
         leaf: leafHash(body),
         body,
+        payload: payload ?? null,
       })
       prev = hash
     }

@@ -60,7 +60,7 @@ export class ReportBuilder {
   readonly approvals: Report<typeof APPROVAL_COLUMNS>
   readonly masking = new Report<typeof MASKING_COLUMNS>(MASKING_COLUMNS)
   /** The package format the reports are written for (1: the columns before approval and policy versions). */
-  constructor(readonly version: 1 | 2 = 2) {
+  constructor(readonly version: 1 | 2 | 3 = 3) {
     this.sessionLog = new Report<typeof SESSION_LOG_COLUMNS>(version === 1 ? SESSION_LOG_COLUMNS_V1 : SESSION_LOG_COLUMNS)
     this.approvals = new Report<typeof APPROVAL_COLUMNS>(version === 1 ? APPROVAL_COLUMNS_V1 : APPROVAL_COLUMNS)
   }
@@ -68,6 +68,8 @@ export class ReportBuilder {
   readonly sessions = new Set<string>()
   readonly counts: Record<string, number> = {}
   readonly decisions: Record<string, number> = {}
+  /** Legal holds placed and released in the package's events (audit.hold), for the summary. */
+  readonly holds: {seq: number; time: string; action: string; scope: string; target: string; reason: string; by?: string}[] = []
 
   add(e: StoredEvent): void {
     const d = e.data as Data
@@ -75,6 +77,7 @@ export class ReportBuilder {
     const n = e.kind === 'auth.failure' && Number.isSafeInteger(d.count) && (d.count as number) > 0 ? (d.count as number) : 1
     this.counts[e.kind] = (this.counts[e.kind] ?? 0) + n
     if (e.session) this.sessions.add(e.session)
+    if (e.kind === 'audit.hold') this.holds.push({seq: e.seq, time: e.time, action: String(d.action), scope: String(d.scope), target: String(d.target), reason: String(d.reason), by: who(e.actor)})
     switch (e.kind) {
       case 'approval.requested':
       case 'approval.decided':

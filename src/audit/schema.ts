@@ -1,6 +1,9 @@
 // Audit tables on the gateway's SQLite database. Events keep their canonical JSON (the hashed
 // bytes), the chain hash and the Merkle leaf hash; recordings keep payloads apart from events so
-// retention can drop payloads without touching anything that is hashed. `audit_anchors` says where
+// retention can drop payloads without touching anything that is hashed. A v2 event's payload
+// (statement text, justifications) sits in `audit_events.payload`, outside the hashed `body`;
+// `audit_payload_removals` records each payload removed (expired or erased, when, and the `ref` of
+// the audit.retention / audit.erasure event that says so); `audit_holds` are legal holds. `audit_anchors` says where
 // each signed head was published (witness file, sink, timestamp authority, with the token);
 // `audit_meta` keeps settings the offline commands need (the witness file's path);
 // `audit_pending` holds events written by commands run on the data dir (`hoop audit export
@@ -33,10 +36,23 @@ CREATE TABLE IF NOT EXISTS audit_anchors (
 CREATE INDEX IF NOT EXISTS audit_anchors_size ON audit_anchors(tree_size);
 CREATE TABLE IF NOT EXISTS audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_pending (id INTEGER PRIMARY KEY, body TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_payload_removals (
+  seq INTEGER PRIMARY KEY, how TEXT NOT NULL, at TEXT NOT NULL, ref TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_payload_removals_ref ON audit_payload_removals(ref);
+CREATE TABLE IF NOT EXISTS audit_holds (
+  id INTEGER PRIMARY KEY, scope TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL, placed_at TEXT NOT NULL,
+  placed_by TEXT NOT NULL, released_at TEXT);
 `
 
 export function ensureAuditSchema(db: Database.Database): void {
   db.exec(AUDIT_SCHEMA)
+  // Stores from before payloads were kept apart (envelope v1) gain the column; their events keep
+  // their payloads inline and never expire.
+  const cols = db.prepare('PRAGMA table_info(audit_events)').all() as {name: string}[]
+  if (!cols.some((c) => c.name === 'payload')) {
+    if (db.readonly) return
+    db.exec('ALTER TABLE audit_events ADD COLUMN payload TEXT')
+  }
 }
 
 export interface CheckpointRow {
@@ -71,4 +87,10 @@ export function witnessPathOf(db: Database.Database): string | undefined {
 export function notePending(db: Database.Database, event: object): void {
   ensureAuditSchema(db)
   db.prepare('INSERT INTO audit_pending (body, created_at) VALUES (?, ?)').run(JSON.stringify(event), new Date().toISOString())
+}
+
+/** The payload column in a SELECT: `payload`, or NULL on a read-only store from before it existed. */
+export function payloadColumn(db: Database.Database, table = 'e'): string {
+  const cols = db.prepare('PRAGMA table_info(audit_events)').all() as {name: string}[]
+  return cols.some((c) => c.name === 'payload') ? `${table}.payload` : 'NULL AS payload'
 }

@@ -1,4 +1,5 @@
-// Streaming copies of the audit log for external retention (a JSONL file, a SIEM webhook). The
+// Streaming copies of the audit log for external retention (a JSONL file, a SIEM webhook). A v2
+// event's line carries its payload as a last "~payload" member (payloads.ts), as packages do. The
 // store stays the source of truth: each sink has a cursor (last delivered seq) in the database and
 // a runner that reads committed events after it, delivers them in batches, and on failure retries
 // with exponential back-off and jitter. Delivery is at-least-once, in seq order.
@@ -12,7 +13,8 @@ import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {anchorLine} from './anchors.js'
 import type {SignedTreeHead} from './keys.js'
-import type {CheckpointRow} from './schema.js'
+import {type CheckpointRow, payloadColumn} from './schema.js'
+import {packageLine} from './payloads.js'
 
 interface SinkBatch {
   first: number
@@ -97,7 +99,7 @@ export class SinkRunner {
   private timer?: NodeJS.Timeout
   private stopped = false
   private idleWaiters: (() => void)[] = []
-  private readonly read: Database.Statement<[number, number], {seq: number; body: string}>
+  private readonly read: Database.Statement<[number, number], {seq: number; body: string; payload: string | null}>
   private readonly save: Database.Statement<[string, number]>
   private readonly readHead: Database.Statement<[number, number], CheckpointRow>
   private readonly noteAnchor: Database.Statement<[number, string, string, string]>
@@ -111,7 +113,7 @@ export class SinkRunner {
     private readonly logger: Logger,
     private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
   ) {
-    this.read = db.prepare('SELECT seq, body FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.read = db.prepare(`SELECT e.seq, e.body, ${payloadColumn(db)} FROM audit_events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`)
     this.save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq')
     const row = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(sink.name) as {seq: number} | undefined
     this.cursor = row?.seq ?? 0
@@ -175,7 +177,7 @@ export class SinkRunner {
           this.noteAnchor.run(head.tree_size, head.root_hash, this.sink.name, new Date().toISOString())
           continue
         }
-        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => r.body)}
+        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => packageLine(r.body, r.payload ?? undefined))}
         if (!(await this.attempt(() => this.sink.deliver(batch)))) return
         this.cursor = batch.last
         this.delivered += rows.length

@@ -1,9 +1,10 @@
 // The human summary (summary.md) of an evidence package: what is inside, how to verify it, and
 // how the contents map to ISO/IEC 27001:2013 and 2022 Annex A controls. Deterministic from the
 // manifest and the events, so the verifier can re-derive and compare it.
-import type {ExportFilters} from './export.js'
+import type {ExportFilters, PackageAnchor} from './export.js'
 import type {SignedTreeHead} from './keys.js'
 import type {ReportBuilder} from './reports.js'
+import type {RemovalGroup} from './retention.js'
 
 interface SummaryInput {
   createdAt: string
@@ -13,6 +14,63 @@ interface SummaryInput {
   fingerprint: string
   reports: ReportBuilder
   treeSize: number
+  /** Version 3 packages: the published heads (anchors.jsonl) and the payloads removed. Absent: the summary as versions 1 and 2 wrote it. */
+  retention?: {anchors: PackageAnchor[]; removals: RemovalGroup[]}
+}
+
+function md(s: string): string {
+  return s.replace(/[|\\`*_[\]<>\r\n]/g, (c) => (c === '\r' || c === '\n' ? ' ' : `\\${c}`))
+}
+
+/** Anchors, retention and holds: what version 3 adds to the summary. */
+function anchorsAndRetention(s: SummaryInput): string {
+  const r = s.retention!
+  const anchors = r.anchors.length
+    ? r.anchors
+        .map((a) => {
+          const where = a.published.map((p) => `${p.kind} \`${md(p.target)}\` at ${p.at}`).join('; ') || 'recorded in the store'
+          const ts = a.timestamp ? `; RFC 3161 timestamp ${a.timestamp.gen_time} by \`${md(a.timestamp.tsa)}\`` : ''
+          return `| ${a.tree_head.tree_size} | ${a.tree_head.timestamp} | ${where}${ts} |`
+        })
+        .join('\n')
+    : '| - | - | no head of this log was published outside the store before this export |'
+  const expired = r.removals.filter((g) => g.how === 'expired')
+  const erased = r.removals.filter((g) => g.how === 'erased')
+  const sum = (gs: RemovalGroup[]) => gs.reduce((n, g) => n + g.count, 0)
+  const rows = r.removals.length
+    ? r.removals
+        .map((g) =>
+          g.how === 'expired'
+            ? `| expired by retention | ${g.at} | ${g.count} (seq ${g.first_seq}..${g.last_seq}) | ${g.by_seq ? `\`audit.retention\` seq ${g.by_seq}` : 'event not in this package'} |`
+            : `| erased on request${g.target ? `: ${md(g.scope ?? '')} \`${md(g.target)}\`${g.reason ? `, "${md(g.reason)}"` : ''}` : ''} | ${g.at} | ${g.count} (seq ${g.first_seq}..${g.last_seq}) | ${g.by_seq ? `\`audit.erasure\` seq ${g.by_seq}` : 'event not in this package'} |`,
+        )
+        .join('\n')
+    : '| - | - | 0 | no payload in this package was removed |'
+  const holds = s.reports.holds.length
+    ? s.reports.holds.map((h) => `| ${h.time} | ${h.action === 'release' ? 'released' : 'placed'} | ${md(h.scope)} \`${md(h.target)}\` | ${md(h.reason)}${h.by ? ` (${md(h.by)})` : ''} | seq ${h.seq} |`).join('\n')
+    : ''
+  return `
+## Anchors: where the log's signed heads were published
+
+Each head below was published outside the store when it was signed (witness file, sinks, RFC 3161
+timestamp authority); \`anchors.jsonl\` holds them with their timestamp tokens and
+\`proofs/consistency.jsonl\` proves this package consistent with each.
+
+| tree size | signed | published |
+|---|---|---|
+${anchors}
+
+## Retention applied
+
+Events commit to their payload (statement text, justifications, error messages) by its SHA-256,
+so a payload removed by retention or on request leaves every hash, proof and signature intact.
+In this package: ${s.reports.counts.statement ?? 0} statement(s); payloads expired by retention: ${sum(expired)}; erased on request: ${sum(erased)}.
+A payload missing without such a record fails verification.
+
+| removal | when | payloads (events) | recorded by |
+|---|---|---|---|
+${rows}
+${holds ? `\nLegal holds (payloads they cover do not expire):\n\n| when | hold | on | reason | event |\n|---|---|---|---|---|\n${holds}\n` : '\nNo legal hold was placed or released in the events of this package.\n'}`
 }
 
 export function isoMappingMarkdown(s: SummaryInput): string {
@@ -43,7 +101,7 @@ Signing key (Ed25519) fingerprint, SHA-256 of the SubjectPublicKeyInfo: \`${s.fi
 | authentication failures | ${count('auth.failure')} |
 | policy reloads | ${count('policy.reload')} |
 | administrative changes | ${count('admin.change')} |
-
+${s.retention ? anchorsAndRetention(s) : ''}
 ## How to verify
 
 1. Obtain the gateway's public key independently (\`hoop audit key\` on the gateway host, or the
@@ -83,5 +141,7 @@ Signing key (Ed25519) fingerprint, SHA-256 of the SubjectPublicKeyInfo: \`${s.fi
 | A.12.4.3 Administrator and operator logs | A.8.15 Logging | \`admin.change\` (${count('admin.change')}) and \`policy.reload\` (${count('policy.reload')}) events |
 | A.14.2.5 Secure system engineering principles | A.8.11 Data masking | masking report: columns and detected entity types redacted before results left the gateway (${r.masking.rows} rows); policy as code with deny by default, each decision naming its rule |
 | A.12.4.1 Event logging | A.8.16 Monitoring activities | blocked and reviewed statements, authentication failures, decisions per rule; events also streamed to the SIEM sinks |
-`
+${s.retention ? `| A.18.1.3 Protection of records | A.8.10 Information deletion | retention applied: payloads expired by policy and erased on request, each removal recorded by an \`audit.retention\` / \`audit.erasure\` event and checked by verify; legal holds (\`audit.hold\`); hashes kept, so the proofs still hold |
+| A.12.4.2 Protection of log information | A.8.15 Logging | anchors: the signed heads published outside the store and their times (above) |
+` : ''}`
 }

@@ -14,11 +14,13 @@ import {type AnchorCheck, type AnchorSet, judgeAnchors, type SourcedAnchor} from
 import {anchorFromJson, treeHeadProblem} from './anchors.js'
 import {readFileSync} from 'node:fs'
 import type {StoredEvent} from './events.js'
-import {FILES, FILES_V1, type Manifest, PACKAGE_FORMAT, type RangeProofFile} from './export.js'
+import {FILES, FILES_V1, type Manifest, PACKAGE_FORMAT, type PackageAnchor, type RangeProofFile} from './export.js'
 import {fingerprintOf, publicKeyFromPem, type SignedTreeHead, verifyManifest, verifyTreeHead} from './keys.js'
 import {EMPTY_ROOT, leafHash, MerkleFrontier, MerkleTree, rootFromRange, verifyConsistency} from './merkle.js'
+import {PAYLOAD_MEMBER, payloadHash, splitPackageLine, withPayload} from './payloads.js'
 import {ReportBuilder} from './reports.js'
-import {type CheckpointRow, ensureAuditSchema} from './schema.js'
+import {removalNotes, RemovalLedger, type RemovalGroup} from './retention.js'
+import {type CheckpointRow, ensureAuditSchema, payloadColumn} from './schema.js'
 import {isoMappingMarkdown} from './summary.js'
 import {DeadlineError, quoteName, readTarGz, type TarEntryHandler, TarError} from './tar.js'
 import {errorMessage} from '../shared/errors.js'
@@ -57,6 +59,8 @@ export interface VerifyResult {
   notes: string[]
   /** With --anchor: the newest anchor of each source and every anchor that failed. */
   anchors?: AnchorCheck[]
+  /** v2 events: payloads present, and those gone with the record that says why (retention, erasure). */
+  payloads?: {present: number; expired: number; erased: number; removals: RemovalGroup[]}
 }
 
 /**
@@ -168,7 +172,7 @@ const HASHED_ONLY = new Set<string>([...REPORT_FILES, FILES.summary])
 function manifestProblem(m: unknown): string | undefined {
   if (!isObject(m)) return 'is not a JSON object'
   if (m.format !== PACKAGE_FORMAT) return `format is not ${PACKAGE_FORMAT}`
-  if (m.version !== 1 && m.version !== 2) return 'version is not 1 or 2'
+  if (m.version !== 1 && m.version !== 2 && m.version !== 3) return 'version is not 1, 2 or 3'
   const listed = m.version === 1 ? LISTED_FILES_V1 : LISTED_FILES
   if (typeof m.created_at !== 'string') return 'has no valid created_at'
   if (!isObject(m.filters) || Object.values(m.filters).some((v) => v !== undefined && typeof v !== 'string')) return 'has no valid filters'
@@ -259,7 +263,8 @@ class EventChecker {
   private undrained = 0
 
   /** `last` undefined: the manifest's range is empty, so no line may hold an event. */
-  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number, version: 1 | 2) {
+  readonly ledger = new RemovalLedger()
+  constructor(private readonly findings: Findings, first: number | undefined, private readonly last: number | undefined, maxLine: number, version: 1 | 2 | 3) {
     this.reports = new ReportBuilder(version)
     this.expected = first
     this.lines = new LineSplitter(maxLine, (bytes, line) => this.handle(bytes, line), (line) =>
@@ -302,16 +307,46 @@ class EventChecker {
     this.broken = true
   }
 
-  private handle(bytes: Buffer, line: number): void {
+  /** The event with its payload's fields back (for the reports), or why its payload member is wrong. */
+  private payloadOf(e: StoredEvent, member: string | undefined): {event: StoredEvent} | string {
+    if (e.payload_hash === undefined) return member === undefined ? {event: e} : 'carries a payload but does not commit to one (no payload_hash)'
+    if (e.v !== 2 || typeof e.payload_hash !== 'string' || !HEX64.test(e.payload_hash)) return 'has a malformed payload_hash'
+    if (member === undefined) {
+      this.ledger.gone(e, undefined)
+      return {event: e}
+    }
+    const m = parseJson(member)
+    if ('error' in m || !isObject(m.value)) return 'its payload member is not a JSON object'
+    const v = m.value
+    if (typeof v.nonce === 'string') {
+      if (payloadHash(member) !== e.payload_hash) return 'its payload does not hash to its payload_hash: the payload was changed after it was written'
+      this.ledger.kept()
+      return {event: withPayload(e, member)}
+    }
+    if ((v.removed !== 'expired' && v.removed !== 'erased') || typeof v.at !== 'string' || (v.by_seq !== undefined && !isCount(v.by_seq))) return 'its payload member is neither a payload nor a removal record'
+    this.ledger.gone(e, {removed: v.removed, at: v.at, by_seq: v.by_seq as number | undefined})
+    return {event: e}
+  }
+
+  private handle(lineBytes: Buffer, line: number): void {
+    let bytes = lineBytes
     if (this.broken) return
     const at = {file: FILES.events, line}
-    let e: StoredEvent & {redacted?: boolean; leaf_hash?: string}
+    let e: StoredEvent & {redacted?: boolean; leaf_hash?: string; [PAYLOAD_MEMBER]?: unknown}
     try {
       e = JSON.parse(bytes.toString('utf8'))
     } catch {
       return this.fail({...at, record: `${FILES.events} line ${line}`, reason: 'not valid JSON'})
     }
     const seq = e?.seq
+    // A v2 event's payload (or why it is gone) follows the signed bytes as the member "~payload".
+    let member: string | undefined
+    if (isObject(e) && PAYLOAD_MEMBER in e) {
+      const split = splitPackageLine(bytes, e)
+      bytes = split.body
+      member = split.member
+      delete e[PAYLOAD_MEMBER]
+    }
     if (!Number.isSafeInteger(seq) || seq < 1) return this.fail({...at, record: `${FILES.events} line ${line}`, reason: 'has no valid seq'})
     if (this.last === undefined) return this.fail({...at, seq, record: `event seq ${seq}`, reason: `line ${line} holds an event but the manifest's range is empty: an event was inserted`})
     this.expected ??= seq
@@ -327,8 +362,9 @@ class EventChecker {
     }
     this.firstSeq ??= seq
     if (e.redacted === true) {
-      if (typeof e.leaf_hash !== 'string' || !HEX64.test(e.leaf_hash)) return this.fail({...at, seq, record: `event seq ${seq}`, reason: 'redacted entry has no valid leaf_hash'})
+      if (typeof e.leaf_hash !== 'string' || !HEX64.test(e.leaf_hash) || member !== undefined) return this.fail({...at, seq, record: `event seq ${seq}`, reason: 'redacted entry has no valid leaf_hash'})
       this.leaves.push(Buffer.from(e.leaf_hash, 'hex'))
+      this.ledger.redacted(seq)
       this.prevHash = null
       this.lastHash = null
       this.redacted++
@@ -347,8 +383,11 @@ class EventChecker {
         })
       }
       if (typeof e.kind !== 'string' || typeof e.time !== 'string') return this.fail({...at, seq, record: `event seq ${seq}`, reason: 'is not an audit event (no kind or time)'})
+      const p = this.payloadOf(e, member)
+      if (typeof p === 'string') return this.fail({...at, seq, record: `event seq ${seq}`, reason: p})
       try {
-        this.reports.add(e)
+        this.ledger.authority(e)
+        this.reports.add(p.event)
       } catch (err) {
         return this.fail({...at, seq, record: `event seq ${seq}`, reason: `is not a well-formed audit event (${errorMessage(err).replace(/[^\x20-\x7e]+/g, ' ').slice(0, 120)})`})
       }
@@ -366,6 +405,7 @@ class EventChecker {
 }
 
 /** A JSONL file of the package parsed line by line into `T`s; bad lines are named failures. */
+
 class JsonlFile<T> {
   readonly items: {line: number; value: T}[] = []
   private readonly lines: LineSplitter
@@ -454,6 +494,7 @@ class PackageVerifier {
   private sth: SignedTreeHead | undefined
   private checkpointCount = 0
   private key: KeyObject | undefined
+  private payloads: VerifyResult['payloads']
 
   constructor(private readonly opts: VerifyOptions, private readonly pinned: KeyObject | undefined, private readonly limits: VerifyLimits) {
     this.deadline = new Deadline(limits.timeoutMs)
@@ -480,6 +521,7 @@ class PackageVerifier {
       checkpoints: this.checkpointCount,
       checks: [...this.findings.checks].map(([name, ok]) => ({name, ok})),
       first: failures[0],
+      payloads: this.payloads,
       failures,
       notes: this.notes,
       anchors: this.anchorChecks,
@@ -819,14 +861,36 @@ class PackageVerifier {
     }
   }
 
+  /** Every missing payload has a removal record its retention or erasure event covers. */
+  private checkRemovals(checker: EventChecker): RemovalGroup[] {
+    const {groups, notes} = checker.ledger.finish(checker.lastSeq ?? 0)
+    for (const f of checker.ledger.failures) failRecord(this.findings, f)
+    this.notes.push(...removalNotes(groups), ...notes)
+    this.payloads = payloadCounts(checker.ledger.present, groups)
+    return groups
+  }
+
   /** Reports and summary must be exactly what the verified events say. */
   private checkReports(manifest: Manifest, sth: SignedTreeHead): void {
     const {findings, checker} = this
     if (!checker || checker.broken) return
+    const removals = this.checkRemovals(checker)
     const derived = checker.derivedReports()
+    const anchors = (this.anchorsFile?.items ?? []).map((i) => i.value as PackageAnchor)
     derived.set(
       FILES.summary,
-      sha256(isoMappingMarkdown({createdAt: manifest.created_at, filters: manifest.filters, range: manifest.range, sth, fingerprint: sth.key_fingerprint, reports: checker.reports, treeSize: sth.tree_size})),
+      sha256(
+        isoMappingMarkdown({
+          createdAt: manifest.created_at,
+          filters: manifest.filters,
+          range: manifest.range,
+          sth,
+          fingerprint: sth.key_fingerprint,
+          reports: checker.reports,
+          treeSize: sth.tree_size,
+          retention: manifest.version >= 3 ? {anchors, removals} : undefined,
+        }),
+      ),
     )
     for (const [path, hash] of derived) {
       const got = this.hashes.get(path)
@@ -840,6 +904,15 @@ class PackageVerifier {
     }
     findings.pass('report')
   }
+}
+
+function failRecord(f: Findings, x: {seq: number; reason: string}): void {
+  f.fail('record', {seq: x.seq, record: `event seq ${x.seq}`, reason: x.reason})
+}
+
+function payloadCounts(present: number, groups: RemovalGroup[]): NonNullable<VerifyResult['payloads']> {
+  const n = (how: string) => groups.filter((g) => g.how === how).reduce((a, g) => a + g.count, 0)
+  return {present, expired: n('expired'), erased: n('erased'), removals: groups}
 }
 
 /** Verifies the gateway's own store: chain, stored hashes and leaves, and every signed checkpoint. */
@@ -879,8 +952,21 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     }
   }
   checkCheckpoints()
-  const rows = db.prepare('SELECT seq, hash, leaf, body FROM audit_events ORDER BY seq').raw().iterate() as IterableIterator<[number, string, Buffer, string]>
-  for (const [seq, hash, leaf, body] of rows) {
+  const pendingRefs = new Set<string>()
+  for (const [body] of db.prepare('SELECT body FROM audit_pending').raw().all() as [string][]) {
+    try {
+      const ref = (JSON.parse(body) as {data?: {ref?: unknown}}).data?.ref
+      if (typeof ref === 'string') pendingRefs.add(ref)
+    } catch {
+      // not ours to judge here: the gateway logs a pending event it cannot read
+    }
+  }
+  const ledger = new RemovalLedger(pendingRefs)
+  const rows = db
+    .prepare(`SELECT e.seq, e.hash, e.leaf, e.body, ${payloadColumn(db)}, r.how, r.at, r.ref FROM audit_events e LEFT JOIN audit_payload_removals r ON r.seq = e.seq ORDER BY e.seq`)
+    .raw()
+    .iterate() as IterableIterator<[number, string, Buffer, string, string | null, 'expired' | 'erased' | null, string | null, string | null]>
+  for (const [seq, hash, leaf, body, payload, how, removedAt, ref] of rows) {
     if (broken) break
     const expected = count + 1
     firstSeq ??= seq
@@ -907,6 +993,15 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     } else if (!leafHash(body).equals(leaf)) {
       findings.fail('record', {seq, record: `event seq ${seq}`, reason: 'its stored Merkle leaf does not match its content'})
     } else {
+      if (e.payload_hash !== undefined) {
+        if (payload !== null) {
+          if (payloadHash(payload) !== e.payload_hash) findings.fail('record', {seq, record: `event seq ${seq}`, reason: 'its stored payload does not hash to its payload_hash: the payload was changed after it was written'})
+          else ledger.kept()
+        } else ledger.gone(e, how && removedAt && ref ? {removed: how, at: removedAt, ref} : undefined)
+      } else if (payload !== null) {
+        findings.fail('record', {seq, record: `event seq ${seq}`, reason: 'a payload is stored for it, but it commits to none (no payload_hash)'})
+      }
+      ledger.authority(e)
       frontier.push(leaf)
       leaves?.push(leaf)
       prev = h
@@ -917,6 +1012,9 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     }
     broken = true
   }
+  const removals = ledger.finish(count)
+  for (const f of ledger.failures) failRecord(findings, f)
+  notes.push(...removalNotes(removals.groups), ...removals.notes)
   if (!broken) {
     findings.pass('record')
     const beyond = checkpoints.slice(ci).filter((c) => c.tree_size > count)
@@ -968,6 +1066,7 @@ export function verifyLive(db: Database.Database, opts: {publicKey?: string | Ke
     failures,
     notes,
     anchors: anchorChecks,
+    payloads: payloadCounts(ledger.present, removals.groups),
   }
 }
 

@@ -5,6 +5,7 @@
 import type {X509Certificate} from 'node:crypto'
 import {isAbsolute, resolve, dirname} from 'node:path'
 import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
+import {parseRetentionPeriod, RETENTION_KINDS, type RetentionPolicy} from '../audit/retention.js'
 import {certificatesFromPem} from '../audit/tsa.js'
 import {errorMessage} from '../shared/errors.js'
 import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
@@ -15,6 +16,8 @@ interface AuditSettings {
   checkpointEvery: {events: number; ms: number}
   recordingCap: number
   retentionDays?: number
+  /** Per-kind payload retention and legal holds (`retention:`); `retentionDays` alone is recordings' retention. */
+  retention?: RetentionPolicy & {intervalMs?: number}
   durability: 'fsync' | 'os'
   sinks: AuditSink[]
   /** Witness file for signed heads (absolute); the gateway defaults it to <dataDir>/audit-witness.jsonl. */
@@ -38,7 +41,7 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
     throw configError(problems)
   }
   const baseDir = cfg.file && !cfg.file.startsWith('<') ? dirname(resolve(cfg.file)) : process.cwd()
-  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'durability', 'sinks', 'witness', 'timestamp'])
+  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'retention', 'durability', 'sinks', 'witness', 'timestamp'])
   for (const k of Object.keys(raw)) if (!known.has(k)) fail([k], `unknown key "${k}" in audit`)
   if (raw.signingKeyFile !== undefined) {
     if (typeof raw.signingKeyFile !== 'string') fail(['signingKeyFile'], 'signingKeyFile must be a path')
@@ -71,6 +74,43 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
   if (raw.retentionDays !== undefined) {
     if (!Number.isInteger(raw.retentionDays) || (raw.retentionDays as number) < 1) fail(['retentionDays'], 'retentionDays must be a positive integer')
     else out.retentionDays = raw.retentionDays as number
+  }
+  if (raw.retention !== undefined) {
+    const r = raw.retention
+    if (!isObject(r)) fail(['retention'], 'retention must be a mapping: {payloads: {statement: 90d, default: 365d}, holds: [{connection: NAME}, {user: SUBJECT}]}')
+    else {
+      const policy: RetentionPolicy & {intervalMs?: number} = {payloads: {}, holds: []}
+      for (const k of Object.keys(r)) if (!['payloads', 'holds', 'interval'].includes(k)) fail(['retention', k], `unknown key "${k}" in audit.retention (payloads, holds, interval)`)
+      if (r.payloads !== undefined) {
+        if (!isObject(r.payloads)) fail(['retention', 'payloads'], 'retention.payloads must map an event kind (or default, session.recording) to a period like 90d')
+        else
+          for (const [kind, v] of Object.entries(r.payloads)) {
+            const days = parseRetentionPeriod(v)
+            if (!RETENTION_KINDS.includes(kind)) fail(['retention', 'payloads', kind], `retention.payloads.${kind}: no such payload kind (${RETENTION_KINDS.join(', ')})`)
+            else if (days === undefined) fail(['retention', 'payloads', kind], `retention.payloads.${kind} must be a period like 90d, 12w, 1y or 36h`)
+            else policy.payloads[kind] = days
+          }
+      }
+      if (r.holds !== undefined) {
+        if (!Array.isArray(r.holds)) fail(['retention', 'holds'], 'retention.holds must be a list of {connection: NAME} or {user: SUBJECT}')
+        else
+          r.holds.forEach((h, i) => {
+            if (!isObject(h) || Object.keys(h).length !== 1 || !(typeof h.connection === 'string' || typeof h.user === 'string')) fail(['retention', 'holds', i], 'each hold is {connection: NAME} or {user: SUBJECT}')
+            else policy.holds!.push(typeof h.connection === 'string' ? {connection: h.connection} : {user: h.user as string})
+          })
+      }
+      if (r.interval !== undefined) {
+        const m = typeof r.interval === 'string' ? DURATION_RE.exec(r.interval) : null
+        if (!m) fail(['retention', 'interval'], 'retention.interval must be a duration like 10m or 1h')
+        else policy.intervalMs = Number(m[1]) * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[m[2] as 'ms' | 's' | 'm' | 'h']
+      }
+      out.retention = policy
+    }
+  }
+  // retentionDays (before per-kind retention) is the recordings' retention.
+  if (out.retentionDays !== undefined) {
+    out.retention ??= {payloads: {}, holds: []}
+    out.retention.payloads['session.recording'] ??= out.retentionDays
   }
   if (raw.sinks !== undefined) {
     if (!Array.isArray(raw.sinks)) fail(['sinks'], 'sinks must be a list')

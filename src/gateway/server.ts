@@ -123,7 +123,7 @@ export class Gateway {
         dataDir: opts.dataDir,
         signingKeyFile: settings.signingKeyFile,
         checkpointEvery: settings.checkpointEvery,
-        retentionDays: settings.retentionDays,
+        retention: settings.retention,
         durability: settings.durability,
         sinks: settings.sinks,
         anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},

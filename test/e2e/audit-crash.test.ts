@@ -56,8 +56,10 @@ describe('audit survives kill -9 of the gateway', function () {
 
     const db = new Database(join(dataDir, 'hoop.db'), {readonly: true})
     const recorded = new Set<number>()
-    for (const row of db.prepare("SELECT body FROM audit_events WHERE kind = 'statement'").all() as Array<{body: string}>) {
-      const m = new RegExp(`INSERT INTO ${table} VALUES \\((\\d+)\\)`).exec((JSON.parse(row.body) as {data: {text: string}}).data.text)
+    for (const row of db.prepare("SELECT body, payload FROM audit_events WHERE kind = 'statement'").all() as Array<{body: string; payload: string | null}>) {
+      // A v2 event keeps its text in its payload, committed to by payload_hash.
+      const text = row.payload ? (JSON.parse(row.payload) as {fields: {text: string}}).fields.text : (JSON.parse(row.body) as {data: {text: string}}).data.text
+      const m = new RegExp(`INSERT INTO ${table} VALUES \\((\\d+)\\)`).exec(text)
       if (m) recorded.add(Number(m[1]))
     }
     db.close()

@@ -226,7 +226,7 @@ describe('audit anchors: evidence packages', () => {
     const log = AuditLog.open({db, dataDir: f.dir, checkpointEvery: {events: 100, ms: 0}})
     for (const e of sampleEvents('ses_TAIL00000000').slice(0, 3)) await log.append(e)
     await log.flush()
-    db.prepare("UPDATE audit_events SET body = replace(body, 'users', 'orders') WHERE seq = 18").run()
+    db.prepare(`UPDATE audit_events SET body = replace(body, '"time":"2', '"time":"1') WHERE seq = 18`).run()
     await assert.rejects(exportEvidence({db, dataDir: f.dir, out: join(f.dir, 'p.tar.gz')}), /event seq 18 does not match its stored hash/)
     await log.close().catch(() => {})
     db.close()

@@ -263,7 +263,10 @@ describe('audit evidence: tamper detection', function () {
         c.cleanup()
       }
     }
-    check((d) => d.prepare("UPDATE audit_events SET body = replace(body, 'DROP TABLE', 'DROP VIEW') WHERE seq = 7").run(), 'event seq 7', /changed/)
+    check((d) => d.prepare(`UPDATE audit_events SET body = replace(body, '"time":"2', '"time":"1') WHERE seq = 7`).run(), 'event seq 7', /changed/)
+    // The statement text is the event's payload, kept apart and committed to by payload_hash.
+    check((d) => d.prepare("UPDATE audit_events SET payload = replace(payload, 'DROP TABLE', 'DROP VIEW') WHERE seq = 7").run(), 'event seq 7', /payload was changed/)
+    check((d) => d.prepare('UPDATE audit_events SET payload = NULL WHERE seq = 7').run(), 'event seq 7', /removed without a record/)
     check((d) => d.prepare('DELETE FROM audit_events WHERE seq = 5').run(), 'event seq 5', /deleted/)
     check((d) => {
       const a = d.prepare('SELECT body, hash FROM audit_events WHERE seq = 3').get() as {body: string; hash: string}
