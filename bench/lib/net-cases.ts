@@ -37,8 +37,10 @@ async function pgbench(bin: string, port: number, clients: number, seconds: numb
   return {tps: Number(tps[1]), latencyMs: Number(lat[1])}
 }
 
-async function pgbenchRounds(bin: string, stack: Stack, clients: number, seconds: number, rounds: number, log: (s: string) => void, paths: Path[] = PATHS) {
+async function pgbenchRounds(bin: string, stack: Stack, clients: number, seconds: number, rounds: number, log: (s: string) => void, paths: Path[] = PATHS, warmUp = false) {
   const samples: Record<Path, PgbenchFigure[]> = {direct: [], relay: [], hoop: [], tcp: []}
+  // A path's first run pays one-time costs (JIT of its hot code, connect's first sessions).
+  if (warmUp) for (const p of paths) await pgbench(bin, portOf(stack, p), clients, 1)
   for (let r = 0; r < rounds; r++) {
     for (const p of order(r, paths)) {
       const f = await pgbench(bin, portOf(stack, p), clients, seconds)
@@ -91,7 +93,7 @@ export async function casePgbench1(o: {bin: string; stack: Stack; seconds: numbe
 
 /** pgbench -S, 8 clients, through a `tcp` connection: what the relay alone costs (issue 15, direction 3). */
 export async function caseTcp8(o: {bin: string; stack: Stack; seconds: number; rounds: number; log: (s: string) => void}): Promise<CaseResult> {
-  const s = await pgbenchRounds(o.bin, o.stack, 8, o.seconds, o.rounds, o.log, TCP_PATHS)
+  const s = await pgbenchRounds(o.bin, o.stack, 8, o.seconds, o.rounds, o.log, TCP_PATHS, true)
   const tps = (p: Path) => median(s[p].map((f) => f.tps))
   const ratio = median(s.tcp.map((f, i) => f.tps / s.relay[i].tps))
   const target = {op: '>=' as const, value: 0.85}
@@ -111,7 +113,7 @@ export async function caseTcp8(o: {bin: string; stack: Stack; seconds: number; r
 
 /** pgbench -S, 1 client, through a `tcp` connection: added latency against the socat chain's. */
 export async function caseTcp1(o: {bin: string; stack: Stack; seconds: number; rounds: number; log: (s: string) => void}): Promise<CaseResult> {
-  const s = await pgbenchRounds(o.bin, o.stack, 1, o.seconds, o.rounds, o.log, TCP_PATHS)
+  const s = await pgbenchRounds(o.bin, o.stack, 1, o.seconds, o.rounds, o.log, TCP_PATHS, true)
   const lat = (p: Path) => median(s[p].map((f) => f.latencyMs))
   const added = (p: Path) => lat(p) - lat('direct')
   const ratio = added('tcp') / added('relay')
