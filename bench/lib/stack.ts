@@ -110,9 +110,13 @@ export function copyTableName(bytes: number): string {
   return `bench_copy_${Math.round(bytes / 1e6)}mb`
 }
 
-/** HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync). */
-export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync'): string {
-  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}}
+/**
+ * HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync);
+ * HOOP_BENCH_RECORDING_CAP=0 takes session recording out of the path (to decompose its cost).
+ */
+export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
+  const cap = recordingCap !== undefined && /^\d+$/.test(recordingCap) ? `, recordingCap: ${recordingCap}` : ''
+  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}${cap}}
 connections:
   - name: pg
     type: postgres
