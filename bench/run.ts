@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
 import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
-import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8} from './lib/net-cases.js'
+import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8, caseTcp1, caseTcp8} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
 import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
 import {copyTableName, ensureBuilt, ensureDatabase, ensureTools, startStack, type Stack} from './lib/stack.js'
@@ -104,7 +104,7 @@ async function main(): Promise<number> {
 
   await ensureBuilt(log)
   const {pgbench} = await ensureTools(log)
-  const needsDb = ['pgbench-select-8', 'pgbench-select-1', 'copy-out', 'new-connection'].some(want)
+  const needsDb = ['pgbench-select-8', 'pgbench-select-1', 'tcp-select-8', 'tcp-select-1', 'copy-out', 'new-connection'].some(want)
   if (needsDb) await ensureDatabase({pgbench, scale: s.scale, copyBytes: s.copyBytes, log})
   const pgVersion = (await sh('psql "host=127.0.0.1 user=postgres dbname=postgres" -X -A -t -c "SHOW server_version"')).stdout.trim()
 
@@ -115,12 +115,14 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    if (['pgbench-select-8', 'pgbench-select-1', 'copy-out', 'new-connection', 'sessions-1000'].some(want)) {
+    if (['pgbench-select-8', 'pgbench-select-1', 'tcp-select-8', 'tcp-select-1', 'copy-out', 'new-connection', 'sessions-1000'].some(want)) {
       stack = await startStack({cpuProfDir: cpuProf, log})
       log(`paths: direct :${stack.directPort}, socat x3 :${stack.relayPort}, hoop :${stack.hoopPort}`)
       const st = stack
       await run('pgbench-select-8', () => casePgbench8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
       await run('pgbench-select-1', () => casePgbench1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
+      await run('tcp-select-8', () => caseTcp8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
+      await run('tcp-select-1', () => caseTcp1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
       await run('copy-out', () => caseCopy({stack: st, table: copyTableName(s.copyBytes), rounds: s.copyRounds, log, label: s.copyBytes >= 1e9 ? '1 GB' : `${Math.round(s.copyBytes / 1e6)} MB`}))
       await run('new-connection', () => caseNewConnection({stack: st, count: s.newConnections, log}))
       await run('sessions-1000', () => caseManySessions({stack: st, sessions: s.sessions, rssOf, log}))

@@ -8,16 +8,19 @@ import {sh} from './procs.js'
 import {type CaseResult, judge, median, percentile} from './report.js'
 import {conninfo, PG, type Stack} from './stack.js'
 
-export type Path = 'direct' | 'relay' | 'hoop'
+/** hoop = a `postgres` connection (engine + policy + audit); tcp = a `tcp` connection (relay only). */
+export type Path = 'direct' | 'relay' | 'hoop' | 'tcp'
 const PATHS: Path[] = ['direct', 'relay', 'hoop']
+/** The relay decomposition: the same hoop processes with no engine in the path. */
+const TCP_PATHS: Path[] = ['direct', 'relay', 'tcp']
 
 export function portOf(stack: Stack, p: Path): number {
-  return p === 'direct' ? stack.directPort : p === 'relay' ? stack.relayPort : stack.hoopPort
+  return p === 'direct' ? stack.directPort : p === 'relay' ? stack.relayPort : p === 'tcp' ? stack.tcpPort : stack.hoopPort
 }
 
 /** Rotates the order each round so no path always runs first (cold caches) or last. */
-function order(round: number): Path[] {
-  return PATHS.map((_, i) => PATHS[(i + round) % PATHS.length])
+function order(round: number, paths: Path[] = PATHS): Path[] {
+  return paths.map((_, i) => paths[(i + round) % paths.length])
 }
 
 interface PgbenchFigure {
@@ -34,10 +37,12 @@ async function pgbench(bin: string, port: number, clients: number, seconds: numb
   return {tps: Number(tps[1]), latencyMs: Number(lat[1])}
 }
 
-async function pgbenchRounds(bin: string, stack: Stack, clients: number, seconds: number, rounds: number, log: (s: string) => void) {
-  const samples: Record<Path, PgbenchFigure[]> = {direct: [], relay: [], hoop: []}
+async function pgbenchRounds(bin: string, stack: Stack, clients: number, seconds: number, rounds: number, log: (s: string) => void, paths: Path[] = PATHS, warmUp = false) {
+  const samples: Record<Path, PgbenchFigure[]> = {direct: [], relay: [], hoop: [], tcp: []}
+  // A path's first run pays one-time costs (JIT of its hot code, connect's first sessions).
+  if (warmUp) for (const p of paths) await pgbench(bin, portOf(stack, p), clients, 1)
   for (let r = 0; r < rounds; r++) {
-    for (const p of order(r)) {
+    for (const p of order(r, paths)) {
       const f = await pgbench(bin, portOf(stack, p), clients, seconds)
       samples[p].push(f)
       log(`  pgbench -c ${clients} round ${r + 1}/${rounds} ${p}: ${f.tps.toFixed(0)} tps, ${f.latencyMs.toFixed(3)} ms`)
@@ -86,9 +91,50 @@ export async function casePgbench1(o: {bin: string; stack: Stack; seconds: numbe
   }
 }
 
+/** pgbench -S, 8 clients, through a `tcp` connection: what the relay alone costs (issue 15, direction 3). */
+export async function caseTcp8(o: {bin: string; stack: Stack; seconds: number; rounds: number; log: (s: string) => void}): Promise<CaseResult> {
+  const s = await pgbenchRounds(o.bin, o.stack, 8, o.seconds, o.rounds, o.log, TCP_PATHS, true)
+  const tps = (p: Path) => median(s[p].map((f) => f.tps))
+  const ratio = median(s.tcp.map((f, i) => f.tps / s.relay[i].tps))
+  const target = {op: '>=' as const, value: 0.85}
+  return {
+    id: 'tcp-select-8',
+    title: 'pgbench select-only, 8 clients, `tcp` connection',
+    metric: 'TPS, hoop tcp / relay chain',
+    value: ratio,
+    unit: '',
+    target,
+    met: judge(ratio, target),
+    ratio: true,
+    summary: `direct ${tps('direct').toFixed(0)} TPS, relay ${tps('relay').toFixed(0)} (${(tps('relay') / tps('direct')).toFixed(2)}x), hoop tcp ${tps('tcp').toFixed(0)} (${(tps('tcp') / tps('direct')).toFixed(2)}x direct)`,
+    detail: {seconds: o.seconds, rounds: o.rounds, tps: {direct: tps('direct'), relay: tps('relay'), tcp: tps('tcp')}, samples: s},
+  }
+}
+
+/** pgbench -S, 1 client, through a `tcp` connection: added latency against the socat chain's. */
+export async function caseTcp1(o: {bin: string; stack: Stack; seconds: number; rounds: number; log: (s: string) => void}): Promise<CaseResult> {
+  const s = await pgbenchRounds(o.bin, o.stack, 1, o.seconds, o.rounds, o.log, TCP_PATHS, true)
+  const lat = (p: Path) => median(s[p].map((f) => f.latencyMs))
+  const added = (p: Path) => lat(p) - lat('direct')
+  const ratio = added('tcp') / added('relay')
+  const target = {op: '<=' as const, value: 1.3}
+  return {
+    id: 'tcp-select-1',
+    title: 'pgbench select-only, 1 client, `tcp` connection',
+    metric: 'added latency per query over direct, hoop tcp / relay chain',
+    value: ratio,
+    unit: '',
+    target,
+    met: judge(ratio, target),
+    ratio: true,
+    summary: `direct ${(lat('direct') * 1000).toFixed(0)} µs/query; added: relay +${(added('relay') * 1000).toFixed(0)} µs, hoop tcp +${(added('tcp') * 1000).toFixed(0)} µs`,
+    detail: {seconds: o.seconds, rounds: o.rounds, latencyMs: {direct: lat('direct'), relay: lat('relay'), tcp: lat('tcp')}, samples: s},
+  }
+}
+
 /** COPY table TO STDOUT through psql into `wc -c`: MB/s per path. */
 export async function caseCopy(o: {stack: Stack; table: string; rounds: number; log: (s: string) => void; label: string}): Promise<CaseResult> {
-  const mbps: Record<Path, number[]> = {direct: [], relay: [], hoop: []}
+  const mbps: Record<Path, number[]> = {direct: [], relay: [], hoop: [], tcp: []}
   let bytes = 0
   for (let r = 0; r < o.rounds; r++) {
     for (const p of order(r)) {
@@ -118,7 +164,7 @@ export async function caseCopy(o: {stack: Stack; table: string; rounds: number; 
 
 /** A new connection and its first query (pg driver, startup + auth + SELECT 1), one at a time. */
 export async function caseNewConnection(o: {stack: Stack; count: number; log: (s: string) => void}): Promise<CaseResult> {
-  const ms: Record<Path, number[]> = {direct: [], relay: [], hoop: []}
+  const ms: Record<Path, number[]> = {direct: [], relay: [], hoop: [], tcp: []}
   const once = async (port: number) => {
     const t0 = performance.now()
     const c = new pg.Client({host: '127.0.0.1', port, user: PG.user, database: PG.database, connectionTimeoutMillis: 10_000})

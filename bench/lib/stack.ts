@@ -1,6 +1,7 @@
 // What the benchmark runs against: the tools (pgbench, socat, psql), the dedicated `hoop_bench`
 // database with its tables, and the three paths to it: (a) direct, (b) a chain of socat relays
-// with the hoop path's hop count, (c) hoop connect -> gateway -> agent with a realistic policy.
+// with the hoop path's hop count, (c) hoop connect -> gateway -> agent with a realistic policy, and
+// (d) the same hoop processes with a `tcp` connection to PostgreSQL (the relay alone, no engine).
 import {mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readdirSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -109,9 +110,13 @@ export function copyTableName(bytes: number): string {
   return `bench_copy_${Math.round(bytes / 1e6)}mb`
 }
 
-/** HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync). */
-export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync'): string {
-  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}}
+/**
+ * HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync);
+ * HOOP_BENCH_RECORDING_CAP=0 takes session recording out of the path (to decompose its cost).
+ */
+export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
+  const cap = recordingCap !== undefined && /^\d+$/.test(recordingCap) ? `, recordingCap: ${recordingCap}` : ''
+  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}${cap}}
 connections:
   - name: pg
     type: postgres
@@ -119,6 +124,10 @@ connections:
     agent: bench-agent
     database: ${PG.database}
     username: postgres
+  - name: pgtcp
+    type: tcp
+    target: 127.0.0.1:5432
+    agent: bench-agent
   - name: echo
     type: tcp
     target: 127.0.0.1:${echoPort}
@@ -128,7 +137,7 @@ policy:
   rules:
     - id: bench-access
       subjects: {groups: [bench]}
-      connections: [pg, echo]
+      connections: [pg, pgtcp, echo]
       effect: allow
     - id: no-drop
       connections: ["*"]
@@ -170,11 +179,14 @@ export interface Stack {
   directPort: number
   relayPort: number
   hoopPort: number
+  /** `hoop connect pgtcp`: the same PostgreSQL through a `tcp` connection (relay only, no engine). */
+  tcpPort: number
   echoHoopPort: number
   echoPort: number
   gateway: Proc
   agent: Proc
   connect: Proc
+  connectTcp: Proc
   connectEcho: Proc
   dataDir: string
   close(): Promise<void>
@@ -209,20 +221,24 @@ export async function startStack(o: {cpuProfDir?: string; log: (s: string) => vo
   const agent = startHoop('agent', ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs})
   await agent.waitFor(/connected to gateway/)
   const connect = await startConnect('pg', saToken, url, nodeArgs)
+  const connectTcp = await startConnect('pgtcp', saToken, url, nodeArgs)
   const connectEcho = await startConnect('echo', saToken, url)
   return {
     directPort: PG.port,
     relayPort: relay.port,
     hoopPort: connect.port,
+    tcpPort: connectTcp.port,
     echoHoopPort: connectEcho.port,
     echoPort: echo.port,
     gateway,
     agent,
     connect: connect.proc,
+    connectTcp: connectTcp.proc,
     connectEcho: connectEcho.proc,
     dataDir,
     async close() {
       await connect.proc.stop()
+      await connectTcp.proc.stop()
       await connectEcho.proc.stop()
       await agent.stop()
       await gateway.stop()

@@ -75,6 +75,18 @@ function peerError(code: string, message: string): HoopError {
   return isErrorCode(code) ? new HoopError(code, message) : new HoopError('PROTOCOL_ERROR', message, {peerCode: code})
 }
 
+/** The part of the net.Socket under a ws WebSocket that coalescing needs (ws keeps it in `_socket`). */
+interface CorkableSocket {
+  cork(): void
+  uncork(): void
+  readonly destroyed: boolean
+}
+
+function socketOf(ws: WebSocket): CorkableSocket | null {
+  const s = (ws as unknown as {_socket?: Partial<CorkableSocket> | null})._socket
+  return s && typeof s.cork === 'function' && typeof s.uncork === 'function' ? (s as CorkableSocket) : null
+}
+
 function toBuffer(data: WebSocket.RawData): Buffer {
   if (Buffer.isBuffer(data)) return data
   if (Array.isArray(data)) return Buffer.concat(data)
@@ -424,6 +436,8 @@ export class Mux extends EventEmitter {
   private alive = true
   private connectQueue: Buffer[] | null = null
   private connectQueueBytes = 0
+  /** The socket under the WebSocket, corked from the first frame of a tick until setImmediate. */
+  private corked: CorkableSocket | null = null
 
   constructor(ws: WebSocket, opts: MuxOptions) {
     super()
@@ -571,6 +585,7 @@ export class Mux extends EventEmitter {
       return
     }
     this.peakQueued_ = Math.max(this.peakQueued_, queued + frame.length)
+    if (data) this.corkUntilImmediate()
     if (data && queued + frame.length >= LINK_HIGH_WATER) {
       // This frame fills the socket: its send callback tells us when everything before it is flushed.
       this.probes++
@@ -578,6 +593,29 @@ export class Mux extends EventEmitter {
     } else {
       this.ws.send(frame, SEND_OPTS)
     }
+  }
+
+  /**
+   * Coalesces the frames sent during this turn of the event loop (all the I/O callbacks of one
+   * poll phase: several streams' reads, several messages of one WebSocket read) into one writev,
+   * from the first DATA frame on (a flood of control frames is not held back):
+   * ws writes each message as header + payload under its own cork/uncork, which nests inside ours.
+   * The bytes held meanwhile sit in the socket's writable buffer, so ws.bufferedAmount (and with it
+   * LINK_HIGH_WATER and maxQueuedBytes) still counts them; send callbacks fire once they are written.
+   */
+  private corkUntilImmediate(): void {
+    if (this.corked) return
+    const sock = socketOf(this.ws)
+    if (!sock || sock.destroyed) return
+    sock.cork()
+    this.corked = sock
+    setImmediate(this.uncork)
+  }
+
+  private readonly uncork = (): void => {
+    const sock = this.corked
+    this.corked = null
+    sock?.uncork()
   }
 
   /**
