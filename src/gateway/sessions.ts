@@ -10,7 +10,7 @@ import {runMysqlSession} from '../engines/mysql/session.js'
 import {runPgSession} from '../engines/postgres/session.js'
 import {runTcpSession} from '../engines/tcp/session.js'
 import type {Identity} from '../identity/types.js'
-import type {Policy, Statement} from '../policy/index.js'
+import type {Operation, Policy, Statement} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
 import {analyzeMysql} from '../sql/mysql-analyze.js'
 import {analyzePostgres} from '../sql/pg-analyze.js'
@@ -160,7 +160,16 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
       // EXECUTE is judged as the statement it runs.
       const prepared = new Map<string, Statement[]>()
       const variables = new Map<string, string>()
-      const analyze = engine === 'postgres' ? (sql: string) => analyzePostgres(sql, {prepared}) : (sql: string) => analyzeMysql(sql, {prepared, variables})
+      // A named Parse is judged, then remembered as prepared: the judge's analysis serves both (used
+      // once, since analysing again could differ: PREPARE and EXECUTE change the session's state).
+      let lastPg: {sql: string; op: Operation} | undefined
+      const analyzePg = (sql: string): Operation => (lastPg = {sql, op: analyzePostgres(sql, {prepared})}).op
+      const judgedPg = (sql: string): Operation => {
+        const op = lastPg?.sql === sql ? lastPg.op : analyzePostgres(sql, {prepared})
+        lastPg = undefined
+        return op
+      }
+      const analyze = engine === 'postgres' ? analyzePg : (sql: string) => analyzeMysql(sql, {prepared, variables})
       const hooks = policyHooks({
         session: sessionId,
         identity,
@@ -187,7 +196,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
               logger: log,
               // SQL EXECUTE may name a protocol-prepared statement: the analyser judges it as what it runs.
               prepared: {
-                parsed: (name, sql) => rememberPrepared(prepared, name, analyzePostgres(sql, {prepared}).statements),
+                parsed: (name, sql) => rememberPrepared(prepared, name, judgedPg(sql).statements),
                 closed: (name) => forgetPrepared(prepared, name),
               },
             })
