@@ -306,6 +306,11 @@ export class AuditLog {
     return this.seq
   }
 
+  /** Why every append is refused now (closed, or a store that cannot be vouched for); for /readyz. */
+  get unavailable(): HoopError | undefined {
+    return this.closed ? new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed') : this.broken
+  }
+
   get headHash(): string {
     return this.head
   }

@@ -35,12 +35,12 @@ export async function adminClient(target: AdminTarget): Promise<AdminClient> {
 
 function localAdmin(dataDir: string): AdminClient {
   // One short-lived store per call: SQLite WAL lets this run beside a live gateway.
-  const withStore = async <T>(fn: (s: SqliteStore) => T): Promise<T> => {
+  const withStore = async <T>(fn: (s: SqliteStore) => Promise<T>): Promise<T> => {
     const store = new SqliteStore(dataDir)
     try {
-      return fn(store)
+      return await fn(store)
     } finally {
-      store.close()
+      await store.close()
     }
   }
   return {

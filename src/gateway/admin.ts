@@ -19,32 +19,32 @@ function checkName(kind: string, name: unknown): string {
   return name
 }
 
-export function createAgent(store: Store, name: unknown): CreatedSecret {
+export async function createAgent(store: Store, name: unknown): Promise<CreatedSecret> {
   const n = checkName('agent', name)
   const key = issueKey('ag')
-  store.createAgent(n, key.id, key.hash)
+  await store.createAgent(n, key.id, key.hash)
   return {name: n, token: key.token}
 }
 
-export function revokeAgent(store: Store, name: string): AgentRecord {
-  const rec = store.revokeAgent(name)
+export async function revokeAgent(store: Store, name: string): Promise<AgentRecord> {
+  const rec = await store.revokeAgent(name)
   if (!rec) throw new HoopError('NOT_FOUND', `no active agent named "${name}"`)
   return rec
 }
 
-export function createServiceAccount(store: Store, name: unknown, groups: unknown): CreatedSecret & {groups: string[]} {
+export async function createServiceAccount(store: Store, name: unknown, groups: unknown): Promise<CreatedSecret & {groups: string[]}> {
   const n = checkName('service account', name)
   const list = groups === undefined ? [] : groups
   if (!Array.isArray(list) || !list.every((g) => typeof g === 'string' && GROUP_RE.test(g))) {
     throw new HoopError('INVALID_INPUT', 'groups must be a list of group names (letters, digits, "_.:@-")')
   }
   const key = issueKey('sa')
-  store.createServiceAccount(n, list as string[], key.id, key.hash)
+  await store.createServiceAccount(n, list as string[], key.id, key.hash)
   return {name: n, token: key.token, groups: list as string[]}
 }
 
-export function revokeServiceAccount(store: Store, name: string): ServiceAccountRecord {
-  const rec = store.revokeServiceAccount(name)
+export async function revokeServiceAccount(store: Store, name: string): Promise<ServiceAccountRecord> {
+  const rec = await store.revokeServiceAccount(name)
   if (!rec) throw new HoopError('NOT_FOUND', `no active service account named "${name}"`)
   return rec
 }

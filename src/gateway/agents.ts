@@ -32,6 +32,13 @@ export class AgentRegistry {
     return [...this.links.keys()].filter((n) => this.isOnline(n))
   }
 
+  /** Live relay links from remote agents (the embedded agent has none). */
+  linkCount(): number {
+    let n = 0
+    for (const list of this.links.values()) n += list.filter((m) => !m.closed).length
+    return n
+  }
+
   /** Disconnects every link of an agent (its token was revoked). */
   disconnect(name: string, code: ErrorCode, message: string): void {
     for (const mux of this.links.get(name) ?? []) mux.goAway(code, message)

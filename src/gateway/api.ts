@@ -1,7 +1,8 @@
-// The gateway's HTTP API: health, public settings, the caller's connections, and admin calls for
-// agents and service accounts; audit and approvals routes are handed to audit-api.ts and
-// approvals-api.ts. Every route but /healthz, the well-known document and the audit public key
-// needs a verified identity; admin routes need membership of an admin group.
+// The gateway's HTTP API: public settings, the caller's connections, and admin calls for agents
+// and service accounts; audit and approvals routes are handed to audit-api.ts and approvals-api.ts
+// (/healthz, /readyz and /metrics are ops.ts's). Every route but the well-known document and the
+// audit public key needs a verified identity; admin routes need membership of an admin group.
+import type Database from 'better-sqlite3'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {IdentityRuntime} from '../identity/runtime.js'
 import type {Identity} from '../identity/types.js'
@@ -13,7 +14,7 @@ import {HoopError} from '../shared/errors.js'
 import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {events, type AuditLog} from '../audit/index.js'
-import type {SqliteStore} from '../store/sqlite.js'
+import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
 import {handleApprovalsApi} from './approvals-api.js'
@@ -22,7 +23,9 @@ import type {AgentRegistry} from './agents.js'
 
 export interface ApiContext {
   config: GatewayConfig
-  store: SqliteStore
+  store: Store
+  /** The data dir's SQLite file: the audit log, approvals and recordings. */
+  db: Database.Database
   audit: AuditLog
   /** Just-in-time approvals (src/approvals); the /v1/approvals routes answer 404 without it. */
   approvals?: ApprovalService
@@ -55,10 +58,6 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
   const path = url.pathname
   const method = req.method ?? 'GET'
 
-  if (path === '/healthz' && method === 'GET') {
-    sendJson(res, 200, {status: 'ok', version: ctx.version, agentsOnline: ctx.agents.onlineAgents().length})
-    return
-  }
   if (path === '/.well-known/hoop-configuration' && method === 'GET') {
     sendJson(res, 200, {gateway: ctx.url, version: ctx.version, relayVersion: RELAY_VERSION, auth: ctx.identity.publicSettings()})
     return
@@ -140,10 +139,10 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
   const log = ctx.logger.child({admin: who.subject})
   const audited = (action: string, targetType: string, target: string) =>
     ctx.audit.append(events.adminChange({identity: who, action, targetType, target}))
-  if (path === '/agents' && method === 'GET') return sendJson(res, 200, {agents: withOnline(ctx, ctx.store.listAgents())})
+  if (path === '/agents' && method === 'GET') return sendJson(res, 200, {agents: withOnline(ctx, await ctx.store.listAgents())})
   if (path === '/agents' && method === 'POST') {
     const body = (await readJsonBody(req)) as {name?: unknown}
-    const created = admin.createAgent(ctx.store, body.name)
+    const created = await admin.createAgent(ctx.store, body.name)
     log.info('agent created', {name: created.name})
     await audited('create', 'agent', created.name)
     return sendJson(res, 201, created)
@@ -151,16 +150,16 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
   const agent = /^\/agents\/([^/]+)$/.exec(path)
   if (agent && method === 'DELETE') {
     const name = decodeURIComponent(agent[1])
-    const rec = admin.revokeAgent(ctx.store, name)
+    const rec = await admin.revokeAgent(ctx.store, name)
     ctx.agents.disconnect(name, 'TOKEN_REJECTED', 'agent token was revoked')
     log.info('agent revoked', {name})
     await audited('revoke', 'agent', name)
     return sendJson(res, 200, rec)
   }
-  if (path === '/service-accounts' && method === 'GET') return sendJson(res, 200, {serviceAccounts: ctx.store.listServiceAccounts()})
+  if (path === '/service-accounts' && method === 'GET') return sendJson(res, 200, {serviceAccounts: await ctx.store.listServiceAccounts()})
   if (path === '/service-accounts' && method === 'POST') {
     const body = (await readJsonBody(req)) as {name?: unknown; groups?: unknown}
-    const created = admin.createServiceAccount(ctx.store, body.name, body.groups)
+    const created = await admin.createServiceAccount(ctx.store, body.name, body.groups)
     log.info('service account created', {name: created.name, groups: created.groups})
     await audited('create', 'service-account', created.name)
     return sendJson(res, 201, created)
@@ -168,7 +167,7 @@ async function handleAdmin(ctx: ApiContext, who: Identity, method: string, path:
   const sa = /^\/service-accounts\/([^/]+)$/.exec(path)
   if (sa && method === 'DELETE') {
     const name = decodeURIComponent(sa[1])
-    const rec = admin.revokeServiceAccount(ctx.store, name)
+    const rec = await admin.revokeServiceAccount(ctx.store, name)
     log.info('service account revoked', {name})
     await audited('revoke', 'service-account', name)
     return sendJson(res, 200, rec)

@@ -33,13 +33,13 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
     const q = url.searchParams
     const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 50) || 50))
     const filters = {connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined}
-    const sessions = listSessions(ctx.store.db, {limit, ...filters})
+    const sessions = listSessions(ctx.db, {limit, ...filters})
     await access({action: 'sessions.list', ...filters, results: sessions.length})
     sendJson(res, 200, {sessions})
     return true
   }
   if (session) {
-    const detail = showSession(ctx.store.db, decodeURIComponent(session[1]))
+    const detail = showSession(ctx.db, decodeURIComponent(session[1]))
     await access({action: 'sessions.show', session: detail.id, connection: detail.connection})
     sendJson(res, 200, {...detail, replay: renderReplay(detail)})
     return true
@@ -48,7 +48,7 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   await ctx.audit.flush()
   ctx.audit.checkpoint()
   if (url.pathname === '/v1/audit/verify') {
-    const result = verifyLive(ctx.store.db, {publicKey: ctx.audit.publicKeyPem()})
+    const result = verifyLive(ctx.db, {publicKey: ctx.audit.publicKeyPem()})
     await access({action: 'verify', treeSize: result.events, firstSeq: result.firstSeq, lastSeq: result.lastSeq})
     sendJson(res, 200, result)
     return true
@@ -58,7 +58,7 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   const dir = mkdtempSync(join(tmpdir(), 'hoop-export-'))
   try {
     const out = join(dir, 'evidence.tar.gz')
-    const summary = await exportEvidence({db: ctx.store.db, dataDir: ctx.dataDir, signingKeyFile: ctx.signingKeyFile, out, generator: `hoop gateway ${ctx.version}`, ...filters})
+    const summary = await exportEvidence({db: ctx.db, dataDir: ctx.dataDir, signingKeyFile: ctx.signingKeyFile, out, generator: `hoop gateway ${ctx.version}`, ...filters})
     await access({action: 'export', ...filters, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, treeSize: summary.treeSize, events: summary.events, sha256: summary.sha256})
     res.writeHead(200, {
       'content-type': 'application/gzip',

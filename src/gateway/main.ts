@@ -99,7 +99,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
     gateway.audit.append(event).catch((err) => s.logger.error('audit append failed', {kind: event.kind, error: errorMessage(err)}))
   let inForce = policyVersion(policy.current)
   record(
-    events.policyReload({source, sha256: fileHash(), rules: policy.current.rules.length, ok: true, oldVersion: lastPolicyVersion(gateway.store.db), newVersion: inForce, trigger: 'start'}),
+    events.policyReload({source, sha256: fileHash(), rules: policy.current.rules.length, ok: true, oldVersion: lastPolicyVersion(gateway.db), newVersion: inForce, trigger: 'start'}),
   )
   policy.on('reload', (r: {ok: boolean; error?: HoopError; policy?: {rules: unknown[]}}) => {
     const old = inForce

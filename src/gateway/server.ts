@@ -1,6 +1,7 @@
 // The gateway: one HTTP + WebSocket port. Agents dial /v1/agent, clients dial /v1/connect; both
 // present a bearer token in the Authorization header (never in the URL, so never in logs).
 // Shutdown stops accepting, tells every peer why (GOAWAY) and closes every stream.
+import type Database from 'better-sqlite3'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
 import {userInfo} from 'node:os'
@@ -14,17 +15,21 @@ import {authenticateServiceKey} from '../identity/service-keys.js'
 import type {Identity} from '../identity/types.js'
 import {MAX_FRAME_SIZE} from '../relay/frame.js'
 import {Mux} from '../relay/mux.js'
-import {type GatewayConfig, parseHostPort} from '../shared/config.js'
+import {type GatewayConfig, parseHostPort, readSecret, type StoreConfig} from '../shared/config.js'
 import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'
 import {bearerFrom, sendError} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
+import {PostgresStore} from '../store/postgres.js'
 import {SqliteStore} from '../store/sqlite.js'
+import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import {AgentRegistry} from './agents.js'
 import {AuthFailureAudit} from './auth-failures.js'
 import {handleApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
+import {GatewayMetrics} from './metrics.js'
+import {handleOps} from './ops.js'
 import {closeUnendedSessions, serveClientStream, type SessionContext} from './sessions.js'
 
 interface GatewayOptions {
@@ -67,6 +72,15 @@ async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['acc
   audit.checkpoint()
 }
 
+/**
+ * The configured store: the data dir's SQLite file (the default), or PostgreSQL, migrated and
+ * reachable, or a STORE_UNAVAILABLE error naming the URL with its password redacted.
+ */
+async function openStore(config: StoreConfig, local: SqliteStore, logger: Logger): Promise<Store> {
+  if (config.kind === 'sqlite') return local
+  return PostgresStore.open({url: readSecret(config.url), poolSize: config.poolSize, logger: logger.child({component: 'store'})})
+}
+
 /** How often live links are checked against revocations made elsewhere. */
 const REVOCATION_SWEEP_MS = 2000
 
@@ -74,6 +88,7 @@ export class Gateway {
   private closing = false
   private readonly clientLinks = new Map<Mux, Identity>()
   private sweeper?: NodeJS.Timeout
+  private sweeping = false
   private signingKeyFile?: string
   /** Bad tokens and access denials: the first per source and interval on its own, the rest counted. */
   readonly authFailures: AuthFailureAudit
@@ -82,19 +97,38 @@ export class Gateway {
     private readonly opts: GatewayOptions,
     private readonly server: Server,
     private readonly wss: WebSocketServer,
-    readonly store: SqliteStore,
+    readonly store: Store,
+    /** The data dir's SQLite file: the audit log, approvals and recordings (and the store when it is SQLite). */
+    private readonly local: SqliteStore,
     readonly audit: AuditLog,
     readonly approvals: ApprovalService,
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
     readonly url: string,
+    readonly metrics: GatewayMetrics,
   ) {
     this.authFailures = new AuthFailureAudit(audit, opts.logger.child({component: 'audit'}))
   }
 
+  /** The local SQLite handle the audit log, approvals and recordings use (docs/ha.md: they move next). */
+  get db(): Database.Database {
+    return this.local.db
+  }
+
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const {host, port} = parseHostPort(opts.listen)
-    const store = new SqliteStore(opts.dataDir)
+    const local = new SqliteStore(opts.dataDir)
+    let store: Store
+    try {
+      store = await openStore(opts.config.store, local, opts.logger)
+    } catch (err) {
+      await local.close()
+      throw err
+    }
+    const closeStores = async () => {
+      if (store !== local) await store.close()
+      await local.close()
+    }
     const server = createServer()
     server.keepAliveTimeout = 5000
     await new Promise<void>((resolve, reject) => {
@@ -102,6 +136,9 @@ export class Gateway {
         reject(new HoopError('INVALID_INPUT', `cannot listen on ${opts.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
       )
       server.listen(port, host, () => resolve())
+    }).catch(async (err) => {
+      await closeStores()
+      throw err
     })
     const addr = server.address()
     const actualPort = typeof addr === 'object' && addr ? addr.port : port
@@ -111,15 +148,17 @@ export class Gateway {
       identity = await createIdentityRuntime({config: opts.config, store, logger: opts.logger, publicUrl: url, dev: opts.dev, dataDir: opts.dataDir})
     } catch (err) {
       server.close()
-      store.close()
+      await closeStores()
       throw err
     }
+    const agents = new AgentRegistry(opts.logger)
+    const metrics = new GatewayMetrics(() => agents.linkCount())
     let audit: AuditLog
     let signingKeyFile: string | undefined
     try {
       const settings = parseAuditSettings(opts.config)
       audit = AuditLog.open({
-        db: store.db,
+        db: local.db,
         dataDir: opts.dataDir,
         signingKeyFile: settings.signingKeyFile,
         checkpointEvery: settings.checkpointEvery,
@@ -136,30 +175,30 @@ export class Gateway {
       })
       if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
       // Sessions cut by a crash get their end now, before new ones start.
-      await closeUnendedSessions(store, audit, opts.logger.child({component: 'audit'}))
+      await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
       server.close()
       await identity.close()
-      store.close()
+      await closeStores()
       throw err
     }
     // Every approval state change is an audit event (requested, approved, rejected, expired).
-    const approvals = new ApprovalService(store.db, {
+    const approvals = new ApprovalService(local.db, {
       onEvent: (kind, rec, decision, use) => {
         for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
       },
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
-    const gw = new Gateway(opts, server, wss, store, audit, approvals, new AgentRegistry(opts.logger), identity, url)
+    const gw = new Gateway(opts, server, wss, store, local, audit, approvals, agents, identity, url, metrics)
     server.on('request', (req, res) => void gw.onRequest(req, res))
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
     gw.signingKeyFile = signingKeyFile
-    gw.sweeper = setInterval(() => gw.sweepRevoked(), REVOCATION_SWEEP_MS)
+    gw.sweeper = setInterval(() => void gw.sweepRevoked(), REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
-    opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, connections: opts.config.connections.length, dev: opts.dev})
+    opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, store: store.kind, connections: opts.config.connections.length, dev: opts.dev})
     return gw
   }
 
@@ -167,6 +206,7 @@ export class Gateway {
     return {
       config: this.opts.config,
       store: this.store,
+      db: this.local.db,
       audit: this.audit,
       approvals: this.approvals,
       policy: this.opts.policy,
@@ -184,10 +224,12 @@ export class Gateway {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (this.closing) throw new HoopError('GATEWAY_SHUTDOWN', 'gateway is shutting down')
+      if (await handleOps({store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.opts.config.metrics.token, logger: this.opts.logger}, req, res)) return
       if (await this.identity.handleHttp(req, res)) return
       await handleApi(this.apiContext(), req, res)
     } catch (err) {
       const e = asHoopError(err)
+      this.metrics.errors.inc({code: e.code})
       if (e.code === 'INTERNAL') this.opts.logger.error('request failed', {path: req.url, error: String(err)})
       if (!res.headersSent) sendError(res, e)
       else res.destroy()
@@ -202,7 +244,7 @@ export class Gateway {
       const bearer = bearerFrom(req)
       if (!bearer) throw new HoopError('TOKEN_REJECTED', 'missing Authorization: Bearer token')
       if (path === RELAY_PATHS.agent) {
-        const identity = authenticateServiceKey(this.store, bearer, 'ag')
+        const identity = await authenticateServiceKey(this.store, bearer, 'ag')
         this.wss.handleUpgrade(req, socket, head, (ws) => this.acceptAgent(ws, identity, req))
       } else if (path === RELAY_PATHS.connect) {
         const identity = await this.identity.authenticator.authenticate(bearer)
@@ -212,6 +254,7 @@ export class Gateway {
       }
     } catch (err) {
       const e = asHoopError(err)
+      this.metrics.errors.inc({code: e.code})
       const remote = req.socket.remoteAddress
       // A flood of bad tokens is counted, not written (or logged) once per attempt.
       const first = e.code !== 'TOKEN_REJECTED' || this.authFailures.note({method: path === RELAY_PATHS.agent ? 'agent-token' : 'bearer', reason: e.message, clientAddress: remote})
@@ -230,7 +273,7 @@ export class Gateway {
     // Agents serve streams; they never open them towards the gateway.
     const mux = new Mux(ws, {side: 'acceptor', logger: log, lostMessage: `agent "${identity.subject}" disconnected`})
     this.agents.attach(identity.subject, mux)
-    this.store.touchAgent(identity.subject)
+    this.store.touchAgent(identity.subject).catch((err) => log.warn('agent last-seen time not stored', {error: errorMessage(err)}))
     log.info('agent connected', {remote: req.socket.remoteAddress})
     mux.once('close', (err: HoopError) => log.info('agent disconnected', {reason: err?.message}))
   }
@@ -244,11 +287,13 @@ export class Gateway {
       policy: this.opts.policy,
       agents: this.agents,
       store: this.store,
+      db: this.local.db,
       audit: this.audit,
       approvals: approvalResolver(this.approvals),
       logger: this.opts.logger,
       recordingCap: this.opts.recordingCap,
       authFailures: this.authFailures,
+      metrics: this.metrics,
     }
     const mux = new Mux(ws, {
       side: 'acceptor',
@@ -268,20 +313,25 @@ export class Gateway {
    * Cuts live links whose secret was revoked since they connected, including revocations made
    * directly on the data dir (`hoop admin ... --data-dir`) rather than through this gateway.
    */
-  sweepRevoked(): void {
+  async sweepRevoked(): Promise<void> {
+    // A slow store must not pile sweeps up behind each other.
+    if (this.sweeping) return
+    this.sweeping = true
     try {
-      const liveAgents = new Set(this.store.listAgents().filter((a) => !a.revokedAt).map((a) => a.name))
+      const liveAgents = new Set((await this.store.listAgents()).filter((a) => !a.revokedAt).map((a) => a.name))
       for (const name of this.agents.onlineAgents()) {
         if (name !== 'embedded' && !liveAgents.has(name)) this.agents.disconnect(name, 'TOKEN_REJECTED', `agent token for "${name}" was revoked`)
       }
-      const liveAccounts = new Set(this.store.listServiceAccounts().filter((a) => !a.revokedAt).map((a) => a.name))
+      const liveAccounts = new Set((await this.store.listServiceAccounts()).filter((a) => !a.revokedAt).map((a) => a.name))
       for (const [mux, identity] of this.clientLinks) {
         if (identity.kind === 'service-account' && !liveAccounts.has(identity.subject)) {
           mux.goAway('TOKEN_REJECTED', `service-account key for "${identity.subject}" was revoked`)
         }
       }
     } catch (err) {
-      this.opts.logger.error('revocation sweep failed', {error: String(err)})
+      this.opts.logger.error('revocation sweep failed', {error: errorMessage(err)})
+    } finally {
+      this.sweeping = false
     }
   }
 
@@ -299,6 +349,7 @@ export class Gateway {
     await this.identity.close()
     await this.authFailures.close()
     await this.audit.close()
-    this.store.close()
+    if (this.store !== this.local) await this.store.close()
+    await this.local.close()
   }
 }

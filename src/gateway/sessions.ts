@@ -1,10 +1,11 @@
 // One client stream = one session: resolve the connection, check access, reach the target through
 // its agent, then hand both streams to the connection type's engine (PostgreSQL: policy, masking,
 // credential injection) or carry raw bytes (tcp). Every session is recorded and audited.
+import type Database from 'better-sqlite3'
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
-import {policyHooks, StatementGate} from '../engines/gate.js'
+import {type GateHooks, policyHooks, StatementGate} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
 import {runPgSession} from '../engines/postgres/session.js'
@@ -17,20 +18,23 @@ import {analyzePostgres} from '../sql/pg-analyze.js'
 import {mysqlSessionOf} from '../sql/mysql-session.js'
 import {forgetPrepared, rememberPrepared} from '../sql/prepared.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
-import {asHoopError, errorMessage, HoopError} from '../shared/errors.js'
+import {asHoopError, errorMessage, type ErrorCode, HoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
 import type {Logger} from '../shared/log.js'
-import type {SqliteStore} from '../store/sqlite.js'
+import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
 import type {AuthFailureAudit} from './auth-failures.js'
+import type {GatewayMetrics} from './metrics.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
   access: AccessGuard
   policy: () => Policy
   agents: AgentRegistry
-  store: SqliteStore
+  store: Store
+  /** The data dir's SQLite file, where recordings are kept. */
+  db: Database.Database
   audit: AuditLog
   approvals?: ApprovalResolver
   logger: Logger
@@ -38,6 +42,7 @@ export interface SessionContext {
   recordingCap?: number
   /** Where access denials are counted (one event per source and interval, then a count). */
   authFailures: AuthFailureAudit
+  metrics?: GatewayMetrics
 }
 
 /** Longest client-supplied name quoted back in an error: a peer must not make us echo 16 KiB per OPEN. */
@@ -55,21 +60,26 @@ interface EngineResult {
 }
 
 export async function serveClientStream(ctx: SessionContext, identity: Identity, stream: RelayStream, clientAddress: string): Promise<void> {
+  // Every refusal the client gets is counted by its code.
+  const reject = (code: ErrorCode, message: string) => {
+    ctx.metrics?.errors.inc({code})
+    stream.reject(code, message)
+  }
   const name = typeof stream.meta.connection === 'string' ? stream.meta.connection : ''
   const conn = ctx.connections().find((c) => c.name === name)
   if (!conn) {
-    stream.reject('UNKNOWN_CONNECTION', `unknown connection ${quoted(name)}`)
+    reject('UNKNOWN_CONNECTION', `unknown connection ${quoted(name)}`)
     return
   }
   const decision = ctx.access.check(identity, conn)
   if (!decision.allowed) {
     const failure = {method: 'access', reason: `access denied by rule ${decision.ruleId}`, clientAddress, claimedSubject: identity.subject, connection: conn.name}
     if (ctx.authFailures.note(failure)) ctx.logger.info('access denied', {connection: conn.name, subject: identity.subject, rule: decision.ruleId})
-    stream.reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
+    reject('ACCESS_DENIED', `access to "${conn.name}" denied for ${identity.name} (rule ${decision.ruleId})`)
     return
   }
   if (!ctx.agents.isOnline(conn.agent)) {
-    stream.reject('AGENT_OFFLINE', `agent "${conn.agent}" serving connection "${conn.name}" is offline`)
+    reject('AGENT_OFFLINE', `agent "${conn.agent}" serving connection "${conn.name}" is offline`)
     return
   }
   const sessionId = newSessionId()
@@ -87,7 +97,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
     } catch (err) {
       const e = asHoopError(err)
       log.warn('target unavailable', {code: e.code, error: e.message})
-      stream.reject(e.code, e.message)
+      reject(e.code, e.message)
       return
     }
     if (stream.destroyed) {
@@ -99,20 +109,28 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
 
   const startedAt = new Date()
   try {
-    ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
+    await ctx.store.startSession({id: sessionId, subject: identity.subject, identityKind: identity.kind, connection: conn.name, agent: conn.agent, clientAddress, startedAt: startedAt.toISOString()})
     // The session start is durable before any byte reaches the target.
+    const appending = performance.now()
     await ctx.audit.append(
       events.sessionStart({session: sessionId, identity, connection: conn.name, connectionType: conn.type, agent: conn.agent, clientAddress, ruleId: decision.ruleId, policyVersion: policyVersion(ctx.policy())}),
     )
+    ctx.metrics?.auditAppend.observe((performance.now() - appending) / 1000)
   } catch (err) {
     // A store that cannot write (full disk) refuses the session: fail closed, drop the target.
     log.error('session start could not be recorded; refusing the session', {error: errorMessage(err)})
     upstream?.destroy()
-    const e = err instanceof HoopError && err.code === 'AUDIT_UNAVAILABLE' ? err : new HoopError('AUDIT_UNAVAILABLE', 'the audit store cannot write; the session was refused')
+    // Its row, if written, is ended now: on a shared store no other replica would end it.
+    await ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: 0, bytesDown: 0, endReason: REFUSED_START}).catch(() => undefined)
+    const e = err instanceof HoopError && (err.code === 'AUDIT_UNAVAILABLE' || err.code === 'STORE_UNAVAILABLE') ? err : new HoopError('AUDIT_UNAVAILABLE', 'the audit store cannot write; the session was refused')
+    ctx.metrics?.errors.inc({code: e.code})
     if (!stream.destroyed) stream.reset(e.code, e.message)
     return
   }
-  const recorder = new SessionRecorder({db: ctx.store.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
+  const type = {type: conn.type}
+  ctx.metrics?.sessionsTotal.inc(type)
+  ctx.metrics?.sessionsActive.inc(type)
+  const recorder = new SessionRecorder({db: ctx.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
   log.info('session started', {agent: conn.agent, engine})
 
   let timer: NodeJS.Timeout | undefined
@@ -129,7 +147,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
     if (engine === 'raw') {
       result = await runTcpSession(stream, upstream!, {agent: conn.agent, recorder, logger: log})
     } else if (engine === 'http') {
-      const hooks = policyHooks<HttpRequestView>({
+      const hooks = metered(ctx, policyHooks<HttpRequestView>({
         session: sessionId,
         identity,
         connection: conn,
@@ -144,7 +162,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         logger: log,
         protocol: 'http',
         clientRequest,
-      })
+      }))
       const t = targetOf(conn)
       const r = await runHttpSession({
         client: stream,
@@ -170,7 +188,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         return op
       }
       const analyze = engine === 'postgres' ? analyzePg : (sql: string) => analyzeMysql(sql, {prepared, variables})
-      const hooks = policyHooks({
+      const hooks = metered(ctx, policyHooks({
         session: sessionId,
         identity,
         connection: conn,
@@ -184,7 +202,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         logger: log,
         protocol: engine,
         clientRequest,
-      })
+      }))
       const gate = new StatementGate(hooks, log)
       const r =
         engine === 'postgres'
@@ -207,12 +225,16 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   } catch (err) {
     log.error('session engine failed', {error: errorMessage(err)})
     result = {reason: `engine error: ${asHoopError(err).message}`, bytesUp: stream.bytesIn, bytesDown: stream.bytesOut}
+    ctx.metrics?.errors.inc({code: 'INTERNAL'})
     if (!stream.destroyed) stream.reset('INTERNAL', 'internal error')
   }
+  ctx.metrics?.sessionsActive.dec(type)
+  ctx.metrics?.relayBytes.inc({direction: 'up'}, result.bytesUp)
+  ctx.metrics?.relayBytes.inc({direction: 'down'}, result.bytesDown)
   if (timer) clearTimeout(timer)
   const recording = recorder.finish()
   try {
-    ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
+    await ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
   } catch (err) {
     // The session.end event below still carries everything; the row only serves listings.
     log.error('session end could not be stored', {error: errorMessage(err)})
@@ -237,24 +259,34 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   log.info('session ended', {reason: result.reason, bytesUp: result.bytesUp, bytesDown: result.bytesDown, ms: Date.now() - startedAt.getTime()})
 }
 
+/** The gate's hooks, counted and timed when the gateway keeps metrics. */
+function metered<Op>(ctx: SessionContext, hooks: GateHooks<Op>): GateHooks<Op> {
+  return ctx.metrics ? ctx.metrics.metered(hooks) : hooks
+}
+
+/** Why a session row ended at once: its start could not be recorded, so it never ran. */
+const REFUSED_START = 'refused: the session start could not be recorded'
+
 /** Why a session has no end of its own: the gateway stopped (a crash, kill -9, power loss) while it ran. */
 export const UNRECORDED_END = 'gateway restarted; session ended without a record of its end'
 
 /**
  * On start: every session the store still has open was cut by the gateway stopping. Each whose
  * start is in the audit log gets its session.end now, with UNRECORDED_END as the reason, the time of
- * its last recorded event, and its recording closed over the chunks that were stored.
+ * its last recorded event, and its recording closed over the chunks that were stored. On a shared
+ * store, a session whose start is not in this gateway's audit log belongs to another replica that
+ * may still be serving it, and is left alone (docs/ha.md).
  */
-export async function closeUnendedSessions(store: SqliteStore, audit: AuditLog, logger: Logger): Promise<number> {
-  const db = store.db
-  const open = db.prepare('SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY started_at').all() as {id: string; started_at: string}[]
+export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditLog, logger: Logger): Promise<number> {
+  const open = await store.listOpenSessions()
   const eventsOf = db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq")
   const lastAt = db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?')
   let closed = 0
-  for (const {id, started_at} of open) {
+  for (const {id, startedAt: started_at} of open) {
     const at = new Date().toISOString()
     const rows = eventsOf.all(id) as {kind: string; body: string}[]
     const start = rows.find((r) => r.kind === 'session.start')
+    if (!start && store.shared) continue
     if (start && !rows.some((r) => r.kind === 'session.end')) {
       const e = JSON.parse(start.body) as {actor?: {kind: string; subject: string; name: string; email?: string; groups: string[]; issuer?: string}; connection?: string; data: {agent?: string; client_address?: string}}
       const last = (lastAt.get(id) as {t: string | null}).t ?? started_at
@@ -273,7 +305,7 @@ export async function closeUnendedSessions(store: SqliteStore, audit: AuditLog, 
       )
       closed++
     }
-    store.endSession(id, {endedAt: at, bytesUp: 0, bytesDown: 0, endReason: UNRECORDED_END})
+    await store.endSession(id, {endedAt: at, bytesUp: 0, bytesDown: 0, endReason: UNRECORDED_END})
   }
   if (closed > 0) logger.warn('closed sessions the gateway left open when it stopped', {sessions: closed, reason: UNRECORDED_END})
   return closed

@@ -9,18 +9,18 @@ export function looksLikeServiceKey(bearer: string): boolean {
   return bearer.startsWith('hoop_sa_') || bearer.startsWith('hoop_ag_')
 }
 
-export function authenticateServiceKey(store: Store, bearer: string, expect: 'sa' | 'ag'): Identity {
+export async function authenticateServiceKey(store: Store, bearer: string, expect: 'sa' | 'ag'): Promise<Identity> {
   const key = parseKey(bearer)
   if (!key || key.kind !== expect) {
     throw new HoopError('TOKEN_REJECTED', expect === 'ag' ? 'agent token is malformed' : 'service-account key is malformed')
   }
   if (expect === 'ag') {
-    const rec = store.findAgentById(key.id)
+    const rec = await store.findAgentById(key.id)
     if (!rec || !secretMatches(key.secret, rec.hash)) throw new HoopError('TOKEN_REJECTED', 'agent token rejected')
     if (rec.revokedAt) throw new HoopError('TOKEN_REJECTED', `agent token for "${rec.name}" was revoked`)
     return {kind: 'agent', subject: rec.name, name: rec.name, groups: []}
   }
-  const rec = store.findServiceAccountById(key.id)
+  const rec = await store.findServiceAccountById(key.id)
   if (!rec || !secretMatches(key.secret, rec.hash)) throw new HoopError('TOKEN_REJECTED', 'service-account key rejected')
   if (rec.revokedAt) throw new HoopError('TOKEN_REJECTED', `service-account key for "${rec.name}" was revoked`)
   return {kind: 'service-account', subject: rec.name, name: rec.name, groups: rec.groups}

@@ -46,11 +46,17 @@ export interface ConnectionConfig {
   tls: TlsSettings
 }
 
+/** Where agents, service accounts and sessions live (docs/ha.md): the data dir's SQLite file, or PostgreSQL. */
+export type StoreConfig = {kind: 'sqlite'} | {kind: 'postgres'; url: SecretRef; poolSize?: number}
+
 export interface GatewayConfig {
   file?: string
   listen?: string
   dataDir?: string
   connections: ConnectionConfig[]
+  store: StoreConfig
+  /** `/metrics` answers a bearer of this token; without one, loopback callers only (docs/ha.md). */
+  metrics: {token?: SecretRef}
   /** Raw sections validated by their owners (identity, policy, audit). */
   auth?: unknown
   policy?: unknown
@@ -90,11 +96,11 @@ export function parseGatewayConfig(text: string, file = '<config>'): GatewayConf
   const fail = (path: PathSegment[], msg: string) => problems.push(src.problem(path, msg))
   if (!isObject(raw)) throw configError([src.problem([], 'config must be a mapping')])
 
-  const known = new Set(['listen', 'dataDir', 'connections', 'auth', 'policy', 'audit', 'dev'])
+  const known = new Set(['listen', 'dataDir', 'connections', 'store', 'metrics', 'auth', 'policy', 'audit', 'dev'])
   for (const key of Object.keys(raw)) if (!known.has(key)) fail([key], `unknown key "${key}"`)
 
   const baseDir = file.startsWith('<') ? process.cwd() : dirname(resolve(file))
-  const cfg: GatewayConfig = {file, connections: [], auth: raw.auth, policy: raw.policy, audit: raw.audit, dev: raw.dev, source: src}
+  const cfg: GatewayConfig = {file, connections: [], store: {kind: 'sqlite'}, metrics: {}, auth: raw.auth, policy: raw.policy, audit: raw.audit, dev: raw.dev, source: src}
   if (raw.listen !== undefined) {
     if (typeof raw.listen !== 'string') fail(['listen'], 'listen must be "host:port"')
     else cfg.listen = raw.listen
@@ -103,6 +109,9 @@ export function parseGatewayConfig(text: string, file = '<config>'): GatewayConf
     if (typeof raw.dataDir !== 'string') fail(['dataDir'], 'dataDir must be a path')
     else cfg.dataDir = isAbsolute(raw.dataDir) ? raw.dataDir : resolve(baseDir, raw.dataDir)
   }
+
+  if (raw.store !== undefined) cfg.store = parseStore(raw.store, fail, baseDir) ?? cfg.store
+  if (raw.metrics !== undefined) cfg.metrics = parseMetrics(raw.metrics, fail, baseDir)
 
   const conns = raw.connections ?? []
   if (!Array.isArray(conns)) fail(['connections'], 'connections must be a list')
@@ -121,6 +130,44 @@ export function parseGatewayConfig(text: string, file = '<config>'): GatewayConf
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/
+
+const STORE_SHAPE = 'store must be {sqlite: {}} or {postgres: {url: {env: VAR} | {file: PATH}, poolSize?: N}}'
+
+function parseStore(v: unknown, fail: (path: PathSegment[], msg: string) => void, baseDir: string): StoreConfig | undefined {
+  if (!isObject(v) || Object.keys(v).length !== 1) {
+    fail(['store'], STORE_SHAPE)
+    return undefined
+  }
+  if ('sqlite' in v) {
+    if (v.sqlite !== null && !(isObject(v.sqlite) && Object.keys(v.sqlite).length === 0)) fail(['store', 'sqlite'], 'store.sqlite takes no settings (the file is hoop.db in the data dir)')
+    return {kind: 'sqlite'}
+  }
+  const pgs = v.postgres
+  if (!isObject(pgs)) {
+    fail(['store'], STORE_SHAPE)
+    return undefined
+  }
+  for (const key of Object.keys(pgs)) if (key !== 'url' && key !== 'poolSize') fail(['store', 'postgres', key], `unknown key "${key}" in store.postgres`)
+  // The URL holds the database password: a reference like every other secret, never inline.
+  const url = parseSecretRef(pgs.url, baseDir)
+  if (!url) fail(['store', 'postgres', 'url'], 'store.postgres.url must be a reference, {env: VAR} or {file: PATH}; the URL holds a password and is never written inline')
+  const poolSize = pgs.poolSize
+  if (poolSize !== undefined && !(Number.isInteger(poolSize) && (poolSize as number) >= 1 && (poolSize as number) <= 100)) {
+    fail(['store', 'postgres', 'poolSize'], 'store.postgres.poolSize must be a whole number from 1 to 100')
+  }
+  return url ? {kind: 'postgres', url, poolSize: poolSize as number | undefined} : undefined
+}
+
+function parseMetrics(v: unknown, fail: (path: PathSegment[], msg: string) => void, baseDir: string): GatewayConfig['metrics'] {
+  if (!isObject(v) || Object.keys(v).some((k) => k !== 'token')) {
+    fail(['metrics'], 'metrics must be {token?: {env: VAR} | {file: PATH}}')
+    return {}
+  }
+  if (v.token === undefined) return {}
+  const token = parseSecretRef(v.token, baseDir)
+  if (!token) fail(['metrics', 'token'], 'metrics.token must be a reference, {env: VAR} or {file: PATH}')
+  return token ? {token} : {}
+}
 
 function parseConnection(
   c: unknown,

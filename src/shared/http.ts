@@ -25,6 +25,7 @@ const STATUS_BY_CODE: Partial<Record<HoopError['code'], number>> = {
   AGENT_OFFLINE: 503,
   TARGET_REFUSED: 502,
   GATEWAY_SHUTDOWN: 503,
+  STORE_UNAVAILABLE: 503,
 }
 
 export function sendError(res: ServerResponse, err: HoopError): void {

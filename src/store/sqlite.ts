@@ -1,10 +1,10 @@
-// SQLite store (better-sqlite3, WAL) in the gateway's data dir. Other parts (audit, approvals)
-// create their own tables on the same handle through `db`.
+// SQLite store (better-sqlite3, WAL) in the gateway's data dir: the embedded default. Other parts
+// (audit, approvals, recordings) create their own tables on the same handle through `db`. The
+// methods are synchronous inside and async outside, to share the Store interface with PostgreSQL.
 import Database from 'better-sqlite3'
 import {chmodSync, mkdirSync} from 'node:fs'
 import {join} from 'node:path'
-import {HoopError} from '../shared/errors.js'
-import type {AgentRecord, ServiceAccountRecord, SessionRecord, Store} from './types.js'
+import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agents (
@@ -36,6 +36,8 @@ export function openDatabase(dataDir: string): Database.Database {
 }
 
 export class SqliteStore implements Store {
+  readonly kind = 'sqlite'
+  readonly shared = false
   readonly db: Database.Database
 
   constructor(dataDir: string) {
@@ -43,27 +45,27 @@ export class SqliteStore implements Store {
     this.db.exec(SCHEMA)
   }
 
-  createAgent(name: string, id: string, hash: string): AgentRecord {
+  async createAgent(name: string, id: string, hash: string): Promise<AgentRecord> {
     const createdAt = new Date().toISOString()
     try {
       this.db.prepare('INSERT INTO agents (id, name, hash, created_at) VALUES (?, ?, ?, ?)').run(id, name, hash, createdAt)
     } catch (err) {
-      if (String(err).includes('UNIQUE')) throw new HoopError('CONFLICT', `agent "${name}" already exists; revoke it first`)
+      if (String(err).includes('UNIQUE')) throw nameTaken('agent', name)
       throw err
     }
     return {id, name, createdAt}
   }
 
-  findAgentById(id: string): (AgentRecord & {hash: string}) | undefined {
+  async findAgentById(id: string): Promise<(AgentRecord & {hash: string}) | undefined> {
     const row = this.db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined
     return row ? {...agent(row), hash: row.hash as string} : undefined
   }
 
-  listAgents(): AgentRecord[] {
+  async listAgents(): Promise<AgentRecord[]> {
     return (this.db.prepare('SELECT * FROM agents ORDER BY created_at, name').all() as Row[]).map(agent)
   }
 
-  revokeAgent(name: string): AgentRecord | undefined {
+  async revokeAgent(name: string): Promise<AgentRecord | undefined> {
     const row = this.db.prepare('SELECT * FROM agents WHERE name = ? AND revoked_at IS NULL').get(name) as Row | undefined
     if (!row) return undefined
     const at = new Date().toISOString()
@@ -71,33 +73,33 @@ export class SqliteStore implements Store {
     return {...agent(row), revokedAt: at}
   }
 
-  touchAgent(name: string): void {
+  async touchAgent(name: string): Promise<void> {
     this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE name = ? AND revoked_at IS NULL').run(new Date().toISOString(), name)
   }
 
-  createServiceAccount(name: string, groups: string[], id: string, hash: string): ServiceAccountRecord {
+  async createServiceAccount(name: string, groups: string[], id: string, hash: string): Promise<ServiceAccountRecord> {
     const createdAt = new Date().toISOString()
     try {
       this.db
         .prepare('INSERT INTO service_accounts (id, name, groups_json, hash, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(id, name, JSON.stringify(groups), hash, createdAt)
     } catch (err) {
-      if (String(err).includes('UNIQUE')) throw new HoopError('CONFLICT', `service account "${name}" already exists; revoke it first`)
+      if (String(err).includes('UNIQUE')) throw nameTaken('service account', name)
       throw err
     }
     return {id, name, groups, createdAt}
   }
 
-  findServiceAccountById(id: string): (ServiceAccountRecord & {hash: string}) | undefined {
+  async findServiceAccountById(id: string): Promise<(ServiceAccountRecord & {hash: string}) | undefined> {
     const row = this.db.prepare('SELECT * FROM service_accounts WHERE id = ?').get(id) as Row | undefined
     return row ? {...serviceAccount(row), hash: row.hash as string} : undefined
   }
 
-  listServiceAccounts(): ServiceAccountRecord[] {
+  async listServiceAccounts(): Promise<ServiceAccountRecord[]> {
     return (this.db.prepare('SELECT * FROM service_accounts ORDER BY created_at, name').all() as Row[]).map(serviceAccount)
   }
 
-  revokeServiceAccount(name: string): ServiceAccountRecord | undefined {
+  async revokeServiceAccount(name: string): Promise<ServiceAccountRecord | undefined> {
     const row = this.db.prepare('SELECT * FROM service_accounts WHERE name = ? AND revoked_at IS NULL').get(name) as Row | undefined
     if (!row) return undefined
     const at = new Date().toISOString()
@@ -105,7 +107,7 @@ export class SqliteStore implements Store {
     return {...serviceAccount(row), revokedAt: at}
   }
 
-  startSession(rec: Omit<SessionRecord, 'bytesUp' | 'bytesDown' | 'endedAt' | 'endReason'>): void {
+  async startSession(rec: SessionStart): Promise<void> {
     this.db
       .prepare(
         'INSERT INTO sessions (id, subject, identity_kind, connection, agent, client_address, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -113,18 +115,27 @@ export class SqliteStore implements Store {
       .run(rec.id, rec.subject, rec.identityKind, rec.connection, rec.agent, rec.clientAddress ?? null, rec.startedAt)
   }
 
-  endSession(id: string, end: {endedAt: string; bytesUp: number; bytesDown: number; endReason: string}): void {
+  async endSession(id: string, end: SessionEnd): Promise<void> {
     this.db
       .prepare('UPDATE sessions SET ended_at = ?, bytes_up = ?, bytes_down = ?, end_reason = ? WHERE id = ?')
       .run(end.endedAt, end.bytesUp, end.bytesDown, end.endReason, id)
   }
 
-  listSessions(opts: {limit?: number} = {}): SessionRecord[] {
-    const rows = this.db.prepare('SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?').all(opts.limit ?? 100) as Row[]
+  async listSessions(opts: {limit?: number} = {}): Promise<SessionRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM sessions ORDER BY started_at DESC, id DESC LIMIT ?').all(opts.limit ?? 100) as Row[]
     return rows.map(sessionFromRow)
   }
 
-  close(): void {
+  async listOpenSessions(): Promise<Array<{id: string; startedAt: string}>> {
+    const rows = this.db.prepare('SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY started_at, id').all() as Row[]
+    return rows.map((r) => ({id: r.id as string, startedAt: r.started_at as string}))
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get()
+  }
+
+  async close(): Promise<void> {
     this.db.close()
   }
 }

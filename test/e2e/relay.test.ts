@@ -124,10 +124,11 @@ describe('relay end to end (built CLI, real PostgreSQL)', function () {
     assert.ok(!gw.proc.stderr().includes(agentToken.slice(20)), 'gateway log must not contain the token')
   })
 
-  it('serves /healthz and lists the connections the caller may use', async () => {
-    const health = (await (await fetch(`${gw.url}/healthz`)).json()) as {status: string; agentsOnline: number}
-    assert.equal(health.status, 'ok')
-    assert.equal(health.agentsOnline, 1)
+  it('serves /healthz and /metrics, and lists the connections the caller may use', async () => {
+    const health = (await (await fetch(`${gw.url}/healthz`)).json()) as {status: string}
+    assert.deepEqual(health, {status: 'ok'}, '/healthz says alive and nothing more')
+    // The agent's link shows in /metrics (loopback callers need no token).
+    assert.match(await (await fetch(`${gw.url}/metrics`)).text(), /^hoop_agent_links 1$/m)
     const r = await runHoop(['connections', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: saToken}})
     assert.equal(r.code, 0, r.stderr)
     const list = (JSON.parse(r.stdout) as {connections: Array<{name: string; online: boolean; agent: string}>}).connections

@@ -52,7 +52,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
     server = createServer((req, res) => {
       void (async () => {
         try {
-          const identity = authenticateServiceKey(store, bearerFrom(req) ?? '', 'sa')
+          const identity = await authenticateServiceKey(store, bearerFrom(req) ?? '', 'sa')
           const path = new URL(req.url ?? '/', 'http://x').pathname
           if (!(await handleApprovalsApi(ctx, identity, req.method ?? 'GET', path, req, res))) throw new HoopError('NOT_FOUND', 'no route')
         } catch (err) {
@@ -63,9 +63,9 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     url = `http://127.0.0.1:${(server.address() as {port: number}).port}`
     const client = (token: string) => ApprovalsClient.withApi(new GatewayApi(url, token))
-    dev = client(createServiceAccount(store, 'dev-bot', ['engineering']).token)
-    dba = client(createServiceAccount(store, 'dba-bot', ['dba']).token)
-    otherToken = createServiceAccount(store, 'other-bot', ['engineering']).token
+    dev = client((await createServiceAccount(store, 'dev-bot', ['engineering'])).token)
+    dba = client((await createServiceAccount(store, 'dba-bot', ['dba'])).token)
+    otherToken = (await createServiceAccount(store, 'other-bot', ['engineering'])).token
     other = client(otherToken)
   })
 

@@ -20,7 +20,7 @@ describe('hoop audit / sessions commands (built CLI)', function () {
       const store = new SqliteStore(t.dir)
       const log = AuditLog.open({db: store.db, dataDir: t.dir, checkpointEvery: {events: 4, ms: 0}})
       for (const e of sampleEvents()) await log.append(e)
-      store.startSession({id: 'ses_AAAAAAAAAAAA', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: new Date().toISOString()})
+      await store.startSession({id: 'ses_AAAAAAAAAAAA', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: new Date().toISOString()})
       const rec = new SessionRecorder({db: store.db, sessionId: 'ses_AAAAAAAAAAAA', connection: 'prod-db'})
       rec.record('client', 'statement', 'SELECT 1')
       rec.finish()

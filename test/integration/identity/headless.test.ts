@@ -147,7 +147,7 @@ auth:
 
   it('service-account keys keep working, and HOOP_TOKEN comes first', async () => {
     const key = issueKey('sa')
-    gw.store.createServiceAccount('etl', ['etl'], key.id, key.hash)
+    await gw.store.createServiceAccount('etl', ['etl'], key.id, key.hash)
     const cred = await resolveCredential({gateway: gw.url, env: {HOOP_TOKEN: key.token, HOOP_CLIENT_ID: 'reporting-job', HOOP_CLIENT_SECRET: 'cc-secret-1'}})
     assert.equal(cred.source, 'token')
     const id = await gw.runtime.authenticator.authenticate(cred.bearer)

@@ -16,7 +16,7 @@ describe('session recording and retention', () => {
       const log = AuditLog.open({db, dataDir: t.dir})
       const session = 'ses_RRRRRRRRRRRR'
       const started = new Date('2024-01-01T00:00:00Z')
-      store.startSession({id: session, subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', clientAddress: '127.0.0.1:1', startedAt: started.toISOString()})
+      await store.startSession({id: session, subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', clientAddress: '127.0.0.1:1', startedAt: started.toISOString()})
       let clock = started.getTime()
       const rec = new SessionRecorder({db, sessionId: session, connection: 'prod-db', connectionType: 'postgres', capBytes: 200, now: () => (clock += 5)})
       rec.record('client', 'statement', 'SELECT email FROM users')
@@ -29,7 +29,7 @@ describe('session recording and retention', () => {
       assert.equal(summary.truncated, true)
       assert.equal(summary.droppedBytes, 508)
       assert.equal(summary.capBytes, 200)
-      store.endSession(session, {endedAt: new Date(clock).toISOString(), bytesUp: 10, bytesDown: 20, endReason: 'client closed'})
+      await store.endSession(session, {endedAt: new Date(clock).toISOString(), bytesUp: 10, bytesDown: 20, endReason: 'client closed'})
       await log.append(events.sessionEnd({session, identity: alice, connection: 'prod-db', agent: 'embedded', startedAt: started, bytesUp: 10, bytesDown: 20, reason: 'client closed', recording: summary}))
       await log.close()
 

@@ -121,18 +121,18 @@ describe('complete records on the stored events', () => {
 
   it('a session the gateway left open when it stopped is closed on the next start, with its reason and recording', async () => {
     const started = '2025-01-01T10:00:00.000Z'
-    store.startSession({id: 'ses_CRASHED00000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', clientAddress: '10.0.0.7', startedAt: started})
+    await store.startSession({id: 'ses_CRASHED00000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', clientAddress: '10.0.0.7', startedAt: started})
     await log.append(events.sessionStart({at: started, session: 'ses_CRASHED00000', identity: alice, connection: 'prod-db', agent: 'embedded', clientAddress: '10.0.0.7'}))
     await log.append(events.statement({at: '2025-01-01T10:00:05.000Z', session: 'ses_CRASHED00000', identity: alice, connection: 'prod-db', statementId: 's1', text: 'SELECT 1', decision: 'allow'}))
     const rec = new SessionRecorder({db: store.db, sessionId: 'ses_CRASHED00000', connection: 'prod-db'})
     rec.record('client', 'statement', 'SELECT 1')
     ;(rec as unknown as {flush(): void}).flush()
     // A session that ended normally, and one refused before its start was recorded.
-    store.startSession({id: 'ses_FINE00000000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: started})
-    store.endSession('ses_FINE00000000', {endedAt: started, bytesUp: 1, bytesDown: 1, endReason: 'closed'})
-    store.startSession({id: 'ses_REFUSED00000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: started})
+    await store.startSession({id: 'ses_FINE00000000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: started})
+    await store.endSession('ses_FINE00000000', {endedAt: started, bytesUp: 1, bytesDown: 1, endReason: 'closed'})
+    await store.startSession({id: 'ses_REFUSED00000', subject: alice.subject, identityKind: 'user', connection: 'prod-db', agent: 'embedded', startedAt: started})
 
-    assert.equal(await closeUnendedSessions(store, log, silentLogger), 1)
+    assert.equal(await closeUnendedSessions(store, store.db, log, silentLogger), 1)
     const [end] = stored(store, 'session.end')
     assert.equal(end.session, 'ses_CRASHED00000')
     assert.equal(end.data.reason, UNRECORDED_END)
@@ -146,7 +146,7 @@ describe('complete records on the stored events', () => {
     assert.equal(recording.failed, UNRECORDED_END)
     const open = store.db.prepare('SELECT id FROM sessions WHERE ended_at IS NULL').all()
     assert.deepEqual(open, [], 'no session is left open')
-    assert.equal(await closeUnendedSessions(store, log, silentLogger), 0, 'the next start finds nothing to close')
+    assert.equal(await closeUnendedSessions(store, store.db, log, silentLogger), 0, 'the next start finds nothing to close')
     const reports = new ReportBuilder()
     for (const e of stored(store)) reports.add(e)
     assert.match(reports.sessionLog.csv, /reason=gateway restarted; session ended without a record of its end last_event_at=2025-01-01T10:00:05.000Z/)

@@ -1,0 +1,84 @@
+// Operations endpoints for load balancers and monitoring (docs/ha.md):
+//   /healthz  the process is alive: no auth, no detail
+//   /readyz   the store answers and the audit log accepts appends: 200, or 503 with a short reason
+//   /metrics  Prometheus text; a bearer of `metrics.token` when configured, else loopback callers only
+// None of them says anything a caller could use against the gateway: no versions, names or URLs.
+import {createHash, timingSafeEqual} from 'node:crypto'
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {AuditLog} from '../audit/index.js'
+import {readSecret, type SecretRef} from '../shared/config.js'
+import {HoopError} from '../shared/errors.js'
+import {bearerFrom, sendJson} from '../shared/http.js'
+import type {Logger} from '../shared/log.js'
+import type {Store} from '../store/types.js'
+import type {GatewayMetrics} from './metrics.js'
+
+interface OpsContext {
+  store: Store
+  audit: AuditLog
+  metrics: GatewayMetrics
+  metricsToken?: SecretRef
+  logger: Logger
+}
+
+/** A readiness probe that hangs is as bad as a failed one: answer within this. */
+const READY_TIMEOUT_MS = 2000
+
+/** Answers the operations routes; resolves false for any other request. */
+export async function handleOps(ctx: OpsContext, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  const path = (req.url ?? '/').split('?')[0]
+  if (req.method !== 'GET' || (path !== '/healthz' && path !== '/readyz' && path !== '/metrics')) return false
+  if (path === '/healthz') {
+    sendJson(res, 200, {status: 'ok'})
+  } else if (path === '/readyz') {
+    const problem = await notReady(ctx)
+    sendJson(res, problem ? 503 : 200, problem ? {status: 'unavailable', reason: problem} : {status: 'ok'})
+  } else {
+    authorizeMetrics(ctx, req)
+    const body = ctx.metrics.render()
+    res.writeHead(200, {'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body)})
+    res.end(body)
+  }
+  return true
+}
+
+/** Why this replica should get no traffic now, in a few words; undefined when it is ready. */
+async function notReady(ctx: OpsContext): Promise<string | undefined> {
+  if (ctx.audit.unavailable) return 'audit log refuses appends'
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('store did not answer in time'), READY_TIMEOUT_MS)))
+  try {
+    // The store's own error may name its host: the probe says only that it failed (the log has more).
+    const ping = ctx.store.ping().then(
+      () => undefined,
+      (err: Error) => {
+        ctx.logger.warn('not ready: the store does not answer', {error: err.message})
+        return 'store unreachable'
+      },
+    )
+    return await Promise.race([ping, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function authorizeMetrics(ctx: OpsContext, req: IncomingMessage): void {
+  if (ctx.metricsToken) {
+    const bearer = bearerFrom(req)
+    if (!bearer || !sameSecret(bearer, readSecret(ctx.metricsToken))) throw new HoopError('TOKEN_REJECTED', '/metrics needs the configured metrics token as a bearer')
+    return
+  }
+  if (!isLoopback(req.socket.remoteAddress)) {
+    throw new HoopError('ACCESS_DENIED', '/metrics answers loopback callers only; set metrics.token in the gateway config to scrape it from elsewhere')
+  }
+}
+
+/** Constant-time comparison of two secrets of any length (compared as digests). */
+function sameSecret(a: string, b: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest()
+  return timingSafeEqual(digest(a), digest(b))
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address))
+}
