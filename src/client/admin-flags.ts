@@ -10,8 +10,13 @@ export const adminFlags = {
     summary: "Work on the gateway's data dir directly (on the gateway host) instead of calling the gateway.",
     helpGroup: 'LOCAL',
   }),
+  config: Flags.string({
+    summary: "Work directly on the store this gateway config names (its PostgreSQL store, or SQLite in its data dir), instead of calling the gateway.",
+    helpGroup: 'LOCAL',
+  }),
 }
 
-export function adminTarget(flags: {gateway?: string; token?: string; 'data-dir'?: string}): AdminTarget {
+export function adminTarget(flags: {gateway?: string; token?: string; 'data-dir'?: string; config?: string}): AdminTarget {
+  if (flags.config) return {config: flags.config, dataDir: flags['data-dir']}
   return flags['data-dir'] ? {dataDir: flags['data-dir']} : {gateway: flags.gateway, token: flags.token}
 }

@@ -1,13 +1,15 @@
 // Admin operations from the CLI: against a running gateway (admin identity), or directly on the
-// gateway host's data dir (--data-dir), which is how the first admin credential is made without
-// any default password.
+// gateway's store: the data dir (--data-dir) or the store its config names (--config, for a
+// PostgreSQL store), which is how the first admin credential is made without any default password.
 import * as admin from '../gateway/admin.js'
+import {defaultDataDir, loadGatewayConfig, readSecret} from '../shared/config.js'
+import {PostgresStore} from '../store/postgres.js'
 import {SqliteStore} from '../store/sqlite.js'
-import type {AgentRecord, ServiceAccountRecord} from '../store/types.js'
+import type {AgentRecord, ServiceAccountRecord, Store} from '../store/types.js'
 import {GatewayApi} from './api.js'
 import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 
-export type AdminTarget = {dataDir: string} | {gateway?: string; token?: string}
+export type AdminTarget = {dataDir: string} | {config: string; dataDir?: string} | {gateway?: string; token?: string}
 
 interface AdminClient {
   createAgent(name: string): Promise<admin.CreatedSecret>
@@ -19,7 +21,11 @@ interface AdminClient {
 }
 
 export async function adminClient(target: AdminTarget): Promise<AdminClient> {
-  if ('dataDir' in target) return localAdmin(target.dataDir)
+  if ('config' in target) return localAdmin(() => openConfiguredStore(target.config, target.dataDir))
+  if ('dataDir' in target) {
+    const dataDir = target.dataDir
+    return localAdmin(async () => new SqliteStore(dataDir))
+  }
   const gateway = resolveGatewayUrl(target.gateway)
   const api = new GatewayApi(gateway, await resolveBearer({gateway, token: target.token}))
   const enc = encodeURIComponent
@@ -33,10 +39,17 @@ export async function adminClient(target: AdminTarget): Promise<AdminClient> {
   }
 }
 
-function localAdmin(dataDir: string): AdminClient {
-  // One short-lived store per call: SQLite WAL lets this run beside a live gateway.
-  const withStore = async <T>(fn: (s: SqliteStore) => Promise<T>): Promise<T> => {
-    const store = new SqliteStore(dataDir)
+/** The store a gateway config names: PostgreSQL, or SQLite in its data dir (or `dataDir`, which wins). */
+async function openConfiguredStore(file: string, dataDir?: string): Promise<Store> {
+  const config = loadGatewayConfig(file)
+  if (config.store.kind === 'postgres') return PostgresStore.open({url: readSecret(config.store.url), poolSize: 1})
+  return new SqliteStore(dataDir ?? config.dataDir ?? defaultDataDir())
+}
+
+function localAdmin(open: () => Promise<Store>): AdminClient {
+  // One short-lived store per call: SQLite WAL (or PostgreSQL) lets this run beside live gateways.
+  const withStore = async <T>(fn: (s: Store) => Promise<T>): Promise<T> => {
+    const store = await open()
     try {
       return await fn(store)
     } finally {

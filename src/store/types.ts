@@ -48,12 +48,14 @@ export interface Store {
 
   createAgent(name: string, id: string, hash: string): Promise<AgentRecord>
   findAgentById(id: string): Promise<(AgentRecord & {hash: string}) | undefined>
+  /** Live and revoked, by creation time, then name. */
   listAgents(): Promise<AgentRecord[]>
   revokeAgent(name: string): Promise<AgentRecord | undefined>
   touchAgent(name: string): Promise<void>
 
   createServiceAccount(name: string, groups: string[], id: string, hash: string): Promise<ServiceAccountRecord>
   findServiceAccountById(id: string): Promise<(ServiceAccountRecord & {hash: string}) | undefined>
+  /** Live and revoked, by creation time, then name. */
   listServiceAccounts(): Promise<ServiceAccountRecord[]>
   revokeServiceAccount(name: string): Promise<ServiceAccountRecord | undefined>
 

@@ -5,7 +5,7 @@ import {HoopCommand} from '../../../src/client/command.js'
 
 export default class Create extends HoopCommand {
   static override summary = 'Create an agent and print its secret once.'
-  static override description = `The secret is shown only now; the gateway keeps a SHA-256 hash of it. Store it in your secret manager. With --data-dir this works on the gateway host without any credential, which is how the first admin credential is made.`
+  static override description = `The secret is shown only now; the gateway keeps a SHA-256 hash of it. Store it in your secret manager. With --data-dir (or --config, for a gateway whose config names a PostgreSQL store) this works on the gateway host without any credential, which is how the first admin credential is made.`
 
   static override examples = [
     {description: 'On a running gateway (admin identity)', command: '<%= config.bin %> admin agents create db-agent'},
