@@ -43,6 +43,24 @@ connections:
     assert.equal(cfg.connections[0].tls.mode, 'disable')
   })
 
+  it('selects the store: SQLite by default, PostgreSQL by a URL reference; metrics by a token reference', () => {
+    const plain = parseGatewayConfig('connections: []\n', '/etc/hoop/gw.yaml')
+    assert.deepEqual([plain.store, plain.metrics], [{kind: 'sqlite'}, {}])
+    assert.deepEqual(parseGatewayConfig('store: {sqlite: {}}\n', 'gw.yaml').store, {kind: 'sqlite'})
+    const cfg = parseGatewayConfig('store:\n  postgres:\n    url: {file: store-url}\n    poolSize: 20\nmetrics:\n  token: {env: HOOP_METRICS_TOKEN}\n', '/etc/hoop/gw.yaml')
+    assert.deepEqual(cfg.store, {kind: 'postgres', url: {file: '/etc/hoop/store-url'}, poolSize: 20})
+    assert.deepEqual(cfg.metrics, {token: {env: 'HOOP_METRICS_TOKEN'}})
+  })
+
+  it('refuses a store URL written inline, naming its line and never echoing it, and other bad store settings', () => {
+    const msg = problems('store:\n  postgres:\n    url: postgres://hoop:hunter2@db/hoop\n')
+    assert.match(msg, /^gw\.yaml:3:\d+: store\.postgres\.url must be a reference/)
+    assert.doesNotMatch(msg, /hunter2/)
+    assert.match(problems('store: {mysql: {}}\n'), /gw\.yaml:1:\d+: store must be \{sqlite: \{\}\} or \{postgres:/)
+    assert.match(problems('store: {postgres: {url: {env: U}, poolSize: 0, host: x}}\n'), /poolSize must be a whole number from 1 to 100[\s\S]*unknown key "host" in store\.postgres|unknown key "host" in store\.postgres[\s\S]*poolSize must be/)
+    assert.match(problems('metrics: {token: abc}\n'), /metrics\.token must be a reference/)
+  })
+
   it('refuses an inline secret, naming its line, and never echoes the value', () => {
     const msg = problems(`connections:
   - name: db
