@@ -92,7 +92,7 @@ describe('a gateway on a PostgreSQL store', function () {
     assert.doesNotMatch((gw.proc.stdout() + gw.proc.stderr()), new RegExp(PASSWORD), 'the store password is in no log line')
   })
 
-  it('/readyz answers 503 while the store refuses connections, and 200 once it is back', async () => {
+  it('/readyz answers 503 and callers get STORE_UNAVAILABLE while the store refuses connections; both recover with it', async () => {
     const url = gw!.url
     await adminQuery(`ALTER DATABASE ${DB} ALLOW_CONNECTIONS false`)
     await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${DB}'`)
@@ -101,10 +101,18 @@ describe('a gateway on a PostgreSQL store', function () {
       assert.equal(down.status, 503)
       assert.deepEqual(await down.json(), {status: 'unavailable', reason: 'store unreachable'})
       assert.equal((await fetch(`${url}/healthz`)).status, 200, 'alive all the same')
+      // A caller whose key cannot be looked up gets the store's error, with no password in it.
+      const r = await runHoop(['exec', 'db', '-e', 'SELECT 1', '--gateway', url], {env: {HOOP_TOKEN: token}})
+      assert.equal(r.code, 27, r.stdout + r.stderr)
+      assert.match(r.stderr, /store query failed at postgresql:\/\/postgres:redacted@127\.0\.0\.1:5432\//)
+      assert.doesNotMatch(r.stdout + r.stderr, new RegExp(PASSWORD))
     } finally {
       await adminQuery(`ALTER DATABASE ${DB} ALLOW_CONNECTIONS true`)
     }
     assert.equal((await fetch(`${url}/readyz`)).status, 200)
+    const r = await runHoop(['exec', 'db', '-e', 'SELECT 1', '--gateway', url], {env: {HOOP_TOKEN: token}})
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(sample(await metrics(url), 'hoop_errors_total{code="STORE_UNAVAILABLE"}') >= 1, 'the refusal was counted')
     assert.doesNotMatch((gw!.proc.stdout() + gw!.proc.stderr()), new RegExp(PASSWORD))
   })
 
