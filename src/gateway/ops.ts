@@ -6,7 +6,6 @@
 import {createHash, timingSafeEqual} from 'node:crypto'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {AuditLog} from '../audit/index.js'
-import {readSecret, type SecretRef} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import {bearerFrom, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
@@ -17,7 +16,8 @@ interface OpsContext {
   store: Store
   audit: AuditLog
   metrics: GatewayMetrics
-  metricsToken?: SecretRef
+  /** The bearer /metrics asks for; without one, loopback callers only. */
+  metricsToken?: string
   logger: Logger
 }
 
@@ -65,7 +65,7 @@ async function notReady(ctx: OpsContext): Promise<string | undefined> {
 function authorizeMetrics(ctx: OpsContext, req: IncomingMessage): void {
   if (ctx.metricsToken) {
     const bearer = bearerFrom(req)
-    if (!bearer || !sameSecret(bearer, readSecret(ctx.metricsToken))) throw new HoopError('TOKEN_REJECTED', '/metrics needs the configured metrics token as a bearer')
+    if (!bearer || !sameSecret(bearer, ctx.metricsToken)) throw new HoopError('TOKEN_REJECTED', '/metrics needs the configured metrics token as a bearer')
     return
   }
   if (!isLoopback(req.socket.remoteAddress)) {

@@ -90,6 +90,7 @@ export class Gateway {
   private sweeper?: NodeJS.Timeout
   private sweeping = false
   private signingKeyFile?: string
+  private metricsToken?: string
   /** Bad tokens and access denials: the first per source and interval on its own, the rest counted. */
   readonly authFailures: AuthFailureAudit
 
@@ -155,7 +156,10 @@ export class Gateway {
     const metrics = new GatewayMetrics(() => agents.linkCount())
     let audit: AuditLog
     let signingKeyFile: string | undefined
+    let metricsToken: string | undefined
     try {
+      // Read now: a token that cannot be read stops the start rather than every scrape.
+      metricsToken = opts.config.metrics.token && readSecret(opts.config.metrics.token)
       const settings = parseAuditSettings(opts.config)
       audit = AuditLog.open({
         db: local.db,
@@ -196,6 +200,7 @@ export class Gateway {
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
     gw.signingKeyFile = signingKeyFile
+    gw.metricsToken = metricsToken
     gw.sweeper = setInterval(() => void gw.sweepRevoked(), REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
     opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, store: store.kind, connections: opts.config.connections.length, dev: opts.dev})
@@ -224,7 +229,7 @@ export class Gateway {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (this.closing) throw new HoopError('GATEWAY_SHUTDOWN', 'gateway is shutting down')
-      if (await handleOps({store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.opts.config.metrics.token, logger: this.opts.logger}, req, res)) return
+      if (await handleOps({store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.metricsToken, logger: this.opts.logger}, req, res)) return
       if (await this.identity.handleHttp(req, res)) return
       await handleApi(this.apiContext(), req, res)
     } catch (err) {
