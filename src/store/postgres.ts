@@ -19,6 +19,8 @@ type Row = Record<string, unknown>
 /** PostgreSQL's unique_violation: a live name taken (the partial unique indexes). */
 const UNIQUE_VIOLATION = '23505'
 const CONNECT_TIMEOUT_MS = 5000
+/** A store that stops answering fails the call (a session start, a key lookup) instead of hanging it. */
+const QUERY_TIMEOUT_MS = 10_000
 
 /** The URL with its password (and any password query parameter) replaced, for messages. */
 export function redactUrl(url: string): string {
@@ -63,6 +65,7 @@ export class PostgresStore implements Store {
       connectionString: opts.url,
       max: opts.poolSize ?? 10,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
       application_name: 'hoop-gateway',
     })
     // An idle connection dropped by the server must not crash the gateway; the pool replaces it.
