@@ -10,10 +10,10 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {HoopError} from '../shared/errors.js'
 import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
-import {openCredentialStore, parseStoreChoice, readLastGateway, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
+import {openCredentialStore, parseStoreChoice, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
+import {resolveGateways} from './gateways.js'
 import {currentProfile, noteCredential} from './hints.js'
 
-const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
 /** Renew a stored access token when it has less than this many seconds left. */
 const REFRESH_MARGIN_S = 60
 
@@ -118,14 +118,10 @@ async function clientCredentials(gateway: string, clientId: string, clientSecret
   return {bearer: t.accessToken, source: 'client-credentials', expiresAt: t.expiresAt}
 }
 
-/** --gateway / HOOP_GATEWAY, then the last gateway logged in to, then the default. */
+/**
+ * The gateway a single-request command talks to: the first URL of --gateway / HOOP_GATEWAY (a
+ * comma-separated replica list is allowed; see gateways.ts), then the last login, then the default.
+ */
 export function resolveGatewayUrl(flag?: string): string {
-  const url = flag || process.env.HOOP_GATEWAY || readLastGateway() || DEFAULT_GATEWAY
-  try {
-    const u = new URL(url)
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme')
-    return u.origin + u.pathname.replace(/\/+$/, '')
-  } catch {
-    throw new HoopError('INVALID_INPUT', `gateway URL must be http(s)://host:port, got "${url}"`)
-  }
+  return resolveGateways(flag).identity
 }
