@@ -43,7 +43,7 @@ With several replicas of one gateway (--gateway URL1,URL2, or HOOP_GATEWAY the s
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Connect)
     const {identity: gateway, replicas} = resolveGateways(flags.gateway)
-    const bearer = () => resolveBearer({gateway, token: flags.token})
+    const bearer = () => resolveBearer({gateway, replicas, token: flags.token})
     const token = await bearer()
     const {value: info} = await firstAnswering(replicas, (g) => new GatewayApi(g, token).get<ConnectionView>(`/v1/connections/${encodeURIComponent(args.name)}`))
     if (flags['request-access']) {

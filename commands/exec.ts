@@ -60,7 +60,7 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
       const result = await execSql({
         gateways: replicas,
         connection: args.name,
-        bearer: () => resolveBearer({gateway, token: flags.token}),
+        bearer: () => resolveBearer({gateway, replicas, token: flags.token}),
         sql,
         user: flags.user,
         database: flags.database,
