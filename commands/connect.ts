@@ -77,7 +77,11 @@ With several replicas of one gateway (--gateway URL1,URL2, or HOOP_GATEWAY the s
         note(`stopped listening on ${host}:${actual}: the gateway no longer accepts this CLI's credential`)
         stop()
       }
-      client.on('session-error', ({id, error}) => (error.code === 'TOKEN_REJECTED' ? refusedBy(error) : note(`session ${id}: ${error.message} [${error.code}]`)))
+      // With several replicas, say which one a failed session went through (a lost link says so itself).
+      const via = (gateway?: string, message = '') => (replicas.length > 1 && gateway && !message.includes(gateway) ? ` (via ${gateway})` : '')
+      client.on('session-error', ({id, error, gateway}) =>
+        error.code === 'TOKEN_REJECTED' ? refusedBy(error) : note(`session ${id}: ${error.message} [${error.code}]${via(gateway, error.message)}`),
+      )
       const next = replicas.length > 1 ? 'the next session goes to a live replica' : 'the next session will reconnect'
       client.on('link-lost', (err, replica) =>
         err?.code === 'TOKEN_REJECTED' ? refusedBy(err) : note(`link to gateway ${replica} closed: ${err?.message ?? 'unknown reason'}; ${next}`),

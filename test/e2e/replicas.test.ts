@@ -143,5 +143,9 @@ describe('several gateway replicas: agent links to each, connect and exec fail o
     assert.equal(revoke.code, 0, revoke.stderr)
     assert.equal(await agent.exited, 11, agent.stderr())
     assert.match(agent.stderr(), /revoked/)
+    // With no agent, a session fails, and connect says which replica refused it (B: the one it uses now).
+    const r = await psql(connPort, 'select 1')
+    assert.notEqual(r.code, 0)
+    await conn.waitFor(new RegExp(`session \\d+: .*offline \\[AGENT_OFFLINE\\] \\(via ${gwB.url}\\)`))
   })
 })
