@@ -2,9 +2,10 @@ import {Args, Flags} from '@oclif/core'
 import chalk from 'chalk'
 import {spinner} from '../src/client/approvals.js'
 import {HoopCommand} from '../src/client/command.js'
-import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
+import {resolveBearer} from '../src/client/credentials.js'
 import {execSql, readSqlInput, renderCsv, renderTable, waitingLine, type ExecResult} from '../src/client/exec.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
+import {resolveGateways} from '../src/client/gateways.js'
 import {HoopError} from '../src/shared/errors.js'
 import {redact} from '../src/shared/log.js'
 
@@ -14,12 +15,15 @@ export default class Exec extends HoopCommand {
 
 With --json the result has the approval that authorised the statement as "approvalId" (and every approval used in "approvals"); a statement waiting for review exits 17 with {"error": {"code", "message", "approvalId"}}.
 
+With several replicas of one gateway (--gateway URL1,URL2, or HOOP_GATEWAY the same way), exec uses the first in list order that answers; your login is the one stored for the first URL (docs/ha.md).
+
 Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expired while waiting), 25 the database refused the statement, others as in docs/errors.md.`
 
   static override examples = [
     '<%= config.bin %> exec db -e "select count(*) from orders"',
     {description: 'From a file, as CSV', command: '<%= config.bin %> exec db --file report.sql --csv > report.csv'},
     {description: 'From stdin, as JSON', command: 'echo "select 1" | <%= config.bin %> exec db --json'},
+    {description: 'Two replicas of one gateway: runs on the second when the first is down', command: '<%= config.bin %> exec db -e "select 1" --gateway https://gw-a.example.com,https://gw-b.example.com'},
     {description: 'A write that needs review: wait for the approver, then run it', command: '<%= config.bin %> exec prod -e "update plans set tier = 2 where id = 7" --wait'},
   ]
 
@@ -49,14 +53,14 @@ Exit codes: 0 ok, 16 blocked by policy, 17 approval required (or rejected/expire
 
   async run(): Promise<ExecResult> {
     const {args, flags} = await this.parse(Exec)
-    const gateway = resolveGatewayUrl(flags.gateway)
+    const {identity: gateway, replicas} = resolveGateways(flags.gateway)
     const sql = await readSqlInput({execute: flags.execute, file: flags.file})
     const spin = flags.wait ? spinner(process.stderr) : undefined
     try {
       const result = await execSql({
-        gateway,
+        gateways: replicas,
         connection: args.name,
-        bearer: () => resolveBearer({gateway, token: flags.token}),
+        bearer: () => resolveBearer({gateway, replicas, token: flags.token}),
         sql,
         user: flags.user,
         database: flags.database,

@@ -1,16 +1,18 @@
-// `hoop agent`: dials out to the gateway (no inbound port), serves stream-open requests by dialing
-// the target and piping bytes, and keeps the link alive: heartbeat in the relay, redial with
-// jittered exponential backoff. A rejected or revoked token ends the agent with an error.
+// `hoop agent`: dials out to every gateway replica it is given (no inbound port) and keeps one
+// link to EACH (link.ts), so whichever replica a client reaches can open a stream to this agent.
+// It serves stream-open requests from any link by dialing the target and piping bytes. A token
+// rejected by one replica ends the agent with an error: replicas share one store, so a revoked
+// token must not live on through replicas that have not swept the revocation yet.
 import {EventEmitter} from 'node:events'
-import {dialRelay} from '../client/dial.js'
-import {Mux, type RelayStream} from '../relay/mux.js'
+import type {RelayStream} from '../relay/mux.js'
 import {dialTarget} from '../shared/dial.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
-import {RELAY_PATHS} from '../shared/routes.js'
+import {GatewayLink} from './link.js'
 
 interface AgentOptions {
-  gateway: string
+  /** The replicas of one gateway; the agent links to each. */
+  gateways: string[]
   token: string
   logger: Logger
   /** host:port patterns the agent may dial ("*" wildcards); empty = any. */
@@ -20,62 +22,32 @@ interface AgentOptions {
   maxBackoffMs?: number
 }
 
-/** Full-jitter exponential backoff (AWS architecture blog): random in [0, min(max, base * 2^n)]. */
-function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
-  return Math.max(minMs / 2, Math.floor(random() * cap))
-}
-
 export class Agent extends EventEmitter {
-  private stopping = false
-  private mux?: Mux
-  private wake?: () => void
+  private readonly links: GatewayLink[]
 
   constructor(private readonly opts: AgentOptions) {
     super()
+    if (opts.gateways.length === 0) throw new HoopError('INVALID_INPUT', 'the agent needs at least one gateway URL')
+    this.links = opts.gateways.map((gateway) => {
+      const link = new GatewayLink({...opts, gateway, serve: (s) => this.serve(s)})
+      link.on('connected', (g: string) => this.emit('connected', g))
+      link.on('disconnected', (reason: HoopError) => this.emit('disconnected', reason))
+      return link
+    })
   }
 
-  /** Runs until stop(); rejects with TOKEN_REJECTED when the gateway refuses the token. */
+  /** Runs until stop(); rejects with the first link's TOKEN_REJECTED (or INVALID_INPUT), after stopping the others. */
   async run(): Promise<void> {
-    const {logger} = this.opts
-    let attempt = 0
-    while (!this.stopping) {
-      try {
-        const ws = await dialRelay(this.opts.gateway, RELAY_PATHS.agent, this.opts.token, {userAgent: 'hoop-agent'})
-        attempt = 0
-        const mux = new Mux(ws, {side: 'dialer', logger, heartbeatMs: this.opts.heartbeatMs, onOpen: (s) => this.serve(s)})
-        this.mux = mux
-        logger.info('connected to gateway', {gateway: this.opts.gateway})
-        this.emit('connected')
-        const reason = await new Promise<HoopError>((resolve) => mux.once('close', resolve))
-        this.mux = undefined
-        if (this.stopping) break
-        if (reason?.code === 'TOKEN_REJECTED') throw reason
-        logger.warn('gateway link lost', {reason: reason?.message})
-        this.emit('disconnected', reason)
-      } catch (err) {
-        const e = asHoopError(err)
-        if (e.code === 'TOKEN_REJECTED' || e.code === 'INVALID_INPUT') throw e
-        if (this.stopping) break
-        logger.warn('cannot reach gateway', {error: e.message})
-      }
-      if (this.stopping) break
-      const delay = backoffDelay(attempt++, this.opts.minBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30_000)
-      logger.info('reconnecting', {inMs: delay, attempt})
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay)
-        this.wake = () => {
-          clearTimeout(t)
-          resolve()
-        }
-      })
+    try {
+      await Promise.all(this.links.map((l) => l.run()))
+    } catch (err) {
+      this.stop()
+      throw err
     }
   }
 
   stop(): void {
-    this.stopping = true
-    this.wake?.()
-    this.mux?.goAway('GATEWAY_SHUTDOWN', 'agent is shutting down')
+    for (const l of this.links) l.stop()
   }
 
   private serve(stream: RelayStream): void {

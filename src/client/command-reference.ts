@@ -44,7 +44,7 @@ export function renderCommandReference(manifest: Manifest): string {
     '|---|---|---|---|',
     ...rows,
     '',
-    'Common flags: `--gateway URL` (or `HOOP_GATEWAY`), `--token` (or `HOOP_TOKEN`), `--json`, `--help`.',
+    'Common flags: `--gateway URL` (or `HOOP_GATEWAY`; a comma-separated list of replicas fails over, see [docs/ha.md](docs/ha.md)), `--token` (or `HOOP_TOKEN`), `--json`, `--help`.',
   ].join('\n')
 }
 

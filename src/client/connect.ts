@@ -1,6 +1,9 @@
 // `hoop connect`: a local TCP listener whose every accepted socket becomes one relay stream
 // (client -> gateway -> agent -> target). One WebSocket to the gateway carries all streams; it
-// is dialed on first use and redialed after the gateway restarts. When a stream cannot be opened
+// is dialed on first use and redialed after the gateway restarts. Given several replicas of one
+// gateway, a new link goes to the first that accepts (gateways.ts says in which order); sessions
+// open on a replica that dies end (their sockets are closed, the error names the replica) and the
+// next session links to a live one. When a stream cannot be opened
 // (gateway unreachable, token rejected, stream refused) and the local client speaks PostgreSQL,
 // it is answered with a FATAL ErrorResponse naming the reason, as a server refusing a login would.
 import {EventEmitter} from 'node:events'
@@ -10,10 +13,11 @@ import {Mux} from '../relay/mux.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
-import {dialRelay} from './dial.js'
+import {ReplicaDialer} from './gateways.js'
 
 interface ConnectOptions {
-  gateway: string
+  /** The replicas of one gateway (one URL is a list of one). */
+  gateways: string[]
   connection: string
   /** Called for every new link, so expiring tokens are refreshed. */
   bearer: () => Promise<string>
@@ -25,10 +29,11 @@ interface ConnectOptions {
 /** What a ConnectClient emits, with its arguments. */
 interface ConnectEvents {
   session: [{id: number; remote: string}]
-  'session-error': [{id: number; error: HoopError}]
+  /** `gateway`: the replica the session went through, when it got that far. */
+  'session-error': [{id: number; error: HoopError; gateway?: string}]
   'session-end': [{id: number; bytesUp: number; bytesDown: number}]
-  /** The gateway link closed; the next session redials it. */
-  'link-lost': [HoopError | undefined]
+  /** The link to replica `gateway` closed; the next session dials a replica again. */
+  'link-lost': [HoopError | undefined, string]
 }
 
 /** What a local client sent before the gateway answered, kept to answer it ourselves if the stream fails; bounded. */
@@ -39,8 +44,9 @@ const LOCAL_ANSWER_DEADLINE_MS = 5_000
 const LOCAL_FIRST_BYTE_MS = 1_000
 
 export class ConnectClient extends EventEmitter<ConnectEvents> {
-  private mux?: Mux
-  private dialing?: Promise<Mux>
+  private link?: {mux: Mux; gateway: string}
+  private dialing?: Promise<{mux: Mux; gateway: string}>
+  private readonly dialer: ReplicaDialer
   private readonly sockets = new Set<Socket>()
   /** Sockets whose client has not hung up yet (a socket lingers until the gateway side ends too). */
   private readonly live = new Set<Socket>()
@@ -52,6 +58,7 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     private readonly server: Server,
   ) {
     super()
+    this.dialer = new ReplicaDialer(opts.gateways)
   }
 
   static async start(opts: ConnectOptions): Promise<ConnectClient> {
@@ -70,7 +77,7 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
       server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve())
     })
     // Dial eagerly so a bad token or unreachable gateway fails now, not on the first client.
-    await client.link()
+    await client.linked()
     return client
   }
 
@@ -85,18 +92,21 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     return this.live.size
   }
 
-  private link(): Promise<Mux> {
-    if (this.mux && !this.mux.closed) return Promise.resolve(this.mux)
+  private linked(): Promise<{mux: Mux; gateway: string}> {
+    if (this.link && !this.link.mux.closed) return Promise.resolve(this.link)
     this.dialing ??= (async () => {
       try {
-        const ws = await dialRelay(this.opts.gateway, RELAY_PATHS.connect, await this.opts.bearer(), {userAgent: 'hoop-connect'})
-        const mux = new Mux(ws, {side: 'dialer', logger: this.opts.logger})
+        const {ws, gateway} = await this.dialer.dial(RELAY_PATHS.connect, await this.opts.bearer(), 'hoop-connect')
+        // Named in the error every open session gets when this replica goes away.
+        const mux = new Mux(ws, {side: 'dialer', logger: this.opts.logger, lostMessage: `lost the link to gateway ${gateway}`})
+        const link = {mux, gateway}
         mux.once('close', (err: HoopError) => {
-          if (this.mux === mux) this.mux = undefined
-          if (!this.closing) this.emit('link-lost', err)
+          if (this.link === link) this.link = undefined
+          this.dialer.lost(gateway)
+          if (!this.closing) this.emit('link-lost', err, gateway)
         })
-        this.mux = mux
-        return mux
+        this.link = link
+        return link
       } finally {
         this.dialing = undefined
       }
@@ -126,8 +136,8 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
       if (sentBytes <= MAX_REPLAYED_BYTES) sent.push(chunk)
       else sent = undefined
     }
-    this.link().then(
-      (mux) => {
+    this.linked().then(
+      ({mux, gateway}) => {
         if (socket.destroyed) return
         const stream = mux.open({connection: this.opts.connection})
         socket.on('data', keep)
@@ -140,7 +150,7 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
         socket.resume()
         stream.on('error', (err) => {
           const error = asHoopError(err)
-          if (!this.closing) this.emit('session-error', {id, error})
+          if (!this.closing) this.emit('session-error', {id, error, gateway})
           socket.off('data', keep)
           // Nothing came back from the gateway yet: the local client may be told why, in its protocol.
           if (sent && stream.bytesIn === 0 && !this.closing) this.answerLocally(socket, sent, error)
@@ -191,7 +201,7 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     this.closing = true
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     for (const s of this.sockets) s.destroy()
-    this.mux?.goAway('GATEWAY_SHUTDOWN', 'client is closing')
+    this.link?.mux.goAway('GATEWAY_SHUTDOWN', 'client is closing')
     await closed
   }
 }

@@ -10,15 +10,18 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {HoopError} from '../shared/errors.js'
 import {clientCredentialsToken, fetchGatewaySettings, refreshProfile} from '../identity/oidc-client.js'
-import {openCredentialStore, parseStoreChoice, readLastGateway, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
+import {openCredentialStore, parseStoreChoice, type CredentialStore, type CredentialStoreChoice} from '../identity/token-store.js'
+import {firstAnswering, resolveGateways} from './gateways.js'
 import {currentProfile, noteCredential} from './hints.js'
 
-const DEFAULT_GATEWAY = 'http://127.0.0.1:8009'
 /** Renew a stored access token when it has less than this many seconds left. */
 const REFRESH_MARGIN_S = 60
 
 interface CredentialOptions {
+  /** The gateway's identity: the URL its login is stored under (the first of a replica list). */
   gateway: string
+  /** Every replica of that gateway, to fetch its settings from the first that answers (default: [gateway]). */
+  replicas?: string[]
   /** From --token or HOOP_TOKEN. */
   token?: string
   /** From --client-id / HOOP_CLIENT_ID and --client-secret / HOOP_CLIENT_SECRET. */
@@ -65,7 +68,7 @@ async function resolve(opts: CredentialOptions): Promise<ResolvedBearer & {issue
   const clientSecret = opts.clientSecret ?? env.HOOP_CLIENT_SECRET
   if (clientId || clientSecret) {
     if (!clientId || !clientSecret) throw new HoopError('INVALID_INPUT', 'client credentials need both HOOP_CLIENT_ID and HOOP_CLIENT_SECRET')
-    return clientCredentials(opts.gateway, clientId, clientSecret)
+    return clientCredentials(opts.gateway, opts.replicas ?? [opts.gateway], clientId, clientSecret)
   }
 
   const idToken = opts.idToken ?? env.HOOP_ID_TOKEN
@@ -103,14 +106,14 @@ async function resolve(opts: CredentialOptions): Promise<ResolvedBearer & {issue
   return {bearer: renewed.accessToken, source: 'login', expiresAt: renewed.expiresAt, issuer: renewed.issuer}
 }
 
-async function clientCredentials(gateway: string, clientId: string, clientSecret: string): Promise<ResolvedBearer> {
+async function clientCredentials(gateway: string, replicas: string[], clientId: string, clientSecret: string): Promise<ResolvedBearer> {
   // Keyed by the secret's hash too: a changed secret must not reuse a token minted for the old one.
   const key = `${gateway}\n${clientId}\n${createHash('sha256').update(clientSecret).digest('hex')}`
   const cached = clientTokens.get(key)
   if (cached && cached.expiresAt - Math.floor(Date.now() / 1000) > REFRESH_MARGIN_S) {
     return {bearer: cached.accessToken, source: 'client-credentials', expiresAt: cached.expiresAt}
   }
-  const settings = await fetchGatewaySettings(gateway)
+  const {value: settings} = await firstAnswering(replicas, fetchGatewaySettings)
   const cc = settings.clientCredentials
   if (!cc) throw new HoopError('NOT_LOGGED_IN', `gateway ${gateway} accepts no client credentials (auth.clientCredentials is not configured)`)
   const t = await clientCredentialsToken(cc, clientId, clientSecret)
@@ -118,14 +121,10 @@ async function clientCredentials(gateway: string, clientId: string, clientSecret
   return {bearer: t.accessToken, source: 'client-credentials', expiresAt: t.expiresAt}
 }
 
-/** --gateway / HOOP_GATEWAY, then the last gateway logged in to, then the default. */
+/**
+ * The gateway a single-request command talks to: the first URL of --gateway / HOOP_GATEWAY (a
+ * comma-separated replica list is allowed; see gateways.ts), then the last login, then the default.
+ */
 export function resolveGatewayUrl(flag?: string): string {
-  const url = flag || process.env.HOOP_GATEWAY || readLastGateway() || DEFAULT_GATEWAY
-  try {
-    const u = new URL(url)
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme')
-    return u.origin + u.pathname.replace(/\/+$/, '')
-  } catch {
-    throw new HoopError('INVALID_INPUT', `gateway URL must be http(s)://host:port, got "${url}"`)
-  }
+  return resolveGateways(flag).identity
 }

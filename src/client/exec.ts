@@ -2,7 +2,8 @@
 // relay stream (like `hoop connect` does for each local socket) and drives it with the `pg`
 // driver, so the gateway's PostgreSQL engine sees an ordinary client. The input is sent as one
 // simple-protocol Query (psql -c semantics): policy judges it, and an approval binds to that exact
-// text, so re-running the same input is what a one-time approval covers.
+// text, so re-running the same input is what a one-time approval covers. Given several replicas
+// of one gateway, the run uses the first in list order that answers, and stays on it.
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
@@ -16,6 +17,7 @@ import {RELAY_PATHS} from '../shared/routes.js'
 import {GatewayApi} from './api.js'
 import {ApprovalsClient, approvalIdIn, type ApprovalView} from './approvals.js'
 import {dialRelay} from './dial.js'
+import {firstAnswering} from './gateways.js'
 
 const MAX_SQL_INPUT = 1024 * 1024
 /** SQLSTATE insufficient_privilege: the gateway answers refusals with it. */
@@ -42,7 +44,8 @@ export interface ExecResult {
 }
 
 interface ExecOptions {
-  gateway: string
+  /** The replicas of one gateway (one URL is a list of one). */
+  gateways: string[]
   connection: string
   bearer: () => Promise<string>
   sql: string
@@ -90,11 +93,11 @@ export function readSqlInput(o: {execute?: string; file?: string; stdin?: NodeJS
 
 export async function execSql(o: ExecOptions): Promise<ExecResult> {
   const bearer = await o.bearer()
-  const info = await new GatewayApi(o.gateway, bearer).get<ConnectionView>(`/v1/connections/${encodeURIComponent(o.connection)}`)
+  const {gateway, value: info} = await firstAnswering(o.gateways, (g) => new GatewayApi(g, bearer).get<ConnectionView>(`/v1/connections/${encodeURIComponent(o.connection)}`))
   if (info.type !== 'postgres') {
     throw new HoopError('INVALID_INPUT', `hoop exec runs SQL on postgres connections; "${info.name}" is ${info.type} (use \`hoop connect ${info.name}\`)`)
   }
-  const ws = await dialRelay(o.gateway, RELAY_PATHS.connect, bearer, {userAgent: 'hoop-exec'})
+  const ws = await dialRelay(gateway, RELAY_PATHS.connect, bearer, {userAgent: 'hoop-exec'})
   const mux = new Mux(ws, {side: 'dialer', logger: o.logger ?? silentLogger})
   // This run's id: the gateway keeps it with each approval use, so we can ask which one ran it.
   const request = randomBytes(12).toString('base64url')
@@ -116,13 +119,13 @@ export async function execSql(o: ExecOptions): Promise<ExecResult> {
     for (let round = 0; ; round++) {
       try {
         const res = (await client.query({text: o.sql, rowMode: 'array'})) as unknown as pg.QueryArrayResult | pg.QueryArrayResult[]
-        const approvals = await approvalsUsed(o, request, used)
+        const approvals = await approvalsUsed(gateway, o, request, used)
         return {connection: info.name, statements: (Array.isArray(res) ? res : [res]).map(toOutput), approvalId: approvals.at(-1), approvals}
       } catch (err) {
         const e = mapError(err)
         const id = e.code === 'APPROVAL_REQUIRED' ? (e.details?.approvalId as string | undefined) : undefined
         if (!id || !o.wait || round >= MAX_APPROVAL_ROUNDS) throw e
-        const approvals = ApprovalsClient.withApi(new GatewayApi(o.gateway, await o.bearer()))
+        const approvals = ApprovalsClient.withApi(new GatewayApi(gateway, await o.bearer()))
         const approved = await approvals.waitForDecision(id, {onTick: o.onWaiting, signal: o.signal})
         o.onApproved?.(approved)
         used.push(id)
@@ -138,9 +141,9 @@ export async function execSql(o: ExecOptions): Promise<ExecResult> {
  * The approvals the run used, as the gateway recorded them (a grant or an approval given before
  * this run is only known there); what --wait saw when the gateway cannot say (an older gateway).
  */
-async function approvalsUsed(o: ExecOptions, request: string, waited: string[]): Promise<string[]> {
+async function approvalsUsed(gateway: string, o: ExecOptions, request: string, waited: string[]): Promise<string[]> {
   try {
-    const uses = await ApprovalsClient.withApi(new GatewayApi(o.gateway, await o.bearer())).usesOf(request)
+    const uses = await ApprovalsClient.withApi(new GatewayApi(gateway, await o.bearer())).usesOf(request)
     return [...new Set(uses.map((u) => u.approvalId))]
   } catch {
     return waited

@@ -4,11 +4,11 @@
 import {Flags} from '@oclif/core'
 
 export const gatewayFlag = Flags.string({
-  summary: 'Gateway URL (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
+  summary: 'Gateway URL, or several replicas of one gateway comma-separated (default: HOOP_GATEWAY, then the last gateway you logged in to, then http://127.0.0.1:8009).',
   // Every command that talks to a gateway has this flag, so HOOP_PROFILE is explained in the
   // --help of exactly the commands where profiles matter.
   description:
-    'Logins are kept per gateway URL and per profile. Set HOOP_PROFILE=NAME (e.g. HOOP_PROFILE=approver) to keep a second person\'s or role\'s login to the same gateway apart from the default one: `HOOP_PROFILE=approver hoop login`, then HOOP_PROFILE=approver before each command that should use it.',
+    'Logins are kept per gateway URL and per profile. Set HOOP_PROFILE=NAME (e.g. HOOP_PROFILE=approver) to keep a second person\'s or role\'s login to the same gateway apart from the default one: `HOOP_PROFILE=approver hoop login`, then HOOP_PROFILE=approver before each command that should use it. With a list of replicas (--gateway https://gw-a:8009,https://gw-b:8009, or HOOP_GATEWAY the same way) the first URL keys the login; `login`, `connect`, `exec` and `agent` fail over to the next replica when one is down, other commands talk to the first URL (docs/ha.md).',
   env: 'HOOP_GATEWAY',
   helpGroup: 'GATEWAY',
 })

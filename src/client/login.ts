@@ -8,6 +8,7 @@ import {isLoopbackUrl} from '../identity/auth-config.js'
 import {completeDevLogin} from '../identity/dev-browser.js'
 import {deviceLogin, fetchGatewaySettings, revokeProfile, type DevicePrompt} from '../identity/oidc-client.js'
 import {HoopError} from '../shared/errors.js'
+import {firstAnswering} from './gateways.js'
 import {commandFor, currentProfile} from './hints.js'
 import {openCredentialStore, storeNotice, writeLastGateway, type CredentialStoreChoice} from '../identity/token-store.js'
 
@@ -32,7 +33,10 @@ export interface LoginResult {
 
 export async function runLogin(
   opts: {
+    /** The gateway's identity: its login is stored under this URL (the first of a replica list). */
     gateway: string
+    /** Every replica of that gateway, to fetch its login settings from the first that answers (default: [gateway]). */
+    replicas?: string[]
     browser: boolean
     credentialStore: CredentialStoreChoice
     signal?: AbortSignal
@@ -41,7 +45,8 @@ export async function runLogin(
   },
   io: CliIo = stderrIo,
 ): Promise<LoginResult> {
-  if (opts.devUser !== undefined && !isLoopbackUrl(opts.gateway)) {
+  const replicas = opts.replicas ?? [opts.gateway]
+  if (opts.devUser !== undefined && !replicas.every(isLoopbackUrl)) {
     throw new HoopError(
       'INVALID_INPUT',
       `--dev-user signs in only to a dev-mode gateway on this machine (127.0.0.1, localhost or ::1); ${opts.gateway} is not one: run \`hoop login\` without --dev-user and sign in in the browser`,
@@ -49,7 +54,7 @@ export async function runLogin(
   }
   const store = await openCredentialStore(opts.credentialStore)
   io.say(storeNotice(store))
-  const settings = await fetchGatewaySettings(opts.gateway)
+  const {value: settings} = await firstAnswering(replicas, fetchGatewaySettings)
   if (opts.devUser !== undefined && (!settings.dev || !settings.issuer || !isLoopbackUrl(settings.issuer))) {
     throw new HoopError(
       'INVALID_INPUT',
@@ -92,8 +97,9 @@ export async function runLogin(
     spinner.stop()
   }
   await store.put(profile)
-  writeLastGateway(opts.gateway)
-  io.say(`Logged in to ${opts.gateway} as ${profile.email ?? profile.subject}${profile.groups.length ? ` (groups: ${profile.groups.join(', ')})` : ''}.`)
+  // The whole list, so later commands without --gateway fail over too.
+  writeLastGateway(replicas.join(','))
+  io.say(`Logged in to ${replicas.join(', ')} as ${profile.email ?? profile.subject}${profile.groups.length ? ` (groups: ${profile.groups.join(', ')})` : ''}.`)
   const name = currentProfile()
   if (name) io.say(`Stored in profile "${name}": commands use it when HOOP_PROFILE=${name} is set.`)
   return {

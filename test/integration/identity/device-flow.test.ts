@@ -6,10 +6,12 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {resolveCredential} from '../../../src/client/credentials.js'
+import {resolveGateways} from '../../../src/client/gateways.js'
 import {runLogin, runLogout, runWhoami, type CliIo} from '../../../src/client/login.js'
 import {deviceLogin, fetchGatewaySettings} from '../../../src/identity/oidc-client.js'
 import {FileCredentialStore} from '../../../src/identity/token-store.js'
 import {HoopError} from '../../../src/shared/errors.js'
+import {freePort} from '../../helpers/net.js'
 import {completeDeviceLogin} from './browser.js'
 import {startMiniGateway, type MiniGateway} from './mini-gateway.js'
 
@@ -27,7 +29,7 @@ describe('identity: device flow against the dev IdP', () => {
   beforeEach(() => {
     home = mkdtempSync(join(tmpdir(), 'hoop-id-home-'))
     process.env.XDG_CONFIG_HOME = home
-    for (const k of ['HOOP_TOKEN', 'HOOP_CLIENT_ID', 'HOOP_CLIENT_SECRET', 'HOOP_ID_TOKEN', 'HOOP_ID_TOKEN_FILE', 'HOOP_CREDENTIAL_STORE']) delete process.env[k]
+    for (const k of ['HOOP_GATEWAY', 'HOOP_TOKEN', 'HOOP_CLIENT_ID', 'HOOP_CLIENT_SECRET', 'HOOP_ID_TOKEN', 'HOOP_ID_TOKEN_FILE', 'HOOP_CREDENTIAL_STORE']) delete process.env[k]
   })
   afterEach(() => {
     process.env = {...savedEnv}
@@ -135,5 +137,23 @@ describe('identity: device flow against the dev IdP', () => {
     } finally {
       await other.close()
     }
+  })
+
+  it('a list of replicas is one login: through the first that answers, stored under the first URL, the list remembered', async () => {
+    const down = `http://127.0.0.1:${await freePort()}`
+    const io = userAt('engineer@example.com')
+    const result = await runLogin({gateway: down, replicas: [down, gw.url], browser: false, credentialStore: 'file'}, io)
+    await io.done
+    assert.equal(result.gateway, down)
+    assert.match(io.lines.at(-1)!, new RegExp(`Logged in to ${down}, ${gw.url} as engineer@example.com`))
+    const store = new FileCredentialStore(join(home, 'hoop'))
+    assert.equal((await store.get(down))?.email, 'engineer@example.com')
+    assert.equal(await store.get(gw.url), undefined, 'one login for the gateway, not one per replica')
+    // Later commands without --gateway get the whole list, and find the login under its first URL.
+    const later = resolveGateways()
+    assert.deepEqual(later, {identity: down, replicas: [down, gw.url]})
+    const cred = await resolveCredential({gateway: later.identity, replicas: later.replicas, credentialStore: 'file'})
+    assert.equal(cred.source, 'login')
+    assert.equal((await gw.runtime.authenticator.authenticate(cred.bearer)).email, 'engineer@example.com')
   })
 })

@@ -32,7 +32,7 @@ describe('hoop connect answers a PostgreSQL client whose stream cannot be opened
     wss.on('connection', (ws) => new Mux(ws, {side: 'acceptor', logger: silentLogger, onOpen: (s) => s.reject('AGENT_OFFLINE', 'agent "db-agent" serving connection "db" is offline')}))
     await new Promise((r) => wss.once('listening', r))
     const gateway = `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}`
-    client = await ConnectClient.start({gateway, connection: 'db', bearer: async () => 'token', port: 0, logger: silentLogger})
+    client = await ConnectClient.start({gateways: [gateway], connection: 'db', bearer: async () => 'token', port: 0, logger: silentLogger})
     port = client.address().port
   })
   after(async () => {
