@@ -11,7 +11,7 @@
 import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
-import {regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
+import {definedRoutine, regclassName, relationReader, routineKey, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
 import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
 
 export type {OutputColumn, OutputItem}
@@ -35,6 +35,13 @@ export interface StatementAnalysis {
   readsMasked?: string
   cursor?: string
   copy?: CopyShape
+  /**
+   * What it runs that may be user code (functions, operators, cast types; keys of `routineKey`):
+   * the engine asks the catalog which are built-ins and analyses again with the rest opaque.
+   */
+  routines?: string[]
+  /** A routine it creates, renames or moves (`definedRoutine`), for the rest of the session. */
+  defines?: string
 }
 
 type Node = Record<string, unknown>
@@ -53,18 +60,22 @@ interface Scope {
   parent?: Scope
 }
 
+const NO_ROUTINES: ReadonlySet<string> = new Set()
+
 /** SQL text nested in SQL text (query_to_xml('select query_to_xml(...)')) is followed this deep. */
 const MAX_TEXT_DEPTH = 4
 
 /**
  * Analyses each statement of `sql`. Returns undefined when the text does not parse or cannot be
  * analysed (too deep, or any other failure): callers then treat every computed column as tainted.
- * Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * `opaque` names routines (`routineKey` keys) that are user code: a value one of them computes
+ * derives from anything (the routine may read a masked table), and the statement counts as
+ * reading masked data. Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
  */
-export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalysis[] | undefined {
+export function analyzeSql(sql: string, matcher: ColumnMatcher, opaque: ReadonlySet<string> = NO_ROUTINES): StatementAnalysis[] | undefined {
   try {
     const tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
-    const a = new Analyzer(matcher, 0)
+    const a = new Analyzer(matcher, 0, false, opaque)
     return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
   } catch {
     return undefined
@@ -103,6 +114,8 @@ export function statementFlows(wrapped: Node): StatementFlows {
 
 class Analyzer {
   private masked: string | undefined
+  /** Routines the current statement runs (normal mode). */
+  private calls = new Set<string>()
   /** Flow mode: storing calls seen. */
   readonly storedCalls: StoredCall[] = []
 
@@ -110,6 +123,7 @@ class Analyzer {
     private readonly m: ColumnMatcher,
     private readonly textDepth: number,
     private readonly record = false,
+    private readonly opaque: ReadonlySet<string> = NO_ROUTINES,
   ) {}
 
   /** Combines two sources: the newer wins (normal mode) or the union (flow mode). */
@@ -265,6 +279,7 @@ class Analyzer {
 
   statement(wrapped: Node): StatementAnalysis {
     this.masked = undefined
+    this.calls = new Set()
     const [type, node] = unwrap(wrapped)
     const root: Scope = {items: [], ctes: new Map()}
     let out: Omit<StatementAnalysis, 'type'>
@@ -281,7 +296,12 @@ class Analyzer {
         this.withClause(node.withClause as Node | undefined, scope)
         for (const f of (node.fromClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
         for (const f of (node.usingClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
+        if (node.sourceRelation) this.fromItem(node.sourceRelation as Node, scope, scope.items)
         if (node.selectStmt) this.select(unwrap(node.selectStmt as Node)[1], root)
+        // Values and conditions: what they read and run can show in an error (a failed cast echoes the value).
+        for (const k of ['targetList', 'whereClause', 'joinCondition', 'mergeWhenClauses']) if (node[k]) this.expr(node[k], scope)
+        // ON CONFLICT DO UPDATE also sees the proposed row as `excluded`.
+        if (node.onConflictClause) this.expr(node.onConflictClause, {...scope, items: [...scope.items, {alias: 'excluded', rel: scope.items[0]?.rel}]})
         const returning = ((node.returningClause as Node | undefined)?.exprs ?? node.returningList) as Node[] | undefined
         out = {kind: 'rows', outputs: returning ? this.targets(returning, scope) : []}
         break
@@ -303,6 +323,9 @@ class Analyzer {
         out = {kind: 'other'}
     }
     if (this.masked) out.readsMasked = this.masked
+    if (this.calls.size) out.routines = [...this.calls]
+    const defines = definedRoutine(type, node)
+    if (defines) out.defines = defines
     return {...out, type}
   }
 
@@ -502,7 +525,17 @@ class Analyzer {
       s = this.join(s, this.expr(v, scope))
     }
     if (obj.FuncCall) s = this.join(s, this.call(obj.FuncCall as Node, scope))
+    const routine = this.record ? undefined : routineKey(obj)
+    if (routine) s = this.join(s, this.routine(routine))
     return s
+  }
+
+  /** A routine the statement runs: noted; when it is user code, its value derives from anything. */
+  private routine(key: string): string | undefined {
+    this.calls.add(key)
+    if (!this.opaque.has(key)) return undefined
+    this.masked ??= key
+    return key
   }
 
   /**
@@ -533,7 +566,7 @@ class Analyzer {
       } catch {
         return unknown
       }
-      const inner = new Analyzer(this.m, this.textDepth + 1, this.record)
+      const inner = new Analyzer(this.m, this.textDepth + 1, this.record, this.opaque)
       let s: string | undefined
       for (const st of tree.stmts ?? []) {
         if (this.record) {
@@ -544,6 +577,8 @@ class Analyzer {
           this.storedCalls.push(...inner.storedCalls.splice(0))
         } else {
           const a = inner.statement(st.stmt)
+          for (const k of a.routines ?? []) this.calls.add(k)
+          if (a.readsMasked) this.masked ??= a.readsMasked
           for (const o of a.outputs ?? []) s = this.first(s, 'star' in o ? (o.from && this.m.coversTable(o.from.schema, o.from.table) ? this.rowSource(o.from, true) : undefined) : o.source)
           if (a.readsMasked) s ??= a.readsMasked
         }

@@ -10,9 +10,12 @@ import {B, decodeErrorFields, encodeQuery, encodeTerminate} from '../../protocol
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {loadPgParser} from '../../sql/pg-parser.js'
-import {analyzeSql, type OutputItem} from '../../sql/pg-taint.js'
+import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
 import {isPulledEnd, isPulledError} from '../io.js'
 import {openAuthenticated, type FrameReader, type PgDial} from './upstream.js'
+
+/** OIDs below this were made by initdb: built-in objects (PostgreSQL's FirstNormalObjectId). */
+const FIRST_NORMAL_OID = 16384
 
 /** A relation as masking needs it. */
 export interface RelInfo {
@@ -89,16 +92,58 @@ export class Catalog {
     this.conn?.then((c) => c.close()).catch(() => {})
   }
 
+  /**
+   * Taint analysis of `sql` that sees user code: the routines it runs (functions, operators, cast
+   * types) that are not built-ins, or that this session defined (`defined`: it may have shadowed a
+   * built-in's name in its open transaction), are opaque to it. Undefined when it does not parse.
+   */
+  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set()): Promise<StatementAnalysis[] | undefined> {
+    await loadPgParser()
+    const first = analyzeSql(sql, matcher)
+    const called = new Set(first?.flatMap((a) => a.routines ?? []))
+    if (!first || matcher.empty || called.size === 0) return first
+    const own = new Set([...defined, ...first.flatMap((a) => (a.defines ? [a.defines] : []))])
+    const opaque = await this.userRoutines([...called].filter((k) => !own.has(k)))
+    for (const k of called) if (own.has(k)) opaque.add(k)
+    return opaque.size ? analyzeSql(sql, matcher, opaque) : first
+  }
+
+  /**
+   * Which of these routines (`routineKey` keys) may be user code: all but those whose name the
+   * committed catalog holds only as built-ins (made by initdb, so whatever the schema or the
+   * client's search_path), and, for a type, with no user-defined cast function into it. A name the
+   * catalog does not hold may have been made in the open transaction: user code. So is every key
+   * when the look-up fails. Not cached: another session may create a routine of any name at any time.
+   */
+  private async userRoutines(keys: readonly string[]): Promise<Set<string>> {
+    const all = new Set(keys)
+    const names = (kind: string) => keys.filter((k) => k.startsWith(`${kind}:`) && !k.includes('\\')).map((k) => quoteLiteral(k.slice(kind.length + 1)))
+    const [fns, ops, types] = [names('function'), names('operator'), names('type')]
+    const parts: string[] = []
+    if (fns.length) parts.push(`SELECT 'function:' || proname FROM pg_catalog.pg_proc WHERE proname IN (${fns.join(',')}) GROUP BY proname HAVING bool_and(oid < ${FIRST_NORMAL_OID})`)
+    if (ops.length) parts.push(`SELECT 'operator:' || oprname FROM pg_catalog.pg_operator WHERE oprname IN (${ops.join(',')}) GROUP BY oprname HAVING bool_and(oid < ${FIRST_NORMAL_OID})`)
+    if (types.length) {
+      parts.push(`SELECT 'type:' || t.typname FROM pg_catalog.pg_type t
+          LEFT JOIN pg_catalog.pg_cast c ON c.casttarget = t.oid AND c.castfunc >= ${FIRST_NORMAL_OID}
+          WHERE t.typname IN (${types.join(',')}) GROUP BY t.typname HAVING bool_and(t.oid < ${FIRST_NORMAL_OID} AND c.oid IS NULL)`)
+    }
+    if (parts.length === 0) return all
+    try {
+      const conn = await (this.conn ??= this.open())
+      for (const [k] of await conn.query(parts.join(' UNION ALL '))) if (k) all.delete(k)
+    } catch (err) {
+      this.log.warn('pg catalog routine lookup failed; treating the routines as user code (fail closed)', {error: errorMessage(err)})
+    }
+    return all
+  }
+
   private async withViewOutputs(row: CatalogRow | undefined, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
     if (!row) return undefined
     const info: RelInfo = {schema: row.schema, table: row.table, columns: row.columns}
     if (row.viewdef === undefined) return info
     let perPlan = this.views.get(matcher.key)
     if (!perPlan) this.views.set(matcher.key, (perPlan = new Map()))
-    if (!perPlan.has(row)) {
-      await loadPgParser()
-      perPlan.set(row, analyzeSql(row.viewdef, matcher)?.[0]?.outputs)
-    }
+    if (!perPlan.has(row)) perPlan.set(row, (await this.analyze(row.viewdef, matcher))?.[0]?.outputs)
     info.viewOutputs = perPlan.get(row)
     return info
   }

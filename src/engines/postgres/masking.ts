@@ -10,8 +10,7 @@ import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
 import {planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
 import type {Frame} from '../../protocol/pg/framer.js'
 import {decodeCopyResponse, type FieldDescription} from '../../protocol/pg/messages.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
-import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
+import type {OutputItem, StatementAnalysis} from '../../sql/pg-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import type {Verdict} from '../gate.js'
 import type {Catalog} from './catalog.js'
@@ -40,6 +39,8 @@ export class MaskPlanner {
    * cannot hold masked data, so its columns are not masked; after it, they are (fail closed).
    */
   private readMasked = false
+  /** Routines this session created, renamed or moved (`definedRoutine`): user code whatever their name. */
+  private readonly defined = new Set<string>()
 
   constructor(
     private readonly catalog: Catalog,
@@ -47,10 +48,12 @@ export class MaskPlanner {
     private readonly cursorOutputs: (name: string) => OutputItem[] | undefined,
   ) {}
 
-  /** Which outputs of each statement in `sql` derive from a masked column of `plan`. */
-  async analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
-    await loadPgParser()
-    return analyzeSql(sql, this.matcher(plan))
+  /**
+   * Which outputs of each statement in `sql` derive from a masked column of `plan`; a routine that
+   * is not a built-in may read masked tables, so a statement running one reads masked data.
+   */
+  analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
+    return this.catalog.analyze(sql, this.matcher(plan), this.defined)
   }
 
   /**
@@ -70,6 +73,7 @@ export class MaskPlanner {
   /** An allowed statement is about to run: remember whether it reads masked data. */
   admitted(stmt: Stmt): void {
     if (this.textSensitive(stmt)) this.readMasked = true
+    for (const a of stmt.analysis ?? []) if (a.defines) this.defined.add(a.defines)
   }
 
   /** The mask key for a column whose relation the catalog cannot resolve. */

@@ -78,6 +78,8 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
     ['computed columns next to t.*', [`select t.*, t.n * 2 as double from ${S}.a t order by id`]],
     ['RETURNING *', [`begin`, `update ${S}.a set n = n + 1 where id = 1 returning *`, `rollback`]],
     ['a table created in the open transaction', [`begin`, `create table ${S}.fresh (id int, label text)`, `insert into ${S}.fresh values (1, 'new')`, `select id, label, upper(label) from ${S}.fresh`, `rollback`]],
+    ['built-in functions, operators and casts', [`select upper(name), length(name) + n, coalesce(n, 0)::text || 'x', now() is not null, count(*) over () from ${S}.a where name like 'o%' order by id`]],
+    ['an error raised by a built-in over an unmasked table', [`select name::int from ${S}.a`, `select 1 / (n - n) from ${S}.a`]],
     ['COPY of a temp table', [`create temp table tmp_copy as select * from ${S}.a`, `copy tmp_copy to stdout`, `copy (select name from tmp_copy) to stdout with (format csv)`]],
   ] as const) {
     it(name, async () => {
