@@ -12,7 +12,7 @@ import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
 import {definedRoutine, regclassName, relationReader, routineKey, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
-import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
+import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem, type WholeRow} from './taint.js'
 
 export type {OutputColumn, OutputItem}
 
@@ -407,9 +407,42 @@ class Analyzer {
         continue
       }
       const source = val ? this.expr(val, scope) : undefined
-      out.push({name: String(rt.name ?? defaultName(val)), source})
+      const row = this.record ? undefined : this.wholeRowOf(val, scope)
+      const only = row && (source === undefined || source === this.rowSource(row.rel))
+      out.push({name: String(rt.name ?? defaultName(val)), source, ...(only ? {row} : {})})
     }
     return out
+  }
+
+  /**
+   * The relation whose whole row an output expression is, exactly: `t` or ROW(t.*) (a composite),
+   * row_to_json(t), to_json(t), to_jsonb(t) (JSON); t a table or view in FROM. Else undefined.
+   */
+  private wholeRowOf(val: Node | undefined, scope: Scope): WholeRow | undefined {
+    if (!val) return undefined
+    const [type, node] = unwrap(val)
+    let form: WholeRow['form'] = 'composite'
+    let ref: Node | undefined = val
+    if (type === 'FuncCall') {
+      const name = ((node.funcname as Node[] | undefined) ?? []).map(fieldName)
+      const args = (node.args as Node[] | undefined) ?? []
+      const plain = !node.agg_star && !node.agg_distinct && !node.agg_order && !node.agg_filter && !node.over && !node.func_variadic
+      if (!plain || args.length !== 1 || name.length > 2 || (name.length === 2 && name[0] !== 'pg_catalog')) return undefined
+      if (!['row_to_json', 'to_json', 'to_jsonb'].includes(name[name.length - 1])) return undefined
+      form = 'json'
+      ref = args[0]
+    } else if (type === 'RowExpr') {
+      const args = (node.args as Node[] | undefined) ?? []
+      const f = ((args[0]?.ColumnRef as Node | undefined)?.fields as Node[] | undefined)?.map(fieldName)
+      if (args.length !== 1 || f?.[f.length - 1] !== '*') return undefined
+      ref = args[0]
+    }
+    const names = ((ref?.ColumnRef as Node | undefined)?.fields as Node[] | undefined)?.map(fieldName)
+    if (!names) return undefined
+    const parts = names[names.length - 1] === '*' ? names.slice(0, -1) : names
+    if (parts.length === 0 || parts.length > 2) return undefined
+    const items = this.findItems(parts[parts.length - 1], scope, parts.length === 2 ? parts[0] : undefined)
+    return items.length === 1 && items[0].rel ? {form, rel: items[0].rel} : undefined
   }
 
   private expandStar(qual: string[], scope: Scope): OutputItem[] {

@@ -73,7 +73,7 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
   for (const [name, statements] of [
     ['a plain select', [`select id, name from ${S}.a order by id`]],
     ['EXPLAIN', [`explain (costs off) select * from ${S}.a where n > 5`]],
-    ['whole-row references', [`select row_to_json(t) from ${S}.a t order by id`, `select row(t.*) from ${S}.a t order by id`]],
+    ['whole-row references', [`select row_to_json(t) from ${S}.a t order by id`, `select row(t.*) from ${S}.a t order by id`, `select to_jsonb(t), t from ${S}.a t order by id`]],
     ['FULL JOIN ... USING', [`select * from ${S}.a full join ${S}.b using (id) order by id`]],
     ['computed columns next to t.*', [`select t.*, t.n * 2 as double from ${S}.a t order by id`]],
     ['RETURNING *', [`begin`, `update ${S}.a set n = n + 1 where id = 1 returning *`, `rollback`]],
