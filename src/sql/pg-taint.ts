@@ -367,6 +367,7 @@ class Analyzer {
     const scope: Scope = {items: [], ctes: new Map(outer.ctes), parent: outer}
     this.withClause(node.withClause as Node | undefined, scope)
     if (node.op && node.op !== 'SETOP_NONE') {
+      this.clauses(node, scope)
       const l = this.select(node.larg as Node, scope)
       const r = this.select(node.rarg as Node, scope)
       if (l.some((o) => 'star' in o) || r.some((o) => 'star' in o)) {
@@ -390,9 +391,21 @@ class Analyzer {
       })
     }
     for (const f of (node.fromClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
-    // Columns read in WHERE/GROUP BY/HAVING do not flow to the output, but note them for fallback.
-    for (const k of ['whereClause', 'havingClause']) if (node[k]) this.expr(node[k] as Node, scope)
+    this.clauses(node, scope)
     return this.targets((node.targetList as Node[] | undefined) ?? [], scope)
+  }
+
+  /**
+   * Clauses whose values do not flow to the output: what they read and run is noted (normal mode),
+   * since it shows in errors (`order by email::int` echoes the value) and user code runs there.
+   * Flow mode walks its own (walkRest).
+   */
+  private clauses(node: Node, scope: Scope): void {
+    if (this.record) {
+      for (const k of ['whereClause', 'havingClause']) if (node[k]) this.expr(node[k] as Node, scope)
+      return
+    }
+    for (const k of ['whereClause', 'havingClause', 'groupClause', 'sortClause', 'limitCount', 'limitOffset', 'distinctClause', 'windowClause']) if (node[k]) this.expr(node[k] as Node, scope)
   }
 
   private targets(list: Node[], scope: Scope): OutputItem[] {

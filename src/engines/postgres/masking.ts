@@ -48,6 +48,8 @@ export class MaskPlanner {
   private readonly readBefore = new WeakMap<Stmt, boolean>()
   /** The session's client_encoding, as the server reports it: whole-row values are read as UTF-8 only. */
   private clientEncoding: string | undefined
+  /** Cursors DECLAREd in this session (by their analysed statement): whether their query reads masked data. */
+  private readonly cursors = new Map<string, boolean>()
   /** Routines this session created, renamed or moved (`definedRoutine`): user code whatever their name. */
   private readonly defined = new Set<string>()
 
@@ -76,7 +78,7 @@ export class MaskPlanner {
     if (!stmt) return true
     if (stmt.verdict.effect !== 'allow') return false
     if (stmt.analysis === undefined) return true
-    return stmt.analysis.some((a) => a.readsMasked !== undefined || opaque(a))
+    return stmt.analysis.some((a) => a.readsMasked !== undefined || opaque(a) || (a.kind === 'fetch' && this.cursors.get(a.cursor ?? '') !== false))
   }
 
   /** A server message the client gets: ParameterStatus tells the client encoding. */
@@ -90,7 +92,11 @@ export class MaskPlanner {
   admitted(stmt: Stmt): void {
     this.readBefore.set(stmt, this.readMasked)
     if (this.textSensitive(stmt)) this.readMasked = true
-    for (const a of stmt.analysis ?? []) if (a.defines) this.defined.add(a.defines)
+    for (const a of stmt.analysis ?? []) {
+      if (a.defines) this.defined.add(a.defines)
+      // FETCH and MOVE run the cursor's query: its errors are as sensitive as the DECLARE's.
+      if (a.kind === 'declare' && a.cursor !== undefined) this.cursors.set(a.cursor, a.readsMasked !== undefined)
+    }
   }
 
   /** The mask key for a column whose relation the catalog cannot resolve. */
@@ -217,7 +223,8 @@ export class MaskPlanner {
               if (o.source) cols[i].maskKey = `derived:${o.source}`
               if (o.row) await this.wholeRow(cols[i], o.row, fd, matcher, readBefore)
             }
-          } else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
+          } else if (analysis?.kind === 'fetch') cols[i].maskKey = 'derived:unknown-cursor' // not DECLAREd in SQL hoop read (a function's refcursor)
+          else if (analysis?.readsMasked) cols[i].maskKey = `derived:${analysis.readsMasked}`
         }
       }
     }

@@ -36,7 +36,9 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
       CREATE OPERATOR ${S}.### (LEFTARG = int, RIGHTARG = int, FUNCTION = ${S}.leak_op);
       CREATE FUNCTION ${S}.never(text) RETURNS boolean LANGUAGE plpgsql AS $$
         DECLARE v text; BEGIN SELECT email INTO v FROM ${S}.people LIMIT 1; RAISE EXCEPTION 'no %', v; END $$;
-      CREATE DOMAIN ${S}.checked AS text CHECK (${S}.never(VALUE));`)
+      CREATE DOMAIN ${S}.checked AS text CHECK (${S}.never(VALUE));
+      CREATE FUNCTION ${S}.opencur() RETURNS refcursor LANGUAGE plpgsql AS $$
+        DECLARE c refcursor := 'fromfn'; BEGIN OPEN c FOR SELECT upper(email) || '' AS e FROM ${S}.people; RETURN c; END $$;`)
     await c.end()
     h = await startHarness({judge: () => allow(plan)})
   })
@@ -89,6 +91,35 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
       assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], `leaked in ${r.types}`)
     })
   }
+
+  for (const [name, sql] of [
+    ['a failed cast in ORDER BY', `select id from ${S}.people order by email::int`],
+    ['a failed cast in GROUP BY', `select count(*) from ${S}.people group by email::int`],
+    ['a failed cast in LIMIT', `select 1 limit (select email::int from ${S}.people limit 1)`],
+    ['a failed cast in the ORDER BY of a UNION', `select note from ${S}.plain union select note from ${S}.plain order by (select email::int from ${S}.people limit 1)`],
+    ['user code in ORDER BY', `select id from ${S}.plain order by ${S}.boom()`],
+  ] as const) {
+    it(`${name}: no form of the value reaches the client`, async () => {
+      const r = await attack(sql)
+      assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], `leaked in ${r.types}`)
+    })
+  }
+
+  for (const [name, declare] of [
+    ['a cursor over a failed cast, fetched later', `select email::int from ${S}.people`],
+    ['a cursor over user code, fetched later', `select ${S}.boom()`],
+  ] as const) {
+    it(`${name}: the FETCH's error is redacted`, async () => {
+      const r = await attack(`begin; declare c cursor for ${declare}`, async (c) => Buffer.concat([(await c.query('fetch c')).bytes, (await c.query('rollback')).bytes]))
+      assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], `leaked in ${r.types}`)
+    })
+  }
+
+  it("a cursor a function opened (not DECLAREd in SQL hoop read): the FETCH's computed columns are masked", async () => {
+    const r = await attack(`begin; select ${S}.opencur()`, async (c) => Buffer.concat([(await c.query('fetch all from fromfn')).bytes, (await c.query('rollback')).bytes]))
+    assert.deepEqual(findLeaks(r.bytes, [SECRET]), [], `leaked in ${r.types}`)
+    assert.ok(r.bytes.includes('****'), 'the row arrives, masked')
+  })
 
   it('user code: a function made in the open transaction that shadows a built-in is not taken for it', async () => {
     const shadow = `create function public.upper(int) returns text language sql as $$ select email from ${S}.people limit 1 $$`
