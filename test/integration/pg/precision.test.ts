@@ -80,6 +80,8 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
     ['a table created in the open transaction', [`begin`, `create table ${S}.fresh (id int, label text)`, `insert into ${S}.fresh values (1, 'new')`, `select id, label, upper(label) from ${S}.fresh`, `rollback`]],
     ['built-in functions, operators and casts', [`select upper(name), length(name) + n, coalesce(n, 0)::text || 'x', now() is not null, count(*) over () from ${S}.a where name like 'o%' order by id`]],
     ['an error raised by a built-in over an unmasked table', [`select name::int from ${S}.a`, `select 1 / (n - n) from ${S}.a`]],
+    ['a cursor over an unmasked table, fetched later', [`begin`, `declare c cursor for select id, upper(name) from ${S}.a order by id`, `fetch 1 from c`, `move 1 in c`, `fetch all from c`, `rollback`]],
+    ['ORDER BY, GROUP BY and LIMIT over an unmasked table', [`select name, count(*) from ${S}.a group by name order by upper(name) desc limit 1 offset 0`, `select id from ${S}.a order by name::int`]],
     ['COPY of a temp table', [`create temp table tmp_copy as select * from ${S}.a`, `copy tmp_copy to stdout`, `copy (select name from tmp_copy) to stdout with (format csv)`]],
   ] as const) {
     it(name, async () => {
