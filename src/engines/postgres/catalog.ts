@@ -110,22 +110,26 @@ export class Catalog {
 
   /**
    * Which of these routines (`routineKey` keys) may be user code: all but those whose name the
-   * committed catalog holds only as built-ins (made by initdb, so whatever the schema or the
-   * client's search_path), and, for a type, with no user-defined cast function into it. A name the
-   * catalog does not hold may have been made in the open transaction: user code. So is every key
-   * when the look-up fails. Not cached: another session may create a routine of any name at any time.
+   * committed catalog holds only as trusted code, whatever the schema or the client's search_path:
+   * built-ins (made by initdb) and members of an installed extension (citext, PostGIS...: put there
+   * by whoever could install it, and no subject can add to them); a type also must have no other
+   * cast function into it. A name the catalog does not hold may have been made in the open
+   * transaction: user code. So is every key when the look-up fails. Not cached: another session
+   * may create a routine of any name at any time.
    */
   private async userRoutines(keys: readonly string[]): Promise<Set<string>> {
     const all = new Set(keys)
     const names = (kind: string) => keys.filter((k) => k.startsWith(`${kind}:`) && !k.includes('\\')).map((k) => quoteLiteral(k.slice(kind.length + 1)))
     const [fns, ops, types] = [names('function'), names('operator'), names('type')]
+    const trusted = (catalog: string, oid: string) =>
+      `(${oid} < ${FIRST_NORMAL_OID} OR EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.${catalog}'::pg_catalog.regclass AND d.objid = ${oid} AND d.deptype = 'e'))`
     const parts: string[] = []
-    if (fns.length) parts.push(`SELECT 'function:' || proname FROM pg_catalog.pg_proc WHERE proname IN (${fns.join(',')}) GROUP BY proname HAVING bool_and(oid < ${FIRST_NORMAL_OID})`)
-    if (ops.length) parts.push(`SELECT 'operator:' || oprname FROM pg_catalog.pg_operator WHERE oprname IN (${ops.join(',')}) GROUP BY oprname HAVING bool_and(oid < ${FIRST_NORMAL_OID})`)
+    if (fns.length) parts.push(`SELECT 'function:' || p.proname FROM pg_catalog.pg_proc p WHERE p.proname IN (${fns.join(',')}) GROUP BY p.proname HAVING bool_and(${trusted('pg_proc', 'p.oid')})`)
+    if (ops.length) parts.push(`SELECT 'operator:' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprname IN (${ops.join(',')}) GROUP BY o.oprname HAVING bool_and(${trusted('pg_operator', 'o.oid')})`)
     if (types.length) {
       parts.push(`SELECT 'type:' || t.typname FROM pg_catalog.pg_type t
-          LEFT JOIN pg_catalog.pg_cast c ON c.casttarget = t.oid AND c.castfunc >= ${FIRST_NORMAL_OID}
-          WHERE t.typname IN (${types.join(',')}) GROUP BY t.typname HAVING bool_and(t.oid < ${FIRST_NORMAL_OID} AND c.oid IS NULL)`)
+          LEFT JOIN pg_catalog.pg_cast c ON c.casttarget = t.oid AND c.castfunc <> 0 AND NOT ${trusted('pg_proc', 'c.castfunc')}
+          WHERE t.typname IN (${types.join(',')}) GROUP BY t.typname HAVING bool_and(${trusted('pg_type', 't.oid')} AND c.oid IS NULL)`)
     }
     if (parts.length === 0) return all
     try {
