@@ -18,13 +18,13 @@ import type {Verdict} from '../gate.js'
 import type {Catalog, RelInfo} from './catalog.js'
 import type {Portal, Stmt} from './queue.js'
 
+const JSON_OID = 114
+const JSONB_OID = 3802
+
 /**
  * Statements that run queries the taint analysis cannot see: their results and messages may hold
  * any data, so under a column mask they count as reading it.
  */
-const JSON_OID = 114
-const JSONB_OID = 3802
-
 const OPAQUE_STATEMENTS: ReadonlySet<string> = new Set(['DoStmt', 'ExecuteStmt', 'CallStmt', 'CreateTableAsStmt', 'RefreshMatViewStmt'])
 
 function opaque(a: StatementAnalysis): boolean {
@@ -212,7 +212,8 @@ export class MaskPlanner {
           continue
         }
         if (fd.tableOid === 0 || fd.attnum === 0) {
-          // Computed column (or a table's whole row, `select t from t`, attribute 0): tainted when its expression reads a masked column.
+          // Computed column, or a table's whole row (`select t from t`: attribute 0): tainted when
+          // its expression reads a masked column.
           if (unparsed) cols[i].maskKey = 'derived:unparsed-statement'
           else if (analysis && opaque(analysis)) cols[i].maskKey = `derived:opaque-${analysis.type}`
           else if (outputs) {
