@@ -180,8 +180,8 @@ export function isStatisticsFunction(name: string): boolean {
 
 /**
  * What an expression node runs that may be user code, as a catalog key: a function (aggregates
- * and procedures too) `function:<name>`, an operator `operator:<symbol>`, or the type a cast
- * makes `type:<name>` (a domain's CHECK or a user-defined cast function runs on the cast). Names
+ * and procedures too) `function:<name>`, an operator `operator:<symbol>` (written, or implied by
+ * `IN (SELECT ...)` and `CASE x WHEN`), or the type a cast makes `type:<name>` (a domain's CHECK or a user-defined cast function runs on the cast). Names
  * are kept as the parser gives them (unquoted ones already folded) and without their schema, so
  * the catalog answers for every schema. Undefined for any other node.
  */
@@ -193,6 +193,9 @@ export function routineKey(node: Node): string | undefined {
     return op !== undefined && /^[+\-*/<>=~!@#%^&|`?]+$/.test(op) ? `operator:${op}` : undefined
   }
   if (isRecord(node.TypeCast) && isRecord(node.TypeCast.typeName)) return key('type', node.TypeCast.typeName.names)
+  // Operators looked up by name without being written as one: x IN (SELECT ...), CASE x WHEN y.
+  if (isRecord(node.SubLink)) return node.SubLink.subLinkType === 'ANY_SUBLINK' && node.SubLink.operName === undefined ? 'operator:=' : key('operator', node.SubLink.operName)
+  if (isRecord(node.CaseExpr) && node.CaseExpr.arg !== undefined) return 'operator:='
   return undefined
 }
 

@@ -491,6 +491,8 @@ class Analyzer {
         this.fromItem(node.larg as Node, scope, into)
         this.fromItem(node.rarg as Node, scope, into)
         if (node.quals) this.expr(node.quals as Node, scope)
+        // USING and NATURAL compare with the `=` the search_path finds.
+        if (!this.record && (node.usingClause || node.isNatural)) this.routine('operator:=')
         const alias = aliasName(node)
         if (alias) {
           const joined = into.splice(before)
@@ -557,7 +559,8 @@ class Analyzer {
       if (this.record) return this.join(s, this.union(outs))
       for (const o of outs) if (!('star' in o) && o.source) s ??= o.source
       if (outs.some((o) => 'star' in o) && this.masked) s ??= this.masked
-      return s
+      const op = routineKey(obj)
+      return op ? this.join(s, this.routine(op)) : s
     }
     if (obj.SelectStmt) {
       const outs = this.select(obj.SelectStmt as Node, scope)

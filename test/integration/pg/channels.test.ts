@@ -14,6 +14,7 @@ const S = `hoop_pgch_${process.pid}`
 const SECRET = 'victoria.quill@example.org'
 const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
 const plan: MaskPlan = {columns: [`${S}.people.email`], entities: [], ruleIds: ['mask-email']}
+const userEq = `begin; create operator ${S}.= (leftarg = text, rightarg = text, function = ${S}.eq_leak); set local search_path = ${S}, pg_catalog`
 
 describe('pg engine: masking on every channel (raw bytes)', function () {
   let h: Harness
@@ -37,6 +38,8 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
       CREATE FUNCTION ${S}.never(text) RETURNS boolean LANGUAGE plpgsql AS $$
         DECLARE v text; BEGIN SELECT email INTO v FROM ${S}.people LIMIT 1; RAISE EXCEPTION 'no %', v; END $$;
       CREATE DOMAIN ${S}.checked AS text CHECK (${S}.never(VALUE));
+      CREATE FUNCTION ${S}.eq_leak(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+        DECLARE v text; BEGIN SELECT email INTO v FROM ${S}.people LIMIT 1; RAISE EXCEPTION 'eq %', v; END $$;
       CREATE FUNCTION ${S}.opencur() RETURNS refcursor LANGUAGE plpgsql AS $$
         DECLARE c refcursor := 'fromfn'; BEGIN OPEN c FOR SELECT upper(email) || '' AS e FROM ${S}.people; RETURN c; END $$;`)
     await c.end()
@@ -98,6 +101,11 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
     ['a failed cast in LIMIT', `select 1 limit (select email::int from ${S}.people limit 1)`],
     ['a failed cast in the ORDER BY of a UNION', `select note from ${S}.plain union select note from ${S}.plain order by (select email::int from ${S}.people limit 1)`],
     ['user code in ORDER BY', `select id from ${S}.plain order by ${S}.boom()`],
+    // A user-defined = found first in the search_path runs where SQL implies an equality. Made in
+    // the transaction (rolled back), so no other test sharing the database ever sees it.
+    ['a user = implied by IN (SELECT ...)', `${userEq}; select 1 from plain where label in (select label from plain)`],
+    ['a user = implied by JOIN USING', `${userEq}; select 1 from plain p join (select label from plain) q using (label)`],
+    ['a user = implied by CASE x WHEN', `${userEq}; select case label when 'x' then 1 end from plain`],
   ] as const) {
     it(`${name}: no form of the value reaches the client`, async () => {
       const r = await attack(sql)
