@@ -42,6 +42,8 @@ export interface StatementAnalysis {
   routines?: string[]
   /** A routine it creates, renames or moves (`definedRoutine`), for the rest of the session. */
   defines?: string
+  /** Relations it names (not CTEs): the engine asks the catalog which are views of masked columns. */
+  relations?: {schema?: string; table: string}[]
 }
 
 type Node = Record<string, unknown>
@@ -116,6 +118,8 @@ class Analyzer {
   private masked: string | undefined
   /** Routines the current statement runs (normal mode). */
   private calls = new Set<string>()
+  /** Relations the current statement names (normal mode). */
+  private rels = new Map<string, {schema?: string; table: string}>()
   /** Flow mode: storing calls seen. */
   readonly storedCalls: StoredCall[] = []
 
@@ -280,6 +284,7 @@ class Analyzer {
   statement(wrapped: Node): StatementAnalysis {
     this.masked = undefined
     this.calls = new Set()
+    this.rels = new Map()
     const [type, node] = unwrap(wrapped)
     const root: Scope = {items: [], ctes: new Map()}
     let out: Omit<StatementAnalysis, 'type'>
@@ -324,6 +329,7 @@ class Analyzer {
     }
     if (this.masked) out.readsMasked = this.masked
     if (this.calls.size) out.routines = [...this.calls]
+    if (this.rels.size) out.relations = [...this.rels.values()]
     const defines = definedRoutine(type, node)
     if (defines) out.defines = defines
     return {...out, type}
@@ -525,6 +531,7 @@ class Analyzer {
         if (cte) return {alias, outputs: renameOutputs(cte, node)}
       }
     }
+    if (!this.record) this.rels.set(`${schema ?? ''}.${table}`, {schema, table})
     return {alias, rel: {schema, table}}
   }
 
@@ -627,6 +634,7 @@ class Analyzer {
         } else {
           const a = inner.statement(st.stmt)
           for (const k of a.routines ?? []) this.calls.add(k)
+          for (const r of a.relations ?? []) this.rels.set(`${r.schema ?? ''}.${r.table}`, r)
           if (a.readsMasked) this.masked ??= a.readsMasked
           for (const o of a.outputs ?? []) s = this.first(s, 'star' in o ? (o.from && this.m.coversTable(o.from.schema, o.from.table) ? this.rowSource(o.from, true) : undefined) : o.source)
           if (a.readsMasked) s ??= a.readsMasked

@@ -11,8 +11,12 @@ import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {loadPgParser} from '../../sql/pg-parser.js'
 import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
+import {outputAt} from '../../sql/taint.js'
 import {isPulledEnd, isPulledError} from '../io.js'
 import {openAuthenticated, type FrameReader, type PgDial} from './upstream.js'
+
+/** Views over views are followed this deep; a deeper one counts as masked whole. */
+const MAX_VIEW_DEPTH = 8
 
 /** OIDs below this were made by initdb: built-in objects (PostgreSQL's FirstNormalObjectId). */
 const FIRST_NORMAL_OID = 16384
@@ -23,7 +27,9 @@ export interface RelInfo {
   table: string
   /** Attribute number -> column name. */
   columns: Map<number, string>
-  /** For a view: what each of its columns derives from. */
+  /** A view (or materialized view). */
+  view?: true
+  /** For a view: what each of its columns derives from (undefined when its definition cannot be analysed). */
   viewOutputs?: OutputItem[]
 }
 
@@ -43,7 +49,8 @@ interface CatalogRow {
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
   private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
-  private readonly views = new Map<string, Map<CatalogRow, OutputItem[] | undefined>>()
+  /** A view definition's outputs, per mask plan (matcher key) and definition text. */
+  private readonly views = new Map<string, Promise<OutputItem[] | undefined>>()
 
   constructor(
     private readonly open: () => Promise<CatalogConn>,
@@ -97,15 +104,51 @@ export class Catalog {
    * types) that are not built-ins, or that this session defined (`defined`: it may have shadowed a
    * built-in's name in its open transaction), are opaque to it. Undefined when it does not parse.
    */
-  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set()): Promise<StatementAnalysis[] | undefined> {
+  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set(), depth = 0): Promise<StatementAnalysis[] | undefined> {
     await loadPgParser()
-    const first = analyzeSql(sql, matcher)
+    let first = analyzeSql(sql, matcher)
+    if (!first || matcher.empty) return first
+    // A view's columns derived from masked ones are masked columns too, wherever the text names them.
+    const derived = await this.derivedViewColumns(first.flatMap((a) => a.relations ?? []), matcher, depth)
+    const m = derived.length ? matcher.extend(derived) : matcher
+    if (m !== matcher) first = analyzeSql(sql, m)
     const called = new Set(first?.flatMap((a) => a.routines ?? []))
-    if (!first || matcher.empty || called.size === 0) return first
+    if (!first || called.size === 0) return first
     const own = new Set([...defined, ...first.flatMap((a) => (a.defines ? [a.defines] : []))])
     const opaque = await this.userRoutines([...called].filter((k) => !own.has(k)))
     for (const k of called) if (own.has(k)) opaque.add(k)
-    return opaque.size ? analyzeSql(sql, matcher, opaque) : first
+    return opaque.size ? analyzeSql(sql, m, opaque) : first
+  }
+
+  /**
+   * Column patterns for the columns of the views (and materialized views) among `rels` that derive
+   * from a masked column, views over views included. Every view of a name counts (the client's
+   * search_path is not the catalog connection's). A view whose definition cannot be analysed, or
+   * nested too deep, has every column masked; when the look-up fails, so has every relation named.
+   */
+  private async derivedViewColumns(rels: {schema?: string; table: string}[], matcher: ColumnMatcher, depth: number): Promise<string[]> {
+    if (rels.length === 0) return []
+    const names = new Set(rels.map((r) => `(c.relname = ${quoteLiteral(r.table)}${r.schema ? ` AND n.nspname = ${quoteLiteral(r.schema)}` : ''})`))
+    const rows = await this.lookupAll(`c.relkind IN ('v','m') AND (${[...names].join(' OR ')})`)
+    if (!rows) return rels.map((r) => columnPattern(r.schema ?? '*', r.table, '*'))
+    const out: string[] = []
+    for (const row of rows) {
+      const outputs = await this.viewOutputs(row.viewdef ?? '', matcher, depth + 1)
+      for (const [attnum, name] of row.columns) {
+        const o = outputs ? outputAt(outputs, attnum - 1, outputs.length) : 'unknown'
+        if (o === 'unknown' || o.source) out.push(columnPattern(row.schema, row.table, name))
+      }
+    }
+    return out
+  }
+
+  /** What each output of a view definition derives from, under a mask plan; undefined when it cannot be told. */
+  private viewOutputs(viewdef: string, matcher: ColumnMatcher, depth: number): Promise<OutputItem[] | undefined> {
+    if (depth > MAX_VIEW_DEPTH) return Promise.resolve(undefined)
+    const key = `${matcher.key}\n${viewdef}`
+    let p = this.views.get(key)
+    if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), depth).then((a) => a?.[0]?.outputs)))
+    return p
   }
 
   /**
@@ -145,10 +188,8 @@ export class Catalog {
     if (!row) return undefined
     const info: RelInfo = {schema: row.schema, table: row.table, columns: row.columns}
     if (row.viewdef === undefined) return info
-    let perPlan = this.views.get(matcher.key)
-    if (!perPlan) this.views.set(matcher.key, (perPlan = new Map()))
-    if (!perPlan.has(row)) perPlan.set(row, (await this.analyze(row.viewdef, matcher))?.[0]?.outputs)
-    info.viewOutputs = perPlan.get(row)
+    info.view = true
+    info.viewOutputs = await this.viewOutputs(row.viewdef, matcher, 1)
     return info
   }
 
@@ -244,6 +285,12 @@ function decodeTextRow(f: Frame): (string | null)[] {
   return out
 }
 
+
+/** A mask pattern naming one column; a name the pattern syntax cannot hold becomes `*` (broader, never narrower). */
+function columnPattern(schema: string, table: string, column: string): string {
+  const part = (x: string) => (/[."]/.test(x) || x.trim() !== x || x === '' ? '*' : x)
+  return `${part(schema)}.${part(table)}.${part(column)}`
+}
 
 function quoteLiteral(s: string): string {
   return "'" + s.replace(/'/g, "''") + "'"

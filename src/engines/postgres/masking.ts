@@ -264,6 +264,7 @@ export class MaskPlanner {
 /** The report key of a relation's column when it is masked: by pattern, or a view's column derived from a masked one. */
 function columnKey(rel: RelInfo, attnum: number, name: string, matcher: ColumnMatcher): string | undefined {
   if (matcher.match({schema: rel.schema, table: rel.table, column: name})) return `column:${rel.schema}.${rel.table}.${name}`
+  if (rel.view && !rel.viewOutputs) return 'derived:unanalysed-view' // fail closed
   const src = rel.viewOutputs ? outputAt(rel.viewOutputs, attnum - 1, rel.viewOutputs.length) : undefined
   return src && src !== 'unknown' && src.source ? `derived:${src.source}` : undefined
 }

@@ -25,6 +25,7 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
       CREATE TABLE ${S}.people (id int primary key, email text unique, note text);
       INSERT INTO ${S}.people VALUES (1, '${SECRET}', 'plain note');
       CREATE TABLE ${S}.plain (id int, label text);
+      CREATE VIEW ${S}.contacts AS SELECT id, email AS contact FROM ${S}.people;
       INSERT INTO ${S}.plain VALUES (1, 'nothing secret');
       -- User code that reads the masked table: statements calling it read no masked column themselves.
       CREATE FUNCTION ${S}.boom() RETURNS int LANGUAGE plpgsql AS $$
@@ -97,6 +98,7 @@ describe('pg engine: masking on every channel (raw bytes)', function () {
 
   for (const [name, sql] of [
     ['a failed cast in ORDER BY', `select id from ${S}.people order by email::int`],
+    ['a failed cast of a view column derived from the masked one', `select contact::int from ${S}.contacts`],
     ['a failed cast in GROUP BY', `select count(*) from ${S}.people group by email::int`],
     ['a failed cast in LIMIT', `select 1 limit (select email::int from ${S}.people limit 1)`],
     ['a failed cast in the ORDER BY of a UNION', `select note from ${S}.plain union select note from ${S}.plain order by (select email::int from ${S}.people limit 1)`],

@@ -24,7 +24,8 @@ describe('pg engine: masking', function () {
     await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE; CREATE SCHEMA ${S};
       CREATE TABLE ${S}.customers (id int, email text, card text, secret_num int, note text);
       INSERT INTO ${S}.customers VALUES (1, '${EMAIL}', '${CARD}', 1234, 'call +44 20 7946 0958 or mail bob@corp.example, iban GB82 WEST 1234 5698 7654 32, ssn 123-45-6789');
-      CREATE VIEW ${S}.v AS SELECT id, email AS contact FROM ${S}.customers;`)
+      CREATE VIEW ${S}.v AS SELECT id, email AS contact FROM ${S}.customers;
+      CREATE VIEW ${S}.v2 AS SELECT id, lower(contact) AS c2 FROM ${S}.v;`)
     await c.end()
     cols = await startHarness({judge: () => allow(columnsOnly)})
     all = await startHarness({judge: () => allow(withDetectors)})
@@ -58,6 +59,10 @@ describe('pg engine: masking', function () {
     ['FROM subquery', `select lower(e) from (select email as e from ${S}.customers) s`],
     ['CTE', `with w as (select email from ${S}.customers) select concat(email, '') from w`],
     ['view', `select contact from ${S}.v`],
+    ['a function of a view column', `select upper(contact) from ${S}.v`],
+    ['a view over a view', `select c2 from ${S}.v2`],
+    ['a function of a view-over-view column', `select upper(c2) || '' from ${S}.v2`],
+    ["a field of a view's whole row", `select (w).contact from ${S}.v w`],
   ] as const) {
     it(`masks through ${name}`, async () => {
       const out = await q(cols, sql)

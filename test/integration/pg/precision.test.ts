@@ -44,6 +44,7 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
       CREATE TABLE ${S}.b (id int, tag text);
       INSERT INTO ${S}.a VALUES (1, 'one', 10), (2, 'two', 20);
       INSERT INTO ${S}.b VALUES (1, 'x'), (3, 'z');
+      CREATE VIEW ${S}.va AS SELECT id, upper(name) AS big FROM ${S}.a;
       -- An extension's functions and operators (citext's =, lower) are trusted code, not user code.
       CREATE EXTENSION IF NOT EXISTS citext SCHEMA ${S};`)
     const c2 = admin()
@@ -81,6 +82,7 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
     ['a plain select', [`select id, name from ${S}.a order by id`]],
     ['EXPLAIN', [`explain (costs off) select * from ${S}.a where n > 5`]],
     ['whole-row references', [`select row_to_json(t) from ${S}.a t order by id`, `select row(t.*) from ${S}.a t order by id`, `select to_jsonb(t), t from ${S}.a t order by id`]],
+    ['views over an unmasked table', [`select big, lower(big), row_to_json(v) from ${S}.va v order by id`, `select big::int from ${S}.va`]],
     ['FULL JOIN ... USING', [`select * from ${S}.a full join ${S}.b using (id) order by id`]],
     ['computed columns next to t.*', [`select t.*, t.n * 2 as double from ${S}.a t order by id`]],
     ['RETURNING *', [`begin`, `update ${S}.a set n = n + 1 where id = 1 returning *`, `rollback`]],
