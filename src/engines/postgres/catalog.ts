@@ -152,6 +152,8 @@ export class Catalog {
    */
   private async analysisLookups(keys: readonly string[], rels: readonly {schema?: string; table: string}[]): Promise<{user: Set<string>; views: CatalogRow[] | undefined}> {
     const user = new Set(keys)
+    // A backslash reads differently without standard_conforming_strings: not asked, masked (fail closed).
+    if (rels.some((r) => `${r.schema ?? ''}${r.table}`.includes('\\'))) return {user, views: undefined}
     const routines = trustedRoutinesSql(keys)
     const names = new Set(rels.map((r) => `(c.relname = ${quoteLiteral(r.table)}${r.schema ? ` AND n.nspname = ${quoteLiteral(r.schema)}` : ''})`))
     const views = names.size ? relationsSql(`c.relkind IN ('v','m') AND (${[...names].join(' OR ')})`) : undefined
