@@ -20,9 +20,14 @@ export class ColumnMatcher {
   /** The pattern texts, sorted: equal for two matchers that match exactly the same columns. */
   readonly key: string
 
-  constructor(patterns: readonly string[]) {
-    this.patterns = patterns.map(parsePattern).filter((p): p is Pattern => p !== undefined)
-    this.key = JSON.stringify([...patterns].sort())
+  constructor(private readonly texts: readonly string[]) {
+    this.patterns = texts.map(parsePattern).filter((p): p is Pattern => p !== undefined)
+    this.key = JSON.stringify([...texts].sort())
+  }
+
+  /** A matcher that also matches these patterns (a view's columns derived from masked ones). */
+  extend(patterns: readonly string[]): ColumnMatcher {
+    return new ColumnMatcher([...this.texts, ...patterns])
   }
 
   get empty(): boolean {

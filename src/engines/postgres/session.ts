@@ -260,7 +260,10 @@ class PgSession {
   private async makeClientReady(conn: AuthenticatedConn): Promise<void> {
     const out = new Out()
     out.push(encodeAuthenticationOk())
-    for (const f of conn.startupFrames) out.push(f.bytes)
+    for (const f of conn.startupFrames) {
+      this.masks.serverMessage(f)
+      out.push(f.bytes)
+    }
     if (this.cancelKey) out.push(encodeBackendKeyData(this.cancelKey.pid, this.cancelKey.key))
     out.push(encodeReadyForQuery(conn.status))
     this.result.bytesDown += out.bytes
@@ -436,6 +439,7 @@ class PgSession {
       // Extended protocol: build the masker when an Execute's first row arrives.
       return this.prepareExecuteMasker(h).then(() => this.onServerMessage(f, out))
     }
+    this.masks.serverMessage(f)
     const guard = f.type === B.ErrorResponse ? undefined : textGuardFor(f.type)
     if (guard) f = asFrame(guard(f, this.textPolicy(h)))
     switch (f.type) {
