@@ -98,7 +98,8 @@ export async function casePgbenchSelect(o: PgbenchRun & {clients: 8 | 1; rows: R
   const added = (p: Path) => lat(p) - lat('direct')
   const base = o.clients === 8 ? `direct ${tps('direct').toFixed(0)} TPS, relay ${tps('relay').toFixed(0)}` : `direct ${(lat('direct') * 1000).toFixed(0)} µs/query, relay +${(added('relay') * 1000).toFixed(0)} µs`
   return o.rows.map((row) => {
-    const value = o.clients === 8 ? median(s[row.path].map((f, i) => f.tps / s.relay[i].tps)) : added(row.path) / added('relay')
+    // A chain that added no latency over direct (noise on a busy machine) gives no ratio, not a negative one.
+    const value = o.clients === 8 ? median(s[row.path].map((f, i) => f.tps / s.relay[i].tps)) : added('relay') > 0 ? added(row.path) / added('relay') : NaN
     return {
       id: row.id,
       title: `pgbench -S, ${o.clients} client${o.clients === 8 ? 's' : ''}, ${row.title}`,
@@ -106,7 +107,7 @@ export async function casePgbenchSelect(o: PgbenchRun & {clients: 8 | 1; rows: R
       value,
       unit: '',
       target: row.target,
-      met: row.target ? judge(value, row.target) : undefined,
+      met: row.target ? Number.isFinite(value) && judge(value, row.target) : undefined,
       ratio: true,
       summary: `${base}; this path ${o.clients === 8 ? `${tps(row.path).toFixed(0)} TPS` : `+${(added(row.path) * 1000).toFixed(0)} µs`}`,
       detail: {seconds: o.seconds, rounds: o.rounds, path: row.path, tps: tps(row.path), latencyMs: lat(row.path), direct: {tps: tps('direct'), latencyMs: lat('direct')}, relay: {tps: tps('relay'), latencyMs: lat('relay')}, samples: {direct: s.direct, relay: s.relay, [row.path]: s[row.path]}},
