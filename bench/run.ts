@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       stack = await startStack({cpuProfDir: cpuProf, log})
       log(`paths: direct :${stack.directPort}, socat x3 :${stack.relayPort}, hoop :${stack.hoopPort}, tcp :${stack.tcpPort}, allow-os :${stack.allowOsPort}, full-os :${stack.fullOsPort}`)
       const st = stack
-      const pg = {bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}
+      const pg = {bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log, warmUp: !s.quick}
       // The decomposition: the wanted rows' paths run interleaved with direct and the socat chain, one case per client count.
       for (const clients of [8, 1] as const) {
         const rows = selectRows(clients).filter((r) => want(r.id))

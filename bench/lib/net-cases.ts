@@ -50,13 +50,15 @@ interface PgbenchRun {
   seconds: number
   rounds: number
   log: (s: string) => void
+  /** A 1 s run of each hoop path first (off in quick mode, whose figures are a smoke test). */
+  warmUp: boolean
 }
 
 async function pgbenchRounds(o: PgbenchRun, clients: number, paths: Path[], script: Script) {
   const samples = emptySamples<PgbenchFigure>()
   // A hoop path's first run pays one-time costs (JIT of its hot code, connect's first sessions);
   // on a busy machine the warm-up may not finish a transaction, which is no failure.
-  for (const p of paths) if (p !== 'direct' && p !== 'relay') await pgbench(o.bin, portOf(o.stack, p), clients, 1, script).catch(() => undefined)
+  if (o.warmUp) for (const p of paths) if (p !== 'direct' && p !== 'relay') await pgbench(o.bin, portOf(o.stack, p), clients, 1, script).catch(() => undefined)
   for (let r = 0; r < o.rounds; r++) {
     for (const p of order(r, paths)) {
       const f = await pgbench(o.bin, portOf(o.stack, p), clients, o.seconds, script)
