@@ -8,7 +8,7 @@ import {parsePlPgSQLSync, parseSync} from 'libpg-query'
 import type {ColumnRef, Operation, Statement, StatementKind, Store, StoreFlow} from '../policy/types.js'
 import {errorMessage} from '../shared/errors.js'
 import {baseName, isStatisticsFunction, isStatisticsRelation, regclassName, relationReader, sqlTextArgument, stringLiteral} from './pg-functions.js'
-import {pgParserReady} from './pg-parser.js'
+import {parsePg, pgParserReady, type PgParses} from './pg-parser.js'
 import {forgetPrepared, preparedStatements, rememberPrepared} from './prepared.js'
 import {statementFlows} from './pg-taint.js'
 
@@ -20,6 +20,8 @@ export interface AnalyzeOptions {
    * session (and add statements prepared with protocol Parse with `rememberPrepared`).
    */
   prepared?: Map<string, Statement[]>
+  /** The session's parses (pg-parser.ts), shared with masking's taint analysis: one parse per text. */
+  parses?: PgParses
 }
 
 /** Maximum SQL text analyzed; longer text is reported unparsable (and judged by the default). */
@@ -37,16 +39,12 @@ export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operati
   if (sql.length > MAX_SQL_LENGTH) {
     return {engine: 'postgres', statements: [], unparsable: {reason: `statement text of ${sql.length} characters exceeds the analysis limit of ${MAX_SQL_LENGTH}`}}
   }
-  let tree: {stmts?: Array<{stmt?: Node}>}
-  try {
-    tree = parseSync(sql) as unknown as {stmts?: Array<{stmt?: Node}>}
-  } catch (err) {
-    return {engine: 'postgres', statements: [], unparsable: {reason: errorMessage(err) || 'syntax error'}}
-  }
+  const tree = opts.parses ? opts.parses.get(sql) : parsePg(sql)
+  if ('error' in tree) return {engine: 'postgres', statements: [], unparsable: {reason: tree.error}}
   const out: Statement[] = []
   const ctx: Ctx = {prepared: opts.prepared ?? new Map<string, Statement[]>(), textDepth: 0}
   try {
-    ;(tree.stmts ?? []).forEach((raw, index) => {
+    tree.stmts.forEach((raw, index) => {
       if (raw.stmt) analyzeTop(raw.stmt, index, out, ctx, 0)
     })
   } catch (err) {

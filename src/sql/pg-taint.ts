@@ -11,6 +11,7 @@
 import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
+import {parsePg, type PgParses} from './pg-parser.js'
 import {regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
 import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
 
@@ -59,13 +60,15 @@ const MAX_TEXT_DEPTH = 4
 /**
  * Analyses each statement of `sql`. Returns undefined when the text does not parse or cannot be
  * analysed (too deep, or any other failure): callers then treat every computed column as tainted.
- * Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before. `parses`: the
+ * session's, so that policy's analysis and this one parse the text once.
  */
-export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalysis[] | undefined {
+export function analyzeSql(sql: string, matcher: ColumnMatcher, parses?: PgParses): StatementAnalysis[] | undefined {
   try {
-    const tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
+    const tree = parses ? parses.get(sql) : parsePg(sql)
+    if ('error' in tree) return undefined
     const a = new Analyzer(matcher, 0)
-    return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
+    return tree.stmts.map((s) => a.statement(s.stmt as Node))
   } catch {
     return undefined
   }

@@ -10,7 +10,7 @@ import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
 import {planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
 import type {Frame} from '../../protocol/pg/framer.js'
 import {decodeCopyResponse, type FieldDescription} from '../../protocol/pg/messages.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
+import {loadPgParser, type PgParses} from '../../sql/pg-parser.js'
 import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import type {Verdict} from '../gate.js'
@@ -45,12 +45,14 @@ export class MaskPlanner {
     private readonly catalog: Catalog,
     /** What a DECLAREd cursor's rows derive from, for FETCH. */
     private readonly cursorOutputs: (name: string) => OutputItem[] | undefined,
+    /** The session's parses: policy's analysis of the same text already parsed it. */
+    private readonly parses?: PgParses,
   ) {}
 
   /** Which outputs of each statement in `sql` derive from a masked column of `plan`. */
   async analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
     await loadPgParser()
-    return analyzeSql(sql, this.matcher(plan))
+    return analyzeSql(sql, this.matcher(plan), this.parses)
   }
 
   /**
