@@ -4,7 +4,7 @@
 // for non-string types), value detectors rewrite PII in any other text cell, and a row that does
 // not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
 // JSON string "****", so it still parses.
-import {ColumnMatcher} from '../../masking/columns.js'
+import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
@@ -65,7 +65,7 @@ const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYP
 
 /** The masking of one session: column matchers are built once per mask plan. */
 export class ResultMasking {
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly matchers = new ColumnMatchers()
 
   /** `session`: how the session's statements are lexed (sql_mode), as policy's analysis reads them. */
   constructor(private readonly session?: MysqlSession) {}
@@ -76,9 +76,7 @@ export class ResultMasking {
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
+    return this.matchers.get(plan.columns)
   }
 
   /**

@@ -5,7 +5,7 @@
 // derives it from one, or when the taint analysis says its expression reads one; a column whose
 // origin cannot be resolved is masked (fail closed). Value detectors (the plan's entities) apply
 // to every cell of a result whose plan is not empty.
-import {ColumnMatcher} from '../../masking/columns.js'
+import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
 import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
 import {planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
 import type {Frame} from '../../protocol/pg/framer.js'
@@ -33,7 +33,7 @@ export function planOf(v: Verdict | undefined): MaskPlan {
 }
 
 export class MaskPlanner {
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly matchers = new ColumnMatchers()
   /**
    * Set once the session ran a statement that read masked data (or that the analysis could not
    * see into). Until then, a relation the catalog cannot see (created in the open transaction)
@@ -143,9 +143,7 @@ export class MaskPlanner {
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
+    return this.matchers.get(plan.columns)
   }
 
   /** A FETCH's rows derive from its cursor's query; any other statement's from its own outputs. */
