@@ -5,11 +5,11 @@
 // a change of that state can never meet a stale verdict or mask decision.
 //
 // Kept per session and bounded: the last `entries` texts (least recently used out first), texts of
-// at most `entryChars`, at most `totalChars` of text in all; trees grow with their text, so the
-// text bounds the memory. A text is kept from its second sighting on: traffic whose texts never
-// repeat (literals inlined) would otherwise pay for keeping every tree alive past the young
-// generation and gain nothing. The latest parse is kept whatever its size, for the second analysis
-// of the same statement.
+// at most `entryChars`, at most `totalChars` of text in all; a tree takes about 45 bytes of heap
+// per character of its text (libpg-query's JSON), so the defaults hold at most ~3 MB per session.
+// A text is kept from its second sighting on: traffic whose texts never repeat (literals inlined)
+// would otherwise pay for keeping every tree alive past the young generation and gain nothing.
+// The latest parse is kept too (up to `totalChars`), for the second analysis of the same statement.
 //
 // Both analysers only read the tree they are handed (test/unit/sql/parse-cache.test.ts checks a
 // corpus): one cannot change what the other, or a later statement of the same text, will read.
@@ -20,8 +20,8 @@ export interface ParseCacheLimits {
   totalChars: number
 }
 
-/** ORMs and drivers repeat a few hundred statement texts of a few KiB at most. */
-export const DEFAULT_PARSE_CACHE_LIMITS: ParseCacheLimits = {entries: 256, entryChars: 8 * 1024, totalChars: 256 * 1024}
+/** ORMs and drivers repeat a few hundred statement texts, most of them short. */
+export const DEFAULT_PARSE_CACHE_LIMITS: ParseCacheLimits = {entries: 256, entryChars: 8 * 1024, totalChars: 64 * 1024}
 
 export class ParseCache<T extends object> {
   private readonly entries = new Map<string, T>()
@@ -47,7 +47,8 @@ export class ParseCache<T extends object> {
     }
     if (this.latest?.sql === sql) return this.latest.parsed
     const parsed = this.parse(sql)
-    this.latest = {sql, parsed}
+    // A longer text is parsed again by the second analysis rather than held while the session idles.
+    this.latest = sql.length <= this.limits.totalChars ? {sql, parsed} : undefined
     if (sql.length > this.limits.entryChars) return parsed
     if (this.seen.delete(sql)) {
       this.seenChars -= sql.length

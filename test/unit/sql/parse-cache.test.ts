@@ -102,7 +102,7 @@ describe('sql: one parse per statement text (parse cache)', () => {
     assert.deepEqual(bytes.parsed, [text(1)], 'the older text was dropped to keep the total under the cap')
   })
 
-  it('keeps no text longer than the entry cap, except the latest parse (for the second analysis of the same statement)', () => {
+  it('keeps no text longer than the entry cap, except the latest parse (for the second analysis of the same statement) up to the total cap', () => {
     const {cache, parsed} = countingPg({entries: 10, entryChars: 20, totalChars: 1000})
     const long = `SELECT 1 /* ${'y'.repeat(40)} */`
     cache.get(long)
@@ -113,6 +113,11 @@ describe('sql: one parse per statement text (parse cache)', () => {
       cache.get(long)
     }
     assert.equal(parsed.length, 5, 'a long text is parsed again each time another came between')
+
+    const huge = `SELECT 1 /* ${'h'.repeat(2000)} */`
+    cache.get(huge)
+    cache.get(huge)
+    assert.equal(parsed.length, 7, 'a text over the total cap is not held even as the latest parse')
   })
 
   it('the analysers only read the tree: a corpus analysed from one shared parse leaves every tree as parsed', () => {
