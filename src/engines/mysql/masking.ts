@@ -63,7 +63,7 @@ const JSON_STARS = Buffer.from('"****"')
 /** Text-protocol types whose values cannot carry the entities the detectors look for. */
 const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
 
-/** The masking of one session: column matchers are built once per mask plan. */
+/** The masking of one session: one column matcher per pattern list (masking/columns.ts). */
 export class ResultMasking {
   private readonly matchers = new ColumnMatchers()
 
