@@ -56,6 +56,32 @@ export class ColumnMatcher {
   }
 }
 
+/** Distinct pattern lists a session keeps matchers for (a policy reload brings one more, mostly). */
+const MAX_MATCHERS = 16
+
+/**
+ * The matchers of one session, by pattern list. Every verdict carries a mask plan of its own, but
+ * a session sees few distinct lists: building a matcher per statement (and per server message that
+ * asks) is avoidable work. Keyed by the exact list, so a policy reload that changes it gets a new one.
+ */
+export class ColumnMatchers {
+  private readonly byKey = new Map<string, ColumnMatcher>()
+  private last: {patterns: readonly string[]; matcher: ColumnMatcher} | undefined
+
+  get(patterns: readonly string[]): ColumnMatcher {
+    // The same plan asks again and again while its statement runs: answer without a key.
+    if (this.last?.patterns === patterns) return this.last.matcher
+    const key = JSON.stringify(patterns)
+    let m = this.byKey.get(key)
+    if (!m) {
+      if (this.byKey.size >= MAX_MATCHERS) this.byKey.clear()
+      this.byKey.set(key, (m = new ColumnMatcher(patterns)))
+    }
+    this.last = {patterns, matcher: m}
+    return m
+  }
+}
+
 function parsePattern(text: string): Pattern | undefined {
   const parts = text
     .trim()

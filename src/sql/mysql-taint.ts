@@ -52,7 +52,7 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher, session
   try {
     let result: MysqlOutputAnalysis[] | undefined
     for (const mode of lexModesFor(session, sql)) {
-      const r = outputsIn(sql, matcher, splitStatements(sql, lexMode(mode)))
+      const r = outputsIn(matcher, splitStatements(sql, lexMode(mode)), session)
       if (!r) return undefined
       if (result && JSON.stringify(result) !== JSON.stringify(r)) return undefined // read differently in the modes the session may be in
       result = r
@@ -77,7 +77,7 @@ export function procedureReadsMasked(body: string, matcher: ColumnMatcher, sessi
   return !analysis || analysis.some((a) => !a.seen || a.kind === 'opaque' || a.readsMasked !== undefined)
 }
 
-function outputsIn(sql: string, matcher: ColumnMatcher, pieces: string[]): MysqlOutputAnalysis[] | undefined {
+function outputsIn(matcher: ColumnMatcher, pieces: string[], session: MysqlSession | undefined): MysqlOutputAnalysis[] | undefined {
   const out: MysqlOutputAnalysis[] = []
   for (const piece of pieces) {
     const first = piece.split(/\s+/, 1)[0].toUpperCase()
@@ -95,7 +95,7 @@ function outputsIn(sql: string, matcher: ColumnMatcher, pieces: string[]): Mysql
     }
     let asts: Node[]
     try {
-      asts = parseMysql(piece)
+      asts = parseMysql(piece, session?.parses)
     } catch {
       return undefined
     }

@@ -11,6 +11,7 @@
 import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
+import {parsePg, type PgParses} from './pg-parser.js'
 import {definedRoutine, regclassName, relationReader, routineKey, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
 import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem, type WholeRow} from './taint.js'
 
@@ -73,12 +74,14 @@ const MAX_TEXT_DEPTH = 4
  * `opaque` names routines (`routineKey` keys) that are user code: a value one of them computes
  * derives from anything (the routine may read a masked table), and the statement counts as
  * reading masked data. Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * `parses`: the session's, so that policy's analysis and this one parse the text once.
  */
-export function analyzeSql(sql: string, matcher: ColumnMatcher, opaque: ReadonlySet<string> = NO_ROUTINES): StatementAnalysis[] | undefined {
+export function analyzeSql(sql: string, matcher: ColumnMatcher, opaque: ReadonlySet<string> = NO_ROUTINES, parses?: PgParses): StatementAnalysis[] | undefined {
   try {
-    const tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
+    const tree = parses ? parses.get(sql) : parsePg(sql)
+    if ('error' in tree) return undefined
     const a = new Analyzer(matcher, 0, false, opaque)
-    return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
+    return tree.stmts.map((s) => a.statement(s.stmt as Node))
   } catch {
     return undefined
   }

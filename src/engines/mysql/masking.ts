@@ -4,7 +4,7 @@
 // for non-string types), value detectors rewrite PII in any other text cell, and a row that does
 // not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
 // JSON string "****", so it still parses.
-import {ColumnMatcher} from '../../masking/columns.js'
+import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
@@ -69,9 +69,9 @@ const JSON_STARS = Buffer.from('"****"')
 /** Text-protocol types whose values cannot carry the entities the detectors look for. */
 const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
 
-/** The masking of one session: column matchers are built once per mask plan. */
+/** The masking of one session: one column matcher per pattern list (masking/columns.ts). */
 export class ResultMasking {
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly matchers = new ColumnMatchers()
 
   /** `session`: how the session's statements are lexed (sql_mode), as policy's analysis reads them. */
   constructor(private readonly session?: MysqlSession) {}
@@ -107,9 +107,7 @@ export class ResultMasking {
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
+    return this.matchers.get(plan.columns)
   }
 
   /**

@@ -9,7 +9,7 @@ import type {Frame} from '../../protocol/pg/framer.js'
 import {B, decodeErrorFields, encodeQuery, encodeTerminate} from '../../protocol/pg/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
+import {loadPgParser, type PgParses} from '../../sql/pg-parser.js'
 import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import {isPulledEnd, isPulledError} from '../io.js'
@@ -106,9 +106,9 @@ export class Catalog {
    * this session defined (`defined`: it may have shadowed a built-in's name in its open
    * transaction), are opaque to it. Undefined when it does not parse.
    */
-  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set(), depth = 0): Promise<StatementAnalysis[] | undefined> {
+  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set(), parses?: PgParses, depth = 0): Promise<StatementAnalysis[] | undefined> {
     await loadPgParser()
-    const first = analyzeSql(sql, matcher)
+    const first = analyzeSql(sql, matcher, undefined, parses)
     if (!first || matcher.empty) return first
     const own = new Set([...defined, ...first.flatMap((a) => (a.defines ? [a.defines] : []))])
     const called = new Set(first.flatMap((a) => a.routines ?? []))
@@ -117,7 +117,7 @@ export class Catalog {
     for (const k of called) if (own.has(k)) user.add(k)
     const derived = await this.derivedViewColumns(views, rels, matcher, depth)
     if (derived.length === 0 && user.size === 0) return first
-    return analyzeSql(sql, derived.length ? matcher.extend(derived) : matcher, user)
+    return analyzeSql(sql, derived.length ? matcher.extend(derived) : matcher, user, parses)
   }
 
   /**
@@ -174,7 +174,7 @@ export class Catalog {
     if (depth > MAX_VIEW_DEPTH) return Promise.resolve(undefined)
     const key = `${matcher.key}\n${viewdef}`
     let p = this.views.get(key)
-    if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), depth).then((a) => a?.[0]?.outputs)))
+    if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), undefined, depth).then((a) => a?.[0]?.outputs)))
     return p
   }
 

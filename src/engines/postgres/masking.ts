@@ -5,13 +5,14 @@
 // derives it from one, or when the taint analysis says its expression reads one; a column whose
 // origin cannot be resolved is masked (fail closed). Value detectors (the plan's entities) apply
 // to every cell of a result whose plan is not empty.
-import {ColumnMatcher} from '../../masking/columns.js'
+import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
 import type {RowShape} from '../../masking/whole-row.js'
 import {CopyMasker, RowMasker, type ColumnInfo} from '../../masking/result.js'
 import {planIsEmpty, type MaskCounts, type MaskPlan} from '../../masking/types.js'
 import type {Frame} from '../../protocol/pg/framer.js'
 import {B, decodeCopyResponse, type FieldDescription} from '../../protocol/pg/messages.js'
 import {decodeParameterStatus} from '../../protocol/pg/notices.js'
+import type {PgParses} from '../../sql/pg-parser.js'
 import type {OutputItem, StatementAnalysis} from '../../sql/pg-taint.js'
 import {outputAt, type WholeRow} from '../../sql/taint.js'
 import type {Verdict} from '../gate.js'
@@ -37,7 +38,7 @@ export function planOf(v: Verdict | undefined): MaskPlan {
 }
 
 export class MaskPlanner {
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly matchers = new ColumnMatchers()
   /**
    * Set once the session ran a statement that read masked data (or that the analysis could not
    * see into). Until then, a relation the catalog cannot see (created in the open transaction)
@@ -57,6 +58,8 @@ export class MaskPlanner {
     private readonly catalog: Catalog,
     /** What a DECLAREd cursor's rows derive from, for FETCH. */
     private readonly cursorOutputs: (name: string) => OutputItem[] | undefined,
+    /** The session's parses: policy's analysis of the same text already parsed it. */
+    private readonly parses?: PgParses,
   ) {}
 
   /**
@@ -64,7 +67,7 @@ export class MaskPlanner {
    * is not a built-in may read masked tables, so a statement running one reads masked data.
    */
   analyze(sql: string, plan: MaskPlan): Promise<StatementAnalysis[] | undefined> {
-    return this.catalog.analyze(sql, this.matcher(plan), this.defined)
+    return this.catalog.analyze(sql, this.matcher(plan), this.defined, this.parses)
   }
 
   /**
@@ -169,9 +172,7 @@ export class MaskPlanner {
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
+    return this.matchers.get(plan.columns)
   }
 
   /** A FETCH's rows derive from its cursor's query; any other statement's from its own outputs. */
