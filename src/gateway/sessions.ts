@@ -4,7 +4,7 @@
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
-import {policyHooks, StatementGate} from '../engines/gate.js'
+import {type AuditMode, policyHooks, StatementGate} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
 import {runPgSession} from '../engines/postgres/session.js'
@@ -36,6 +36,8 @@ export interface SessionContext {
   logger: Logger
   /** Per-session recording cap in bytes. */
   recordingCap?: number
+  /** When statements' records must be durable (docs/audit.md); hold by default. */
+  auditMode?: AuditMode
   /** Where access denials are counted (one event per source and interval, then a count). */
   authFailures: AuthFailureAudit
 }
@@ -150,7 +152,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         client: stream,
         openUpstream,
         target: {host: conn.host, port: conn.port, token: conn.token ? readSecret(conn.token) : undefined, auth: conn.httpAuth, username: conn.username, forwardAuthorization: conn.forwardAuthorization, tls: t.tls},
-        gate: new StatementGate(hooks, log),
+        gate: new StatementGate(hooks, log, ctx.auditMode),
         redactHeaders: conn.redactHeaders,
         logger: log,
       })
@@ -185,7 +187,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         protocol: engine,
         clientRequest,
       })
-      const gate = new StatementGate(hooks, log)
+      const gate = new StatementGate(hooks, log, ctx.auditMode)
       const r =
         engine === 'postgres'
           ? await runPgSession({
