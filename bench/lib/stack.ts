@@ -112,11 +112,13 @@ export function copyTableName(bytes: number): string {
 
 /**
  * HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync);
+ * HOOP_BENCH_AUDIT_MODE=strict with `audit.mode: strict` (default: the gateway's, hold);
  * HOOP_BENCH_RECORDING_CAP=0 takes session recording out of the path (to decompose its cost).
  */
 export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
   const cap = recordingCap !== undefined && /^\d+$/.test(recordingCap) ? `, recordingCap: ${recordingCap}` : ''
-  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}${cap}}
+  const mode = process.env.HOOP_BENCH_AUDIT_MODE === 'strict' ? ', mode: strict' : ''
+  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}${mode}${cap}}
 connections:
   - name: pg
     type: postgres
