@@ -340,9 +340,17 @@ export class AuditLog {
     })
   }
 
-  /** False once the log is closed or refuses every append (store changed): a record cannot be placed. */
-  get accepting(): boolean {
-    return !this.closed && !this.broken
+  /**
+   * Whether a record placed now can be committed: false once the log is closed or refuses every
+   * append. With `guardStore` it first checks (one stat) that the database file is still the one
+   * opened, so a statement that will not wait for its commit (audit mode hold) is refused before it
+   * runs when the store was swapped or cut short, as a waiting one is at its commit.
+   */
+  accepts(): boolean {
+    if (this.closed || this.broken) return false
+    const problem = this.storeProblem()
+    if (problem) this.breakStore(problem)
+    return this.broken === undefined
   }
 
   private readonly onDeferTimer = (): void => {

@@ -354,8 +354,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
         o.logger.error('audit write failed', {error: errorMessage(err)})
         return new HoopError('AUDIT_UNAVAILABLE', 'hoop: the audit log cannot be written')
       }
-      // A closed or broken log is known now: the statement is refused before it is forwarded.
-      if (!audit.accepting) throw unavailable('the audit log is closed or its store changed')
+      // Hold forwards before the commit: a log known to be closed or broken refuses it here, first.
+      if (mode === 'hold' && !audit.accepts()) throw unavailable('the audit log is closed or its store changed')
       return audit.append(statementEvent(text, verdict), {overlap: mode === 'hold'}).then(noop, (err: unknown) => {
         throw unavailable(err)
       })
