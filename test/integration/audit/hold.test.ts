@@ -103,6 +103,19 @@ describe('audit hold and strict modes with a failing audit store', () => {
       await sql(`DELETE FROM ${SCHEMA}.t`)
     })
 
+    it('hold: a pipeline whose records all commit is answered byte for byte as PostgreSQL answers it, in order', async () => {
+      h = await harness('hold')
+      const pipeline = Array.from({length: 40}, (_, i) => [encodeParse('', `SELECT ${i} AS n, repeat('x', ${i}) AS pad`), encodeBind('', ''), encodeExecute('', 0)]).flat()
+      const direct = await PgRawClient.open(5432)
+      const via = await PgRawClient.open(h.port)
+      const want = await direct.send(...pipeline)
+      const got = await via.send(...pipeline)
+      assert.equal(types(want.frames), '12DC'.repeat(40) + 'Z')
+      assert.ok(got.bytes.equals(want.bytes), 'held, not changed or reordered')
+      direct.close()
+      via.close()
+    })
+
     it('strict: a statement whose record fails is refused before it runs, and the session goes on', async () => {
       h = await harness('strict')
       const c = await PgRawClient.open(h.port)
