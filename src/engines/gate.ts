@@ -215,9 +215,19 @@ export class StatementGate<Op = string> {
     )
   }
 
-  /** The statement completed (or failed at the target): its result event and masking counts. */
+  /**
+   * The statement completed (or failed at the target): its result event and masking counts. Hold
+   * mode: the result is reported once the records admitted so far are durable, the moment its
+   * response may leave; a withheld response gets no result event (the client saw no result).
+   */
   finish(s: Judged, outcome: Outcome): void {
     for (const [k, n] of Object.entries(outcome.masked)) addCount(this.result.maskingReport, k, n)
+    const held = this.held
+    if (held) held.then(() => this.reportResult(s, outcome), noop)
+    else this.reportResult(s, outcome)
+  }
+
+  private reportResult(s: Judged, outcome: Outcome): void {
     try {
       this.hooks.afterStatement({...s, ...outcome})
     } catch (err) {

@@ -35,29 +35,38 @@ describe('statement gate: audit modes', () => {
     const hooks = policyHooks({session: 's', identity: alice, connection: {name: 'c', type: 'postgres'}, policy: unused, analyze: unused, describe: (sql: string) => sql, audit: log, logger: silentLogger, protocol: 'postgres'})
     return new StatementGate({...hooks, judge: async () => allow}, silentLogger, mode)
   }
-  const recorded = () => (db.prepare("SELECT count(*) AS n FROM audit_events WHERE kind = 'statement'").get() as {n: number}).n
+  const recorded = (kind = 'statement') => (db.prepare('SELECT count(*) AS n FROM audit_events WHERE kind = ?').get(kind) as {n: number}).n
   const admitted = async (gate: StatementGate, text: string) => gate.admit(await gate.judge(text))
+  const ran = {rows: 1, bytes: 10, masked: {}}
 
   it('hold: admits before the record is durable; untilDurable resolves once it is, then costs nothing', async () => {
     const gate = gateFor('hold')
     assert.equal(gate.untilDurable(), undefined, 'nothing admitted: nothing to wait for')
-    assert.equal(await admitted(gate, 'insert 1'), undefined)
+    const stmt = await gate.judge('insert 1')
+    assert.equal(await gate.admit(stmt), undefined)
     assert.equal(recorded(), 0, 'admitted (forwarded) before its record is committed')
+    gate.finish(stmt, ran)
     const wait = gate.untilDurable()
     assert.ok(wait, 'the response must wait')
     await wait
     assert.equal(recorded(), 1, 'released only once the record is committed')
     await Promise.resolve()
     assert.equal(gate.untilDurable(), undefined, 'all durable: no promise, no await')
+    await log.flush()
+    assert.equal(recorded('statement.result'), 1, 'its result is reported once the record is durable')
   })
 
-  it('hold: a record that fails to commit withholds the response, and later statements are refused', async () => {
+  it('hold: a record that fails to commit withholds the response and its result event, and later statements are refused', async () => {
     const gate = gateFor('hold')
-    assert.equal(await admitted(gate, 'insert fail_me'), undefined)
+    const stmt = await gate.judge('insert fail_me')
+    assert.equal(await gate.admit(stmt), undefined)
+    gate.finish(stmt, ran)
     await assert.rejects(gate.untilDurable()!, (err: unknown) => err instanceof ResponseWithheld && /^hoop: AUDIT_UNAVAILABLE: /.test(err.message))
     const refused = await admitted(gate, 'insert 2')
     assert.equal(refused?.ruleId, AUDIT_UNAVAILABLE_RULE)
     await assert.rejects(gate.untilDurable()!, ResponseWithheld, 'the failure is never forgotten')
+    await log.flush()
+    assert.equal(recorded('statement.result'), 0, 'no result reported for a response the client never got')
   })
 
   it('hold: an earlier record that fails is not covered up by a later one that commits', async () => {
