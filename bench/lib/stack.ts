@@ -114,11 +114,13 @@ export function copyTableName(bytes: number): string {
 
 /**
  * One gateway's configuration. `pg` is under the full policy (guardrails + mask), `pgallow` under
- * the allow rule alone, `pgtcp` and `echo` are `tcp` connections. HOOP_BENCH_RECORDING_CAP=0 takes
+ * the allow rule alone, `pgtcp` and `echo` are `tcp` connections. HOOP_BENCH_AUDIT_MODE=strict
+ * runs it with `audit.mode: strict` (default: the gateway's, hold); HOOP_BENCH_RECORDING_CAP=0 takes
  * session recording out of the path (to decompose its cost).
  */
 export function gatewayYaml(echoPort: number, durability: 'fsync' | 'os', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
   const cap = recordingCap !== undefined && /^\d+$/.test(recordingCap) ? `, recordingCap: ${recordingCap}` : ''
+  const mode = process.env.HOOP_BENCH_AUDIT_MODE === 'strict' ? ', mode: strict' : ''
   const pg = (name: string) => `  - name: ${name}
     type: postgres
     target: 127.0.0.1:5432
@@ -126,7 +128,7 @@ export function gatewayYaml(echoPort: number, durability: 'fsync' | 'os', record
     database: ${PG.database}
     username: postgres
 `
-  return `audit: {durability: ${durability}${cap}}
+  return `audit: {durability: ${durability}${mode}${cap}}
 connections:
 ${pg('pg')}${pg('pgallow')}  - name: pgtcp
     type: tcp

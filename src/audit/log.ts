@@ -327,15 +327,36 @@ export class AuditLog {
    * `defer: true` is for events nobody waits on (a statement's result, masking counts): the event
    * keeps its place in the chain but rides with the next group commit, or commits on its own after
    * DEFER_MS, so a statement costs one fsync on its path instead of two.
+   * `overlap: true` is for a record whose statement is forwarded while it commits (audit mode
+   * `hold`): its group commits one turn later, after the writes made in this turn have left (the
+   * relay corks its socket until setImmediate), so the commit overlaps the statement's round trip.
+   *
+   * The event's place in the chain is fixed when `append` returns (the queue is committed in
+   * order, group after group). A failed group refuses its events, and an event that cannot be
+   * encoded is refused alone; later events still commit, right after the last committed one (no
+   * gap). So whoever must not outlive a failed event (the gate's hold mode) chains its own promises.
    */
-  append(event: AuditEvent, opts: {defer?: boolean} = {}): Promise<AppendedEvent> {
+  append(event: AuditEvent, opts: {defer?: boolean; overlap?: boolean} = {}): Promise<AppendedEvent> {
     if (this.closed) return Promise.reject(new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed; statements are refused'))
     if (this.broken) return Promise.reject(this.broken)
     return new Promise((resolve, reject) => {
       this.queue.push({event, resolve, reject})
-      if (!opts.defer) this.schedule()
+      if (!opts.defer) this.schedule(opts.overlap)
       else this.deferTimer ??= setTimeout(this.onDeferTimer, DEFER_MS)
     })
+  }
+
+  /**
+   * Whether a record placed now can be committed: false once the log is closed or refuses every
+   * append. With `guardStore` it first checks (one stat) that the database file is still the one
+   * opened, so a statement that will not wait for its commit (audit mode hold) is refused before it
+   * runs when the store was swapped or cut short, as a waiting one is at its commit.
+   */
+  accepts(): boolean {
+    if (this.closed || this.broken) return false
+    const problem = this.storeProblem()
+    if (problem) this.breakStore(problem)
+    return this.broken === undefined
   }
 
   private readonly onDeferTimer = (): void => {
@@ -472,13 +493,20 @@ export class AuditLog {
     }
   }
 
-  private schedule(): void {
+  private schedule(nextTurn = false): void {
     if (this.scheduled || this.flushing) return
     this.scheduled = true
-    setImmediate(() => {
-      this.scheduled = false
-      this.runBatch()
-    })
+    setImmediate(nextTurn ? this.runNextTurn : this.runScheduled)
+  }
+
+  private readonly runScheduled = (): void => {
+    this.scheduled = false
+    this.runBatch()
+  }
+
+  /** An immediate queued from an immediate runs in the next turn, after this turn's (the relay's uncork). */
+  private readonly runNextTurn = (): void => {
+    setImmediate(this.runScheduled)
   }
 
   private runBatch(): void {

@@ -1,9 +1,17 @@
 // The statement gate every engine passes each statement (SQL text, or an HTTP request) through:
 //
 //   judge  -> policy decides (allow with a mask plan / block / review); reviews go to approvals
-//   admit  -> an allowed statement's audit record is durable *before* it is forwarded (fail closed)
+//   admit  -> an allowed statement's audit record takes its place in the log (fail closed)
 //   finish -> the result event (rows, bytes, error, masked cells) rides with the next group commit
 //   refuse -> a blocked or unapproved statement is counted, recorded and audited
+//
+// When the record must be durable is the audit mode (docs/audit.md, "Writing"):
+//   hold (default) -> "no result without a record": the statement is forwarded as soon as its
+//     record has its place in the chain, and the engine holds every byte of the response until
+//     the record is durable (`untilDurable`, awaited by each engine's server -> client pump). If
+//     the record then fails, the response never leaves: the session ends with AUDIT_UNAVAILABLE.
+//   strict -> "no execution without a record": the record is durable before the statement is
+//     forwarded, and a failed record refuses the statement (the session stays usable).
 //
 // Engines keep only what is protocol-specific (how to forward, how to answer a refusal on the
 // wire). Whatever fails inside the gate fails closed: a judge error blocks, an audit error refuses.
@@ -65,8 +73,14 @@ export interface GateHooks<Op = string> {
   judge(op: Op): Promise<Verdict>
   /** The text an approval binds to and the audit records (default: the operation itself). */
   describe?(op: Op): string
-  /** Awaited before an allowed operation is forwarded; a rejection refuses it (audit fails closed). */
-  beforeForward(s: Judged): Promise<void>
+  /**
+   * Places an allowed operation's audit record in the log before it is forwarded: synchronously,
+   * so records placed later commit after it. Resolves once the record is durable; a rejection
+   * means it never will be (strict mode then refuses the operation, hold mode withholds its
+   * response); a throw, that it cannot be placed (the operation is refused). In hold mode the
+   * record may commit while the operation is on its way.
+   */
+  beforeForward(s: Judged, mode: AuditMode): Promise<void>
   /** After the operation completed. */
   afterStatement(s: Judged & Outcome): void
   /** When an operation was refused, after the client got its error. */
@@ -93,13 +107,35 @@ export const UNKNOWN_STATEMENT_RULE = 'hoop.unknown-statement'
 /** Rule id of a refusal the gate makes itself because the statement's audit record failed. */
 export const AUDIT_UNAVAILABLE_RULE = 'hoop.audit-unavailable'
 
+/** When a statement's record must be durable: before its response leaves (hold) or before it is forwarded (strict). */
+export type AuditMode = 'hold' | 'strict'
+
+/** Why a session ends in hold mode when an admitted statement's record failed to commit. */
+const WITHHELD: Refusal = {
+  effect: 'block',
+  ruleId: AUDIT_UNAVAILABLE_RULE,
+  message: 'the audit record of a statement already sent to the target could not be written, so its response is withheld and the session ends (fail closed); the audit store must recover first',
+}
+
+/** Ends a session whose response is withheld: the engine answers it in its protocol, then closes. */
+export class ResponseWithheld extends HoopError {
+  constructor() {
+    super('AUDIT_UNAVAILABLE', refusalMessage(WITHHELD))
+  }
+}
+
 export class StatementGate<Op = string> {
   /** Counters the engine adds its byte totals to; returned as the session's result. */
   readonly result: SessionResult = newSessionResult()
+  /** Hold mode: settles once every record admitted so far has (rejects when one failed); unset when all are durable. */
+  private held: Promise<void> | undefined
+  /** Hold mode: an admitted record failed, so no response may leave any more. */
+  private failed = false
 
   constructor(
     private readonly hooks: GateHooks<Op>,
     private readonly log: Logger,
+    readonly mode: AuditMode = 'hold',
   ) {}
 
   /**
@@ -127,14 +163,18 @@ export class StatementGate<Op = string> {
   }
 
   /**
-   * For an allowed statement, writes its audit record before it is forwarded. Returns the refusal
-   * when it must not run: its own block/review verdict, or a block when the record failed.
+   * For an allowed statement, places its audit record before it is forwarded (strict mode: waits
+   * until it is durable). Returns the refusal when it must not run: its own block/review verdict,
+   * or a block when the record cannot be written.
    */
   async admit(s: Judged): Promise<Refusal | undefined> {
     const v = s.verdict
     if (v.effect !== 'allow') return v
     try {
-      await this.hooks.beforeForward(s)
+      if (this.failed) throw new ResponseWithheld()
+      const durable = this.hooks.beforeForward(s, this.mode)
+      if (this.mode === 'strict') await durable
+      else this.hold(durable)
       return undefined
     } catch (err) {
       this.log.error('audit record failed; refusing the statement', {error: errorMessage(err)})
@@ -143,9 +183,51 @@ export class StatementGate<Op = string> {
     }
   }
 
-  /** The statement completed (or failed at the target): its result event and masking counts. */
+  /**
+   * Hold mode: what the engine awaits before it writes output to the client. Undefined (nothing to
+   * wait for, nothing allocated) when every admitted statement's record is durable; otherwise a
+   * promise that resolves once they are, or rejects with ResponseWithheld when one failed.
+   * Output that arrived before this call belongs to statements admitted before it, so it is covered.
+   */
+  untilDurable(): Promise<void> | undefined {
+    // A failed chain stays in place (only success clears it), so a failure is never forgotten.
+    return this.held?.catch(() => {
+      throw new ResponseWithheld()
+    })
+  }
+
+  /**
+   * Chains a record's durability behind the ones admitted before it, so the chain resolves only
+   * when all of them are durable, whatever order their commits settle in; any failure rejects it.
+   */
+  private hold(durable: Promise<void>): void {
+    const prev = this.held
+    const all = prev === undefined ? durable : Promise.all([prev, durable]).then(noop)
+    this.held = all
+    all.then(
+      () => {
+        if (this.held === all) this.held = undefined
+      },
+      (err: unknown) => {
+        if (!this.failed) this.log.error('audit record of a forwarded statement failed; withholding its response and ending the session', {error: errorMessage(err)})
+        this.failed = true
+      },
+    )
+  }
+
+  /**
+   * The statement completed (or failed at the target): its result event and masking counts. Hold
+   * mode: the result is reported once the records admitted so far are durable, the moment its
+   * response may leave; a withheld response gets no result event (the client saw no result).
+   */
   finish(s: Judged, outcome: Outcome): void {
     for (const [k, n] of Object.entries(outcome.masked)) addCount(this.result.maskingReport, k, n)
+    const held = this.held
+    if (held) held.then(() => this.reportResult(s, outcome), noop)
+    else this.reportResult(s, outcome)
+  }
+
+  private reportResult(s: Judged, outcome: Outcome): void {
     try {
       this.hooks.afterStatement({...s, ...outcome})
     } catch (err) {
@@ -274,15 +356,19 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       versions.set(verdict, policyVersion(policy))
       return verdict
     },
-    async beforeForward({text, verdict}): Promise<void> {
+    beforeForward({text, verdict}, mode): Promise<void> {
       o.recorder?.record('client', 'statement', text)
-      if (!o.audit) return
-      try {
-        await o.audit.append(statementEvent(text, verdict))
-      } catch (err) {
-        o.logger.error('audit write failed; refusing statement', {error: errorMessage(err)})
-        throw new HoopError('AUDIT_UNAVAILABLE', 'hoop: the audit log cannot be written, so the statement was not run')
+      const audit = o.audit
+      if (!audit) return Promise.resolve()
+      const unavailable = (err: unknown) => {
+        o.logger.error('audit write failed', {error: errorMessage(err)})
+        return new HoopError('AUDIT_UNAVAILABLE', 'hoop: the audit log cannot be written')
       }
+      // Hold forwards before the commit: a log known to be closed or broken refuses it here, first.
+      if (mode === 'hold' && !audit.accepts()) throw unavailable('the audit log is closed or its store changed')
+      return audit.append(statementEvent(text, verdict), {overlap: mode === 'hold'}).then(noop, (err: unknown) => {
+        throw unavailable(err)
+      })
     },
     afterStatement({verdict, rows, bytes, error, masked}): void {
       const statementId = ids.get(verdict) ?? `${o.session}.?`
@@ -305,6 +391,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
     },
   }
 }
+
+function noop(): void {}
 
 function splitKey(key: string): [string, string] {
   const i = key.indexOf(':')

@@ -175,6 +175,14 @@ export class OutputBatch {
     this.parts.push(this.runEnd - this.runStart === r.length ? r : Buffer.from(r.buffer, this.runStart, this.runEnd - this.runStart))
   }
 
+  /** Drops what is queued and not flushed: a response withheld because its audit record failed. */
+  discard(): void {
+    this.run = undefined
+    this.parts = []
+    this.bytes -= this.pending
+    this.pending = 0
+  }
+
   /** Writes everything; resolves when the destination can take more (backpressure). */
   async flush(dest: Writable): Promise<void> {
     this.endRun()

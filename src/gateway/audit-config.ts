@@ -1,5 +1,5 @@
 // The `audit:` section of the gateway config: signing key, checkpoint cadence, recording cap,
-// retention, durability (fsync or os), sinks that stream events to a JSONL file or a SIEM
+// retention, mode (hold or strict), durability (fsync or os), sinks that stream events to a JSONL file or a SIEM
 // webhook, and the outside anchors (witness file, RFC 3161 timestamp authority). Errors carry the
 // config file's line numbers.
 import type {X509Certificate} from 'node:crypto'
@@ -7,6 +7,7 @@ import {isAbsolute, resolve, dirname} from 'node:path'
 import {JsonlFileSink, WebhookSink, type AuditSink} from '../audit/index.js'
 import {parseRetentionPeriod, RETENTION_KINDS, type RetentionPolicy} from '../audit/retention.js'
 import {certificatesFromPem} from '../audit/tsa.js'
+import type {AuditMode} from '../engines/gate.js'
 import {errorMessage} from '../shared/errors.js'
 import {type GatewayConfig, isObject, readSecret, type SecretRef} from '../shared/config.js'
 import {configError, type PathSegment, type SourceProblem} from '../shared/yaml-source.js'
@@ -18,6 +19,8 @@ interface AuditSettings {
   retentionDays?: number
   /** Per-kind payload retention and legal holds (`retention:`); `retentionDays` alone is recordings' retention. */
   retention?: RetentionPolicy & {intervalMs?: number}
+  /** When a statement's record must be durable: before its response leaves (hold) or before it runs (strict). */
+  mode: AuditMode
   durability: 'fsync' | 'os'
   sinks: AuditSink[]
   /** Witness file for signed heads (absolute); the gateway defaults it to <dataDir>/audit-witness.jsonl. */
@@ -30,7 +33,7 @@ const UNITS: Record<string, number> = {b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 
 const DURATION_RE = /^(\d+)\s*(ms|s|m|h)$/
 
 export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
-  const out: AuditSettings = {checkpointEvery: {events: 10_000, ms: 60_000}, recordingCap: 10 * 1024 * 1024, durability: 'fsync', sinks: []}
+  const out: AuditSettings = {checkpointEvery: {events: 10_000, ms: 60_000}, recordingCap: 10 * 1024 * 1024, mode: 'hold', durability: 'fsync', sinks: []}
   const raw = cfg.audit
   if (raw === undefined || raw === null) return out
   const problems: SourceProblem[] = []
@@ -41,7 +44,7 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
     throw configError(problems)
   }
   const baseDir = cfg.file && !cfg.file.startsWith('<') ? dirname(resolve(cfg.file)) : process.cwd()
-  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'retention', 'durability', 'sinks', 'witness', 'timestamp'])
+  const known = new Set(['signingKeyFile', 'checkpoint', 'recordingCap', 'retentionDays', 'retention', 'mode', 'durability', 'sinks', 'witness', 'timestamp'])
   for (const k of Object.keys(raw)) if (!known.has(k)) fail([k], `unknown key "${k}" in audit`)
   if (raw.signingKeyFile !== undefined) {
     if (typeof raw.signingKeyFile !== 'string') fail(['signingKeyFile'], 'signingKeyFile must be a path')
@@ -61,6 +64,10 @@ export function parseAuditSettings(cfg: GatewayConfig): AuditSettings {
         else out.checkpointEvery.ms = Number(m[1]) * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[m[2] as 'ms' | 's' | 'm' | 'h']
       }
     }
+  }
+  if (raw.mode !== undefined) {
+    if (raw.mode !== 'hold' && raw.mode !== 'strict') fail(['mode'], 'mode must be hold (no response without a durable record) or strict (no execution without a durable record)')
+    else out.mode = raw.mode
   }
   if (raw.durability !== undefined) {
     if (raw.durability !== 'fsync' && raw.durability !== 'os') fail(['durability'], 'durability must be fsync (survives power loss) or os (survives a gateway crash)')

@@ -112,10 +112,11 @@ export class GatewayMetrics {
   metered<Op>(hooks: GateHooks<Op>): GateHooks<Op> {
     return {
       ...hooks,
-      beforeForward: async (s) => {
+      // Not async: a record that cannot be placed throws synchronously, and the gate refuses the
+      // statement before forwarding it (an async wrapper would turn that into a withheld response).
+      beforeForward: (s, mode) => {
         const started = performance.now()
-        await hooks.beforeForward(s)
-        this.auditAppend.observe((performance.now() - started) / 1000)
+        return hooks.beforeForward(s, mode).then(() => this.auditAppend.observe((performance.now() - started) / 1000))
       },
       afterStatement: (s) => {
         this.statements.inc({decision: 'allow'})

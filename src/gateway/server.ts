@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
 import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
+import type {AuditMode} from '../engines/gate.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -42,6 +43,8 @@ interface GatewayOptions {
   policy: () => Policy
   /** Per-session recording cap in bytes (default 10 MiB). */
   recordingCap?: number
+  /** When statements' records must be durable (default: the config's `audit.mode`, else hold). */
+  auditMode?: AuditMode
   /** Overrides the URL clients should use (default: http://<listen>). */
   publicUrl?: string
   version?: string
@@ -181,6 +184,7 @@ export class Gateway {
       // Sessions cut by a crash get their end now, before new ones start.
       await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
+      opts.auditMode ??= settings.mode
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
       server.close()
@@ -297,6 +301,7 @@ export class Gateway {
       approvals: approvalResolver(this.approvals),
       logger: this.opts.logger,
       recordingCap: this.opts.recordingCap,
+      auditMode: this.opts.auditMode,
       authFailures: this.authFailures,
       metrics: this.metrics,
     }

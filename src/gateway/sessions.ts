@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3'
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
-import {type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
+import {type AuditMode, type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
 import {runPgSession} from '../engines/postgres/session.js'
@@ -37,6 +37,8 @@ export interface SessionContext {
   logger: Logger
   /** Per-session recording cap in bytes. */
   recordingCap?: number
+  /** When statements' records must be durable (docs/audit.md); hold by default. */
+  auditMode?: AuditMode
   /** Where access denials are counted (one event per source and interval, then a count). */
   authFailures: AuthFailureAudit
   metrics?: GatewayMetrics
@@ -165,7 +167,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
         client: stream,
         openUpstream,
         target: {host: conn.host, port: conn.port, token: conn.token ? readSecret(conn.token) : undefined, auth: conn.httpAuth, username: conn.username, forwardAuthorization: conn.forwardAuthorization, tls: t.tls},
-        gate: new StatementGate(hooks, log),
+        gate: new StatementGate(hooks, log, ctx.auditMode),
         redactHeaders: conn.redactHeaders,
         logger: log,
       })
@@ -189,6 +191,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
             clientRequest,
           })),
           log,
+          ctx.auditMode,
         )
       // The analysers' per-session state (prepared statements, MySQL sql_mode and variables) and
       // parses are shared by the judge and the engine's masking (sql-analysis.ts).

@@ -34,7 +34,7 @@ import {
 import {parseTarget, type ParsedTarget, redactTarget} from '../../protocol/http/target.js'
 import {errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {JUDGE_ERROR_RULE, type Judged, type Refusal, refusalMessage, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
+import {JUDGE_ERROR_RULE, type Judged, type Refusal, refusalMessage, ResponseWithheld, type SessionResult, type StatementGate, type Verdict} from '../gate.js'
 import {ClientConnection} from './client.js'
 import {DEFAULT_HTTP_LIMITS, type HttpLimits} from './limits.js'
 import {ExchangeRecorder} from './recording.js'
@@ -142,7 +142,7 @@ class HttpSession {
     this.result = o.gate.result
     this.limits = {...DEFAULT_HTTP_LIMITS, ...o.limits}
     this.recorder = new ExchangeRecorder(o.gate, o.redactHeaders, this.limits.maxRecordedBodyBytes)
-    this.client = new ClientConnection(o.client, this.result, this.recorder, this.log)
+    this.client = new ClientConnection(o.client, o.gate, this.recorder, this.log)
     this.target = new TargetConnection(o.target, o.openUpstream, this.log)
     this.responses = new ResponseRelay(this.client, this.target, this.recorder, this.limits, this.log)
   }
@@ -155,7 +155,8 @@ class HttpSession {
         await this.handleRequest(head)
       }
     } catch (err) {
-      if (!(err instanceof Closed)) this.log.warn('http session failed', {error: errorMessage(err)})
+      if (err instanceof ResponseWithheld) await this.client.withheld(err.message)
+      else if (!(err instanceof Closed)) this.log.warn('http session failed', {error: errorMessage(err)})
     } finally {
       this.shutdown()
     }
@@ -336,6 +337,7 @@ class HttpSession {
       try {
         outcome = await this.responses.relay(ex, link.upIn, mask, () => upload.failure, retryable && link.reused && attempt === 0)
       } catch (err) {
+        if (err instanceof ResponseWithheld) throw err
         this.client.closing = true
         outcome = {status: 0, bytes: 0, error: errorMessage(err)}
       }

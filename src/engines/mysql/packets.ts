@@ -23,11 +23,14 @@ export class PacketOutput {
   private readonly batch = new OutputBatch()
   /** Sequence id of the next packet. */
   seq = 0
+  /** Packets queued since the last flush. */
+  private queued = 0
 
   constructor(private readonly dest: Writable) {}
 
   /** Queues a payload as the next packet; forwards `raw` untouched when it already carries the right sequence id. */
   packet(payload: Buffer, raw?: Buffer): void {
+    this.queued++
     if (raw && raw[3] === this.seq && raw.length === payload.length + 4) {
       this.batch.push(raw)
       this.seq = (this.seq + 1) & 0xff
@@ -50,7 +53,15 @@ export class PacketOutput {
 
   /** Writes everything queued; resolves when the peer can take more. */
   flush(): Promise<void> {
+    this.queued = 0
     return this.batch.flush(this.dest)
+  }
+
+  /** Drops the packets queued since the last flush; the next packet takes the first one's sequence id. */
+  discard(): void {
+    this.seq = (this.seq - this.queued) & 0xff
+    this.queued = 0
+    this.batch.discard()
   }
 }
 

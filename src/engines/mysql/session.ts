@@ -9,7 +9,10 @@
 // The classic protocol is strictly request/response, so the command loop handles one command at
 // a time: read it, judge it, forward it, relay the whole response, then read the next. A client
 // that pipelines simply waits in its socket buffer. Refused statements never reach the target:
-// the client gets an ERR packet and the session stays usable. Between commands the target is
+// the client gets an ERR packet and the session stays usable. In the gate's hold mode (the
+// default) no packet reaches the client before the audit records of the statements admitted so
+// far are durable (`flush` awaits the gate's untilDurable); if one fails, the response is dropped
+// and the session ends with an ERR saying AUDIT_UNAVAILABLE. Between commands the target is
 // watched too: when it ends the connection, the client's ends with it.
 //
 // Beside it: upstream.ts (dial, TLS, login with stored credentials), masking.ts (row maskers),
@@ -57,7 +60,7 @@ import {
 } from '../../protocol/mysql/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
+import {refusalMessage, ResponseWithheld, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
 import {observeNoBackslashEscapes, type MysqlSession as SqlSession} from '../../sql/mysql-session.js'
 import {MysqlCatalog} from './catalog.js'
 import {guardErr, ResultMasking, textSensitive, type RowMaskFn, type Stmt} from './masking.js'
@@ -398,8 +401,7 @@ class MysqlSession {
   /** Answers a command with an ERR instead of forwarding it; the session goes on. */
   private async answerError(out: PacketOutput, err: ErrPacket): Promise<boolean> {
     out.packet(encodeErr(err))
-    this.result.bytesDown += out.bytes
-    await out.flush()
+    await this.flush(out)
     return true
   }
 
@@ -440,10 +442,7 @@ class MysqlSession {
   /** Queues one packet of a response; flushes every FLUSH_BYTES and whenever the target has nothing more buffered. */
   private async emit(out: PacketOutput, p: Packet, payload = p.payload): Promise<void> {
     out.packet(payload, payload === p.payload ? p.raw : undefined)
-    if (out.pending >= FLUSH_BYTES || !this.upstream.hasBuffered) {
-      this.result.bytesDown += out.pending
-      await out.flush()
-    }
+    if (out.pending >= FLUSH_BYTES || !this.upstream.hasBuffered) await this.flush(out)
   }
 
   /** The server says whether NO_BACKSLASH_ESCAPES is on: statements are lexed accordingly from now on. */
@@ -456,8 +455,13 @@ class MysqlSession {
     await this.emit(out, p, guardErr(p.payload, stmt, t.masked))
   }
 
-  /** Sends what is queued; it counts towards the session's bytes down. */
+  /**
+   * Sends what is queued; it counts towards the session's bytes down. Hold mode: not before the
+   * records of the statements admitted so far are durable (throws ResponseWithheld if one failed).
+   */
   private async flush(out: PacketOutput): Promise<void> {
+    const records = this.gate.untilDurable()
+    if (records) await records
     this.result.bytesDown += out.pending
     await out.flush()
   }
@@ -604,7 +608,14 @@ class MysqlSession {
     let e: ErrPacket
     let seq = 0
     const out = this.out
-    if (out && !this.o.client.destroyed) await this.flush(out)
+    if (out && !this.o.client.destroyed && !(err instanceof ResponseWithheld)) {
+      await this.flush(out).catch((withheld: unknown) => {
+        if (!(withheld instanceof ResponseWithheld)) throw withheld
+        err = withheld
+      })
+    }
+    // A withheld response is dropped: the ERR takes the sequence id of its first packet.
+    if (out && err instanceof ResponseWithheld) out.discard()
     if (err instanceof TargetClosed && this.ready) {
       this.log.info('mysql target closed the connection during a command', {error: err.message})
       return
@@ -613,6 +624,8 @@ class MysqlSession {
       this.log.info('mysql session refused', {reason: err.message})
       e = err.err
       seq = err.seq
+    } else if (err instanceof ResponseWithheld) {
+      e = {code: ER_TABLEACCESS_DENIED_ERROR, sqlState: '42000', message: err.message}
     } else if (err instanceof UpstreamRefused) {
       this.log.info('mysql target refused the login', {code: err.err.code})
       e = {code: err.err.code || ER_ACCESS_DENIED_ERROR, sqlState: err.err.sqlState, message: `hoop: the target refused the login: ${err.err.message}`}

@@ -10,8 +10,12 @@
 // and keeps the order of responses under pipelining. The target never sees the refused text.
 // Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
 //
-// One hop from here to each part of a statement's way: judge, admit (the audit record before
-// forwarding), finish and refuse are the statement gate's (../gate.ts); mask planning is
+// In the gate's hold mode (the default), nothing the server sends reaches the client before the
+// audit records of the statements admitted so far are durable (pumpServer awaits the gate's
+// untilDurable before each write); if one fails, the session ends with a FATAL AUDIT_UNAVAILABLE.
+//
+// One hop from here to each part of a statement's way: judge, admit (the audit record placed
+// before forwarding), finish and refuse are the statement gate's (../gate.ts); mask planning is
 // masking.ts; which response answers which statement is queue.ts; the target connection and
 // credential injection are upstream.ts; column origins catalog.ts; cancel keys cancel.ts; the
 // session recording's lines recording.ts.
@@ -46,7 +50,7 @@ import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {judgeStartupParameters} from '../../sql/pg-analyze.js'
 import type {PgParses} from '../../sql/pg-parser.js'
-import {refusalMessage, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
+import {refusalMessage, ResponseWithheld, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
 import {Catalog, openCatalog} from './catalog.js'
@@ -269,6 +273,9 @@ class PgSession {
     }
     if (this.cancelKey) out.push(encodeBackendKeyData(this.cancelKey.pid, this.cancelKey.key))
     out.push(encodeReadyForQuery(conn.status))
+    // A setting in the startup packet was admitted as a statement: its record comes first.
+    const startupRecord = this.gate.untilDurable()
+    if (startupRecord) await startupRecord
     this.result.bytesDown += out.bytes
     await out.flush(this.o.client)
   }
@@ -430,6 +437,9 @@ class PgSession {
         const p = this.onServerMessage(f, out)
         if (p) await p
       }
+      // Hold mode: these answer statements admitted by now; their records must be durable first.
+      const records = this.gate.untilDurable()
+      if (records) await records
       this.result.bytesDown += out.bytes
       await out.flush(client)
     }
@@ -566,6 +576,9 @@ class PgSession {
     if (err instanceof FatalToClient) {
       this.log.info('pg session refused', {reason: err.message})
       frame = err.frame
+    } else if (err instanceof ResponseWithheld) {
+      // The code of hoop's refusals (42501), so `hoop exec` and scripts see AUDIT_UNAVAILABLE as such.
+      frame = encodeErrorResponse({severity: 'FATAL', code: '42501', message: err.message})
     } else if (err instanceof UpstreamRefused) {
       this.log.info('pg target refused the login', {code: err.fields.C})
       frame = err.frame

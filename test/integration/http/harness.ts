@@ -6,7 +6,7 @@ import {execFile} from 'node:child_process'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import * as net from 'node:net'
 import {gzipSync} from 'node:zlib'
-import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {StatementGate, type AuditMode, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import type {HttpLimits} from '../../../src/engines/http/limits.js'
 import type {HttpMaskPlan} from '../../../src/engines/http/response.js'
 import {type HttpRequestView, type HttpSessionResult, runHttpSession} from '../../../src/engines/http/session.js'
@@ -177,6 +177,8 @@ export interface HarnessOptions {
   limits?: Partial<HttpLimits>
   redactHeaders?: string[]
   beforeForward?: () => Promise<void>
+  /** The gate's audit mode (default hold). */
+  audit?: AuditMode
 }
 
 export const noMask: HttpMaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -211,6 +213,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
         record: (direction, text) => void records.push({direction, text}),
         },
         silentLogger,
+        o.audit,
       ),
     }),
   )

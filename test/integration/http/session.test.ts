@@ -403,7 +403,7 @@ describe('http engine limits and credentials', function () {
 
   it('answers 502 when the target is unreachable and 503 when the audit write fails', async () => {
     const dead = await startHarness({upstreamPort: 1})
-    const noAudit = await startHarness({upstreamPort: up.port, beforeForward: () => Promise.reject(new Error('disk full'))})
+    const noAudit = await startHarness({upstreamPort: up.port, audit: 'strict', beforeForward: () => Promise.reject(new Error('disk full'))})
     try {
       const r = await curl([`${dead.url}/echo`])
       assert.equal(r.status, 502)
@@ -416,6 +416,32 @@ describe('http engine limits and credentials', function () {
     } finally {
       await dead.close()
       await noAudit.close()
+    }
+  })
+
+  it('hold mode: a request whose record fails to commit was forwarded, but no byte of its response reaches the client', async () => {
+    // The record fails only after the target has answered: the response is there, and withheld.
+    let fail!: (err: Error) => void
+    const h = await startHarness({upstreamPort: up.port, beforeForward: () => new Promise((_resolve, reject) => (fail = reject))})
+    try {
+      const seen = up.seen.length
+      const sock = net.connect(h.port, '127.0.0.1')
+      const got: Buffer[] = []
+      sock.on('data', (d: Buffer) => got.push(d))
+      const closed = new Promise((r) => sock.on('close', r))
+      sock.write('GET /echo?marker=withheld-body HTTP/1.1\r\nHost: x\r\n\r\n')
+      while (up.seen.length === seen) await new Promise((r) => setTimeout(r, 10))
+      await new Promise((r) => setTimeout(r, 100))
+      assert.equal(Buffer.concat(got).length, 0, 'nothing before the record settles')
+      fail(new Error('disk full'))
+      await closed
+      const text = Buffer.concat(got).toString('latin1')
+      assert.match(text, /^HTTP\/1\.1 503 /)
+      assert.match(text, /"code":"AUDIT_UNAVAILABLE"/)
+      assert.match(text, /Connection: close/i)
+      assert.doesNotMatch(text, /withheld-body/, 'the target\'s response stays withheld')
+    } finally {
+      await h.close()
     }
   })
 

@@ -5,7 +5,7 @@ import {strict as assert} from 'node:assert'
 import {execFile} from 'node:child_process'
 import * as net from 'node:net'
 import {Duplex} from 'node:stream'
-import {StatementGate, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {StatementGate, type AuditMode, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/engines/mysql/session.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
 import {CAP} from '../../../src/protocol/mysql/constants.js'
@@ -40,6 +40,9 @@ export interface HarnessOptions {
   maxPacketBytes?: number
   /** The analyser's session view, per client session (e.g. from the policy judge). */
   sqlSession?: () => MysqlSessionOptions['sqlSession']
+  beforeForward?: GateHooks['beforeForward']
+  /** The gate's audit mode (default hold). */
+  audit?: AuditMode
 }
 
 export const noMask: MaskPlan = {columns: [], entities: [], ruleIds: []}
@@ -63,13 +66,15 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       gate: new StatementGate(
         {
         judge: async (sql) => judge(sql),
-        beforeForward: async (info) => {
+        beforeForward: async (info, mode) => {
           events.push({hook: 'beforeForward', sql: info.text, effect: info.verdict.effect})
+          if (o.beforeForward) await o.beforeForward(info, mode)
         },
         afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.text, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
         refused: (info) => events.push({hook: 'refused', sql: info.text, effect: info.verdict.effect}),
         },
         silentLogger,
+        o.audit,
       ),
     }),
   )

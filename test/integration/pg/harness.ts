@@ -2,7 +2,7 @@
 // target reached by a plain net.connect (no gateway, no agent), and a judge built from a table.
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
-import {StatementGate, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
+import {StatementGate, type AuditMode, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import {runPgSession, type PgSessionOptions, type PgSessionResult} from '../../../src/engines/postgres/session.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
@@ -33,6 +33,8 @@ export interface HarnessOptions {
   target?: Partial<PgSessionOptions['target']>
   upstreamPort?: number
   beforeForward?: GateHooks['beforeForward']
+  /** The gate's audit mode (default hold). */
+  audit?: AuditMode
   maxMessageBytes?: number
   prepared?: PgSessionOptions['prepared']
 }
@@ -59,14 +61,15 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       gate: new StatementGate(
         {
         judge: async (sql) => judge(sql),
-        beforeForward: async (info) => {
+        beforeForward: async (info, mode) => {
           events.push({hook: 'beforeForward', sql: info.text, effect: info.verdict.effect})
-          if (o.beforeForward) await o.beforeForward(info)
+          if (o.beforeForward) await o.beforeForward(info, mode)
         },
         afterStatement: (info) => events.push({hook: 'afterStatement', sql: info.text, effect: info.verdict.effect, rows: info.rows, error: info.error, masked: info.masked}),
         refused: (info) => events.push({hook: 'refused', sql: info.text, effect: info.verdict.effect}),
         },
         silentLogger,
+        o.audit,
       ),
     }),
   )

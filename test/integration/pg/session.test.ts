@@ -205,8 +205,9 @@ describe('pg engine: protocol', function () {
     assert.equal(r.stdout.trim(), '7')
   })
 
-  it('fails closed when beforeForward rejects: the statement is refused and never runs', async () => {
+  it('fails closed when beforeForward rejects (strict mode): the statement is refused and never runs', async () => {
     const h2 = await startHarness({
+      audit: 'strict',
       judge: () => allow(),
       beforeForward: async (info) => {
         if (/insert/i.test(info.text)) throw new Error('audit store down')

@@ -75,7 +75,7 @@ describe('complete records on the stored events', () => {
     const run = async (session: string, sql: string) => {
       const h = hooks(session)
       const verdict = await h.judge(sql)
-      if (verdict.effect === 'allow') await h.beforeForward({text: sql, verdict})
+      if (verdict.effect === 'allow') await h.beforeForward({text: sql, verdict}, 'strict')
       else h.refused({text: sql, verdict})
       await log.flush()
       return verdict

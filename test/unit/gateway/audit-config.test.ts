@@ -13,6 +13,7 @@ describe('audit settings', () => {
     assert.equal(s.recordingCap, 10 * 1024 * 1024)
     assert.deepEqual(s.sinks, [])
     assert.equal(s.durability, 'fsync')
+    assert.equal(s.mode, 'hold')
   })
 
   it('builds file and webhook sinks, with header secrets from references', () => {
@@ -22,6 +23,7 @@ describe('audit settings', () => {
   retentionDays: 30
   checkpoint: {events: 500, interval: 30s}
   durability: os
+  mode: strict
   sinks:
     - {type: file, path: audit.jsonl}
     - {type: webhook, url: "https://siem.example.com/in", headers: {Authorization: {env: HOOP_TEST_SIEM}}}
@@ -29,6 +31,7 @@ describe('audit settings', () => {
       assert.equal(s.recordingCap, 2 * 1024 * 1024)
       assert.equal(s.retentionDays, 30)
       assert.equal(s.durability, 'os')
+      assert.equal(s.mode, 'strict')
       assert.deepEqual(s.checkpointEvery, {events: 500, ms: 30_000})
       assert.ok(s.sinks[0] instanceof JsonlFileSink)
       assert.equal((s.sinks[0] as JsonlFileSink).file, '/etc/hoop/audit.jsonl')
@@ -45,11 +48,13 @@ describe('audit settings', () => {
   sinks:
     - {type: webhook, url: "https://siem.example.com/in", headers: {Authorization: "Bearer inline"}}
     - {type: ftp}
+  mode: fast
 `),
       (err: Error) => {
         assert.match(err.message, /gw\.yaml:3:\d+: recordingCap must be a size/)
         assert.match(err.message, /gw\.yaml:\d+:\d+: header Authorization must be a reference/)
         assert.match(err.message, /gw\.yaml:6:\d+: a sink is/)
+        assert.match(err.message, /gw\.yaml:7:\d+: mode must be hold .* or strict/)
         assert.doesNotMatch(err.message, /Bearer inline/)
         return true
       },

@@ -47,7 +47,7 @@ describe('gateway metrics', () => {
     }
     const metered = m.metered(hooks)
     const allowed: Judged = {text: 'SELECT 1', verdict: {effect: 'allow', ruleId: 'r', mask: {columns: [], entities: [], ruleIds: []}}}
-    await metered.beforeForward(allowed)
+    await metered.beforeForward(allowed, 'hold')
     metered.afterStatement({...allowed, rows: 1, bytes: 10, masked: {}})
     metered.refused({text: 'DROP TABLE t', verdict: {effect: 'block', ruleId: 'no-ddl', message: 'no'}})
     metered.refused({text: 'DELETE FROM t', verdict: {effect: 'review', ruleId: 'deletes', message: 'ask'}})
@@ -56,6 +56,14 @@ describe('gateway metrics', () => {
     assert.ok(m.render().includes('hoop_audit_append_seconds_count 1'))
 
     const failing = m.metered({...hooks, beforeForward: async () => Promise.reject(new Error('disk full'))})
-    await assert.rejects(failing.beforeForward(allowed), /disk full/, 'a failed record still fails the statement')
+    await assert.rejects(failing.beforeForward(allowed, 'hold'), /disk full/, 'a failed record still fails the statement')
+    // A record that cannot be placed throws at once, so the gate refuses before forwarding.
+    const closed = m.metered({
+      ...hooks,
+      beforeForward: () => {
+        throw new Error('log closed')
+      },
+    })
+    assert.throws(() => closed.beforeForward(allowed, 'hold'), /log closed/)
   })
 })
