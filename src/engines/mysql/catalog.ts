@@ -63,11 +63,11 @@ export class MysqlCatalog {
   /**
    * Every view the relation names could mean (an unqualified name: any schema, as the client's
    * current database may not be the catalog connection's). Undefined when the look-up failed or a
-   * name cannot be quoted safely.
+   * name did not decode (statements are read as UTF-8).
    */
   async views(rels: readonly {schema?: string; table: string}[]): Promise<ViewRow[] | undefined> {
-    if (rels.some((r) => [r.schema, r.table].some((s) => s !== undefined && /['\\]/.test(s)))) return undefined
-    const names = [...new Set(rels.map((r) => `(v.TABLE_NAME = '${r.table}'${r.schema ? ` AND v.TABLE_SCHEMA = '${r.schema}'` : ''})`))]
+    if (rels.some((r) => `${r.schema ?? ''}${r.table}`.includes('\ufffd'))) return undefined
+    const names = [...new Set(rels.map((r) => `(v.TABLE_NAME = ${utf8Literal(r.table)}${r.schema ? ` AND v.TABLE_SCHEMA = ${utf8Literal(r.schema)}` : ''})`))]
     try {
       const rows = await this.query(
         'SELECT v.TABLE_SCHEMA, v.TABLE_NAME, v.VIEW_DEFINITION, c.COLUMN_NAME FROM information_schema.VIEWS v ' +
@@ -124,4 +124,9 @@ export class MysqlCatalog {
       if (!isProgressReport(p.payload)) return p.payload
     }
   }
+}
+
+/** A string as SQL that reads the same whatever the connection's character set and sql_mode (no quoting to escape). */
+function utf8Literal(s: string): string {
+  return `CONVERT(X'${Buffer.from(s, 'utf8').toString('hex')}' USING utf8mb4)`
 }

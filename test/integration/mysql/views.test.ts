@@ -13,7 +13,9 @@ const T = `hoop_myview_${process.pid}`
 const SECRET = 'victoria.quill@example.org'
 const admin = () => mysql2.createConnection({host: '127.0.0.1', port: 3306, user: 'root', database: 'test', multipleStatements: true})
 const plan: MaskPlan = {columns: [`${T}_m.email`], entities: [], ruleIds: ['mask-email']}
-const VIEWS = ['vvv', 'vv', 'v', 'vj', 'vc', 'vu', 'vp', 'vr', 'vx'].map((v) => `${T}_${v}`).join(', ')
+/** A chain of views over the unmasked table, `c9` over `c8` ... over `c1`: followed 8 deep, no deeper. */
+const CHAIN = [1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => `${T}_c${i}`)
+const VIEWS = [...['vvv', 'vv', 'v', 'vj', 'vc', 'vu', 'vp', 'vr', 'vx', "q'v"].map((v) => `\`${T}_${v}\``), ...[...CHAIN].reverse()].join(', ')
 
 describe('mysql engine: masking through views', function () {
   let h: Harness
@@ -30,6 +32,8 @@ describe('mysql engine: masking through views', function () {
       CREATE VIEW ${T}_vu AS SELECT email AS contact, id FROM ${T}_m WHERE id <=> 1;
       CREATE VIEW ${T}_vp AS SELECT id, upper(label) AS u FROM ${T}_p;
       CREATE VIEW ${T}_vr AS SELECT label AS contact FROM ${T}_p WHERE id = 1;
+      CREATE VIEW \`${T}_q'v\` AS SELECT email AS contact, id FROM ${T}_m;
+      ${CHAIN.map((v, i) => `CREATE VIEW ${v} AS SELECT ${i ? 'l, id' : 'label AS l, id'} FROM ${i ? CHAIN[i - 1] : `${T}_p`};`).join('\n      ')}
       CREATE PROCEDURE ${T}_viaview() BEGIN SELECT concat(contact, '') AS e FROM ${T}_v; END`)
     await c.end()
     h = await startHarness({judge: () => allow(plan), target: {username: 'root'}})
@@ -75,6 +79,17 @@ describe('mysql engine: masking through views', function () {
     assert.equal(r.stdout.trim(), 'one\t****\t1')
     const c = await mysql(h.port, `SELECT a, b FROM ${T}_vc`)
     assert.equal(c.stdout.trim(), '1\t****')
+    const q = await mysql(h.port, `SELECT id, contact FROM \`${T}_q'v\``)
+    assert.equal(q.stdout.trim(), '1\t****')
+  })
+
+  it('follows views over views 8 deep and masks a deeper one whole', async () => {
+    const sql = (v: string) => `SELECT l, id FROM ${v} ORDER BY id`
+    const direct = await answer(3306, sql(CHAIN[7]))
+    assert.ok(direct.length > 4, direct.join(' '))
+    assert.deepEqual(await answer(h.port, sql(CHAIN[7])), direct)
+    const r = await mysql(h.port, sql(CHAIN[8]))
+    assert.equal(r.stdout.trim(), '****\tNULL\n****\tNULL')
   })
 
   it('masks a view column whose view was replaced after the statement was prepared', async () => {
