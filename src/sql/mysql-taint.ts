@@ -26,6 +26,10 @@ export interface MysqlOutputAnalysis {
   readsMasked?: string
   /** The statement was parsed and walked, so `readsMasked` covers all it reads (not so for CALL, SET, SHOW...). */
   seen?: boolean
+  /** The tables and views it names (not CTEs): masking asks the catalog which are views. */
+  relations?: {schema?: string; table: string}[]
+  /** It may create or replace a view (DDL, CALL, EXECUTE): the catalog read before the text ran does not describe what follows it. */
+  changesCatalog?: true
 }
 
 interface ScopeItem {
@@ -72,9 +76,13 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher, session
  * reading masked data (fail closed). Calls of stored functions are the caller's to check.
  */
 export function procedureReadsMasked(body: string, matcher: ColumnMatcher, session?: MysqlSession): boolean {
-  const block = /^\s*BEGIN\b([\s\S]*)\bEND\s*$/i.exec(body)
-  const analysis = analyzeMysqlOutputs(block ? block[1] : body, matcher, session)
+  const analysis = analyzeMysqlOutputs(procedureStatements(body), matcher, session)
   return !analysis || analysis.some((a) => !a.seen || a.kind === 'opaque' || a.readsMasked !== undefined)
+}
+
+/** A procedure body's statements: the text inside `BEGIN ... END`, or the body itself. */
+export function procedureStatements(body: string): string {
+  return /^\s*BEGIN\b([\s\S]*)\bEND\s*$/i.exec(body)?.[1] ?? body
 }
 
 function outputsIn(matcher: ColumnMatcher, pieces: string[], session: MysqlSession | undefined): MysqlOutputAnalysis[] | undefined {
@@ -82,15 +90,16 @@ function outputsIn(matcher: ColumnMatcher, pieces: string[], session: MysqlSessi
   for (const piece of pieces) {
     const first = piece.split(/\s+/, 1)[0].toUpperCase()
     if (ROUTINE_RE.test(piece)) {
-      out.push({kind: 'other'})
+      out.push({kind: 'other', changesCatalog: true})
       break
     }
+    const changesCatalog = CATALOG_FIRST_WORDS.has(first) ? {changesCatalog: true as const} : {}
     if (['EXECUTE', 'CALL', 'HANDLER', 'ANALYZE'].includes(first)) {
-      out.push({kind: first === 'HANDLER' ? 'other' : 'opaque'})
+      out.push({kind: first === 'HANDLER' ? 'other' : 'opaque', ...changesCatalog})
       continue
     }
     if (NO_ROWS_FIRST_WORDS.has(first)) {
-      out.push({kind: 'other'})
+      out.push({kind: 'other', ...changesCatalog})
       continue
     }
     let asts: Node[]
@@ -103,6 +112,9 @@ function outputsIn(matcher: ColumnMatcher, pieces: string[], session: MysqlSessi
   }
   return out
 }
+
+/** Statements that may create or replace a view (directly, or by running code or text hoop does not see here). */
+const CATALOG_FIRST_WORDS = new Set(['CREATE', 'ALTER', 'RENAME', 'DROP', 'CALL', 'EXECUTE'])
 
 /** Statements whose results carry no table data (any other statement must parse, or masking fails closed). */
 const NO_ROWS_FIRST_WORDS = new Set(
@@ -138,6 +150,7 @@ export function mysqlStatementFlows(ast: Node): MysqlStatementFlows {
 
 class Taint {
   private masked: string | undefined
+  private readonly rels = new Map<string, {schema?: string; table: string}>()
   readonly storedCalls: MysqlStoredCall[] = []
 
   constructor(
@@ -241,7 +254,7 @@ class Taint {
     else if (type === 'update' || type === 'delete') {
       // What DML reads: its SET values and its WHERE, with its tables in scope.
       const scope: Scope = {items: [], ctes: root.ctes}
-      for (const f of [...(Array.isArray(ast.table) ? ast.table : []), ...(Array.isArray(ast.from) ? ast.from : [])]) if (isRecord(f)) this.fromItem(f, scope)
+      for (const f of [...(Array.isArray(ast.table) ? ast.table : []), ...fromList(ast.from)]) if (isRecord(f)) this.fromItem(f, scope)
       for (const set of Array.isArray(ast.set) ? ast.set : []) if (isRecord(set)) this.expr(set.value, scope)
       if (ast.where) this.expr(ast.where, scope)
       out = {kind: 'other'}
@@ -262,6 +275,7 @@ class Taint {
       out = {kind: 'other'}
     }
     if (this.masked) out.readsMasked = this.masked
+    if (this.rels.size) out.relations = [...this.rels.values()]
     out.seen = true
     return out
   }
@@ -278,7 +292,7 @@ class Taint {
       if (cols) outs = outs.map((o, i) => ('star' in o ? o : {...o, name: cols[i] ?? o.name}))
       scope.ctes.set(name, outs)
     }
-    for (const f of Array.isArray(node.from) ? node.from : []) if (isRecord(f)) this.fromItem(f, scope)
+    for (const f of fromList(node.from)) this.fromItem(f, scope)
     for (const k of ['where', 'having', 'groupby', 'orderby']) if (node[k]) this.expr(node[k], scope)
     let outs: OutputItem[] = []
     for (const col of Array.isArray(node.columns) ? node.columns : []) {
@@ -311,13 +325,19 @@ class Taint {
 
   private fromItem(f: Node, scope: Scope): void {
     const alias = typeof f.as === 'string' ? f.as : undefined
-    if (isRecord(f.expr) && isRecord(f.expr.ast)) {
+    if (Array.isArray(f.expr)) {
+      // `FROM (a JOIN b ON ...)`, as MariaDB prints a view's joins: its tables join this scope.
+      for (const g of f.expr) if (isRecord(g)) this.fromItem(g, scope)
+    } else if (isRecord(f.expr) && isRecord(f.expr.ast)) {
       scope.items.push({alias: alias ?? '', outputs: this.select(f.expr.ast, scope)})
     } else if (typeof f.table === 'string') {
       const db = typeof f.db === 'string' && f.db ? f.db : undefined
       const cte = db ? undefined : lookupCte(scope, f.table.toLowerCase())
       if (cte) scope.items.push({alias: alias ?? f.table, outputs: cte})
-      else scope.items.push({alias: alias ?? f.table, rel: {schema: db, table: f.table}})
+      else {
+        scope.items.push({alias: alias ?? f.table, rel: {schema: db, table: f.table}})
+        this.rels.set(`${db ?? ''}.${f.table}`, {schema: db, table: f.table})
+      }
     } else if (f.type !== 'dual') {
       // Table functions and anything the walk does not model: tainted by what they read.
       const src = this.expr(f, scope)
@@ -444,6 +464,12 @@ class Taint {
     }
     return undefined
   }
+}
+
+/** A FROM clause's items: a list, or one parenthesised join (`FROM (a JOIN b ON ...)`, as MariaDB prints a view's joins). */
+function fromList(from: unknown): Node[] {
+  if (isRecord(from)) return [from]
+  return Array.isArray(from) ? from.filter(isRecord) : []
 }
 
 function columnOf(n: Node): string | undefined {

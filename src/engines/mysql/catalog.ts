@@ -1,9 +1,10 @@
-// Stored routines from the target's catalog, for masking CALL results. A CALL's result sets come
-// from the statements of the procedure's body, which its text does not show; the body is read from
-// information_schema.ROUTINES on a second connection of the gateway's own, logged in like the
-// client's, never on the client's (a query there would change its session: warnings, FOUND_ROWS,
-// last insert id). Nothing is cached: a procedure can be replaced at any time. A failed look-up
-// resolves to undefined, which masking treats as "the body reads masked data" (fail closed).
+// Stored routines and views from the target's catalog, for masking. A CALL's result sets come from
+// the statements of the procedure's body, which its text does not show; a view's columns come from
+// its definition. Both are read from information_schema on a second connection of the gateway's
+// own, logged in like the client's, never on the client's (a query there would change its session:
+// warnings, FOUND_ROWS, last insert id). Nothing is cached: a procedure or a view can be replaced at
+// any time. A failed look-up resolves to undefined, which masking treats as "reads masked data"
+// (fail closed).
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {decodeColumnCount, decodeErr, isErr, isProgressReport, isResultTerminator, Reader} from '../../protocol/mysql/messages.js'
@@ -17,6 +18,16 @@ export interface CallRoutines {
   bodies: (string | null)[]
   /** Names of every stored function, any schema: a body or argument calling one runs code hoop cannot see. */
   functions: string[]
+}
+
+/** A view as masking needs it. */
+export interface ViewRow {
+  schema: string
+  table: string
+  /** Its SELECT as the server prints it; null or empty when the catalog hides it from this login. */
+  definition: string | null
+  /** Its column names in order (empty when the server cannot tell: a view over a dropped table). */
+  columns: string[]
 }
 
 export class MysqlCatalog {
@@ -45,6 +56,33 @@ export class MysqlCatalog {
       return out
     } catch (err) {
       this.log.warn('mysql catalog lookup failed; masking CALL results (fail closed)', {error: errorMessage(err)})
+      return undefined
+    }
+  }
+
+  /**
+   * Every view the relation names could mean (an unqualified name: any schema, as the client's
+   * current database may not be the catalog connection's). Undefined when the look-up failed or a
+   * name did not decode (statements are read as UTF-8).
+   */
+  async views(rels: readonly {schema?: string; table: string}[]): Promise<ViewRow[] | undefined> {
+    if (rels.some((r) => `${r.schema ?? ''}${r.table}`.includes('\ufffd'))) return undefined
+    const names = [...new Set(rels.map((r) => `(v.TABLE_NAME = ${utf8Literal(r.table)}${r.schema ? ` AND v.TABLE_SCHEMA = ${utf8Literal(r.schema)}` : ''})`))]
+    try {
+      const rows = await this.query(
+        'SELECT v.TABLE_SCHEMA, v.TABLE_NAME, v.VIEW_DEFINITION, c.COLUMN_NAME FROM information_schema.VIEWS v ' +
+          'LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = v.TABLE_SCHEMA AND c.TABLE_NAME = v.TABLE_NAME ' +
+          `WHERE ${names.join(' OR ')} ORDER BY v.TABLE_SCHEMA, v.TABLE_NAME, c.ORDINAL_POSITION`,
+      )
+      const out: ViewRow[] = []
+      for (const [schema, table, definition, column] of rows) {
+        let last = out.at(-1)
+        if (!last || last.schema !== schema || last.table !== table) out.push((last = {schema: schema ?? '', table: table ?? '', definition, columns: []}))
+        if (column !== null) last.columns.push(column)
+      }
+      return out
+    } catch (err) {
+      this.log.warn('mysql catalog lookup failed; masking the views a statement may read (fail closed)', {error: errorMessage(err)})
       return undefined
     }
   }
@@ -86,4 +124,9 @@ export class MysqlCatalog {
       if (!isProgressReport(p.payload)) return p.payload
     }
   }
+}
+
+/** A string as SQL that reads the same whatever the connection's character set and sql_mode (no quoting to escape). */
+function utf8Literal(s: string): string {
+  return `CONVERT(X'${Buffer.from(s, 'utf8').toString('hex')}' USING utf8mb4)`
 }

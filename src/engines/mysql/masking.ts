@@ -1,5 +1,5 @@
 // Masking of MySQL result rows. For each result set of an allowed statement, from its mask plan,
-// the taint of its outputs (src/sql/mysql-taint.ts) and the result's column definitions, builds
+// the taint of its outputs (src/sql/mysql-taint.ts, through views: views.ts) and the result's column definitions, builds
 // the function that rewrites one row, text or binary protocol: masked columns become '****' (NULL
 // for non-string types), value detectors rewrite PII in any other text cell, and a row that does
 // not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
@@ -11,10 +11,11 @@ import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
 import {decodeErr, encodeErr, type ColumnDefinition} from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import type {MysqlSession} from '../../sql/mysql-session.js'
-import {analyzeMysqlOutputs, procedureReadsMasked, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
+import {procedureReadsMasked, procedureStatements, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import type {Judged} from '../gate.js'
 import type {MysqlCatalog} from './catalog.js'
+import {originViews, taintThroughViews, type ViewTaint} from './views.js'
 
 /** A judged statement and, when its plan masks a column, what each of its outputs derives from. */
 export interface Stmt extends Judged {
@@ -24,6 +25,8 @@ export interface Stmt extends Judged {
   sensitive?: boolean
   /** The text is one CALL of a procedure whose body and arguments read no masked column (`callReadsNoMask`). */
   cleanCall?: boolean
+  /** The plan's column patterns plus the columns of views that derive from masked ones (views.ts). */
+  matcher?: ColumnMatcher
 }
 
 /** `CALL [schema.]name[(arguments)]`, names plain or in backticks. */
@@ -76,9 +79,22 @@ export class ResultMasking {
   /** `session`: how the session's statements are lexed (sql_mode), as policy's analysis reads them. */
   constructor(private readonly session?: MysqlSession) {}
 
-  /** Which outputs of each statement of `sql` derive from a column the plan masks. */
-  taint(sql: string, plan: MaskPlan): MysqlOutputAnalysis[] | 'unparsed' {
-    return analyzeMysqlOutputs(sql, this.matcher(plan), this.session) ?? 'unparsed'
+  /** Which outputs of each statement of `sql` derive from a column the plan masks, directly or through a view. */
+  taint(sql: string, plan: MaskPlan, catalog: MysqlCatalog): Promise<ViewTaint> {
+    return taintThroughViews(sql, this.matcher(plan), catalog, this.session)
+  }
+
+  /**
+   * Before a result's rows are masked: when the statement's text does not show where its columns
+   * come from (CALL, EXECUTE, an unparsed text) or it was prepared (a view it reads may have been
+   * replaced since), the views among the columns' origins are read from the catalog now, so that a
+   * view column derived from a masked one is masked by origin.
+   */
+  async resolveOrigins(defs: readonly ColumnDefinition[], stmt: Stmt, binary: boolean, catalog: MysqlCatalog): Promise<void> {
+    const v = stmt.verdict
+    if (v.effect !== 'allow' || v.mask.columns.length === 0) return
+    const hidden = !Array.isArray(stmt.outputs) || stmt.outputs.some((a) => a.kind === 'opaque')
+    if (hidden || binary) stmt.matcher = await originViews(defs, stmt.matcher ?? this.matcher(v.mask), catalog)
   }
 
   /**
@@ -98,12 +114,17 @@ export class ResultMasking {
     const matcher = this.matcher(v.mask)
     const args = m[3]?.trim() ?? ''
     if (args) {
-      const a = analyzeMysqlOutputs(`SELECT ${args}`, matcher, this.session)
-      if (a?.length !== 1 || !a[0].seen || a[0].readsMasked !== undefined) return false
+      const a = (await taintThroughViews(`SELECT ${args}`, matcher, catalog, this.session)).outputs
+      if (a === 'unparsed' || a.length !== 1 || !a[0].seen || a[0].readsMasked !== undefined) return false
     }
     const texts = [args, ...routines.bodies]
     if (texts.some((t) => t === null || callsAny(t, routines.functions))) return false
-    return routines.bodies.every((b) => !procedureReadsMasked(b as string, matcher, this.session))
+    for (const body of routines.bodies as string[]) {
+      // The views a body reads count as they would in a query.
+      const viewAware = (await taintThroughViews(procedureStatements(body), matcher, catalog, this.session)).matcher
+      if (procedureReadsMasked(body, viewAware, this.session)) return false
+    }
+    return true
   }
 
   private matcher(plan: MaskPlan): ColumnMatcher {
@@ -119,7 +140,7 @@ export class ResultMasking {
   rowMasker(defs: ColumnDefinition[], stmt: Stmt, index: number, binary: boolean, counts: MaskCounts, afterSensitive = false): RowMaskFn | undefined {
     const plan = stmt.verdict.effect === 'allow' ? stmt.verdict.mask : undefined
     if (!plan || planIsEmpty(plan)) return undefined
-    const matcher = this.matcher(plan)
+    const matcher = stmt.matcher ?? this.matcher(plan)
     const keys: (string | undefined)[] = defs.map(() => undefined)
     if (!matcher.empty) {
       const analysis = stmt.outputs === 'unparsed' ? undefined : stmt.outputs?.[index]

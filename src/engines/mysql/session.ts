@@ -421,7 +421,7 @@ class MysqlSession {
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
-    if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.outputs = this.masking.taint(sql, v.mask)
+    if (v.effect === 'allow' && v.mask.columns.length > 0 && this.catalog) Object.assign(stmt, await this.masking.taint(sql, v.mask, this.catalog))
     stmt.sensitive = textSensitive(stmt)
     return stmt
   }
@@ -547,6 +547,7 @@ class MysqlSession {
         defs.push(d)
         await this.emit(out, p)
       }
+      if (this.catalog) await this.masking.resolveOrigins(defs, ctx.stmt, ctx.binary, this.catalog)
       const masker = this.masking.rowMasker(defs, ctx.stmt, index, ctx.binary, t.masked, this.previousSensitive)
       if (!this.deprecateEof) {
         const eof = await this.upstream.read('column definitions')

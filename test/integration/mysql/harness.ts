@@ -8,9 +8,10 @@ import {Duplex} from 'node:stream'
 import {StatementGate, type AuditMode, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import {runMysqlSession, type MysqlSessionOptions, type MysqlSessionResult} from '../../../src/engines/mysql/session.js'
 import type {MaskPlan} from '../../../src/masking/types.js'
-import {CAP} from '../../../src/protocol/mysql/constants.js'
+import {encodeCommand} from '../../../src/protocol/mysql/commands.js'
+import {CAP, COM, STATUS} from '../../../src/protocol/mysql/constants.js'
 import {encodePacket, PacketFramer, type Packet} from '../../../src/protocol/mysql/framer.js'
-import {encodeHandshakeResponse} from '../../../src/protocol/mysql/messages.js'
+import {encodeHandshakeResponse, isErr, isResultTerminator, statusOf} from '../../../src/protocol/mysql/messages.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import {connect, serveEngine} from '../../helpers/engine-server.js'
 
@@ -241,3 +242,40 @@ export class RawClient {
     }
   }
 }
+
+/**
+ * Every packet of a COM_QUERY's answer, each result in turn until one without MORE_RESULTS ("seq:hex");
+ * several statements are sent one after another on one connection, their answers concatenated.
+ */
+export async function answer(port: number, sql: string | string[]): Promise<string[]> {
+  const c = await RawClient.open(port, {username: 'root', caps: CAP.MULTI_RESULTS | CAP.MULTI_STATEMENTS})
+  const out: Buffer[] = []
+  const next = async () => {
+    const p = await c.read()
+    if (!p) throw new Error(`the connection closed after ${out.length} packets`)
+    out.push(Buffer.concat([Buffer.from([p.seq]), p.payload]))
+    return p.payload
+  }
+  try {
+    for (const one of typeof sql === 'string' ? [sql] : sql) {
+      c.sock.write(encodePacket(encodeCommand(COM.QUERY, one), 0).bytes)
+      for (;;) {
+        let end = await next()
+        if (isErr(end)) break
+        if (end[0] !== 0x00) {
+          // A result set (no CLIENT_DEPRECATE_EOF): column count, definitions, EOF, rows, EOF.
+          const n = end[0]
+          for (let i = 0; i <= n; i++) await next()
+          while (!isResultTerminator((end = await next()), false));
+        }
+        if (!((statusOf(end) ?? 0) & STATUS.MORE_RESULTS_EXISTS)) break
+      }
+    }
+  } finally {
+    c.sock.destroy()
+  }
+  return out.map((b) => `${b[0]}:${b.subarray(1).toString('hex')}`)
+}
+
+/** The payload bytes of an answer, for the leak oracle. */
+export const bytesOf = (packets: string[]) => Buffer.concat(packets.map((x) => Buffer.from(x.split(':')[1], 'hex')))

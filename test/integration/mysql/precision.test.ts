@@ -2,53 +2,18 @@
 // With a column mask active, a CALL of a procedure whose body hoop reads in full and which reads no
 // masked column is answered byte for byte as MariaDB answers it directly; any other CALL (a body
 // reading a masked column, procedural code, a stored function, a masked argument) keeps its
-// computed columns masked. The oracle is the packets themselves.
+// computed columns masked. Views over unmasked tables, read directly or by a procedure, are
+// answered byte for byte too. The oracle is the packets themselves.
 import {strict as assert} from 'node:assert'
 import mysql2 from 'mysql2/promise'
 import type {MaskPlan} from '../../../src/masking/types.js'
-import {encodeCommand} from '../../../src/protocol/mysql/commands.js'
-import {CAP, COM, STATUS} from '../../../src/protocol/mysql/constants.js'
-import {encodePacket} from '../../../src/protocol/mysql/framer.js'
-import {isErr, isResultTerminator, statusOf} from '../../../src/protocol/mysql/messages.js'
 import {findLeaks} from '../../helpers/leak-oracle.js'
-import {allow, RawClient, startHarness, type Harness} from './harness.js'
+import {allow, answer, bytesOf, startHarness, type Harness} from './harness.js'
 
 const T = `hoop_myprec_${process.pid}`
 const SECRET = 'victoria.quill@example.org'
 const admin = () => mysql2.createConnection({host: '127.0.0.1', port: 3306, user: 'root', database: 'test', multipleStatements: true})
 const plan: MaskPlan = {columns: [`${T}_m.email`], entities: [], ruleIds: ['mask-email']}
-
-/** Every packet of a COM_QUERY's answer, each result in turn until one without MORE_RESULTS ("seq:hex"). */
-async function answer(port: number, sql: string): Promise<string[]> {
-  const c = await RawClient.open(port, {username: 'root', caps: CAP.MULTI_RESULTS})
-  const out: Buffer[] = []
-  const next = async () => {
-    const p = await c.read()
-    if (!p) throw new Error(`the connection closed after ${out.length} packets`)
-    out.push(Buffer.concat([Buffer.from([p.seq]), p.payload]))
-    return p.payload
-  }
-  try {
-    c.sock.write(encodePacket(encodeCommand(COM.QUERY, sql), 0).bytes)
-    for (;;) {
-      let end = await next()
-      if (isErr(end)) break
-      if (end[0] !== 0x00) {
-        // A result set (no CLIENT_DEPRECATE_EOF): column count, definitions, EOF, rows, EOF.
-        const n = end[0]
-        for (let i = 0; i <= n; i++) await next()
-        while (!isResultTerminator((end = await next()), false));
-      }
-      if (!((statusOf(end) ?? 0) & STATUS.MORE_RESULTS_EXISTS)) break
-    }
-  } finally {
-    c.sock.destroy()
-  }
-  return out.map((b) => `${b[0]}:${b.subarray(1).toString('hex')}`)
-}
-
-/** The payload bytes of an answer, for the leak oracle. */
-const bytesOf = (packets: string[]) => Buffer.concat(packets.map((x) => Buffer.from(x.split(':')[1], 'hex')))
 
 describe('mysql engine: CALL results (precision and masking)', function () {
   let h: Harness
@@ -56,8 +21,11 @@ describe('mysql engine: CALL results (precision and masking)', function () {
     const c = await admin()
     await c.query(`DROP TABLE IF EXISTS ${T}_p, ${T}_m; DROP PROCEDURE IF EXISTS ${T}_clean; DROP PROCEDURE IF EXISTS ${T}_dirty;
       DROP PROCEDURE IF EXISTS ${T}_procedural; DROP PROCEDURE IF EXISTS ${T}_viafn; DROP PROCEDURE IF EXISTS ${T}_echo; DROP FUNCTION IF EXISTS ${T}_f;
+      DROP PROCEDURE IF EXISTS ${T}_viaview; DROP VIEW IF EXISTS ${T}_pv;
       CREATE TABLE ${T}_p (id int, label varchar(20)); INSERT INTO ${T}_p VALUES (1, 'one'), (2, 'two');
-      CREATE TABLE ${T}_m (id int, email varchar(100)); INSERT INTO ${T}_m VALUES (1, '${SECRET}');`)
+      CREATE TABLE ${T}_m (id int, email varchar(100)); INSERT INTO ${T}_m VALUES (1, '${SECRET}');
+      CREATE VIEW ${T}_pv AS SELECT p.id, upper(p.label) AS u FROM ${T}_p p LEFT JOIN ${T}_m m ON m.id = p.id;`)
+    await c.query(`CREATE PROCEDURE ${T}_viaview() BEGIN SELECT concat(u, '!') AS e, id FROM ${T}_pv; END`)
     await c.query(`CREATE PROCEDURE ${T}_clean() BEGIN SELECT id, upper(label) AS u, id * 2 AS d FROM ${T}_p ORDER BY id; SELECT concat(label, '!') FROM ${T}_p; END`)
     await c.query(`CREATE PROCEDURE ${T}_dirty() BEGIN SELECT upper(label) FROM ${T}_p; SELECT concat(email, '') AS e FROM ${T}_m; END`)
     await c.query(`CREATE PROCEDURE ${T}_procedural() BEGIN DECLARE v varchar(100); SELECT email INTO v FROM ${T}_m LIMIT 1; SELECT concat(v, '') AS e; END`)
@@ -71,11 +39,12 @@ describe('mysql engine: CALL results (precision and masking)', function () {
     await h.close()
     const c = await admin()
     await c.query(`DROP TABLE IF EXISTS ${T}_p, ${T}_m; DROP PROCEDURE IF EXISTS ${T}_clean; DROP PROCEDURE IF EXISTS ${T}_dirty;
-      DROP PROCEDURE IF EXISTS ${T}_procedural; DROP PROCEDURE IF EXISTS ${T}_viafn; DROP PROCEDURE IF EXISTS ${T}_echo; DROP FUNCTION IF EXISTS ${T}_f`)
+      DROP PROCEDURE IF EXISTS ${T}_procedural; DROP PROCEDURE IF EXISTS ${T}_viafn; DROP PROCEDURE IF EXISTS ${T}_echo; DROP FUNCTION IF EXISTS ${T}_f;
+      DROP PROCEDURE IF EXISTS ${T}_viaview; DROP VIEW IF EXISTS ${T}_pv`)
     await c.end()
   })
 
-  for (const sql of [`CALL ${T}_clean()`, `call test.${T}_clean`, `CALL ${T}_echo('plain')`]) {
+  for (const sql of [`CALL ${T}_clean()`, `call test.${T}_clean`, `CALL ${T}_echo('plain')`, `CALL ${T}_viaview()`, `SELECT *, lower(u) FROM ${T}_pv ORDER BY id`]) {
     it(`${sql}: reads no masked column, answered byte for byte`, async () => {
       const direct = await answer(3306, sql)
       assert.ok(direct.length > 4, direct.join(' '))

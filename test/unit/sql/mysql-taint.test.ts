@@ -15,6 +15,16 @@ describe('sql: analyzeMysqlOutputs (taint for masking)', () => {
     assert.equal((src('select (select max(email) from customers) m')?.outputs?.[0] as {source?: string}).source, 'customers.email')
     assert.equal((src('select upper(name) from orders')?.outputs?.[0] as {source?: string}).source, undefined)
   })
+  it('follows a parenthesised join, as MariaDB prints a view definition', () => {
+    const a = src('select `c`.`email` AS `e`,`o`.`id` AS `id` from (`test`.`customers` `c` join `test`.`orders` `o` on(`o`.`id` = `c`.`id`))')
+    assert.deepEqual(a?.outputs, [{name: 'e', source: 'customers.email'}, {name: 'id', source: undefined}])
+  })
+  it('names the relations a statement reads (masking asks which are views) and what may change the catalog', () => {
+    const a = analyzeMysqlOutputs('select contact from v join test.w on 1 where id in (select id from customers); CREATE VIEW x AS SELECT 1; CALL p()', m)
+    assert.deepEqual(a?.[0].relations, [{schema: undefined, table: 'v'}, {schema: 'test', table: 'w'}, {schema: undefined, table: 'customers'}])
+    assert.deepEqual(a?.map((x) => x.changesCatalog), [undefined, true, true])
+    assert.equal(src('with w as (select 1 a) select a from w')?.relations, undefined)
+  })
   it('marks CALL and EXECUTE opaque and unparsable text undefined', () => {
     assert.equal(src('CALL p()')?.kind, 'opaque')
     assert.equal(src('EXECUTE s')?.kind, 'opaque')
