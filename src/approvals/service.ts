@@ -206,7 +206,6 @@ export class ApprovalService {
   private async decide(id: string, approver: Identity, decision: 'approve' | 'reject', reasonIn: string): Promise<ApprovalRecord> {
     const reason = checkReason(reasonIn, 'justification')
     await this.expireDue()
-    await this.mustGet(id)
     const now = this.now()
     const d: ApprovalDecisionRecord = {decision, approver: storedIdentity(approver), reason, at: new Date(now).toISOString()}
     // The checks run inside the store's lock on the request, against its state at that moment, so

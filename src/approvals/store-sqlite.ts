@@ -4,6 +4,7 @@
 import type Database from 'better-sqlite3'
 import type {Identity} from '../identity/types.js'
 import type {ReviewScope} from '../policy/types.js'
+import {HoopError} from '../shared/errors.js'
 import {nextState, recordFromRows, REQUEST_COLUMNS, requestValues, useView, type ApprovalStore, type ApprovalUseView, type NewRequest, type NewUse, type Owner} from './store.js'
 import type {ApprovalDecisionRecord, ApprovalRecord, ApprovalState} from './types.js'
 
@@ -126,7 +127,7 @@ export class SqliteApprovalStore implements ApprovalStore {
   async decide(id: string, d: ApprovalDecisionRecord, now: number, check: (rec: ApprovalRecord) => void): Promise<ApprovalRecord> {
     return this.tx(() => {
       const rec = this.read(id)
-      if (!rec) throw new Error(`approval request ${id} vanished`)
+      if (!rec) throw new HoopError('NOT_FOUND', `no approval request ${id}`)
       check(rec)
       this.db
         .prepare('INSERT INTO approval_decisions (request_id, approver_kind, approver_subject, approver_json, decision, reason, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?)')

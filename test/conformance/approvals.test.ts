@@ -8,7 +8,7 @@ import type {Identity} from '../../src/identity/types.js'
 import {parsePolicy, type ReviewDecision} from '../../src/policy/index.js'
 import {HoopError} from '../../src/shared/errors.js'
 import type {Store} from '../../src/store/types.js'
-import {type Backend, type Backing, postgresBackend, sqliteBackend} from './backends.js'
+import {adminQuery, type Backend, type Backing, postgresBackend, sqliteBackend} from './backends.js'
 
 const alice: Identity = {kind: 'user', subject: 'alice-sub', name: 'alice@example.com', email: 'alice@example.com', groups: ['engineering']}
 const bob: Identity = {kind: 'user', subject: 'bob-sub', name: 'bob@example.com', email: 'bob@example.com', groups: ['dba']}
@@ -341,3 +341,30 @@ rules:
     })
   })
 }
+
+describe('approvals on a PostgreSQL store that stops answering', () => {
+  const backend = postgresBackend()
+  after(() => backend.cleanup())
+
+  it('fail with STORE_UNAVAILABLE, and work again once the store is back', async () => {
+    const backing = await backend.fresh()
+    const store = await backing.open()
+    const name = new URL(backing.url!).pathname.slice(1)
+    try {
+      const svc = new ApprovalService(approvalStoreFor(store))
+      const {approval} = await svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})
+      await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`)
+      await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`)
+      try {
+        await assert.rejects(() => svc.approve(approval.id, bob, 'ok'), (e: HoopError) => code(e) === 'STORE_UNAVAILABLE' && /store query failed at postgresql:/.test(e.message))
+        await assert.rejects(() => svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review}), (e: HoopError) => code(e) === 'STORE_UNAVAILABLE')
+      } finally {
+        await adminQuery(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`)
+      }
+      assert.equal((await svc.approve(approval.id, bob, 'ok')).state, 'approved', 'nothing was half-written')
+      assert.equal((await svc.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})).status, 'approved')
+    } finally {
+      await store.close()
+    }
+  })
+})
