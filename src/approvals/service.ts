@@ -144,9 +144,8 @@ export class ApprovalService {
         if (first) this.emit('used', grant, undefined, use())
         return {status: 'approved', approval: grant}
       }
-      const pending = await this.store.findPending(owner, 'session')
-      if (pending) return {status: 'pending', approval: pending}
-      return {status: 'pending', approval: await this.insert({identity, connection, review, sql, hash, durationSeconds: review.ttlSeconds, session})}
+      const {approval} = await this.open({identity, connection, review, sql, hash, durationSeconds: review.ttlSeconds, session})
+      return {status: 'pending', approval}
     }
     // statement or repeat: the approval names this exact text. The scope the rule says now must
     // match the request's, so changing a rule's scope never stretches an approval already given.
@@ -156,9 +155,8 @@ export class ApprovalService {
       this.emit('used', used, undefined, use())
       return {status: 'approved', approval: used}
     }
-    const pending = await this.store.findPending(owner, review.scope, hash)
-    if (pending) return {status: 'pending', approval: pending}
-    return {status: 'pending', approval: await this.insert({identity, connection, review, sql, hash, session})}
+    const {approval} = await this.open({identity, connection, review, sql, hash, session})
+    return {status: 'pending', approval}
   }
 
   /** The approvals the viewer's statements used in one client run (`hoop exec` asks after it ran). */
@@ -180,16 +178,13 @@ export class ApprovalService {
     const owner = ownerOf(identity, connection, review.ruleId)
     const grant = await this.store.findGrant(owner, this.now())
     if (grant) return {status: 'approved', approval: grant}
-    const pending = await this.store.findPending(owner, 'session')
-    if (pending) {
-      // A request made by an engine has no justification yet: the requester's explanation helps the approver.
-      if (pending.requestReason === undefined) {
-        await this.store.explain(pending.id, reason, duration)
-        return {status: 'pending', approval: await this.mustGet(pending.id)}
-      }
-      return {status: 'pending', approval: pending}
+    const {approval, created} = await this.open({identity, connection, review, reason, durationSeconds: duration})
+    // A request made by an engine has no justification yet: the requester's explanation helps the approver.
+    if (!created && approval.requestReason === undefined) {
+      await this.store.explain(approval.id, reason, duration)
+      return {status: 'pending', approval: await this.mustGet(approval.id)}
     }
-    return {status: 'pending', approval: await this.insert({identity, connection, review, reason, durationSeconds: duration})}
+    return {status: 'pending', approval}
   }
 
   // -------------------------------------------------------------------------------------------
@@ -313,9 +308,22 @@ export class ApprovalService {
 
   // -------------------------------------------------------------------------------------------
 
-  private async insert(o: {identity: Identity; connection: string; review: ReviewDecision; sql?: string; hash?: string; reason?: string; durationSeconds?: number; session?: string}): Promise<ApprovalRecord> {
+  /**
+   * The owner's pending request for this rule (and, below session scope, for this statement), or a
+   * new one: one atomic step, so racing statements on any replicas share one request.
+   */
+  private async open(o: {
+    identity: Identity
+    connection: string
+    review: ReviewDecision
+    sql?: string
+    hash?: string
+    reason?: string
+    durationSeconds?: number
+    session?: string
+  }): Promise<{approval: ApprovalRecord; created: boolean}> {
     const now = this.now()
-    const rec = await this.store.insert({
+    const r = await this.store.openRequest({
       id: newApprovalId(),
       scope: o.review.scope,
       owner: ownerOf(o.identity, o.connection, o.review.ruleId),
@@ -331,8 +339,8 @@ export class ApprovalService {
       expiresAt: now + o.review.ttlSeconds * 1000,
       session: o.session,
     })
-    this.emit('requested', rec)
-    return rec
+    if (r.created) this.emit('requested', r.approval)
+    return r
   }
 
   /** A change stored: wake the waits on it, and audit it (the hook reports its own failures). */

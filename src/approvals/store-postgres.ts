@@ -3,7 +3,6 @@
 // database: expiry and the spend of an approval are single conditional UPDATEs, and a decision holds
 // the request's row lock (SELECT ... FOR UPDATE) from its checks to its write.
 import type {Identity} from '../identity/types.js'
-import type {ReviewScope} from '../policy/types.js'
 import type {PostgresStore} from '../store/postgres.js'
 import {HoopError} from '../shared/errors.js'
 import {nextState, recordFromRows, REQUEST_COLUMNS, requestValues, useView, type ApprovalStore, type ApprovalUseView, type NewRequest, type NewUse, type Owner} from './store.js'
@@ -62,20 +61,22 @@ export class PostgresApprovalStore implements ApprovalStore {
     return row && (await this.records([row]))[0]
   }
 
-  async findPending(owner: Owner, scope: ReviewScope, hash?: string): Promise<ApprovalRecord | undefined> {
-    const byHash = hash === undefined ? '' : 'AND statement_hash = $6'
-    const [row] = await this.q(`SELECT * FROM approval_requests WHERE ${OWNER} AND scope = $5 ${byHash} AND state = 'pending' ORDER BY created_at LIMIT 1`, [
-      ...ownerArgs(owner),
-      scope,
-      ...(hash === undefined ? [] : [hash]),
-    ])
-    return row && (await this.records([row]))[0]
-  }
-
-  async insert(req: NewRequest): Promise<ApprovalRecord> {
-    const values = requestValues(req)
-    const [row] = await this.q(`INSERT INTO approval_requests (${REQUEST_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`, values)
-    return recordFromRows(row, [])
+  async openRequest(req: NewRequest): Promise<{approval: ApprovalRecord; created: boolean}> {
+    const byHash = req.scope === 'session' ? [] : [req.statementHash ?? null]
+    return this.store.transaction(async (q) => {
+      // No row to lock before the request exists: a transaction-level advisory lock on the owner,
+      // scope and statement makes "find, else insert" one step for every replica.
+      await q('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([...ownerArgs(req.owner), req.scope, ...byHash])])
+      const [row] = await q(`SELECT * FROM approval_requests WHERE ${OWNER} AND scope = $5 ${byHash.length ? 'AND statement_hash = $6' : ''} AND state = 'pending' ORDER BY created_at LIMIT 1`, [
+        ...ownerArgs(req.owner),
+        req.scope,
+        ...byHash,
+      ])
+      if (row) return {approval: (await this.records([row], q))[0], created: false}
+      const values = requestValues(req)
+      const [made] = await q(`INSERT INTO approval_requests (${REQUEST_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING *`, values)
+      return {approval: recordFromRows(made, []), created: true}
+    })
   }
 
   async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, hash: string, now: number): Promise<ApprovalRecord | undefined> {

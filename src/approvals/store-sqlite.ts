@@ -3,7 +3,6 @@
 // each method's reads and writes run in one IMMEDIATE transaction and nothing interleaves with them.
 import type Database from 'better-sqlite3'
 import type {Identity} from '../identity/types.js'
-import type {ReviewScope} from '../policy/types.js'
 import {HoopError} from '../shared/errors.js'
 import {nextState, recordFromRows, REQUEST_COLUMNS, requestValues, useView, type ApprovalStore, type ApprovalUseView, type NewRequest, type NewUse, type Owner} from './store.js'
 import type {ApprovalDecisionRecord, ApprovalRecord, ApprovalState} from './types.js'
@@ -45,17 +44,14 @@ export class SqliteApprovalStore implements ApprovalStore {
   }
 
   async expireDue(now: number): Promise<ApprovalRecord[]> {
-    return this.tx(() => {
-      const rows = this.db
-        .prepare(`SELECT id FROM approval_requests WHERE (state = 'pending' AND expires_at <= ?) OR (state = 'approved' AND valid_until <= ?)`)
-        .all(now, now) as Row[]
-      // An approved request keeps its approval time as decided_at; a pending one expires now.
-      const mark = this.db.prepare(`UPDATE approval_requests SET state = 'expired', decided_at = CASE WHEN state = 'pending' THEN ? ELSE decided_at END WHERE id = ?`)
-      return rows.map((r) => {
-        mark.run(now, r.id)
-        return this.read(r.id as string)!
-      })
-    })
+    const due = this.db
+      .prepare(`SELECT id, state FROM approval_requests WHERE (state = 'pending' AND expires_at <= ?) OR (state = 'approved' AND valid_until <= ?)`)
+      .all(now, now) as Row[]
+    // Most calls find nothing due: only then is the write lock worth taking.
+    if (due.length === 0) return []
+    // An approved request keeps its approval time as decided_at; a pending one expires now.
+    const mark = this.db.prepare(`UPDATE approval_requests SET state = 'expired', decided_at = CASE WHEN state = 'pending' THEN ? ELSE decided_at END WHERE id = ? AND state = ?`)
+    return this.tx(() => due.filter((r) => mark.run(now, r.id, r.state).changes === 1).map((r) => this.read(r.id as string)!))
   }
 
   async get(id: string): Promise<ApprovalRecord | undefined> {
@@ -84,17 +80,16 @@ export class SqliteApprovalStore implements ApprovalStore {
     return row && this.record(row)
   }
 
-  async findPending(owner: Owner, scope: ReviewScope, hash?: string): Promise<ApprovalRecord | undefined> {
-    const byHash = hash === undefined ? '' : 'AND statement_hash = ?'
-    const row = this.db
-      .prepare(`SELECT * FROM approval_requests WHERE ${OWNER} AND scope = ? ${byHash} AND state = 'pending' ORDER BY created_at LIMIT 1`)
-      .get(...ownerArgs(owner), scope, ...(hash === undefined ? [] : [hash])) as Row | undefined
-    return row && this.record(row)
-  }
-
-  async insert(req: NewRequest): Promise<ApprovalRecord> {
-    this.db.prepare(`INSERT INTO approval_requests (${REQUEST_COLUMNS}) VALUES (${REQUEST_COLUMNS.split(',').map(() => '?').join(', ')})`).run(...requestValues(req))
-    return this.read(req.id)!
+  async openRequest(req: NewRequest): Promise<{approval: ApprovalRecord; created: boolean}> {
+    return this.tx(() => {
+      const byHash = req.scope === 'session' ? [] : [req.statementHash ?? null]
+      const row = this.db
+        .prepare(`SELECT * FROM approval_requests WHERE ${OWNER} AND scope = ? ${byHash.length ? 'AND statement_hash = ?' : ''} AND state = 'pending' ORDER BY created_at LIMIT 1`)
+        .get(...ownerArgs(req.owner), req.scope, ...byHash) as Row | undefined
+      if (row) return {approval: this.record(row), created: false}
+      this.db.prepare(`INSERT INTO approval_requests (${REQUEST_COLUMNS}) VALUES (${REQUEST_COLUMNS.split(',').map(() => '?').join(', ')})`).run(...requestValues(req))
+      return {approval: this.read(req.id)!, created: true}
+    })
   }
 
   async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, hash: string, now: number): Promise<ApprovalRecord | undefined> {

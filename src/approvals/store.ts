@@ -45,9 +45,11 @@ export interface ApprovalStore {
   list(q: {state?: ApprovalState; requester?: Pick<Identity, 'kind' | 'subject'>; limit: number}): Promise<ApprovalRecord[]>
   /** The approved session grant of the owner that lasts longest past `now`. */
   findGrant(owner: Owner, now: number): Promise<ApprovalRecord | undefined>
-  /** The oldest pending request of the owner in this scope (and for this statement hash, when given). */
-  findPending(owner: Owner, scope: ReviewScope, hash?: string): Promise<ApprovalRecord | undefined>
-  insert(req: NewRequest): Promise<ApprovalRecord>
+  /**
+   * The owner's oldest pending request in the scope of `req` (for the same statement hash, unless
+   * session scope), else `req` inserted. Atomic, so two replicas asking at once share one request.
+   */
+  openRequest(req: NewRequest): Promise<{approval: ApprovalRecord; created: boolean}>
   /**
    * Spends the oldest approved, unexpired approval of the owner for exactly `statement`: a one-time
    * approval becomes `used` (once, whichever replica asks first; the others get undefined), a repeat

@@ -288,6 +288,16 @@ for (const make of [sqliteBackend, postgresBackend]) {
       }
     })
 
+    it('opens one request when two replicas hold the same new statement at once', async () => {
+      const other = await replica()
+      const held = await Promise.all([svc, other, svc, other].map((s) => s.resolve({identity: alice, connection: 'prod', statement: UPDATE, review})))
+      assert.equal(new Set(held.map((r) => r.approval.id)).size, 1, 'one request for all four')
+      const session: ReviewDecision = {...review, ruleId: 'timeboxed', scope: 'session'}
+      const asked = await Promise.all([svc, other].map((s) => s.requestAccess({identity: alice, connection: 'prod', review: session, reason: 'incident'})))
+      assert.equal(asked[0].approval.id, asked[1].approval.id)
+      assert.equal((await svc.list(bob)).length, 2)
+    })
+
     it('counts two approvers deciding at once on two replicas, and a third is refused', async () => {
       const other = await replica()
       const two = {...review, approvals: 2}
