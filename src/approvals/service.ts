@@ -149,9 +149,8 @@ export class ApprovalService {
     }
     // statement or repeat: the approval names this exact text. The scope the rule says now must
     // match the request's, so changing a rule's scope never stretches an approval already given.
-    const used = await this.store.spend(owner, review.scope, sql, hash, now)
+    const used = await this.store.spend(owner, review.scope, sql, {session, clientRequest: input.clientRequest, statementHash: hash, at: now})
     if (used) {
-      await this.store.recordUse(used.id, {session, clientRequest: input.clientRequest, statementHash: hash, at: now})
       this.emit('used', used, undefined, use())
       return {status: 'approved', approval: used}
     }

@@ -79,32 +79,30 @@ export class PostgresApprovalStore implements ApprovalStore {
     })
   }
 
-  async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, hash: string, now: number): Promise<ApprovalRecord | undefined> {
-    // The sub-select locks the row it picks; a replica spending the same approval at the same time
-    // waits for that lock and then re-checks `state = 'approved'` against the committed row, so a
-    // one-time approval is spent by exactly one of them. A repeat approval stays approved.
-    const [row] = await this.q(
-      `UPDATE approval_requests SET state = CASE WHEN scope = 'statement' THEN 'used' ELSE state END, used_at = COALESCE(used_at, $8)
-       WHERE id = (SELECT id FROM approval_requests WHERE ${OWNER} AND scope = $5 AND statement_hash = $6 AND statement = $7
-                   AND state = 'approved' AND valid_until > $8 ORDER BY created_at LIMIT 1 FOR UPDATE)
-         AND state = 'approved' AND valid_until > $8
-       RETURNING *`,
-      [...ownerArgs(owner), scope, hash, statement, now],
-    )
-    return row && (await this.records([row]))[0]
+  async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, use: NewUse): Promise<ApprovalRecord | undefined> {
+    return this.store.transaction(async (q) => {
+      // The sub-select locks the row it picks; a replica spending the same approval at the same
+      // time waits for that lock and then re-checks `state = 'approved'` against the committed row,
+      // so a one-time approval is spent by exactly one of them. A repeat approval stays approved.
+      const [row] = await q(
+        `UPDATE approval_requests SET state = CASE WHEN scope = 'statement' THEN 'used' ELSE state END, used_at = COALESCE(used_at, $8)
+         WHERE id = (SELECT id FROM approval_requests WHERE ${OWNER} AND scope = $5 AND statement_hash = $6 AND statement = $7
+                     AND state = 'approved' AND valid_until > $8 ORDER BY created_at LIMIT 1 FOR UPDATE)
+           AND state = 'approved' AND valid_until > $8
+         RETURNING *`,
+        [...ownerArgs(owner), scope, use.statementHash, statement, use.at],
+      )
+      if (!row) return undefined
+      await insertUse(q, row.id as string, use)
+      return (await this.records([row], q))[0]
+    })
   }
 
   async recordUse(id: string, u: NewUse): Promise<boolean> {
     // "First use in this session" decides whether a grant's use is audited; a race between two
     // replicas can at worst audit it twice, never not at all.
     const [seen] = await this.q('SELECT 1 FROM approval_uses WHERE approval_id = $1 AND session_id IS NOT DISTINCT FROM $2 LIMIT 1', [id, u.session ?? null])
-    await this.q('INSERT INTO approval_uses (approval_id, session_id, client_request, statement_hash, used_at) VALUES ($1, $2, $3, $4, $5)', [
-      id,
-      u.session ?? null,
-      u.clientRequest ?? null,
-      u.statementHash,
-      u.at,
-    ])
+    await insertUse(this.q, id, u)
     return !seen
   }
 
@@ -165,4 +163,14 @@ export class PostgresApprovalStore implements ApprovalStore {
       ),
     )
   }
+}
+
+async function insertUse(q: Query, id: string, u: NewUse): Promise<void> {
+  await q('INSERT INTO approval_uses (approval_id, session_id, client_request, statement_hash, used_at) VALUES ($1, $2, $3, $4, $5)', [
+    id,
+    u.session ?? null,
+    u.clientRequest ?? null,
+    u.statementHash,
+    u.at,
+  ])
 }

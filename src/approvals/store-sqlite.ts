@@ -92,15 +92,16 @@ export class SqliteApprovalStore implements ApprovalStore {
     })
   }
 
-  async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, hash: string, now: number): Promise<ApprovalRecord | undefined> {
+  async spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, use: NewUse): Promise<ApprovalRecord | undefined> {
     return this.tx(() => {
       const row = this.db
         .prepare(`SELECT id FROM approval_requests WHERE ${OWNER} AND scope = ? AND statement_hash = ? AND statement = ? AND state = 'approved' AND valid_until > ? ORDER BY created_at LIMIT 1`)
-        .get(...ownerArgs(owner), scope, hash, statement, now) as Row | undefined
+        .get(...ownerArgs(owner), scope, use.statementHash, statement, use.at) as Row | undefined
       if (!row) return undefined
       // One-time: used up. Repeat: stays approved until valid_until; used_at is its first run.
       const state = scope === 'statement' ? 'used' : 'approved'
-      this.db.prepare(`UPDATE approval_requests SET state = ?, used_at = COALESCE(used_at, ?) WHERE id = ?`).run(state, now, row.id)
+      this.db.prepare(`UPDATE approval_requests SET state = ?, used_at = COALESCE(used_at, ?) WHERE id = ?`).run(state, use.at, row.id)
+      this.insertUse(row.id as string, use)
       return this.read(row.id as string)
     })
   }
@@ -108,9 +109,7 @@ export class SqliteApprovalStore implements ApprovalStore {
   async recordUse(id: string, u: NewUse): Promise<boolean> {
     return this.tx(() => {
       const seen = this.db.prepare('SELECT 1 FROM approval_uses WHERE approval_id = ? AND session_id IS ?').get(id, u.session ?? null)
-      this.db
-        .prepare('INSERT INTO approval_uses (approval_id, session_id, client_request, statement_hash, used_at) VALUES (?, ?, ?, ?, ?)')
-        .run(id, u.session ?? null, u.clientRequest ?? null, u.statementHash, u.at)
+      this.insertUse(id, u)
       return !seen
     })
   }
@@ -148,6 +147,12 @@ export class SqliteApprovalStore implements ApprovalStore {
    */
   private tx<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate()
+  }
+
+  private insertUse(id: string, u: NewUse): void {
+    this.db
+      .prepare('INSERT INTO approval_uses (approval_id, session_id, client_request, statement_hash, used_at) VALUES (?, ?, ?, ?, ?)')
+      .run(id, u.session ?? null, u.clientRequest ?? null, u.statementHash, u.at)
   }
 
   private read(id: string): ApprovalRecord | undefined {

@@ -53,10 +53,11 @@ export interface ApprovalStore {
   /**
    * Spends the oldest approved, unexpired approval of the owner for exactly `statement`: a one-time
    * approval becomes `used` (once, whichever replica asks first; the others get undefined), a repeat
-   * approval keeps its first run's time.
+   * approval keeps its first run's time. The use is kept in the same transaction, so a spent
+   * approval always has its use.
    */
-  spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, hash: string, now: number): Promise<ApprovalRecord | undefined>
-  /** Keeps one use; true when it is the approval's first use in that session. */
+  spend(owner: Owner, scope: 'statement' | 'repeat', statement: string, use: NewUse): Promise<ApprovalRecord | undefined>
+  /** Keeps one use of a grant; true when it is the grant's first use in that session. */
   recordUse(id: string, use: NewUse): Promise<boolean>
   /** Adds the requester's reason and duration to a pending request that has no reason yet. */
   explain(id: string, reason: string, durationSeconds: number): Promise<void>
