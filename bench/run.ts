@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
 import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
-import {caseCopy, caseManySessions, caseNewConnection, casePgbench1, casePgbench8, caseTcp1, caseTcp8} from './lib/net-cases.js'
+import {caseCopy, caseManySessions, caseNewConnection, casePgbenchSelect, caseTpcb, selectRows} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
 import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
 import {copyTableName, ensureBuilt, ensureDatabase, ensureTools, startStack, type Stack} from './lib/stack.js'
@@ -33,7 +33,7 @@ interface Settings {
 const FULL: Settings = {
   quick: false,
   pgbenchSeconds: 10,
-  rounds: 5,
+  rounds: 3,
   copyBytes: 1e9,
   copyRounds: 3,
   scale: 1,
@@ -47,7 +47,7 @@ const FULL: Settings = {
 
 const QUICK: Settings = {
   quick: true,
-  pgbenchSeconds: 3,
+  pgbenchSeconds: 2,
   rounds: 1,
   copyBytes: 32e6,
   copyRounds: 1,
@@ -91,20 +91,21 @@ async function main(): Promise<number> {
   const want = (id: string) => !only || only.has(id)
   const results: CaseResult[] = []
   const failures: string[] = []
-  const run = async (id: string, f: () => Promise<CaseResult>) => {
-    if (!want(id)) return
+  const measure = async (id: string, f: () => Promise<CaseResult | CaseResult[]>) => {
     log(`case ${id}`)
     try {
-      results.push(await f())
+      results.push(...[await f()].flat())
     } catch (err) {
       failures.push(`${id}: ${errorMessage(err)}`)
       log(`case ${id} could not run: ${errorMessage(err)}`)
     }
   }
+  const run = (id: string, f: () => Promise<CaseResult | CaseResult[]>) => (want(id) ? measure(id, f) : Promise.resolve())
 
   await ensureBuilt(log)
   const {pgbench} = await ensureTools(log)
-  const needsDb = ['pgbench-select-8', 'pgbench-select-1', 'tcp-select-8', 'tcp-select-1', 'copy-out', 'new-connection'].some(want)
+  const pgbenchIds = [...selectRows(8), ...selectRows(1)].map((r) => r.id).concat('tpcb-4')
+  const needsDb = [...pgbenchIds, 'copy-out', 'new-connection'].some(want)
   if (needsDb) await ensureDatabase({pgbench, scale: s.scale, copyBytes: s.copyBytes, log})
   const pgVersion = (await sh('psql "host=127.0.0.1 user=postgres dbname=postgres" -X -A -t -c "SHOW server_version"')).stdout.trim()
 
@@ -115,14 +116,17 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    if (['pgbench-select-8', 'pgbench-select-1', 'tcp-select-8', 'tcp-select-1', 'copy-out', 'new-connection', 'sessions-1000'].some(want)) {
+    if ([...pgbenchIds, 'copy-out', 'new-connection', 'sessions-1000'].some(want)) {
       stack = await startStack({cpuProfDir: cpuProf, log})
-      log(`paths: direct :${stack.directPort}, socat x3 :${stack.relayPort}, hoop :${stack.hoopPort}`)
+      log(`paths: direct :${stack.directPort}, socat x3 :${stack.relayPort}, hoop :${stack.hoopPort}, tcp :${stack.tcpPort}, allow-os :${stack.allowOsPort}, full-os :${stack.fullOsPort}`)
       const st = stack
-      await run('pgbench-select-8', () => casePgbench8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
-      await run('pgbench-select-1', () => casePgbench1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
-      await run('tcp-select-8', () => caseTcp8({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
-      await run('tcp-select-1', () => caseTcp1({bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log}))
+      const pg = {bin: pgbench, stack: st, seconds: s.pgbenchSeconds, rounds: s.rounds, log, warmUp: !s.quick}
+      // The decomposition: the wanted rows' paths run interleaved with direct and the socat chain, one case per client count.
+      for (const clients of [8, 1] as const) {
+        const rows = selectRows(clients).filter((r) => want(r.id))
+        if (rows.length) await measure(`pgbench-select-${clients} (${rows.map((r) => r.path).join(', ')})`, () => casePgbenchSelect({...pg, clients, rows}))
+      }
+      await run('tpcb-4', () => caseTpcb(pg))
       await run('copy-out', () => caseCopy({stack: st, table: copyTableName(s.copyBytes), rounds: s.copyRounds, log, label: s.copyBytes >= 1e9 ? '1 GB' : `${Math.round(s.copyBytes / 1e6)} MB`}))
       await run('new-connection', () => caseNewConnection({stack: st, count: s.newConnections, log}))
       await run('sessions-1000', () => caseManySessions({stack: st, sessions: s.sessions, rssOf, log}))

@@ -66,7 +66,7 @@ export async function caseAuditAppend(o: {events: number; sessions: number; roun
     }
   }
   const rate = median(rates)
-  const target = {op: '>=' as const, value: 20_000}
+  const target = {op: '>=' as const, value: 50_000}
   return {
     id: 'audit-append',
     title: 'audit append, durable group commit',
@@ -180,7 +180,7 @@ export async function caseMasking(o: {seconds: number; log: (s: string) => void}
   }
   if (sink === 0) throw new Error('masking produced nothing')
   const rate = median(rates)
-  const target = {op: '>=' as const, value: 100}
+  const target = {op: '>=' as const, value: 150}
   o.log(`  masking: ${rate.toFixed(0)} MB per CPU-second (${median(wall).toFixed(0)} MB/s wall) over ${rates.length} passes of ${(bytes / 1e6).toFixed(2)} MB`)
   return {
     id: 'masking',

@@ -23,8 +23,9 @@ export interface CaseResult {
   /** The figure compared with the target. */
   value: number
   unit: string
-  target: {op: '>=' | '<='; value: number}
-  met: boolean
+  /** The issue's target; none for a row that only decomposes another (e.g. allow-only). */
+  target?: {op: '>=' | '<='; value: number}
+  met?: boolean
   /** The raw side-by-side figures (medians) and per-run samples. */
   detail: Record<string, unknown>
   /** Human summary of the raw figures for the table. */
@@ -46,7 +47,9 @@ function fmt(n: number, unit: string): string {
 export function markdownTable(results: CaseResult[]): string {
   const lines = ['| case | metric | figure | target | met | side by side (medians) |', '|---|---|---|---|---|---|']
   for (const r of results) {
-    lines.push(`| ${r.title} | ${r.metric} | ${fmt(r.value, r.unit)} | ${r.target.op} ${r.target.value}${r.unit ? ' ' + r.unit : ''} | ${r.met ? 'yes' : '**no**'} | ${r.summary} |`)
+    const target = r.target ? `${r.target.op} ${r.target.value}${r.unit ? ' ' + r.unit : ''}` : '-'
+    const met = r.met === undefined ? '-' : r.met ? 'yes' : '**no**'
+    lines.push(`| ${r.title} | ${r.metric} | ${fmt(r.value, r.unit)} | ${target} | ${met} | ${r.summary} |`)
   }
   return lines.join('\n')
 }
@@ -56,10 +59,11 @@ function esc(s: string): string {
 }
 
 /**
- * A horizontal bar per case: the figure as a fraction of its target, so every case reads the same
+ * A horizontal bar per case that has a target: the figure as a fraction of its target, so every case reads the same
  * way (1.0 = exactly on target; for "<=" targets the bar is target / value, so longer is better).
  */
-export function svgChart(results: CaseResult[], title: string): string {
+export function svgChart(all: CaseResult[], title: string): string {
+  const results = all.filter((r): r is CaseResult & {target: {op: '>=' | '<='; value: number}} => r.target !== undefined)
   const rowH = 34
   const left = 330
   const width = 820

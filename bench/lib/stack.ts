@@ -1,7 +1,9 @@
 // What the benchmark runs against: the tools (pgbench, socat, psql), the dedicated `hoop_bench`
-// database with its tables, and the three paths to it: (a) direct, (b) a chain of socat relays
-// with the hoop path's hop count, (c) hoop connect -> gateway -> agent with a realistic policy, and
-// (d) the same hoop processes with a `tcp` connection to PostgreSQL (the relay alone, no engine).
+// database with its tables, and the paths to it: (a) direct, (b) a chain of socat relays with the
+// hoop path's hop count, and hoop connect -> gateway -> agent in the issue 15 decomposition: a
+// `tcp` connection (the relay alone, no engine), a `postgres` connection under an allow-only rule,
+// and one under the full policy (guardrails + mask), each through a gateway with the default
+// durability (fsync) and one with `audit.durability: os`.
 import {mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readdirSync} from 'node:fs'
 import {createServer, type Server, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -111,20 +113,22 @@ export function copyTableName(bytes: number): string {
 }
 
 /**
- * HOOP_BENCH_DURABILITY=os measures the gateway with `audit.durability: os` (default fsync);
- * HOOP_BENCH_RECORDING_CAP=0 takes session recording out of the path (to decompose its cost).
+ * One gateway's configuration. `pg` is under the full policy (guardrails + mask), `pgallow` under
+ * the allow rule alone, `pgtcp` and `echo` are `tcp` connections. HOOP_BENCH_RECORDING_CAP=0 takes
+ * session recording out of the path (to decompose its cost).
  */
-export function gatewayYaml(echoPort: number, durability = process.env.HOOP_BENCH_DURABILITY ?? 'fsync', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
+export function gatewayYaml(echoPort: number, durability: 'fsync' | 'os', recordingCap = process.env.HOOP_BENCH_RECORDING_CAP): string {
   const cap = recordingCap !== undefined && /^\d+$/.test(recordingCap) ? `, recordingCap: ${recordingCap}` : ''
-  return `audit: {durability: ${durability === 'os' ? 'os' : 'fsync'}${cap}}
-connections:
-  - name: pg
+  const pg = (name: string) => `  - name: ${name}
     type: postgres
     target: 127.0.0.1:5432
     agent: bench-agent
     database: ${PG.database}
     username: postgres
-  - name: pgtcp
+`
+  return `audit: {durability: ${durability}${cap}}
+connections:
+${pg('pg')}${pg('pgallow')}  - name: pgtcp
     type: tcp
     target: 127.0.0.1:5432
     agent: bench-agent
@@ -137,20 +141,23 @@ policy:
   rules:
     - id: bench-access
       subjects: {groups: [bench]}
-      connections: [pg, pgtcp, echo]
+      connections: [pg, pgallow, pgtcp, echo]
       effect: allow
     - id: no-drop
-      connections: ["*"]
+      connections: [pg]
       match: {kinds: [drop, truncate]}
       effect: block
       message: DROP and TRUNCATE are not allowed through the gateway
     - id: unbounded-writes
+      connections: [pg]
       match: {kinds: [update, delete], where: absent}
       effect: block
     - id: no-server-side-programs
+      connections: [pg]
       match: {copyProgram: true}
       effect: block
     - id: no-slow-or-file-functions
+      connections: [pg]
       match: {functions: ["pg_sleep*", "pg_read_*", "dblink*", "lo_import", "lo_export"]}
       effect: block
     - id: pii
@@ -175,20 +182,22 @@ export async function startEcho(): Promise<{port: number; server: Server; socket
   return {port: (server.address() as {port: number}).port, server, sockets}
 }
 
+/** The ports of every path, by name (see net-cases.ts `Path`). */
 export interface Stack {
   directPort: number
   relayPort: number
+  /** `postgres`, full policy, default durability (fsync). */
   hoopPort: number
-  /** `hoop connect pgtcp`: the same PostgreSQL through a `tcp` connection (relay only, no engine). */
+  /** `tcp` connection (relay only, no engine), default durability gateway. */
   tcpPort: number
+  /** `postgres`, allow-only, `durability: os` gateway. */
+  allowOsPort: number
+  /** `postgres`, full policy, `durability: os` gateway. */
+  fullOsPort: number
   echoHoopPort: number
   echoPort: number
+  /** The default-durability gateway (the 1,000-session case samples its RSS). */
   gateway: Proc
-  agent: Proc
-  connect: Proc
-  connectTcp: Proc
-  connectEcho: Proc
-  dataDir: string
   close(): Promise<void>
 }
 
@@ -198,50 +207,68 @@ async function startConnect(name: string, token: string, gateway: string, nodeAr
   return {proc, port: (JSON.parse(m[0]) as {port: number}).port}
 }
 
-/** Starts the socat chain and the hoop processes (gateway optionally under --cpu-prof). */
-export async function startStack(o: {cpuProfDir?: string; log: (s: string) => void}): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'))
-  const dataDir = join(dir, 'data')
+/** A gateway with its own data dir and agent; `connect(name)` opens `hoop connect name` through it. */
+async function startGateway(dir: string, durability: 'fsync' | 'os', echoPort: number, nodeArgs: string[]) {
+  const dataDir = join(dir, `data-${durability}`)
   mkdirSync(dataDir, {recursive: true})
-  const echo = await startEcho()
-  const relay = await startRelayChain(HOPS, PG.port)
   const secret = async (kind: string, name: string, group?: string) => {
     const r = await must(`node ${JSON.stringify(join(ROOT, 'bin', 'run.js'))} admin ${kind} create ${name} --data-dir ${JSON.stringify(dataDir)} --json${group ? ` --group ${group}` : ''}`)
     return (JSON.parse(r.stdout) as {token: string}).token
   }
   const agentToken = await secret('agents', 'bench-agent')
   const saToken = await secret('service-accounts', 'bench-client', 'bench')
-  const configFile = join(dir, 'gateway.yaml')
-  writeFileSync(configFile, gatewayYaml(echo.port))
+  const configFile = join(dir, `gateway-${durability}.yaml`)
+  writeFileSync(configFile, gatewayYaml(echoPort, durability))
   const gwPort = await freePort()
-  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
-  const gateway = startHoop('gateway', ['gateway', '--config', configFile, '--data-dir', dataDir, '--listen', `127.0.0.1:${gwPort}`, '--log-level', 'warn'], {nodeArgs})
+  const gateway = startHoop(`gateway-${durability}`, ['gateway', '--config', configFile, '--data-dir', dataDir, '--listen', `127.0.0.1:${gwPort}`, '--log-level', 'warn'], {nodeArgs})
+  const procs: Proc[] = [gateway]
   await waitHttp(`http://127.0.0.1:${gwPort}/`, gateway)
   const url = `http://127.0.0.1:${gwPort}`
-  const agent = startHoop('agent', ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs})
+  const agent = startHoop(`agent-${durability}`, ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs})
+  procs.push(agent)
   await agent.waitFor(/connected to gateway/)
-  const connect = await startConnect('pg', saToken, url, nodeArgs)
-  const connectTcp = await startConnect('pgtcp', saToken, url, nodeArgs)
-  const connectEcho = await startConnect('echo', saToken, url)
+  return {
+    gateway,
+    async connect(name: string, profile = true): Promise<number> {
+      const c = await startConnect(name, saToken, url, profile ? nodeArgs : [])
+      procs.unshift(c.proc)
+      return c.port
+    },
+    /** Connects first, then the agent, then the gateway. */
+    async stop() {
+      for (const p of procs) await p.stop()
+    },
+  }
+}
+
+/** Starts the socat chain and the hoop processes of every path (all under --cpu-prof when asked). */
+export async function startStack(o: {cpuProfDir?: string; log: (s: string) => void}): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'hoop-bench-'))
+  const echo = await startEcho()
+  const relay = await startRelayChain(HOPS, PG.port)
+  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
+  // Started side by side: the bench's start-up is most of quick mode's fixed cost.
+  const [fsync, os] = await Promise.all([startGateway(dir, 'fsync', echo.port, nodeArgs), startGateway(dir, 'os', echo.port, nodeArgs)])
+  const [hoopPort, tcpPort, echoHoopPort, allowOsPort, fullOsPort] = await Promise.all([
+    fsync.connect('pg'),
+    fsync.connect('pgtcp'),
+    fsync.connect('echo', false),
+    os.connect('pgallow'),
+    os.connect('pg'),
+  ])
   return {
     directPort: PG.port,
     relayPort: relay.port,
-    hoopPort: connect.port,
-    tcpPort: connectTcp.port,
-    echoHoopPort: connectEcho.port,
+    hoopPort,
+    tcpPort,
+    echoHoopPort,
+    allowOsPort,
+    fullOsPort,
     echoPort: echo.port,
-    gateway,
-    agent,
-    connect: connect.proc,
-    connectTcp: connectTcp.proc,
-    connectEcho: connectEcho.proc,
-    dataDir,
+    gateway: fsync.gateway,
     async close() {
-      await connect.proc.stop()
-      await connectTcp.proc.stop()
-      await connectEcho.proc.stop()
-      await agent.stop()
-      await gateway.stop()
+      await fsync.stop()
+      await os.stop()
       for (const p of relay.procs) await p.stop()
       for (const s of echo.sockets) s.destroy()
       echo.server.close()

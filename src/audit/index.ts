@@ -6,6 +6,7 @@ export {anchorFromJson, headDigest, lastWitnessAnchor, WITNESS_FILE, type Anchor
 export {loadSigningKey, fingerprintOf, publicKeyFromPem, signTreeHead, verifyTreeHead, type SignedTreeHead, type SigningKey} from './keys.js'
 export {MerkleTree, MerkleFrontier, leafHash, nodeHash, verifyInclusion, verifyConsistency, rootFromRange, EMPTY_ROOT} from './merkle.js'
 export {SessionRecorder, pruneRecordings, recordingDigest, finishOrphanRecording} from './recorder.js'
+export {flushRecordings} from './recording-writer.js'
 export {JsonlFileSink, WebhookSink, type AuditSink} from './sinks.js'
 export {exportEvidence, type ExportSummary, type Manifest} from './export.js'
 export {verifyPackage, verifyLive, type VerifyResult} from './verify.js'

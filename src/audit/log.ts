@@ -25,7 +25,7 @@ import {appendWitness, headDigest, lastWitnessAnchor} from './anchors.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
-import {EMPTY_ROOT, leafHash, MerkleFrontier} from './merkle.js'
+import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
 import {payloadHash, splitPayload} from './payloads.js'
 import {expirePayloads, type RetentionPolicy} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
@@ -39,7 +39,7 @@ const MAX_BATCH = 20_000
 const DEFER_MS = 20
 
 const INSERT_EVENT =
-  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (@seq, @time, @kind, @session, @subject, @connection, @hash, @prev_hash, @leaf, @body, @payload)'
+  'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 /** Envelope version written: 2 commits to payloads by hash (payloads.ts). */
 const EVENT_VERSION = 2
 
@@ -213,7 +213,8 @@ export class AuditLog {
           throw new StoreChanged(`the store ends at seq ${at?.seq ?? 0}${at ? ` (hash ${at.hash.slice(0, 12)}…)` : ''}, but this gateway committed up to seq ${rows[0].seq - 1}: the database was replaced, rolled back or cut short while the gateway ran`)
         }
       }
-      for (const r of rows) insert.run(r)
+      // Positional parameters: binding by name looks up every key of every row.
+      for (const r of rows) insert.run(r.seq, r.time, r.kind, r.session, r.subject, r.connection, r.hash, r.prev_hash, r.leaf, r.body, r.payload)
     })
     this.insertCheckpoint = this.writer.prepare(
       'INSERT OR REPLACE INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES (@tree_size, @root_hash, @head_hash, @timestamp, @key_fingerprint, @signature)',
@@ -507,7 +508,9 @@ export class AuditLog {
       }
       seq++
       batch.push(p)
-      const hash = digest('sha256', body, 'hex')
+      // The body is encoded once: the leaf hashes 0x00 || body, the chain hash the body alone.
+      const input = leafInput(body)
+      const hash = digest('sha256', input.subarray(1), 'hex')
       rows.push({
         seq,
         time: e.time,
@@ -517,7 +520,7 @@ export class AuditLog {
         connection: e.connection ?? null,
         hash,
         prev_hash: prev,
-        leaf: leafHash(body),
+        leaf: digest('sha256', input, 'buffer'),
         body,
         payload: payload ?? null,
       })

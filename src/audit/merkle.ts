@@ -3,19 +3,33 @@
 // incremental frontier the writer keeps, a tree over stored leaf hashes for proofs, inclusion and
 // consistency proofs (RFC 6962 §2.1.1, §2.1.2) with the RFC 9162 §2.1.3.2 / §2.1.4.2 verifiers,
 // and a range proof: the nodes needed to recompute the root from a contiguous run of leaves.
-import {createHash} from 'node:crypto'
+import {createHash, hash} from 'node:crypto'
 
-const LEAF = Buffer.from([0])
-const NODE = Buffer.from([1])
+/** The input of a node hash, reused: hashing is synchronous, and the one-shot hash is far cheaper than a Hash object per node. */
+const nodeInput = Buffer.alloc(65, 1)
 
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest()
 
+/** 0x00 || data: a leaf hash's input. The writer hashes it whole (the leaf) and from byte 1 (the event hash), encoding the body once. */
+export function leafInput(data: Buffer | string): Buffer {
+  const len = typeof data === 'string' ? Buffer.byteLength(data) : data.length
+  const buf = Buffer.allocUnsafe(1 + len)
+  buf[0] = 0
+  if (typeof data === 'string') buf.write(data, 1)
+  else data.copy(buf, 1)
+  return buf
+}
+
 export function leafHash(data: Buffer | string): Buffer {
-  return createHash('sha256').update(LEAF).update(data).digest()
+  return hash('sha256', leafInput(data), 'buffer')
 }
 
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE).update(left).update(right).digest()
+  // A proof read from a package may carry a hash of another length: hash exactly what it holds.
+  if (left.length !== 32 || right.length !== 32) return hash('sha256', Buffer.concat([nodeInput.subarray(0, 1), left, right]), 'buffer')
+  left.copy(nodeInput, 1)
+  right.copy(nodeInput, 33)
+  return hash('sha256', nodeInput, 'buffer')
 }
 
 /** Largest power of two strictly less than n (n >= 2). */

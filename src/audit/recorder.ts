@@ -9,32 +9,19 @@
 // the summary says `failed` with the reason, covers exactly the chunks that were stored, and
 // counts everything after as dropped.
 import type Database from 'better-sqlite3'
-import {createHash, type Hash} from 'node:crypto'
+import {createHash, hash, type Hash} from 'node:crypto'
 import {errorMessage} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import type {RecordingSummary} from './events.js'
+import {type ChunkOwner, type QueuedChunk, RecordingWriter} from './recording-writer.js'
 import {ensureAuditSchema} from './schema.js'
 
 const DEFAULT_RECORDING_CAP = 10 * 1024 * 1024
-const FLUSH_CHUNKS = 64
-const FLUSH_BYTES = 256 * 1024
 
 type Direction = 'client' | 'server'
 /** statement / result / error / notice for databases, request / response for HTTP, bytes for TCP. */
 type ChunkKind = 'statement' | 'result' | 'error' | 'notice' | 'request' | 'response' | 'bytes' | 'event'
 type Payload = string | Buffer | Record<string, unknown> | unknown[]
-
-interface Chunk {
-  session_id: string
-  idx: number
-  at_ms: number
-  direction: Direction
-  kind: ChunkKind
-  encoding: 'text' | 'json' | 'binary'
-  size: number
-  sha256: string
-  payload: Buffer
-}
 
 interface RecorderOptions {
   db: Database.Database
@@ -47,14 +34,17 @@ interface RecorderOptions {
   logger?: Logger
 }
 
-export class SessionRecorder {
-  /** Covers the chunks stored so far (a batch is added once its transaction committed). */
+/**
+ * One session's recording. Chunks go to the database's RecordingWriter, which stores every
+ * session's chunks in shared batches (recording-writer.ts says when); this class keeps the cap,
+ * the counts and the digest, which grows as the writer reports chunks stored.
+ */
+export class SessionRecorder implements ChunkOwner {
+  /** Covers the chunks stored so far, in their order. */
   private readonly digest: Hash = createHash('sha256')
   private readonly started: number
-  private pending: Chunk[] = []
-  private pendingBytes = 0
   private idx = 0
-  /** Bytes accepted under the cap (stored or pending). */
+  /** Bytes accepted under the cap (stored or queued). */
   private bytes = 0
   private storedBytes = 0
   private storedChunks = 0
@@ -63,7 +53,7 @@ export class SessionRecorder {
   /** Why the store refused the recording; set once, and nothing is stored after it. */
   private failure?: string
   private finished?: RecordingSummary
-  private write?: (chunks: Chunk[]) => void
+  private writer?: RecordingWriter
   readonly capBytes: number
   private readonly now: () => number
   private readonly log: Logger
@@ -78,12 +68,7 @@ export class SessionRecorder {
       opts.db
         .prepare('INSERT OR REPLACE INTO audit_recordings (session_id, connection, connection_type, started_at, cap_bytes) VALUES (?, ?, ?, ?, ?)')
         .run(opts.sessionId, opts.connection ?? null, opts.connectionType ?? null, new Date(this.started).toISOString(), this.capBytes)
-      const insert = opts.db.prepare(
-        'INSERT INTO audit_recording_chunks (session_id, idx, at_ms, direction, kind, encoding, size, sha256, payload) VALUES (@session_id, @idx, @at_ms, @direction, @kind, @encoding, @size, @sha256, @payload)',
-      )
-      this.write = opts.db.transaction((chunks: Chunk[]) => {
-        for (const c of chunks) insert.run(c)
-      })
+      this.writer = RecordingWriter.of(opts.db)
     })
   }
 
@@ -107,59 +92,56 @@ export class SessionRecorder {
   }
 
   private add(direction: Direction, kind: ChunkKind, payload: Payload): void {
-    const [encoding, buf] =
+    // Text and JSON are encoded into a buffer of their own; a caller's buffer is copied, since the
+    // chunk waits in the writer's queue and the caller may reuse its buffer.
+    const [encoding, buf, own] =
       typeof payload === 'string'
-        ? (['text', Buffer.from(payload, 'utf8')] as const)
+        ? (['text', Buffer.from(payload, 'utf8'), true] as const)
         : Buffer.isBuffer(payload)
-          ? (['binary', payload] as const)
-          : (['json', Buffer.from(JSON.stringify(payload), 'utf8')] as const)
+          ? (['binary', payload, false] as const)
+          : (['json', Buffer.from(JSON.stringify(payload), 'utf8'), true] as const)
     if (this.failure !== undefined || this.truncated || this.bytes + buf.length > this.capBytes) {
       this.truncated = true
       this.dropped += buf.length
       return
     }
-    const chunk: Chunk = {
-      session_id: this.opts.sessionId,
+    this.bytes += buf.length
+    this.writer!.add({
+      owner: this,
+      sessionId: this.opts.sessionId,
       idx: this.idx++,
       at_ms: this.now() - this.started,
       direction,
       kind,
       encoding,
       size: buf.length,
-      sha256: createHash('sha256').update(buf).digest('hex'),
-      payload: Buffer.from(buf),
-    }
-    this.bytes += buf.length
-    this.pending.push(chunk)
-    this.pendingBytes += buf.length
-    if (this.pending.length >= FLUSH_CHUNKS || this.pendingBytes >= FLUSH_BYTES) this.flush()
+      sha256: hash('sha256', buf, 'hex'),
+      payload: own ? buf : Buffer.from(buf),
+    })
   }
 
-  /** Stores the pending chunks in one transaction; never throws (a refused write fails the recording). */
-  flush(): void {
-    if (this.pending.length === 0) return
-    const chunks = this.pending
-    this.pending = []
-    this.pendingBytes = 0
-    const stored = this.guard('store recording chunks', () => {
-      if (!this.write) throw new Error('the recording was never started')
-      this.write(chunks)
-    })
-    if (stored) {
-      for (const c of chunks) {
-        this.digest.update(chunkDigestInput(c))
-        this.storedBytes += c.size
-      }
-      this.storedChunks += chunks.length
-    } else {
-      // The transaction stored none of them; later records are dropped (failure is set).
-      this.truncated = true
-      for (const c of chunks) this.dropped += c.size
+  /** Called by the writer once a batch holding these chunks (in this session's order) committed. */
+  stored(chunks: QueuedChunk[]): void {
+    for (const c of chunks) {
+      this.digest.update(chunkDigestInput(c))
+      this.storedBytes += c.size
     }
+    this.storedChunks += chunks.length
+  }
+
+  /** Called by the writer when the store refused these chunks: they and every later one are dropped. */
+  refused(chunks: QueuedChunk[], why: string): void {
+    for (const c of chunks) this.dropped += c.size
+    this.fail('store recording chunks', why)
+  }
+
+  /** Stores every queued chunk (of every session on this database) now; never throws. */
+  flush(): void {
+    this.writer?.flush()
   }
 
   /**
-   * Stores what is pending and the summary; never throws. Pass the result to events.sessionEnd:
+   * Stores what is queued and the summary; never throws. Pass the result to events.sessionEnd:
    * it describes exactly what was stored, and says why recording stopped if the store refused.
    */
   finish(): RecordingSummary {
@@ -197,13 +179,11 @@ export class SessionRecorder {
     }
   }
 
+  /** Stops the recording. Chunks already queued stay queued: the summary counts whatever the writer stores. */
   private fail(what: string, err: unknown): void {
     if (this.failure !== undefined) return
-    this.failure = `could not ${what}: ${errorMessage(err)}`
+    this.failure = `could not ${what}: ${typeof err === 'string' ? err : errorMessage(err)}`
     this.truncated = true
-    for (const c of this.pending) this.dropped += c.size
-    this.pending = []
-    this.pendingBytes = 0
     this.log.warn('session recording failed; the session goes on unrecorded', {session: this.opts.sessionId, error: this.failure})
   }
 }

@@ -8,7 +8,7 @@ import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
-import {AuditLog, events, WITNESS_FILE} from '../audit/index.js'
+import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -355,6 +355,8 @@ export class Gateway {
     await this.identity.close()
     await this.authFailures.close()
     await this.audit.close()
+    // Session recordings queue chunks for a shared batch write: store the tail before the store goes.
+    flushRecordings(this.local.db)
     if (this.store !== this.local) await this.store.close()
     await this.local.close()
   }

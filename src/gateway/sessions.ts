@@ -5,18 +5,14 @@ import type Database from 'better-sqlite3'
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
-import {type GateHooks, policyHooks, StatementGate} from '../engines/gate.js'
+import {type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
 import {runPgSession} from '../engines/postgres/session.js'
 import {runTcpSession} from '../engines/tcp/session.js'
 import type {Identity} from '../identity/types.js'
-import type {Operation, Policy, Statement} from '../policy/index.js'
+import type {Operation, Policy} from '../policy/index.js'
 import type {RelayStream} from '../relay/mux.js'
-import {analyzeMysql} from '../sql/mysql-analyze.js'
-import {analyzePostgres} from '../sql/pg-analyze.js'
-import {mysqlSessionOf} from '../sql/mysql-session.js'
-import {forgetPrepared, rememberPrepared} from '../sql/prepared.js'
 import {type ConnectionConfig, readSecret} from '../shared/config.js'
 import {asHoopError, errorMessage, type ErrorCode, HoopError} from '../shared/errors.js'
 import {newSessionId} from '../shared/ids.js'
@@ -26,6 +22,7 @@ import type {AccessGuard} from './access.js'
 import type {AgentRegistry} from './agents.js'
 import type {AuthFailureAudit} from './auth-failures.js'
 import type {GatewayMetrics} from './metrics.js'
+import {mysqlAnalysis, pgAnalysis} from './sql-analysis.js'
 
 export interface SessionContext {
   connections: () => ConnectionConfig[]
@@ -174,52 +171,35 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
       })
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     } else {
-      // Per-session state the analyzers need: prepared statements (and MySQL user variables), so
-      // EXECUTE is judged as the statement it runs.
-      const prepared = new Map<string, Statement[]>()
-      const variables = new Map<string, string>()
-      // A named Parse is judged, then remembered as prepared: the judge's analysis serves both (used
-      // once, since analysing again could differ: PREPARE and EXECUTE change the session's state).
-      let lastPg: {sql: string; op: Operation} | undefined
-      const analyzePg = (sql: string): Operation => (lastPg = {sql, op: analyzePostgres(sql, {prepared})}).op
-      const judgedPg = (sql: string): Operation => {
-        const op = lastPg?.sql === sql ? lastPg.op : analyzePostgres(sql, {prepared})
-        lastPg = undefined
-        return op
+      const sqlGate = (analyze: (sql: string) => Operation) =>
+        new StatementGate(
+          metered(ctx, policyHooks({
+            session: sessionId,
+            identity,
+            connection: conn,
+            policy: ctx.policy,
+            analyze,
+            describe: (sql: string) => sql,
+            audit: ctx.audit,
+            approvals: ctx.approvals,
+            recorder,
+            recordExchange: 'results',
+            logger: log,
+            protocol: engine,
+            clientRequest,
+          })),
+          log,
+        )
+      // The analysers' per-session state (prepared statements, MySQL sql_mode and variables) and
+      // parses are shared by the judge and the engine's masking (sql-analysis.ts).
+      let r: SessionResult
+      if (engine === 'postgres') {
+        const pg = pgAnalysis()
+        r = await runPgSession({client: stream, openUpstream, target: targetOf(conn), gate: sqlGate(pg.analyze), logger: log, parses: pg.parses, prepared: pg.prepared})
+      } else {
+        const my = mysqlAnalysis()
+        r = await runMysqlSession({client: stream, openUpstream, target: targetOf(conn), gate: sqlGate(my.analyze), logger: log, sqlSession: my.sqlSession})
       }
-      const analyze = engine === 'postgres' ? analyzePg : (sql: string) => analyzeMysql(sql, {prepared, variables})
-      const hooks = metered(ctx, policyHooks({
-        session: sessionId,
-        identity,
-        connection: conn,
-        policy: ctx.policy,
-        analyze,
-        describe: (sql: string) => sql,
-        audit: ctx.audit,
-        approvals: ctx.approvals,
-        recorder,
-        recordExchange: 'results',
-        logger: log,
-        protocol: engine,
-        clientRequest,
-      }))
-      const gate = new StatementGate(hooks, log)
-      const r =
-        engine === 'postgres'
-          ? await runPgSession({
-              client: stream,
-              openUpstream,
-              target: targetOf(conn),
-              gate,
-              logger: log,
-              // SQL EXECUTE may name a protocol-prepared statement: the analyser judges it as what it runs.
-              prepared: {
-                parsed: (name, sql) => rememberPrepared(prepared, name, judgedPg(sql).statements),
-                closed: (name) => forgetPrepared(prepared, name),
-              },
-            })
-          : // Masking lexes statements as policy's analysis does (sql_mode, variables): one session view.
-            await runMysqlSession({client: stream, openUpstream, target: targetOf(conn), gate, logger: log, sqlSession: mysqlSessionOf({variables})})
       result = {reason: 'closed', bytesUp: r.bytesUp, bytesDown: r.bytesDown, statements: r.statements}
     }
   } catch (err) {

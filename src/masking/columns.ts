@@ -20,9 +20,14 @@ export class ColumnMatcher {
   /** The pattern texts, sorted: equal for two matchers that match exactly the same columns. */
   readonly key: string
 
-  constructor(patterns: readonly string[]) {
-    this.patterns = patterns.map(parsePattern).filter((p): p is Pattern => p !== undefined)
-    this.key = JSON.stringify([...patterns].sort())
+  constructor(private readonly texts: readonly string[]) {
+    this.patterns = texts.map(parsePattern).filter((p): p is Pattern => p !== undefined)
+    this.key = JSON.stringify([...texts].sort())
+  }
+
+  /** A matcher that also matches these patterns (a view's columns derived from masked ones). */
+  extend(patterns: readonly string[]): ColumnMatcher {
+    return new ColumnMatcher([...this.texts, ...patterns])
   }
 
   get empty(): boolean {
@@ -48,6 +53,32 @@ export class ColumnMatcher {
     const t = table.toLowerCase()
     const s = schema?.toLowerCase()
     return this.patterns.some((p) => (p.table === '*' || p.table === t) && (s === undefined || p.schema === '*' || p.schema === s))
+  }
+}
+
+/** Distinct pattern lists a session keeps matchers for (a policy reload brings one more, mostly). */
+const MAX_MATCHERS = 16
+
+/**
+ * The matchers of one session, by pattern list. Every verdict carries a mask plan of its own, but
+ * a session sees few distinct lists: building a matcher per statement (and per server message that
+ * asks) is avoidable work. Keyed by the exact list, so a policy reload that changes it gets a new one.
+ */
+export class ColumnMatchers {
+  private readonly byKey = new Map<string, ColumnMatcher>()
+  private last: {patterns: readonly string[]; matcher: ColumnMatcher} | undefined
+
+  get(patterns: readonly string[]): ColumnMatcher {
+    // The same plan asks again and again while its statement runs: answer without a key.
+    if (this.last?.patterns === patterns) return this.last.matcher
+    const key = JSON.stringify(patterns)
+    let m = this.byKey.get(key)
+    if (!m) {
+      if (this.byKey.size >= MAX_MATCHERS) this.byKey.clear()
+      this.byKey.set(key, (m = new ColumnMatcher(patterns)))
+    }
+    this.last = {patterns, matcher: m}
+    return m
   }
 }
 

@@ -5,6 +5,7 @@
 // https://www.postgresql.org/docs/current/sql-copy.html (file formats)
 import {maskValue, mightContainPii} from './detectors.js'
 import {addCount, type MaskCounts, type MaskEntity} from './types.js'
+import {maskWholeRow, type RowShape} from './whole-row.js'
 
 const TEXT_TYPES = new Set([25, 1043, 1042, 19, 18, 705, 142])
 const JSON_TYPE = 114
@@ -21,7 +22,14 @@ export interface ColumnInfo {
   format: number
   /** Report key when the whole column is masked (origin or taint), else undefined. */
   maskKey?: string
+  /**
+   * A whole-row value (text format, UTF-8) whose structure is known: only its masked fields are
+   * masked. A cell that does not have this shape is masked whole, under `maskKey`.
+   */
+  row?: RowShape
 }
+
+const UTF8 = new TextDecoder('utf-8', {fatal: true})
 
 /** Masks DataRow messages of one result set. */
 export class RowMasker {
@@ -59,6 +67,18 @@ export class RowMasker {
       off = cellEnd
       if (len < 0) continue
       const col = this.columns[i] ?? {typeOid: 0, format: 0}
+      if (col.row) {
+        const r = wholeRowCell(msg, start, cellEnd, col.row)
+        if (r) {
+          // The known shape held: only its masked fields changed; detectors still run over the rest.
+          for (const k of r.maskedKeys) addCount(this.counts, k)
+          const found = this.detect ? maskValue(r.text, this.entities) : undefined
+          for (const [entity, count] of Object.entries(found?.found ?? {})) addCount(this.counts, `entity:${entity}`, count)
+          const text = found?.text ?? (r.maskedKeys.length ? r.text : undefined)
+          if (text !== undefined) (edits ??= []).push({start: start - 4, end: cellEnd, value: Buffer.from(text, 'utf8')})
+          continue
+        }
+      }
       if (col.maskKey) {
         ;(edits ??= []).push({start: start - 4, end: cellEnd, value: maskedCell(col)})
         addCount(this.counts, col.maskKey)
@@ -79,6 +99,17 @@ export class RowMasker {
     if (!edits) return msg
     return rebuild(msg, edits)
   }
+}
+
+/** A whole-row cell with its masked fields masked; undefined when it is not valid UTF-8 of the expected shape. */
+function wholeRowCell(msg: Buffer, start: number, end: number, shape: RowShape): ReturnType<typeof maskWholeRow> {
+  let text: string
+  try {
+    text = UTF8.decode(msg.subarray(start, end))
+  } catch {
+    return undefined
+  }
+  return maskWholeRow(text, shape)
 }
 
 function maskedCell(col: ColumnInfo): Buffer | null {

@@ -405,7 +405,7 @@ function analyzeOne(text: string, ctx: Ctx, out: Statement[], depth: number, via
   }
   let asts: Node[]
   try {
-    asts = parseMysql(text)
+    asts = parseMysql(text, ctx.session.parses)
   } catch (err) {
     // SHOW and SET forms the grammar lacks are still harmless enough to classify.
     if (/^SHOW\b/i.test(text.trim())) {

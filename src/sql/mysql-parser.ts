@@ -4,6 +4,7 @@
 // each statement (MySQL grammar, MariaDB grammar as a fallback).
 import sqlParser from 'node-sql-parser'
 import {errorMessage} from '../shared/errors.js'
+import {ParseCache} from './parse-cache.js'
 
 const {Parser} = sqlParser
 const parser = new Parser()
@@ -190,8 +191,26 @@ export function unquoteString(lit: string): string {
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
-/** One statement's text, as the lexer split it, as node-sql-parser trees; Unparsable when neither grammar accepts it. */
-export function parseMysql(text: string): Node[] {
+/**
+ * One statement's text, as the lexer split it, as node-sql-parser trees; Unparsable when
+ * neither grammar accepts it. `parses`: the session's (mysql-session.ts), so that policy's analysis
+ * and masking's parse each statement text once. The lexer already wrote the text in the default
+ * sql_mode's quoting, so its trees do not depend on the session's mode.
+ */
+export function parseMysql(text: string, parses?: MysqlParses): Node[] {
+  const r = parses ? parses.get(text) : parseText(text)
+  if (r instanceof Unparsable) throw r
+  return r
+}
+
+/** A session's parses by statement text (parse-cache.ts). */
+export type MysqlParses = ParseCache<Node[] | Unparsable>
+
+export function newMysqlParses(): MysqlParses {
+  return new ParseCache(parseText)
+}
+
+function parseText(text: string): Node[] | Unparsable {
   let lastError: string | undefined
   for (const database of ['MySQL', 'MariaDB']) {
     try {
@@ -201,7 +220,7 @@ export function parseMysql(text: string): Node[] {
       lastError = errorMessage(err)
     }
   }
-  throw new Unparsable(firstLine(lastError ?? 'syntax error'))
+  return new Unparsable(firstLine(lastError ?? 'syntax error'))
 }
 
 function firstLine(s: string): string {

@@ -8,7 +8,7 @@
 // text is read under every mode still possible (analysis/mysql-analyze.ts refuses text that splits
 // differently under them). The engine narrows the set with what the server reports:
 // `observeNoBackslashEscapes` (the status flag of every OK/EOF packet) and `observeSqlMode`.
-import type {LexMode} from './mysql-parser.js'
+import {newMysqlParses, type LexMode, type MysqlParses} from './mysql-parser.js'
 
 /** A lexing mode as a key: `A` = ANSI_QUOTES, `N` = NO_BACKSLASH_ESCAPES. */
 export type ModeKey = '' | 'A' | 'N' | 'AN'
@@ -55,6 +55,8 @@ export interface MysqlSession {
   variablesUnsure?: boolean
   /** The modes possible when the last top-level text started, so the taint analysis of the same text reads it alike. */
   last?: {sql: string; modes: ModeKey[]}
+  /** Parses by statement text, shared by both analysers (they walk them again under the state above). */
+  parses: MysqlParses
 }
 
 /**
@@ -64,7 +66,7 @@ export interface MysqlSession {
  */
 export function newMysqlSession(sqlMode?: string): MysqlSession {
   const k = sqlMode === undefined ? '' : parseSqlMode(sqlMode)
-  return {modes: new Set([k]), globalModes: new Set([k]), variables: new Map()}
+  return {modes: new Set([k]), globalModes: new Set([k]), variables: new Map(), parses: newMysqlParses()}
 }
 
 const SESSIONS = new WeakMap<object, MysqlSession>()

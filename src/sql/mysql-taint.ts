@@ -52,7 +52,7 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher, session
   try {
     let result: MysqlOutputAnalysis[] | undefined
     for (const mode of lexModesFor(session, sql)) {
-      const r = outputsIn(sql, matcher, splitStatements(sql, lexMode(mode)))
+      const r = outputsIn(matcher, splitStatements(sql, lexMode(mode)), session)
       if (!r) return undefined
       if (result && JSON.stringify(result) !== JSON.stringify(r)) return undefined // read differently in the modes the session may be in
       result = r
@@ -63,7 +63,21 @@ export function analyzeMysqlOutputs(sql: string, matcher: ColumnMatcher, session
   }
 }
 
-function outputsIn(sql: string, matcher: ColumnMatcher, pieces: string[]): MysqlOutputAnalysis[] | undefined {
+/**
+ * Whether a stored procedure's body (information_schema.ROUTINES.ROUTINE_DEFINITION) may read a
+ * masked column, for the result sets of a CALL. Only a body read in full is cleared: one plain
+ * statement, or `BEGIN ... END` around plain statements that parse and are walked (SELECT, INSERT,
+ * UPDATE, DELETE...), none reading a masked column. Anything procedural (DECLARE, IF, loops,
+ * cursors, handlers, labels, nested blocks, SET, CALL, PREPARE/EXECUTE) or unparsable counts as
+ * reading masked data (fail closed). Calls of stored functions are the caller's to check.
+ */
+export function procedureReadsMasked(body: string, matcher: ColumnMatcher, session?: MysqlSession): boolean {
+  const block = /^\s*BEGIN\b([\s\S]*)\bEND\s*$/i.exec(body)
+  const analysis = analyzeMysqlOutputs(block ? block[1] : body, matcher, session)
+  return !analysis || analysis.some((a) => !a.seen || a.kind === 'opaque' || a.readsMasked !== undefined)
+}
+
+function outputsIn(matcher: ColumnMatcher, pieces: string[], session: MysqlSession | undefined): MysqlOutputAnalysis[] | undefined {
   const out: MysqlOutputAnalysis[] = []
   for (const piece of pieces) {
     const first = piece.split(/\s+/, 1)[0].toUpperCase()
@@ -81,7 +95,7 @@ function outputsIn(sql: string, matcher: ColumnMatcher, pieces: string[]): Mysql
     }
     let asts: Node[]
     try {
-      asts = parseMysql(piece)
+      asts = parseMysql(piece, session?.parses)
     } catch {
       return undefined
     }

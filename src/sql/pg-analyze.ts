@@ -7,8 +7,8 @@
 import {parsePlPgSQLSync, parseSync} from 'libpg-query'
 import type {ColumnRef, Operation, Statement, StatementKind, Store, StoreFlow} from '../policy/types.js'
 import {errorMessage} from '../shared/errors.js'
-import {baseName, isStatisticsFunction, isStatisticsRelation, regclassName, relationReader, sqlTextArgument, stringLiteral} from './pg-functions.js'
-import {pgParserReady} from './pg-parser.js'
+import {baseName, isStatisticsFunction, isStatisticsRelation, regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral} from './pg-functions.js'
+import {parsePg, pgParserReady, type PgParses} from './pg-parser.js'
 import {forgetPrepared, preparedStatements, rememberPrepared} from './prepared.js'
 import {statementFlows} from './pg-taint.js'
 
@@ -20,6 +20,8 @@ export interface AnalyzeOptions {
    * session (and add statements prepared with protocol Parse with `rememberPrepared`).
    */
   prepared?: Map<string, Statement[]>
+  /** The session's parses (pg-parser.ts), shared with masking's taint analysis: one parse per text. */
+  parses?: PgParses
 }
 
 /** Maximum SQL text analyzed; longer text is reported unparsable (and judged by the default). */
@@ -37,16 +39,12 @@ export function analyzePostgres(sql: string, opts: AnalyzeOptions = {}): Operati
   if (sql.length > MAX_SQL_LENGTH) {
     return {engine: 'postgres', statements: [], unparsable: {reason: `statement text of ${sql.length} characters exceeds the analysis limit of ${MAX_SQL_LENGTH}`}}
   }
-  let tree: {stmts?: Array<{stmt?: Node}>}
-  try {
-    tree = parseSync(sql) as unknown as {stmts?: Array<{stmt?: Node}>}
-  } catch (err) {
-    return {engine: 'postgres', statements: [], unparsable: {reason: errorMessage(err) || 'syntax error'}}
-  }
+  const tree = opts.parses ? opts.parses.get(sql) : parsePg(sql)
+  if ('error' in tree) return {engine: 'postgres', statements: [], unparsable: {reason: tree.error}}
   const out: Statement[] = []
   const ctx: Ctx = {prepared: opts.prepared ?? new Map<string, Statement[]>(), textDepth: 0}
   try {
-    ;(tree.stmts ?? []).forEach((raw, index) => {
+    tree.stmts.forEach((raw, index) => {
       if (raw.stmt) analyzeTop(raw.stmt, index, out, ctx, 0)
     })
   } catch (err) {
@@ -548,14 +546,15 @@ function analyzeTop(node: Node, index: number, out: Statement[], ctx: Ctx, depth
   // Data-modifying CTEs anywhere inside: each is judged as a statement of its own.
   for (const nested of f.nestedWrites) {
     const [ntype, nfields] = unwrap(nested)
-    const n = classify(ntype, nfields, findings(nested), index, 'cte')
-    addStores(n, nested)
+    const nf = findings(nested)
+    const n = classify(ntype, nfields, nf, index, 'cte')
+    addStores(n, nested, nf)
     out.push(n)
-    out.push(...writeParts(ntype, nfields, findings(nested), index))
+    out.push(...writeParts(ntype, nfields, nf, index))
     s.writes = true
   }
   out.push(...writeParts(type, fields, f, index))
-  addStores(s, node)
+  addStores(s, node, f)
 
   // Calls judged on their arguments: settings, SQL text, relations named by text.
   if (depth < MAX_DEPTH) {
@@ -615,7 +614,7 @@ function writeParts(type: string, fields: Fields, f: Findings, index: number): S
 }
 
 /** What the statement stores and which columns flow into it (for policy's no-laundering rule). */
-function addStores(s: Statement, node: Node): void {
+function addStores(s: Statement, node: Node, f: Findings): void {
   const [type, fields] = unwrap(node)
   let by: string | undefined
   let store: Store | undefined
@@ -643,11 +642,19 @@ function addStores(s: Statement, node: Node): void {
     default:
       break
   }
+  // The flow walk finds nothing to report when nothing is stored: skip it (a SELECT, most often).
+  if (!store && !f.calls.some(mayStore)) return
   const flows = statementFlows(node)
   const stores: StoreFlow[] = []
   if (store && by && flows.values.length > 0) stores.push({stores: store, by, flows: flows.values})
   for (const c of flows.calls) if (c.flows.length > 0) stores.push({stores: c.stores, by: c.fn, flows: c.flows.map((from) => ({from}))})
   if (stores.length > 0) s.stores = stores
+}
+
+/** A call the flow walk reports: one that stores a value, or one that runs SQL text (which may call one). */
+function mayStore(call: Fields): boolean {
+  const name = qualifiedName(call.funcname) ?? ''
+  return storingFunction(name) !== undefined || sqlTextArgument(name, Array.isArray(call.args) ? call.args : []) !== undefined
 }
 
 /**

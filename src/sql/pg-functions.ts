@@ -177,3 +177,62 @@ export function isStatisticsRelation(table: string): boolean {
 export function isStatisticsFunction(name: string): boolean {
   return STATISTICS_FUNCTIONS.has(baseName(name))
 }
+
+/**
+ * What an expression node runs that may be user code, as a catalog key: a function (aggregates
+ * and procedures too) `function:<name>`, an operator `operator:<symbol>` (written, or implied by
+ * `IN (SELECT ...)` and `CASE x WHEN`), or the type a cast makes `type:<name>` (a domain's CHECK or a user-defined cast function runs on the cast). Names
+ * are kept as the parser gives them (unquoted ones already folded) and without their schema, so
+ * the catalog answers for every schema. Undefined for any other node.
+ */
+export function routineKey(node: Node): string | undefined {
+  if (isRecord(node.FuncCall)) return key('function', node.FuncCall.funcname)
+  if (isRecord(node.A_Expr)) {
+    const op = lastName(node.A_Expr.name)
+    // BETWEEN, IN... are spelt as keywords; the operators they expand to are the named ones.
+    return op !== undefined && /^[+\-*/<>=~!@#%^&|`?]+$/.test(op) ? `operator:${op}` : undefined
+  }
+  if (isRecord(node.TypeCast) && isRecord(node.TypeCast.typeName)) return key('type', node.TypeCast.typeName.names)
+  // Operators looked up by name without being written as one: x IN (SELECT ...), CASE x WHEN y.
+  if (isRecord(node.SubLink)) return node.SubLink.subLinkType === 'ANY_SUBLINK' && node.SubLink.operName === undefined ? 'operator:=' : key('operator', node.SubLink.operName)
+  if (isRecord(node.CaseExpr) && node.CaseExpr.arg !== undefined) return 'operator:='
+  return undefined
+}
+
+/**
+ * The routine a statement creates, renames or moves (its key as `routineKey` gives it), so that
+ * a later call in the session is not taken for a built-in of the same name while the catalog
+ * connection cannot see the new one (created in the open transaction).
+ */
+export function definedRoutine(type: string, node: Node): string | undefined {
+  const objname = (o: unknown) => (isRecord(o) && isRecord(o.ObjectWithArgs) ? o.ObjectWithArgs.objname : undefined)
+  const routine = (kind: unknown) => ['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE'].includes(String(kind))
+  switch (type) {
+    case 'CreateFunctionStmt':
+      return key('function', node.funcname)
+    case 'DefineStmt':
+      if (node.kind === 'OBJECT_OPERATOR') return key('operator', node.defnames)
+      return key(node.kind === 'OBJECT_AGGREGATE' ? 'function' : 'type', node.defnames)
+    case 'CreateDomainStmt':
+      return key('type', node.domainname)
+    case 'CreateCastStmt':
+      return isRecord(node.targettype) ? key('type', node.targettype.names) : undefined
+    case 'RenameStmt':
+      return routine(node.renameType) && typeof node.newname === 'string' ? `function:${node.newname}` : undefined
+    case 'AlterObjectSchemaStmt':
+      return routine(node.objectType) ? key('function', objname(node.object)) : undefined
+    default:
+      return undefined
+  }
+}
+
+function lastName(names: unknown): string | undefined {
+  if (!Array.isArray(names) || names.length === 0) return undefined
+  const last: unknown = names[names.length - 1]
+  return isRecord(last) && isRecord(last.String) && typeof last.String.sval === 'string' ? last.String.sval : undefined
+}
+
+function key(kind: string, names: unknown): string | undefined {
+  const name = lastName(names)
+  return name === undefined ? undefined : `${kind}:${name}`
+}

@@ -11,8 +11,9 @@
 import {parseSync} from 'libpg-query'
 import type {ColumnMatcher} from '../masking/columns.js'
 import type {ColumnFlow, ColumnRef} from '../policy/types.js'
-import {regclassName, relationReader, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
-import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem} from './taint.js'
+import {parsePg, type PgParses} from './pg-parser.js'
+import {definedRoutine, regclassName, relationReader, routineKey, sqlTextArgument, storingFunction, stringLiteral, type StoringFunction} from './pg-functions.js'
+import {FlowMatcher, flowKey, flowRefs, joinFlows, UNKNOWN_FLOW, type OutputColumn, type OutputItem, type WholeRow} from './taint.js'
 
 export type {OutputColumn, OutputItem}
 
@@ -35,6 +36,15 @@ export interface StatementAnalysis {
   readsMasked?: string
   cursor?: string
   copy?: CopyShape
+  /**
+   * What it runs that may be user code (functions, operators, cast types; keys of `routineKey`):
+   * the engine asks the catalog which are built-ins and analyses again with the rest opaque.
+   */
+  routines?: string[]
+  /** A routine it creates, renames or moves (`definedRoutine`), for the rest of the session. */
+  defines?: string
+  /** Relations it names (not CTEs): the engine asks the catalog which are views of masked columns. */
+  relations?: {schema?: string; table: string}[]
 }
 
 type Node = Record<string, unknown>
@@ -53,19 +63,25 @@ interface Scope {
   parent?: Scope
 }
 
+const NO_ROUTINES: ReadonlySet<string> = new Set()
+
 /** SQL text nested in SQL text (query_to_xml('select query_to_xml(...)')) is followed this deep. */
 const MAX_TEXT_DEPTH = 4
 
 /**
  * Analyses each statement of `sql`. Returns undefined when the text does not parse or cannot be
  * analysed (too deep, or any other failure): callers then treat every computed column as tainted.
- * Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * `opaque` names routines (`routineKey` keys) that are user code: a value one of them computes
+ * derives from anything (the routine may read a masked table), and the statement counts as
+ * reading masked data. Never throws. `loadPgParser()` (./pg-parser.ts) must have resolved before.
+ * `parses`: the session's, so that policy's analysis and this one parse the text once.
  */
-export function analyzeSql(sql: string, matcher: ColumnMatcher): StatementAnalysis[] | undefined {
+export function analyzeSql(sql: string, matcher: ColumnMatcher, opaque: ReadonlySet<string> = NO_ROUTINES, parses?: PgParses): StatementAnalysis[] | undefined {
   try {
-    const tree = parseSync(sql) as unknown as {stmts?: {stmt: Node}[]}
-    const a = new Analyzer(matcher, 0)
-    return (tree.stmts ?? []).map((s) => a.statement(s.stmt))
+    const tree = parses ? parses.get(sql) : parsePg(sql)
+    if ('error' in tree) return undefined
+    const a = new Analyzer(matcher, 0, false, opaque)
+    return tree.stmts.map((s) => a.statement(s.stmt as Node))
   } catch {
     return undefined
   }
@@ -103,6 +119,10 @@ export function statementFlows(wrapped: Node): StatementFlows {
 
 class Analyzer {
   private masked: string | undefined
+  /** Routines the current statement runs (normal mode). */
+  private calls = new Set<string>()
+  /** Relations the current statement names (normal mode). */
+  private rels = new Map<string, {schema?: string; table: string}>()
   /** Flow mode: storing calls seen. */
   readonly storedCalls: StoredCall[] = []
 
@@ -110,6 +130,7 @@ class Analyzer {
     private readonly m: ColumnMatcher,
     private readonly textDepth: number,
     private readonly record = false,
+    private readonly opaque: ReadonlySet<string> = NO_ROUTINES,
   ) {}
 
   /** Combines two sources: the newer wins (normal mode) or the union (flow mode). */
@@ -265,6 +286,8 @@ class Analyzer {
 
   statement(wrapped: Node): StatementAnalysis {
     this.masked = undefined
+    this.calls = new Set()
+    this.rels = new Map()
     const [type, node] = unwrap(wrapped)
     const root: Scope = {items: [], ctes: new Map()}
     let out: Omit<StatementAnalysis, 'type'>
@@ -281,7 +304,12 @@ class Analyzer {
         this.withClause(node.withClause as Node | undefined, scope)
         for (const f of (node.fromClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
         for (const f of (node.usingClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
+        if (node.sourceRelation) this.fromItem(node.sourceRelation as Node, scope, scope.items)
         if (node.selectStmt) this.select(unwrap(node.selectStmt as Node)[1], root)
+        // Values and conditions: what they read and run can show in an error (a failed cast echoes the value).
+        for (const k of ['targetList', 'whereClause', 'joinCondition', 'mergeWhenClauses']) if (node[k]) this.expr(node[k], scope)
+        // ON CONFLICT DO UPDATE also sees the proposed row as `excluded`.
+        if (node.onConflictClause) this.expr(node.onConflictClause, {...scope, items: [...scope.items, {alias: 'excluded', rel: scope.items[0]?.rel}]})
         const returning = ((node.returningClause as Node | undefined)?.exprs ?? node.returningList) as Node[] | undefined
         out = {kind: 'rows', outputs: returning ? this.targets(returning, scope) : []}
         break
@@ -303,6 +331,10 @@ class Analyzer {
         out = {kind: 'other'}
     }
     if (this.masked) out.readsMasked = this.masked
+    if (this.calls.size) out.routines = [...this.calls]
+    if (this.rels.size) out.relations = [...this.rels.values()]
+    const defines = definedRoutine(type, node)
+    if (defines) out.defines = defines
     return {...out, type}
   }
 
@@ -344,6 +376,7 @@ class Analyzer {
     const scope: Scope = {items: [], ctes: new Map(outer.ctes), parent: outer}
     this.withClause(node.withClause as Node | undefined, scope)
     if (node.op && node.op !== 'SETOP_NONE') {
+      this.clauses(node, scope)
       const l = this.select(node.larg as Node, scope)
       const r = this.select(node.rarg as Node, scope)
       if (l.some((o) => 'star' in o) || r.some((o) => 'star' in o)) {
@@ -367,9 +400,21 @@ class Analyzer {
       })
     }
     for (const f of (node.fromClause as Node[] | undefined) ?? []) this.fromItem(f, scope, scope.items)
-    // Columns read in WHERE/GROUP BY/HAVING do not flow to the output, but note them for fallback.
-    for (const k of ['whereClause', 'havingClause']) if (node[k]) this.expr(node[k] as Node, scope)
+    this.clauses(node, scope)
     return this.targets((node.targetList as Node[] | undefined) ?? [], scope)
+  }
+
+  /**
+   * Clauses whose values do not flow to the output: what they read and run is noted (normal mode),
+   * since it shows in errors (`order by email::int` echoes the value) and user code runs there.
+   * Flow mode walks its own (walkRest).
+   */
+  private clauses(node: Node, scope: Scope): void {
+    if (this.record) {
+      for (const k of ['whereClause', 'havingClause']) if (node[k]) this.expr(node[k] as Node, scope)
+      return
+    }
+    for (const k of ['whereClause', 'havingClause', 'groupClause', 'sortClause', 'limitCount', 'limitOffset', 'distinctClause', 'windowClause']) if (node[k]) this.expr(node[k] as Node, scope)
   }
 
   private targets(list: Node[], scope: Scope): OutputItem[] {
@@ -384,9 +429,42 @@ class Analyzer {
         continue
       }
       const source = val ? this.expr(val, scope) : undefined
-      out.push({name: String(rt.name ?? defaultName(val)), source})
+      const row = this.record ? undefined : this.wholeRowOf(val, scope)
+      const only = row && (source === undefined || source === this.rowSource(row.rel))
+      out.push({name: String(rt.name ?? defaultName(val)), source, ...(only ? {row} : {})})
     }
     return out
+  }
+
+  /**
+   * The relation whose whole row an output expression is, exactly: `t` or ROW(t.*) (a composite),
+   * row_to_json(t), to_json(t), to_jsonb(t) (JSON); t a table or view in FROM. Else undefined.
+   */
+  private wholeRowOf(val: Node | undefined, scope: Scope): WholeRow | undefined {
+    if (!val) return undefined
+    const [type, node] = unwrap(val)
+    let form: WholeRow['form'] = 'composite'
+    let ref: Node | undefined = val
+    if (type === 'FuncCall') {
+      const name = ((node.funcname as Node[] | undefined) ?? []).map(fieldName)
+      const args = (node.args as Node[] | undefined) ?? []
+      const plain = !node.agg_star && !node.agg_distinct && !node.agg_order && !node.agg_filter && !node.over && !node.func_variadic
+      if (!plain || args.length !== 1 || name.length > 2 || (name.length === 2 && name[0] !== 'pg_catalog')) return undefined
+      if (!['row_to_json', 'to_json', 'to_jsonb'].includes(name[name.length - 1])) return undefined
+      form = 'json'
+      ref = args[0]
+    } else if (type === 'RowExpr') {
+      const args = (node.args as Node[] | undefined) ?? []
+      const f = ((args[0]?.ColumnRef as Node | undefined)?.fields as Node[] | undefined)?.map(fieldName)
+      if (args.length !== 1 || f?.[f.length - 1] !== '*') return undefined
+      ref = args[0]
+    }
+    const names = ((ref?.ColumnRef as Node | undefined)?.fields as Node[] | undefined)?.map(fieldName)
+    if (!names) return undefined
+    const parts = names[names.length - 1] === '*' ? names.slice(0, -1) : names
+    if (parts.length === 0 || parts.length > 2) return undefined
+    const items = this.findItems(parts[parts.length - 1], scope, parts.length === 2 ? parts[0] : undefined)
+    return items.length === 1 && items[0].rel ? {form, rel: items[0].rel} : undefined
   }
 
   private expandStar(qual: string[], scope: Scope): OutputItem[] {
@@ -422,6 +500,8 @@ class Analyzer {
         this.fromItem(node.larg as Node, scope, into)
         this.fromItem(node.rarg as Node, scope, into)
         if (node.quals) this.expr(node.quals as Node, scope)
+        // USING and NATURAL compare with the `=` the search_path finds.
+        if (!this.record && (node.usingClause || node.isNatural)) this.routine('operator:=')
         const alias = aliasName(node)
         if (alias) {
           const joined = into.splice(before)
@@ -454,6 +534,7 @@ class Analyzer {
         if (cte) return {alias, outputs: renameOutputs(cte, node)}
       }
     }
+    if (!this.record) this.rels.set(`${schema ?? ''}.${table}`, {schema, table})
     return {alias, rel: {schema, table}}
   }
 
@@ -488,7 +569,8 @@ class Analyzer {
       if (this.record) return this.join(s, this.union(outs))
       for (const o of outs) if (!('star' in o) && o.source) s ??= o.source
       if (outs.some((o) => 'star' in o) && this.masked) s ??= this.masked
-      return s
+      const op = routineKey(obj)
+      return op ? this.join(s, this.routine(op)) : s
     }
     if (obj.SelectStmt) {
       const outs = this.select(obj.SelectStmt as Node, scope)
@@ -502,7 +584,17 @@ class Analyzer {
       s = this.join(s, this.expr(v, scope))
     }
     if (obj.FuncCall) s = this.join(s, this.call(obj.FuncCall as Node, scope))
+    const routine = this.record ? undefined : routineKey(obj)
+    if (routine) s = this.join(s, this.routine(routine))
     return s
+  }
+
+  /** A routine the statement runs: noted; when it is user code, its value derives from anything. */
+  private routine(key: string): string | undefined {
+    this.calls.add(key)
+    if (!this.opaque.has(key)) return undefined
+    this.masked ??= key
+    return key
   }
 
   /**
@@ -533,7 +625,7 @@ class Analyzer {
       } catch {
         return unknown
       }
-      const inner = new Analyzer(this.m, this.textDepth + 1, this.record)
+      const inner = new Analyzer(this.m, this.textDepth + 1, this.record, this.opaque)
       let s: string | undefined
       for (const st of tree.stmts ?? []) {
         if (this.record) {
@@ -544,6 +636,9 @@ class Analyzer {
           this.storedCalls.push(...inner.storedCalls.splice(0))
         } else {
           const a = inner.statement(st.stmt)
+          for (const k of a.routines ?? []) this.calls.add(k)
+          for (const r of a.relations ?? []) this.rels.set(`${r.schema ?? ''}.${r.table}`, r)
+          if (a.readsMasked) this.masked ??= a.readsMasked
           for (const o of a.outputs ?? []) s = this.first(s, 'star' in o ? (o.from && this.m.coversTable(o.from.schema, o.from.table) ? this.rowSource(o.from, true) : undefined) : o.source)
           if (a.readsMasked) s ??= a.readsMasked
         }

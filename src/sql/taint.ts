@@ -8,6 +8,14 @@ export interface OutputColumn {
   name: string
   /** The mask pattern a value of this column derives from, if any. */
   source?: string
+  /** The value is exactly a whole row of this relation (row_to_json(t), ROW(t.*)), derived from nothing else. */
+  row?: WholeRow
+}
+
+/** A whole-row value: as JSON (row_to_json, to_json, to_jsonb) or as a composite (`t`, ROW(t.*)). */
+export interface WholeRow {
+  form: 'json' | 'composite'
+  rel: {schema?: string; table: string}
 }
 /** Output columns in order; `star` stands for an expansion of unknown width (`t.*` of a table). */
 export type OutputItem = OutputColumn | {star: true; from?: {schema?: string; table: string}}

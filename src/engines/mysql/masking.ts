@@ -4,16 +4,17 @@
 // for non-string types), value detectors rewrite PII in any other text cell, and a row that does
 // not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
 // JSON string "****", so it still parses.
-import {ColumnMatcher} from '../../masking/columns.js'
+import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
 import {maskValue, mightContainPii} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
 import {decodeErr, encodeErr, type ColumnDefinition} from '../../protocol/mysql/messages.js'
 import {nullRow, rewriteBinaryRow, rewriteTextRow, RowShapeError} from '../../protocol/mysql/rows.js'
 import type {MysqlSession} from '../../sql/mysql-session.js'
-import {analyzeMysqlOutputs, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
+import {analyzeMysqlOutputs, procedureReadsMasked, type MysqlOutputAnalysis} from '../../sql/mysql-taint.js'
 import {outputAt} from '../../sql/taint.js'
 import type {Judged} from '../gate.js'
+import type {MysqlCatalog} from './catalog.js'
 
 /** A judged statement and, when its plan masks a column, what each of its outputs derives from. */
 export interface Stmt extends Judged {
@@ -21,7 +22,12 @@ export interface Stmt extends Judged {
   outputs?: MysqlOutputAnalysis[] | 'unparsed'
   /** The server's text about it (ERR messages, its warnings) may echo masked data (see `textSensitive`). */
   sensitive?: boolean
+  /** The text is one CALL of a procedure whose body and arguments read no masked column (`callReadsNoMask`). */
+  cleanCall?: boolean
 }
+
+/** `CALL [schema.]name[(arguments)]`, names plain or in backticks. */
+const CALL_RE = /^\s*CALL\s+(?:(\w+|`[^`]+`)\s*\.\s*)?(\w+|`[^`]+`)\s*(?:\(([\s\S]*)\))?\s*;?\s*$/i
 
 /** What replaces the message of an ERR packet that may echo masked data; code and SQLSTATE are kept. */
 export const REDACTED_ERROR_TEXT = 'hoop: redacted (the statement reads masked data)'
@@ -63,9 +69,9 @@ const JSON_STARS = Buffer.from('"****"')
 /** Text-protocol types whose values cannot carry the entities the detectors look for. */
 const NO_DETECT_TYPES: ReadonlySet<number> = new Set([TYPE.TINY, TYPE.SHORT, TYPE.LONG, TYPE.INT24, TYPE.FLOAT, TYPE.DOUBLE, TYPE.YEAR, TYPE.NULL, TYPE.DATE, TYPE.NEWDATE, TYPE.TIME, TYPE.TIME2, TYPE.DATETIME, TYPE.DATETIME2, TYPE.TIMESTAMP, TYPE.TIMESTAMP2, TYPE.BIT, TYPE.GEOMETRY])
 
-/** The masking of one session: column matchers are built once per mask plan. */
+/** The masking of one session: one column matcher per pattern list (masking/columns.ts). */
 export class ResultMasking {
-  private readonly matchers = new WeakMap<MaskPlan, ColumnMatcher>()
+  private readonly matchers = new ColumnMatchers()
 
   /** `session`: how the session's statements are lexed (sql_mode), as policy's analysis reads them. */
   constructor(private readonly session?: MysqlSession) {}
@@ -75,10 +81,33 @@ export class ResultMasking {
     return analyzeMysqlOutputs(sql, this.matcher(plan), this.session) ?? 'unparsed'
   }
 
+  /**
+   * Whether `sql`, a single CALL, provably reads no masked column: the body of every procedure its
+   * name can mean is read in full and reads none (`procedureReadsMasked`), its arguments read none,
+   * and neither calls a stored function (code hoop does not follow). Then its result sets' computed
+   * columns are not masked. Anything else, or a failed look-up, is false (fail closed).
+   */
+  async callReadsNoMask(sql: string, stmt: Stmt, catalog: MysqlCatalog): Promise<boolean> {
+    const v = stmt.verdict
+    if (v.effect !== 'allow' || v.mask.columns.length === 0 || !Array.isArray(stmt.outputs) || stmt.outputs.length !== 1) return false
+    const m = CALL_RE.exec(sql)
+    if (!m) return false
+    const unquote = (s: string | undefined) => s?.replace(/^`|`$/g, '')
+    const routines = await catalog.forCall(unquote(m[1]), unquote(m[2]) as string)
+    if (!routines || routines.bodies.length === 0) return false
+    const matcher = this.matcher(v.mask)
+    const args = m[3]?.trim() ?? ''
+    if (args) {
+      const a = analyzeMysqlOutputs(`SELECT ${args}`, matcher, this.session)
+      if (a?.length !== 1 || !a[0].seen || a[0].readsMasked !== undefined) return false
+    }
+    const texts = [args, ...routines.bodies]
+    if (texts.some((t) => t === null || callsAny(t, routines.functions))) return false
+    return routines.bodies.every((b) => !procedureReadsMasked(b as string, matcher, this.session))
+  }
+
   private matcher(plan: MaskPlan): ColumnMatcher {
-    let m = this.matchers.get(plan)
-    if (!m) this.matchers.set(plan, (m = new ColumnMatcher(plan.columns)))
-    return m
+    return this.matchers.get(plan.columns)
   }
 
   /**
@@ -105,6 +134,7 @@ export class ResultMasking {
             continue
           }
         }
+        if (stmt.cleanCall) continue // every result set comes from a procedure body that reads no masked column
         if (stmt.outputs === 'unparsed' || !analysis || analysis.kind === 'opaque') {
           // We cannot see what computed this column: mask it (fail closed).
           if (!hasOrigin) keys[i] = stmt.outputs === 'unparsed' ? 'derived:unparsed-statement' : 'derived:opaque-statement'
@@ -155,4 +185,11 @@ export class ResultMasking {
       }
     }
   }
+}
+
+/** Does `text` call any of these functions (a name followed by `(`, anywhere, strings included: fail closed)? */
+function callsAny(text: string, functions: readonly string[]): boolean {
+  if (functions.length === 0) return false
+  const names = functions.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')
+  return new RegExp(`(?:^|[^\\w$])(?:${names})\\s*\\(`, 'i').test(text)
 }

@@ -59,6 +59,7 @@ import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {refusalMessage, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
 import {observeNoBackslashEscapes, type MysqlSession as SqlSession} from '../../sql/mysql-session.js'
+import {MysqlCatalog} from './catalog.js'
 import {guardErr, ResultMasking, textSensitive, type RowMaskFn, type Stmt} from './masking.js'
 import {FatalToClient, packetReader, PacketOutput, type PacketReader} from './packets.js'
 import {summarizeCommand, summarizeRefusal} from './recording.js'
@@ -124,6 +125,8 @@ class MysqlSession {
   private previousSensitive = false
   private lastPrepared: number | undefined
   private readonly masking: ResultMasking
+  /** A second connection for routine look-ups (CALL results), opened on first use. */
+  private catalog: MysqlCatalog | undefined
   private closed = false
   /** Whether the client has our greeting (an ERR before it has no SQLSTATE). */
   private greeted = false
@@ -232,6 +235,12 @@ class MysqlSession {
   private async connectUpstream(g: HandshakeV10, hello: ClientHello): Promise<number> {
     const database = this.o.target.database ?? hello.database
     this.result.database = database
+    const openCatalog = async () => {
+      const up = await dialTarget(this.o.openUpstream, this.log)
+      await up.login(await up.greeting(), hello, this.caps, database, this.o.target)
+      return up
+    }
+    this.catalog = new MysqlCatalog(openCatalog, this.deprecateEof, this.log)
     return this.upstream.login(g, hello, this.caps, database, this.o.target)
   }
 
@@ -305,6 +314,7 @@ class MysqlSession {
     switch (cmd.kind) {
       case 'Query': {
         const stmt = await this.judgeStatement(cmd.sql)
+        if (stmt.outputs && this.catalog) stmt.cleanCall = await this.masking.callReadsNoMask(cmd.sql, stmt, this.catalog)
         if (!(await this.admitOrRefuse(stmt, out))) return true
         const t = newOutcome()
         await this.upstream.forward(p)
@@ -626,6 +636,7 @@ class MysqlSession {
     this.closed = true
     this.clientReader.detach()
     this.up?.close()
+    this.catalog?.close()
     const c = this.o.client
     if (!c.writableEnded) c.end()
     setTimeout(() => c.destroy(), 1000).unref()

@@ -9,10 +9,17 @@ import type {Frame} from '../../protocol/pg/framer.js'
 import {B, decodeErrorFields, encodeQuery, encodeTerminate} from '../../protocol/pg/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {loadPgParser} from '../../sql/pg-parser.js'
-import {analyzeSql, type OutputItem} from '../../sql/pg-taint.js'
+import {loadPgParser, type PgParses} from '../../sql/pg-parser.js'
+import {analyzeSql, type OutputItem, type StatementAnalysis} from '../../sql/pg-taint.js'
+import {outputAt} from '../../sql/taint.js'
 import {isPulledEnd, isPulledError} from '../io.js'
 import {openAuthenticated, type FrameReader, type PgDial} from './upstream.js'
+
+/** Views over views are followed this deep; a deeper one counts as masked whole. */
+const MAX_VIEW_DEPTH = 8
+
+/** OIDs below this were made by initdb: built-in objects (PostgreSQL's FirstNormalObjectId). */
+const FIRST_NORMAL_OID = 16384
 
 /** A relation as masking needs it. */
 export interface RelInfo {
@@ -20,7 +27,9 @@ export interface RelInfo {
   table: string
   /** Attribute number -> column name. */
   columns: Map<number, string>
-  /** For a view: what each of its columns derives from. */
+  /** A view (or materialized view). */
+  view?: true
+  /** For a view: what each of its columns derives from (undefined when its definition cannot be analysed). */
   viewOutputs?: OutputItem[]
 }
 
@@ -40,7 +49,8 @@ interface CatalogRow {
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
   private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
-  private readonly views = new Map<string, Map<CatalogRow, OutputItem[] | undefined>>()
+  /** A view definition's outputs, per mask plan (matcher key) and definition text. */
+  private readonly views = new Map<string, Promise<OutputItem[] | undefined>>()
 
   constructor(
     private readonly open: () => Promise<CatalogConn>,
@@ -89,17 +99,91 @@ export class Catalog {
     this.conn?.then((c) => c.close()).catch(() => {})
   }
 
+  /**
+   * Taint analysis of `sql` that sees through views and user code. Columns of the views it names
+   * that derive from a masked column count as masked columns (views over views too). The routines
+   * it runs (functions, operators, cast types) that are not trusted (`analysisLookups`), or that
+   * this session defined (`defined`: it may have shadowed a built-in's name in its open
+   * transaction), are opaque to it. Undefined when it does not parse.
+   */
+  async analyze(sql: string, matcher: ColumnMatcher, defined: ReadonlySet<string> = new Set(), parses?: PgParses, depth = 0): Promise<StatementAnalysis[] | undefined> {
+    await loadPgParser()
+    const first = analyzeSql(sql, matcher, undefined, parses)
+    if (!first || matcher.empty) return first
+    const own = new Set([...defined, ...first.flatMap((a) => (a.defines ? [a.defines] : []))])
+    const called = new Set(first.flatMap((a) => a.routines ?? []))
+    const rels = first.flatMap((a) => a.relations ?? [])
+    const {user, views} = await this.analysisLookups([...called].filter((k) => !own.has(k)), rels)
+    for (const k of called) if (own.has(k)) user.add(k)
+    const derived = await this.derivedViewColumns(views, rels, matcher, depth)
+    if (derived.length === 0 && user.size === 0) return first
+    return analyzeSql(sql, derived.length ? matcher.extend(derived) : matcher, user, parses)
+  }
+
+  /**
+   * Column patterns for the columns of `views` (the views among `rels`) that derive from a masked
+   * column. Every view of a name counts (the client's search_path is not the catalog
+   * connection's). A view whose definition cannot be analysed, or nested too deep, has every column
+   * masked; when the look-up failed (`views` undefined), so has every relation named.
+   */
+  private async derivedViewColumns(views: CatalogRow[] | undefined, rels: readonly {schema?: string; table: string}[], matcher: ColumnMatcher, depth: number): Promise<string[]> {
+    if (!views) return rels.map((r) => columnPattern(r.schema ?? '*', r.table, '*'))
+    const out: string[] = []
+    for (const row of views) {
+      const outputs = await this.viewOutputs(row.viewdef ?? '', matcher, depth + 1)
+      for (const [attnum, name] of row.columns) {
+        const o = outputs ? outputAt(outputs, attnum - 1, outputs.length) : 'unknown'
+        if (o === 'unknown' || o.source) out.push(columnPattern(row.schema, row.table, name))
+      }
+    }
+    return out
+  }
+
+  /**
+   * In one round trip, what analysing a statement needs from the catalog: which of `keys`
+   * (`routineKey` keys) may be user code, and the views (and materialized views) among `rels`.
+   * A routine name is trusted only when every object of that name in the committed catalog is
+   * trusted code, whatever the schema or the client's search_path: a built-in (made by initdb) or
+   * a member of an installed extension (citext, PostGIS...: put there by whoever could install it,
+   * and no subject can add to it); a type also must have no other cast function into it. A name
+   * the catalog does not hold may have been made in the open transaction: user code. When the
+   * look-up fails every key is user code and `views` is undefined. Not cached: another session may
+   * create a routine or a view of any name at any time.
+   */
+  private async analysisLookups(keys: readonly string[], rels: readonly {schema?: string; table: string}[]): Promise<{user: Set<string>; views: CatalogRow[] | undefined}> {
+    const user = new Set(keys)
+    // A backslash reads differently without standard_conforming_strings: not asked, masked (fail closed).
+    if (rels.some((r) => `${r.schema ?? ''}${r.table}`.includes('\\'))) return {user, views: undefined}
+    const routines = trustedRoutinesSql(keys)
+    const names = new Set(rels.map((r) => `(c.relname = ${quoteLiteral(r.table)}${r.schema ? ` AND n.nspname = ${quoteLiteral(r.schema)}` : ''})`))
+    const views = names.size ? relationsSql(`c.relkind IN ('v','m') AND (${[...names].join(' OR ')})`) : undefined
+    if (!routines && !views) return {user, views: []}
+    try {
+      const conn = await (this.conn ??= this.open())
+      const results = await conn.queryEach([routines, views].filter(Boolean).join(';\n'))
+      if (routines) for (const [k] of results.shift() ?? []) if (k) user.delete(k)
+      return {user, views: views ? groupRelations(results.shift() ?? []) : []}
+    } catch (err) {
+      this.log.warn('pg catalog lookup failed; treating routines as user code and views as masked (fail closed)', {error: errorMessage(err)})
+      return {user, views: undefined}
+    }
+  }
+
+  /** What each output of a view definition derives from, under a mask plan; undefined when it cannot be told. */
+  private viewOutputs(viewdef: string, matcher: ColumnMatcher, depth: number): Promise<OutputItem[] | undefined> {
+    if (depth > MAX_VIEW_DEPTH) return Promise.resolve(undefined)
+    const key = `${matcher.key}\n${viewdef}`
+    let p = this.views.get(key)
+    if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), undefined, depth).then((a) => a?.[0]?.outputs)))
+    return p
+  }
+
   private async withViewOutputs(row: CatalogRow | undefined, matcher: ColumnMatcher): Promise<RelInfo | undefined> {
     if (!row) return undefined
     const info: RelInfo = {schema: row.schema, table: row.table, columns: row.columns}
     if (row.viewdef === undefined) return info
-    let perPlan = this.views.get(matcher.key)
-    if (!perPlan) this.views.set(matcher.key, (perPlan = new Map()))
-    if (!perPlan.has(row)) {
-      await loadPgParser()
-      perPlan.set(row, analyzeSql(row.viewdef, matcher)?.[0]?.outputs)
-    }
-    info.viewOutputs = perPlan.get(row)
+    info.view = true
+    info.viewOutputs = await this.viewOutputs(row.viewdef, matcher, 1)
     return info
   }
 
@@ -107,31 +191,54 @@ export class Catalog {
   private async lookupAll(where: string): Promise<CatalogRow[] | undefined> {
     try {
       const conn = await (this.conn ??= this.open())
-      const rows = await conn.query(
-        `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
-                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END, c.oid::text
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE ${where}
-          ORDER BY c.oid, a.attnum`,
-      )
-      const byOid = new Map<string, CatalogRow>()
-      for (const r of rows) {
-        let row = byOid.get(r[6] ?? '')
-        if (!row) {
-          row = {schema: r[0] ?? '', table: r[1] ?? '', columns: new Map()}
-          if (r[5]) row.viewdef = r[5]
-          byOid.set(r[6] ?? '', row)
-        }
-        row.columns.set(Number(r[3]), r[4] ?? '')
-      }
-      return [...byOid.values()]
+      return groupRelations(await conn.query(relationsSql(where)))
     } catch (err) {
       this.log.warn('pg catalog lookup failed; masking the column (fail closed)', {error: errorMessage(err)})
       return undefined
     }
   }
+}
+
+/** Relations matching `where` (over pg_class c, pg_namespace n), one row per column; see groupRelations. */
+function relationsSql(where: string): string {
+  return `SELECT n.nspname, c.relname, c.relkind::text, a.attnum::text, a.attname,
+                CASE WHEN c.relkind IN ('v','m') THEN pg_catalog.pg_get_viewdef(c.oid) END, c.oid::text
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE ${where}
+          ORDER BY c.oid, a.attnum`
+}
+
+function groupRelations(rows: (string | null)[][]): CatalogRow[] {
+  const byOid = new Map<string, CatalogRow>()
+  for (const r of rows) {
+    let row = byOid.get(r[6] ?? '')
+    if (!row) {
+      row = {schema: r[0] ?? '', table: r[1] ?? '', columns: new Map()}
+      if (r[5]) row.viewdef = r[5]
+      byOid.set(r[6] ?? '', row)
+    }
+    row.columns.set(Number(r[3]), r[4] ?? '')
+  }
+  return [...byOid.values()]
+}
+
+/** The query naming which of `keys` are trusted routines (see Catalog.analysisLookups); undefined when there is nothing to ask. */
+function trustedRoutinesSql(keys: readonly string[]): string | undefined {
+  const names = (kind: string) => keys.filter((k) => k.startsWith(`${kind}:`) && !k.includes('\\')).map((k) => quoteLiteral(k.slice(kind.length + 1)))
+  const [fns, ops, types] = [names('function'), names('operator'), names('type')]
+  const trusted = (catalog: string, oid: string) =>
+    `(${oid} < ${FIRST_NORMAL_OID} OR EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.${catalog}'::pg_catalog.regclass AND d.objid = ${oid} AND d.deptype = 'e'))`
+  const parts: string[] = []
+  if (fns.length) parts.push(`SELECT 'function:' || p.proname FROM pg_catalog.pg_proc p WHERE p.proname IN (${fns.join(',')}) GROUP BY p.proname HAVING bool_and(${trusted('pg_proc', 'p.oid')})`)
+  if (ops.length) parts.push(`SELECT 'operator:' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprname IN (${ops.join(',')}) GROUP BY o.oprname HAVING bool_and(${trusted('pg_operator', 'o.oid')})`)
+  if (types.length) {
+    parts.push(`SELECT 'type:' || t.typname FROM pg_catalog.pg_type t
+        LEFT JOIN pg_catalog.pg_cast c ON c.casttarget = t.oid AND c.castfunc <> 0 AND NOT ${trusted('pg_proc', 'c.castfunc')}
+        WHERE t.typname IN (${types.join(',')}) GROUP BY t.typname HAVING bool_and(${trusted('pg_type', 't.oid')} AND c.oid IS NULL)`)
+  }
+  return parts.length ? parts.join(' UNION ALL ') : undefined
 }
 
 /** A second authenticated connection to the target, for catalog queries only (never the client's). */
@@ -151,18 +258,27 @@ export class CatalogConn {
   ) {}
 
   query(sql: string): Promise<(string | null)[][]> {
+    return this.queryEach(sql).then((results) => results.flat())
+  }
+
+  /** Several statements in one round trip: the rows of each, in order. */
+  queryEach(sql: string): Promise<(string | null)[][][]> {
     const run = async () => {
       this.stream.write(encodeQuery(sql))
-      const rows: (string | null)[][] = []
+      const results: (string | null)[][][] = []
+      let rows: (string | null)[][] = []
       let error: string | undefined
       for (;;) {
         const f = await this.reader.one()
         if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
         if (f.type === B.DataRow) rows.push(decodeTextRow(f))
-        else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
+        else if (f.type === B.CommandComplete) {
+          results.push(rows)
+          rows = []
+        } else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
         else if (f.type === B.ReadyForQuery) {
           if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
-          return rows
+          return results
         }
       }
     }
@@ -195,6 +311,12 @@ function decodeTextRow(f: Frame): (string | null)[] {
   return out
 }
 
+
+/** A mask pattern naming one column; a name the pattern syntax cannot hold becomes `*` (broader, never narrower). */
+function columnPattern(schema: string, table: string, column: string): string {
+  const part = (x: string) => (/[."]/.test(x) || x.trim() !== x || x === '' ? '*' : x)
+  return `${part(schema)}.${part(table)}.${part(column)}`
+}
 
 function quoteLiteral(s: string): string {
   return "'" + s.replace(/'/g, "''") + "'"

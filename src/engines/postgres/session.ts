@@ -45,6 +45,7 @@ import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
 import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {judgeStartupParameters} from '../../sql/pg-analyze.js'
+import type {PgParses} from '../../sql/pg-parser.js'
 import {refusalMessage, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
@@ -66,6 +67,8 @@ export interface PgSessionOptions {
    * that the analyser's per-session state knows what SQL `EXECUTE name` would run.
    */
   prepared?: {parsed(name: string, sql: string): void; closed(name: string): void}
+  /** The session's parses, shared with policy's analysis so that masking does not parse again. */
+  parses?: PgParses
   limits?: {
     /** Largest client message held whole (Query, Parse, Bind...); default 256 MiB. */
     maxMessageBytes?: number
@@ -152,7 +155,7 @@ class PgSession {
     )
     this.catalog = new Catalog(() => openCatalog(this.o, this.upstreamParams, this.log), this.log)
     this.queue = new ResponseQueue(o.gate)
-    this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor))
+    this.masks = new MaskPlanner(this.catalog, (cursor) => this.queue.cursorOutputs(cursor), o.parses)
   }
 
   async run(): Promise<PgSessionResult> {
@@ -260,7 +263,10 @@ class PgSession {
   private async makeClientReady(conn: AuthenticatedConn): Promise<void> {
     const out = new Out()
     out.push(encodeAuthenticationOk())
-    for (const f of conn.startupFrames) out.push(f.bytes)
+    for (const f of conn.startupFrames) {
+      this.masks.serverMessage(f)
+      out.push(f.bytes)
+    }
     if (this.cancelKey) out.push(encodeBackendKeyData(this.cancelKey.pid, this.cancelKey.key))
     out.push(encodeReadyForQuery(conn.status))
     this.result.bytesDown += out.bytes
@@ -436,6 +442,7 @@ class PgSession {
       // Extended protocol: build the masker when an Execute's first row arrives.
       return this.prepareExecuteMasker(h).then(() => this.onServerMessage(f, out))
     }
+    this.masks.serverMessage(f)
     const guard = f.type === B.ErrorResponse ? undefined : textGuardFor(f.type)
     if (guard) f = asFrame(guard(f, this.textPolicy(h)))
     switch (f.type) {

@@ -203,13 +203,15 @@ export class RawClient {
     sock.on('error', () => {})
   }
 
-  static async open(port: number): Promise<RawClient> {
+  /** `o.username` 'root' (empty password) logs in to MariaDB directly too; `o.caps` adds capabilities (MULTI_RESULTS for CALL). */
+  static async open(port: number, o: {username?: string; caps?: number} = {}): Promise<RawClient> {
     const sock = net.connect(port, '127.0.0.1')
     await new Promise((r) => sock.once('connect', r))
     const c = new RawClient(sock)
     await c.read() // greeting
-    const caps = CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH | CAP.LONG_PASSWORD | CAP.CONNECT_WITH_DB
-    sock.write(encodePacket(encodeHandshakeResponse({capabilities: caps, maxPacket: 1 << 24, charset: 45, username: 'raw', authResponse: Buffer.alloc(0), database: 'test', authPlugin: 'mysql_native_password'}), 1).bytes)
+    const caps = CAP.PROTOCOL_41 | CAP.SECURE_CONNECTION | CAP.PLUGIN_AUTH | CAP.LONG_PASSWORD | CAP.CONNECT_WITH_DB | (o.caps ?? 0)
+    const username = o.username ?? 'raw'
+    sock.write(encodePacket(encodeHandshakeResponse({capabilities: caps, maxPacket: 1 << 24, charset: 45, username, authResponse: Buffer.alloc(0), database: 'test', authPlugin: 'mysql_native_password'}), 1).bytes)
     const ok = await c.read()
     assert.equal(ok?.payload[0], 0x00)
     return c

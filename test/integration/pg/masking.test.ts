@@ -3,6 +3,8 @@
 import {strict as assert} from 'node:assert'
 import pg from 'pg'
 import type {MaskPlan} from '../../../src/masking/types.js'
+import {B} from '../../../src/protocol/pg/messages.js'
+import {PgRawClient} from '../../helpers/pg-raw.js'
 import {allow, psql, psqlScript, startHarness, type Harness} from './harness.js'
 
 const S = `hoop_pgm_${process.pid}`
@@ -22,7 +24,8 @@ describe('pg engine: masking', function () {
     await c.query(`DROP SCHEMA IF EXISTS ${S} CASCADE; CREATE SCHEMA ${S};
       CREATE TABLE ${S}.customers (id int, email text, card text, secret_num int, note text);
       INSERT INTO ${S}.customers VALUES (1, '${EMAIL}', '${CARD}', 1234, 'call +44 20 7946 0958 or mail bob@corp.example, iban GB82 WEST 1234 5698 7654 32, ssn 123-45-6789');
-      CREATE VIEW ${S}.v AS SELECT id, email AS contact FROM ${S}.customers;`)
+      CREATE VIEW ${S}.v AS SELECT id, email AS contact FROM ${S}.customers;
+      CREATE VIEW ${S}.v2 AS SELECT id, lower(contact) AS c2 FROM ${S}.v;`)
     await c.end()
     cols = await startHarness({judge: () => allow(columnsOnly)})
     all = await startHarness({judge: () => allow(withDetectors)})
@@ -56,7 +59,10 @@ describe('pg engine: masking', function () {
     ['FROM subquery', `select lower(e) from (select email as e from ${S}.customers) s`],
     ['CTE', `with w as (select email from ${S}.customers) select concat(email, '') from w`],
     ['view', `select contact from ${S}.v`],
-    ['row_to_json', `select row_to_json(c) from ${S}.customers c`],
+    ['a function of a view column', `select upper(contact) from ${S}.v`],
+    ['a view over a view', `select c2 from ${S}.v2`],
+    ['a function of a view-over-view column', `select upper(c2) || '' from ${S}.v2`],
+    ["a field of a view's whole row", `select (w).contact from ${S}.v w`],
   ] as const) {
     it(`masks through ${name}`, async () => {
       const out = await q(cols, sql)
@@ -64,6 +70,69 @@ describe('pg engine: masking', function () {
       assert.match(out, /\*\*\*\*/)
     })
   }
+
+  /** The first cell of each DataRow the statements' last answer holds, as the client got it (null for NULL). */
+  const firstCells = async (port: number, statements: string[]) => {
+    const c = await PgRawClient.open(port)
+    try {
+      let frames: {type: number; bytes: Buffer}[] = []
+      for (const sql of statements) frames = (await c.query(sql)).frames
+      return frames.filter((f) => f.type === B.DataRow).map((f) => (f.bytes.readInt32BE(7) < 0 ? null : f.bytes.toString('utf8', 11, 11 + f.bytes.readInt32BE(7))))
+    } finally {
+      c.close()
+    }
+  }
+
+  describe('whole-row references mask only the masked fields', () => {
+    const masked = (text: string, json: boolean) => {
+      const q = (v: string) => (json ? `"${v}"` : v)
+      return text.replace(q(EMAIL), q('****')).replace(q(CARD), q('****')).replace(/(: ?)1234\b/, '$1"****"').replace(/,1234,/, ',****,')
+    }
+    for (const [name, sql, json] of [
+      ['row_to_json(c)', `select row_to_json(c) from ${S}.customers c`, true],
+      ['to_jsonb(c)', `select to_jsonb(c) from ${S}.customers c`, true],
+      ['pg_catalog.to_json(c.*)', `select pg_catalog.to_json(c.*) from ${S}.customers c`, true],
+      ['ROW(c.*)', `select row(c.*) from ${S}.customers c`, false],
+      ['c as a column', `select c from ${S}.customers c`, false],
+    ] as const) {
+      it(`${name}: the rest is the server's text byte for byte`, async () => {
+        const [direct] = await firstCells(5432, [sql])
+        const [through] = await firstCells(cols.port, [sql])
+        assert.ok(direct?.includes(EMAIL) && direct.includes('call +44'), direct ?? 'NULL')
+        assert.equal(through, masked(direct ?? '', json))
+        assert.ok(!through?.includes('alice') && !through?.includes(CARD), through ?? 'NULL')
+      })
+    }
+
+    it("a view's whole row masks the column it derives from a masked one", async () => {
+      const [through] = await firstCells(cols.port, [`select to_json(v) from ${S}.v v`])
+      assert.equal(through, '{"id":1,"contact":"****"}')
+    })
+
+    for (const [name, statements] of [
+      ['a column added in the open transaction (a key the catalog does not know)', ['begin', `alter table ${S}.customers add column extra text`, `select row_to_json(c) from ${S}.customers c`]],
+      ['a client encoding other than UTF-8', ['set client_encoding to latin1', `select row_to_json(c) from ${S}.customers c`]],
+      ['a composite once the session read masked data', [`select email from ${S}.customers`, `select row(c.*) from ${S}.customers c`]],
+    ] as const) {
+      it(`masks the whole value for ${name}`, async () => {
+        const cells = await firstCells(cols.port, [...statements])
+        // JSON becomes "****"; a composite (not a text type) NULL.
+        assert.ok(cells[0] === '"****"' || cells[0] === null, String(cells[0]))
+      })
+    }
+
+    it('masks the whole value in binary format', async () => {
+      const c = new pg.Client({host: '127.0.0.1', port: cols.port, user: 'postgres', database: 'test'})
+      await c.connect()
+      try {
+        const r = await c.query({text: `select row_to_json(c) as j from ${S}.customers c where id = $1`, values: [1], binary: true} as pg.QueryConfig)
+        const text = JSON.stringify(r.rows[0].j instanceof Buffer ? r.rows[0].j.toString() : r.rows[0].j)
+        assert.ok(!text.includes('alice') && !text.includes('call +44'), text)
+      } finally {
+        await c.end()
+      }
+    })
+  })
 
   it('a view looked up under one mask plan is analysed again under another (catalog cache keyed by plan)', async () => {
     // First statement masks nothing on the view's source; the second masks customers.email. The

@@ -43,7 +43,15 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
       CREATE TABLE ${S}.a (id int primary key, name text, n int);
       CREATE TABLE ${S}.b (id int, tag text);
       INSERT INTO ${S}.a VALUES (1, 'one', 10), (2, 'two', 20);
-      INSERT INTO ${S}.b VALUES (1, 'x'), (3, 'z');`)
+      INSERT INTO ${S}.b VALUES (1, 'x'), (3, 'z');
+      CREATE VIEW ${S}.va AS SELECT id, upper(name) AS big FROM ${S}.a;
+      -- An extension's functions and operators (citext's =, lower) are trusted code, not user code.
+      CREATE EXTENSION IF NOT EXISTS citext SCHEMA ${S};`)
+    const c2 = admin()
+    await c2.connect()
+    const ext = await c2.query(`SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'citext'`)
+    await c2.query(`CREATE TABLE ${S}.ci (c ${ext.rows[0].nspname}.citext); INSERT INTO ${S}.ci VALUES ('One'), ('two')`)
+    await c2.end()
     await c.end()
     h = await startHarness({judge: () => allow(elsewhere)})
   })
@@ -73,11 +81,17 @@ describe('pg engine: precision (unmasked statements answered byte-identically un
   for (const [name, statements] of [
     ['a plain select', [`select id, name from ${S}.a order by id`]],
     ['EXPLAIN', [`explain (costs off) select * from ${S}.a where n > 5`]],
-    ['whole-row references', [`select row_to_json(t) from ${S}.a t order by id`, `select row(t.*) from ${S}.a t order by id`]],
+    ['whole-row references', [`select row_to_json(t) from ${S}.a t order by id`, `select row(t.*) from ${S}.a t order by id`, `select to_jsonb(t), t from ${S}.a t order by id`]],
+    ['views over an unmasked table', [`select big, lower(big), row_to_json(v) from ${S}.va v order by id`, `select big::int from ${S}.va`]],
     ['FULL JOIN ... USING', [`select * from ${S}.a full join ${S}.b using (id) order by id`]],
     ['computed columns next to t.*', [`select t.*, t.n * 2 as double from ${S}.a t order by id`]],
     ['RETURNING *', [`begin`, `update ${S}.a set n = n + 1 where id = 1 returning *`, `rollback`]],
     ['a table created in the open transaction', [`begin`, `create table ${S}.fresh (id int, label text)`, `insert into ${S}.fresh values (1, 'new')`, `select id, label, upper(label) from ${S}.fresh`, `rollback`]],
+    ['built-in functions, operators and casts', [`select upper(name), length(name) + n, coalesce(n, 0)::text || 'x', now() is not null, count(*) over () from ${S}.a where name like 'o%' order by id`]],
+    ["an extension's operators and functions", [`select c, c = 'ONE', lower(c), c || '!' from ${S}.ci order by c`]],
+    ['an error raised by a built-in over an unmasked table', [`select name::int from ${S}.a`, `select 1 / (n - n) from ${S}.a`]],
+    ['a cursor over an unmasked table, fetched later', [`begin`, `declare c cursor for select id, upper(name) from ${S}.a order by id`, `fetch 1 from c`, `move 1 in c`, `fetch all from c`, `rollback`]],
+    ['ORDER BY, GROUP BY and LIMIT over an unmasked table', [`select name, count(*) from ${S}.a group by name order by upper(name) desc limit 1 offset 0`, `select id from ${S}.a order by name::int`]],
     ['COPY of a temp table', [`create temp table tmp_copy as select * from ${S}.a`, `copy tmp_copy to stdout`, `copy (select name from tmp_copy) to stdout with (format csv)`]],
   ] as const) {
     it(name, async () => {

@@ -373,6 +373,8 @@ describe('sql: analyzePostgres judges what the server will do (issue 12)', () =>
       ['COPY customers TO STDOUT', []],
       ['SELECT email FROM customers', []],
       ["CREATE TABLE x AS SELECT query_to_xml('select email from customers', true, false, '')", ['table<-customers.email']],
+      // Stores nothing itself but runs SQL text that does: the outer statement reports the store too (its flow walk is not skipped).
+      ["SELECT query_to_xml('select set_config(''my.v'', email, false) from customers', true, false, '')", ['setting<-customers.email', 'setting<-customers.email', 'setting<-customers.email']],
       ['WITH d AS (INSERT INTO log SELECT email FROM customers RETURNING 1) SELECT 1', ['table<-customers.email']],
       ['CREATE VIEW v AS SELECT email FROM customers', ['view<-customers.email']],
       ['MERGE INTO log USING customers c ON log.id = c.id WHEN MATCHED THEN UPDATE SET a = c.email', ['table<-customers.email>a']],

@@ -42,6 +42,26 @@ describe('taint analysis', () => {
     assert.deepEqual(sources('select upper(p.ssn) from people p'), ['*.ssn'])
   })
 
+  it('names the routines a statement runs, and taints what user code computes', () => {
+    const [a] = analyzeSql("select upper(note), n + 1, x::int, pg_catalog.lower('A'), my_fn(id) from t where name like 'a%'", m) ?? []
+    assert.deepEqual(new Set(a.routines), new Set(['function:upper', 'operator:+', 'type:int4', 'function:lower', 'function:my_fn', 'operator:~~']))
+    assert.equal(a.readsMasked, undefined)
+    const [b] = analyzeSql('select upper(note), my_fn(id) from t', m, new Set(['function:my_fn'])) ?? []
+    assert.deepEqual(b.outputs?.map((o) => ('star' in o ? '*' : (o.source ?? '-'))), ['-', 'function:my_fn'])
+    assert.equal(b.readsMasked, 'function:my_fn')
+    const [c] = analyzeSql('delete from t where my_fn(id) = 1', m, new Set(['function:my_fn'])) ?? []
+    assert.equal(c.readsMasked, 'function:my_fn', 'DML conditions are walked')
+    assert.equal(analyzeSql('create function public.upper(int) returns text language sql as $$ select 1 $$', m)?.[0].defines, 'function:upper')
+    assert.equal(analyzeSql('alter function f(int) rename to lower', m)?.[0].defines, 'function:lower')
+  })
+
+  it('marks outputs that are exactly a whole row, and only those', () => {
+    const rows = (sql: string) => (analyzeSql(sql, m)?.[0].outputs ?? []).map((o) => ('star' in o || !o.row ? '-' : `${o.row.form}:${o.row.rel.table}`))
+    assert.deepEqual(rows('select row_to_json(c), to_jsonb(c.*), row(c.*), c, pg_catalog.to_json(o) from customers c, orders o'), ['json:customers', 'json:customers', 'composite:customers', 'composite:customers', 'json:orders'])
+    assert.deepEqual(rows("select row_to_json(c, true), row(c.*, 1), (c).email, upper(row_to_json(c)::text), my.row_to_json(c), json_agg(c) from customers c"), ['-', '-', '-', '-', '-', '-'])
+    assert.deepEqual(rows('with w as (select * from customers) select row_to_json(w) from w'), ['-'])
+  })
+
   it('handles UNION, VALUES, RETURNING, cursors and COPY', () => {
     assert.deepEqual(sources("select 'a' union all select email from customers"), ['public.customers.email'])
     assert.deepEqual(sources("insert into customers(email) values ('x') returning upper(email)"), ['public.customers.email'])
