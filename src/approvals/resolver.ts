@@ -26,7 +26,7 @@ export interface ApprovalResolver {
 export function approvalResolver(service: ApprovalService): ApprovalResolver {
   return {
     async resolve(req) {
-      const r = service.resolve(req)
+      const r = await service.resolve(req)
       return r.status === 'approved' ? {status: 'approved', approvalId: r.approval.id} : {status: 'pending', approvalId: r.approval.id, message: reviewDetail(r.approval)}
     },
   }

@@ -54,7 +54,7 @@ export async function handleApprovalsApi(
     const mine = query.get('mine') === '1' || query.get('mine') === 'true'
     const limit = query.has('limit') ? Number(query.get('limit')) : undefined
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new HoopError('INVALID_INPUT', 'limit must be a positive whole number')
-    sendJson(res, 200, {approvals: svc.list(identity, {state, mine, limit}).map(view)})
+    sendJson(res, 200, {approvals: (await svc.list(identity, {state, mine, limit})).map(view)})
     return true
   }
   if (path === PREFIX && method === 'POST') {
@@ -64,7 +64,7 @@ export async function handleApprovalsApi(
     if (!conn) throw new HoopError('UNKNOWN_CONNECTION', `unknown connection "${body.connection}"`)
     if (!ctx.policy) throw new HoopError('INVALID_INPUT', 'this gateway has no policy, so there is no time-boxed access to request')
     const review = sessionReviewFor(ctx.policy(), identity, {name: conn.name, type: conn.type})
-    const r = svc.requestAccess({identity, connection: conn.name, review, reason: body.reason as string, durationSeconds: durationOf(body.duration)})
+    const r = await svc.requestAccess({identity, connection: conn.name, review, reason: body.reason as string, durationSeconds: durationOf(body.duration)})
     const out: AccessRequestResponse = {status: r.status, approval: view(r.approval)}
     sendJson(res, r.status === 'pending' ? 201 : 200, out)
     return true
@@ -73,7 +73,7 @@ export async function handleApprovalsApi(
   if (path === `${PREFIX}/used` && method === 'GET') {
     const request = query.get('request') ?? ''
     if (!/^[A-Za-z0-9_-]{8,64}$/.test(request)) throw new HoopError('INVALID_INPUT', 'request must be the id the client sent when it opened the session')
-    sendJson(res, 200, {uses: svc.usesOf(identity, request)})
+    sendJson(res, 200, {uses: await svc.usesOf(identity, request)})
     return true
   }
 
@@ -82,13 +82,13 @@ export async function handleApprovalsApi(
   const id = decodeURIComponent(m[1])
   const action = m[2]
   if (!action && method === 'GET') {
-    sendJson(res, 200, view(svc.show(id, identity)))
+    sendJson(res, 200, view(await svc.show(id, identity)))
     return true
   }
   if ((action === 'approve' || action === 'reject') && method === 'POST') {
     const body = (await readJsonBody(req)) as {reason?: unknown}
     if (typeof body.reason !== 'string') throw new HoopError('INVALID_INPUT', `a justification is required to ${action} (--reason "why")`)
-    const rec = action === 'approve' ? svc.approve(id, identity, body.reason) : svc.reject(id, identity, body.reason)
+    const rec = action === 'approve' ? await svc.approve(id, identity, body.reason) : await svc.reject(id, identity, body.reason)
     sendJson(res, 200, view(rec))
     return true
   }

@@ -7,7 +7,7 @@ import type {Socket} from 'node:net'
 import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
-import {ApprovalService, approvalAuditEvents, approvalResolver} from '../approvals/index.js'
+import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
 import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
 import type {AuditMode} from '../engines/gate.js'
 import type {Policy} from '../policy/index.js'
@@ -102,7 +102,7 @@ export class Gateway {
     private readonly server: Server,
     private readonly wss: WebSocketServer,
     readonly store: Store,
-    /** The data dir's SQLite file: the audit log, approvals and recordings (and the store when it is SQLite). */
+    /** The data dir's SQLite file: the audit log and recordings (and the store when it is SQLite). */
     private readonly local: SqliteStore,
     readonly audit: AuditLog,
     readonly approvals: ApprovalService,
@@ -114,7 +114,7 @@ export class Gateway {
     this.authFailures = new AuthFailureAudit(audit, opts.logger.child({component: 'audit'}))
   }
 
-  /** The local SQLite handle the audit log, approvals and recordings use (docs/ha.md: they move next). */
+  /** The local SQLite handle the audit log and recordings use (docs/ha.md: they move next). */
   get db(): Database.Database {
     return this.local.db
   }
@@ -193,7 +193,8 @@ export class Gateway {
       throw err
     }
     // Every approval state change is an audit event (requested, approved, rejected, expired).
-    const approvals = new ApprovalService(local.db, {
+    // Approvals live with the store: on PostgreSQL, every replica sees (and spends) the same ones.
+    const approvals = new ApprovalService(approvalStoreFor(store), {
       onEvent: (kind, rec, decision, use) => {
         for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
       },

@@ -4,6 +4,7 @@
 // A migration, once released, is never edited: a change is a new migration at the end.
 import type pg from 'pg'
 import {HoopError} from '../shared/errors.js'
+import {inTransaction} from './pg-tx.js'
 
 interface Migration {
   version: number
@@ -32,6 +33,35 @@ CREATE INDEX sessions_started ON sessions (started_at);
 CREATE INDEX sessions_open ON sessions (started_at) WHERE ended_at IS NULL;
 `,
   },
+  {
+    version: 2,
+    name: 'approvals and grants',
+    // The SQLite columns, so one row mapping serves both stores. Times are bigint milliseconds
+    // from the gateway's clock (not timestamptz): expiry compares them with that clock.
+    sql: `
+CREATE TABLE approval_requests (
+  id text PRIMARY KEY, state text NOT NULL, scope text NOT NULL, rule_id text NOT NULL,
+  connection text NOT NULL, requester_kind text NOT NULL, requester_subject text NOT NULL,
+  requester_json text NOT NULL, statement text, statement_hash text, request_reason text,
+  approvals_required integer NOT NULL, approvers_json text NOT NULL, ttl_seconds integer NOT NULL,
+  duration_seconds integer, created_at bigint NOT NULL, expires_at bigint NOT NULL,
+  decided_at bigint, valid_until bigint, used_at bigint, session_id text);
+CREATE INDEX approval_requests_owner ON approval_requests (requester_kind, requester_subject, connection, rule_id, state);
+CREATE INDEX approval_requests_state ON approval_requests (state, created_at);
+CREATE TABLE approval_uses (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  approval_id text NOT NULL REFERENCES approval_requests (id), session_id text, client_request text,
+  statement_hash text NOT NULL, used_at bigint NOT NULL);
+CREATE INDEX approval_uses_approval ON approval_uses (approval_id, session_id);
+CREATE INDEX approval_uses_request ON approval_uses (client_request);
+CREATE TABLE approval_decisions (
+  seq bigint GENERATED ALWAYS AS IDENTITY,
+  request_id text NOT NULL REFERENCES approval_requests (id), approver_kind text NOT NULL,
+  approver_subject text NOT NULL, approver_json text NOT NULL, decision text NOT NULL,
+  reason text NOT NULL, decided_at bigint NOT NULL,
+  PRIMARY KEY (request_id, approver_kind, approver_subject));
+`,
+  },
 ]
 
 /** pg_advisory_xact_lock key of hoop's schema changes ("hoop" in ASCII), the same in every replica. */
@@ -41,10 +71,7 @@ const MIGRATION_LOCK = 0x686f6f70
 export async function migrate(pool: pg.Pool): Promise<number> {
   const latest = MIGRATIONS[MIGRATIONS.length - 1].version
   for (;;) {
-    const client = await pool.connect()
-    let failed = false
-    try {
-      await client.query('BEGIN')
+    const done = await inTransaction(pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())')
       const {rows} = await client.query<{v: number}>('SELECT coalesce(max(version), 0)::integer AS v FROM schema_migrations')
@@ -54,20 +81,11 @@ export async function migrate(pool: pg.Pool): Promise<number> {
         throw new HoopError('STORE_UNAVAILABLE', `the store's schema is at version ${current}, newer than this hoop knows (${latest}); upgrade hoop`)
       }
       const next = MIGRATIONS.find((m) => m.version === current + 1)
-      if (!next) {
-        await client.query('COMMIT')
-        return current
-      }
+      if (!next) return current
       await client.query(next.sql)
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [next.version, next.name])
-      await client.query('COMMIT')
-    } catch (err) {
-      failed = true
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw err
-    } finally {
-      // A connection that failed mid-transaction is not handed to anyone else.
-      client.release(failed)
-    }
+      return undefined
+    })
+    if (done !== undefined) return done
   }
 }

@@ -5,6 +5,7 @@ import pg from 'pg'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {migrate} from './pg-migrations.js'
+import {inTransaction} from './pg-tx.js'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
 
 export interface PostgresStoreOptions {
@@ -80,14 +81,43 @@ export class PostgresStore implements Store {
     return new PostgresStore(pool, opts.url)
   }
 
-  /** One query; a failure other than a taken name becomes STORE_UNAVAILABLE, with the password scrubbed. */
-  private async query(sql: string, args: unknown[] = []): Promise<Row[]> {
+  /**
+   * One query; a failure other than a taken name becomes STORE_UNAVAILABLE, with the password
+   * scrubbed. Public for the parts that keep their own tables on this store (approvals).
+   */
+  async query(sql: string, args: unknown[] = []): Promise<Row[]> {
     try {
       return (await this.pool.query(sql, args)).rows as Row[]
     } catch (err) {
-      if ((err as {code?: string}).code === UNIQUE_VIOLATION) throw err
-      throw new HoopError('STORE_UNAVAILABLE', `store query failed at ${redactUrl(this.url)}: ${scrub(reason(err), this.url)}`)
+      throw this.storeError(err)
     }
+  }
+
+  /**
+   * Runs `fn` in one transaction on one connection (for row locks: SELECT ... FOR UPDATE). An error
+   * from `fn` rolls back and is thrown as is; a store failure becomes STORE_UNAVAILABLE.
+   */
+  async transaction<T>(fn: (query: (sql: string, args?: unknown[]) => Promise<Row[]>) => Promise<T>): Promise<T> {
+    try {
+      return await inTransaction(this.pool, (client) =>
+        fn(async (sql, args = []) => {
+          try {
+            return (await client.query(sql, args)).rows as Row[]
+          } catch (err) {
+            throw this.storeError(err)
+          }
+        }),
+      )
+    } catch (err) {
+      // What `fn` refused stays as it is; a lost connection or a failed BEGIN/COMMIT is the store's.
+      throw err instanceof HoopError ? err : this.storeError(err)
+    }
+  }
+
+  private storeError(err: unknown): unknown {
+    const code = (err as {code?: string}).code
+    if (code === UNIQUE_VIOLATION) return err
+    return new HoopError('STORE_UNAVAILABLE', `store query failed at ${redactUrl(this.url)}: ${scrub(reason(err), this.url)}`)
   }
 
   /** Inserts a named record; a live name already taken is CONFLICT, as in the SQLite store. */

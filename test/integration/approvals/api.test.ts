@@ -2,7 +2,7 @@
 // real SQLite store, driven through the CLI's own client (ApprovalsClient).
 import assert from 'node:assert/strict'
 import {createServer, type Server} from 'node:http'
-import {approvalAuditEvents, ApprovalService, type ApprovalEventKind} from '../../../src/approvals/index.js'
+import {approvalAuditEvents, ApprovalService, approvalStoreFor, type ApprovalEventKind} from '../../../src/approvals/index.js'
 import {ApprovalsClient, approvalDetail, approvalIdIn, approvalsTable, requestAccessAndWait} from '../../../src/client/approvals.js'
 import {GatewayApi} from '../../../src/client/api.js'
 import {createServiceAccount} from '../../../src/gateway/admin.js'
@@ -46,7 +46,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
 
   before(async () => {
     store = new SqliteStore(dir.path)
-    svc = new ApprovalService(store.db, {onEvent: (k, r, d) => audited.push(...approvalAuditEvents(k, r, d).map(() => k))})
+    svc = new ApprovalService(approvalStoreFor(store), {onEvent: (k, r, d) => audited.push(...approvalAuditEvents(k, r, d).map(() => k))})
     const policy = parsePolicy(POLICY, 'policy.yaml')
     const ctx = {approvals: svc, policy: () => policy, config: {connections: [{name: 'prod', type: 'postgres'}]}}
     server = createServer((req, res) => {
@@ -78,7 +78,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
 
   it('lists, shows, refuses self-approval, approves, and the long-poll sees it', async () => {
     const devIdentity = {kind: 'service-account' as const, subject: 'dev-bot', name: 'dev-bot', groups: ['engineering']}
-    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', statement: 'UPDATE t SET a = 1', review})
+    const {approval} = await svc.resolve({identity: devIdentity, connection: 'prod', statement: 'UPDATE t SET a = 1', review})
     assert.equal(approvalIdIn(`ERROR: hoop: ... request ${approval.id} is pending`), approval.id)
 
     const pending = await dba.list()
@@ -111,7 +111,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
 
   it('a rejected request ends the wait with APPROVAL_REQUIRED naming the rejection', async () => {
     const devIdentity = {kind: 'service-account' as const, subject: 'dev-bot', name: 'dev-bot', groups: ['engineering']}
-    const {approval} = svc.resolve({identity: devIdentity, connection: 'prod', statement: 'DELETE FROM t', review})
+    const {approval} = await svc.resolve({identity: devIdentity, connection: 'prod', statement: 'DELETE FROM t', review})
     await dba.decide(approval.id, 'reject', 'not today')
     await assert.rejects(dev.waitForDecision(approval.id), (e) => code(e) === 'APPROVAL_REQUIRED' && /rejected by dba-bot: not today/.test((e as Error).message))
     await assert.rejects(dba.decide(approval.id, 'approve', 'changed my mind'), (e) => code(e) === 'CONFLICT')
@@ -149,7 +149,7 @@ describe('approvals API (real HTTP, real service-account keys)', () => {
     await assert.rejects(requestAccessAndWait({gateway: url, token: otherToken, connection: 'prod', interactive: false}), (e) => code(e) === 'INVALID_INPUT' && /--reason/.test((e as Error).message))
   })
 
-  it('turned every state change into an audit event', () => {
+  it('turned every state change into an audit event', async () => {
     assert.deepEqual(audited, ['requested', 'approved', 'requested', 'rejected', 'requested', 'approved', 'requested', 'approved'])
   })
 })

@@ -8,6 +8,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {approvalAuditEvents, ApprovalService} from '../../../src/approvals/index.js'
+import {SqliteApprovalStore} from '../../../src/approvals/store-sqlite.js'
 import type {AuditEvent} from '../../../src/audit/events.js'
 import type {Identity} from '../../../src/identity/types.js'
 import type {ReviewDecision} from '../../../src/policy/index.js'
@@ -30,7 +31,7 @@ describe('approval records in the audit log', () => {
     db = new Database(join(dir, 'hoop.db'))
     clock = Date.parse('2025-01-01T10:00:00Z')
     audited = []
-    svc = new ApprovalService(db, {now: () => clock, onEvent: (k, r, d, u) => audited.push(...approvalAuditEvents(k, r, d, u))})
+    svc = new ApprovalService(new SqliteApprovalStore(db), {now: () => clock, onEvent: (k, r, d, u) => audited.push(...approvalAuditEvents(k, r, d, u))})
   })
   afterEach(() => {
     db.close()
@@ -39,13 +40,13 @@ describe('approval records in the audit log', () => {
 
   const of = (kind: string) => audited.filter((e) => e.kind === kind)
 
-  it('one-time: the asking session on the request and decision, valid-from/until, approval.used in the session that ran it', () => {
-    const asked = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: once, session: 'ses_ASKED000000'})
+  it('one-time: the asking session on the request and decision, valid-from/until, approval.used in the session that ran it', async () => {
+    const asked = await svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: once, session: 'ses_ASKED000000'})
     assert.equal(asked.approval.session, 'ses_ASKED000000')
     clock += 60_000
-    svc.approve(asked.approval.id, bob, 'ticket OPS-7')
+    await svc.approve(asked.approval.id, bob, 'ticket OPS-7')
     clock += 60_000
-    const ran = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: once, session: 'ses_RAN0000000', clientRequest: 'run-abcdefgh'})
+    const ran = await svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: once, session: 'ses_RAN0000000', clientRequest: 'run-abcdefgh'})
     assert.equal(ran.status, 'approved')
 
     const [requested] = of('approval.requested')
@@ -63,13 +64,13 @@ describe('approval records in the audit log', () => {
     assert.equal(used.time, '2025-01-01T10:02:00.000Z')
 
     // The client asks which approval its run used; nobody else sees the requester's uses.
-    assert.deepEqual(svc.usesOf(alice, 'run-abcdefgh').map((u) => [u.approvalId, u.session, u.scope]), [[asked.approval.id, 'ses_RAN0000000', 'statement']])
-    assert.deepEqual(svc.usesOf(bob, 'run-abcdefgh'), [])
+    assert.deepEqual((await svc.usesOf(alice, 'run-abcdefgh')).map((u) => [u.approvalId, u.session, u.scope]), [[asked.approval.id, 'ses_RAN0000000', 'statement']])
+    assert.deepEqual((await svc.usesOf(bob, 'run-abcdefgh')), [])
   })
 
-  it('time-boxed: the grant says its window and duration; approval.used once per session that runs under it', () => {
-    const asked = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: grant, session: 'ses_ASKED000000'})
-    svc.approve(asked.approval.id, bob, 'incident window')
+  it('time-boxed: the grant says its window and duration; approval.used once per session that runs under it', async () => {
+    const asked = await svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: grant, session: 'ses_ASKED000000'})
+    await svc.approve(asked.approval.id, bob, 'incident window')
     const [requested] = of('approval.requested')
     assert.equal(requested.data.scope, 'session')
     assert.equal(requested.data.duration_seconds, 1800)
@@ -78,23 +79,23 @@ describe('approval records in the audit log', () => {
     assert.equal(decided.data.valid_until, '2025-01-01T10:30:00.000Z')
 
     for (const session of ['ses_ONE00000000', 'ses_ONE00000000', 'ses_TWO00000000']) {
-      assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: `${SQL} -- ${session}`, review: grant, session, clientRequest: `req-${session}`}).status, 'approved')
+      assert.equal((await svc.resolve({identity: alice, connection: 'prod', statement: `${SQL} -- ${session}`, review: grant, session, clientRequest: `req-${session}`})).status, 'approved')
     }
     const used = of('approval.used')
     assert.deepEqual(used.map((e) => e.session), ['ses_ONE00000000', 'ses_TWO00000000'])
     assert.ok(used.every((e) => e.data.valid_until === '2025-01-01T10:30:00.000Z' && e.data.scope === 'session'))
     // Every statement's use is kept for the client's look-up, not only the first.
-    assert.equal(svc.usesOf(alice, 'req-ses_ONE00000000').length, 2)
+    assert.equal((await svc.usesOf(alice, 'req-ses_ONE00000000')).length, 2)
   })
 
-  it('repeat: approval.used for every run of the approved statement, with scope repeat and the approval\'s window', () => {
+  it('repeat: approval.used for every run of the approved statement, with scope repeat and the approval\'s window', async () => {
     const repeat: ReviewDecision = {...once, ruleId: 'dump', scope: 'repeat', ttlSeconds: 600}
-    const asked = svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session: 'ses_ASKED000000'})
-    svc.approve(asked.approval.id, bob, 'dump window')
+    const asked = await svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session: 'ses_ASKED000000'})
+    await svc.approve(asked.approval.id, bob, 'dump window')
     assert.equal(of('approval.requested')[0].data.scope, 'repeat')
     for (const session of ['ses_ONE00000000', 'ses_ONE00000000', 'ses_TWO00000000']) {
       clock += 1000
-      assert.equal(svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session}).status, 'approved')
+      assert.equal((await svc.resolve({identity: alice, connection: 'prod', statement: SQL, review: repeat, session})).status, 'approved')
     }
     const used = of('approval.used')
     assert.deepEqual(used.map((e) => e.session), ['ses_ONE00000000', 'ses_ONE00000000', 'ses_TWO00000000'])

@@ -3,7 +3,7 @@
 // real audit log and approval service), sessions left open by a crash closed on restart, and the
 // policy version itself.
 import assert from 'node:assert/strict'
-import {ApprovalService, approvalAuditEvents, approvalResolver} from '../../../src/approvals/index.js'
+import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../../../src/approvals/index.js'
 import type {StoredEvent} from '../../../src/audit/events.js'
 import {events} from '../../../src/audit/events.js'
 import {AuditLog} from '../../../src/audit/log.js'
@@ -54,7 +54,7 @@ describe('complete records on the stored events', () => {
     t.cleanup()
   })
 
-  it('the policy version is the same for the same rules wherever they are written, and new for any change', () => {
+  it('the policy version is the same for the same rules wherever they are written, and new for any change', async () => {
     const a = parsePolicy(POLICY, '/etc/hoop/a.yaml')
     const b = parsePolicy(`# moved and commented\n${POLICY}`, '/srv/b.yaml')
     const c = parsePolicy(POLICY.replace('ttl: 1h', 'ttl: 2h'), '/etc/hoop/a.yaml')
@@ -64,7 +64,7 @@ describe('complete records on the stored events', () => {
   })
 
   it('a statement run under an approval carries its id; every decision carries the policy version; approval.used precedes it', async () => {
-    const approvals = new ApprovalService(store.db, {
+    const approvals = new ApprovalService(approvalStoreFor(store), {
       onEvent: (k, r, d, u) => {
         for (const e of approvalAuditEvents(k, r, d, u)) void log.append(e)
       },
@@ -83,7 +83,7 @@ describe('complete records on the stored events', () => {
     const update = 'UPDATE t SET x = 1'
     const held = await run('ses_ASK000000000', update)
     assert.equal(held.effect, 'review')
-    approvals.approve(held.effect === 'review' ? held.approvalId! : '', bob, 'ok')
+    await approvals.approve(held.effect === 'review' ? held.approvalId! : '', bob, 'ok')
     await run('ses_RUN000000000', update)
     await run('ses_RUN000000000', 'SELECT 1')
     await run('ses_RUN000000000', 'DROP TABLE t')

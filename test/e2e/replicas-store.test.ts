@@ -1,0 +1,145 @@
+// Three gateway replicas on one PostgreSQL store (issue 16), with real processes from the built
+// CLI: an approval requested through replica A is decided on B and used on C, at once and only
+// once; an agent revoked through B loses the link it holds to C within the sweep interval.
+import assert from 'node:assert/strict'
+import Database from 'better-sqlite3'
+import {randomBytes} from 'node:crypto'
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {adminQuery} from '../conformance/backends.js'
+import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
+import {type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+
+const DB = `hoop_store_test_${process.pid}_replicas`
+const STORE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`
+const TABLE = `hoop_replicas_e2e_${randomBytes(4).toString('hex')}`
+const APR = /apr_[A-Za-z0-9_-]{12}/
+
+const CONFIG = `store:
+  postgres:
+    url: {env: HOOP_STORE_URL}
+connections:
+  - {name: pg, type: postgres, target: 127.0.0.1:5432, agent: db-agent, database: test, username: postgres}
+policy:
+  version: 1
+  rules:
+    - {id: people, subjects: {groups: [eng, dba]}, connections: [pg], effect: allow}
+    - id: writes-need-approval
+      effect: review
+      connections: [pg]
+      match: {writes: true}
+      review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
+`
+
+/** The kinds of a replica's audit events about one approval, in order (its data dir's own log). */
+function approvalEvents(gw: GatewayProc, id: string): string[] {
+  const db = new Database(join(gw.dataDir, 'hoop.db'), {readonly: true})
+  try {
+    const rows = db.prepare(`SELECT kind FROM audit_events WHERE kind LIKE 'approval.%' AND body LIKE ? ORDER BY seq`).all(`%${id}%`) as Array<{kind: string}>
+    return rows.map((r) => r.kind)
+  } finally {
+    db.close()
+  }
+}
+
+/** The agent's JSON log line for a link made to `url`. */
+const linkedTo = (url: string) => new RegExp(`"msg":"connected to gateway","gateway":"${url.replace(/[.]/g, '\\.')}"`)
+
+describe('three gateway replicas on one PostgreSQL store: approvals and revocations cross replicas (built CLI)', function () {
+  this.timeout(240_000)
+  const dir = tempDir('hoop-e2e-replicas-store-')
+  const env = {HOOP_STORE_URL: STORE_URL}
+  const gws: GatewayProc[] = []
+  const agents: Proc[] = []
+  const tokens: Record<string, string> = {}
+
+  /** Makes a credential in the shared store, as an operator would before any replica runs. */
+  const create = async (kind: 'agents' | 'service-accounts', name: string, groups: string[] = []) => {
+    const r = await runHoop(['admin', kind, 'create', name, '--config', join(dir.path, 'gateway.yaml'), '--json', ...groups.flatMap((g) => ['--group', g])], {env})
+    assert.equal(r.code, 0, r.stderr)
+    return (JSON.parse(r.stdout) as {token: string}).token
+  }
+  const counter = async () => Number((await adminQuery<{n: number}>(`SELECT n FROM ${TABLE} WHERE id = 1`, 'postgresql://postgres@127.0.0.1:5432/test'))[0].n)
+
+  before(async () => {
+    await adminQuery(`DROP DATABASE IF EXISTS ${DB}`)
+    await adminQuery(`CREATE DATABASE ${DB}`)
+    await adminQuery(`CREATE TABLE ${TABLE} (id int PRIMARY KEY, n int NOT NULL); INSERT INTO ${TABLE} VALUES (1, 0)`, 'postgresql://postgres@127.0.0.1:5432/test')
+    // The first replica migrates the store; `hoop admin --config` needs the schema in place.
+    for (const name of ['a', 'b', 'c']) {
+      mkdirSync(join(dir.path, name))
+      gws.push(await startGatewayProc(CONFIG, {dir: join(dir.path, name), env}))
+    }
+    writeFileSync(join(dir.path, 'gateway.yaml'), CONFIG)
+    tokens.agent = await create('agents', 'db-agent')
+    tokens.cAgent = await create('agents', 'c-agent')
+    tokens.dev = await create('service-accounts', 'dev-bot', ['eng'])
+    tokens.dba = await create('service-accounts', 'dba-bot', ['dba'])
+    tokens.admin = await create('service-accounts', 'root-admin', ['admins'])
+    const agent = spawnHoop(['agent', '--gateway', gws.map((g) => g.url).join(',')], {env: {HOOP_AGENT_TOKEN: tokens.agent}})
+    agents.push(agent)
+    for (const gw of gws) await agent.waitFor(linkedTo(gw.url))
+  })
+
+  after(async () => {
+    for (const a of agents) await a.stop()
+    for (const gw of gws) await gw.stop()
+    await adminQuery(`DROP TABLE IF EXISTS ${TABLE}`, 'postgresql://postgres@127.0.0.1:5432/test').catch(() => undefined)
+    await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
+    dir.cleanup()
+  })
+
+  it('an approval requested through A, decided on B, is used on C once, and cannot be replayed on any replica', async () => {
+    const [a, b, c] = gws
+    const update = `UPDATE ${TABLE} SET n = n + 1 WHERE id = 1`
+    const exec = (gw: GatewayProc) => runHoop(['exec', 'pg', '--gateway', gw.url, '-e', update], {env: {HOOP_TOKEN: tokens.dev}})
+
+    const held = await exec(a)
+    assert.equal(held.code, 17, held.stdout + held.stderr)
+    const id = APR.exec(held.stderr)?.[0]
+    assert.ok(id, held.stderr)
+
+    const listed = await runHoop(['approvals', 'list', '--json', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.dba}})
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.ok((JSON.parse(listed.stdout) as {approvals: Array<{id: string}>}).approvals.some((x) => x.id === id), 'B lists the request made through A')
+    const self = await runHoop(['approvals', 'approve', id, '--reason', 'mine', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.dev}})
+    assert.equal(self.code, 15, 'no self-approval on another replica either')
+    const ok = await runHoop(['approvals', 'approve', id, '--reason', 'ticket OPS-16', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.dba}})
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(await counter(), 0, 'nothing ran yet')
+
+    const ran = await exec(c)
+    assert.equal(ran.code, 0, ran.stderr)
+    assert.match(ran.stdout, /UPDATE 1/)
+    assert.equal(await counter(), 1)
+
+    for (const gw of [a, b, c]) {
+      const replay = await exec(gw)
+      assert.equal(replay.code, 17, `the spent approval is spent on ${gw.url} too`)
+      assert.notEqual(APR.exec(replay.stderr)?.[0], id)
+    }
+    assert.equal(await counter(), 1)
+    const shown = await runHoop(['approvals', 'show', id, '--json', '--gateway', a.url], {env: {HOOP_TOKEN: tokens.dev}})
+    assert.equal((JSON.parse(shown.stdout) as {state: string}).state, 'used')
+    // The audit log is still per replica (docs/ha.md): each replica recorded what it handled.
+    assert.deepEqual(
+      gws.map((gw) => approvalEvents(gw, id)),
+      [['approval.requested'], ['approval.decided'], ['approval.used']],
+    )
+  })
+
+  it('an agent revoked through B loses its link to C within seconds', async () => {
+    const [, b, c] = gws
+    const cAgent = spawnHoop(['agent', '--gateway', c.url], {env: {HOOP_AGENT_TOKEN: tokens.cAgent}})
+    agents.push(cAgent)
+    await cAgent.waitFor(linkedTo(c.url))
+    const revoke = await runHoop(['admin', 'agents', 'revoke', 'c-agent', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.admin}})
+    assert.equal(revoke.code, 0, revoke.stderr)
+    // Its only link is to C, so C (not B) cut it: C's sweep read the revocation from the store.
+    assert.equal(await cAgent.exited, 11, cAgent.stderr())
+    assert.match(cAgent.stderr(), /revoked/)
+    // The other agent, not revoked, keeps serving through C.
+    const r = await runHoop(['exec', 'pg', '--gateway', c.url, '-e', `SELECT n FROM ${TABLE} WHERE id = 1`], {env: {HOOP_TOKEN: tokens.dev}})
+    assert.equal(r.code, 0, r.stderr)
+  })
+})
