@@ -121,6 +121,17 @@ export class Catalog {
   }
 
   /**
+   * Column patterns for the columns of the views among `rels` that derive from a masked column
+   * (below): what the built-in rules check a storing statement's sources against (gate.ts,
+   * refuseStoredFromViews). Its own round trip, since the sources need not be names the statement's
+   * taint analysis looked up (a prepared statement's EXECUTE, SQL text a function runs).
+   */
+  async maskedViewColumns(rels: readonly {schema?: string; table: string}[], matcher: ColumnMatcher): Promise<string[]> {
+    const {views} = await this.analysisLookups([], rels)
+    return this.derivedViewColumns(views, rels, matcher, 0)
+  }
+
+  /**
    * Column patterns for the columns of `views` (the views among `rels`) that derive from a masked
    * column. Every view of a name counts (the client's search_path is not the catalog
    * connection's). A view whose definition cannot be analysed, or nested too deep, has every column
