@@ -49,7 +49,7 @@ interface CatalogRow {
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
   private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
-  /** A view definition's outputs, per mask plan (matcher key) and definition text. */
+  /** A view definition's outputs, per mask plan (matcher key), nesting depth and definition text. */
   private readonly views = new Map<string, Promise<OutputItem[] | undefined>>()
 
   constructor(
@@ -183,7 +183,8 @@ export class Catalog {
   /** What each output of a view definition derives from, under a mask plan; undefined when it cannot be told. */
   private viewOutputs(viewdef: string, matcher: ColumnMatcher, depth: number): Promise<OutputItem[] | undefined> {
     if (depth > MAX_VIEW_DEPTH) return Promise.resolve(undefined)
-    const key = `${matcher.key}\n${viewdef}`
+    // Per depth: the same view met deeper may hit the limit (masked whole), which must not stick to it.
+    const key = `${matcher.key}\n${depth}\n${viewdef}`
     let p = this.views.get(key)
     if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), undefined, depth).then((a) => a?.[0]?.outputs)))
     return p

@@ -103,6 +103,20 @@ describe('no laundering through views: PostgreSQL (issue 12)', function () {
     assert.equal(await pgState.largeObjects(), largeObjectsBefore)
   })
 
+  it('a view nested deeper than hoop follows counts as masked whole: refused (fail closed)', async () => {
+    // Nine views over the unmasked `name`, each over the one before: past the depth of 8.
+    const chain = Array.from({length: 9}, (_, k) => `CREATE VIEW ${S}.deep${k + 1} AS SELECT id, name FROM ${S}.${k === 0 ? 'customers' : `deep${k}`}`)
+    await pgAdminQuery(chain.join(';'))
+    try {
+      await run(`INSERT INTO ${S}.copy SELECT name FROM ${S}.deep9`)
+      assert.equal(await pgState.copy(), '')
+      assert.equal(await run(`INSERT INTO ${S}.copy SELECT name FROM ${S}.deep2`), undefined) // within the depth: runs
+      assert.equal(await pgState.copy(), 'Ann,Bob')
+    } finally {
+      await pgAdminQuery(`DROP VIEW IF EXISTS ${S}.deep1 CASCADE`)
+    }
+  })
+
   it('a view over such a view column is refused with hoop.masked-ddl', async () => {
     const err = await run(`CREATE VIEW ${S}.w AS SELECT contact AS x FROM ${S}.v`)
     assert.match(err ?? '', /^hoop: blocked by policy rule hoop\.masked-ddl: /)
@@ -189,6 +203,22 @@ describe('no laundering through views: MariaDB (issue 12)', function () {
     await run(`SELECT @z := contact FROM ${S}.v WHERE id = 1`)
     const [rows] = await client.query('SELECT @x IS NULL AS x, @y IS NULL AS y, @z IS NULL AS z')
     assert.deepEqual({...(rows as Array<Record<string, number>>)[0]}, {x: 1, y: 1, z: 1})
+  })
+
+  it('a view hoop cannot analyse counts as masked whole: refused (fail closed)', async () => {
+    // node-sql-parser does not read `<=>`, so the definition of `u` cannot be analysed.
+    await mysqlAdminQuery(`CREATE OR REPLACE VIEW ${S}.u AS SELECT id, email <=> 'x' AS e, name FROM ${S}.customers`)
+    try {
+      await run(`INSERT INTO ${S}.copy (a) SELECT name FROM ${S}.u`)
+      assert.equal(await mysqlState.copy(), '')
+    } finally {
+      await mysqlAdminQuery(`DROP VIEW IF EXISTS ${S}.u`)
+    }
+  })
+
+  it('a prepared statement (COM_STMT_PREPARE) from such a view column: refused, nothing written', async () => {
+    await client.execute(`INSERT INTO ${S}.copy (a) SELECT contact FROM ${S}.v WHERE id = ?`, [1]).catch(() => undefined)
+    assert.equal(await mysqlState.copy(), '')
   })
 
   it('a view over such a view column is refused with hoop.masked-ddl', async () => {
