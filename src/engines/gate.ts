@@ -1,6 +1,7 @@
 // The statement gate every engine passes each statement (SQL text, or an HTTP request) through:
 //
-//   judge  -> policy decides (allow with a mask plan / block / review); reviews go to approvals
+//   judge  -> policy decides (allow with a mask plan / block / review); reviews go to approvals;
+//             the engine then checks stored values through views (refuseStoredFromViews)
 //   admit  -> an allowed statement's audit record takes its place in the log (fail closed)
 //   finish -> the result event (rows, bytes, error, masked cells) rides with the next group commit
 //   refuse -> a blocked or unapproved statement is counted, recorded and audited
@@ -20,7 +21,7 @@ import {events, policyVersion, type AuditLog, type SessionRecorder} from '../aud
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import type {Identity} from '../identity/types.js'
 import {addCount, type MaskCounts, type MaskPlan} from '../masking/types.js'
-import {judgeOperation, type ConnectionRef, type MaskPlan as PolicyMaskPlan, type Operation, type Policy} from '../policy/index.js'
+import {judgeOperation, judgeStoredViewColumns, type ConnectionRef, type MaskPlan as PolicyMaskPlan, type Operation, type Policy, type StoredValue} from '../policy/index.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 
@@ -30,7 +31,7 @@ export type {MaskPlan}
 export type EngineMaskPlan = MaskPlan & {jsonPaths?: string[]}
 
 export type Verdict =
-  | {effect: 'allow'; ruleId: string; mask: EngineMaskPlan; approvalId?: string}
+  | {effect: 'allow'; ruleId: string; mask: EngineMaskPlan; approvalId?: string; stored?: StoredValue[]}
   | {effect: 'block'; ruleId: string; message: string}
   | {effect: 'review'; ruleId: string; message: string; approvalId?: string}
 
@@ -121,6 +122,30 @@ const WITHHELD: Refusal = {
 export class ResponseWithheld extends HoopError {
   constructor() {
     super('AUDIT_UNAVAILABLE', refusalMessage(WITHHELD))
+  }
+}
+
+/**
+ * The built-in rules' look through views, before an allowed statement is forwarded. Policy judged
+ * what the statement stores by the names it reads (`stored`: the values it let pass); a view's
+ * column may derive from a masked one under another name, which only the target's catalog tells.
+ * `viewColumns` is the engine's catalog: the columns of the views among these relations that
+ * derive from a masked column (every column of a view it cannot analyse, of every relation when
+ * the look-up fails). The refusal, or undefined; a failure refuses (fail closed).
+ */
+export async function refuseStoredFromViews(v: Verdict, viewColumns: (rels: Array<{schema?: string; table: string}>, mask: EngineMaskPlan) => Promise<string[]>, log: Logger): Promise<Refusal | undefined> {
+  if (v.effect !== 'allow' || !v.stored?.length) return undefined
+  const rels = new Map<string, {schema?: string; table: string}>()
+  // A source with no table (or every table of a schema) was judged as masked by policy already.
+  for (const {from} of v.stored) if (from.table !== undefined && from.table !== '*') rels.set(JSON.stringify([from.schema, from.table]), {...(from.schema === undefined ? {} : {schema: from.schema}), table: from.table})
+  if (rels.size === 0) return undefined
+  try {
+    const hit = judgeStoredViewColumns(v.stored, await viewColumns([...rels.values()], v.mask))
+    return hit ? {effect: 'block', ...hit} : undefined
+  } catch (err) {
+    log.error('view look-up for a storing statement failed; refusing it', {error: errorMessage(err)})
+    const {ruleId} = v.stored[0]
+    return {effect: 'block', ruleId, message: `the statement stores values read from relations that could not be checked for views over masked columns (fail closed; rule ${ruleId})`}
   }
 }
 
@@ -341,7 +366,8 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       const d = judgeOperation(policy, o.identity, o.connection, operation)
       let verdict: Verdict
       const kind = operation.engine === 'http' ? 'http' : 'sql'
-      if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind)}
+      const stored = d.stored ? {stored: d.stored} : {}
+      if (d.effect === 'allow') verdict = {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind), ...stored}
       else if (d.effect === 'block') verdict = {effect: 'block', ruleId: d.ruleId, message: d.message}
       else if (!o.approvals || !d.review) {
         verdict = {effect: 'block', ruleId: d.ruleId, message: `${d.message} (approvals are not available on this gateway)`}
@@ -349,7 +375,7 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
         const r = await o.approvals.resolve({identity: o.identity, connection: o.connection.name, statement: o.describe(op), review: d.review, session: o.session, clientRequest: o.clientRequest})
         verdict =
           r.status === 'approved'
-            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind), approvalId: r.approvalId}
+            ? {effect: 'allow', ruleId: d.ruleId, mask: toEngineMaskPlan(d.mask, kind), approvalId: r.approvalId, ...stored}
             : {effect: 'review', ruleId: d.ruleId, message: r.message, approvalId: r.approvalId}
       }
       ids.set(verdict, `${o.session}.${++counter}`)

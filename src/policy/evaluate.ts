@@ -13,6 +13,8 @@
 // whose mask plan has columns, statements that would let masked values be read back unmasked:
 // stored somewhere else, renamed away from the mask, or sampled by statistics. They come right
 // after the policy's own block rules; an `allow` rule that grants the subject may waive them.
+// They judge the names a statement reads; the stored values they let pass go with the decision
+// (`stored`), so that the engine can check them through views (judgeStoredViewColumns).
 // A statement part of which cannot be seen (`unseen`) is judged like unparsable text.
 import type {Identity} from '../identity/types.js'
 import {selectJsonValues} from '../shared/json-path.js'
@@ -42,6 +44,7 @@ import {
   SQL_MATCH_KEYS,
   type Statement,
   type StatementMatcher,
+  type StoredValue,
   type SubjectMatcher,
 } from './types.js'
 
@@ -160,25 +163,23 @@ function describeRef(c: ColumnRef): string {
  * The built-in rules, for a subject with column masks: the first statement that stores a masked
  * value somewhere readable (no-laundering), renames or alters a masked table or column or defines a
  * view over one (masked-ddl), or reads statistics that sample column values (masked-stats).
+ * The stored values these rules let pass by name go into `stored`, for the engine's look through views.
  */
-function builtinBlock(op: Operation, mask: MaskPlan, waived: ReadonlySet<BuiltinRuleId>): OperationDecision | undefined {
+function builtinBlock(op: Operation, mask: MaskPlan, waived: ReadonlySet<BuiltinRuleId>, stored: StoredValue[]): OperationDecision | undefined {
   if (mask.columns.length === 0 || op.engine === 'http') return undefined
   const pattern = (c: ColumnRef) => mask.columns.find((p) => mayBeMasked(p, c))
   const block = (ruleId: BuiltinRuleId, statement: number, message: string): OperationDecision => ({effect: 'block', ruleId, message: `${message} (rule ${ruleId})`, statement, mask})
   for (const [i, s] of op.statements.entries()) {
     for (const sf of s.stores ?? []) {
+      const ruleId = sf.stores === 'view' ? MASKED_DDL : NO_LAUNDERING
+      if (waived.has(ruleId)) continue
       for (const f of sf.flows) {
-        const p = pattern(f.from)
-        if (!p) continue
         if (f.into && mask.columns.some((q) => surelyMasked(q, f.into!))) continue
-        if (sf.stores === 'view') {
-          if (!waived.has(MASKED_DDL)) return block(MASKED_DDL, i, `${s.command} defines a view over ${describeRef(f.from)}, which is masked for you (${p.text})`)
-          continue
-        }
-        if (!waived.has(NO_LAUNDERING)) {
-          const where = f.into ? `column ${describeRef(f.into)}` : `a ${sf.stores}`
-          return block(NO_LAUNDERING, i, `${s.command} copies ${describeRef(f.from)}, which is masked for you (${p.text}), into ${where} (${sf.by}), where it could be read back unmasked`)
-        }
+        const into = `${f.into ? `column ${describeRef(f.into)}` : `a ${sf.stores}`} (${sf.by})`
+        const p = pattern(f.from)
+        if (!p) stored.push({from: f.from, ruleId, command: s.command, into})
+        else if (ruleId === MASKED_DDL) return block(MASKED_DDL, i, `${s.command} defines a view over ${describeRef(f.from)}, which is masked for you (${p.text})`)
+        else return block(NO_LAUNDERING, i, `${s.command} copies ${describeRef(f.from)}, which is masked for you (${p.text}), into ${into}, where it could be read back unmasked`)
       }
     }
     if (!waived.has(MASKED_DDL)) {
@@ -190,6 +191,28 @@ function builtinBlock(op: Operation, mask: MaskPlan, waived: ReadonlySet<Builtin
     if (s.readsStatistics && !waived.has(MASKED_STATS)) {
       return block(MASKED_STATS, i, `${s.command} reads column statistics (${s.tables.join(', ') || s.functions.join(', ')}), which sample column values, and some columns are masked for you`)
     }
+  }
+  return undefined
+}
+
+/**
+ * The engine's second look at what an allowed statement stores (`OperationDecision.stored`):
+ * `viewColumns` names, as "schema.view.column" (`*` for a part it cannot tell), the columns of the
+ * views the statement reads that derive from a masked column, which the target's catalog knows and
+ * policy does not. The first stored value read from one is blocked by its built-in rule, with
+ * doubt counted as masked as above (`SELECT *` of such a view, an unqualified view name).
+ */
+export function judgeStoredViewColumns(stored: readonly StoredValue[], viewColumns: readonly string[]): {ruleId: BuiltinRuleId; message: string} | undefined {
+  const patterns: ColumnPattern[] = viewColumns.map((text) => {
+    const [schema = '*', table = '*', column = '*'] = text.split('.')
+    return {schema, table, column, text}
+  })
+  for (const v of stored) {
+    const p = patterns.find((q) => mayBeMasked(q, v.from))
+    if (!p) continue
+    const what = `${describeRef(v.from)}, a view column that derives from data masked for you (${p.text})`
+    const message = v.ruleId === MASKED_DDL ? `${v.command} defines a view over ${what}` : `${v.command} copies ${what}, into ${v.into}, where it could be read back unmasked`
+    return {ruleId: v.ruleId, message: `${message} (rule ${v.ruleId})`}
   }
   return undefined
 }
@@ -224,6 +247,9 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
   // An HTTP operation without its request cannot be judged on what it asks for: treat it as unreadable.
   const op: Operation = operation.engine === 'http' && !operation.http && !operation.unparsable ? {...operation, unparsable: {reason: 'the HTTP request was not described to policy'}} : operation
   const mask = maskPlan(policy, identity, conn)
+  // Filled by the built-in rules; allow and review decisions carry it to the engine.
+  const stored: StoredValue[] = []
+  const withStored = () => (stored.length > 0 ? {stored} : {})
   const access = checkAccess(policy, identity, conn)
   if (!access.allowed) return {effect: 'block', ruleId: access.ruleId, message: access.reason, mask}
 
@@ -240,6 +266,7 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
         ...(statement === undefined ? {} : {statement}),
         review: {ruleId: r.id, approvers: spec.approvers, approvals: spec.approvals, ttlSeconds: spec.ttlSeconds, scope: spec.scope},
         mask,
+        ...withStored(),
       }
     }
     return {effect: 'block', ruleId: r.id, message: r.message ?? `${what} is blocked by rule ${r.id}`, ...(statement === undefined ? {} : {statement}), mask}
@@ -267,7 +294,7 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
     const part = parts.find((p) => p.matches(r.match))
     if (part) return decide(r, part)
   }
-  const builtin = builtinBlock(op, mask, waivedRules(policy, identity, conn))
+  const builtin = builtinBlock(op, mask, waivedRules(policy, identity, conn), stored)
   if (builtin) return builtin
   if (access.limits.readOnly) {
     const part = parts.find((p) => p.writes)
@@ -290,7 +317,7 @@ export function judgeOperation(policy: Policy, identity: Identity, conn: Connect
     const part = parts.find((p) => p.matches(r.match))
     if (part) return decide(r, part)
   }
-  return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask}
+  return {effect: 'allow', ruleId: access.ruleId, message: access.reason, mask, ...withStored()}
 }
 
 function hasSqlKeys(m: StatementMatcher): boolean {

@@ -355,6 +355,20 @@ export interface ReviewDecision {
   scope: ReviewScope
 }
 
+/**
+ * A value an allowed statement stores whose source column the built-in rule judged by its name
+ * only. The name may be a view's column that derives from a masked one, which only the target's
+ * catalog can tell: the engine looks before forwarding (`judgeStoredViewColumns`).
+ */
+export interface StoredValue {
+  from: ColumnRef
+  /** The rule that blocks it if `from` derives from a masked column: no-laundering, or masked-ddl for a view. */
+  ruleId: BuiltinRuleId
+  /** The refusal's words: the command, and where the value goes. */
+  command: string
+  into: string
+}
+
 export interface OperationDecision {
   effect: 'allow' | 'block' | 'review'
   ruleId: string
@@ -363,4 +377,6 @@ export interface OperationDecision {
   statement?: number
   review?: ReviewDecision
   mask: MaskPlan
+  /** Allow or review: stored values a built-in rule that applies still has to check through views. */
+  stored?: StoredValue[]
 }

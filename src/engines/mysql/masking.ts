@@ -15,7 +15,7 @@ import {procedureReadsMasked, procedureStatements, type MysqlOutputAnalysis} fro
 import {outputAt} from '../../sql/taint.js'
 import type {Judged} from '../gate.js'
 import type {MysqlCatalog} from './catalog.js'
-import {originViews, taintThroughViews, type ViewTaint} from './views.js'
+import {maskedViewColumns, originViews, taintThroughViews, type ViewTaint} from './views.js'
 
 /** A judged statement and, when its plan masks a column, what each of its outputs derives from. */
 export interface Stmt extends Judged {
@@ -82,6 +82,11 @@ export class ResultMasking {
   /** Which outputs of each statement of `sql` derive from a column the plan masks, directly or through a view. */
   taint(sql: string, plan: MaskPlan, catalog: MysqlCatalog): Promise<ViewTaint> {
     return taintThroughViews(sql, this.matcher(plan), catalog, this.session)
+  }
+
+  /** The columns of the views among `rels` that derive from a column the plan masks (views.ts). */
+  maskedViewColumns(rels: Array<{schema?: string; table: string}>, plan: MaskPlan, catalog: MysqlCatalog): Promise<string[]> {
+    return maskedViewColumns(rels, this.matcher(plan), catalog)
   }
 
   /**

@@ -60,7 +60,7 @@ import {
 } from '../../protocol/mysql/messages.js'
 import {errorMessage, HoopError} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
-import {refusalMessage, ResponseWithheld, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
+import {refuseStoredFromViews, refusalMessage, ResponseWithheld, type Outcome, type SessionResult, type StatementGate} from '../gate.js'
 import {observeNoBackslashEscapes, type MysqlSession as SqlSession} from '../../sql/mysql-session.js'
 import {MysqlCatalog} from './catalog.js'
 import {guardErr, ResultMasking, textSensitive, type RowMaskFn, type Stmt} from './masking.js'
@@ -417,9 +417,23 @@ class MysqlSession {
     return true
   }
 
-  /** Judges a statement and, when a column is masked, analyses which outputs derive from one. */
+  /**
+   * Judges a statement and, when a column is masked, analyses which outputs derive from one; a
+   * statement that stores values read from a view column derived from a masked one is refused like
+   * the built-in rule would (the gate's refuseStoredFromViews).
+   */
   private async judgeStatement(sql: string): Promise<Stmt> {
-    const stmt: Stmt = await this.gate.judge(sql)
+    const judged: Stmt = await this.gate.judge(sql)
+    const laundered = await refuseStoredFromViews(
+      judged.verdict,
+      async (rels, mask) => {
+        // Set at login, before any statement; without it nothing can be checked (refused).
+        if (!this.catalog) throw new Error('no catalog connection')
+        return this.masking.maskedViewColumns(rels, mask, this.catalog)
+      },
+      this.log,
+    )
+    const stmt: Stmt = laundered ? {text: judged.text, verdict: laundered} : judged
     const v = stmt.verdict
     if (v.effect === 'allow' && v.mask.columns.length > 0 && this.catalog) Object.assign(stmt, await this.masking.taint(sql, v.mask, this.catalog))
     stmt.sensitive = textSensitive(stmt)

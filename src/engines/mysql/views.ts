@@ -59,6 +59,14 @@ export async function originViews(defs: readonly ColumnDefinition[], matcher: Co
 }
 
 /**
+ * What the built-in rules check a storing statement's sources against (the gate's
+ * refuseStoredFromViews): the view columns among `rels` that derive from a masked one (below).
+ */
+export function maskedViewColumns(rels: readonly Relation[], matcher: ColumnMatcher, catalog: MysqlCatalog): Promise<string[]> {
+  return viewPatterns(rels, matcher, catalog, 0)
+}
+
+/**
  * Column patterns for the columns of the views among `rels` that derive from a masked column (or
  * cannot be told apart: every column of a view that cannot be analysed). Every view a name could
  * mean counts. When the look-up fails, every relation named is masked whole.

@@ -49,7 +49,7 @@ interface CatalogRow {
 export class Catalog {
   private conn: Promise<CatalogConn> | undefined
   private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
-  /** A view definition's outputs, per mask plan (matcher key) and definition text. */
+  /** A view definition's outputs, per mask plan (matcher key), nesting depth and definition text. */
   private readonly views = new Map<string, Promise<OutputItem[] | undefined>>()
 
   constructor(
@@ -121,6 +121,17 @@ export class Catalog {
   }
 
   /**
+   * Column patterns for the columns of the views among `rels` that derive from a masked column
+   * (below): what the built-in rules check a storing statement's sources against (gate.ts,
+   * refuseStoredFromViews). Its own round trip, since the sources need not be names the statement's
+   * taint analysis looked up (a prepared statement's EXECUTE, SQL text a function runs).
+   */
+  async maskedViewColumns(rels: readonly {schema?: string; table: string}[], matcher: ColumnMatcher): Promise<string[]> {
+    const {views} = await this.analysisLookups([], rels)
+    return this.derivedViewColumns(views, rels, matcher, 0)
+  }
+
+  /**
    * Column patterns for the columns of `views` (the views among `rels`) that derive from a masked
    * column. Every view of a name counts (the client's search_path is not the catalog
    * connection's). A view whose definition cannot be analysed, or nested too deep, has every column
@@ -172,7 +183,8 @@ export class Catalog {
   /** What each output of a view definition derives from, under a mask plan; undefined when it cannot be told. */
   private viewOutputs(viewdef: string, matcher: ColumnMatcher, depth: number): Promise<OutputItem[] | undefined> {
     if (depth > MAX_VIEW_DEPTH) return Promise.resolve(undefined)
-    const key = `${matcher.key}\n${viewdef}`
+    // Per depth: the same view met deeper may hit the limit (masked whole), which must not stick to it.
+    const key = `${matcher.key}\n${depth}\n${viewdef}`
     let p = this.views.get(key)
     if (!p) this.views.set(key, (p = this.analyze(viewdef, matcher, new Set(), undefined, depth).then((a) => a?.[0]?.outputs)))
     return p

@@ -70,6 +70,11 @@ export class MaskPlanner {
     return this.catalog.analyze(sql, this.matcher(plan), this.defined, this.parses)
   }
 
+  /** The columns of the views among `rels` that derive from a column the plan masks (catalog.ts). */
+  maskedViewColumns(rels: Array<{schema?: string; table: string}>, plan: MaskPlan): Promise<string[]> {
+    return this.catalog.maskedViewColumns(rels, this.matcher(plan))
+  }
+
   /**
    * Whether the server's text about this statement (errors, notices, reported settings, function
    * results) may echo masked data: it reads a masked column, or the engine cannot tell (the text

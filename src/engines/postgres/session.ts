@@ -50,7 +50,7 @@ import {HoopError, errorMessage} from '../../shared/errors.js'
 import type {Logger} from '../../shared/log.js'
 import {judgeStartupParameters} from '../../sql/pg-analyze.js'
 import type {PgParses} from '../../sql/pg-parser.js'
-import {refusalMessage, ResponseWithheld, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
+import {refuseStoredFromViews, refusalMessage, ResponseWithheld, UNKNOWN_STATEMENT_RULE, type Refusal, type SessionResult, type StatementGate} from '../gate.js'
 import {isPulledEnd, isPulledError, OutputBatch as Out, PullReader} from '../io.js'
 import {forwardCancel, registerCancelKey, releaseCancelKey, type BackendKey} from './cancel.js'
 import {Catalog, openCatalog} from './catalog.js'
@@ -408,10 +408,16 @@ class PgSession {
     }
   }
 
-  /** Judges a statement (the gate) and, when a column is masked, analyses which outputs derive from one. */
+  /**
+   * Judges a statement (the gate) and, when a column is masked, analyses which outputs derive from
+   * one; a statement that stores values read from a view column derived from a masked one is
+   * refused like the built-in rule would (the gate's refuseStoredFromViews).
+   */
   private async judgeStatement(sql: string): Promise<Stmt> {
     const stmt: Stmt = await this.gate.judge(sql)
     const v = stmt.verdict
+    const laundered = await refuseStoredFromViews(v, (rels, mask) => this.masks.maskedViewColumns(rels, mask), this.log)
+    if (laundered) return {text: stmt.text, verdict: laundered}
     if (v.effect === 'allow') this.lastPlan = v.mask
     if (v.effect === 'allow' && v.mask.columns.length > 0) stmt.analysis = await this.masks.analyze(sql, v.mask)
     return stmt

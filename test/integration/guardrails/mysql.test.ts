@@ -4,11 +4,10 @@
 import {strict as assert} from 'node:assert'
 import mysql2 from 'mysql2/promise'
 import {startHarness, type Harness} from '../mysql/harness.js'
-import {analyst, policyJudge} from './judge.js'
+import {analyst, mysqlAdminQuery as adminQuery, policyJudge} from './judge.js'
 
 /** A database of its own, so that tables keep their plain names (the mask names customers.email). */
 const D = `hoop_guard_${process.pid}`
-const admin = () => mysql2.createConnection({host: '127.0.0.1', port: 3306, user: 'root', database: 'test', multipleStatements: true})
 
 const POLICY = `version: 1
 rules:
@@ -17,16 +16,6 @@ rules:
   - {id: unbounded-writes, effect: block, match: {kinds: [update, delete], where: absent}}
   - {id: pii, effect: mask, mask: {columns: ["customers.email"]}}
 `
-
-async function adminQuery<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-  const c = await admin()
-  try {
-    const [rows] = await c.query(sql)
-    return rows as T[]
-  } finally {
-    await c.end()
-  }
-}
 
 const state = {
   exists: async (table: string) => Number((await adminQuery<{n: number}>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = '${D}' AND table_name = '${table.replace(`${D}.`, '')}'`))[0].n) === 1,

@@ -3,17 +3,15 @@
 // rows, tables, columns, large objects, settings, files — read directly, never an error text.
 import {strict as assert} from 'node:assert'
 import pg from 'pg'
-import type {Identity} from '../../../src/identity/types.js'
 import type {Statement} from '../../../src/policy/types.js'
 import {analyzePostgres} from '../../../src/sql/pg-analyze.js'
 import {loadPgParser} from '../../../src/sql/pg-parser.js'
 import {forgetPrepared, rememberPrepared} from '../../../src/sql/prepared.js'
 import {startHarness, type Harness} from '../pg/harness.js'
-import {analyst, policyJudge} from './judge.js'
+import {analyst, etl, pgAdminQuery as adminQuery, policyJudge} from './judge.js'
 
 const S = `hoop_guard_${process.pid}`
 const FILE = `/tmp/${S}.out`
-const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
 
 const POLICY = `version: 1
 rules:
@@ -24,17 +22,6 @@ rules:
   - {id: no-replication-role, effect: block, match: {settings: [session_replication_role]}}
   - {id: pii, effect: mask, mask: {columns: ["customers.email"]}}
 `
-const etl: Identity = {kind: 'service-account', subject: 'sa_etl', name: 'etl', groups: []}
-
-async function adminQuery<T = Record<string, unknown>>(sql: string): Promise<T[]> {
-  const c = admin()
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows as T[]
-  } finally {
-    await c.end()
-  }
-}
 
 const state = {
   rows: async () => (await adminQuery<{id: number; v: string}>(`SELECT id, v FROM ${S}.t ORDER BY id`)).map((r) => `${r.id}:${r.v}`).join(','),

@@ -4,7 +4,7 @@
 // insert, and an event the log cannot encode (refused alone while its group commits).
 import {strict as assert} from 'node:assert'
 import {AuditLog} from '../../../src/audit/log.js'
-import {AUDIT_UNAVAILABLE_RULE, policyHooks, ResponseWithheld, StatementGate, type AuditMode, type Verdict} from '../../../src/engines/gate.js'
+import {AUDIT_UNAVAILABLE_RULE, policyHooks, refuseStoredFromViews, ResponseWithheld, StatementGate, type AuditMode, type Verdict} from '../../../src/engines/gate.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import {alice, openDb, tempDir} from '../audit/_helpers.js'
 
@@ -90,5 +90,34 @@ describe('statement gate: audit modes', () => {
   it('both modes refuse at once, before forwarding, when the log cannot take a record (closed)', async () => {
     await log.close()
     for (const mode of ['hold', 'strict'] as const) assert.equal((await admitted(gateFor(mode), 'insert 1'))?.ruleId, AUDIT_UNAVAILABLE_RULE, mode)
+  })
+})
+
+describe('statement gate: stored values read through views (hoop.no-laundering)', () => {
+  const mask = {columns: ['customers.email'], entities: [], ruleIds: ['pii']}
+  const stored = (table: string | undefined, column: string) => ({from: {...(table === undefined ? {} : {schema: 's', table}), column}, ruleId: 'hoop.no-laundering' as const, command: 'INSERT', into: 'a table (INSERT)'})
+  const storing = (...values: ReturnType<typeof stored>[]): Verdict => ({effect: 'allow', ruleId: 'all', mask, stored: values})
+
+  it('asks the catalog about the relations the values come from, once each, and refuses one derived from a masked column', async () => {
+    const asked: unknown[] = []
+    const r = await refuseStoredFromViews(storing(stored('t', 'a'), stored('v', 'contact'), stored('v', 'id')), async (rels, m) => {
+      asked.push(rels, m.columns)
+      return ['s.v.contact']
+    }, silentLogger)
+    assert.deepEqual(asked, [[{schema: 's', table: 't'}, {schema: 's', table: 'v'}], ['customers.email']])
+    assert.equal(r?.effect, 'block')
+    assert.equal(r?.ruleId, 'hoop.no-laundering')
+  })
+
+  it('lets values from underived view columns pass, and asks nothing when nothing is stored from a relation', async () => {
+    assert.equal(await refuseStoredFromViews(storing(stored('v', 'id')), async () => ['s.v.contact'], silentLogger), undefined)
+    const never = async (): Promise<string[]> => assert.fail('no look-up expected')
+    assert.equal(await refuseStoredFromViews(allow, never, silentLogger), undefined)
+    assert.equal(await refuseStoredFromViews(storing(stored(undefined, 'x')), never, silentLogger), undefined)
+  })
+
+  it('refuses when the look-up fails (fail closed)', async () => {
+    const r = await refuseStoredFromViews(storing(stored('t', 'a')), async () => Promise.reject(new Error('catalog down')), silentLogger)
+    assert.deepEqual([r?.effect, r?.ruleId], ['block', 'hoop.no-laundering'])
   })
 })

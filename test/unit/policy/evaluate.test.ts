@@ -2,7 +2,7 @@
 // and every decision names its rule.
 import assert from 'node:assert/strict'
 import type {Identity} from '../../../src/identity/types.js'
-import {checkAccess, isApprover, judgeOperation, listAllowedConnections} from '../../../src/policy/evaluate.js'
+import {checkAccess, isApprover, judgeOperation, judgeStoredViewColumns, listAllowedConnections} from '../../../src/policy/evaluate.js'
 import {parsePolicy} from '../../../src/policy/load.js'
 import type {Operation, Statement} from '../../../src/policy/types.js'
 
@@ -299,6 +299,31 @@ rules:
   it('an allow rule can waive a built-in rule for the subjects it grants', () => {
     assert.equal(judgeOperation(P, etl, db, op(insert(flow({table: 'customers', column: 'email'})))).effect, 'allow')
     assert.equal(judgeOperation(P, etl, db, op(st('ddl', {alters: [{table: 'customers', column: 'email'}]}))).ruleId, 'hoop.masked-ddl')
+  })
+
+  it('hands the engine the stored values it let pass by name, to check through views', () => {
+    const d = judgeOperation(P, analyst, db, op(insert(flow({table: 'v', column: 'contact'}, {table: 'log', column: 'a'}))))
+    assert.equal(d.effect, 'allow')
+    assert.deepEqual(d.stored, [{from: {table: 'v', column: 'contact'}, ruleId: 'hoop.no-laundering', command: 'INSERT', into: 'column log.a (INSERT)'}])
+    const view = st('ddl', {command: 'CREATE VIEW', stores: [{stores: 'view', by: 'CREATE VIEW', flows: [flow({table: 'v', column: 'contact'})]}]})
+    assert.equal(judgeOperation(P, analyst, db, op(view)).stored?.[0].ruleId, 'hoop.masked-ddl')
+    // Nothing to check: no column mask, the rule waived, or written back into a masked column.
+    assert.equal(judgeOperation(P, dba, db, op(insert(flow({table: 'v', column: 'contact'})))).stored, undefined)
+    assert.equal(judgeOperation(P, etl, db, op(insert(flow({table: 'v', column: 'contact'})))).stored, undefined)
+    assert.equal(judgeOperation(P, analyst, db, op(insert(flow({table: 'v', column: 'contact'}, {schema: 'public', table: 'customers', column: 'email'})))).stored, undefined)
+  })
+
+  it('blocks a stored value read from a view column the engine says derives from a masked one', () => {
+    const stored = judgeOperation(P, analyst, db, op(insert(flow({table: 'v', column: 'contact'}, {table: 'log', column: 'a'})))).stored ?? []
+    const hit = judgeStoredViewColumns(stored, ['public.v.contact'])
+    assert.equal(hit?.ruleId, 'hoop.no-laundering')
+    assert.match(hit?.message ?? '', /INSERT copies v\.contact, a view column that derives from data masked for you \(public\.v\.contact\), into column log\.a \(INSERT\)/)
+    // A view that cannot be analysed has every column masked; other views' columns do not count.
+    assert.equal(judgeStoredViewColumns(stored, ['public.v.*'])?.ruleId, 'hoop.no-laundering')
+    assert.equal(judgeStoredViewColumns(stored, ['public.v.id', 'public.w.contact']), undefined)
+    assert.equal(judgeStoredViewColumns(stored, []), undefined)
+    // `SELECT *` of the view reads every column.
+    assert.equal(judgeStoredViewColumns([{...stored[0], from: {table: 'v', column: '*'}}], ['public.v.contact'])?.ruleId, 'hoop.no-laundering')
   })
 
   it('validates waive: allow rules only, known built-in ids; hoop. ids are reserved', () => {
