@@ -1,8 +1,7 @@
 import {Flags} from '@oclif/core'
-import {GatewayApi} from '../src/client/api.js'
+import {openGatewayApi} from '../src/client/api.js'
 import {bashConnectionCompletion} from '../src/client/completion.js'
 import {HoopCommand} from '../src/client/command.js'
-import {resolveBearer, resolveGatewayUrl} from '../src/client/credentials.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {table} from '../src/client/table.js'
 import type {ConnectionView} from '../src/gateway/api.js'
@@ -28,8 +27,7 @@ export default class Connections extends HoopCommand {
       process.stdout.write(bashConnectionCompletion(this.config.bin))
       return {connections: []}
     }
-    const gateway = resolveGatewayUrl(flags.gateway)
-    const api = new GatewayApi(gateway, await resolveBearer({gateway, token: flags.token}))
+    const api = await openGatewayApi(flags)
     const {connections} = await api.get<{connections: ConnectionView[]}>('/v1/connections')
     if (flags.names) {
       if (connections.length > 0) process.stdout.write(connections.map((c) => c.name).join('\n') + '\n')

@@ -6,8 +6,7 @@ import {defaultDataDir, loadGatewayConfig, readSecret} from '../shared/config.js
 import {PostgresStore} from '../store/postgres.js'
 import {SqliteStore} from '../store/sqlite.js'
 import type {AgentRecord, ServiceAccountRecord, Store} from '../store/types.js'
-import {GatewayApi} from './api.js'
-import {resolveBearer, resolveGatewayUrl} from './credentials.js'
+import {openGatewayApi} from './api.js'
 
 export type AdminTarget = {dataDir: string} | {config: string; dataDir?: string} | {gateway?: string; token?: string}
 
@@ -26,8 +25,7 @@ export async function adminClient(target: AdminTarget): Promise<AdminClient> {
     const dataDir = target.dataDir
     return localAdmin(async () => new SqliteStore(dataDir))
   }
-  const gateway = resolveGatewayUrl(target.gateway)
-  const api = new GatewayApi(gateway, await resolveBearer({gateway, token: target.token}))
+  const api = await openGatewayApi(target)
   const enc = encodeURIComponent
   return {
     createAgent: (name) => api.request('POST', '/v1/admin/agents', {name}),

@@ -5,8 +5,7 @@ import type {ApprovalUseView} from '../approvals/service.js'
 import type {AccessRequestResponse, ApprovalView} from '../gateway/approvals-api.js'
 import {formatDuration} from '../policy/glob.js'
 import {HoopError} from '../shared/errors.js'
-import {GatewayApi} from './api.js'
-import {resolveBearer, resolveGatewayUrl} from './credentials.js'
+import {GatewayApi, openGatewayApi} from './api.js'
 import {table} from './table.js'
 
 export type {ApprovalView} from '../gateway/approvals-api.js'
@@ -23,8 +22,7 @@ export class ApprovalsClient {
   private constructor(readonly api: GatewayApi) {}
 
   static async open(opts: ApprovalsClientOptions): Promise<ApprovalsClient> {
-    const gateway = resolveGatewayUrl(opts.gateway)
-    return new ApprovalsClient(new GatewayApi(gateway, await resolveBearer({gateway, token: opts.token})))
+    return new ApprovalsClient(await openGatewayApi(opts))
   }
 
   static withApi(api: GatewayApi): ApprovalsClient {

@@ -8,7 +8,7 @@ import type {ExportSummary} from '../audit/export.js'
 import type {SessionDetail, SessionListItem} from '../audit/sessions.js'
 import type {VerifyResult} from '../audit/verify.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
-import {GatewayApi} from './api.js'
+import {openGatewayApi} from './api.js'
 import {resolveBearer, resolveGatewayUrl} from './credentials.js'
 import {errorFromResponse} from './dial.js'
 
@@ -56,28 +56,25 @@ export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportS
 }
 
 export async function verifyLiveOnGateway(o: {gateway?: string; token?: string}): Promise<VerifyResult> {
-  const gateway = resolveGatewayUrl(o.gateway)
-  return new GatewayApi(gateway, await resolveBearer({gateway, token: o.token})).get<VerifyResult>('/v1/audit/verify')
+  return (await openGatewayApi(o)).get<VerifyResult>('/v1/audit/verify')
 }
 
 export async function auditKeyFromGateway(gatewayFlag?: string): Promise<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string; source: string}> {
-  const gateway = resolveGatewayUrl(gatewayFlag)
-  const k = await new GatewayApi(gateway).get<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string}>('/v1/audit/key')
-  return {...k, source: `${gateway}/v1/audit/key`}
+  const api = await openGatewayApi({gateway: gatewayFlag, anonymous: true})
+  const k = await api.get<{algorithm: 'Ed25519'; publicKey: string; fingerprint: string}>('/v1/audit/key')
+  return {...k, source: `${api.answered}/v1/audit/key`}
 }
 
 export async function sessionsFromGateway(o: {gateway?: string; token?: string; limit?: number; connection?: string; user?: string}): Promise<SessionListItem[]> {
-  const gateway = resolveGatewayUrl(o.gateway)
   const q = new URLSearchParams()
   if (o.limit) q.set('limit', String(o.limit))
   if (o.connection) q.set('connection', o.connection)
   if (o.user) q.set('user', o.user)
-  const api = new GatewayApi(gateway, await resolveBearer({gateway, token: o.token}))
+  const api = await openGatewayApi(o)
   return (await api.get<{sessions: SessionListItem[]}>(`/v1/sessions?${q}`)).sessions
 }
 
 export async function sessionFromGateway(o: {gateway?: string; token?: string; id: string}): Promise<SessionDetail & {replay: string}> {
-  const gateway = resolveGatewayUrl(o.gateway)
-  const api = new GatewayApi(gateway, await resolveBearer({gateway, token: o.token}))
+  const api = await openGatewayApi(o)
   return api.get<SessionDetail & {replay: string}>(`/v1/sessions/${encodeURIComponent(o.id)}`)
 }
