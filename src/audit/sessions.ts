@@ -2,7 +2,7 @@
 // replay of one recording (what the client saw, with timing).
 import type Database from 'better-sqlite3'
 import {HoopError} from '../shared/errors.js'
-import {sessionFromRow} from '../store/sqlite.js'
+import {sessionFromRow} from '../store/rows.js'
 import type {SessionRecord} from '../store/types.js'
 import {ensureAuditSchema} from './schema.js'
 

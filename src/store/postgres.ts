@@ -7,6 +7,7 @@ import type {Logger} from '../shared/log.js'
 import {migrate} from './pg-migrations.js'
 import {inTransaction} from './pg-tx.js'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
+import {agentFromRow, serviceAccountFromRow, sessionFromRow, storedTime, type Row} from './rows.js'
 
 export interface PostgresStoreOptions {
   url: string
@@ -14,8 +15,6 @@ export interface PostgresStoreOptions {
   poolSize?: number
   logger?: Logger
 }
-
-type Row = Record<string, unknown>
 
 /** PostgreSQL's unique_violation: a live name taken (the partial unique indexes). */
 const UNIQUE_VIOLATION = '23505'
@@ -138,17 +137,17 @@ export class PostgresStore implements Store {
 
   async findAgentById(id: string): Promise<(AgentRecord & {hash: string}) | undefined> {
     const [row] = await this.query('SELECT * FROM agents WHERE id = $1', [id])
-    return row ? {...agent(row), hash: row.hash as string} : undefined
+    return row ? {...agentFromRow(row), hash: row.hash as string} : undefined
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    return (await this.query('SELECT * FROM agents ORDER BY created_at, name')).map(agent)
+    return (await this.query('SELECT * FROM agents ORDER BY created_at, name')).map(agentFromRow)
   }
 
   async revokeAgent(name: string): Promise<AgentRecord | undefined> {
     // One statement: two replicas revoking at once revoke once, and both see the same record.
     const [row] = await this.query('UPDATE agents SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING *', [name, new Date().toISOString()])
-    return row ? agent(row) : undefined
+    return row ? agentFromRow(row) : undefined
   }
 
   async touchAgent(name: string): Promise<void> {
@@ -163,16 +162,16 @@ export class PostgresStore implements Store {
 
   async findServiceAccountById(id: string): Promise<(ServiceAccountRecord & {hash: string}) | undefined> {
     const [row] = await this.query('SELECT * FROM service_accounts WHERE id = $1', [id])
-    return row ? {...serviceAccount(row), hash: row.hash as string} : undefined
+    return row ? {...serviceAccountFromRow(row), hash: row.hash as string} : undefined
   }
 
   async listServiceAccounts(): Promise<ServiceAccountRecord[]> {
-    return (await this.query('SELECT * FROM service_accounts ORDER BY created_at, name')).map(serviceAccount)
+    return (await this.query('SELECT * FROM service_accounts ORDER BY created_at, name')).map(serviceAccountFromRow)
   }
 
   async revokeServiceAccount(name: string): Promise<ServiceAccountRecord | undefined> {
     const [row] = await this.query('UPDATE service_accounts SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING *', [name, new Date().toISOString()])
-    return row ? serviceAccount(row) : undefined
+    return row ? serviceAccountFromRow(row) : undefined
   }
 
   async startSession(rec: SessionStart): Promise<void> {
@@ -193,12 +192,12 @@ export class PostgresStore implements Store {
 
   async listSessions(opts: {limit?: number} = {}): Promise<SessionRecord[]> {
     const rows = await this.query('SELECT * FROM sessions ORDER BY started_at DESC, id DESC LIMIT $1', [opts.limit ?? 100])
-    return rows.map(session)
+    return rows.map(sessionFromRow)
   }
 
   async listOpenSessions(): Promise<Array<{id: string; startedAt: string}>> {
     const rows = await this.query('SELECT id, started_at FROM sessions WHERE ended_at IS NULL ORDER BY started_at, id')
-    return rows.map((r) => ({id: r.id as string, startedAt: iso(r.started_at)!}))
+    return rows.map((r) => ({id: r.id as string, startedAt: storedTime(r.started_at)!}))
   }
 
   async ping(): Promise<void> {
@@ -218,31 +217,4 @@ function reason(err: unknown): string {
 }
 
 /** timestamptz comes back as a Date; the interface speaks ISO strings (millisecond precision, as written). */
-function iso(v: unknown): string | undefined {
-  return v instanceof Date ? v.toISOString() : undefined
-}
 
-function agent(r: Row): AgentRecord {
-  return {id: r.id as string, name: r.name as string, createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at), lastSeenAt: iso(r.last_seen_at)}
-}
-
-function serviceAccount(r: Row): ServiceAccountRecord {
-  return {id: r.id as string, name: r.name as string, groups: r.groups as string[], createdAt: iso(r.created_at)!, revokedAt: iso(r.revoked_at)}
-}
-
-function session(r: Row): SessionRecord {
-  return {
-    id: r.id as string,
-    subject: r.subject as string,
-    identityKind: r.identity_kind as string,
-    connection: r.connection as string,
-    agent: r.agent as string,
-    clientAddress: (r.client_address as string | null) ?? undefined,
-    startedAt: iso(r.started_at)!,
-    endedAt: iso(r.ended_at),
-    // bigint comes back as a string; byte counts stay far below 2^53.
-    bytesUp: Number(r.bytes_up),
-    bytesDown: Number(r.bytes_down),
-    endReason: (r.end_reason as string | null) ?? undefined,
-  }
-}

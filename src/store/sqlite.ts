@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import {chmodSync, mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
+import {agentFromRow, serviceAccountFromRow, sessionFromRow, type Row} from './rows.js'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agents (
@@ -21,8 +22,6 @@ CREATE TABLE IF NOT EXISTS sessions (
   bytes_up INTEGER NOT NULL DEFAULT 0, bytes_down INTEGER NOT NULL DEFAULT 0, end_reason TEXT);
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
 `
-
-type Row = Record<string, unknown>
 
 export function openDatabase(dataDir: string): Database.Database {
   mkdirSync(dataDir, {recursive: true, mode: 0o700})
@@ -58,11 +57,11 @@ export class SqliteStore implements Store {
 
   async findAgentById(id: string): Promise<(AgentRecord & {hash: string}) | undefined> {
     const row = this.db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined
-    return row ? {...agent(row), hash: row.hash as string} : undefined
+    return row ? {...agentFromRow(row), hash: row.hash as string} : undefined
   }
 
   async listAgents(): Promise<AgentRecord[]> {
-    return (this.db.prepare('SELECT * FROM agents ORDER BY created_at, name').all() as Row[]).map(agent)
+    return (this.db.prepare('SELECT * FROM agents ORDER BY created_at, name').all() as Row[]).map(agentFromRow)
   }
 
   async revokeAgent(name: string): Promise<AgentRecord | undefined> {
@@ -70,7 +69,7 @@ export class SqliteStore implements Store {
     if (!row) return undefined
     const at = new Date().toISOString()
     this.db.prepare('UPDATE agents SET revoked_at = ? WHERE id = ?').run(at, row.id)
-    return {...agent(row), revokedAt: at}
+    return {...agentFromRow(row), revokedAt: at}
   }
 
   async touchAgent(name: string): Promise<void> {
@@ -92,11 +91,11 @@ export class SqliteStore implements Store {
 
   async findServiceAccountById(id: string): Promise<(ServiceAccountRecord & {hash: string}) | undefined> {
     const row = this.db.prepare('SELECT * FROM service_accounts WHERE id = ?').get(id) as Row | undefined
-    return row ? {...serviceAccount(row), hash: row.hash as string} : undefined
+    return row ? {...serviceAccountFromRow(row), hash: row.hash as string} : undefined
   }
 
   async listServiceAccounts(): Promise<ServiceAccountRecord[]> {
-    return (this.db.prepare('SELECT * FROM service_accounts ORDER BY created_at, name').all() as Row[]).map(serviceAccount)
+    return (this.db.prepare('SELECT * FROM service_accounts ORDER BY created_at, name').all() as Row[]).map(serviceAccountFromRow)
   }
 
   async revokeServiceAccount(name: string): Promise<ServiceAccountRecord | undefined> {
@@ -104,7 +103,7 @@ export class SqliteStore implements Store {
     if (!row) return undefined
     const at = new Date().toISOString()
     this.db.prepare('UPDATE service_accounts SET revoked_at = ? WHERE id = ?').run(at, row.id)
-    return {...serviceAccount(row), revokedAt: at}
+    return {...serviceAccountFromRow(row), revokedAt: at}
   }
 
   async startSession(rec: SessionStart): Promise<void> {
@@ -140,39 +139,3 @@ export class SqliteStore implements Store {
   }
 }
 
-/** A `sessions` row as a SessionRecord (also used by the audit package's session listing). */
-export function sessionFromRow(r: Row): SessionRecord {
-  return {
-    id: r.id as string,
-    subject: r.subject as string,
-    identityKind: r.identity_kind as string,
-    connection: r.connection as string,
-    agent: r.agent as string,
-    clientAddress: (r.client_address as string | null) ?? undefined,
-    startedAt: r.started_at as string,
-    endedAt: (r.ended_at as string | null) ?? undefined,
-    bytesUp: r.bytes_up as number,
-    bytesDown: r.bytes_down as number,
-    endReason: (r.end_reason as string | null) ?? undefined,
-  }
-}
-
-function agent(r: Row): AgentRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    createdAt: r.created_at as string,
-    revokedAt: (r.revoked_at as string | null) ?? undefined,
-    lastSeenAt: (r.last_seen_at as string | null) ?? undefined,
-  }
-}
-
-function serviceAccount(r: Row): ServiceAccountRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    groups: JSON.parse(r.groups_json as string) as string[],
-    createdAt: r.created_at as string,
-    revokedAt: (r.revoked_at as string | null) ?? undefined,
-  }
-}
