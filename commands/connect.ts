@@ -86,11 +86,14 @@ With several replicas of one gateway (--gateway URL1,URL2, or HOOP_GATEWAY the s
       client.on('link-lost', (err, replica) =>
         err?.code === 'TOKEN_REJECTED' ? refusedBy(err) : note(`link to gateway ${replica} closed: ${err?.message ?? 'unknown reason'}; ${next}`),
       )
-      const onSignal = () => {
-        const live = client.activeSessions
-        if (live > 0) note(`closing ${live} live session${live === 1 ? '' : 's'}: ${live === 1 ? 'its client sees' : 'their clients see'} the connection drop`)
-        stop()
-      }
+      // Counted after this turn of the event loop: a client that hung up just before the signal
+      // has its end (or reset) read in the same turn, and is not a session the signal cuts.
+      const onSignal = () =>
+        setImmediate(() => {
+          const live = client.activeSessions
+          if (live > 0) note(`closing ${live} live session${live === 1 ? '' : 's'}: ${live === 1 ? 'its client sees' : 'their clients see'} the connection drop`)
+          stop()
+        })
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
     })

@@ -120,8 +120,11 @@ export class ConnectClient extends EventEmitter<ConnectEvents> {
     this.live.add(socket)
     socket.setNoDelay(true)
     socket.pause()
-    socket.on('error', () => {})
-    socket.once('end', () => this.live.delete(socket))
+    // A client that hung up is no longer live, whether it closed (FIN: 'end') or reset (RST:
+    // 'error'); its 'close' only comes in a later turn of the event loop.
+    const gone = () => this.live.delete(socket)
+    socket.on('error', gone)
+    socket.once('end', gone)
     socket.once('close', () => {
       this.sockets.delete(socket)
       this.live.delete(socket)
