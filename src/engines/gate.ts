@@ -344,7 +344,9 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       protocol: o.protocol,
       reason: verdict.effect === 'allow' ? undefined : verdict.message,
       approvalId: verdict.effect === 'allow' ? verdict.approvalId : undefined,
-      policyVersion: versions.get(verdict),
+      // A refusal the engine made itself (an unknown prepared statement, a value laundered through
+      // a view) was not judged here: it names the policy in force, which it was refused under.
+      policyVersion: versions.get(verdict) ?? policyVersion(o.policy()),
     })
 
   const recorder = o.recorder

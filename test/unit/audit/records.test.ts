@@ -87,6 +87,8 @@ describe('complete records on the stored events', () => {
     await run('ses_RUN000000000', update)
     await run('ses_RUN000000000', 'SELECT 1')
     await run('ses_RUN000000000', 'DROP TABLE t')
+    // A refusal the engine makes without a judgement (a Bind of a statement it never saw parsed).
+    hooks('ses_RUN000000000').refused({text: '<bind of statement "s1">', verdict: {effect: 'block', ruleId: 'hoop.unknown-statement', message: 'not prepared with a protocol Parse'}})
     await log.flush()
 
     const version = policyVersion(policy)
@@ -96,8 +98,9 @@ describe('complete records on the stored events', () => {
       ['ses_RUN000000000', 'allow', held.effect === 'review' ? held.approvalId : 'x'],
       ['ses_RUN000000000', 'allow', null],
       ['ses_RUN000000000', 'block', null],
+      ['ses_RUN000000000', 'block', null],
     ])
-    assert.ok(statements.every((e) => e.data.policy_version === version), 'every decision names the policy version')
+    assert.ok(statements.every((e) => e.data.policy_version === version), 'every decision names the policy version, refusals the engine made included')
     const all = stored(store)
     const usedAt = all.findIndex((e) => e.kind === 'approval.used')
     const ranAt = all.findIndex((e) => e.kind === 'statement' && e.data.approval_id)
