@@ -153,6 +153,9 @@ function redactedStub(seq: number, leaf: Buffer): string {
   return canonicalize({leaf_hash: leaf.toString('hex'), redacted: true, seq})
 }
 
+/** Report text held before it is written out (characters). */
+const REPORT_DRAIN_CHARS = 4 * 2 ** 20
+
 class HashedFile {
   private readonly fd: number
   private readonly hash = createHash('sha256')
@@ -297,6 +300,9 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
       return {path, content: buf}
     }
     const reports = new ReportBuilder()
+    // Reports are streamed to files beside events.jsonl as they grow, never held whole.
+    const reportFiles = new Map(reports.files().map((f) => [f.path, new HashedFile(join(dir, f.path.replace('/', '-')))]))
+    const drainReports = () => reports.drain((path, text) => reportFiles.get(path)?.write(text))
     const ledger = new RemovalLedger()
     const eventsFile = new HashedFile(join(dir, 'events.jsonl'))
     let events = 0
@@ -327,6 +333,7 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
           ledger.authority(e)
           eventsFile.write(packageLine(body, entry) + '\n')
           reports.add(withPayload(e, typeof entry === 'string' ? entry : undefined))
+          if (reports.pending > REPORT_DRAIN_CHARS) drainReports()
           events++
         } else {
           eventsFile.write(redactedStub(seq, tree.leaf(seq - 1)) + '\n')
@@ -340,6 +347,8 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     }
     const eventsSha = eventsFile.close()
     files.push({path: FILES.events, sha256: eventsSha, bytes: eventsFile.bytes})
+    drainReports()
+    for (const [path, f] of reportFiles) files.push({path, sha256: f.close(), bytes: f.bytes})
 
     const small: {path: string; content: Buffer}[] = []
     small.push(addText(FILES.treeHead, JSON.stringify(sth, null, 2) + '\n'))
@@ -362,7 +371,6 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     )
     const anchorLines = [...published.values()].sort((a, b) => a.tree_head.tree_size - b.tree_head.tree_size)
     small.push(addText(FILES.anchors, anchorLines.map((a) => canonicalize(a)).join('\n') + (anchorLines.length ? '\n' : '')))
-    for (const r of reports.files()) small.push(addText(r.path, r.content))
     const createdAt = new Date().toISOString()
     small.push(
       addText(
@@ -392,6 +400,7 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
     for (const p of order) await tar.addBuffer(`${root}/${p}`, small.find((s) => s.path === p)!.content)
     progress({phase: 'archive', done: 0, total: 1})
     await tar.addFile(`${root}/${FILES.events}`, join(dir, 'events.jsonl'), eventsFile.bytes)
+    for (const [path, f] of reportFiles) await tar.addFile(`${root}/${path}`, f.path, f.bytes)
     for (const s of small) if (!(order as string[]).includes(s.path)) await tar.addBuffer(`${root}/${s.path}`, s.content)
     await tar.finish()
     renameSync(tmpOut, opts.out)

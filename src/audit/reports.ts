@@ -38,6 +38,7 @@ function num(v: unknown): number | undefined {
 }
 
 class Report<C extends readonly string[]> {
+  /** Text not yet taken (`ReportBuilder.drain`): a report of a million events is never held whole. */
   jsonl = ''
   csv: string
   rows = 0
@@ -155,6 +156,27 @@ export class ReportBuilder {
     }
   }
 
+  /** Characters of report text accumulated since the last drain. */
+  get pending(): number {
+    let n = 0
+    for (const r of [this.sessionLog, this.approvals, this.masking]) n += r.jsonl.length + r.csv.length
+    return n
+  }
+
+  /**
+   * Hands each report file's text accumulated so far to `sink` (in file order; a file may get
+   * nothing) and forgets it: exporting and verifying stream reports of any size this way, and the
+   * concatenation of what a file was handed is its content.
+   */
+  drain(sink: (path: string, text: string) => void): void {
+    for (const f of this.files()) if (f.content) sink(f.path, f.content)
+    for (const r of [this.sessionLog, this.approvals, this.masking]) {
+      r.jsonl = ''
+      r.csv = ''
+    }
+  }
+
+  /** Each report file with the text accumulated since the last drain (all of it when never drained). */
   files(): {path: string; content: string}[] {
     return [
       {path: 'reports/session-log.jsonl', content: this.sessionLog.jsonl},

@@ -234,13 +234,8 @@ class Leaves {
   }
 }
 
-// The reports the verifier re-derives, by the ReportBuilder field that accumulates each: hashed as
-// they grow and emptied, so verify never holds a report of a million events.
-const DRAINED = [
-  ['reports/session-log', 'sessionLog'],
-  ['reports/approvals', 'approvals'],
-  ['reports/masking', 'masking'],
-] as const
+// The reports the verifier re-derives are hashed as they grow and drained past this many
+// characters, so verify never holds a report of a million events.
 const DRAIN_EVERY = 4 * 2 ** 20
 
 /** Streams events.jsonl: seq continuity, chain links, leaf hashes, report rows. */
@@ -260,7 +255,6 @@ class EventChecker {
   broken = false
   private readonly lines: LineSplitter
   private readonly reportHashes = new Map<string, Hash>()
-  private undrained = 0
 
   /** `last` undefined: the manifest's range is empty, so no line may hold an event. */
   readonly ledger = new RemovalLedger()
@@ -289,17 +283,11 @@ class EventChecker {
   }
 
   private drain(): void {
-    for (const [path, field] of DRAINED) {
-      const r = this.reports[field]
-      for (const [ext, text] of [['jsonl', r.jsonl], ['csv', r.csv]] as const) {
-        const file = `${path}.${ext}`
-        if (!this.reportHashes.has(file)) this.reportHashes.set(file, createHash('sha256'))
-        this.reportHashes.get(file)!.update(text)
-      }
-      r.jsonl = ''
-      r.csv = ''
-    }
-    this.undrained = 0
+    this.reports.drain((file, text) => {
+      let h = this.reportHashes.get(file)
+      if (!h) this.reportHashes.set(file, (h = createHash('sha256')))
+      h.update(text)
+    })
   }
 
   private fail(f: VerifyFailure): void {
@@ -396,8 +384,7 @@ class EventChecker {
       this.prevHash = hash
       this.lastHash = hash
       this.events++
-      this.undrained += bytes.length
-      if (this.undrained > DRAIN_EVERY) this.drain()
+      if (this.reports.pending > DRAIN_EVERY) this.drain()
     }
     this.lastSeq = seq
     this.expected = seq + 1
