@@ -18,7 +18,8 @@ export const NOTIFY_EVENTS = [
   'approval.expired',
   'approval.used', // a statement ran under an approval
 ] as const
-export type NotifyEventType = (typeof NOTIFY_EVENTS)[number]
+/** `notification.test` is sent only by `hoop admin notify-test`, to every webhook it names. */
+export type NotifyEventType = (typeof NOTIFY_EVENTS)[number] | 'notification.test'
 
 /** What a webhook hears when its config names no events: the changes a person acts on. */
 const DEFAULT_EVENTS: NotifyEventType[] = ['approval.requested', 'approval.approved', 'approval.rejected', 'approval.expired']

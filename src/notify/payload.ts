@@ -130,6 +130,7 @@ const HEADLINE: Record<NotifyEventType, string> = {
   'approval.rejected': 'Rejected',
   'approval.expired': 'Approval expired',
   'approval.used': 'Approval used',
+  'notification.test': 'Test notification from hoop',
 }
 
 function who(i: Identity): string {

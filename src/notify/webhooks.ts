@@ -30,7 +30,8 @@ export interface NotifierOptions {
   /** The gateway's URL as people open it; `notifications.publicUrl` wins. */
   publicUrl: string
   logger: Logger
-  onOutcome?: (webhook: string, outcome: DeliveryOutcome) => void
+  /** Every outcome of every attempt; `detail` is the answer's status or why it failed (no URL). */
+  onOutcome?: (webhook: string, outcome: DeliveryOutcome, detail?: string) => void
   /** Backoff between retries (defaults: 1s doubling to 60s); Retry-After is honoured up to `retryAfterCapMs` (5 min). */
   backoff?: {baseMs: number; maxMs: number; retryAfterCapMs?: number}
   /** Sent as User-Agent: hoop/<version>. */
@@ -93,7 +94,7 @@ class WebhookQueue {
   push(d: Delivery): void {
     if (this.waiting.length >= this.hook.queueSize) {
       const dropped = this.waiting.shift()!
-      this.outcome('dropped')
+      this.outcome('dropped', 'queue full')
       this.opts.logger.warn('notification dropped: webhook queue full', {webhook: this.hook.name, queue: this.hook.queueSize, event: dropped.event.id, type: dropped.event.type})
     }
     this.waiting.push(d)
@@ -116,20 +117,20 @@ class WebhookQueue {
     const r = await this.post(d)
     if (this.abort.signal.aborted) return
     if (r.kind === 'delivered') {
-      this.outcome('delivered')
+      this.outcome('delivered', `HTTP ${r.status}`)
       this.opts.logger.debug('notification delivered', {webhook: this.hook.name, event: d.event.id, type: d.event.type, status: r.status, attempts: d.attempts})
       return this.done()
     }
     const retriesLeft = this.hook.retries - (d.attempts - 1)
     if (r.kind === 'final' || retriesLeft <= 0 || this.draining) {
-      this.outcome('failed')
+      this.outcome('failed', r.reason)
       this.opts.logger.error('notification not delivered', {webhook: this.hook.name, event: d.event.id, type: d.event.type, attempts: d.attempts, error: r.reason})
       return this.done()
     }
     const {baseMs, maxMs, retryAfterCapMs} = this.opts.backoff
     const backoff = backoffDelay(d.attempts - 1, baseMs, maxMs)
     const delay = Math.max(backoff, Math.min(r.retryAfterMs ?? 0, retryAfterCapMs))
-    this.outcome('retried')
+    this.outcome('retried', r.reason)
     this.opts.logger.warn('notification delivery failed; will retry', {webhook: this.hook.name, event: d.event.id, attempt: d.attempts, retryInMs: delay, error: r.reason})
     this.timer = setTimeout(() => {
       this.timer = undefined
@@ -175,9 +176,9 @@ class WebhookQueue {
     return {kind: 'final', reason: `HTTP ${status}`}
   }
 
-  private outcome(o: DeliveryOutcome): void {
+  private outcome(o: DeliveryOutcome, detail?: string): void {
     try {
-      this.opts.onOutcome?.(this.hook.name, o)
+      this.opts.onOutcome?.(this.hook.name, o, detail)
     } catch {
       // metrics never stop a delivery
     }
@@ -202,7 +203,7 @@ class WebhookQueue {
     clearTimeout(this.timer)
     this.waiting.length = 0
     this.current = undefined
-    for (let i = 0; i < lost; i++) this.outcome('dropped')
+    for (let i = 0; i < lost; i++) this.outcome('dropped', 'the gateway stopped')
     for (const w of this.idle.splice(0)) w()
     return lost
   }
@@ -243,12 +244,12 @@ export class Notifier {
     }
   }
 
-  /** Queues one event for every webhook subscribed to its type (also `hoop admin notify-test`). */
-  send(event: NotifyEvent, only?: string): number {
+  /** Queues one event for every webhook subscribed to its type, or that `to` picks (`hoop admin notify-test`). */
+  send(event: NotifyEvent, to: (hook: WebhookSettings) => boolean = (h) => h.events.has(event.type)): number {
     const bodies = new Map<string, string>()
     let queued = 0
     for (const q of this.queues) {
-      if (only !== undefined ? q.hook.name !== only : !q.hook.events.has(event.type)) continue
+      if (!to(q.hook)) continue
       const key = `${q.hook.format}:${q.hook.statement}`
       let body = bodies.get(key)
       if (body === undefined) {

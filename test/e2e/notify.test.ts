@@ -140,4 +140,37 @@ describe('approval notifications end to end (built CLI, real gateway, loopback r
     assert.match(r.stderr, /bad\.yaml:4:\d+: url must be https:\/\/ \(plain http only on loopback\)/)
     assert.ok(!(r.stdout + r.stderr).includes(SECRET))
   })
+
+  it('hoop admin notify-test sends a signed notification.test to each webhook and exits 28 when one fails', async () => {
+    const good = await startReceiver()
+    const broken = await startReceiver([500])
+    try {
+      const file = join(dir.path, 'notify-test.yaml')
+      writeFileSync(
+        file,
+        `notifications:\n  publicUrl: https://hoop.example.com\n  webhooks:\n` +
+          `    - {name: good, url: "${good.url}", secret: {env: HOOP_E2E_WEBHOOK_SECRET}}\n` +
+          `    - {name: broken, url: "${broken.url}", secret: {env: HOOP_E2E_WEBHOOK_SECRET}}\n`,
+      )
+      const env = {HOOP_E2E_WEBHOOK_SECRET: SECRET}
+      const one = await runHoop(['admin', 'notify-test', '--config', file, '--webhook', 'good', '--json'], {env})
+      assert.equal(one.code, 0, one.stdout + one.stderr)
+      assert.deepEqual(JSON.parse(one.stdout), {results: [{webhook: 'good', format: 'json', outcome: 'delivered', detail: 'HTTP 200'}]})
+      const [got] = good.received
+      assert.equal(got.headers['hoop-event'], 'notification.test')
+      assert.ok(verifySignature(SECRET, String(got.headers['hoop-signature']), got.body))
+      assert.equal(JSON.parse(got.body).console_url, 'https://hoop.example.com/console/approvals/apr_notifytest01')
+
+      const all = await runHoop(['admin', 'notify-test', '--config', file], {env})
+      assert.equal(all.code, 28, all.stdout + all.stderr)
+      assert.match(all.stdout, /good\s+json\s+delivered\s+HTTP 200/)
+      assert.match(all.stdout, /broken\s+json\s+failed\s+HTTP 500/)
+      assert.match(all.stderr, /1 of 2 webhook\(s\) did not take the test notification: broken \(HTTP 500\)/)
+      assert.equal(broken.received.length, 1, 'no retries in a test')
+      assert.ok(!(all.stdout + all.stderr).includes(SECRET) && !(all.stdout + all.stderr).includes(broken.url))
+    } finally {
+      await good.close()
+      await broken.close()
+    }
+  })
 })
