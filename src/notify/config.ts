@@ -170,7 +170,7 @@ function parseWebhook(w: unknown, fail: (path: PathSegment[], msg: string) => vo
     if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) bad(key, `${key} must be a whole number from ${min} to ${max}: ${what}`)
     return v as number
   }
-  const queueSize = int('queue', 1000, 1, 100_000, 'how many notifications may wait for this webhook')
+  const queueSize = int('queue', 1000, 1, 10_000, 'how many notifications may wait for this webhook')
   const retries = int('retries', 6, 0, 20, 'retries after the first attempt')
   if (w.statement !== undefined && typeof w.statement !== 'boolean') bad('statement', 'statement must be true or false: whether the statement text is in the payload')
   if (!ok || !name || !url) return undefined

@@ -1,7 +1,8 @@
 // Delivers approval notifications to webhooks, off the data path: `notify()` only builds a small
 // payload and queues it, and returns at once; nothing a statement or an API call waits on ever
-// awaits a delivery. Each webhook has its own bounded in-memory queue (full: the oldest waiting
-// notification is dropped, logged and counted) and delivers one notification at a time, in order.
+// awaits a delivery. Each webhook has its own bounded in-memory queue (`queue` notifications and
+// MAX_QUEUE_BYTES of payloads; full: the oldest waiting notification is dropped, logged and
+// counted) and delivers one notification at a time, in order.
 //
 // One attempt: POST with a timeout, redirects not followed (a 3xx is a failure: the configured URL
 // is the one trusted). Network errors, timeouts, 408, 429 and 5xx are retried with full-jitter
@@ -73,8 +74,13 @@ function networkReason(err: unknown): string {
 }
 
 /** One webhook's queue and its delivery loop. */
+/** Payload bytes one webhook's queue holds at most, whatever its `queue` count allows. */
+export const MAX_QUEUE_BYTES = 32 * 1024 * 1024
+
 class WebhookQueue {
   private readonly waiting: Delivery[] = []
+  /** Payload bytes (UTF-16 length: close enough for a bound) waiting. */
+  private bytes = 0
   private current?: Delivery
   private timer?: NodeJS.Timeout
   private readonly abort = new AbortController()
@@ -92,19 +98,26 @@ class WebhookQueue {
   }
 
   push(d: Delivery): void {
-    if (this.waiting.length >= this.hook.queueSize) {
-      const dropped = this.waiting.shift()!
+    while (this.waiting.length > 0 && (this.waiting.length >= this.hook.queueSize || this.bytes + d.body.length > MAX_QUEUE_BYTES)) {
+      const dropped = this.take()!
       this.outcome('dropped', 'queue full')
       this.opts.logger.warn('notification dropped: webhook queue full', {webhook: this.hook.name, queue: this.hook.queueSize, event: dropped.event.id, type: dropped.event.type})
     }
     this.waiting.push(d)
+    this.bytes += d.body.length
     this.next()
+  }
+
+  private take(): Delivery | undefined {
+    const d = this.waiting.shift()
+    if (d) this.bytes -= d.body.length
+    return d
   }
 
   /** Starts the next delivery when none is in flight or waiting for its retry. */
   private next(): void {
     if (this.current || this.abort.signal.aborted) return
-    this.current = this.waiting.shift()
+    this.current = this.take()
     if (!this.current) {
       for (const w of this.idle.splice(0)) w()
       return
@@ -202,6 +215,7 @@ class WebhookQueue {
     this.abort.abort()
     clearTimeout(this.timer)
     this.waiting.length = 0
+    this.bytes = 0
     this.current = undefined
     for (let i = 0; i < lost; i++) this.outcome('dropped', 'the gateway stopped')
     for (const w of this.idle.splice(0)) w()

@@ -8,7 +8,8 @@ import {execFileSync} from 'node:child_process'
 import type {ServerResponse} from 'node:http'
 import type {ApprovalRecord} from '../../../src/approvals/types.js'
 import type {WebhookSettings} from '../../../src/notify/config.js'
-import {type DeliveryOutcome, MAX_SLACK_STATEMENT, Notifier, verifySignature} from '../../../src/notify/index.js'
+import {type DeliveryOutcome, MAX_JSON_STATEMENT, MAX_SLACK_STATEMENT, Notifier, verifySignature} from '../../../src/notify/index.js'
+import {MAX_QUEUE_BYTES} from '../../../src/notify/webhooks.js'
 import {createLogger} from '../../../src/shared/log.js'
 import {type Answer, type Receiver, startReceiver} from '../../helpers/webhook-receiver.js'
 
@@ -210,6 +211,22 @@ describe('webhook notifications (real HTTP receivers on loopback)', () => {
     )
     assert.equal(outcomes.filter((o) => o === 'dropped').length, 2)
     assert.equal((logs.join('\n').match(/notification dropped: webhook queue full/g) ?? []).length, 2)
+  })
+
+  it('bounds the queue by payload bytes too', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const r = await receiver((res) => void gate.then(() => res.writeHead(200).end()))
+    const n = notifier([hook(r.url, {queueSize: 10_000})])
+    const big = approval({statement: 'x'.repeat(MAX_JSON_STATEMENT)})
+    n.notify('requested', big)
+    await r.waitFor(1)
+    for (let i = 0; i < 600; i++) n.notify('requested', big)
+    const body = r.received[0].body.length
+    const waiting = n.pending - 1
+    assert.equal(waiting, Math.floor(MAX_QUEUE_BYTES / body), 'as many as fit in the byte bound wait')
+    assert.equal(outcomes.filter((o) => o === 'dropped').length, 600 - waiting)
+    release()
   })
 
   it('sends Slack a text and blocks with the summary and a button to the console page; escaped, truncated, unsigned', async () => {
