@@ -127,7 +127,11 @@ class WebhookQueue {
 
   private async attempt(d: Delivery): Promise<void> {
     d.attempts++
-    const r = await this.post(d)
+    // Nothing thrown here may escape: this runs detached, and the gateway must not crash on it.
+    const r = await this.post(d).catch((err: unknown): AttemptResult => {
+      this.opts.logger.error('notification attempt failed unexpectedly', {webhook: this.hook.name, event: d.event.id, error: err instanceof Error ? err.name : 'error'})
+      return {kind: 'retry', reason: 'unexpected error'}
+    })
     if (this.abort.signal.aborted) return
     if (r.kind === 'delivered') {
       this.outcome('delivered', `HTTP ${r.status}`)
