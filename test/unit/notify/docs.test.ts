@@ -25,8 +25,14 @@ describe('docs/notifications.md', () => {
   after(() => dir.cleanup())
   const secret = 'doc-secret-0123456789abcdef'
   const body = '{"id":"evt_x","type":"approval.requested","note":"100% real, $HOME `not expanded`"}'
-  const t = Math.floor(Date.now() / 1000)
-  const header = signatureHeader(secret, body, t)
+  // Signed when each test runs: the snippet refuses timestamps 5 minutes away, and a full test run
+  // reaches this file long after it was loaded (was: computed at load, failed in `npm test`).
+  let t: number
+  let header: string
+  beforeEach(() => {
+    t = Math.floor(Date.now() / 1000)
+    header = signatureHeader(secret, body, t)
+  })
 
   it('the Node snippet verifies a signature and refuses a tampered body or an old timestamp', async () => {
     const [snippet] = blocks('js')
