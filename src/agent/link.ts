@@ -5,6 +5,7 @@
 import {EventEmitter} from 'node:events'
 import {dialRelay} from '../client/dial.js'
 import {Mux, type RelayStream} from '../relay/mux.js'
+import {backoffDelay} from '../shared/backoff.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
@@ -17,12 +18,6 @@ export interface LinkOptions {
   heartbeatMs?: number
   minBackoffMs?: number
   maxBackoffMs?: number
-}
-
-/** Full-jitter exponential backoff (AWS architecture blog): random in [0, min(max, base * 2^n)]. */
-function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
-  return Math.max(minMs / 2, Math.floor(random() * cap))
 }
 
 export class GatewayLink extends EventEmitter {

@@ -93,6 +93,10 @@ export class GatewayMetrics {
   )
   readonly relayBytes = this.add(new Series('hoop_relay_bytes_total', 'Bytes relayed for ended sessions: up (client to target) and down (target to client).', 'counter'))
   readonly errors = this.add(new Series('hoop_errors_total', 'Errors answered to clients and agents, by hoop error code.', 'counter'))
+  /** Label `webhook` is a name from the gateway config, never a URL. */
+  readonly notifications = this.add(
+    new Series('hoop_notifications_total', 'Approval notifications by webhook and outcome: delivered, retried, failed (refused or out of retries), dropped (queue full or gateway stopped).', 'counter'),
+  )
 
   /** `agentLinks` counts the live relay links from agents, read at scrape time. */
   constructor(agentLinks: () => number) {

@@ -10,6 +10,7 @@ import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
 import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
 import type {AuditMode} from '../engines/gate.js'
+import {Notifier, parseNotifySettings} from '../notify/index.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
 import {authenticateServiceKey} from '../identity/service-keys.js'
@@ -84,6 +85,9 @@ async function openStore(config: StoreConfig, local: SqliteStore, logger: Logger
   return PostgresStore.open({url: readSecret(config.url), poolSize: config.poolSize, logger: logger.child({component: 'store'})})
 }
 
+/** How long a stopping gateway gives queued notifications (docs/notifications.md). */
+const NOTIFY_DRAIN_MS = 2000
+
 /** How often live links are checked against revocations made elsewhere. */
 const REVOCATION_SWEEP_MS = 2000
 
@@ -94,6 +98,7 @@ export class Gateway {
   private sweeping = false
   private signingKeyFile?: string
   private metricsToken?: string
+  private notifier?: Notifier
   /** Bad tokens and access denials: the first per source and interval on its own, the rest counted. */
   readonly authFailures: AuthFailureAudit
 
@@ -160,10 +165,18 @@ export class Gateway {
     let audit: AuditLog
     let signingKeyFile: string | undefined
     let metricsToken: string | undefined
+    let notifier: Notifier
     try {
       // Read now: a token that cannot be read stops the start rather than every scrape.
       metricsToken = opts.config.metrics.token && readSecret(opts.config.metrics.token)
       const settings = parseAuditSettings(opts.config)
+      // Webhooks hear about approval requests and decisions, off the data path (src/notify/).
+      notifier = new Notifier(parseNotifySettings(opts.config), {
+        publicUrl: url,
+        logger: opts.logger.child({component: 'notify'}),
+        version: opts.version,
+        onOutcome: (webhook, outcome) => metrics.notifications.inc({webhook, outcome}),
+      })
       audit = AuditLog.open({
         db: local.db,
         dataDir: opts.dataDir,
@@ -192,11 +205,13 @@ export class Gateway {
       await closeStores()
       throw err
     }
-    // Every approval state change is an audit event (requested, approved, rejected, expired).
+    // Every approval state change is an audit event (requested, approved, rejected, expired), and a
+    // notification for the webhooks that subscribed to it (queued; never awaited here).
     // Approvals live with the store: on PostgreSQL, every replica sees (and spends) the same ones.
     const approvals = new ApprovalService(approvalStoreFor(store), {
       onEvent: (kind, rec, decision, use) => {
         for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
+        notifier.notify(kind, rec, decision, use)
       },
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
@@ -206,6 +221,7 @@ export class Gateway {
     server.on('clientError', (_err, socket) => socket.destroy())
     gw.signingKeyFile = signingKeyFile
     gw.metricsToken = metricsToken
+    gw.notifier = notifier
     gw.sweeper = setInterval(() => void gw.sweepRevoked(), REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
     opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, store: store.kind, connections: opts.config.connections.length, dev: opts.dev})
@@ -357,6 +373,7 @@ export class Gateway {
     this.agents.goAwayAll('GATEWAY_SHUTDOWN', reason)
     this.server.closeAllConnections()
     await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())])
+    await this.notifier?.close(NOTIFY_DRAIN_MS)
     await this.identity.close()
     await this.authFailures.close()
     await this.audit.close()

@@ -1,6 +1,6 @@
 // The gateway's YAML config: where it listens, its data dir, and the connections it serves.
 // Target credentials are references (an env var name or a file path), never inline values.
-// Sections owned by other parts (auth, policy, audit) are passed through for them to validate.
+// Sections owned by other parts (auth, policy, audit, notifications) are passed through for them to validate.
 import {readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
@@ -61,6 +61,8 @@ export interface GatewayConfig {
   auth?: unknown
   policy?: unknown
   audit?: unknown
+  /** Approval notifications by webhook (src/notify/config.ts). */
+  notifications?: unknown
   dev?: unknown
   /** Where the config came from, for line-numbered errors in sections validated later. */
   source?: YamlSource
@@ -96,11 +98,11 @@ export function parseGatewayConfig(text: string, file = '<config>'): GatewayConf
   const fail = (path: PathSegment[], msg: string) => problems.push(src.problem(path, msg))
   if (!isObject(raw)) throw configError([src.problem([], 'config must be a mapping')])
 
-  const known = new Set(['listen', 'dataDir', 'connections', 'store', 'metrics', 'auth', 'policy', 'audit', 'dev'])
+  const known = new Set(['listen', 'dataDir', 'connections', 'store', 'metrics', 'auth', 'policy', 'audit', 'notifications', 'dev'])
   for (const key of Object.keys(raw)) if (!known.has(key)) fail([key], `unknown key "${key}"`)
 
   const baseDir = file.startsWith('<') ? process.cwd() : dirname(resolve(file))
-  const cfg: GatewayConfig = {file, connections: [], store: {kind: 'sqlite'}, metrics: {}, auth: raw.auth, policy: raw.policy, audit: raw.audit, dev: raw.dev, source: src}
+  const cfg: GatewayConfig = {file, connections: [], store: {kind: 'sqlite'}, metrics: {}, auth: raw.auth, policy: raw.policy, audit: raw.audit, notifications: raw.notifications, dev: raw.dev, source: src}
   if (raw.listen !== undefined) {
     if (typeof raw.listen !== 'string') fail(['listen'], 'listen must be "host:port"')
     else cfg.listen = raw.listen
@@ -258,7 +260,8 @@ function parseConnection(
   }
 }
 
-function parseSecretRef(v: unknown, baseDir: string): SecretRef | undefined {
+/** A `{env: VAR}` or `{file: PATH}` mapping (a relative path against the config file), else undefined. */
+export function parseSecretRef(v: unknown, baseDir: string): SecretRef | undefined {
   if (!isObject(v)) return undefined
   const keys = Object.keys(v)
   if (keys.length !== 1) return undefined

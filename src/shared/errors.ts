@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   AUDIT_UNAVAILABLE: {exit: 24, hint: 'the audit store cannot write; statements are refused until it recovers (check disk space and the data dir)'},
   STATEMENT_FAILED: {exit: 25, hint: 'the database refused the statement; the message above is its own'},
   AUDIT_STORE_REFUSED: {exit: 26, hint: 'the audit store is behind or differs from the tree head the gateway published; restore the right store, or run `hoop gateway --accept-store-rollback` (audited) for disaster recovery'},
+  NOTIFY_FAILED: {exit: 28, hint: 'the webhook named above refused the notification or could not be reached; see docs/notifications.md'},
   STORE_UNAVAILABLE: {exit: 27, hint: 'the gateway cannot reach its store; check `store` in the gateway config, the URL\'s secret and that the database is up'},
   PROTOCOL_ERROR: {exit: 20, hint: 'the peer sent a malformed message'},
   GATEWAY_SHUTDOWN: {exit: 21, hint: 'the gateway is restarting; retry in a moment'},

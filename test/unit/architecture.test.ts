@@ -19,12 +19,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   identity: ['shared', 'store'],
   audit: ['shared', 'store', 'identity'],
   approvals: ['policy', 'identity', 'audit', 'store', 'shared'],
+  // Approval notifications: webhooks fed by the approval service's events.
+  notify: ['approvals', 'identity', 'shared'],
   engines: ['protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
-  gateway: ['engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
+  gateway: ['notify', 'engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
   // `hoop agent` dials the gateway with the client's dialer.
   agent: ['client', 'relay', 'shared'],
   // Commands run on the gateway host with --data-dir use the gateway's own admin code.
-  client: ['gateway', 'protocol', 'sql', 'policy', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
+  client: ['gateway', 'notify', 'protocol', 'sql', 'policy', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
 }
 
 /** Node built-ins that open sockets: never in a codec, a policy or an analyser. */
