@@ -9,28 +9,20 @@ import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {adminQuery} from '../conformance/backends.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
-import {type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
 
 const DB = `hoop_store_test_${process.pid}_replicas`
 const STORE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`
 const TABLE = `hoop_replicas_e2e_${randomBytes(4).toString('hex')}`
 const APR = /apr_[A-Za-z0-9_-]{12}/
 
-const CONFIG = `store:
-  postgres:
-    url: {env: HOOP_STORE_URL}
-connections:
-  - {name: pg, type: postgres, target: 127.0.0.1:5432, agent: db-agent, database: test, username: postgres}
-policy:
-  version: 1
-  rules:
-    - {id: people, subjects: {groups: [eng, dba]}, connections: [pg], effect: allow}
+const CONFIG = sharedStoreConfig(`    - {id: people, subjects: {groups: [eng, dba]}, connections: [pg], effect: allow}
     - id: writes-need-approval
       effect: review
       connections: [pg]
       match: {writes: true}
       review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
-`
+`)
 
 /** The kinds of a replica's audit events about one approval, in order (its data dir's own log). */
 function approvalEvents(gw: GatewayProc, id: string): string[] {
