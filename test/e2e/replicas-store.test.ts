@@ -127,11 +127,15 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     const cAgent = spawnHoop(['agent', '--gateway', c.url], {env: {HOOP_AGENT_TOKEN: tokens.cAgent}})
     agents.push(cAgent)
     await cAgent.waitFor(linkedTo(c.url))
+    const started = Date.now()
+    let cutAt = 0
+    void cAgent.exited.then(() => (cutAt = Date.now()))
     const revoke = await runHoop(['admin', 'agents', 'revoke', 'c-agent', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.admin}})
     assert.equal(revoke.code, 0, revoke.stderr)
     // Its only link is to C, so C (not B) cut it, on B's NOTIFY: C's sweep is ten minutes away and
     // the agent's exit is awaited within the test's timeout.
     assert.equal(await cAgent.exited, 11, cAgent.stderr())
+    console.log(`      the agent on C exited ${cutAt - started} ms after \`hoop admin agents revoke\` started (its CLI start-up included; sweep: 10 min)`)
     assert.match(cAgent.stderr(), /revoked/)
     // The other agent, not revoked, keeps serving through C.
     const r = await runHoop(['exec', 'pg', '--gateway', c.url, '-e', `SELECT n FROM ${TABLE} WHERE id = 1`], {env: {HOOP_TOKEN: tokens.dev}})

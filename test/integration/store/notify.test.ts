@@ -77,6 +77,18 @@ describe('store signals between replicas (LISTEN/NOTIFY on the real PostgreSQL)'
     const rec = await a.store.revokeAgent('edge-1')
     assert.ok(rec?.revokedAt)
     for (const got of await Promise.all(seen)) assert.deepEqual(got.signal, {kind: 'revoked', what: 'agent', name: 'edge-1'})
+    // How long a revocation takes to reach another replica's listener (printed, not asserted).
+    const took: number[] = []
+    for (let i = 0; i < 20; i++) {
+      await a.store.createAgent(`edge-m${i}`, `ag_notify_m${i}`, 'hash')
+      const got = heard(b.s, (sig) => sig.kind === 'revoked' && sig.name === `edge-m${i}`)
+      const t0 = process.hrtime.bigint()
+      await a.store.revokeAgent(`edge-m${i}`)
+      await got
+      took.push(Number(process.hrtime.bigint() - t0) / 1e6)
+    }
+    took.sort((x, y) => x - y)
+    console.log(`      revocation heard by the other replica ${took[10].toFixed(1)} ms after the UPDATE was sent (median of 20; max ${took[19].toFixed(1)} ms)`)
     await a.store.createServiceAccount('ci-bot', ['eng'], 'sa_notify_1', 'hash')
     const sa = heard(b.s, (sig) => sig.kind === 'revoked')
     await a.store.revokeServiceAccount('ci-bot')
