@@ -1,19 +1,21 @@
 // Three gateway replicas on one PostgreSQL store behind a real HAProxy (issue 16), all real
 // processes: the built CLI's gateways, one agent linked to each replica's own URL, `hoop connect`
 // through HAProxy's URL, and node-postgres clients running statements continuously through it,
-// remembering every statement that was acknowledged. kill -9 of the replica that carries the
+// remembering every statement that was acknowledged. HAProxy runs the reference configuration,
+// docs/deploy/haproxy.cfg, with loopback ports. kill -9 of the replica that carries the
 // sessions: new sessions succeed again within a few seconds (the figure is measured and printed,
 // not asserted), no acknowledged statement lacks its audit record, and every replica's audit log
 // verifies. Until the audit log moves to the store (docs/ha.md step 2) each replica has its own
 // log, so "its record" means: in the log of one of the replicas, the one that served it.
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
-import {existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import pg from 'pg'
 import {spawn} from 'node:child_process'
 import {adminQuery} from '../conformance/backends.js'
-import {runHoop, spawnHoop, tempDir, type Proc} from '../helpers/cli.js'
+import {ROOT, runHoop, spawnHoop, tempDir, type Proc} from '../helpers/cli.js'
+import {loadGatewayConfig} from '../../src/shared/config.js'
 import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
 import {freePort} from '../helpers/net.js'
 
@@ -33,28 +35,34 @@ function findHaproxy(): string | undefined {
   return dirs.map((d) => join(d, 'haproxy')).find((p) => existsSync(p))
 }
 
-/** The load balancer of docs/deploy/haproxy.cfg, on loopback ports: health check on /readyz. */
-function haproxyConfig(port: number, replicas: number[]): string {
-  return `global
-  maxconn 512
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-  timeout tunnel 1h
-  retries 3
-  option redispatch
-frontend hoop
-  bind 127.0.0.1:${port}
-  default_backend gateways
-backend gateways
-  balance roundrobin
-  option httpchk GET /readyz
-  http-check expect status 200
-  default-server inter 500ms fall 2 rise 2
-${replicas.map((p, i) => `  server gw${i} 127.0.0.1:${p} check`).join('\n')}
-`
+/**
+ * The reference load balancer, docs/deploy/haproxy.cfg, as this test runs it: each `bind` on a free
+ * loopback port without TLS, each replica's address (in order of first appearance) replaced by a
+ * gateway's loopback port. Everything else (health checks, timeouts, redispatch) is the file's.
+ */
+async function referenceHaproxy(replicaPorts: number[]): Promise<{config: string; frontends: Map<string, number>}> {
+  const frontends = new Map<string, number>()
+  const addresses: string[] = []
+  let frontend = ''
+  const out: string[] = []
+  for (const line of readFileSync(join(ROOT, 'docs', 'deploy', 'haproxy.cfg'), 'utf8').split('\n')) {
+    const section = /^frontend\s+(\S+)/.exec(line)
+    if (section) frontend = section[1]
+    const bind = /^(\s*)bind\s/.exec(line)
+    const server = /^(\s*server\s+\S+\s+)(\S+:\d+)(.*)$/.exec(line)
+    if (bind) {
+      const port = await freePort()
+      frontends.set(frontend, port)
+      out.push(`${bind[1]}bind 127.0.0.1:${port}`)
+    } else if (server) {
+      if (!addresses.includes(server[2])) addresses.push(server[2])
+      const port = replicaPorts[addresses.indexOf(server[2])]
+      assert.ok(port, `docs/deploy/haproxy.cfg names more replicas than the ${replicaPorts.length} started`)
+      out.push(`${server[1]}127.0.0.1:${port}${server[3]}`)
+    } else out.push(line)
+  }
+  assert.equal(addresses.length, replicaPorts.length, 'docs/deploy/haproxy.cfg names each replica')
+  return {config: out.join('\n'), frontends}
 }
 
 /** Client sessions open on a replica now, from its /metrics (loopback callers need no token). */
@@ -119,14 +127,14 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     const agentToken = await create('agents', 'db-agent')
     saToken = await create('service-accounts', 'loader', ['eng'])
 
-    const lbPort = await freePort()
+    const {config, frontends} = await referenceHaproxy(ports)
     const cfg = join(dir.path, 'haproxy.cfg')
-    writeFileSync(cfg, haproxyConfig(lbPort, ports))
+    writeFileSync(cfg, config)
     haproxy = spawn(haproxyBin!, ['-db', '-f', cfg], {stdio: ['ignore', 'pipe', 'pipe']})
     let haproxyLog = ''
     haproxy.stdout!.on('data', (d: Buffer) => (haproxyLog += d.toString()))
     haproxy.stderr!.on('data', (d: Buffer) => (haproxyLog += d.toString()))
-    lbUrl = `http://127.0.0.1:${lbPort}`
+    lbUrl = `http://127.0.0.1:${frontends.get('clients')}`
     // HAProxy is up once it answers /readyz through to a replica.
     for (let i = 0; ; i++) {
       const ok = await fetch(`${lbUrl}/readyz`).then((r) => r.ok, () => false)
@@ -135,10 +143,13 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
       await sleep(100)
     }
 
-    // The agent links to each replica's own URL (docs/ha.md), not to the balancer.
-    const agent = spawnHoop(['agent', '--gateway', gws.map((g) => g.url).join(',')], {env: {HOOP_AGENT_TOKEN: agentToken}})
+    // The agent links to each replica's own address (docs/ha.md): its own frontend, no balancing.
+    const agentUrls = [...frontends].filter(([name]) => name.startsWith('agent-')).map(([, port]) => `http://127.0.0.1:${port}`)
+    assert.equal(agentUrls.length, gws.length, 'one agent frontend per replica')
+    const agent = spawnHoop(['agent', '--gateway', agentUrls.join(',')], {env: {HOOP_AGENT_TOKEN: agentToken}})
     procs.push(agent)
-    for (const gw of gws) await agent.waitFor(new RegExp(`"msg":"connected to gateway","gateway":"${gw.url.replace(/[.]/g, '\\.')}"`))
+    for (const url of agentUrls) await agent.waitFor(new RegExp(`"msg":"connected to gateway","gateway":"${url.replace(/[.]/g, '\\.')}"`))
+    for (const gw of gws) assert.match(await (await fetch(`${gw.url}/metrics`)).text(), /^hoop_agent_links 1$/m, `the agent is linked to ${gw.url}`)
     const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', lbUrl], {env: {HOOP_TOKEN: saToken}})
     procs.push(conn)
     connPort = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
@@ -244,5 +255,13 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
       const v = await runHoop(['audit', 'verify', '--live', '--data-dir', gw.dataDir])
       assert.equal(v.code, 0, `${gw.url}: ${v.stdout}${v.stderr}`)
     }
+  })
+})
+
+describe('the reference deployment (docs/deploy)', () => {
+  it('gateway.yaml is a valid gateway config on the PostgreSQL store', () => {
+    const cfg = loadGatewayConfig(join(ROOT, 'docs', 'deploy', 'gateway.yaml'))
+    assert.equal(cfg.store.kind, 'postgres')
+    assert.equal(cfg.connections[0].name, 'orders-db')
   })
 })
