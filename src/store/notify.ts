@@ -92,9 +92,18 @@ export interface ListenOptions {
   /** First reconnect delay; doubles to maxBackoffMs, with jitter. */
   backoffMs?: number
   maxBackoffMs?: number
+  /** How often the listening connection is probed, and how long a probe may take (default 15 s, 5 s). */
+  probeMs?: number
+  probeTimeoutMs?: number
 }
 
 const CONNECT_TIMEOUT_MS = 5000
+/**
+ * A listening connection that hangs without an error (a network cut, a dead host) hears nothing and
+ * says nothing: a query on it this often, failing within QUERY_TIMEOUT_MS, counts as losing it.
+ */
+const PROBE_MS = 15_000
+const QUERY_TIMEOUT_MS = 5000
 
 /** The PostgreSQL store's signals: one listening connection that comes back after it is lost. */
 class PgSignals extends EventEmitter implements Signals {
@@ -122,12 +131,20 @@ class PgSignals extends EventEmitter implements Signals {
 
   private async connect(): Promise<void> {
     if (this.closed) return
-    const client = new pg.Client({connectionString: this.o.url, application_name: 'hoop-listen', connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true})
+    const client = new pg.Client({
+      connectionString: this.o.url,
+      application_name: 'hoop-listen',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: this.o.probeTimeoutMs ?? QUERY_TIMEOUT_MS,
+      keepAlive: true,
+    })
     this.client = client
     let lost = false
+    const timers: {probe?: NodeJS.Timeout} = {}
     const onLost = (err?: Error) => {
       if (lost) return
       lost = true
+      clearInterval(timers.probe)
       if (this.client === client) this.client = undefined
       client.removeAllListeners('notification')
       client.end().catch(() => undefined)
@@ -151,6 +168,8 @@ class PgSignals extends EventEmitter implements Signals {
       return
     }
     this.failures = 0
+    timers.probe = setInterval(() => void client.query('SELECT 1').catch((err: Error) => onLost(err)), this.o.probeMs ?? PROBE_MS)
+    timers.probe.unref()
     this.o.logger.info('store listener connected', {channels: Object.values(CHANNELS).join(',')})
     // Whatever was notified while no LISTEN was in place is lost: re-read it all.
     this.emit('resync')

@@ -1,11 +1,13 @@
 // LISTEN/NOTIFY between replicas on the real PostgreSQL (src/store/notify.ts): signals published on
 // one store reach another store's listener; a revocation made on the store is heard by every
 // listener; junk on a channel is ignored; a listener whose connection is killed with
-// pg_terminate_backend comes back and asks for a resync; an approval decided through one service
+// pg_terminate_backend comes back and asks for a resync, and so does one whose connection hangs
+// silently (its probe finds it out); an approval decided through one service
 // wakes a wait on another whose own re-read is an hour away; a policy reload on one gateway makes
 // another reload its file, and a gateway whose file gives another version says so in /readyz.
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
+import {connect, createServer, type Socket} from 'node:net'
 import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ApprovalService, approvalStoreFor} from '../../../src/approvals/index.js'
@@ -125,6 +127,41 @@ describe('store signals between replicas (LISTEN/NOTIFY on the real PostgreSQL)'
     assert.equal((await got).from, a.s.replica)
     const after = await adminQuery<{n: number}>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = '${DB}' AND application_name = 'hoop-listen'`, URL_)
     assert.equal(after[0].n, 2, 'each replica listens on one new connection')
+  })
+
+  it('a listener whose connection hangs without an error (a network cut) is found out by its probe and reconnects', async () => {
+    // A TCP relay to PostgreSQL whose open connections can be frozen: no byte passes, nothing closes.
+    const pairs: Array<[Socket, Socket]> = []
+    const relay = createServer((down) => {
+      const up = connect(5432, '127.0.0.1')
+      for (const s of [down, up]) s.on('error', () => undefined)
+      down.pipe(up).pipe(down)
+      pairs.push([down, up])
+    })
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r))
+    try {
+      const port = (relay.address() as {port: number}).port
+      const store = await PostgresStore.open({url: URL_, poolSize: 2})
+      stores.push(store)
+      const s = await openSignals({...store.listenOptions(silentLogger), url: `postgresql://postgres@127.0.0.1:${port}/${DB}`, backoffMs: 50, maxBackoffMs: 500, probeMs: 200, probeTimeoutMs: 500})
+      signals.push(s)
+      assert.equal(pairs.length, 1)
+      const resync = once(s, 'resync')
+      for (const [down, up] of pairs) {
+        down.unpipe(up)
+        up.unpipe(down)
+        down.pause()
+        up.pause()
+      }
+      await resync
+      assert.equal(pairs.length, 2, 'a new listening connection was made')
+      const got = heard(s, (sig) => sig.kind === 'approval')
+      await adminQuery(`SELECT pg_notify('hoop_approvals', '{"id":"apr_after_the_cut"}')`, URL_)
+      assert.deepEqual((await got).signal, {kind: 'approval', id: 'apr_after_the_cut'})
+    } finally {
+      for (const pair of pairs) for (const sock of pair) sock.destroy()
+      relay.close()
+    }
   })
 
   it('an approval decided through one service wakes a wait on another at once, not at its next re-read', async () => {
