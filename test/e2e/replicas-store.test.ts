@@ -1,12 +1,14 @@
 // Three gateway replicas on one PostgreSQL store (issue 16), with real processes from the built
 // CLI: an approval requested through replica A is decided on B and used on C, at once and only
-// once; an agent revoked through B loses the link it holds to C at once, by NOTIFY: the replicas
-// sweep revocations only every ten minutes here, so no sweep can explain the cut.
+// once; an agent revoked through B loses the link it holds to C at once, and a service account
+// revoked through A loses hoop connect's link to B and its open session, by NOTIFY: the replicas
+// sweep revocations only every ten minutes here, so no sweep can explain the cuts.
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import {randomBytes} from 'node:crypto'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import pg from 'pg'
 import {adminQuery} from '../conformance/backends.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
@@ -70,6 +72,7 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     tokens.dev = await create('service-accounts', 'dev-bot', ['eng'])
     tokens.dba = await create('service-accounts', 'dba-bot', ['dba'])
     tokens.admin = await create('service-accounts', 'root-admin', ['admins'])
+    tokens.temp = await create('service-accounts', 'temp-bot', ['eng'])
     const agent = spawnHoop(['agent', '--gateway', gws.map((g) => g.url).join(',')], {env: {HOOP_AGENT_TOKEN: tokens.agent}})
     agents.push(agent)
     for (const gw of gws) await agent.waitFor(linkedTo(gw.url))
@@ -140,5 +143,28 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     // The other agent, not revoked, keeps serving through C.
     const r = await runHoop(['exec', 'pg', '--gateway', c.url, '-e', `SELECT n FROM ${TABLE} WHERE id = 1`], {env: {HOOP_TOKEN: tokens.dev}})
     assert.equal(r.code, 0, r.stderr)
+  })
+
+  it("a service account revoked through A loses hoop connect's link to B, and its open session, by NOTIFY", async () => {
+    const [a, b] = gws
+    const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.temp}})
+    agents.push(conn)
+    const port = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
+    const session = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
+    const ended = new Promise<Error | undefined>((resolve) => {
+      session.once('error', resolve)
+      session.once('end', () => resolve(undefined))
+    })
+    await session.connect()
+    assert.equal((await session.query("SELECT 'on' || 'B' AS v")).rows[0].v, 'onB')
+    const revoke = await runHoop(['admin', 'service-accounts', 'revoke', 'temp-bot', '--gateway', a.url], {env: {HOOP_TOKEN: tokens.admin}})
+    assert.equal(revoke.code, 0, revoke.stderr)
+    // B's sweep is ten minutes away: only A's notification can end the session within the test.
+    await ended
+    // hoop connect stops: the gateway no longer accepts its credential, and it says why.
+    assert.notEqual(await conn.exited, 0)
+    assert.match(conn.stdout(), /"code": "TOKEN_REJECTED"[\s\S]*service-account key for \\"temp-bot\\" was revoked/)
+    assert.match(conn.stderr(), /no longer accepts this CLI's credential/)
+    await session.end().catch(() => undefined)
   })
 })
