@@ -1,6 +1,5 @@
 import {Flags} from '@oclif/core'
 import {HoopCommand} from '../src/client/command.js'
-import {resolveGatewayUrl} from '../src/client/credentials.js'
 import {gatewayFlag, tokenFlag} from '../src/client/flags.js'
 import {formatWhoami, runWhoami, type WhoamiResult} from '../src/client/login.js'
 import {CREDENTIAL_STORE_CHOICES, parseStoreChoice} from '../src/identity/token-store.js'
@@ -22,7 +21,7 @@ export default class Whoami extends HoopCommand {
 
   async run(): Promise<WhoamiResult> {
     const {flags} = await this.parse(Whoami)
-    const result = await runWhoami({gateway: resolveGatewayUrl(flags.gateway), token: flags.token, credentialStore: parseStoreChoice(flags['credential-store'])})
+    const result = await runWhoami({gateway: flags.gateway, token: flags.token, credentialStore: parseStoreChoice(flags['credential-store'])})
     if (!this.jsonEnabled()) for (const line of formatWhoami(result)) this.log(line)
     return result
   }

@@ -37,6 +37,7 @@ export default class AuditExport extends HoopCommand {
     this.log(`  tree size ${s.treeSize}, root ${s.rootHash}${s.signedNow ? ' (signed now)' : ''}`)
     if (s.anchors !== undefined) this.log(`  ${s.anchors} published tree head(s) included with their consistency proofs (anchors.jsonl)`)
     this.log(`  key fingerprint ${s.fingerprint}`)
+    if ('replica' in s) this.log(`  built by gateway replica ${s.replica}`)
     return s
   }
 }

@@ -45,6 +45,10 @@ interface ApprovalServiceOptions {
   now?: () => number
   /** Called after every state change (the gateway wires it to the audit log). */
   onEvent?: ApprovalEventHook
+  /** Called with a request's id after every state change, to wake waits on other replicas (src/store/notify.ts). */
+  announce?: (id: string) => void
+  /** How often a wait re-reads the store anyway (default 1 s): expiry, and decisions whose signal was lost. */
+  recheckMs?: number
 }
 
 interface ResolveInput {
@@ -108,6 +112,8 @@ function who(i: Pick<Identity, 'kind' | 'name' | 'subject'>): string {
 
 export class ApprovalService {
   onEvent?: ApprovalEventHook
+  private readonly announce?: (id: string) => void
+  private readonly recheckMs: number
   private readonly now: () => number
   private readonly changes = new EventEmitter()
 
@@ -117,7 +123,17 @@ export class ApprovalService {
   ) {
     this.now = opts.now ?? Date.now
     this.onEvent = opts.onEvent
+    this.announce = opts.announce
+    this.recheckMs = opts.recheckMs ?? WAIT_RECHECK_MS
     this.changes.setMaxListeners(0)
+  }
+
+  /**
+   * Another replica changed request `id` (or, with '*', may have changed any: its notifications
+   * were lost): the waits on it re-read the store now instead of at their next periodic check.
+   */
+  changed(id: string): void {
+    this.changes.emit('change', id)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -250,7 +266,8 @@ export class ApprovalService {
 
   /**
    * Resolves once the request is no longer pending, or after `timeoutMs` with it still pending.
-   * Sees decisions made through this replica at once and others (and expiry) within a second.
+   * Sees decisions made through this replica at once, through others at once when the store
+   * carries signals (PostgreSQL NOTIFY) and at the latest within a second (and expiry) otherwise.
    */
   async wait(id: string, viewer: Identity, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalRecord> {
     const first = await this.show(id, viewer)
@@ -270,9 +287,9 @@ export class ApprovalService {
         }
       }
       const onChange = (changed: string) => {
-        if (changed === id) void check()
+        if (changed === id || changed === '*') void check()
       }
-      const timer = setInterval(() => void check(), WAIT_RECHECK_MS)
+      const timer = setInterval(() => void check(), this.recheckMs)
       const deadline = setTimeout(() => void this.mustGet(id).then(finish, fail), timeoutMs)
       const onAbort = () => void this.mustGet(id).then(finish, fail)
       const cleanup = () => {
@@ -350,6 +367,7 @@ export class ApprovalService {
     } catch {
       // A state change already stored stays stored.
     }
+    this.announce?.(rec.id)
   }
 
   private async mustGet(id: string): Promise<ApprovalRecord> {

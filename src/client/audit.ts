@@ -9,8 +9,6 @@ import type {SessionDetail, SessionListItem} from '../audit/sessions.js'
 import type {VerifyResult} from '../audit/verify.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {openGatewayApi} from './api.js'
-import {resolveBearer, resolveGatewayUrl} from './credentials.js'
-import {errorFromResponse} from './dial.js'
 
 interface RemoteExportOptions {
   gateway?: string
@@ -22,19 +20,15 @@ interface RemoteExportOptions {
   user?: string
 }
 
-export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportSummary> {
+/**
+ * Downloads the package from the first replica of the list that answers (docs/ha.md). `replica`
+ * says which one built it: until the audit log moves to the store, each replica exports its own.
+ */
+export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportSummary & {replica: string}> {
   if (!/\.(tar\.gz|tgz)$/.test(o.out)) throw new HoopError('INVALID_INPUT', `--out must end in .tar.gz or .tgz (got ${o.out})`)
-  const gateway = resolveGatewayUrl(o.gateway)
-  const bearer = await resolveBearer({gateway, token: o.token})
   const q = new URLSearchParams()
   for (const k of ['from', 'to', 'connection', 'user'] as const) if (o[k]) q.set(k, o[k]!)
-  let res: Response
-  try {
-    res = await fetch(`${gateway}/v1/audit/export?${q}`, {headers: {authorization: `Bearer ${bearer}`}})
-  } catch (err) {
-    throw new HoopError('GATEWAY_UNREACHABLE', `cannot reach gateway ${gateway}: ${(err as {cause?: {code?: string}}).cause?.code ?? errorMessage(err)}`)
-  }
-  if (!res.ok || !res.body) throw errorFromResponse(res.status, await res.text(), gateway)
+  const {gateway: replica, res} = await (await openGatewayApi(o)).download(`/v1/audit/export?${q}`)
   const summary = JSON.parse(decodeURIComponent(res.headers.get('x-hoop-export-summary') ?? '%7B%7D')) as ExportSummary
   const tmp = `${o.out}.part`
   const hash = createHash('sha256')
@@ -52,7 +46,7 @@ export async function exportFromGateway(o: RemoteExportOptions): Promise<ExportS
     throw new HoopError('AUDIT_VERIFY_FAILED', `downloaded package sha256 ${sha256} differs from the gateway's ${summary.sha256}`)
   }
   renameSync(tmp, o.out)
-  return {...summary, out: o.out, sha256}
+  return {...summary, out: o.out, sha256, replica}
 }
 
 export async function verifyLiveOnGateway(o: {gateway?: string; token?: string}): Promise<VerifyResult> {

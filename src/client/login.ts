@@ -8,7 +8,7 @@ import {isLoopbackUrl} from '../identity/auth-config.js'
 import {completeDevLogin} from '../identity/dev-browser.js'
 import {deviceLogin, fetchGatewaySettings, revokeProfile, type DevicePrompt} from '../identity/oidc-client.js'
 import {HoopError} from '../shared/errors.js'
-import {firstAnswering} from './gateways.js'
+import {firstAnswering, resolveGateways} from './gateways.js'
 import {commandFor, currentProfile} from './hints.js'
 import {openCredentialStore, storeNotice, writeLastGateway, type CredentialStoreChoice} from '../identity/token-store.js'
 
@@ -149,16 +149,24 @@ export interface WhoamiResult {
   expiresAt?: string
   /** Which credential the CLI presented. */
   credential: BearerSource
+  /** The replica that answered, when --gateway lists several (the first one unless it was down). */
+  replica?: string
   claims?: Record<string, string>
 }
 
-/** Asks the gateway which identity it verified for the credential this CLI would send. */
-export async function runWhoami(opts: {gateway: string; token?: string; credentialStore: CredentialStoreChoice}): Promise<WhoamiResult> {
-  const cred = await resolveCredential({gateway: opts.gateway, token: opts.token, credentialStore: opts.credentialStore})
-  const id = await new GatewayApi(opts.gateway, cred.bearer).get<Identity>('/v1/whoami')
+/**
+ * Asks the gateway which identity it verified for the credential this CLI would send. `gateway`:
+ * --gateway as given (a replica list fails over like every single-request command).
+ */
+export async function runWhoami(opts: {gateway?: string; token?: string; credentialStore: CredentialStoreChoice}): Promise<WhoamiResult> {
+  const {identity: gateway, replicas} = resolveGateways(opts.gateway)
+  const cred = await resolveCredential({gateway, replicas, token: opts.token, credentialStore: opts.credentialStore})
+  const api = new GatewayApi(gateway, cred.bearer, replicas)
+  const id = await api.get<Identity>('/v1/whoami')
   const exp = id.expiresAt ?? cred.expiresAt
   return {
-    gateway: opts.gateway,
+    gateway,
+    ...(replicas.length > 1 ? {replica: api.answered} : {}),
     kind: id.kind,
     subject: id.subject,
     name: id.name,
@@ -173,7 +181,7 @@ export async function runWhoami(opts: {gateway: string; token?: string; credenti
 
 export function formatWhoami(r: WhoamiResult): string[] {
   const lines = [
-    `gateway:    ${r.gateway}`,
+    `gateway:    ${r.gateway}${r.replica && r.replica !== r.gateway ? ` (answered by replica ${r.replica})` : ''}`,
     `identity:   ${r.name} (${r.kind})`,
     `subject:    ${r.subject}`,
   ]

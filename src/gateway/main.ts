@@ -5,6 +5,8 @@ import {mkdirSync, readFileSync} from 'node:fs'
 import {events, lastPolicyVersion, policyVersion} from '../audit/index.js'
 import {join} from 'node:path'
 import {PolicyHolder, checkAccess} from '../policy/index.js'
+import type {ReloadCause} from '../policy/holder.js'
+import type {Signal} from '../store/notify.js'
 import {type GatewayConfig, DEFAULT_LISTEN, defaultDataDir, loadGatewayConfig, parseGatewayConfig, parseHostPort} from '../shared/config.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
@@ -24,6 +26,21 @@ interface GatewaySettings {
   version?: string
   /** Start on an audit store the gateway cannot vouch for (disaster recovery; audited). */
   acceptStoreRollback?: boolean
+  /** The revocation sweep's interval (default: HOOP_REVOCATION_SWEEP_MS, else 2 s). */
+  revocationSweepMs?: number
+}
+
+/**
+ * HOOP_REVOCATION_SWEEP_MS: how often the backstop sweep re-reads revocations (100 ms to 1 h). With
+ * PostgreSQL's NOTIFY cutting links at once, a site may sweep less often; tests set it long to
+ * prove that the notification alone cuts.
+ */
+function sweepFromEnv(): number | undefined {
+  const raw = process.env.HOOP_REVOCATION_SWEEP_MS
+  if (raw === undefined || raw === '') return undefined
+  const ms = Number(raw)
+  if (!Number.isInteger(ms) || ms < 100 || ms > 3_600_000) throw new HoopError('INVALID_INPUT', `HOOP_REVOCATION_SWEEP_MS must be a whole number of milliseconds from 100 to 3600000, not "${raw.slice(0, 20)}"`)
+  return ms
 }
 
 interface RunningGateway {
@@ -34,6 +51,39 @@ interface RunningGateway {
   /** Dev mode with no configured connections: the demo database, connection and policy. */
   dev?: DevEnvironment
   close(reason?: string): Promise<void>
+}
+
+/**
+ * A policy reload on one replica reaches the others (docs/ha.md): a reload of this replica's file
+ * that changed the version is announced; on hearing another replica's, this one reloads its own
+ * file. Each replica enforces what its own file says. When that is not the version announced last,
+ * it says so in its log and in /readyz, and keeps serving with its own: its file is what was
+ * deployed to it, and one replica's reload must not take the others out of service.
+ */
+function followOtherReplicas(gateway: Gateway, policy: PolicyHolder, inForce: () => string, logger: Logger): void {
+  const signals = gateway.signals
+  let announced: {version: string; replica: string} | undefined
+  const compare = () => {
+    const differs = announced !== undefined && announced.version !== inForce()
+    if (differs && !gateway.policyDiffers) {
+      logger.warn('this replica enforces another policy than the last one reloaded elsewhere; update its policy file', {enforced: inForce(), announced: announced?.version, replica: announced?.replica})
+    } else if (!differs && gateway.policyDiffers) logger.info('this replica enforces the policy last reloaded elsewhere again', {version: inForce()})
+    gateway.policyDiffers = differs
+  }
+  policy.on('reload', (r: {ok: boolean}, cause: ReloadCause) => {
+    if (cause === 'watch' && r.ok && announced?.version !== inForce()) {
+      announced = {version: inForce(), replica: signals.replica}
+      void signals.publish({kind: 'policy', version: inForce()})
+    }
+    compare()
+  })
+  signals.on('signal', (signal: Signal, from?: string) => {
+    if (signal.kind !== 'policy' || from === signals.replica) return
+    announced = {version: signal.version, replica: from ?? 'unknown'}
+    // reload() emits 'reload', whose handler above compares the outcome with what was announced.
+    if (signal.version !== inForce()) policy.reload('signal')
+    else compare()
+  })
 }
 
 function isLoopback(host: string): boolean {
@@ -79,7 +129,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   let gateway: Gateway
   try {
     await loadPgParser()
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback})
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback, revocationSweepMs: s.revocationSweepMs ?? sweepFromEnv()})
   } catch (err) {
     policy.close()
     await dev?.demoDb.close()
@@ -107,6 +157,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
     const rules = r.ok ? (r.policy?.rules.length ?? 0) : policy.current.rules.length
     record(events.policyReload({source, sha256: fileHash(), rules, ok: r.ok, error: r.error?.message, oldVersion: old, newVersion: inForce, trigger: 'reload'}))
   })
+  followOtherReplicas(gateway, policy, () => inForce, s.logger)
   return {
     gateway,
     policy,

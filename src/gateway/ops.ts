@@ -19,6 +19,8 @@ interface OpsContext {
   /** The bearer /metrics asks for; without one, loopback callers only. */
   metricsToken?: string
   logger: Logger
+  /** Set while this replica enforces a policy other than the one last reloaded on another replica. */
+  policyDiffers?: () => boolean
 }
 
 /** A readiness probe that hangs is as bad as a failed one: answer within this. */
@@ -32,7 +34,10 @@ export async function handleOps(ctx: OpsContext, req: IncomingMessage, res: Serv
     sendJson(res, 200, {status: 'ok'})
   } else if (path === '/readyz') {
     const problem = await notReady(ctx)
-    sendJson(res, problem ? 503 : 200, problem ? {status: 'unavailable', reason: problem} : {status: 'ok'})
+    // A differing policy file is reported, not made unready: during a rolling config push every
+    // replica but the first would otherwise leave the balancer at once (docs/ha.md).
+    const policy = ctx.policyDiffers?.() ? {policy: 'differs from the last reload on another replica'} : {}
+    sendJson(res, problem ? 503 : 200, problem ? {status: 'unavailable', reason: problem, ...policy} : {status: 'ok', ...policy})
   } else {
     authorizeMetrics(ctx, req)
     const body = ctx.metrics.render()

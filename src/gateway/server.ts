@@ -22,6 +22,7 @@ import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'
 import {bearerFrom, sendError} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
+import {openSignals, type Signal, type Signals} from '../store/notify.js'
 import {PostgresStore} from '../store/postgres.js'
 import {SqliteStore} from '../store/sqlite.js'
 import type {Store} from '../store/types.js'
@@ -51,6 +52,8 @@ interface GatewayOptions {
   version?: string
   /** Start on an audit store the gateway cannot vouch for (disaster recovery); recorded as an audit event. */
   acceptStoreRollback?: boolean
+  /** How often live links are checked against the store's revocations (default 2 s; the backstop to NOTIFY). */
+  revocationSweepMs?: number
 }
 
 /** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
@@ -88,11 +91,13 @@ async function openStore(config: StoreConfig, local: SqliteStore, logger: Logger
 /** How long a stopping gateway gives queued notifications (docs/notifications.md). */
 const NOTIFY_DRAIN_MS = 2000
 
-/** How often live links are checked against revocations made elsewhere. */
-const REVOCATION_SWEEP_MS = 2000
+/** How often live links are checked against revocations made elsewhere (the backstop to NOTIFY). */
+export const REVOCATION_SWEEP_MS = 2000
 
 export class Gateway {
   private closing = false
+  /** This replica's policy file gives another version than the last reload on another replica (main.ts). */
+  policyDiffers = false
   private readonly clientLinks = new Map<Mux, Identity>()
   private sweeper?: NodeJS.Timeout
   private sweeping = false
@@ -115,6 +120,8 @@ export class Gateway {
     readonly identity: IdentityRuntime,
     readonly url: string,
     readonly metrics: GatewayMetrics,
+    /** What this replica hears from and tells the other replicas (no-op on SQLite). */
+    readonly signals: Signals,
   ) {
     this.authFailures = new AuthFailureAudit(audit, opts.logger.child({component: 'audit'}))
   }
@@ -205,6 +212,9 @@ export class Gateway {
       await closeStores()
       throw err
     }
+    // The other replicas' revocations, decisions and policy reloads, as they happen (notify.ts).
+    // A listener that cannot connect now keeps retrying in the background: the sweep covers it.
+    const signals = await openSignals(store instanceof PostgresStore ? store.listenOptions(opts.logger.child({component: 'signals'})) : undefined)
     // Every approval state change is an audit event (requested, approved, rejected, expired), and a
     // notification for the webhooks that subscribed to it (queued; never awaited here).
     // Approvals live with the store: on PostgreSQL, every replica sees (and spends) the same ones.
@@ -213,16 +223,19 @@ export class Gateway {
         for (const e of approvalAuditEvents(kind, rec, decision, use)) audit.append(e).catch((err) => opts.logger.error('audit append failed', {kind: e.kind, error: errorMessage(err)}))
         notifier.notify(kind, rec, decision, use)
       },
+      announce: (id) => void signals.publish({kind: 'approval', id}),
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
-    const gw = new Gateway(opts, server, wss, store, local, audit, approvals, agents, identity, url, metrics)
+    const gw = new Gateway(opts, server, wss, store, local, audit, approvals, agents, identity, url, metrics, signals)
+    signals.on('signal', (signal: Signal, from?: string) => gw.onSignal(signal, from))
+    signals.on('resync', () => gw.resync())
     server.on('request', (req, res) => void gw.onRequest(req, res))
     server.on('upgrade', (req, socket, head) => void gw.onUpgrade(req, socket as Socket, head))
     server.on('clientError', (_err, socket) => socket.destroy())
     gw.signingKeyFile = signingKeyFile
     gw.metricsToken = metricsToken
     gw.notifier = notifier
-    gw.sweeper = setInterval(() => void gw.sweepRevoked(), REVOCATION_SWEEP_MS)
+    gw.sweeper = setInterval(() => void gw.sweepRevoked(), opts.revocationSweepMs ?? REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
     opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, store: store.kind, connections: opts.config.connections.length, dev: opts.dev})
     return gw
@@ -250,7 +263,8 @@ export class Gateway {
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (this.closing) throw new HoopError('GATEWAY_SHUTDOWN', 'gateway is shutting down')
-      if (await handleOps({store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.metricsToken, logger: this.opts.logger}, req, res)) return
+      const ops = {store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.metricsToken, logger: this.opts.logger, policyDiffers: () => this.policyDiffers}
+      if (await handleOps(ops, req, res)) return
       if (await this.identity.handleHttp(req, res)) return
       await handleApi(this.apiContext(), req, res)
     } catch (err) {
@@ -337,6 +351,44 @@ export class Gateway {
   }
 
   /**
+   * A signal from a replica (this one's own come back too): a revocation cuts this replica's links
+   * at once, an approval change wakes its waits. Policy signals are the policy holder's (main.ts).
+   */
+  private onSignal(signal: Signal, from?: string): void {
+    switch (signal.kind) {
+      case 'revoked':
+        if (signal.what === 'agent') this.cutAgent(signal.name)
+        else this.cutServiceAccount(signal.name)
+        return
+      case 'approval':
+        if (from !== this.signals.replica) this.approvals.changed(signal.id)
+        return
+      case 'policy':
+        return
+      default: {
+        const never: never = signal
+        throw new Error(`unknown signal ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  /** Notifications were lost while the listener was away: re-read what they would have said. */
+  private resync(): void {
+    void this.sweepRevoked()
+    this.approvals.changed('*')
+  }
+
+  private cutAgent(name: string): void {
+    if (name !== 'embedded' && this.agents.isOnline(name)) this.agents.disconnect(name, 'TOKEN_REJECTED', `agent token for "${name}" was revoked`)
+  }
+
+  private cutServiceAccount(name: string): void {
+    for (const [mux, identity] of this.clientLinks) {
+      if (identity.kind === 'service-account' && identity.subject === name) mux.goAway('TOKEN_REJECTED', `service-account key for "${name}" was revoked`)
+    }
+  }
+
+  /**
    * Cuts live links whose secret was revoked since they connected, including revocations made
    * directly on the data dir (`hoop admin ... --data-dir`) rather than through this gateway.
    */
@@ -346,14 +398,10 @@ export class Gateway {
     this.sweeping = true
     try {
       const liveAgents = new Set((await this.store.listAgents()).filter((a) => !a.revokedAt).map((a) => a.name))
-      for (const name of this.agents.onlineAgents()) {
-        if (name !== 'embedded' && !liveAgents.has(name)) this.agents.disconnect(name, 'TOKEN_REJECTED', `agent token for "${name}" was revoked`)
-      }
+      for (const name of this.agents.onlineAgents()) if (!liveAgents.has(name)) this.cutAgent(name)
       const liveAccounts = new Set((await this.store.listServiceAccounts()).filter((a) => !a.revokedAt).map((a) => a.name))
-      for (const [mux, identity] of this.clientLinks) {
-        if (identity.kind === 'service-account' && !liveAccounts.has(identity.subject)) {
-          mux.goAway('TOKEN_REJECTED', `service-account key for "${identity.subject}" was revoked`)
-        }
+      for (const identity of new Set(this.clientLinks.values())) {
+        if (identity.kind === 'service-account' && !liveAccounts.has(identity.subject)) this.cutServiceAccount(identity.subject)
       }
     } catch (err) {
       this.opts.logger.error('revocation sweep failed', {error: errorMessage(err)})
@@ -367,6 +415,7 @@ export class Gateway {
     if (this.closing) return
     this.closing = true
     clearInterval(this.sweeper)
+    await this.signals.close()
     this.opts.logger.info('gateway shutting down', {reason})
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     for (const mux of this.clientLinks.keys()) mux.goAway('GATEWAY_SHUTDOWN', reason)

@@ -1,7 +1,8 @@
 // Holds the policy in force and hot-reloads it. A new file that does not validate never replaces
 // the policy in force: the last good policy stays, and a 'reload' event says what was wrong.
 //
-// Events: 'reload' with ReloadResult ({ok: true, policy} or {ok: false, error}).
+// Events: 'reload' with ReloadResult ({ok: true, policy} or {ok: false, error}) and its cause:
+// 'watch' (the file changed here, or a caller asked) or 'signal' (another replica reloaded).
 import {EventEmitter} from 'node:events'
 import {type FSWatcher, watch} from 'node:fs'
 import {basename, dirname, resolve} from 'node:path'
@@ -14,6 +15,7 @@ import type {Policy} from './types.js'
 type PolicySource = string | GatewayConfig
 
 export type ReloadResult = {ok: true; policy: Policy} | {ok: false; error: HoopError}
+export type ReloadCause = 'watch' | 'signal'
 
 export class PolicyHolder extends EventEmitter {
   current: Policy
@@ -55,7 +57,7 @@ export class PolicyHolder extends EventEmitter {
   }
 
   /** Reloads now. On failure the current policy is kept. Emits 'reload' either way. */
-  reload(): ReloadResult {
+  reload(cause: ReloadCause = 'watch'): ReloadResult {
     let result: ReloadResult
     try {
       this.current = this.load()
@@ -64,7 +66,7 @@ export class PolicyHolder extends EventEmitter {
       const error = err instanceof HoopError ? err : asHoopError(err)
       result = {ok: false, error}
     }
-    this.emit('reload', result)
+    this.emit('reload', result, cause)
     return result
   }
 

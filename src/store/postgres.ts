@@ -4,6 +4,7 @@
 import pg from 'pg'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
+import {CHANNELS, type ListenOptions} from './notify.js'
 import {migrate} from './pg-migrations.js'
 import {inTransaction} from './pg-tx.js'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
@@ -146,7 +147,7 @@ export class PostgresStore implements Store {
 
   async revokeAgent(name: string): Promise<AgentRecord | undefined> {
     // One statement: two replicas revoking at once revoke once, and both see the same record.
-    const [row] = await this.query('UPDATE agents SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING *', [name, new Date().toISOString()])
+    const [row] = await this.query(revokeAndNotify('agents', 'agent'), [name, new Date().toISOString()])
     return row ? agentFromRow(row) : undefined
   }
 
@@ -170,7 +171,7 @@ export class PostgresStore implements Store {
   }
 
   async revokeServiceAccount(name: string): Promise<ServiceAccountRecord | undefined> {
-    const [row] = await this.query('UPDATE service_accounts SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING *', [name, new Date().toISOString()])
+    const [row] = await this.query(revokeAndNotify('service_accounts', 'service-account'), [name, new Date().toISOString()])
     return row ? serviceAccountFromRow(row) : undefined
   }
 
@@ -200,6 +201,11 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({id: r.id as string, startedAt: storedTime(r.started_at)!}))
   }
 
+  /** What the replicas' LISTEN/NOTIFY signals (notify.ts) need: the URL, this pool, the scrubber. */
+  listenOptions(logger: Logger): ListenOptions {
+    return {url: this.url, store: this, logger, scrub: (text) => scrub(text, this.url)}
+  }
+
   async ping(): Promise<void> {
     await this.query('SELECT 1')
   }
@@ -207,6 +213,17 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.pool.end()
   }
+}
+
+/**
+ * Revokes a live name and, in the same statement, tells every replica (notify.ts): PostgreSQL
+ * delivers the NOTIFY at commit, so no replica hears of a revocation that did not happen, and a
+ * revocation made straight on the store (`hoop admin ... --config`) is heard like one made through
+ * a gateway.
+ */
+function revokeAndNotify(table: 'agents' | 'service_accounts', what: 'agent' | 'service-account'): string {
+  return `WITH r AS (UPDATE ${table} SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING *)
+SELECT r.*, pg_notify('${CHANNELS.revoked}', json_build_object('what', '${what}', 'name', r.name)::text) FROM r`
 }
 
 /** Why a connection or query failed, for a message: the driver's text, or the socket error's code. */

@@ -1,35 +1,30 @@
 // Three gateway replicas on one PostgreSQL store (issue 16), with real processes from the built
 // CLI: an approval requested through replica A is decided on B and used on C, at once and only
-// once; an agent revoked through B loses the link it holds to C within the sweep interval.
+// once; an agent revoked through B loses the link it holds to C at once, and a service account
+// revoked through A loses hoop connect's link to B and its open session, by NOTIFY: the replicas
+// sweep revocations only every ten minutes here, so no sweep can explain the cuts.
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import {randomBytes} from 'node:crypto'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import pg from 'pg'
 import {adminQuery} from '../conformance/backends.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
-import {type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
 
 const DB = `hoop_store_test_${process.pid}_replicas`
 const STORE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`
 const TABLE = `hoop_replicas_e2e_${randomBytes(4).toString('hex')}`
 const APR = /apr_[A-Za-z0-9_-]{12}/
 
-const CONFIG = `store:
-  postgres:
-    url: {env: HOOP_STORE_URL}
-connections:
-  - {name: pg, type: postgres, target: 127.0.0.1:5432, agent: db-agent, database: test, username: postgres}
-policy:
-  version: 1
-  rules:
-    - {id: people, subjects: {groups: [eng, dba]}, connections: [pg], effect: allow}
+const CONFIG = sharedStoreConfig(`    - {id: people, subjects: {groups: [eng, dba]}, connections: [pg], effect: allow}
     - id: writes-need-approval
       effect: review
       connections: [pg]
       match: {writes: true}
       review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
-`
+`)
 
 /** The kinds of a replica's audit events about one approval, in order (its data dir's own log). */
 function approvalEvents(gw: GatewayProc, id: string): string[] {
@@ -49,6 +44,7 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
   this.timeout(240_000)
   const dir = tempDir('hoop-e2e-replicas-store-')
   const env = {HOOP_STORE_URL: STORE_URL}
+  const gwEnv = {...env, HOOP_REVOCATION_SWEEP_MS: '600000'}
   const gws: GatewayProc[] = []
   const agents: Proc[] = []
   const tokens: Record<string, string> = {}
@@ -68,7 +64,7 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     // The first replica migrates the store; `hoop admin --config` needs the schema in place.
     for (const name of ['a', 'b', 'c']) {
       mkdirSync(join(dir.path, name))
-      gws.push(await startGatewayProc(CONFIG, {dir: join(dir.path, name), env}))
+      gws.push(await startGatewayProc(CONFIG, {dir: join(dir.path, name), env: gwEnv}))
     }
     writeFileSync(join(dir.path, 'gateway.yaml'), CONFIG)
     tokens.agent = await create('agents', 'db-agent')
@@ -76,6 +72,7 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     tokens.dev = await create('service-accounts', 'dev-bot', ['eng'])
     tokens.dba = await create('service-accounts', 'dba-bot', ['dba'])
     tokens.admin = await create('service-accounts', 'root-admin', ['admins'])
+    tokens.temp = await create('service-accounts', 'temp-bot', ['eng'])
     const agent = spawnHoop(['agent', '--gateway', gws.map((g) => g.url).join(',')], {env: {HOOP_AGENT_TOKEN: tokens.agent}})
     agents.push(agent)
     for (const gw of gws) await agent.waitFor(linkedTo(gw.url))
@@ -128,18 +125,46 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     )
   })
 
-  it('an agent revoked through B loses its link to C within seconds', async () => {
+  it('an agent revoked through B loses its link to C by NOTIFY (the sweep is ten minutes away)', async () => {
     const [, b, c] = gws
     const cAgent = spawnHoop(['agent', '--gateway', c.url], {env: {HOOP_AGENT_TOKEN: tokens.cAgent}})
     agents.push(cAgent)
     await cAgent.waitFor(linkedTo(c.url))
+    const started = Date.now()
+    let cutAt = 0
+    void cAgent.exited.then(() => (cutAt = Date.now()))
     const revoke = await runHoop(['admin', 'agents', 'revoke', 'c-agent', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.admin}})
     assert.equal(revoke.code, 0, revoke.stderr)
-    // Its only link is to C, so C (not B) cut it: C's sweep read the revocation from the store.
+    // Its only link is to C, so C (not B) cut it, on B's NOTIFY: C's sweep is ten minutes away and
+    // the agent's exit is awaited within the test's timeout.
     assert.equal(await cAgent.exited, 11, cAgent.stderr())
+    console.log(`      the agent on C exited ${cutAt - started} ms after \`hoop admin agents revoke\` started (its CLI start-up included; sweep: 10 min)`)
     assert.match(cAgent.stderr(), /revoked/)
     // The other agent, not revoked, keeps serving through C.
     const r = await runHoop(['exec', 'pg', '--gateway', c.url, '-e', `SELECT n FROM ${TABLE} WHERE id = 1`], {env: {HOOP_TOKEN: tokens.dev}})
     assert.equal(r.code, 0, r.stderr)
+  })
+
+  it("a service account revoked through A loses hoop connect's link to B, and its open session, by NOTIFY", async () => {
+    const [a, b] = gws
+    const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', b.url], {env: {HOOP_TOKEN: tokens.temp}})
+    agents.push(conn)
+    const port = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
+    const session = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
+    const ended = new Promise<Error | undefined>((resolve) => {
+      session.once('error', resolve)
+      session.once('end', () => resolve(undefined))
+    })
+    await session.connect()
+    assert.equal((await session.query("SELECT 'on' || 'B' AS v")).rows[0].v, 'onB')
+    const revoke = await runHoop(['admin', 'service-accounts', 'revoke', 'temp-bot', '--gateway', a.url], {env: {HOOP_TOKEN: tokens.admin}})
+    assert.equal(revoke.code, 0, revoke.stderr)
+    // B's sweep is ten minutes away: only A's notification can end the session within the test.
+    await ended
+    // hoop connect stops: the gateway no longer accepts its credential, and it says why.
+    assert.notEqual(await conn.exited, 0)
+    assert.match(conn.stdout(), /"code": "TOKEN_REJECTED"[\s\S]*service-account key for \\"temp-bot\\" was revoked/)
+    assert.match(conn.stderr(), /no longer accepts this CLI's credential/)
+    await session.end().catch(() => undefined)
   })
 })

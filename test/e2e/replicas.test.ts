@@ -60,11 +60,13 @@ describe('several gateway replicas: agent links to each, connect and exec fail o
   let connPort: number
   let agentToken: string
   let saToken: string
+  let auditorToken: string
   let both: string
 
   before(async () => {
     agentToken = await createSecret('agents', 'db-agent', dataA)
     saToken = await createSecret('service-accounts', 'ci-bot', dataA, ['eng'])
+    auditorToken = await createSecret('service-accounts', 'auditor', dataA, ['auditors'])
     cpSync(dataA, dataB, {recursive: true})
     portA = await freePort()
     gwA = await startGatewayProc(CONFIG, {dir: join(dir.path, 'a'), dataDir: dataA, listen: `127.0.0.1:${portA}`})
@@ -120,6 +122,26 @@ describe('several gateway replicas: agent links to each, connect and exec fail o
     const r = await runHoop(['exec', 'pg', '-e', "select 'exec' || 7 as v", '--json', '--gateway', both], {env: {HOOP_TOKEN: saToken}})
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual((JSON.parse(r.stdout) as {statements: Array<{rows: string[][]}>}).statements[0].rows, [['exec7']])
+  })
+
+  it('whoami and the audit export download fail over to B while A is down; logout needs no replica', async () => {
+    const who = await runHoop(['whoami', '--json', '--gateway', both], {env: {HOOP_TOKEN: saToken}})
+    assert.equal(who.code, 0, who.stderr)
+    assert.deepEqual(
+      (({gateway, replica, subject}) => ({gateway, replica, subject}))(JSON.parse(who.stdout) as {gateway: string; replica: string; subject: string}),
+      {gateway: gwA.url, replica: gwB.url, subject: 'ci-bot'},
+    )
+    const pkg = join(dir.path, 'evidence-b.tar.gz')
+    const ex = await runHoop(['audit', 'export', '--out', pkg, '--gateway', both, '--json'], {env: {HOOP_TOKEN: auditorToken}})
+    assert.equal(ex.code, 0, ex.stderr)
+    assert.equal((JSON.parse(ex.stdout) as {replica: string}).replica, gwB.url, 'B built the package (its own log, until the log moves to the store)')
+    const v = await runHoop(['audit', 'verify', pkg])
+    assert.equal(v.code, 0, v.stdout + v.stderr)
+    // Logout only deletes the login kept under the list's first URL (and revokes at the issuer):
+    // it makes no request to a replica, so A being down does not matter.
+    const out = await runHoop(['logout', '--gateway', both], {env: {XDG_CONFIG_HOME: join(dir.path, 'home')}})
+    assert.equal(out.code, 0, out.stderr)
+    assert.match(out.stderr + out.stdout, new RegExp(`Not logged in to ${gwA.url.replace(/[.]/g, '\\.')}`))
   })
 
   it('hoop exec names every replica when none answers', async () => {

@@ -39,3 +39,20 @@ export async function createSecret(kind: 'agents' | 'service-accounts', name: st
   if (r.code !== 0) throw new Error(`admin ${kind} create failed: ${r.stderr}${r.stdout}`)
   return (JSON.parse(r.stdout) as {token: string}).token
 }
+
+/**
+ * A replica's config on the shared PostgreSQL store (URL in HOOP_STORE_URL): the connection "pg" to
+ * the local server's database `test`, served by the agent "db-agent", and the given policy rules
+ * (YAML list items, indented four spaces).
+ */
+export function sharedStoreConfig(rules: string): string {
+  return `store:
+  postgres:
+    url: {env: HOOP_STORE_URL}
+connections:
+  - {name: pg, type: postgres, target: 127.0.0.1:5432, agent: db-agent, database: test, username: postgres}
+policy:
+  version: 1
+  rules:
+${rules}`
+}

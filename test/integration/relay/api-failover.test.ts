@@ -1,10 +1,12 @@
-// Single-request commands (approvals, admin, audit, sessions, connections) on a replica list: the
+// Single-request commands (approvals, admin, audit, sessions, connections, whoami, the audit export
+// download) on a replica list: the
 // HTTP API client (src/client/api.ts) passes a replica it cannot reach to the next, against real
 // HTTP servers and a closed port on loopback, and never resends a change that may have arrived.
 import assert from 'node:assert/strict'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {GatewayApi} from '../../../src/client/api.js'
+import {runWhoami} from '../../../src/client/login.js'
 import {freePort} from '../../helpers/net.js'
 
 interface Replica {
@@ -71,5 +73,33 @@ describe('gateway API client on a replica list', function () {
 
     const [d1, d2] = [await closed(), await closed()]
     await assert.rejects(new GatewayApi(d1, undefined, [d1, d2]).get('/v1/audit/key'), (e: Error) => e.message.startsWith('no gateway replica answered') && e.message.includes(d1) && e.message.includes(d2))
+  })
+
+  it('whoami given a list asks the next replica when the first is down, and says which answered', async () => {
+    const dead = await closed()
+    const b = await up(json({kind: 'service-account', subject: 'ci-bot', name: 'ci-bot', groups: ['eng']}))
+    const who = await runWhoami({gateway: `${dead},${b.url}`, token: 'tok', credentialStore: 'file'})
+    assert.equal(who.gateway, dead, 'the first URL stays the gateway identity')
+    assert.equal(who.replica, b.url)
+    assert.equal(who.subject, 'ci-bot')
+    assert.deepEqual(b.hits, ['GET /v1/whoami'])
+  })
+
+  it('a download (the audit export) fails over until a replica sends its headers, then streams its body', async () => {
+    const dead = await closed()
+    const body = Buffer.alloc(256 * 1024, 7)
+    const b = await up((_req, res) => {
+      res.writeHead(200, {'content-type': 'application/gzip', 'x-hoop-export-summary': '%7B%7D'})
+      res.end(body)
+    })
+    const api = new GatewayApi(dead, 'tok', [dead, b.url])
+    const {gateway, res} = await api.download('/v1/audit/export?from=2020-01-01')
+    assert.equal(gateway, b.url)
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), body)
+    // A refusal is the replica's answer, with the gateway's error code, and not retried.
+    const c = await up(json({error: {code: 'ACCESS_DENIED', message: 'audit evidence needs membership of auditors'}}, 403))
+    const d = await up(json({}))
+    await assert.rejects(new GatewayApi(c.url, 'tok', [c.url, d.url]).download('/v1/audit/export'), (e: Error & {code?: string}) => e.code === 'ACCESS_DENIED')
+    assert.deepEqual(d.hits, [])
   })
 })
