@@ -346,8 +346,16 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
       approvalId: verdict.effect === 'allow' ? verdict.approvalId : undefined,
       // A refusal the engine made itself (an unknown prepared statement, a value laundered through
       // a view) was not judged here: it names the policy in force, which it was refused under.
-      policyVersion: versions.get(verdict) ?? policyVersion(o.policy()),
+      policyVersion: versions.get(verdict) ?? versionInForce(),
     })
+  /** The version of the policy in force; never lets a record fail (undefined if it cannot be told). */
+  const versionInForce = (): string | undefined => {
+    try {
+      return policyVersion(o.policy())
+    } catch {
+      return undefined
+    }
+  }
 
   const recorder = o.recorder
   const record = !recorder
