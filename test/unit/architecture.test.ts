@@ -20,7 +20,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   audit: ['shared', 'store', 'identity'],
   approvals: ['policy', 'identity', 'audit', 'store', 'shared'],
   engines: ['protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
-  gateway: ['engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
+  // The web console: login, sessions and headers; its data calls go through the gateway's router, handed in.
+  console: ['identity', 'shared'],
+  gateway: ['console', 'engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
   // `hoop agent` dials the gateway with the client's dialer.
   agent: ['client', 'relay', 'shared'],
   // Commands run on the gateway host with --data-dir use the gateway's own admin code.
