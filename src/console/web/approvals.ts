@@ -86,7 +86,7 @@ export function approvalsPage(): void {
 export function approvalPage(id: string): void {
   const detail = h('div', {id: 'approval', 'aria-live': 'polite'})
   const outcome = h('div', {id: 'outcome'})
-  const reason = h('textarea', {id: 'reason', name: 'reason', rows: 3, maxlength: 1000, required: true})
+  const reason = h('textarea', {id: 'reason', name: 'reason', rows: 3, maxlength: 1000, 'aria-required': 'true'})
   const approve = h('button', {type: 'submit', id: 'approve', value: 'approve'}, 'Approve')
   const reject = h('button', {type: 'submit', id: 'reject', value: 'reject', class: 'danger'}, 'Reject')
   const form = h('form', {id: 'decide'}, field('Reason (required, recorded in the audit log)', reason), h('div', {class: 'buttons'}, approve, reject))
