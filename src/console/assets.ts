@@ -3,6 +3,7 @@
 // names of this shape are served: no path ever reaches the file system from a request.
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 export const ASSET_NAME = /^[a-z][a-z0-9-]{0,40}\.(js|css)$/
 
@@ -13,10 +14,11 @@ interface Asset {
 
 /** The package root: the first directory above this file holding package.json (src/ under tsx, dist/src/ when built). */
 function packageRoot(): string {
-  let dir = import.meta.dirname
+  const here = dirname(fileURLToPath(import.meta.url))
+  let dir = here
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir)
-    if (up === dir) return import.meta.dirname
+    if (up === dir) return here
     dir = up
   }
   return dir

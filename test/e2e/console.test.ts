@@ -6,52 +6,36 @@
 // cannot reach approver or auditor actions (asked of the API, not only the UI); a cross-site POST
 // is refused. A screenshot of each page goes to test/output/console/.
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync} from 'node:fs'
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
-import {promisify} from 'node:util'
 import Database from 'better-sqlite3'
-import pg from 'pg'
 import {chromium, type Browser, type BrowserContext, type Page} from 'playwright-core'
 import {ROOT, runHoop, spawnHoop, tempDir, type Proc} from '../helpers/cli.js'
 import {createSecret, type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+import {sh, shellQuote} from '../helpers/net.js'
 
 const CHROMIUM = process.env.HOOP_CHROMIUM ?? '/usr/bin/chromium'
 const OUT = join(ROOT, 'test', 'output', 'console')
 const DB = `hoop_console_${randomBytes(4).toString('hex')}`
-const run = promisify(execFile)
 
+/** Engineers and DBAs may use pg; any write there waits for one DBA's approval. */
 const CONFIG = `connections:
-  - name: pg
-    type: postgres
-    target: 127.0.0.1:5432
-    database: ${DB}
-    username: postgres
+  - {name: pg, type: postgres, target: 127.0.0.1:5432, database: ${DB}, username: postgres}
 policy:
   version: 1
   rules:
-    - id: people
-      subjects: {groups: [engineering, dba]}
-      connections: [pg]
-      effect: allow
-    - id: writes-need-approval
-      effect: review
-      connections: [pg]
-      match: {writes: true}
-      review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
+    - {id: people, effect: allow, subjects: {groups: [engineering, dba]}, connections: [pg]}
+    - {id: writes-need-approval, effect: review, connections: [pg], match: {writes: true}, review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}}
 `
 
-async function admin(sql: string, database = 'postgres'): Promise<pg.QueryResultRow[]> {
-  const c = new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database})
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows
-  } finally {
-    await c.end()
-  }
+/** psql as the superuser straight to PostgreSQL (set-up, checks, clean-up): tuples only, unaligned. */
+async function admin(sql: string, database = 'postgres'): Promise<string> {
+  const r = await sh(`psql "host=127.0.0.1 port=5432 user=postgres dbname=${database}" -X -A -t -v ON_ERROR_STOP=1 -c ${shellQuote(sql)}`)
+  if (r.code !== 0) throw new Error(`psql: ${r.stderr}`)
+  return r.stdout.trim()
 }
 
 describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', function () {
@@ -63,16 +47,9 @@ describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', functi
   let localPort = 0
   const contexts: BrowserContext[] = []
 
-  const psql = async (sql: string) => {
-    try {
-      const r = await run('psql', [`host=127.0.0.1 port=${localPort} user=postgres dbname=${DB}`, '-X', '-A', '-v', 'ON_ERROR_STOP=1', '-c', sql], {env: {...process.env, PGCONNECT_TIMEOUT: '10'}})
-      return {code: 0, stdout: r.stdout, stderr: r.stderr}
-    } catch (err) {
-      const e = err as {code?: number; stdout?: string; stderr?: string}
-      return {code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? ''}
-    }
-  }
-  const counter = async () => Number((await admin('SELECT n FROM t WHERE id = 1', DB))[0].n)
+  /** The engineer's psql, through `hoop connect`'s local port. */
+  const psql = (sql: string) => sh(`psql "host=127.0.0.1 port=${localPort} user=postgres dbname=${DB}" -X -A -v ON_ERROR_STOP=1 -c ${shellQuote(sql)}`, {env: {PGCONNECT_TIMEOUT: '10'}})
+  const counter = async () => Number(await admin('SELECT n FROM t WHERE id = 1', DB))
   const shot = (page: Page, name: string) => page.screenshot({path: join(OUT, `${name}.png`), fullPage: true})
 
   /** Logs in through the dev provider's pages as one demo user, in a fresh browser context. */
