@@ -72,7 +72,8 @@ export interface Console {
 }
 
 export function createConsole(opts: ConsoleOptions): Console {
-  const base = opts.publicUrl.replace(/\/+$/, '')
+  // Behind a TLS proxy the browser's address is auth.oidc.consoleUrl, not the port the gateway binds.
+  const base = (opts.oidc?.consoleUrl ?? opts.publicUrl).replace(/\/+$/, '')
   const publicOrigin = new URL(base).origin
   const secureByUrl = publicOrigin.startsWith('https:')
   const sessions = new ConsoleSessions()
@@ -100,9 +101,10 @@ export function createConsole(opts: ConsoleOptions): Console {
   }
 
   async function login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (!flow) return sendPage(res, 503, 'Console login is not configured', 'Set auth.oidc (issuer, clientId, consoleClientId) in the gateway config, or run hoop gateway --dev. See docs/console.md.')
+    if (!flow || !opts.oidc) return sendPage(res, 503, 'Console login is not configured', 'Set auth.oidc (issuer, clientId, consoleClientId) in the gateway config, or run hoop gateway --dev. See docs/console.md.')
     // The callback comes back to the public URL: start there so the login cookie is found on return.
-    if (req.headers.host !== new URL(base).host) return redirect(res, `${base}/console/login${url.search}`)
+    // (Not with consoleUrl: a proxy in front may pass its own Host, and this would loop.)
+    if (!opts.oidc.consoleUrl && req.headers.host !== new URL(base).host) return redirect(res, `${base}/console/login${url.search}`)
     const next = safeNext(url.searchParams.get('next'))
     const {url: to, state} = await flow.start(next)
     // Lax, not Strict: it must come back on the provider's cross-site redirect to the callback.
