@@ -106,7 +106,14 @@ export function createConsole(opts: ConsoleOptions): Console {
     // (Not with consoleUrl: a proxy in front may pass its own Host, and this would loop.)
     if (!opts.oidc.consoleUrl && req.headers.host !== new URL(base).host) return redirect(res, `${base}/console/login${url.search}`)
     const next = safeNext(url.searchParams.get('next'))
-    const {url: to, state} = await flow.start(next)
+    let started: {url: string; state: string}
+    try {
+      started = await flow.start(next)
+    } catch (err) {
+      log.warn('console login could not start', {error: errorMessage(err)})
+      return sendPage(res, 503, 'Cannot reach the identity provider', errorMessage(err), `/console/login?next=${encodeURIComponent(next)}`)
+    }
+    const {url: to, state} = started
     // Lax, not Strict: it must come back on the provider's cross-site redirect to the callback.
     res.setHeader('set-cookie', setCookie(LOGIN_COOKIE, state, {path: '/console/callback', maxAgeSeconds: LOGIN_TTL_SECONDS, sameSite: 'Lax', secure: secure(req)}))
     redirect(res, to)

@@ -200,6 +200,15 @@ describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', functi
     await page.getByRole('button', {name: 'Ask'}).click()
     await page.locator('#answer').getByText('statement: review [rule writes-need-approval]').waitFor()
     await shot(page, 'policy')
+    // Bad questions get clear errors, not a crash.
+    const unknown = await apiFromPage(page, 'POST', '/console/api/v1/policy/test', {user: 'a@example.com', connection: 'nope'})
+    assert.equal(unknown.status, 404)
+    assert.match(unknown.body.error?.message ?? '', /unknown connection "nope"/)
+    const badGroups = await apiFromPage(page, 'POST', '/console/api/v1/policy/test', {user: 'a@example.com', groups: 'dba', connection: 'pg'})
+    assert.equal(badGroups.status, 400)
+    const huge = await apiFromPage(page, 'POST', '/console/api/v1/policy/test', {user: 'a@example.com', connection: 'pg', sql: 'x'.repeat(70_000)})
+    assert.equal(huge.status, 400)
+    assert.match(huge.body.error?.message ?? '', /exceeds limit 65536/)
 
   })
 
