@@ -102,6 +102,9 @@ export function createConsole(opts: ConsoleOptions): Console {
 
   async function login(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!flow || !opts.oidc) return sendPage(res, 503, 'Console login is not configured', 'Set auth.oidc (issuer, clientId, consoleClientId) in the gateway config, or run hoop gateway --dev. See docs/console.md.')
+    if (['0.0.0.0', '[::]'].includes(new URL(base).hostname)) {
+      return sendPage(res, 503, 'Console address unknown', 'The gateway listens on every address, so it cannot tell the identity provider where to send you back. Set auth.oidc.consoleUrl to the address browsers use (docs/console.md).')
+    }
     // The callback comes back to the public URL: start there so the login cookie is found on return.
     // (Not with consoleUrl: a proxy in front may pass its own Host, and this would loop.)
     if (!opts.oidc.consoleUrl && req.headers.host !== new URL(base).host) return redirect(res, `${base}/console/login${url.search}`)

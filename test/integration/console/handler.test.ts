@@ -121,6 +121,28 @@ describe('console HTTP layer', () => {
   })
 })
 
+describe('console login set-up', () => {
+  it('asks for auth.oidc.consoleUrl when the gateway listens on every address', async () => {
+    const cons = createConsole({
+      publicUrl: 'http://0.0.0.0:8009',
+      oidc: {issuer: 'https://id.example.com', clientId: 'hoop-cli', audience: 'hoop', scopes: ['openid'], groupsClaim: 'groups', algorithms: ['RS256'], clockSkew: 60},
+      authenticator: {authenticate: async () => Promise.reject(new HoopError('TOKEN_REJECTED', 'no'))},
+      api: async () => {},
+      logger: createLogger({level: 'error', write: () => {}}),
+    })
+    const server = createServer((req, res) => void cons.handle(req, res))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const r = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/console/login`, {redirect: 'manual'})
+      assert.equal(r.status, 503)
+      assert.match(await r.text(), /Set auth\.oidc\.consoleUrl/)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+    }
+  })
+})
+
 describe('console sessions', () => {
   it('end with the access token, and never last more than an hour', () => {
     let now = 1_000_000_000_000
