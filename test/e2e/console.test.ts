@@ -21,7 +21,7 @@ const CHROMIUM = process.env.HOOP_CHROMIUM ?? '/usr/bin/chromium'
 const OUT = join(ROOT, 'test', 'output', 'console')
 const DB = `hoop_console_${randomBytes(4).toString('hex')}`
 
-/** Engineers and DBAs may use pg; any write there waits for one DBA's approval. */
+/** Engineers and DBAs may use pg; any write there waits for one DBA's approval; e-mail addresses are masked. */
 const CONFIG = `connections:
   - {name: pg, type: postgres, target: 127.0.0.1:5432, database: ${DB}, username: postgres}
 policy:
@@ -29,6 +29,7 @@ policy:
   rules:
     - {id: people, effect: allow, subjects: {groups: [engineering, dba]}, connections: [pg]}
     - {id: writes-need-approval, effect: review, connections: [pg], match: {writes: true}, review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}}
+    - {id: hide-email, effect: mask, connections: [pg], mask: {columns: ["t.email"]}}
 `
 
 /** psql as the superuser straight to PostgreSQL (set-up, checks, clean-up): tuples only, unaligned. */
@@ -82,7 +83,7 @@ describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', functi
     if (!existsSync(CHROMIUM)) this.skip()
     mkdirSync(OUT, {recursive: true})
     await admin(`CREATE DATABASE ${DB}`)
-    await admin('CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL); INSERT INTO t VALUES (1, 0), (2, 0)', DB)
+    await admin("CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL, email text); INSERT INTO t VALUES (1, 0, 'ann@example.com'), (2, 0, 'bob@example.com')", DB)
     const dataDir = join(dir.path, 'data')
     const token = await createSecret('service-accounts', 'eng-bot', dataDir, ['engineering'])
     gw = await startGatewayProc(CONFIG, {dir: dir.path, dataDir, extraArgs: ['--dev']})
@@ -146,6 +147,10 @@ describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', functi
     assert.equal(ran.code, 0, ran.stderr)
     assert.match(ran.stdout, /UPDATE 1/)
     assert.equal(await counter(), 1)
+    // The last session before the auditor's visit: a read of a masked column.
+    const read = await psql('SELECT email FROM t WHERE id = 1')
+    assert.equal(read.code, 0, read.stderr)
+    assert.doesNotMatch(read.stdout, /ann@example\.com/)
 
     await page.goto(gw.url + '/console/')
     await page.locator('input#connect-pg').waitFor()
@@ -189,7 +194,10 @@ describe('web console in Chromium (dev IdP, built CLI, real PostgreSQL)', functi
     await first.waitFor()
     await shot(page, 'sessions')
     await first.click()
-    await page.locator('pre.replay').getByText(/UPDATE t SET n = n \+ 1 WHERE id = 1/).first().waitFor()
+    // The replay is what the client saw: the statement, and the address masked.
+    const replay = page.locator('pre.replay')
+    await replay.getByText(/SELECT email FROM t WHERE id = 1/).first().waitFor()
+    assert.doesNotMatch((await replay.textContent()) ?? '', /ann@example\.com/)
     await shot(page, 'session-replay')
 
     await page.goto(gw.url + '/console/policy')
