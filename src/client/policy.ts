@@ -4,17 +4,13 @@
 import {loadGatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import type {Identity} from '../identity/types.js'
-import {analyzeMysql} from '../sql/mysql-analyze.js'
-import {analyzePostgres} from '../sql/pg-analyze.js'
-import {loadPgParser} from '../sql/pg-parser.js'
-import {removeDotSegments} from '../protocol/http/target.js'
-import {checkAccess, isHttpWrite, judgeOperation} from '../policy/evaluate.js'
+import {judgePolicy, type PolicyTestResult} from '../gateway/policy-test.js'
+import {isHttpWrite} from '../policy/evaluate.js'
 import {formatDuration} from '../policy/glob.js'
 import {loadPolicyFile, policyFromGatewayConfig} from '../policy/load.js'
-import type {AccessDecision, Effect, HttpRequestInfo, Operation, OperationDecision, Policy, SubjectMatcher} from '../policy/types.js'
+import type {Effect, Policy, SubjectMatcher} from '../policy/types.js'
 
-/** The HTTP engine parses JSON request bodies up to this size for policy (larger ones are `too-large`). */
-const HTTP_JSON_INSPECT_BYTES = 1024 * 1024
+export {httpRequest, type PolicyTestResult} from '../gateway/policy-test.js'
 
 export interface PolicyCheckResult {
   file: string
@@ -59,14 +55,6 @@ interface PolicyTestInput {
   body?: string
 }
 
-export interface PolicyTestResult {
-  identity: Identity
-  connection: {name: string; type: string}
-  access: AccessDecision
-  operation?: Operation
-  decision?: OperationDecision
-}
-
 export async function testPolicy(input: PolicyTestInput): Promise<PolicyTestResult> {
   if (!input.policy === !input.config) throw new HoopError('INVALID_INPUT', 'give exactly one of --policy FILE or --config GATEWAY_CONFIG')
   let policy: Policy
@@ -77,56 +65,7 @@ export async function testPolicy(input: PolicyTestInput): Promise<PolicyTestResu
     type ??= cfg.connections.find((c) => c.name === input.connection)?.type
   } else policy = loadPolicyFile(input.policy!)
   const connection = {name: input.connection, type: type ?? 'postgres'}
-  const identity = identityFrom(input)
-  const access = checkAccess(policy, identity, connection)
-  const result: PolicyTestResult = {identity, connection, access}
-  const isHttp = input.method !== undefined || input.path !== undefined || input.body !== undefined
-  if (input.sql !== undefined && isHttp) throw new HoopError('INVALID_INPUT', 'give either --sql (databases) or --method/--path/--body (HTTP), not both')
-  if (input.sql !== undefined) {
-    if (connection.type === 'postgres') {
-      await loadPgParser()
-      result.operation = analyzePostgres(input.sql)
-    } else if (connection.type === 'mysql') result.operation = analyzeMysql(input.sql)
-    else throw new HoopError('INVALID_INPUT', `--sql is analyzed as PostgreSQL or MySQL; connection ${connection.name} is of type ${connection.type}`)
-    result.decision = judgeOperation(policy, identity, connection, result.operation)
-  } else if (isHttp) {
-    if (connection.type !== 'http') throw new HoopError('INVALID_INPUT', `--method, --path and --body describe an HTTP request; connection ${connection.name} is of type ${connection.type} (use --type http)`)
-    result.operation = {engine: 'http', statements: [], http: httpRequest(input)}
-    result.decision = judgeOperation(policy, identity, connection, result.operation)
-  }
-  return result
-}
-
-/** The request as the HTTP engine would describe it to policy (path normalised, body parsed). */
-export function httpRequest(input: Pick<PolicyTestInput, 'method' | 'path' | 'body'>): HttpRequestInfo {
-  const method = (input.method ?? 'GET').toUpperCase()
-  if (!/^[A-Z][A-Z_-]{0,31}$/.test(method)) throw new HoopError('INVALID_INPUT', `--method must be an HTTP method such as GET or DELETE (got "${input.method}")`)
-  const raw = input.path ?? '/'
-  if (!raw.startsWith('/')) throw new HoopError('INVALID_INPUT', `--path must start with "/" (got "${raw}")`)
-  const q = raw.indexOf('?')
-  const rawQuery = q < 0 ? '' : raw.slice(q + 1)
-  // As the engine does: decode escapes of unreserved characters, then remove dot segments.
-  const decoded = (q < 0 ? raw : raw.slice(0, q)).replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16))
-    return /[A-Za-z0-9\-._~]/.test(ch) ? ch : m.toUpperCase()
-  })
-  const path = removeDotSegments(decoded)
-  const query: Record<string, string[]> = {}
-  for (const [k, v] of new URLSearchParams(rawQuery)) (query[k] ??= []).push(v)
-  const req: HttpRequestInfo = {method, path, query, target: rawQuery ? `${path}?${rawQuery}` : path, bodyStatus: 'none'}
-  if (input.body !== undefined) {
-    req.contentType = 'application/json'
-    if (Buffer.byteLength(input.body) > HTTP_JSON_INSPECT_BYTES) req.bodyStatus = 'too-large'
-    else {
-      try {
-        req.body = JSON.parse(input.body) as unknown
-        req.bodyStatus = 'json'
-      } catch {
-        req.bodyStatus = 'invalid-json'
-      }
-    }
-  }
-  return req
+  return judgePolicy(policy, connection, identityFrom(input), input)
 }
 
 function identityFrom(input: PolicyTestInput): Identity {

@@ -19,6 +19,8 @@ import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
 import {handleApprovalsApi} from './approvals-api.js'
 import {handleAuditApi} from './audit-api.js'
+import {handleEvidenceApi} from './evidence-api.js'
+import {handlePolicyApi} from './policy-api.js'
 import type {AgentRegistry} from './agents.js'
 
 export interface ApiContext {
@@ -69,13 +71,24 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
     return
   }
 
-  const identity = await authenticate(ctx, req)
+  await routeApi(ctx, await authenticate(ctx, req), req, res)
+}
 
+/**
+ * The routes that need an identity, for a caller already verified: a bearer token (handleApi) or
+ * the web console's session (src/console), so both are authorised by the same code.
+ */
+export async function routeApi(ctx: ApiContext, identity: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://gateway')
+  const path = url.pathname
+  const method = req.method ?? 'GET'
   if (path === '/v1/whoami' && method === 'GET') {
     sendJson(res, 200, identity)
     return
   }
   if (await handleAuditApi(ctx, identity, method, url, req, res)) return
+  if (await handleEvidenceApi(ctx, identity, method, path, res)) return
+  if (await handlePolicyApi(ctx, identity, method, path, req, res)) return
   if (ctx.approvals && (await handleApprovalsApi({...ctx, approvals: ctx.approvals}, identity, method, path, req, res))) return
   if (path === '/v1/connections' && method === 'GET') {
     sendJson(res, 200, {connections: visibleConnections(ctx, identity)})

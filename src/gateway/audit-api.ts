@@ -19,14 +19,19 @@ function auditorGroups(ctx: ApiContext): string[] {
   return Array.isArray(a) && a.every((g) => typeof g === 'string') ? (a as string[]) : AUDITOR_GROUPS_DEFAULT
 }
 
+/** Audit evidence, and what else auditors see (evidence-api.ts, policy-api.ts), needs an auditor group. */
+export function requireAuditor(ctx: ApiContext, identity: Identity, what = 'audit evidence'): void {
+  const groups = auditorGroups(ctx)
+  if (!identity.groups.some((g) => groups.includes(g))) {
+    throw new HoopError('ACCESS_DENIED', `${what} needs membership of ${groups.join(' or ')}; ${identity.name} has none`)
+  }
+}
+
 export async function handleAuditApi(ctx: ApiContext, identity: Identity, method: string, url: URL, _req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   if (method !== 'GET') return false
   const session = /^\/v1\/sessions\/([^/]+)$/.exec(url.pathname)
   if (url.pathname !== '/v1/audit/export' && url.pathname !== '/v1/audit/verify' && url.pathname !== '/v1/sessions' && !session) return false
-  const groups = auditorGroups(ctx)
-  if (!identity.groups.some((g) => groups.includes(g))) {
-    throw new HoopError('ACCESS_DENIED', `audit evidence needs membership of ${groups.join(' or ')}; ${identity.name} has none`)
-  }
+  requireAuditor(ctx, identity)
   // The access is recorded before the evidence is handed over: no record, no evidence.
   const access = (o: Omit<Parameters<typeof events.auditAccess>[0], 'identity' | 'via'>) => ctx.audit.append(events.auditAccess({identity, via: 'gateway', ...o}))
   if (url.pathname === '/v1/sessions') {

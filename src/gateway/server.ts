@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
 import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
+import {createConsole, type Console} from '../console/handler.js'
 import type {AuditMode} from '../engines/gate.js'
 import {Notifier, parseNotifySettings} from '../notify/index.js'
 import type {Policy} from '../policy/index.js'
@@ -29,7 +30,7 @@ import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import {AgentRegistry} from './agents.js'
 import {AuthFailureAudit} from './auth-failures.js'
-import {handleApi, type ApiContext} from './api.js'
+import {handleApi, routeApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {GatewayMetrics} from './metrics.js'
 import {handleOps} from './ops.js'
@@ -104,6 +105,8 @@ export class Gateway {
   private signingKeyFile?: string
   private metricsToken?: string
   private notifier?: Notifier
+  /** The web console at /console/ (src/console): its calls go through routeApi like the API's. */
+  private readonly console: Console
   /** Bad tokens and access denials: the first per source and interval on its own, the rest counted. */
   readonly authFailures: AuthFailureAudit
 
@@ -124,6 +127,13 @@ export class Gateway {
     readonly signals: Signals,
   ) {
     this.authFailures = new AuthFailureAudit(audit, opts.logger.child({component: 'audit'}))
+    this.console = createConsole({
+      publicUrl: url,
+      oidc: identity.auth?.oidc,
+      authenticator: identity.authenticator,
+      api: (who, req, res) => routeApi(this.apiContext(), who, req, res),
+      logger: opts.logger,
+    })
   }
 
   /** The local SQLite handle the audit log and recordings use (docs/ha.md: they move next). */
@@ -266,6 +276,7 @@ export class Gateway {
       const ops = {store: this.store, audit: this.audit, metrics: this.metrics, metricsToken: this.metricsToken, logger: this.opts.logger, policyDiffers: () => this.policyDiffers}
       if (await handleOps(ops, req, res)) return
       if (await this.identity.handleHttp(req, res)) return
+      if (await this.console.handle(req, res)) return
       await handleApi(this.apiContext(), req, res)
     } catch (err) {
       const e = asHoopError(err)

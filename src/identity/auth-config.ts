@@ -24,6 +24,10 @@ export interface IssuerSettings {
 export interface OidcSettings extends IssuerSettings {
   clientId: string
   scopes: string[]
+  /** The web console's client (authorization code + PKCE, redirect URI <consoleUrl>/console/callback); default clientId. */
+  consoleClientId?: string
+  /** The address browsers use for the gateway (https behind a TLS proxy); default the gateway's own URL. */
+  consoleUrl?: string
 }
 
 export interface ClientCredentialsSettings extends IssuerSettings {
@@ -174,12 +178,20 @@ export function parseAuthConfig(cfg: Pick<GatewayConfig, 'auth' | 'source' | 'fi
     const p = [...at, 'oidc']
     if (!isObject(o)) fail(p, 'auth.oidc must be a mapping with issuer, clientId, audience')
     else {
-      unknownKeys(o, ['issuer', 'clientId', 'audience', 'scopes', 'groupsClaim', 'algorithms', 'clockSkew'], p, fail, 'auth.oidc')
+      unknownKeys(o, ['issuer', 'clientId', 'consoleClientId', 'consoleUrl', 'audience', 'scopes', 'groupsClaim', 'algorithms', 'clockSkew'], p, fail, 'auth.oidc')
       const base = issuerSettings(o, p, fail, true)
       if (typeof o.clientId !== 'string' || !o.clientId) fail([...p, 'clientId'], 'clientId must be the public client id the CLI uses for the device flow')
       const scopes = stringList(o.scopes, [...p, 'scopes'], fail, 'scopes') ?? DEFAULT_SCOPES
       if (!scopes.includes('openid')) fail([...p, 'scopes'], 'scopes must include "openid"')
-      if (base && typeof o.clientId === 'string') out.oidc = {...base, clientId: o.clientId, scopes}
+      if (o.consoleClientId !== undefined && (typeof o.consoleClientId !== 'string' || !o.consoleClientId)) fail([...p, 'consoleClientId'], 'consoleClientId must be the client id the web console logs in with')
+      const consoleClientId = typeof o.consoleClientId === 'string' && o.consoleClientId ? {consoleClientId: o.consoleClientId} : {}
+      let consoleUrl: {consoleUrl?: string} = {}
+      if (o.consoleUrl !== undefined) {
+        // Same rule as issuers: the console's cookies and redirects need https off loopback.
+        const u = checkIssuerUrl(o.consoleUrl, [...p, 'consoleUrl'], (at, msg) => fail(at, msg.replace(/^issuer/, 'consoleUrl')))
+        if (u) consoleUrl = {consoleUrl: u}
+      }
+      if (base && typeof o.clientId === 'string') out.oidc = {...base, clientId: o.clientId, scopes, ...consoleClientId, ...consoleUrl}
     }
   }
 

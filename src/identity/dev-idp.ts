@@ -12,6 +12,8 @@ import {errorMessage} from '../shared/errors.js'
 import type {DevUser} from './auth-config.js'
 
 export const DEV_CLIENT_ID = 'hoop-cli'
+/** The web console's public client: authorization code with PKCE (RFC 7636), nothing else. */
+export const DEV_CONSOLE_CLIENT_ID = 'hoop-console'
 export const DEV_AUDIENCE = 'hoop'
 /** The resource indicator the dev IdP issues JWT access tokens for (RFC 8707 wants an absolute URI). */
 const DEV_RESOURCE = 'urn:hoop:gateway'
@@ -23,6 +25,8 @@ interface DevIdpOptions {
   audience?: string
   /** Public client for the device flow; set to null to have none. */
   deviceClientId?: string | null
+  /** Where the web console's public client (DEV_CONSOLE_CLIENT_ID) gets its codes; no console client without it. */
+  consoleRedirectUri?: string
   /** Extra clients, e.g. confidential clients for client credentials in tests. */
   clients?: ClientMetadata[]
   /** Extra claims put in a client-credentials token, per client id (a CI platform's claims in tests). */
@@ -120,6 +124,15 @@ export async function createDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
       redirect_uris: [],
     })
   }
+  if (opts.consoleRedirectUri) {
+    clients.push({
+      client_id: DEV_CONSOLE_CLIENT_ID,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [opts.consoleRedirectUri],
+    })
+  }
 
   const configuration: Configuration = {
     adapter: memoryAdapterFactory(),
@@ -206,7 +219,8 @@ export async function createDevIdp(opts: DevIdpOptions): Promise<DevIdp> {
       ctx.body = page('Error', `<p id="error">${esc(String(out.error))}: ${esc(String(out.error_description ?? ''))}</p>`)
     },
     // The dev IdP has one first-party client; no need to ask every time after the first consent.
-    pkce: {required: () => false},
+    // The console's code flow always sends PKCE (S256); the device flow has no use for it.
+    pkce: {required: (_ctx, client) => (client as {clientId?: string}).clientId === DEV_CONSOLE_CLIENT_ID},
   }
 
   const provider = new Provider(opts.issuer, configuration)

@@ -54,13 +54,14 @@ export async function createIdentityRuntime(opts: IdentityRuntimeOptions): Promi
   if (opts.dev) {
     const dev = parseDevConfig(opts.config)
     // Imported lazily: oidc-provider is only loaded when dev mode asks for it.
-    const {createDevIdp, DEV_AUDIENCE, DEV_CLIENT_ID, generateSigningJwks} = await quietly(() => import('./dev-idp.js'))
+    const {createDevIdp, DEV_AUDIENCE, DEV_CLIENT_ID, DEV_CONSOLE_CLIENT_ID, generateSigningJwks} = await quietly(() => import('./dev-idp.js'))
     // The dev provider's signing key lives in the data dir, so tokens survive a gateway restart.
     const jwks = opts.dataDir ? await loadOrCreateJwks(join(opts.dataDir, 'dev-idp-jwks.json'), generateSigningJwks) : undefined
     const issuer = `${opts.publicUrl.replace(/\/+$/, '')}${DEV_MOUNT_PATH}`
-    devIdp = await createDevIdp({issuer, users: dev.users, accessTokenTtl: dev.accessTokenTtl, jwks})
+    const consoleRedirectUri = `${opts.publicUrl.replace(/\/+$/, '')}/console/callback`
+    devIdp = await createDevIdp({issuer, users: dev.users, accessTokenTtl: dev.accessTokenTtl, jwks, consoleRedirectUri})
     if (auth.oidc) opts.logger.warn('dev mode: the embedded identity provider replaces auth.oidc for logins', {configured: auth.oidc.issuer, dev: issuer})
-    auth.oidc = {issuer, clientId: DEV_CLIENT_ID, audience: DEV_AUDIENCE, scopes: DEFAULT_SCOPES, groupsClaim: 'groups', algorithms: ['RS256'], clockSkew: 60}
+    auth.oidc = {issuer, clientId: DEV_CLIENT_ID, audience: DEV_AUDIENCE, scopes: DEFAULT_SCOPES, groupsClaim: 'groups', algorithms: ['RS256'], clockSkew: 60, consoleClientId: DEV_CONSOLE_CLIENT_ID}
     opts.logger.info('dev identity provider: `hoop login` shows a page to pick one of these demo users', {
       issuer,
       users: dev.users.map((u) => `${u.email} [${u.groups.join(', ')}]`),

@@ -22,7 +22,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   // Approval notifications: webhooks fed by the approval service's events.
   notify: ['approvals', 'identity', 'shared'],
   engines: ['protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
-  gateway: ['notify', 'engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
+  // The web console: login, sessions and headers; its data calls go through the gateway's router, handed in.
+  console: ['identity', 'shared'],
+  gateway: ['console', 'notify', 'engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
   // `hoop agent` dials the gateway with the client's dialer.
   agent: ['client', 'relay', 'shared'],
   // Commands run on the gateway host with --data-dir use the gateway's own admin code.

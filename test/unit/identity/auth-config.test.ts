@@ -62,6 +62,14 @@ describe('identity: auth config', () => {
     assert.equal(parseAuthConfig(load('auth: {oidc: {issuer: "http://127.0.0.1:9000/oidc", clientId: c, audience: a}}')).oidc?.issuer, 'http://127.0.0.1:9000/oidc')
   })
 
+  it('the web console: its own client id and public https address, checked like an issuer', () => {
+    const oidc = parseAuthConfig(load('auth: {oidc: {issuer: "https://id.example.com", clientId: c, consoleClientId: web, consoleUrl: "https://hoop.example.com/", audience: a}}')).oidc
+    assert.equal(oidc?.consoleClientId, 'web')
+    assert.equal(oidc?.consoleUrl, 'https://hoop.example.com')
+    assert.throws(() => parseAuthConfig(load('auth: {oidc: {issuer: "https://id.example.com", clientId: c, consoleUrl: "http://hoop.example.com", audience: a}}')), /consoleUrl "http:\/\/hoop\.example\.com" must use https/)
+    assert.throws(() => parseAuthConfig(load('auth: {oidc: {issuer: "https://id.example.com", clientId: c, consoleClientId: "", audience: a}}')), /consoleClientId must be the client id/)
+  })
+
   it('dev users: built-in defaults, or the configured list', () => {
     assert.deepEqual(parseDevConfig(load('connections: []')).users, DEFAULT_DEV_USERS)
     const dev = parseDevConfig(load('dev: {users: [{email: a@x.io, groups: [g]}], accessTokenTtl: 2m}'))
