@@ -189,7 +189,8 @@ export class Gateway {
       const settings = parseAuditSettings(opts.config)
       // Webhooks hear about approval requests and decisions, off the data path (src/notify/).
       notifier = new Notifier(parseNotifySettings(opts.config), {
-        publicUrl: url,
+        // Console links go where browsers open the console: behind a TLS proxy, its consoleUrl.
+        publicUrl: identity.auth?.oidc?.consoleUrl ?? url,
         logger: opts.logger.child({component: 'notify'}),
         version: opts.version,
         onOutcome: (webhook, outcome) => metrics.notifications.inc({webhook, outcome}),
