@@ -193,6 +193,23 @@ export class PgAuditLog implements AuditWriter {
     return this.checkpointIfNew(true)
   }
 
+  /** A session's start and end events and the time of its last event (closing sessions a crash cut). */
+  async sessionMarks(session: string): Promise<{rows: {kind: string; body: string}[]; last: string | null}> {
+    const rows = await this.store.query("SELECT kind, body FROM audit_events WHERE session = $1 AND kind IN ('session.start', 'session.end') ORDER BY seq", [session])
+    const [last] = await this.store.query('SELECT max(time) AS t FROM audit_events WHERE session = $1', [session])
+    return {rows: rows.map((r) => ({kind: r.kind as string, body: r.body as string})), last: (last?.t as string | null) ?? null}
+  }
+
+  /** This replica's witness file, if any. */
+  get witnessPath(): string | undefined {
+    return this.opts.anchors?.witness
+  }
+
+  /** The store the log is on (export and verify take a snapshot of it). */
+  get pgStore(): PostgresStore {
+    return this.store
+  }
+
   publicKeyPem(): string {
     return this.key.publicPem
   }

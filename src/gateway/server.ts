@@ -8,7 +8,8 @@ import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
-import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
+import {AuditLog, type AuditWriter, events, flushRecordings, PgAuditLog, WITNESS_FILE} from '../audit/index.js'
+import {markAuditStore} from '../audit/schema.js'
 import type {AuditMode} from '../engines/gate.js'
 import type {Policy} from '../policy/index.js'
 import {createIdentityRuntime, type IdentityRuntime} from '../identity/runtime.js'
@@ -53,7 +54,7 @@ interface GatewayOptions {
 }
 
 /** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
-async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['accepted']>): Promise<void> {
+async function recordAcceptedStore(audit: AuditWriter, a: NonNullable<AuditWriter['accepted']>): Promise<void> {
   let operator = 'unknown'
   try {
     operator = userInfo().username
@@ -72,7 +73,7 @@ async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['acc
     }),
   )
   // The witness's last line is now this store's head: the next start vouches for it.
-  audit.checkpoint()
+  await audit.signHead()
 }
 
 /**
@@ -82,6 +83,50 @@ async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['acc
 async function openStore(config: StoreConfig, local: SqliteStore, logger: Logger): Promise<Store> {
   if (config.kind === 'sqlite') return local
   return PostgresStore.open({url: readSecret(config.url), poolSize: config.poolSize, logger: logger.child({component: 'store'})})
+}
+
+/**
+ * The audit writer for the store: the data dir's SQLite file (the default, as before), or the one
+ * log every replica shares on PostgreSQL (pg-log.ts). Either way, a store behind, forked from or
+ * replacing what this gateway published is refused.
+ */
+async function openAudit(store: Store, local: SqliteStore, opts: GatewayOptions, settings: ReturnType<typeof parseAuditSettings>): Promise<AuditWriter> {
+  const logger = opts.logger.child({component: 'audit'})
+  const witness = settings.witness ?? join(opts.dataDir, WITNESS_FILE)
+  if (store instanceof PostgresStore) {
+    // Not yet on the PostgreSQL log (docs/ha.md): say so rather than drop them silently.
+    const missing = [settings.sinks?.length ? 'sinks' : '', settings.timestamp ? 'timestamp' : '', settings.retention && Object.keys(settings.retention.payloads).length > 0 ? 'retention' : ''].filter(Boolean)
+    if (missing.length > 0) logger.warn('these audit settings are not yet applied to the audit log on the PostgreSQL store', {settings: missing})
+    const log = await PgAuditLog.open({
+      store,
+      dataDir: opts.dataDir,
+      signingKeyFile: settings.signingKeyFile,
+      checkpointEvery: settings.checkpointEvery,
+      anchors: {witness},
+      vouch: {acceptRollback: opts.acceptStoreRollback},
+      logger,
+    })
+    // Offline commands on this data dir (`--data-dir`) would find an empty log: they say where it is.
+    markAuditStore(local.db, 'postgres')
+    return log
+  }
+  markAuditStore(local.db, 'sqlite')
+  return AuditLog.open({
+    db: local.db,
+    dataDir: opts.dataDir,
+    signingKeyFile: settings.signingKeyFile,
+    checkpointEvery: settings.checkpointEvery,
+    retention: settings.retention,
+    durability: settings.durability,
+    sinks: settings.sinks,
+    anchors: {witness, timestamp: settings.timestamp},
+    // A store behind, forked from or replacing what the gateway published is refused; while
+    // it runs, a database file swapped or cut short fails every statement closed.
+    vouch: {acceptRollback: opts.acceptStoreRollback},
+    guardStore: true,
+    absorbPending: true,
+    logger,
+  })
 }
 
 /** How often live links are checked against revocations made elsewhere. */
@@ -104,7 +149,7 @@ export class Gateway {
     readonly store: Store,
     /** The data dir's SQLite file: the audit log and recordings (and the store when it is SQLite). */
     private readonly local: SqliteStore,
-    readonly audit: AuditLog,
+    readonly audit: AuditWriter,
     readonly approvals: ApprovalService,
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
@@ -157,29 +202,14 @@ export class Gateway {
     }
     const agents = new AgentRegistry(opts.logger)
     const metrics = new GatewayMetrics(() => agents.linkCount())
-    let audit: AuditLog
+    let audit: AuditWriter
     let signingKeyFile: string | undefined
     let metricsToken: string | undefined
     try {
       // Read now: a token that cannot be read stops the start rather than every scrape.
       metricsToken = opts.config.metrics.token && readSecret(opts.config.metrics.token)
       const settings = parseAuditSettings(opts.config)
-      audit = AuditLog.open({
-        db: local.db,
-        dataDir: opts.dataDir,
-        signingKeyFile: settings.signingKeyFile,
-        checkpointEvery: settings.checkpointEvery,
-        retention: settings.retention,
-        durability: settings.durability,
-        sinks: settings.sinks,
-        anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},
-        // A store behind, forked from or replacing what the gateway published is refused; while
-        // it runs, a database file swapped or cut short fails every statement closed.
-        vouch: {acceptRollback: opts.acceptStoreRollback},
-        guardStore: true,
-        absorbPending: true,
-        logger: opts.logger.child({component: 'audit'}),
-      })
+      audit = await openAudit(store, local, opts, settings)
       if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
       // Sessions cut by a crash get their end now, before new ones start.
       await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))

@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3'
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
-import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
+import {events, finishOrphanRecording, PgAuditLog, policyVersion, type AuditWriter, SessionRecorder} from '../audit/index.js'
 import {type AuditMode, type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
@@ -32,7 +32,7 @@ export interface SessionContext {
   store: Store
   /** The data dir's SQLite file, where recordings are kept. */
   db: Database.Database
-  audit: AuditLog
+  audit: AuditWriter
   approvals?: ApprovalResolver
   logger: Logger
   /** Per-session recording cap in bytes. */
@@ -257,22 +257,27 @@ export const UNRECORDED_END = 'gateway restarted; session ended without a record
  * On start: every session the store still has open was cut by the gateway stopping. Each whose
  * start is in the audit log gets its session.end now, with UNRECORDED_END as the reason, the time of
  * its last recorded event, and its recording closed over the chunks that were stored. On a shared
- * store, a session whose start is not in this gateway's audit log belongs to another replica that
- * may still be serving it, and is left alone (docs/ha.md).
+ * store, a session another replica may still be serving is left alone (docs/ha.md): with a log of
+ * its own, one whose start is not in it; with the one log on PostgreSQL, one whose recording is not
+ * in this replica's data dir (recordings are still written there).
  */
-export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditLog, logger: Logger): Promise<number> {
+export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditWriter, logger: Logger): Promise<number> {
   const open = await store.listOpenSessions()
   const eventsOf = db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq")
   const lastAt = db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?')
+  const recorded = db.prepare('SELECT 1 FROM audit_recordings WHERE session_id = ?')
+  const marks = async (id: string): Promise<{rows: {kind: string; body: string}[]; last: string | null}> =>
+    audit instanceof PgAuditLog ? audit.sessionMarks(id) : {rows: eventsOf.all(id) as {kind: string; body: string}[], last: (lastAt.get(id) as {t: string | null}).t}
   let closed = 0
   for (const {id, startedAt: started_at} of open) {
     const at = new Date().toISOString()
-    const rows = eventsOf.all(id) as {kind: string; body: string}[]
+    if (audit instanceof PgAuditLog && !recorded.get(id)) continue
+    const {rows, last: lastEvent} = await marks(id)
     const start = rows.find((r) => r.kind === 'session.start')
     if (!start && store.shared) continue
     if (start && !rows.some((r) => r.kind === 'session.end')) {
       const e = JSON.parse(start.body) as {actor?: {kind: string; subject: string; name: string; email?: string; groups: string[]; issuer?: string}; connection?: string; data: {agent?: string; client_address?: string}}
-      const last = (lastAt.get(id) as {t: string | null}).t ?? started_at
+      const last = lastEvent ?? started_at
       await audit.append(
         events.sessionEndUnrecorded({
           session: id,
