@@ -8,6 +8,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type Database from 'better-sqlite3'
 import {events, exportEvidence, listSessions, PgAuditLog, renderReplay, showSession, verifyLive} from '../audit/index.js'
+import {listPgSessions, showPgSession} from '../audit/pg-recordings.js'
 import {withAuditSnapshot} from '../audit/pg-snapshot.js'
 import type {Identity} from '../identity/types.js'
 import {HoopError} from '../shared/errors.js'
@@ -35,13 +36,14 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
     const q = url.searchParams
     const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 50) || 50))
     const filters = {connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined}
-    const sessions = listSessions(ctx.db, {limit, ...filters})
+    const sessions = ctx.audit instanceof PgAuditLog ? await listPgSessions(ctx.audit.pgStore, {limit, ...filters}) : listSessions(ctx.db, {limit, ...filters})
     await access({action: 'sessions.list', ...filters, results: sessions.length})
     sendJson(res, 200, {sessions})
     return true
   }
   if (session) {
-    const detail = showSession(ctx.db, decodeURIComponent(session[1]))
+    const id = decodeURIComponent(session[1])
+    const detail = ctx.audit instanceof PgAuditLog ? await showPgSession(ctx.audit.pgStore, id) : showSession(ctx.db, id)
     await access({action: 'sessions.show', session: detail.id, connection: detail.connection})
     sendJson(res, 200, {...detail, replay: renderReplay(detail)})
     return true

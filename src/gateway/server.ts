@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
 import {AuditLog, type AuditWriter, events, flushRecordings, PgAuditLog, WITNESS_FILE} from '../audit/index.js'
+import {flushPgRecordings} from '../audit/pg-recordings.js'
 import {markAuditStore} from '../audit/schema.js'
 import type {AuditMode} from '../engines/gate.js'
 import type {Policy} from '../policy/index.js'
@@ -392,6 +393,7 @@ export class Gateway {
     await this.audit.close()
     // Session recordings queue chunks for a shared batch write: store the tail before the store goes.
     flushRecordings(this.local.db)
+    if (this.store instanceof PostgresStore) await flushPgRecordings(this.store)
     if (this.store !== this.local) await this.store.close()
     await this.local.close()
   }

@@ -70,7 +70,8 @@ CREATE TABLE approval_decisions (
     // `audit_head` holds the last seq, its chain hash and the Merkle frontier (the hashes of the
     // perfect subtrees, left to right, 32 bytes each: O(log n)), and the size of the newest
     // checkpoint, so the replica that crosses the interval signs inside the same transaction.
-    // Times stay ISO text, as they are hashed into the events' bodies.
+    // Times stay ISO text, as they are hashed into the events' bodies. A recording names the
+    // replica writing it (its audit key fingerprint): after a crash, each closes only its own.
     sql: `
 CREATE TABLE audit_head (
   id smallint PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, head_hash text NOT NULL,
@@ -97,7 +98,8 @@ CREATE TABLE audit_holds (
 CREATE TABLE audit_recordings (
   session_id text PRIMARY KEY, connection text, connection_type text, started_at text NOT NULL, finished_at text,
   cap_bytes bigint NOT NULL, bytes bigint NOT NULL DEFAULT 0, chunks integer NOT NULL DEFAULT 0,
-  truncated integer NOT NULL DEFAULT 0, dropped_bytes bigint NOT NULL DEFAULT 0, sha256 text, pruned_at text);
+  truncated integer NOT NULL DEFAULT 0, dropped_bytes bigint NOT NULL DEFAULT 0, sha256 text, pruned_at text,
+  replica text NOT NULL);
 CREATE TABLE audit_recording_chunks (
   session_id text NOT NULL, idx integer NOT NULL, at_ms bigint NOT NULL, direction text NOT NULL, kind text NOT NULL,
   encoding text NOT NULL, size integer NOT NULL, sha256 text NOT NULL, payload bytea,
