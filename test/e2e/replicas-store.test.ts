@@ -133,6 +133,16 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     assert.deepEqual(await approvalEvents(id), ['approval.requested', 'approval.decided', 'approval.used'])
     for (const gw of gws) assert.equal(new Database(join(gw.dataDir, 'hoop.db'), {readonly: true}).prepare('SELECT count(*) AS n FROM audit_events').pluck().get(), 0, 'nothing in the data dir')
 
+    // Every replica lists every replica's sessions, with their recordings (on the store too).
+    for (const gw of gws) {
+      const listed = await runHoop(['sessions', 'list', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: tokens.admin}})
+      assert.equal(listed.code, 0, listed.stderr)
+      const sessions = JSON.parse(listed.stdout) as Array<{id: string; endedAt?: string; recording?: {chunks: number}}>
+      assert.ok(sessions.length >= 5, `${gw.url} lists the sessions of all three replicas: ${sessions.length}`)
+      assert.ok(sessions.every((x) => x.endedAt && x.recording), JSON.stringify(sessions.slice(0, 2)))
+      assert.ok(sessions.some((x) => x.recording!.chunks > 0), 'the recordings hold what was exchanged')
+    }
+
     // An evidence package from any replica holds all three steps and verifies (with the key it names).
     for (const gw of gws) {
       const pkg = join(dir.path, `evidence-${gws.indexOf(gw)}.tar.gz`)
