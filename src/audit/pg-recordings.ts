@@ -59,7 +59,10 @@ export class PgRecordingWriter {
     const chunks = this.queue
     this.queue = []
     // The queue's bytes are freed when the write ends, so the bound covers what is in flight too.
-    this.writing = this.writing.then(() => this.write(chunks)).finally(() => (this.queuedBytes -= chunks.reduce((n, c) => n + c.size, 0)))
+    this.writing = this.writing
+      .then(() => this.write(chunks))
+      .catch(() => undefined) // write() settles every owner itself; the chain must never stay rejected
+      .finally(() => (this.queuedBytes -= chunks.reduce((n, c) => n + c.size, 0)))
     return this.writing
   }
 

@@ -63,6 +63,8 @@ export class SessionRecorder implements ChunkOwner {
   private writer?: {add(c: QueuedChunk): void; flush(): void | Promise<void>}
   /** On PostgreSQL: the recording row's insert, awaited before the row is finished. */
   private pgStart?: Promise<void>
+  /** finishStored() has begun: later exchanges are not recorded (the summary is being made). */
+  private finishing = false
   readonly capBytes: number
   private readonly now: () => number
   private readonly log: Logger
@@ -98,7 +100,7 @@ export class SessionRecorder implements ChunkOwner {
    * nothing more is stored and the dropped bytes are counted.
    */
   record(direction: Direction, kind: ChunkKind, payload: Payload): void {
-    if (this.finished) return
+    if (this.finished || this.finishing) return
     try {
       this.add(direction, kind, payload)
     } catch (err) {
@@ -138,6 +140,8 @@ export class SessionRecorder implements ChunkOwner {
 
   /** Called by the writer once a batch holding these chunks (in this session's order) committed. */
   stored(chunks: QueuedChunk[]): void {
+    // The summary is made (and the digest closed) only once every queued chunk was reported.
+    if (this.finished) return
     for (const c of chunks) {
       this.digest.update(chunkDigestInput(c))
       this.storedBytes += c.size
@@ -183,6 +187,7 @@ export class SessionRecorder implements ChunkOwner {
     const pg = this.opts.pg
     if (!pg) return this.finish()
     if (this.finished) return this.finished
+    this.finishing = true
     await this.pgStart
     await this.writer?.flush()
     const summary = this.summarize()
