@@ -40,11 +40,10 @@ interface Replica {
   witness: string
 }
 
-after(async () => {
-  for (const name of made) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-})
-
 describe('one audit log on PostgreSQL across replicas', () => {
+  after(async () => {
+    for (const name of made) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  })
   let db: string
   const replicas: Replica[] = []
   const open = async (dir = tempDir('hoop-pg-audit-'), url = urlOf(db)): Promise<Replica> => {
