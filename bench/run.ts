@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
 import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
+import {caseAuditAppendPg} from './lib/pg-audit-case.js'
 import {caseCopy, caseManySessions, caseNewConnection, casePgbenchSelect, caseTpcb, selectRows} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
 import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
@@ -26,6 +27,8 @@ interface Settings {
   sessions: number
   auditEvents: number
   auditRounds: number
+  /** Events per round of the PostgreSQL audit append case (one and three writers). */
+  auditPgEvents: number
   verifyEvents: number
   maskSeconds: number
 }
@@ -40,6 +43,7 @@ const FULL: Settings = {
   newConnections: 300,
   sessions: 1000,
   auditEvents: 200_000,
+  auditPgEvents: 100_000,
   auditRounds: 3,
   verifyEvents: 1_000_000,
   maskSeconds: 3,
@@ -55,6 +59,7 @@ const QUICK: Settings = {
   newConnections: 25,
   sessions: 1000,
   auditEvents: 20_000,
+  auditPgEvents: 5_000,
   auditRounds: 1,
   verifyEvents: 30_000,
   maskSeconds: 1,
@@ -136,6 +141,7 @@ async function main(): Promise<number> {
     await stopAll()
   }
   await run('audit-append', () => caseAuditAppend({events: s.auditEvents, sessions: 1000, rounds: s.auditRounds, log}))
+  await run('audit-append-pg', () => caseAuditAppendPg({events: s.auditPgEvents, sessions: 1000, rounds: s.auditRounds, log}))
   await run('audit-verify', () => caseAuditVerify({events: s.verifyEvents, log}))
   await run('masking', () => caseMasking({seconds: s.maskSeconds, log}))
 

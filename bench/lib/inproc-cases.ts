@@ -13,7 +13,7 @@ import {type CaseResult, judge, median} from './report.js'
 
 const identity: Identity = {kind: 'service-account', subject: 'bench-client', name: 'bench-client', groups: ['bench']}
 
-function statementEvent(i: number) {
+export function statementEvent(i: number) {
   return events.statement({
     session: `s_bench${(i % 1000).toString().padStart(4, '0')}`,
     identity,

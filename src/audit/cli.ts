@@ -11,7 +11,7 @@ import {SqliteStore} from '../store/sqlite.js'
 import {exportEvidence, type ExportSummary} from './export.js'
 import {loadSigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
 import {events} from './events.js'
-import {ensureAuditSchema, notePending} from './schema.js'
+import {ensureAuditSchema, notePending, refuseIfAuditOnPostgres} from './schema.js'
 import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
 import {readAnchorFiles} from './anchor-check.js'
 import {erasePayloads, type ErasureResult, type HoldResult, setHold} from './retention.js'
@@ -24,6 +24,7 @@ function withStore<T>(dataDir: string | undefined, fn: (db: Database.Database, d
   const store = new SqliteStore(dir)
   ensureAuditSchema(store.db)
   return Promise.resolve()
+    .then(() => refuseIfAuditOnPostgres(store.db, dir))
     .then(() => fn(store.db, dir))
     .finally(() => store.close())
 }

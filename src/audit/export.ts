@@ -73,6 +73,12 @@ interface ExportOptions extends ExportFilters {
   /** The witness file to check the store against (default: where the gateway recorded it, or <dataDir>/audit-witness.jsonl). */
   witness?: string
   generator?: string
+  /**
+   * Put in the package only the earlier heads the package's key signed. A log several replicas
+   * sign (PostgreSQL, pg-log.ts) has heads under several keys, and a package names one key; the
+   * others' heads stay in the store, where `verify --live` checks them.
+   */
+  onlySignerHeads?: boolean
   onProgress?: (p: {phase: string; done: number; total: number}) => void
 }
 
@@ -358,18 +364,20 @@ export async function exportEvidence(opts: ExportOptions): Promise<ExportSummary
       ? {first_seq: range.first_seq, last_seq: range.last_seq, tree_size: treeSize, nodes: tree.rangeProof(range.first_seq - 1, range.last_seq, treeSize).map((b) => b.toString('hex'))}
       : null
     small.push(addText(FILES.rangeProof, JSON.stringify(rangeProof) + '\n'))
-    const prior = earlier.filter((c) => c.tree_size > 0 && c.tree_size < treeSize)
+    const mine = (fingerprint: string) => !opts.onlySignerHeads || fingerprint === signer.fingerprint
+    const prior = earlier.filter((c) => c.tree_size > 0 && c.tree_size < treeSize && mine(c.key_fingerprint))
+    const heads = [...published.values()].filter((a) => mine(a.tree_head.key_fingerprint))
     small.push(addText(FILES.checkpoints, prior.map((c) => JSON.stringify({v: 1, ...c})).join('\n') + (prior.length ? '\n' : '')))
     // A proof from every earlier checkpoint and every published head (they are checkpoints too,
     // unless the store lost them: then the witness's copy is proven here).
-    const proofSizes = [...new Set([...prior.map((c) => c.tree_size), ...[...published.keys()].filter((m) => m < treeSize)])].sort((a, b) => a - b)
+    const proofSizes = [...new Set([...prior.map((c) => c.tree_size), ...heads.map((a) => a.tree_head.tree_size).filter((m) => m < treeSize)])].sort((a, b) => a - b)
     small.push(
       addText(
         FILES.consistency,
         proofSizes.map((m) => JSON.stringify({from_size: m, to_size: treeSize, nodes: tree.consistencyProof(m, treeSize).map((b) => b.toString('hex'))})).join('\n') + (proofSizes.length ? '\n' : ''),
       ),
     )
-    const anchorLines = [...published.values()].sort((a, b) => a.tree_head.tree_size - b.tree_head.tree_size)
+    const anchorLines = heads.sort((a, b) => a.tree_head.tree_size - b.tree_head.tree_size)
     small.push(addText(FILES.anchors, anchorLines.map((a) => canonicalize(a)).join('\n') + (anchorLines.length ? '\n' : '')))
     const createdAt = new Date().toISOString()
     small.push(

@@ -2,6 +2,8 @@
 export {canonicalize, type Json} from './canonical.js'
 export {events, scrubStatement, type AuditEvent, type StoredEvent, type AppendedEvent, type Actor, type RecordingSummary} from './events.js'
 export {AuditLog, GENESIS_HASH} from './log.js'
+export {PgAuditLog} from './pg-log.js'
+export type {AuditWriter, AcceptedStore} from './writer.js'
 export {anchorFromJson, headDigest, lastWitnessAnchor, WITNESS_FILE, type Anchor} from './anchors.js'
 export {loadSigningKey, fingerprintOf, publicKeyFromPem, signTreeHead, verifyTreeHead, type SignedTreeHead, type SigningKey} from './keys.js'
 export {MerkleTree, MerkleFrontier, leafHash, nodeHash, verifyInclusion, verifyConsistency, rootFromRange, EMPTY_ROOT} from './merkle.js'

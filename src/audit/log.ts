@@ -31,7 +31,8 @@ import {expirePayloads, type RetentionPolicy} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 import {requestTimestamp} from './tsa.js'
-import {vouch as vouchFor, type StoreVerdict} from './vouch.js'
+import {vouch as vouchFor} from './vouch.js'
+import type {AcceptedStore, AuditWriter} from './writer.js'
 
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
@@ -80,14 +81,7 @@ interface AuditLogOptions {
   absorbPending?: boolean
 }
 
-/** Why the gateway opened a store it could not vouch for (--accept-store-rollback). */
-export interface AcceptedStore {
-  kind: Exclude<StoreVerdict, {ok: true}>['kind'] | 'witness-missing'
-  message: string
-  /** The head the store was compared with. */
-  head?: SignedTreeHead
-  witness?: string
-}
+export type {AcceptedStore} from './writer.js'
 
 /** How often an idle gateway checks that its database file is still the one it opened. */
 const GUARD_MS = 1000
@@ -124,7 +118,7 @@ interface Row {
   payload: string | null
 }
 
-export class AuditLog {
+export class AuditLog implements AuditWriter {
   private queue: Pending[] = []
   private scheduled = false
   private closed = false
@@ -372,6 +366,11 @@ export class AuditLog {
     }
   }
 
+  async signHead(): Promise<SignedTreeHead> {
+    await this.flush()
+    return this.checkpoint()
+  }
+
   /** Signs the current tree head (committed events only) and stores it. */
   checkpoint(): SignedTreeHead {
     if (this.broken) throw this.broken
@@ -440,6 +439,14 @@ export class AuditLog {
 
   latestCheckpoint(): SignedTreeHead | undefined {
     return this.lastCheckpoint
+  }
+
+  async latestHead(): Promise<SignedTreeHead | undefined> {
+    return this.lastCheckpoint
+  }
+
+  async recentAccess(limit: number): Promise<{seq: number; time: string; body: string}[]> {
+    return this.db.prepare("SELECT seq, time, body FROM audit_events WHERE kind = 'audit.access' ORDER BY seq DESC LIMIT ?").all(limit) as {seq: number; time: string; body: string}[]
   }
 
   publicKeyPem(): string {

@@ -62,6 +62,24 @@ export class MerkleFrontier {
     this.size++
   }
 
+  /** The frontier's hashes, left to right, 32 bytes each: what a store keeps to extend the tree later. */
+  state(): Buffer {
+    return Buffer.concat(this.hashes)
+  }
+
+  /**
+   * A frontier from `state()` and its size: the heights are the set bits of the size, highest
+   * first (a perfect subtree per bit). A state that does not fit the size is refused.
+   */
+  static restore(size: number, state: Buffer): MerkleFrontier {
+    const f = new MerkleFrontier()
+    for (let bit = 52; bit >= 0; bit--) if (Math.floor(size / 2 ** bit) % 2 === 1) f.heights.push(bit)
+    if (state.length !== f.heights.length * 32) throw new RangeError(`a Merkle frontier of size ${size} has ${f.heights.length} hashes, not ${state.length / 32}`)
+    for (let i = 0; i < f.heights.length; i++) f.hashes.push(Buffer.from(state.subarray(i * 32, i * 32 + 32)))
+    f.size = size
+    return f
+  }
+
   root(): Buffer {
     if (this.hashes.length === 0) return EMPTY_ROOT
     let h = this.hashes[this.hashes.length - 1]

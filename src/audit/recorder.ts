@@ -13,6 +13,8 @@ import {createHash, hash, type Hash} from 'node:crypto'
 import {errorMessage} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import type {RecordingSummary} from './events.js'
+import type {PostgresStore} from '../store/postgres.js'
+import {finishPgRecording, PgRecordingWriter, startPgRecording} from './pg-recordings.js'
 import {type ChunkOwner, type QueuedChunk, RecordingWriter} from './recording-writer.js'
 import {ensureAuditSchema} from './schema.js'
 
@@ -25,6 +27,11 @@ type Payload = string | Buffer | Record<string, unknown> | unknown[]
 
 interface RecorderOptions {
   db: Database.Database
+  /**
+   * On the PostgreSQL store: the recording goes there (pg-recordings.ts), its row naming this
+   * replica (`replica`, its audit key fingerprint); `db` is not written. Finish with finishStored().
+   */
+  pg?: {store: PostgresStore; replica: string}
   sessionId: string
   connection?: string
   connectionType?: string
@@ -53,7 +60,11 @@ export class SessionRecorder implements ChunkOwner {
   /** Why the store refused the recording; set once, and nothing is stored after it. */
   private failure?: string
   private finished?: RecordingSummary
-  private writer?: RecordingWriter
+  private writer?: {add(c: QueuedChunk): void; flush(): void | Promise<void>}
+  /** On PostgreSQL: the recording row's insert, awaited before the row is finished. */
+  private pgStart?: Promise<void>
+  /** finishStored() has begun: later exchanges are not recorded (the summary is being made). */
+  private finishing = false
   readonly capBytes: number
   private readonly now: () => number
   private readonly log: Logger
@@ -63,6 +74,13 @@ export class SessionRecorder implements ChunkOwner {
     this.now = opts.now ?? Date.now
     this.started = this.now()
     this.log = opts.logger ?? silentLogger
+    const pg = opts.pg
+    if (pg) {
+      this.writer = PgRecordingWriter.of(pg.store)
+      const row = {sessionId: opts.sessionId, connection: opts.connection, connectionType: opts.connectionType, startedAt: new Date(this.started).toISOString(), capBytes: this.capBytes, replica: pg.replica}
+      this.pgStart = startPgRecording(pg.store, row).catch((err: unknown) => this.fail('start the recording', err))
+      return
+    }
     this.guard('start the recording', () => {
       ensureAuditSchema(opts.db)
       opts.db
@@ -82,7 +100,7 @@ export class SessionRecorder implements ChunkOwner {
    * nothing more is stored and the dropped bytes are counted.
    */
   record(direction: Direction, kind: ChunkKind, payload: Payload): void {
-    if (this.finished) return
+    if (this.finished || this.finishing) return
     try {
       this.add(direction, kind, payload)
     } catch (err) {
@@ -122,6 +140,8 @@ export class SessionRecorder implements ChunkOwner {
 
   /** Called by the writer once a batch holding these chunks (in this session's order) committed. */
   stored(chunks: QueuedChunk[]): void {
+    // The summary is made (and the digest closed) only once every queued chunk was reported.
+    if (this.finished) return
     for (const c of chunks) {
       this.digest.update(chunkDigestInput(c))
       this.storedBytes += c.size
@@ -137,7 +157,7 @@ export class SessionRecorder implements ChunkOwner {
 
   /** Stores every queued chunk (of every session on this database) now; never throws. */
   flush(): void {
-    this.writer?.flush()
+    void this.writer?.flush()
   }
 
   /**
@@ -147,6 +167,43 @@ export class SessionRecorder implements ChunkOwner {
   finish(): RecordingSummary {
     if (this.finished) return this.finished
     this.flush()
+    const summary = this.summarize()
+    if (this.failure === undefined && !this.opts.pg) {
+      this.guard('finish the recording', () =>
+        this.opts.db
+          .prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = ?, dropped_bytes = ?, sha256 = ? WHERE session_id = ?')
+          .run(new Date(this.now()).toISOString(), summary.bytes, summary.chunks, summary.truncated ? 1 : 0, summary.droppedBytes, summary.sha256, this.opts.sessionId),
+      )
+    }
+    if (this.failure !== undefined) summary.failed = this.failure
+    return summary
+  }
+
+  /**
+   * finish() once every queued chunk is written: on PostgreSQL a write is a round trip, so the
+   * summary waits for it (and for the row's update). On SQLite, finish() as is. Never rejects.
+   */
+  async finishStored(): Promise<RecordingSummary> {
+    const pg = this.opts.pg
+    if (!pg) return this.finish()
+    if (this.finished) return this.finished
+    this.finishing = true
+    await this.pgStart
+    await this.writer?.flush()
+    const summary = this.summarize()
+    if (this.failure === undefined) {
+      try {
+        await finishPgRecording(pg.store, this.opts.sessionId, new Date(this.now()).toISOString(), summary)
+      } catch (err) {
+        this.fail('finish the recording', err)
+      }
+    }
+    if (this.failure !== undefined) summary.failed = this.failure
+    return summary
+  }
+
+  /** What was stored, as the session.end event says it; the recording is finished from here on. */
+  private summarize(): RecordingSummary {
     const summary: RecordingSummary = {
       sha256: this.digest.digest('hex'),
       bytes: this.storedBytes,
@@ -156,14 +213,6 @@ export class SessionRecorder implements ChunkOwner {
       droppedBytes: this.dropped,
     }
     this.finished = summary
-    if (this.failure === undefined) {
-      this.guard('finish the recording', () =>
-        this.opts.db
-          .prepare('UPDATE audit_recordings SET finished_at = ?, bytes = ?, chunks = ?, truncated = ?, dropped_bytes = ?, sha256 = ? WHERE session_id = ?')
-          .run(new Date(this.now()).toISOString(), summary.bytes, summary.chunks, summary.truncated ? 1 : 0, summary.droppedBytes, summary.sha256, this.opts.sessionId),
-      )
-    }
-    if (this.failure !== undefined) summary.failed = this.failure
     return summary
   }
 
@@ -189,7 +238,7 @@ export class SessionRecorder implements ChunkOwner {
 }
 
 /** What the recording digest covers per chunk: its position, timing, direction, kind and payload hash. */
-function chunkDigestInput(c: {idx: number; at_ms: number; direction: string; kind: string; encoding: string; size: number; sha256: string}): string {
+export function chunkDigestInput(c: {idx: number; at_ms: number; direction: string; kind: string; encoding: string; size: number; sha256: string}): string {
   return `${c.idx}\t${c.at_ms}\t${c.direction}\t${c.kind}\t${c.encoding}\t${c.size}\t${c.sha256}\n`
 }
 

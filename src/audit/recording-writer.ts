@@ -95,7 +95,7 @@ export class RecordingWriter {
 }
 
 /** Each owner's chunks, in queue order (so each recording's digest follows its chunk order). */
-function byOwner(chunks: QueuedChunk[]): Map<ChunkOwner, QueuedChunk[]> {
+export function byOwner(chunks: QueuedChunk[]): Map<ChunkOwner, QueuedChunk[]> {
   const m = new Map<ChunkOwner, QueuedChunk[]>()
   for (const c of chunks) {
     const own = m.get(c.owner)

@@ -9,6 +9,7 @@
 // `audit_pending` holds events written by commands run on the data dir (`hoop audit export
 // --data-dir`): the log has one writer, the gateway, which appends them (notePending, log.ts).
 import type Database from 'better-sqlite3'
+import {HoopError} from '../shared/errors.js'
 
 const AUDIT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -93,4 +94,23 @@ export function notePending(db: Database.Database, event: object): void {
 export function payloadColumn(db: Database.Database, table = 'e'): string {
   const cols = db.prepare('PRAGMA table_info(audit_events)').all() as {name: string}[]
   return cols.some((c) => c.name === 'payload') ? `${table}.payload` : 'NULL AS payload'
+}
+
+/**
+ * Notes in the data dir where this gateway keeps its audit log. On PostgreSQL, a command run on
+ * the data dir (`hoop audit export --data-dir`) then refuses with a clear error instead of reading
+ * the local tables, which stay empty.
+ */
+export function markAuditStore(db: Database.Database, kind: 'sqlite' | 'postgres'): void {
+  ensureAuditSchema(db)
+  if (kind === 'postgres') db.prepare("INSERT OR REPLACE INTO audit_meta (key, value) VALUES ('audit_store', 'postgres')").run()
+  else db.prepare("DELETE FROM audit_meta WHERE key = 'audit_store'").run()
+}
+
+/** Refuses a data dir whose gateway keeps its audit log on PostgreSQL (see markAuditStore). */
+export function refuseIfAuditOnPostgres(db: Database.Database, dir: string): void {
+  const row = db.prepare("SELECT value FROM audit_meta WHERE key = 'audit_store'").get() as {value: string} | undefined
+  if (row?.value === 'postgres') {
+    throw new HoopError('INVALID_INPUT', `the gateway of ${dir} keeps its audit log on the PostgreSQL store, not in this data dir; run the command without --data-dir to ask the gateway (as an auditor)`)
+  }
 }

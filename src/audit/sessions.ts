@@ -32,7 +32,8 @@ const SELECT = `SELECT s.*, r.bytes AS r_bytes, r.chunks AS r_chunks, r.cap_byte
   r.dropped_bytes AS r_dropped, r.sha256 AS r_sha256, r.pruned_at AS r_pruned, r.session_id AS r_id
   FROM sessions s LEFT JOIN audit_recordings r ON r.session_id = s.id`
 
-function item(r: Row): SessionListItem {
+/** A session row joined with its recording (the columns of SELECT), for both stores. */
+export function sessionListItem(r: Row): SessionListItem {
   return {
     ...sessionFromRow(r),
     recording: r.r_id
@@ -62,27 +63,30 @@ export function listSessions(db: Database.Database, opts: {limit?: number; conne
     args.push(opts.user)
   }
   const sql = `${SELECT}${where.length ? ' WHERE ' + where.join(' AND ') : ''} ORDER BY s.started_at DESC LIMIT ?`
-  return (db.prepare(sql).all(...args, opts.limit ?? 50) as Row[]).map(item)
+  return (db.prepare(sql).all(...args, opts.limit ?? 50) as Row[]).map(sessionListItem)
 }
 
 export function showSession(db: Database.Database, id: string): SessionDetail {
   ensureAuditSchema(db)
   const row = db.prepare(`${SELECT} WHERE s.id = ?`).get(id) as Row | undefined
   if (!row) throw new HoopError('NOT_FOUND', `no session ${id} in this data dir; run \`hoop sessions list\``)
-  const chunks = (db.prepare('SELECT * FROM audit_recording_chunks WHERE session_id = ? ORDER BY idx').all(id) as Row[]).map((c) => {
-    const payload = c.payload as Buffer | null
-    return {
-      idx: c.idx as number,
-      atMs: c.at_ms as number,
-      direction: c.direction as string,
-      kind: c.kind as string,
-      encoding: c.encoding as string,
-      size: c.size as number,
-      sha256: c.sha256 as string,
-      payload: payload === null ? undefined : c.encoding === 'binary' ? payload.toString('base64') : payload.toString('utf8'),
-    }
-  })
-  return {...item(row), chunks}
+  const chunks = (db.prepare('SELECT * FROM audit_recording_chunks WHERE session_id = ? ORDER BY idx').all(id) as Row[]).map(replayChunk)
+  return {...sessionListItem(row), chunks}
+}
+
+/** A stored chunk for a replay, for both stores: text as is, binary as base64, a pruned payload absent. */
+export function replayChunk(c: Row): ReplayChunk {
+  const payload = c.payload as Buffer | null
+  return {
+    idx: c.idx as number,
+    atMs: c.at_ms as number,
+    direction: c.direction as string,
+    kind: c.kind as string,
+    encoding: c.encoding as string,
+    size: c.size as number,
+    sha256: c.sha256 as string,
+    payload: payload === null ? undefined : c.encoding === 'binary' ? payload.toString('base64') : payload.toString('utf8'),
+  }
 }
 
 function printable(text: string): string {

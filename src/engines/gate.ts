@@ -17,7 +17,7 @@
 // Engines keep only what is protocol-specific (how to forward, how to answer a refusal on the
 // wire). Whatever fails inside the gate fails closed: a judge error blocks, an audit error refuses.
 // `policyHooks` is the gateway's decider; tests hand the gate a table of verdicts instead.
-import {events, policyVersion, type AuditLog, type SessionRecorder} from '../audit/index.js'
+import {events, policyVersion, type AuditWriter, type SessionRecorder} from '../audit/index.js'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import type {Identity} from '../identity/types.js'
 import {addCount, type MaskCounts, type MaskPlan} from '../masking/types.js'
@@ -300,7 +300,7 @@ export interface PolicyHookOptions<Op> {
    * method, target and request fingerprint.
    */
   describe: (op: Op) => string
-  audit?: AuditLog
+  audit?: AuditWriter
   approvals?: ApprovalResolver
   recorder?: SessionRecorder
   /**
@@ -327,7 +327,7 @@ export function policyHooks<Op = string>(o: PolicyHookOptions<Op>): GateHooks<Op
   const ids = new WeakMap<Verdict, string>()
   // The version of the policy that made each decision.
   const versions = new WeakMap<Verdict, string>()
-  const append = (e: Parameters<AuditLog['append']>[0]) => {
+  const append = (e: Parameters<AuditWriter['append']>[0]) => {
     // Nobody waits on these (results, masking counts, refusals): they ride with the next group commit.
     o.audit?.append(e, {defer: true}).catch((err) => o.logger.error('audit append failed', {error: errorMessage(err)}))
   }

@@ -13,7 +13,7 @@ import type {GatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
 import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
-import {events, type AuditLog} from '../audit/index.js'
+import {events, type AuditWriter} from '../audit/index.js'
 import type {Store} from '../store/types.js'
 import type {AccessGuard} from './access.js'
 import * as admin from './admin.js'
@@ -28,7 +28,7 @@ export interface ApiContext {
   store: Store
   /** The data dir's SQLite file: the audit log, approvals and recordings. */
   db: Database.Database
-  audit: AuditLog
+  audit: AuditWriter
   /** Just-in-time approvals (src/approvals); the /v1/approvals routes answer 404 without it. */
   approvals?: ApprovalService
   /** The policy in force, for time-boxed access requests. */

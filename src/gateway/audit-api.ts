@@ -6,7 +6,10 @@ import {createReadStream, mkdtempSync, rmSync} from 'node:fs'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {events, exportEvidence, listSessions, renderReplay, showSession, verifyLive} from '../audit/index.js'
+import type Database from 'better-sqlite3'
+import {events, exportEvidence, listSessions, PgAuditLog, renderReplay, showSession, verifyLive} from '../audit/index.js'
+import {listPgSessions, showPgSession} from '../audit/pg-recordings.js'
+import {withAuditSnapshot} from '../audit/pg-snapshot.js'
 import type {Identity} from '../identity/types.js'
 import {HoopError} from '../shared/errors.js'
 import {sendJson} from '../shared/http.js'
@@ -38,22 +41,25 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
     const q = url.searchParams
     const limit = Math.min(1000, Math.max(1, Number(q.get('limit') ?? 50) || 50))
     const filters = {connection: q.get('connection') ?? undefined, user: q.get('user') ?? undefined}
-    const sessions = listSessions(ctx.db, {limit, ...filters})
+    const sessions = ctx.audit instanceof PgAuditLog ? await listPgSessions(ctx.audit.pgStore, {limit, ...filters}) : listSessions(ctx.db, {limit, ...filters})
     await access({action: 'sessions.list', ...filters, results: sessions.length})
     sendJson(res, 200, {sessions})
     return true
   }
   if (session) {
-    const detail = showSession(ctx.db, decodeURIComponent(session[1]))
+    const id = decodeURIComponent(session[1])
+    const detail = ctx.audit instanceof PgAuditLog ? await showPgSession(ctx.audit.pgStore, id) : showSession(ctx.db, id)
     await access({action: 'sessions.show', session: detail.id, connection: detail.connection})
     sendJson(res, 200, {...detail, replay: renderReplay(detail)})
     return true
   }
   // Everything acknowledged is in the store and covered by a fresh signed tree head.
-  await ctx.audit.flush()
-  ctx.audit.checkpoint()
+  await ctx.audit.signHead()
+  const pg = ctx.audit instanceof PgAuditLog ? ctx.audit : undefined
   if (url.pathname === '/v1/audit/verify') {
-    const result = verifyLive(ctx.db, {publicKey: ctx.audit.publicKeyPem()})
+    // One log signed by several replicas (PostgreSQL): each head is checked with the key its
+    // replica recorded in the store, not with this replica's key alone.
+    const result = await onAuditDb(ctx, (db) => verifyLive(db, {publicKey: pg ? undefined : ctx.audit.publicKeyPem()}))
     await access({action: 'verify', treeSize: result.events, firstSeq: result.firstSeq, lastSeq: result.lastSeq})
     sendJson(res, 200, result)
     return true
@@ -63,7 +69,9 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
   const dir = mkdtempSync(join(tmpdir(), 'hoop-export-'))
   try {
     const out = join(dir, 'evidence.tar.gz')
-    const summary = await exportEvidence({db: ctx.db, dataDir: ctx.dataDir, signingKeyFile: ctx.signingKeyFile, out, generator: `hoop gateway ${ctx.version}`, ...filters})
+    const summary = await onAuditDb(ctx, (db) =>
+      exportEvidence({db, dataDir: ctx.dataDir, signingKeyFile: ctx.signingKeyFile, out, generator: `hoop gateway ${ctx.version}`, onlySignerHeads: Boolean(pg), ...filters}),
+    )
     await access({action: 'export', ...filters, firstSeq: summary.firstSeq, lastSeq: summary.lastSeq, treeSize: summary.treeSize, events: summary.events, sha256: summary.sha256})
     res.writeHead(200, {
       'content-type': 'application/gzip',
@@ -81,4 +89,14 @@ export async function handleAuditApi(ctx: ApiContext, identity: Identity, method
     rmSync(dir, {recursive: true, force: true})
   }
   return true
+}
+
+/**
+ * Runs `fn` on the audit log's SQLite database: the data dir's file, or for the log on PostgreSQL
+ * a private snapshot of it (pg-snapshot.ts), so export and verify are the same code on both.
+ */
+function onAuditDb<T>(ctx: ApiContext, fn: (db: Database.Database) => T | Promise<T>): Promise<T> {
+  const audit = ctx.audit
+  if (audit instanceof PgAuditLog) return withAuditSnapshot(audit.pgStore, {witness: audit.witnessPath}, fn)
+  return Promise.resolve().then(() => fn(ctx.db))
 }

@@ -5,7 +5,7 @@
 // `last` and the reasons seen. So a flood of bad tokens costs a few writes per interval, and every
 // failure is counted: the failures an event stands for are `data.count`, or 1 when it has none.
 // The sources tracked per interval are bounded; beyond, failures go to one `other_sources` event.
-import type {AuditLog} from '../audit/index.js'
+import type {AuditWriter} from '../audit/index.js'
 import {events} from '../audit/index.js'
 import {errorMessage} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
@@ -51,7 +51,7 @@ export class AuthFailureAudit {
   private readonly writes = new Set<Promise<unknown>>()
 
   constructor(
-    private readonly audit: AuditLog,
+    private readonly audit: AuditWriter,
     private readonly logger: Logger,
     opts: {intervalMs?: number; maxSources?: number; now?: () => Date} = {},
   ) {

@@ -19,7 +19,7 @@ export async function handleEvidenceApi(ctx: ApiContext, identity: Identity, met
   if (method !== 'GET' || (path !== '/v1/audit/head' && path !== '/v1/audit/exports')) return false
   requireAuditor(ctx, identity)
   if (path === '/v1/audit/head') {
-    const sth = ctx.audit.latestCheckpoint()
+    const sth = await ctx.audit.latestHead()
     const tail = lastWitnessAnchor(witnessFile(ctx))
     const anchor =
       tail.state === 'ok'
@@ -30,7 +30,8 @@ export async function handleEvidenceApi(ctx: ApiContext, identity: Identity, met
     sendJson(res, 200, {head: sth, anchor, fingerprint: ctx.audit.fingerprint()})
     return true
   }
-  const rows = ctx.db.prepare("SELECT seq, time, body FROM audit_events WHERE kind = 'audit.access' ORDER BY seq DESC LIMIT ?").all(ACCESS_SCANNED) as {seq: number; time: string; body: string}[]
+  // From the log wherever it is: the data dir's file, or the one log on the PostgreSQL store.
+  const rows = await ctx.audit.recentAccess(ACCESS_SCANNED)
   const exports = []
   for (const r of rows) {
     const e = JSON.parse(r.body) as {actor?: {name?: string}; connection?: string; data?: Record<string, unknown>}

@@ -5,7 +5,7 @@
 // None of them says anything a caller could use against the gateway: no versions, names or URLs.
 import {createHash, timingSafeEqual} from 'node:crypto'
 import type {IncomingMessage, ServerResponse} from 'node:http'
-import type {AuditLog} from '../audit/index.js'
+import type {AuditWriter} from '../audit/index.js'
 import {HoopError} from '../shared/errors.js'
 import {bearerFrom, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
@@ -14,7 +14,7 @@ import type {GatewayMetrics} from './metrics.js'
 
 interface OpsContext {
   store: Store
-  audit: AuditLog
+  audit: AuditWriter
   metrics: GatewayMetrics
   /** The bearer /metrics asks for; without one, loopback callers only. */
   metricsToken?: string

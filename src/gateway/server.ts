@@ -8,7 +8,9 @@ import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {WebSocketServer, type WebSocket} from 'ws'
 import {ApprovalService, approvalAuditEvents, approvalResolver, approvalStoreFor} from '../approvals/index.js'
-import {AuditLog, events, flushRecordings, WITNESS_FILE} from '../audit/index.js'
+import {AuditLog, type AuditWriter, events, flushRecordings, PgAuditLog, WITNESS_FILE} from '../audit/index.js'
+import {flushPgRecordings} from '../audit/pg-recordings.js'
+import {markAuditStore} from '../audit/schema.js'
 import {createConsole, type Console} from '../console/handler.js'
 import type {AuditMode} from '../engines/gate.js'
 import {Notifier, parseNotifySettings} from '../notify/index.js'
@@ -58,7 +60,7 @@ interface GatewayOptions {
 }
 
 /** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
-async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['accepted']>): Promise<void> {
+async function recordAcceptedStore(audit: AuditWriter, a: NonNullable<AuditWriter['accepted']>): Promise<void> {
   let operator = 'unknown'
   try {
     operator = userInfo().username
@@ -77,7 +79,7 @@ async function recordAcceptedStore(audit: AuditLog, a: NonNullable<AuditLog['acc
     }),
   )
   // The witness's last line is now this store's head: the next start vouches for it.
-  audit.checkpoint()
+  await audit.signHead()
 }
 
 /**
@@ -88,6 +90,51 @@ async function openStore(config: StoreConfig, local: SqliteStore, logger: Logger
   if (config.kind === 'sqlite') return local
   return PostgresStore.open({url: readSecret(config.url), poolSize: config.poolSize, logger: logger.child({component: 'store'})})
 }
+
+/**
+ * The audit writer for the store: the data dir's SQLite file (the default, as before), or the one
+ * log every replica shares on PostgreSQL (pg-log.ts). Either way, a store behind, forked from or
+ * replacing what this gateway published is refused.
+ */
+async function openAudit(store: Store, local: SqliteStore, opts: GatewayOptions, settings: ReturnType<typeof parseAuditSettings>): Promise<AuditWriter> {
+  const logger = opts.logger.child({component: 'audit'})
+  const witness = settings.witness ?? join(opts.dataDir, WITNESS_FILE)
+  if (store instanceof PostgresStore) {
+    // Not yet on the PostgreSQL log (docs/ha.md): say so rather than drop them silently.
+    const missing = [settings.sinks?.length ? 'sinks' : '', settings.timestamp ? 'timestamp' : '', settings.retention && Object.keys(settings.retention.payloads).length > 0 ? 'retention' : ''].filter(Boolean)
+    if (missing.length > 0) logger.warn('these audit settings are not yet applied to the audit log on the PostgreSQL store', {settings: missing})
+    const log = await PgAuditLog.open({
+      store,
+      dataDir: opts.dataDir,
+      signingKeyFile: settings.signingKeyFile,
+      checkpointEvery: settings.checkpointEvery,
+      anchors: {witness},
+      vouch: {acceptRollback: opts.acceptStoreRollback},
+      logger,
+    })
+    // Offline commands on this data dir (`--data-dir`) would find an empty log: they say where it is.
+    markAuditStore(local.db, 'postgres')
+    return log
+  }
+  markAuditStore(local.db, 'sqlite')
+  return AuditLog.open({
+    db: local.db,
+    dataDir: opts.dataDir,
+    signingKeyFile: settings.signingKeyFile,
+    checkpointEvery: settings.checkpointEvery,
+    retention: settings.retention,
+    durability: settings.durability,
+    sinks: settings.sinks,
+    anchors: {witness, timestamp: settings.timestamp},
+    // A store behind, forked from or replacing what the gateway published is refused; while
+    // it runs, a database file swapped or cut short fails every statement closed.
+    vouch: {acceptRollback: opts.acceptStoreRollback},
+    guardStore: true,
+    absorbPending: true,
+    logger,
+  })
+}
+
 
 /** How long a stopping gateway gives queued notifications (docs/notifications.md). */
 const NOTIFY_DRAIN_MS = 2000
@@ -117,7 +164,7 @@ export class Gateway {
     readonly store: Store,
     /** The data dir's SQLite file: the audit log and recordings (and the store when it is SQLite). */
     private readonly local: SqliteStore,
-    readonly audit: AuditLog,
+    readonly audit: AuditWriter,
     readonly approvals: ApprovalService,
     readonly agents: AgentRegistry,
     readonly identity: IdentityRuntime,
@@ -179,7 +226,7 @@ export class Gateway {
     }
     const agents = new AgentRegistry(opts.logger)
     const metrics = new GatewayMetrics(() => agents.linkCount())
-    let audit: AuditLog
+    let audit: AuditWriter
     let signingKeyFile: string | undefined
     let metricsToken: string | undefined
     let notifier: Notifier
@@ -195,22 +242,7 @@ export class Gateway {
         version: opts.version,
         onOutcome: (webhook, outcome) => metrics.notifications.inc({webhook, outcome}),
       })
-      audit = AuditLog.open({
-        db: local.db,
-        dataDir: opts.dataDir,
-        signingKeyFile: settings.signingKeyFile,
-        checkpointEvery: settings.checkpointEvery,
-        retention: settings.retention,
-        durability: settings.durability,
-        sinks: settings.sinks,
-        anchors: {witness: settings.witness ?? join(opts.dataDir, WITNESS_FILE), timestamp: settings.timestamp},
-        // A store behind, forked from or replacing what the gateway published is refused; while
-        // it runs, a database file swapped or cut short fails every statement closed.
-        vouch: {acceptRollback: opts.acceptStoreRollback},
-        guardStore: true,
-        absorbPending: true,
-        logger: opts.logger.child({component: 'audit'}),
-      })
+      audit = await openAudit(store, local, opts, settings)
       if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
       // Sessions cut by a crash get their end now, before new ones start.
       await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))
@@ -440,6 +472,7 @@ export class Gateway {
     await this.audit.close()
     // Session recordings queue chunks for a shared batch write: store the tail before the store goes.
     flushRecordings(this.local.db)
+    if (this.store instanceof PostgresStore) await flushPgRecordings(this.store)
     if (this.store !== this.local) await this.store.close()
     await this.local.close()
   }

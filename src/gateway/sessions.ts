@@ -4,7 +4,8 @@
 import type Database from 'better-sqlite3'
 import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
-import {events, finishOrphanRecording, policyVersion, type AuditLog, SessionRecorder} from '../audit/index.js'
+import {events, finishOrphanRecording, PgAuditLog, policyVersion, type AuditWriter, SessionRecorder} from '../audit/index.js'
+import {finishOrphanPgRecording, recordedHere} from '../audit/pg-recordings.js'
 import {type AuditMode, type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
@@ -32,7 +33,7 @@ export interface SessionContext {
   store: Store
   /** The data dir's SQLite file, where recordings are kept. */
   db: Database.Database
-  audit: AuditLog
+  audit: AuditWriter
   approvals?: ApprovalResolver
   logger: Logger
   /** Per-session recording cap in bytes. */
@@ -129,7 +130,9 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   const type = {type: conn.type}
   ctx.metrics?.sessionsTotal.inc(type)
   ctx.metrics?.sessionsActive.inc(type)
-  const recorder = new SessionRecorder({db: ctx.db, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
+  // With the one audit log on PostgreSQL, the recording goes there too, under this replica's id.
+  const pg = ctx.audit instanceof PgAuditLog ? {store: ctx.audit.pgStore, replica: ctx.audit.fingerprint()} : undefined
+  const recorder = new SessionRecorder({db: ctx.db, pg, sessionId, connection: conn.name, connectionType: conn.type, capBytes: ctx.recordingCap, logger: log})
   log.info('session started', {agent: conn.agent, engine})
 
   let timer: NodeJS.Timeout | undefined
@@ -215,7 +218,7 @@ export async function serveClientStream(ctx: SessionContext, identity: Identity,
   ctx.metrics?.relayBytes.inc({direction: 'up'}, result.bytesUp)
   ctx.metrics?.relayBytes.inc({direction: 'down'}, result.bytesDown)
   if (timer) clearTimeout(timer)
-  const recording = recorder.finish()
+  const recording = await recorder.finishStored()
   try {
     await ctx.store.endSession(sessionId, {endedAt: new Date().toISOString(), bytesUp: result.bytesUp, bytesDown: result.bytesDown, endReason: result.reason})
   } catch (err) {
@@ -257,22 +260,32 @@ export const UNRECORDED_END = 'gateway restarted; session ended without a record
  * On start: every session the store still has open was cut by the gateway stopping. Each whose
  * start is in the audit log gets its session.end now, with UNRECORDED_END as the reason, the time of
  * its last recorded event, and its recording closed over the chunks that were stored. On a shared
- * store, a session whose start is not in this gateway's audit log belongs to another replica that
- * may still be serving it, and is left alone (docs/ha.md).
+ * store, a session another replica may still be serving is left alone (docs/ha.md): with a log of
+ * its own, one whose start is not in it; with the one log on PostgreSQL, one whose recording
+ * another replica was writing.
  */
-export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditLog, logger: Logger): Promise<number> {
+export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditWriter, logger: Logger): Promise<number> {
   const open = await store.listOpenSessions()
-  const eventsOf = db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq")
-  const lastAt = db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?')
+  // The data dir's tables hold the log only when the log is there (not on PostgreSQL).
+  const local =
+    audit instanceof PgAuditLog
+      ? undefined
+      : {
+          eventsOf: db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq"),
+          lastAt: db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?'),
+        }
+  const marks = async (id: string): Promise<{rows: {kind: string; body: string}[]; last: string | null}> =>
+    local ? {rows: local.eventsOf.all(id) as {kind: string; body: string}[], last: (local.lastAt.get(id) as {t: string | null}).t} : (audit as PgAuditLog).sessionMarks(id)
   let closed = 0
   for (const {id, startedAt: started_at} of open) {
     const at = new Date().toISOString()
-    const rows = eventsOf.all(id) as {kind: string; body: string}[]
+    if (audit instanceof PgAuditLog && !(await recordedHere(audit.pgStore, id, audit.fingerprint()))) continue
+    const {rows, last: lastEvent} = await marks(id)
     const start = rows.find((r) => r.kind === 'session.start')
     if (!start && store.shared) continue
     if (start && !rows.some((r) => r.kind === 'session.end')) {
       const e = JSON.parse(start.body) as {actor?: {kind: string; subject: string; name: string; email?: string; groups: string[]; issuer?: string}; connection?: string; data: {agent?: string; client_address?: string}}
-      const last = (lastAt.get(id) as {t: string | null}).t ?? started_at
+      const last = lastEvent ?? started_at
       await audit.append(
         events.sessionEndUnrecorded({
           session: id,
@@ -283,7 +296,7 @@ export async function closeUnendedSessions(store: Store, db: Database.Database, 
           startedAt: started_at,
           lastEventAt: last,
           reason: UNRECORDED_END,
-          recording: finishOrphanRecording(db, id, UNRECORDED_END),
+          recording: audit instanceof PgAuditLog ? await finishOrphanPgRecording(audit.pgStore, id, UNRECORDED_END) : finishOrphanRecording(db, id, UNRECORDED_END),
         }),
       )
       closed++

@@ -62,6 +62,50 @@ CREATE TABLE approval_decisions (
   PRIMARY KEY (request_id, approver_kind, approver_subject));
 `,
   },
+  {
+    version: 3,
+    name: 'one audit log across replicas',
+    // The SQLite audit tables (src/audit/schema.ts) with the same columns, so one snapshot copy
+    // serves export and verify (pg-snapshot.ts), plus the head row every group commit locks:
+    // `audit_head` holds the last seq, its chain hash and the Merkle frontier (the hashes of the
+    // perfect subtrees, left to right, 32 bytes each: O(log n)), and the size of the newest
+    // checkpoint, so the replica that crosses the interval signs inside the same transaction.
+    // Times stay ISO text, as they are hashed into the events' bodies. A recording names the
+    // replica writing it (its audit key fingerprint): after a crash, each closes only its own.
+    sql: `
+CREATE TABLE audit_head (
+  id smallint PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, head_hash text NOT NULL,
+  frontier bytea NOT NULL, checkpoint_size bigint NOT NULL, checkpoint_at bigint NOT NULL);
+INSERT INTO audit_head VALUES (1, 0, '${'0'.repeat(64)}', '', 0, 0);
+CREATE TABLE audit_events (
+  seq bigint PRIMARY KEY, time text NOT NULL, kind text NOT NULL, session text, subject text, connection text,
+  hash text NOT NULL, prev_hash text NOT NULL, leaf bytea NOT NULL, body text NOT NULL, payload text);
+CREATE INDEX audit_events_time ON audit_events (time);
+CREATE INDEX audit_events_session ON audit_events (session);
+CREATE TABLE audit_checkpoints (
+  tree_size bigint PRIMARY KEY, root_hash text NOT NULL, head_hash text NOT NULL, timestamp text NOT NULL,
+  key_fingerprint text NOT NULL, signature text NOT NULL);
+CREATE TABLE audit_keys (fingerprint text PRIMARY KEY, public_pem text NOT NULL, first_used_at text NOT NULL);
+CREATE TABLE audit_anchors (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tree_size bigint NOT NULL, root_hash text NOT NULL,
+  kind text NOT NULL, target text NOT NULL, published_at text NOT NULL, token bytea, gen_time text);
+CREATE INDEX audit_anchors_size ON audit_anchors (tree_size);
+CREATE TABLE audit_payload_removals (seq bigint PRIMARY KEY, how text NOT NULL, at text NOT NULL, ref text NOT NULL);
+CREATE INDEX audit_payload_removals_ref ON audit_payload_removals (ref);
+CREATE TABLE audit_holds (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, scope text NOT NULL, target text NOT NULL, reason text NOT NULL,
+  placed_at text NOT NULL, placed_by text NOT NULL, released_at text);
+CREATE TABLE audit_recordings (
+  session_id text PRIMARY KEY, connection text, connection_type text, started_at text NOT NULL, finished_at text,
+  cap_bytes bigint NOT NULL, bytes bigint NOT NULL DEFAULT 0, chunks integer NOT NULL DEFAULT 0,
+  truncated integer NOT NULL DEFAULT 0, dropped_bytes bigint NOT NULL DEFAULT 0, sha256 text, pruned_at text,
+  replica text NOT NULL);
+CREATE TABLE audit_recording_chunks (
+  session_id text NOT NULL, idx integer NOT NULL, at_ms bigint NOT NULL, direction text NOT NULL, kind text NOT NULL,
+  encoding text NOT NULL, size integer NOT NULL, sha256 text NOT NULL, payload bytea,
+  PRIMARY KEY (session_id, idx));
+`,
+  },
 ]
 
 /** pg_advisory_xact_lock key of hoop's schema changes ("hoop" in ASCII), the same in every replica. */

@@ -6,6 +6,12 @@ import type pg from 'pg'
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let failed = false
+  // A connection lost while checked out is emitted as 'error' on the client (and fails the query
+  // in flight); without a listener that event would crash the process.
+  const lost = (): void => {
+    failed = true
+  }
+  client.on('error', lost)
   try {
     await client.query('BEGIN')
     const result = await fn(client)
@@ -17,6 +23,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     throw err
   } finally {
     // A connection that failed mid-transaction is not handed to anyone else.
+    client.off('error', lost)
     client.release(failed)
   }
 }

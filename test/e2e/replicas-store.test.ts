@@ -1,14 +1,17 @@
 // Three gateway replicas on one PostgreSQL store (issue 16), with real processes from the built
 // CLI: an approval requested through replica A is decided on B and used on C, at once and only
-// once; an agent revoked through B loses the link it holds to C at once, and a service account
-// revoked through A loses hoop connect's link to B and its open session, by NOTIFY: the replicas
-// sweep revocations only every ten minutes here, so no sweep can explain the cuts.
+// once, and the three steps are in the one audit log on the store: an evidence package exported
+// through any replica holds them and verifies, and so does the live store; an agent revoked
+// through B loses the link it holds to C at once, and a service account revoked through A loses
+// hoop connect's link to B and its open session, by NOTIFY: the replicas sweep revocations only
+// every ten minutes here, so no sweep can explain the cuts.
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import {randomBytes} from 'node:crypto'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import pg from 'pg'
+import {readTarGz} from '../../src/audit/tar.js'
 import {adminQuery} from '../conformance/backends.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
@@ -26,15 +29,20 @@ const CONFIG = sharedStoreConfig(`    - {id: people, subjects: {groups: [eng, db
       review: {approvers: {groups: [dba]}, approvals: 1, ttl: 1h}
 `)
 
-/** The kinds of a replica's audit events about one approval, in order (its data dir's own log). */
-function approvalEvents(gw: GatewayProc, id: string): string[] {
-  const db = new Database(join(gw.dataDir, 'hoop.db'), {readonly: true})
-  try {
-    const rows = db.prepare(`SELECT kind FROM audit_events WHERE kind LIKE 'approval.%' AND body LIKE ? ORDER BY seq`).all(`%${id}%`) as Array<{kind: string}>
-    return rows.map((r) => r.kind)
-  } finally {
-    db.close()
-  }
+/** The kinds of the audit events about one approval, in order, in the one log on the store. */
+async function approvalEvents(id: string): Promise<string[]> {
+  const rows = await adminQuery<{kind: string}>(`SELECT kind FROM audit_events WHERE kind LIKE 'approval.%' AND body LIKE '%${id}%' ORDER BY seq`, STORE_URL)
+  return rows.map((r) => r.kind)
+}
+
+/** A package's files, by path inside it. */
+async function packageFiles(pkg: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>()
+  await readTarGz(pkg, (name) => {
+    const chunks: Buffer[] = []
+    return {data: (c) => chunks.push(Buffer.from(c)), end: () => files.set(name.replace(/^[^/]+\//, ''), Buffer.concat(chunks).toString('utf8'))}
+  })
+  return files
 }
 
 /** The agent's JSON log line for a link made to `url`. */
@@ -118,11 +126,35 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     assert.equal(await counter(), 1)
     const shown = await runHoop(['approvals', 'show', id, '--json', '--gateway', a.url], {env: {HOOP_TOKEN: tokens.dev}})
     assert.equal((JSON.parse(shown.stdout) as {state: string}).state, 'used')
-    // The audit log is still per replica (docs/ha.md): each replica recorded what it handled.
-    assert.deepEqual(
-      gws.map((gw) => approvalEvents(gw, id)),
-      [['approval.requested'], ['approval.decided'], ['approval.used']],
-    )
+    // One audit log on the store: the three steps, each written by the replica that handled it.
+    assert.deepEqual(await approvalEvents(id), ['approval.requested', 'approval.decided', 'approval.used'])
+    for (const gw of gws) assert.equal(new Database(join(gw.dataDir, 'hoop.db'), {readonly: true}).prepare('SELECT count(*) AS n FROM audit_events').pluck().get(), 0, 'nothing in the data dir')
+
+    // Every replica lists every replica's sessions, with their recordings (on the store too).
+    for (const gw of gws) {
+      const listed = await runHoop(['sessions', 'list', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: tokens.admin}})
+      assert.equal(listed.code, 0, listed.stderr)
+      const sessions = JSON.parse(listed.stdout) as Array<{id: string; endedAt?: string; recording?: {chunks: number}}>
+      assert.ok(sessions.length >= 5, `${gw.url} lists the sessions of all three replicas: ${sessions.length}`)
+      assert.ok(sessions.every((x) => x.endedAt && x.recording), JSON.stringify(sessions.slice(0, 2)))
+      assert.ok(sessions.some((x) => x.recording!.chunks > 0), 'the recordings hold what was exchanged')
+    }
+
+    // An evidence package from any replica holds all three steps and verifies (with the key it names).
+    for (const gw of gws) {
+      const pkg = join(dir.path, `evidence-${gws.indexOf(gw)}.tar.gz`)
+      const ex = await runHoop(['audit', 'export', '--out', pkg, '--gateway', gw.url, '--json'], {env: {HOOP_TOKEN: tokens.admin}})
+      assert.equal(ex.code, 0, ex.stderr + ex.stdout)
+      const v = await runHoop(['audit', 'verify', pkg, '--json'])
+      assert.equal(v.code, 0, v.stdout + v.stderr)
+      assert.equal((JSON.parse(v.stdout) as {ok: boolean}).ok, true)
+      const approvals = (await packageFiles(pkg)).get('reports/approvals.jsonl') ?? ''
+      const steps: Array<string | undefined> = approvals.trim().split('\n').map((l) => JSON.parse(l) as {approval_id?: string; event?: string}).filter((r) => r.approval_id === id).map((r) => r.event)
+      assert.deepEqual(steps, ['requested', 'approved', 'used'], `the package from ${gw.url} holds every step`)
+      const live = await runHoop(['audit', 'verify', '--live', '--gateway', gw.url, '--json'], {env: {HOOP_TOKEN: tokens.admin}})
+      assert.equal(live.code, 0, live.stdout + live.stderr)
+      assert.equal((JSON.parse(live.stdout) as {ok: boolean}).ok, true)
+    }
   })
 
   it('an agent revoked through B loses its link to C by NOTIFY (the sweep is ten minutes away)', async () => {

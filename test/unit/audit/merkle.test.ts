@@ -54,6 +54,25 @@ describe('audit Merkle tree (RFC 6962 / 9162)', () => {
     }
   })
 
+  it('a frontier stored as state() and restored at its size extends to the same roots (the PostgreSQL head row)', () => {
+    const leaves = Array.from({length: 70}, () => leafHash(randomBytes(8)))
+    for (let size = 0; size <= 64; size++) {
+      const f = new MerkleFrontier()
+      for (const l of leaves.slice(0, size)) f.push(l)
+      const restored = MerkleFrontier.restore(size, f.state())
+      assert.ok(restored.root().equals(f.root()), `root at size ${size}`)
+      for (const l of leaves.slice(size, size + 6)) {
+        restored.push(l)
+        f.push(l)
+      }
+      assert.ok(restored.root().equals(f.root()), `root after extending from size ${size}`)
+      assert.equal(restored.size, f.size)
+    }
+    const seven = new MerkleFrontier()
+    for (const l of leaves.slice(0, 7)) seven.push(l)
+    assert.throws(() => MerkleFrontier.restore(8, seven.state()), /a Merkle frontier of size 8 has 1 hashes, not 3/)
+  })
+
   it('property: every inclusion proof and sampled consistency/range proofs verify for random sizes; a flipped bit fails', () => {
     const sizes = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33, 100, 127, 128, 129, 1000, 1025]
     for (let t = 0; t < 2; t++) sizes.push(1 + rand(3000))

@@ -1,0 +1,444 @@
+// The audit writer on the PostgreSQL store: one log, one total order, for every replica that
+// shares the store (docs/ha.md, "One audit log across replicas"). The events, hash chain and
+// Merkle tree are those of log.ts; what changes is where the head lives. Each group commit is one
+// transaction:
+//
+//   SELECT ... FROM audit_head FOR UPDATE     replicas queue here, so commits are serialised
+//   number the batch from seq + 1, chain prev_hash from head_hash, push the leaves on the frontier
+//   INSERT INTO audit_events ... unnest(...)  one statement for the whole batch
+//   sign a tree head if the batch crosses the checkpoint interval (this replica's key)
+//   UPDATE audit_head; COMMIT                 `append` resolves only now
+//
+// The head is read under the lock on every commit and never trusted from memory: another replica
+// may have committed in between. One batch is in flight per writer; what is appended meanwhile
+// gathers and forms the next group, so a replica pays one round trip per group, not per event.
+// A failed transaction rejects every append of its batch with AUDIT_UNAVAILABLE (fail closed),
+// and the next batch tries again: the gateway keeps running and the store decides.
+//
+// Heads this replica signs are appended to its own witness file (anchors.ts); on start it refuses
+// a store that is behind or forked from that file's last head, or from the store's newest
+// checkpoint (vouch.ts). Not yet on this store: sinks, RFC 3161 timestamps and payload retention
+// (docs/ha.md lists them).
+import {hash as digest} from 'node:crypto'
+import {errorMessage, HoopError} from '../shared/errors.js'
+import {type Logger, silentLogger} from '../shared/log.js'
+import type {PostgresStore} from '../store/postgres.js'
+import type {Row} from '../store/rows.js'
+import {appendWitness, lastWitnessAnchor} from './anchors.js'
+import {canonicalize} from './canonical.js'
+import type {AppendedEvent, AuditEvent} from './events.js'
+import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
+import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
+import {payloadHash, splitPayload} from './payloads.js'
+import {vouch as vouchFor} from './vouch.js'
+import type {AcceptedStore, AuditWriter} from './writer.js'
+
+/** Events in one group commit: bounds the statement's size and the time the head row is held. */
+const MAX_BATCH = 2_000
+/** Longest a deferred append waits for a group commit to ride with. */
+const DEFER_MS = 20
+/** Leaves read per query when the frontier is rebuilt on start (bounded memory). */
+const LEAF_PAGE = 10_000
+const EVENT_VERSION = 2
+
+const INSERT_EVENTS = `INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[])`
+
+export interface PgAuditLogOptions {
+  store: PostgresStore
+  dataDir: string
+  signingKeyFile?: string
+  logger?: Logger
+  /** Sign a tree head after this many new events (inside the commit that crosses it) or this many ms. */
+  checkpointEvery?: {events: number; ms: number}
+  /** This replica's witness file: every head it signs is appended there (anchors.ts). */
+  anchors?: {witness?: string}
+  /** Refuse (AUDIT_STORE_REFUSED) a store behind or forked from what was published; see log.ts. */
+  vouch?: {acceptRollback?: boolean}
+}
+
+interface Pending {
+  event: AuditEvent
+  resolve: (e: AppendedEvent) => void
+  reject: (err: Error) => void
+}
+
+interface Head {
+  seq: number
+  hash: string
+  frontier: MerkleFrontier
+  checkpointSize: number
+}
+
+/** The head row, locked (or not) by the caller's statement. */
+function headFrom(r: Row): Head {
+  const seq = Number(r.seq)
+  return {seq, hash: r.head_hash as string, frontier: MerkleFrontier.restore(seq, r.frontier as Buffer), checkpointSize: Number(r.checkpoint_size)}
+}
+
+const LOCK_HEAD = 'SELECT seq, head_hash, frontier, checkpoint_size FROM audit_head WHERE id = 1 FOR UPDATE'
+
+function checkpointFrom(r: Row): SignedTreeHead {
+  return {v: 1, tree_size: Number(r.tree_size), root_hash: r.root_hash as string, head_hash: r.head_hash as string, timestamp: r.timestamp as string, key_fingerprint: r.key_fingerprint as string, signature: r.signature as string}
+}
+
+export class PgAuditLog implements AuditWriter {
+  private queue: Pending[] = []
+  private scheduled = false
+  private running?: Promise<void>
+  private deferTimer?: NodeJS.Timeout
+  private closed = false
+  private readonly timers: NodeJS.Timeout[] = []
+  /** The head at this writer's last commit: a cache for `size`/`rootHash`, never used to write. */
+  private seen: {seq: number; root: string}
+  /** Size of the newest head written to the witness file. */
+  private witnessed = -1
+  private publishing = Promise.resolve()
+
+  private constructor(
+    private readonly store: PostgresStore,
+    private readonly key: SigningKey,
+    private readonly logger: Logger,
+    private readonly opts: PgAuditLogOptions,
+    head: Head,
+    readonly accepted: AcceptedStore | undefined,
+  ) {
+    this.seen = {seq: head.seq, root: head.frontier.root().toString('hex')}
+    const every = opts.checkpointEvery ?? {events: 10_000, ms: 60_000}
+    if (every.ms > 0) {
+      const t = setInterval(() => void this.checkpointIfNew(false).catch((err) => this.logger.error('audit checkpoint failed', {error: errorMessage(err)})), every.ms)
+      t.unref()
+      this.timers.push(t)
+    }
+  }
+
+  /**
+   * Records this replica's key, rebuilds the Merkle tree from the stored leaves to check it against
+   * the head row, and vouches for the store against the witness file and the newest checkpoint.
+   */
+  static async open(opts: PgAuditLogOptions): Promise<PgAuditLog> {
+    const key = loadSigningKey({dataDir: opts.dataDir, keyFile: opts.signingKeyFile, create: true})!
+    const logger = opts.logger ?? silentLogger
+    const {store} = opts
+    await store.query('INSERT INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES ($1, $2, $3) ON CONFLICT (fingerprint) DO NOTHING', [key.fingerprint, key.publicPem, new Date().toISOString()])
+    const [headRow] = await store.query('SELECT seq, head_hash, frontier, checkpoint_size FROM audit_head WHERE id = 1')
+    if (!headRow) throw new HoopError('AUDIT_UNAVAILABLE', 'the audit head row is missing from the store (audit_head); run `hoop audit verify --live`')
+    const head = headFrom(headRow)
+    const [cpRow] = await store.query('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1')
+    const cp = cpRow ? checkpointFrom(cpRow) : undefined
+    const witnessFile = opts.anchors?.witness
+    const tail = opts.vouch && witnessFile ? lastWitnessAnchor(witnessFile) : undefined
+    const wanted = new Set([tail?.state === 'ok' ? tail.anchor.tree_head.tree_size : -1, cp?.tree_size ?? -1])
+    const {roots, hashes} = await rebuild(store, head, wanted)
+
+    let accepted: AcceptedStore | undefined
+    if (opts.vouch) {
+      const keys = new Map((await store.query('SELECT fingerprint, public_pem FROM audit_keys')).map((r) => [r.fingerprint as string, r.public_pem as string]))
+      const keyFor = (fp: string) => (fp === key.fingerprint ? key.publicKey : keys.has(fp) ? publicKeyFromPem(keys.get(fp)!) : undefined)
+      const view = {size: head.seq, rootAt: (m: number) => roots.get(m), hashAt: (m: number) => hashes.get(m)}
+      const judge = (h: SignedTreeHead, where: string): AcceptedStore | undefined => {
+        const v = vouchFor(view, h, keyFor, where)
+        return v.ok ? undefined : {kind: v.kind, message: v.message, head: h, witness: witnessFile}
+      }
+      const own = cp && judge(cp, 'the store\'s newest checkpoint')
+      if (own && (own.kind === 'behind' || own.kind === 'forked')) accepted = own
+      else if (witnessFile && tail) accepted = await judgeWitness(store, key, witnessFile, tail, judge, logger)
+      if (accepted && !opts.vouch.acceptRollback) {
+        throw new HoopError(
+          'AUDIT_STORE_REFUSED',
+          `refusing to start on this audit store: ${accepted.message}. Point the gateway at the right PostgreSQL store, or start with --accept-store-rollback to accept this one for disaster recovery (recorded as an audit event)`,
+        )
+      }
+      if (accepted) logger.warn('starting on an audit store the gateway cannot vouch for, as --accept-store-rollback asks', {reason: accepted.message})
+    }
+    return new PgAuditLog(store, key, logger, opts, head, accepted)
+  }
+
+  get size(): number {
+    return this.seen.seq
+  }
+
+  get rootHash(): string {
+    return this.seen.root
+  }
+
+  get unavailable(): HoopError | undefined {
+    return this.closed ? new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed') : undefined
+  }
+
+  accepts(): boolean {
+    return !this.closed
+  }
+
+  /** As AuditLog.append: `defer` rides with the next group (or commits after DEFER_MS), `overlap` commits one turn later. */
+  append(event: AuditEvent, opts: {defer?: boolean; overlap?: boolean} = {}): Promise<AppendedEvent> {
+    if (this.closed) return Promise.reject(new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed; statements are refused'))
+    return new Promise((resolve, reject) => {
+      this.queue.push({event, resolve, reject})
+      if (!opts.defer) this.schedule(opts.overlap)
+      else this.deferTimer ??= setTimeout(this.onDeferTimer, DEFER_MS)
+    })
+  }
+
+  async flush(): Promise<void> {
+    while (this.queue.length > 0 || this.running) {
+      if (this.running) await this.running
+      else this.runBatch()
+    }
+  }
+
+  /** Commits what is queued, then signs the head unless a checkpoint (of any replica) already covers it. */
+  async signHead(): Promise<SignedTreeHead> {
+    await this.flush()
+    return this.checkpointIfNew(true)
+  }
+
+  async latestHead(): Promise<SignedTreeHead | undefined> {
+    const [row] = await this.store.query('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1')
+    return row ? checkpointFrom(row) : undefined
+  }
+
+  async recentAccess(limit: number): Promise<{seq: number; time: string; body: string}[]> {
+    const rows = await this.store.query("SELECT seq, time, body FROM audit_events WHERE kind = 'audit.access' ORDER BY seq DESC LIMIT $1", [limit])
+    return rows.map((r) => ({seq: Number(r.seq), time: r.time as string, body: r.body as string}))
+  }
+
+  /** A session's start and end events and the time of its last event (closing sessions a crash cut). */
+  async sessionMarks(session: string): Promise<{rows: {kind: string; body: string}[]; last: string | null}> {
+    const rows = await this.store.query("SELECT kind, body FROM audit_events WHERE session = $1 AND kind IN ('session.start', 'session.end') ORDER BY seq", [session])
+    const [last] = await this.store.query('SELECT max(time) AS t FROM audit_events WHERE session = $1', [session])
+    return {rows: rows.map((r) => ({kind: r.kind as string, body: r.body as string})), last: (last?.t as string | null) ?? null}
+  }
+
+  /** This replica's witness file, if any. */
+  get witnessPath(): string | undefined {
+    return this.opts.anchors?.witness
+  }
+
+  /** The store the log is on (export and verify take a snapshot of it). */
+  get pgStore(): PostgresStore {
+    return this.store
+  }
+
+  publicKeyPem(): string {
+    return this.key.publicPem
+  }
+
+  fingerprint(): string {
+    return this.key.fingerprint
+  }
+
+  keyDocument(): {algorithm: 'Ed25519'; publicKey: string; fingerprint: string} {
+    return {algorithm: 'Ed25519', publicKey: this.key.publicPem, fingerprint: this.key.fingerprint}
+  }
+
+  /** Commits what is queued and signs a final head; the store (its pool) is the caller's to close. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    await this.flush()
+    this.closed = true
+    clearTimeout(this.deferTimer)
+    for (const t of this.timers) clearInterval(t)
+    try {
+      await this.checkpointIfNew(false)
+    } catch (err) {
+      this.logger.error('final audit checkpoint failed', {error: errorMessage(err)})
+    }
+    await this.publishing
+  }
+
+  private readonly onDeferTimer = (): void => {
+    this.deferTimer = undefined
+    this.schedule()
+  }
+
+  private schedule(nextTurn = false): void {
+    if (this.scheduled || this.running) return
+    this.scheduled = true
+    // An immediate queued from an immediate runs in the next turn, after this turn's writes left.
+    setImmediate(nextTurn ? () => setImmediate(this.runScheduled) : this.runScheduled)
+  }
+
+  private readonly runScheduled = (): void => {
+    this.scheduled = false
+    this.runBatch()
+  }
+
+  private runBatch(): void {
+    if (this.running || this.queue.length === 0) return
+    const taken = this.queue.splice(0, MAX_BATCH)
+    this.running = this.commit(taken).finally(() => {
+      this.running = undefined
+      // What gathered while this group was in flight is the next group.
+      if (this.queue.length > 0) this.runBatch()
+    })
+  }
+
+  /** One group commit: the transaction in the header comment. Never rejects; settles every append. */
+  private async commit(taken: Pending[]): Promise<void> {
+    const every = this.opts.checkpointEvery?.events ?? 10_000
+    let settled: {rows: AppendedEvent[]; batch: Pending[]; bad: [Pending, Error][]; head: Head; signed?: SignedTreeHead} | undefined
+    try {
+      settled = await this.store.transaction(async (q) => {
+        const [row] = await q(LOCK_HEAD)
+        const head = headFrom(row)
+        const batch: Pending[] = []
+        const bad: [Pending, Error][] = []
+        const rows: AppendedEvent[] = []
+        const cols: unknown[][] = Array.from({length: 11}, () => [])
+        for (const p of taken) {
+          const e = p.event
+          const seq = head.seq + 1
+          let body: string
+          let payload: string | undefined
+          try {
+            const split = splitPayload(e)
+            payload = split.payload
+            body = canonicalize({...split.event, v: EVENT_VERSION, seq, prev_hash: head.hash, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
+          } catch (err) {
+            bad.push([p, err as Error]) // this event cannot be encoded; the others go on
+            continue
+          }
+          const input = leafInput(body)
+          const hash = digest('sha256', input.subarray(1), 'hex')
+          const leaf = digest('sha256', input, 'buffer')
+          const values = [seq, e.time, e.kind, e.session ?? null, e.actor?.subject ?? null, e.connection ?? null, hash, head.hash, leaf, body, payload ?? null]
+          for (let i = 0; i < values.length; i++) cols[i].push(values[i])
+          head.frontier.push(leaf)
+          head.seq = seq
+          head.hash = hash
+          batch.push(p)
+          rows.push({seq, hash, body})
+        }
+        if (rows.length === 0) return {rows, batch, bad, head}
+        await q(INSERT_EVENTS, cols)
+        let signed: SignedTreeHead | undefined
+        if (every > 0 && head.seq - head.checkpointSize >= every) signed = await this.signLocked(q, head)
+        await q('UPDATE audit_head SET seq = $1, head_hash = $2, frontier = $3, checkpoint_size = $4 WHERE id = 1', [head.seq, head.hash, head.frontier.state(), head.checkpointSize])
+        return {rows, batch, bad, head, signed}
+      })
+    } catch (err) {
+      const failed = new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${errorMessage(err)}); the statement is refused`)
+      this.logger.error('audit commit failed; refusing the statements in this batch', {events: taken.length, error: errorMessage(err)})
+      for (const p of taken) p.reject(failed)
+      return
+    }
+    for (const [p, err] of settled.bad) p.reject(err)
+    for (let i = 0; i < settled.batch.length; i++) settled.batch[i].resolve(settled.rows[i])
+    if (settled.rows.length > 0) this.seen = {seq: settled.head.seq, root: settled.head.frontier.root().toString('hex')}
+    if (settled.signed) this.publish(settled.signed)
+  }
+
+  /** Signs the locked head with this replica's key and stores the checkpoint (the caller updates the head row). */
+  private async signLocked(q: (sql: string, args?: unknown[]) => Promise<Row[]>, head: Head): Promise<SignedTreeHead> {
+    const sth = signTreeHead({tree_size: head.seq, root_hash: head.frontier.root().toString('hex'), head_hash: head.hash, timestamp: new Date().toISOString()}, this.key)
+    await q(
+      'INSERT INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING',
+      [sth.tree_size, sth.root_hash, sth.head_hash, sth.timestamp, sth.key_fingerprint, sth.signature],
+    )
+    head.checkpointSize = head.seq
+    return sth
+  }
+
+  /**
+   * Signs the head when no checkpoint covers it yet (the interval timer, close, the API's export).
+   * `wanted`: return the checkpoint that already covers the head (any replica's) rather than nothing.
+   */
+  private async checkpointIfNew(wanted: true): Promise<SignedTreeHead>
+  private async checkpointIfNew(wanted: false): Promise<SignedTreeHead | undefined>
+  private async checkpointIfNew(wanted: boolean): Promise<SignedTreeHead | undefined> {
+    const r = await this.store.transaction(async (q) => {
+      const head = headFrom((await q(LOCK_HEAD))[0])
+      if (head.seq > head.checkpointSize || (head.seq === 0 && wanted)) {
+        const signed = await this.signLocked(q, head)
+        await q('UPDATE audit_head SET checkpoint_size = $1 WHERE id = 1', [head.checkpointSize])
+        return {signed, head}
+      }
+      if (!wanted) return {head}
+      const [cp] = await q('SELECT * FROM audit_checkpoints WHERE tree_size = $1', [head.seq])
+      return {existing: cp ? checkpointFrom(cp) : await this.signLocked(q, head), head}
+    })
+    this.seen = {seq: r.head.seq, root: r.head.frontier.root().toString('hex')}
+    if (r.signed) this.publish(r.signed)
+    // An accepted store's head goes to the witness even when another replica signed it: the next
+    // start vouches against the witness's last line.
+    else if (r.existing && this.accepted && this.witnessed < 0) this.publish(r.existing)
+    return r.signed ?? r.existing
+  }
+
+  /**
+   * Appends a head this replica signed to its witness file (fsync'd, at once) and records the
+   * anchor in the store. A failure is logged: the head is still in the store.
+   */
+  private publish(sth: SignedTreeHead): void {
+    const witness = this.opts.anchors?.witness
+    if (!witness || sth.tree_size === 0 || sth.tree_size <= this.witnessed) return
+    try {
+      const accepted = this.accepted && this.witnessed < 0 ? {problem: this.accepted.kind, at: sth.timestamp} : undefined
+      appendWitness(witness, {tree_head: sth, accepted})
+      this.witnessed = sth.tree_size
+    } catch (err) {
+      this.logger.error('audit witness file could not be written; the signed head is kept in the store', {file: witness, error: errorMessage(err)})
+      return
+    }
+    this.publishing = this.publishing
+      .then(() => this.store.query('INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at) VALUES ($1, $2, $3, $4, $5)', [sth.tree_size, sth.root_hash, 'witness', witness, new Date().toISOString()]))
+      .then(
+        () => undefined,
+        (err) => this.logger.warn('the witness anchor was not recorded in the store', {error: errorMessage(err)}),
+      )
+  }
+}
+
+/**
+ * Streams every leaf (keyset pages, bounded memory), checks that they rebuild the head row's
+ * frontier, and keeps the roots and chain hashes at the sizes the store is vouched against.
+ */
+async function rebuild(store: PostgresStore, head: Head, wanted: Set<number>): Promise<{roots: Map<number, string>; hashes: Map<number, string>}> {
+  const roots = new Map<number, string>([[0, EMPTY_ROOT.toString('hex')]])
+  const hashes = new Map<number, string>()
+  const frontier = new MerkleFrontier()
+  let last = 0
+  for (;;) {
+    const page = await store.query('SELECT seq, hash, leaf FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [last, LEAF_PAGE])
+    for (const r of page) {
+      const seq = Number(r.seq)
+      if (seq !== frontier.size + 1) throw new HoopError('AUDIT_UNAVAILABLE', `the audit log in the store goes from seq ${frontier.size} to ${seq} (an event is missing); run \`hoop audit verify --live\``)
+      frontier.push(r.leaf as Buffer)
+      if (wanted.has(seq)) {
+        roots.set(seq, frontier.root().toString('hex'))
+        hashes.set(seq, r.hash as string)
+      }
+      last = seq
+    }
+    if (page.length < LEAF_PAGE) break
+  }
+  if (frontier.size !== head.seq || !frontier.root().equals(head.frontier.root())) {
+    throw new HoopError('AUDIT_UNAVAILABLE', `the audit head row (seq ${head.seq}) does not match the ${frontier.size} stored events; run \`hoop audit verify --live\``)
+  }
+  return {roots, hashes}
+}
+
+/** The witness file's last head against the store; a missing witness is judged by the anchors this key recorded. */
+async function judgeWitness(
+  store: PostgresStore,
+  key: SigningKey,
+  witness: string,
+  tail: ReturnType<typeof lastWitnessAnchor>,
+  judge: (h: SignedTreeHead, where: string) => AcceptedStore | undefined,
+  logger: Logger,
+): Promise<AcceptedStore | undefined> {
+  if (tail.state === 'absent' || tail.state === 'empty') {
+    // Another replica may use the same path on its own host: count only heads this key signed.
+    const [rec] = await store.query(
+      "SELECT count(*)::integer AS n, max(a.tree_size)::bigint AS m FROM audit_anchors a JOIN audit_checkpoints c ON c.tree_size = a.tree_size WHERE a.kind = 'witness' AND a.target = $1 AND c.key_fingerprint = $2",
+      [witness, key.fingerprint],
+    )
+    if (Number(rec.n) === 0) return undefined
+    return {kind: 'witness-missing', message: `the witness file ${witness} is ${tail.state === 'absent' ? 'missing' : 'empty'}, but this store records ${rec.n} tree head(s) this gateway published to it (the last of size ${rec.m}): the witness was removed or truncated, so the store cannot be checked`, witness}
+  }
+  if (tail.state === 'bad') return {kind: 'unverifiable', message: `the witness file ${witness} cannot be read: ${tail.reason}`, witness}
+  if (tail.torn) logger.warn('the witness file ends with a line cut short (a crash while writing it); the line before it is used', {file: witness})
+  return judge(tail.anchor.tree_head, `witness file ${witness}`)
+}
+
