@@ -4,11 +4,10 @@
 // remembering every statement that was acknowledged. HAProxy runs the reference configuration,
 // docs/deploy/haproxy.cfg, with loopback ports. kill -9 of the replica that carries the
 // sessions: new sessions succeed again within a few seconds (the figure is measured and printed,
-// not asserted), no acknowledged statement lacks its audit record, and every replica's audit log
-// verifies. Until the audit log moves to the store (docs/ha.md step 2) each replica has its own
-// log, so "its record" means: in the log of one of the replicas, the one that served it.
+// not asserted), no acknowledged statement lacks its record in the one audit log on the store
+// (those the killed replica served included), and that log verifies end to end through each
+// surviving replica.
 import assert from 'node:assert/strict'
-import Database from 'better-sqlite3'
 import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import pg from 'pg'
@@ -73,20 +72,27 @@ async function activeSessions(gw: GatewayProc): Promise<number> {
   return n
 }
 
-/** The statement markers in a replica's audit log ('ha:<client>:<n>'), from each statement event's text. */
-function recordedMarkers(gw: GatewayProc): Set<string> {
-  const db = new Database(join(gw.dataDir, 'hoop.db'), {readonly: true})
-  try {
-    const out = new Set<string>()
-    for (const row of db.prepare("SELECT body, payload FROM audit_events WHERE kind = 'statement'").all() as Array<{body: string; payload: string | null}>) {
-      const text = row.payload ? (JSON.parse(row.payload) as {fields: {text: string}}).fields.text : (JSON.parse(row.body) as {data: {text: string}}).data.text
-      const m = /'(ha:\d+:\d+)'/.exec(text)
-      if (m) out.add(m[1])
-    }
-    return out
-  } finally {
-    db.close()
+/**
+ * The statement markers ('ha:<client>:<n>') in the one audit log on the store, each with the
+ * replica that served its session (the audit key fingerprint its recording names).
+ */
+async function recordedMarkers(): Promise<Map<string, string>> {
+  const rows = await adminQuery<{body: string; payload: string | null; replica: string | null}>(
+    "SELECT e.body, e.payload, r.replica FROM audit_events e LEFT JOIN audit_recordings r ON r.session_id = e.session WHERE e.kind = 'statement'",
+    STORE_URL,
+  )
+  const out = new Map<string, string>()
+  for (const row of rows) {
+    const text = row.payload ? (JSON.parse(row.payload) as {fields: {text: string}}).fields.text : (JSON.parse(row.body) as {data: {text: string}}).data.text
+    const m = /'(ha:\d+:\d+)'/.exec(text)
+    if (m) out.set(m[1], row.replica ?? '?')
   }
+  return out
+}
+
+/** A replica's audit key fingerprint (public, GET /v1/audit/key). */
+async function fingerprintOf(gw: GatewayProc): Promise<string> {
+  return ((await (await fetch(`${gw.url}/v1/audit/key`)).json()) as {fingerprint: string}).fingerprint
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -103,6 +109,7 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
   let lbUrl = ''
   let connPort = 0
   let saToken = ''
+  let auditorKey = ''
 
   before(async function () {
     if (!haproxyBin) {
@@ -126,6 +133,7 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     }
     const agentToken = await create('agents', 'db-agent')
     saToken = await create('service-accounts', 'loader', ['eng'])
+    auditorKey = await create('service-accounts', 'auditor', ['auditors'])
 
     const {config, frontends} = await referenceHaproxy(ports)
     const cfg = join(dir.path, 'haproxy.cfg')
@@ -167,7 +175,7 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     dir.cleanup()
   })
 
-  it('new sessions succeed within seconds, no acknowledged statement lacks its record, every log verifies', async () => {
+  it('new sessions succeed within seconds, no acknowledged statement lacks its record, the one log verifies', async () => {
     const acked = new Set<string>()
     let ackedAfterKill = 0
     let killedAt = 0
@@ -219,6 +227,7 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
       if (!victim) await sleep(50)
     }
     assert.ok(victim, 'one replica carries the sessions')
+    const victimKey = await fingerprintOf(victim)
     killedAt = Date.now()
     victim.proc.child.kill('SIGKILL')
     await victim.proc.exited
@@ -244,16 +253,17 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     )
     assert.equal(recovered.length, CLIENTS, 'every client whose session died got a new one')
 
-    const recorded = new Map<string, string>()
-    for (const gw of gws) for (const m of recordedMarkers(gw)) recorded.set(m, gw.url)
+    const recorded = await recordedMarkers()
     const missing = [...acked].filter((m) => !recorded.has(m))
     assert.deepEqual(missing, [], `acknowledged statements without an audit record: ${missing.slice(0, 10).join(', ')}`)
-    const onVictim = [...acked].filter((m) => recorded.get(m) === victim.url).length
-    assert.ok(onVictim > 0, 'the killed replica had served acknowledged statements, and kept their records')
+    const onVictim = [...acked].filter((m) => recorded.get(m) === victimKey).length
+    assert.ok(onVictim > 0, 'the killed replica had served acknowledged statements, and their records are in the one log')
 
-    for (const gw of gws) {
-      const v = await runHoop(['audit', 'verify', '--live', '--data-dir', gw.dataDir])
+    // The one log, verified end to end through each surviving replica (their own credentials).
+    for (const gw of gws.filter((g) => g !== victim)) {
+      const v = await runHoop(['audit', 'verify', '--live', '--gateway', gw.url], {env: {HOOP_TOKEN: auditorKey}})
       assert.equal(v.code, 0, `${gw.url}: ${v.stdout}${v.stderr}`)
+      assert.match(v.stdout, /verifies/)
     }
   })
 })
