@@ -12,6 +12,7 @@ import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
 import type {DevEnvironment} from './dev.js'
+import {heartbeatFromEnv} from './replicas.js'
 import {Gateway} from './server.js'
 import {loadPgParser} from '../sql/pg-parser.js'
 
@@ -129,7 +130,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   let gateway: Gateway
   try {
     await loadPgParser()
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback, revocationSweepMs: s.revocationSweepMs ?? sweepFromEnv()})
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback, revocationSweepMs: s.revocationSweepMs ?? sweepFromEnv(), heartbeatMs: heartbeatFromEnv()})
   } catch (err) {
     policy.close()
     await dev?.demoDb.close()
