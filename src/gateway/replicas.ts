@@ -116,10 +116,24 @@ export class ReplicaHeartbeat {
   }
 }
 
-/** The live replicas' URLs, oldest first (`GET /v1/replicas`). */
+/**
+ * The live replicas' URLs, oldest first (`GET /v1/replicas`). A replica listening on every
+ * interface without `--replica-url` has no address another host can dial: it beats, but is not
+ * listed.
+ */
 export async function liveReplicaUrls(store: PostgresStore): Promise<string[]> {
   const rows = await store.query(`SELECT url, min(started_at) AS s FROM replicas WHERE ${LIVE} GROUP BY url ORDER BY s, url`)
-  return rows.map((r) => r.url as string)
+  return rows.map((r) => r.url as string).filter((u) => !unroutable(u))
+}
+
+/** A URL on the wildcard address (0.0.0.0, [::]): where a replica listens, not where it is reached. */
+export function unroutable(url: string): boolean {
+  try {
+    const host = new URL(url).hostname
+    return host === '0.0.0.0' || host === '[::]'
+  } catch {
+    return true
+  }
 }
 
 /** HOOP_REPLICA_HEARTBEAT_MS: how often a replica beats (100 ms to 1 min); tests make it short. */

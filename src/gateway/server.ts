@@ -36,7 +36,7 @@ import {handleApi, routeApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {GatewayMetrics} from './metrics.js'
 import {handleOps} from './ops.js'
-import {ReplicaHeartbeat} from './replicas.js'
+import {liveReplicaUrls, ReplicaHeartbeat, unroutable} from './replicas.js'
 import {closeUnendedSessions, serveClientStream, type SessionContext} from './sessions.js'
 
 interface GatewayOptions {
@@ -60,6 +60,8 @@ interface GatewayOptions {
   revocationSweepMs?: number
   /** How often this replica beats its row on the PostgreSQL store (default 5 s; replicas.ts). */
   heartbeatMs?: number
+  /** The URL agents reach this replica at, in the store's `replicas` row (default: the gateway's URL). */
+  replicaUrl?: string
 }
 
 /** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
@@ -257,12 +259,13 @@ export class Gateway {
         heartbeat = await ReplicaHeartbeat.register({
           store,
           id: audit.fingerprint(),
-          url,
+          url: opts.replicaUrl ?? url,
           intervalMs: opts.heartbeatMs,
           logger: opts.logger.child({component: 'replicas'}),
           endSessionsOf: (id) => closeUnendedSessions(store, local.db, log, opts.logger.child({component: 'audit'}), id),
         })
       }
+      if (heartbeat && unroutable(opts.replicaUrl ?? url)) opts.logger.warn('this replica listens on every interface and has no --replica-url: agents cannot discover it through GET /v1/replicas', {url})
       // Sessions cut by a crash get their end now, before new ones start.
       await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
@@ -322,6 +325,7 @@ export class Gateway {
       url: this.url,
       dataDir: this.opts.dataDir,
       signingKeyFile: this.signingKeyFile,
+      replicas: () => (this.store instanceof PostgresStore ? liveReplicaUrls(this.store) : Promise.resolve([this.url])),
     }
   }
 

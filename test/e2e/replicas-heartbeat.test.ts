@@ -1,7 +1,8 @@
 // Replica heartbeats on one PostgreSQL store (docs/ha.md, plan step 5), with real processes from
 // the built CLI: a replica killed with kill -9 while it holds an open session stops beating, and a
 // surviving replica ends that session (its row, and a session.end with UNRECORDED_END in the one
-// audit log) without the dead replica ever coming back; the log still verifies live.
+// audit log) without the dead replica ever coming back; the log still verifies live. An agent
+// given one replica's URL finds the others through GET /v1/replicas and links to each.
 // Heartbeats are 300 ms here (HOOP_REPLICA_HEARTBEAT_MS), so a replica is dead after about a second.
 import assert from 'node:assert/strict'
 import {mkdirSync, writeFileSync} from 'node:fs'
@@ -122,6 +123,32 @@ describe('replica heartbeats on one PostgreSQL store (built CLI)', function () {
     }
     await client.end().catch(() => undefined)
     await conn.stop()
+    await agent.stop()
+  })
+
+  it('an agent given only A discovers B and C through GET /v1/replicas, serves a session through C, and drops a replica gone for the grace period', async () => {
+    const [a, b, c] = gws
+    // The route takes an agent's token; it lists the live replicas, not the dead or stopped ones.
+    const res = await fetch(`${a.url}/v1/replicas`, {headers: {authorization: `Bearer ${tokens.agent}`}})
+    assert.equal(res.status, 200)
+    assert.deepEqual(((await res.json()) as {replicas: Array<{url: string}>}).replicas.map((r) => r.url).sort(), [a.url, b.url, c.url].sort())
+    assert.equal((await fetch(`${a.url}/v1/replicas`)).status, 401, 'and no token, no list')
+
+    const agent = spawnHoop(['agent', '--gateway', a.url], {env: {HOOP_AGENT_TOKEN: tokens.agent, HOOP_AGENT_DISCOVERY_MS: '300', HOOP_AGENT_DISCOVERY_GRACE_MS: '1000'}})
+    procs.push(agent)
+    for (const gw of [a, b, c]) await agent.waitFor(linkedTo(gw.url))
+    const r = await runHoop(['exec', 'pg', '--gateway', c.url, '-e', "SELECT 'via' || 'C' AS v"], {env: {HOOP_TOKEN: tokens.dev}})
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /viaC/)
+
+    // A replica that joins later is found; once it leaves (clean shutdown: its row goes), its link
+    // is dropped after the grace period, and the given URL's link stays.
+    const e = await startReplica('e')
+    await agent.waitFor(linkedTo(e.url))
+    await e.stop()
+    await agent.waitFor(new RegExp(`dropping the link to a replica no longer listed","gateway":"${e.url.replace(/[.]/g, '\\.')}"`))
+    const again = await runHoop(['exec', 'pg', '--gateway', a.url, '-e', 'SELECT 1 AS one'], {env: {HOOP_TOKEN: tokens.dev}})
+    assert.equal(again.code, 0, again.stderr)
     await agent.stop()
   })
 })
