@@ -34,6 +34,7 @@ export interface ReplicaOptions {
 export class ReplicaHeartbeat {
   private timer?: NodeJS.Timeout
   private beating = false
+  private sweeping = false
   private stopped = false
   readonly intervalMs: number
 
@@ -66,7 +67,10 @@ export class ReplicaHeartbeat {
     )
   }
 
-  /** One beat, then the dead replicas' sessions. A slow store must not pile beats up. */
+  /**
+   * One beat, then a look for dead replicas. A slow store must not pile beats up; and ending a
+   * dead replica's many sessions must not hold this replica's own beats back (it would look dead).
+   */
   async beat(): Promise<void> {
     if (this.beating || this.stopped) return
     this.beating = true
@@ -78,12 +82,17 @@ export class ReplicaHeartbeat {
         this.opts.logger.error('this replica was taken for dead by another (its heartbeat stalled); its sessions open then were ended in the audit log', {replica: this.opts.id})
         await this.upsert()
       }
-      await this.endDead()
     } catch (err) {
       this.opts.logger.warn('replica heartbeat failed', {error: errorMessage(err)})
+      return
     } finally {
       this.beating = false
     }
+    if (this.sweeping) return
+    this.sweeping = true
+    this.endDead()
+      .catch((err) => this.opts.logger.warn('ending a dead replica\'s sessions failed; the next beat tries again', {error: errorMessage(err)}))
+      .finally(() => (this.sweeping = false))
   }
 
   /**
