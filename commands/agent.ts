@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {Agent} from '../src/agent/agent.js'
+import {Agent, discoveryFromEnv} from '../src/agent/agent.js'
 import {HoopCommand} from '../src/client/command.js'
 import {agentTokenFlag, gatewayFlag} from '../src/client/flags.js'
 import {resolveGateways} from '../src/client/gateways.js'
@@ -8,7 +8,7 @@ import {createLogger, type LogLevel} from '../src/shared/log.js'
 
 export default class AgentCommand extends HoopCommand {
   static override summary = 'Run an agent: dial out to the gateway and serve its targets.'
-  static override description = `Headless and foreground, for a service or a CI job step. The agent needs no inbound port: it dials the gateway over WebSocket, keeps the link alive, and reconnects with jittered exponential backoff. Given several replicas of one gateway (--gateway URL1,URL2 or HOOP_GATEWAY with commas), it keeps one link to EACH, so any replica can reach it, and reconnects to each on its own when that replica dies or restarts (docs/ha.md). Give its token in HOOP_AGENT_TOKEN (preferred: never visible in \`ps\`) or --token. Create a token with \`hoop admin agents create NAME\`. Exits non-zero (11) when a replica rejects the token.`
+  static override description = `Headless and foreground, for a service or a CI job step. The agent needs no inbound port: it dials the gateway over WebSocket, keeps the link alive, and reconnects with jittered exponential backoff. Given several replicas of one gateway (--gateway URL1,URL2 or HOOP_GATEWAY with commas), it keeps one link to EACH, so any replica can reach it, and reconnects to each on its own when that replica dies or restarts (docs/ha.md). On the PostgreSQL store it also discovers the other replicas (GET /v1/replicas) every 5 s and links to them too: one URL is enough; the URLs given are never dropped. Give its token in HOOP_AGENT_TOKEN (preferred: never visible in \`ps\`) or --token. Create a token with \`hoop admin agents create NAME\`. Exits non-zero (11) when a replica rejects the token.`
 
   static override examples = [
     {description: 'Run with the token from the environment', command: 'HOOP_AGENT_TOKEN=hoop_ag_... <%= config.bin %> agent --gateway https://gw.example.com'},
@@ -30,7 +30,7 @@ export default class AgentCommand extends HoopCommand {
     const {flags} = await this.parse(AgentCommand)
     if (!flags.token) throw new HoopError('TOKEN_REJECTED', 'no agent token: set HOOP_AGENT_TOKEN (or --token)')
     const logger = createLogger({level: flags['log-level'] as LogLevel, json: flags['log-format'] ? flags['log-format'] === 'json' : undefined})
-    const agent = new Agent({gateways: resolveGateways(flags.gateway).replicas, token: flags.token, logger, allowTargets: flags['allow-target']})
+    const agent = new Agent({gateways: resolveGateways(flags.gateway).replicas, token: flags.token, logger, allowTargets: flags['allow-target'], ...discoveryFromEnv()})
     const stop = () => agent.stop()
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)

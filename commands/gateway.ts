@@ -25,6 +25,7 @@ On start the gateway compares its audit store with the last signed tree head it 
     config: Flags.string({char: 'c', summary: 'Gateway config file (YAML).', env: 'HOOP_CONFIG'}),
     listen: Flags.string({char: 'l', summary: 'Address to listen on, host:port (default 127.0.0.1:8009).', env: 'HOOP_LISTEN'}),
     'data-dir': Flags.string({char: 'd', summary: 'Data directory (SQLite store, audit key; the demo database in dev mode). Default ~/.local/share/hoop (~/.local/share/hoop/dev with --dev).', env: 'HOOP_DATA_DIR'}),
+    'replica-url': Flags.string({summary: 'URL agents reach this replica at, listed by GET /v1/replicas on the PostgreSQL store (default: http://<listen>). Set per replica (docs/ha.md).', env: 'HOOP_REPLICA_URL'}),
     dev: Flags.boolean({summary: 'Dev mode: demo users, identity provider, demo database and policy. Loopback only.', default: false}),
     'force-dev-bind': Flags.boolean({summary: 'Allow --dev on a non-loopback address (never in production).', default: false, hidden: true}),
     'accept-store-rollback': Flags.boolean({
@@ -45,6 +46,7 @@ On start the gateway compares its audit store with the last signed tree head it 
       dev: flags.dev,
       forceDevBind: flags['force-dev-bind'],
       acceptStoreRollback: flags['accept-store-rollback'],
+      replicaUrl: flags['replica-url'],
       logger,
       version: this.config.version,
     })

@@ -26,7 +26,8 @@ export function parseGatewayList(value: string): GatewayList {
   return {identity: replicas[0], replicas}
 }
 
-function normaliseUrl(url: string): string {
+/** One form per URL (origin and path, no trailing slash), so a replica listed twice is one replica. */
+export function normaliseUrl(url: string): string {
   try {
     const u = new URL(url)
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme')

@@ -2,6 +2,7 @@
 // and service accounts; audit and approvals routes are handed to audit-api.ts and approvals-api.ts
 // (/healthz, /readyz and /metrics are ops.ts's). Every route but the well-known document and the
 // audit public key needs a verified identity; admin routes need membership of an admin group.
+// `GET /v1/replicas` also takes an agent's token, so agents can discover the replicas.
 import type Database from 'better-sqlite3'
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import type {IdentityRuntime} from '../identity/runtime.js'
@@ -11,6 +12,7 @@ import type {Policy} from '../policy/index.js'
 import {RELAY_VERSION} from '../relay/frame.js'
 import type {GatewayConfig} from '../shared/config.js'
 import {HoopError} from '../shared/errors.js'
+import {authenticateServiceKey} from '../identity/service-keys.js'
 import {bearerFrom, readJsonBody, sendJson} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {events, type AuditWriter} from '../audit/index.js'
@@ -41,6 +43,8 @@ export interface ApiContext {
   url: string
   dataDir: string
   signingKeyFile?: string
+  /** The live replicas' URLs (`GET /v1/replicas`): the store's `replicas` rows, or this gateway alone. */
+  replicas: () => Promise<string[]>
 }
 
 export interface ConnectionView {
@@ -71,6 +75,11 @@ export async function handleApi(ctx: ApiContext, req: IncomingMessage, res: Serv
     return
   }
 
+  if (path === '/v1/replicas' && method === 'GET' && bearerFrom(req)?.startsWith('hoop_ag_')) {
+    // Agents find the other replicas with their own token (docs/ha.md); it opens no other route.
+    await routeApi(ctx, await authenticateServiceKey(ctx.store, bearerFrom(req)!, 'ag'), req, res)
+    return
+  }
   await routeApi(ctx, await authenticate(ctx, req), req, res)
 }
 
@@ -84,6 +93,10 @@ export async function routeApi(ctx: ApiContext, identity: Identity, req: Incomin
   const method = req.method ?? 'GET'
   if (path === '/v1/whoami' && method === 'GET') {
     sendJson(res, 200, identity)
+    return
+  }
+  if (path === '/v1/replicas' && method === 'GET') {
+    sendJson(res, 200, {replicas: (await ctx.replicas()).map((u) => ({url: u}))})
     return
   }
   if (await handleAuditApi(ctx, identity, method, url, req, res)) return

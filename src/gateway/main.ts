@@ -12,6 +12,8 @@ import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {AccessGuard} from './access.js'
 import type {DevEnvironment} from './dev.js'
+import {normaliseUrl} from '../client/gateways.js'
+import {heartbeatFromEnv} from './replicas.js'
 import {Gateway} from './server.js'
 import {loadPgParser} from '../sql/pg-parser.js'
 
@@ -28,6 +30,8 @@ interface GatewaySettings {
   acceptStoreRollback?: boolean
   /** The revocation sweep's interval (default: HOOP_REVOCATION_SWEEP_MS, else 2 s). */
   revocationSweepMs?: number
+  /** The URL agents reach this replica at (`--replica-url`); default: the gateway's own URL. */
+  replicaUrl?: string
 }
 
 /**
@@ -129,7 +133,7 @@ export async function startGateway(s: GatewaySettings): Promise<RunningGateway> 
   let gateway: Gateway
   try {
     await loadPgParser()
-    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback, revocationSweepMs: s.revocationSweepMs ?? sweepFromEnv()})
+    gateway = await Gateway.start({config, listen, dataDir, dev: s.dev, logger: s.logger, access, policy: () => policy.current, version: s.version, acceptStoreRollback: s.acceptStoreRollback, revocationSweepMs: s.revocationSweepMs ?? sweepFromEnv(), heartbeatMs: heartbeatFromEnv(), replicaUrl: s.replicaUrl && normaliseUrl(s.replicaUrl)})
   } catch (err) {
     policy.close()
     await dev?.demoDb.close()

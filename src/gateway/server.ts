@@ -36,6 +36,7 @@ import {handleApi, routeApi, type ApiContext} from './api.js'
 import {parseAuditSettings} from './audit-config.js'
 import {GatewayMetrics} from './metrics.js'
 import {handleOps} from './ops.js'
+import {liveReplicaUrls, ReplicaHeartbeat, unroutable} from './replicas.js'
 import {closeUnendedSessions, serveClientStream, type SessionContext} from './sessions.js'
 
 interface GatewayOptions {
@@ -57,6 +58,10 @@ interface GatewayOptions {
   acceptStoreRollback?: boolean
   /** How often live links are checked against the store's revocations (default 2 s; the backstop to NOTIFY). */
   revocationSweepMs?: number
+  /** How often this replica beats its row on the PostgreSQL store (default 5 s; replicas.ts). */
+  heartbeatMs?: number
+  /** The URL agents reach this replica at, in the store's `replicas` row (default: the gateway's URL). */
+  replicaUrl?: string
 }
 
 /** The operator's --accept-store-rollback, as an audit event, and a head published right after it. */
@@ -149,6 +154,8 @@ export class Gateway {
   private readonly clientLinks = new Map<Mux, Identity>()
   private sweeper?: NodeJS.Timeout
   private sweeping = false
+  /** This replica's row in the store's `replicas` table (PostgreSQL only). */
+  private heartbeat?: ReplicaHeartbeat
   private signingKeyFile?: string
   private metricsToken?: string
   private notifier?: Notifier
@@ -230,6 +237,7 @@ export class Gateway {
     let signingKeyFile: string | undefined
     let metricsToken: string | undefined
     let notifier: Notifier
+    let heartbeat: ReplicaHeartbeat | undefined
     try {
       // Read now: a token that cannot be read stops the start rather than every scrape.
       metricsToken = opts.config.metrics.token && readSecret(opts.config.metrics.token)
@@ -244,6 +252,20 @@ export class Gateway {
       })
       audit = await openAudit(store, local, opts, settings)
       if (audit.accepted) await recordAcceptedStore(audit, audit.accepted)
+      // On PostgreSQL this replica registers first: if another is ending its sessions as dead
+      // right now, registering waits for that one to finish (replicas.ts).
+      if (audit instanceof PgAuditLog && store instanceof PostgresStore) {
+        const log = audit
+        heartbeat = await ReplicaHeartbeat.register({
+          store,
+          id: audit.fingerprint(),
+          url: opts.replicaUrl ?? url,
+          intervalMs: opts.heartbeatMs,
+          logger: opts.logger.child({component: 'replicas'}),
+          endSessionsOf: (id) => closeUnendedSessions(store, local.db, log, opts.logger.child({component: 'audit'}), id),
+        })
+      }
+      if (heartbeat && unroutable(opts.replicaUrl ?? url)) opts.logger.warn('this replica listens on every interface and has no --replica-url: agents cannot discover it through GET /v1/replicas', {url})
       // Sessions cut by a crash get their end now, before new ones start.
       await closeUnendedSessions(store, local.db, audit, opts.logger.child({component: 'audit'}))
       opts.recordingCap ??= settings.recordingCap
@@ -251,6 +273,7 @@ export class Gateway {
       signingKeyFile = settings.signingKeyFile
     } catch (err) {
       server.close()
+      await heartbeat?.stop()
       await identity.close()
       await closeStores()
       throw err
@@ -280,6 +303,8 @@ export class Gateway {
     gw.notifier = notifier
     gw.sweeper = setInterval(() => void gw.sweepRevoked(), opts.revocationSweepMs ?? REVOCATION_SWEEP_MS)
     gw.sweeper.unref()
+    gw.heartbeat = heartbeat
+    heartbeat?.start()
     opts.logger.info('gateway listening', {url, dataDir: opts.dataDir, store: store.kind, connections: opts.config.connections.length, dev: opts.dev})
     return gw
   }
@@ -300,6 +325,7 @@ export class Gateway {
       url: this.url,
       dataDir: this.opts.dataDir,
       signingKeyFile: this.signingKeyFile,
+      replicas: () => (this.store instanceof PostgresStore ? liveReplicaUrls(this.store) : Promise.resolve([this.url])),
     }
   }
 
@@ -459,6 +485,8 @@ export class Gateway {
     if (this.closing) return
     this.closing = true
     clearInterval(this.sweeper)
+    // First, so that agents stop linking here and no replica takes this one for dead.
+    await this.heartbeat?.stop()
     await this.signals.close()
     this.opts.logger.info('gateway shutting down', {reason})
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))

@@ -262,9 +262,10 @@ export const UNRECORDED_END = 'gateway restarted; session ended without a record
  * its last recorded event, and its recording closed over the chunks that were stored. On a shared
  * store, a session another replica may still be serving is left alone (docs/ha.md): with a log of
  * its own, one whose start is not in it; with the one log on PostgreSQL, one whose recording
- * another replica was writing.
+ * another replica was writing. `ofReplica` names another replica, found dead by its heartbeat
+ * (replicas.ts): its sessions are closed the same way, by this one.
  */
-export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditWriter, logger: Logger): Promise<number> {
+export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditWriter, logger: Logger, ofReplica?: string): Promise<number> {
   const open = await store.listOpenSessions()
   // The data dir's tables hold the log only when the log is there (not on PostgreSQL).
   const local =
@@ -279,7 +280,7 @@ export async function closeUnendedSessions(store: Store, db: Database.Database, 
   let closed = 0
   for (const {id, startedAt: started_at} of open) {
     const at = new Date().toISOString()
-    if (audit instanceof PgAuditLog && !(await recordedHere(audit.pgStore, id, audit.fingerprint()))) continue
+    if (audit instanceof PgAuditLog && !(await recordedHere(audit.pgStore, id, ofReplica ?? audit.fingerprint()))) continue
     const {rows, last: lastEvent} = await marks(id)
     const start = rows.find((r) => r.kind === 'session.start')
     if (!start && store.shared) continue
@@ -303,7 +304,7 @@ export async function closeUnendedSessions(store: Store, db: Database.Database, 
     }
     await store.endSession(id, {endedAt: at, bytesUp: 0, bytesDown: 0, endReason: UNRECORDED_END})
   }
-  if (closed > 0) logger.warn('closed sessions the gateway left open when it stopped', {sessions: closed, reason: UNRECORDED_END})
+  if (closed > 0) logger.warn(ofReplica ? 'closed sessions a dead replica left open' : 'closed sessions the gateway left open when it stopped', {sessions: closed, reason: UNRECORDED_END, ...(ofReplica ? {replica: ofReplica} : {})})
   return closed
 }
 

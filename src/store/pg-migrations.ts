@@ -106,6 +106,20 @@ CREATE TABLE audit_recording_chunks (
   PRIMARY KEY (session_id, idx));
 `,
   },
+  {
+    version: 4,
+    name: 'replica heartbeats',
+    // One row per live replica (src/gateway/replicas.ts). The id is the replica's audit key
+    // fingerprint, the id its recordings already carry (audit_recordings.replica), so the sessions
+    // a dead replica left open are found without a new column. Each row says how often it beats:
+    // a replica is dead when its own interval was missed several times, whatever the observer's.
+    // Times are the database's now(), so the replicas' clocks do not enter into it.
+    sql: `
+CREATE TABLE replicas (
+  id text PRIMARY KEY, url text NOT NULL, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
+  heartbeat_ms integer NOT NULL);
+`,
+  },
 ]
 
 /** pg_advisory_xact_lock key of hoop's schema changes ("hoop" in ASCII), the same in every replica. */
