@@ -8,7 +8,7 @@
 // rejected by one replica ends the agent with an error: replicas share one store, so a revoked
 // token must not live on through replicas that have not swept the revocation yet.
 import {EventEmitter} from 'node:events'
-import {normaliseUrl} from '../client/gateways.js'
+import {normaliseUrl} from '../shared/urls.js'
 import type {RelayStream} from '../relay/mux.js'
 import {dialTarget} from '../shared/dial.js'
 import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'

@@ -4,6 +4,7 @@
 // command finds the login there, whichever replica it then reaches.
 import type WebSocket from 'ws'
 import {readLastGateway} from '../identity/token-store.js'
+import {normaliseUrl} from '../shared/urls.js'
 import {HoopError, asHoopError} from '../shared/errors.js'
 import {dialRelay} from './dial.js'
 
@@ -24,17 +25,6 @@ export function parseGatewayList(value: string): GatewayList {
   const replicas = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean).map(normaliseUrl))]
   if (replicas.length === 0) throw new HoopError('INVALID_INPUT', `no gateway URL in "${value}"`)
   return {identity: replicas[0], replicas}
-}
-
-/** One form per URL (origin and path, no trailing slash), so a replica listed twice is one replica. */
-export function normaliseUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme')
-    return u.origin + u.pathname.replace(/\/+$/, '')
-  } catch {
-    throw new HoopError('INVALID_INPUT', `gateway URL must be http(s)://host:port, got "${url}"`)
-  }
 }
 
 /**
