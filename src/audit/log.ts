@@ -32,7 +32,7 @@ import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 import {requestTimestamp} from './tsa.js'
 import {vouch as vouchFor} from './vouch.js'
-import type {AcceptedStore, AuditWriter} from './writer.js'
+import type {AcceptedStore, AuditWriter, Pending} from './writer.js'
 
 export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
@@ -98,11 +98,6 @@ export interface AnchorOptions {
   timestamp?: {url: string; timeoutMs?: number; trusted?: X509Certificate[]}
 }
 
-interface Pending {
-  event: AuditEvent
-  resolve: (e: AppendedEvent) => void
-  reject: (err: Error) => void
-}
 
 interface Row {
   seq: number

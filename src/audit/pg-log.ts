@@ -31,7 +31,7 @@ import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, typ
 import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
 import {payloadHash, splitPayload} from './payloads.js'
 import {vouch as vouchFor} from './vouch.js'
-import type {AcceptedStore, AuditWriter} from './writer.js'
+import type {AcceptedStore, AuditWriter, Pending} from './writer.js'
 
 /** Events in one group commit: bounds the statement's size and the time the head row is held. */
 const MAX_BATCH = 2_000
@@ -57,11 +57,6 @@ export interface PgAuditLogOptions {
   vouch?: {acceptRollback?: boolean}
 }
 
-interface Pending {
-  event: AuditEvent
-  resolve: (e: AppendedEvent) => void
-  reject: (err: Error) => void
-}
 
 interface Head {
   seq: number

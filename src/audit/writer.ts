@@ -42,3 +42,10 @@ export interface AuditWriter {
   keyDocument(): {algorithm: 'Ed25519'; publicKey: string; fingerprint: string}
   close(opts?: {sinkDrainMs?: number}): Promise<void>
 }
+
+/** An append waiting for its group commit (both writers queue these). */
+export interface Pending {
+  event: AuditEvent
+  resolve: (e: AppendedEvent) => void
+  reject: (err: Error) => void
+}

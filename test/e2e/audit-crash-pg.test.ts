@@ -8,12 +8,11 @@
 // hoop_audit_crash_test_<pid>_<mode>, dropped afterwards.
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
-import pg from 'pg'
 import {withAuditSnapshot} from '../../src/audit/pg-snapshot.js'
 import {verifyLive} from '../../src/audit/verify.js'
 import {PostgresStore} from '../../src/store/postgres.js'
 import {adminQuery} from '../conformance/backends.js'
-import {pgWriterConfig} from '../helpers/audit-gateway.js'
+import {insertUntilKilled, pgWriterConfig} from '../helpers/audit-gateway.js'
 import {runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {startGatewayProc} from '../helpers/gateway.js'
 import {sh} from '../helpers/net.js'
@@ -66,35 +65,7 @@ describe('audit on the PostgreSQL store survives kill -9 of the gateway', functi
     const token = (JSON.parse(made.stdout) as {token: string}).token
     const connect = spawnHoop(['connect', 'db', '--port', '0', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: token}})
     const port = (JSON.parse((await connect.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
-    const acked = new Set<number>()
-    let next = 0
-    let stop = false
-    const clients = await Promise.all(
-      Array.from({length: CLIENTS}, async () => {
-        const c = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
-        c.on('error', () => {})
-        await c.connect()
-        return c
-      }),
-    )
-    const loops = clients.map((c) =>
-      (async () => {
-        while (!stop) {
-          const n = next++
-          await c.query(`INSERT INTO ${table} VALUES (${n})`)
-          acked.add(n)
-        }
-      })().catch(() => {}),
-    )
-    while (acked.size < before) await new Promise((r) => setTimeout(r, 20))
-    gw.proc.child.kill('SIGKILL')
-    await gw.proc.exited
-    stop = true
-    await Promise.all(loops)
-    await connect.stop()
-
-    const ran = await sh(`psql -X -A -t -h 127.0.0.1 -U postgres test -c "SELECT n FROM ${table} ORDER BY n"`)
-    const executed = ran.stdout.trim().split('\n').filter(Boolean).map(Number)
+    const {acked, executed} = await insertUntilKilled({port, table, clients: CLIENTS, before, gateway: gw, connect})
     const {recorded, events} = await recordedIn(url)
 
     // The restarted gateway vouches for the store against its witness file and continues the chain.

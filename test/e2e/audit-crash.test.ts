@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict'
 import Database from 'better-sqlite3'
 import {join} from 'node:path'
-import pg from 'pg'
-import {pgWriterConfig} from '../helpers/audit-gateway.js'
+import {insertUntilKilled, pgWriterConfig} from '../helpers/audit-gateway.js'
 import {runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {createSecret, startGatewayProc} from '../helpers/gateway.js'
 import {sh} from '../helpers/net.js'
@@ -35,35 +34,7 @@ describe('audit survives kill -9 of the gateway', function () {
     const gw = await startGatewayProc(CONFIG, {dir: dir.path, dataDir})
     const connect = spawnHoop(['connect', 'db', '--port', '0', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: token}})
     const port = (JSON.parse((await connect.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
-    const acked = new Set<number>()
-    let next = 0
-    let stop = false
-    const clients = await Promise.all(
-      Array.from({length: CLIENTS}, async () => {
-        const c = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
-        c.on('error', () => {})
-        await c.connect()
-        return c
-      }),
-    )
-    const loops = clients.map((c) =>
-      (async () => {
-        while (!stop) {
-          const n = next++
-          await c.query(`INSERT INTO ${table} VALUES (${n})`)
-          acked.add(n)
-        }
-      })().catch(() => {}),
-    )
-    while (acked.size < before) await new Promise((r) => setTimeout(r, 20))
-    gw.proc.child.kill('SIGKILL')
-    await gw.proc.exited
-    stop = true
-    await Promise.all(loops)
-    await connect.stop()
-
-    const ran = await sh(`psql -X -A -t -h 127.0.0.1 -U postgres test -c "SELECT n FROM ${table} ORDER BY n"`)
-    const executed = ran.stdout.trim().split('\n').filter(Boolean).map(Number)
+    const {acked, executed} = await insertUntilKilled({port, table, clients: CLIENTS, before, gateway: gw, connect})
 
     const verify = await runHoop(['audit', 'verify', '--live', '--data-dir', dataDir, '--json'])
     assert.equal(verify.code, 0, verify.stdout + verify.stderr)
