@@ -17,11 +17,11 @@
 // into a refusal of every append (fail closed) and publishes the head it holds in memory to the
 // witness, so the next start refuses the swapped store too.
 import Database from 'better-sqlite3'
-import {hash as digest, type KeyObject, type X509Certificate} from 'node:crypto'
+import {hash as digest, type KeyObject} from 'node:crypto'
 import {statSync} from 'node:fs'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
-import {appendWitness, headDigest, lastWitnessAnchor} from './anchors.js'
+import {appendWitness, lastWitnessAnchor} from './anchors.js'
 import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
@@ -29,8 +29,8 @@ import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
 import {payloadHash, splitPayload} from './payloads.js'
 import {expirePayloads, type RetentionPolicy} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
-import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
-import {requestTimestamp} from './tsa.js'
+import {type AuditSink, type BackoffOptions, SinkRunner, sqliteSinkStore} from './sinks.js'
+import {HeadStamper, type TimestampOptions} from './stamper.js'
 import {vouch as vouchFor} from './vouch.js'
 import type {AcceptedStore, AuditWriter, Pending} from './writer.js'
 
@@ -95,7 +95,7 @@ export interface AnchorOptions {
   /** Witness file: each signed head appended as one JSONL line and fsync'd (see anchors.ts). */
   witness?: string
   /** An RFC 3161 timestamp authority: each signed head's digest is stamped, the token kept. */
-  timestamp?: {url: string; timeoutMs?: number; trusted?: X509Certificate[]}
+  timestamp?: TimestampOptions
 }
 
 
@@ -130,9 +130,7 @@ export class AuditLog implements AuditWriter {
   private flushing?: Promise<void>
   private deferTimer?: NodeJS.Timeout
   private readonly insertAnchor: Database.Statement
-  /** The TSA request in flight, and the newest head waiting for the next one. */
-  private stamping?: Promise<void>
-  private stampNext?: SignedTreeHead
+  private readonly stamper?: HeadStamper
   /** Size of the newest head written to the witness file. */
   private witnessed = -1
   private writerClosed = false
@@ -233,7 +231,16 @@ export class AuditLog implements AuditWriter {
       this.timers.push(t)
     }
 
-    this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(db, s, logger, opts.sinkBackoff))
+    const sinkStore = sqliteSinkStore(db)
+    this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(sinkStore, s, logger, opts.sinkBackoff))
+    const witnessed = (): {file: string; size: number} | undefined => (witnessFile ? {file: witnessFile, size: this.witnessed} : undefined)
+    if (opts.anchors?.timestamp) {
+      this.stamper = new HeadStamper(opts.anchors.timestamp, {
+        record: (head, tsa, token, genTime) => void this.insertAnchor.run(head.tree_size, head.root_hash, 'tsa', tsa, new Date().toISOString(), token, genTime),
+        witness: witnessed,
+        open: () => !this.writerClosed,
+      }, logger)
+    }
     for (const r of this.runners) r.kick()
 
     const every = opts.checkpointEvery ?? {events: 10_000, ms: 60_000}
@@ -404,32 +411,7 @@ export class AuditLog implements AuditWriter {
       }
     }
     for (const r of this.runners) r.kick()
-    if (this.opts.anchors?.timestamp && sth.tree_size > 0) this.stamp(sth)
-  }
-
-  private stamp(sth: SignedTreeHead): void {
-    this.stampNext = sth
-    if (this.stamping) return
-    const tsa = this.opts.anchors!.timestamp!
-    this.stamping = (async () => {
-      while (this.stampNext) {
-        const head = this.stampNext
-        this.stampNext = undefined
-        try {
-          const {token, info} = await requestTimestamp(tsa.url, headDigest(head), {timeoutMs: tsa.timeoutMs, trusted: tsa.trusted})
-          if (this.writerClosed) return
-          this.insertAnchor.run(head.tree_size, head.root_hash, 'tsa', tsa.url, new Date().toISOString(), token, info.genTime)
-          // The witness gets the token too, unless a newer head was written there meanwhile (its
-          // last line is what the gateway checks its store against on start).
-          const witness = this.opts.anchors?.witness
-          if (witness && this.witnessed === head.tree_size) appendWitness(witness, {tree_head: head, timestamp: {tsa: tsa.url, token: token.toString('base64'), gen_time: info.genTime}})
-        } catch (err) {
-          this.logger.warn('timestamp authority did not stamp the signed tree head; the next head will be tried', {tsa: tsa.url, treeSize: head.tree_size, error: errorMessage(err)})
-        }
-      }
-    })().finally(() => {
-      this.stamping = undefined
-    })
+    this.stamper?.stamp(sth)
   }
 
   latestCheckpoint(): SignedTreeHead | undefined {
@@ -481,7 +463,7 @@ export class AuditLog implements AuditWriter {
         this.logger.error('final audit checkpoint failed', {error: String(err)})
       }
     }
-    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamping, this.retaining])
+    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamper?.settled(), this.retaining])
     for (const r of this.runners) r.stop()
     this.writerClosed = true
     if (this.ownWriter) this.writer.close()

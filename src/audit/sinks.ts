@@ -7,6 +7,10 @@
 // Sinks are also outside anchors: once a sink has every event a signed tree head covers, the
 // runner hands it the head (`publishHead`), so the receiver holds heads it can check the store
 // against later (docs/audit.md, "Outside anchors"). A head has its own cursor.
+//
+// The runner reads and moves its cursors through a SinkStore: the data dir's SQLite file (here),
+// or the PostgreSQL store every replica shares (pg-sinks.ts), where a sink is driven by whichever
+// replica holds its lock, and the replica that takes it over goes on from the stored cursor.
 import type Database from 'better-sqlite3'
 import {appendFile} from 'node:fs/promises'
 import {errorMessage} from '../shared/errors.js'
@@ -91,36 +95,80 @@ export interface BackoffOptions {
 
 const DEFAULT_BACKOFF: BackoffOptions = {baseMs: 500, maxMs: 60_000, batchSize: 500}
 
-/** Moves events from the store to one sink. `kick()` after each commit; never throws. */
+export interface SinkEventRow {
+  seq: number
+  body: string
+  payload: string | null
+}
+
+/** Where a runner reads committed events and heads, and keeps its cursors. */
+export interface SinkStore {
+  /**
+   * May this process drive the sink now? 'gained': it just took it (the cursors are read again);
+   * 'held': it already drives it; 'taken': another replica does.
+   */
+  claim(sink: string): Promise<'held' | 'gained' | 'taken'>
+  cursor(name: string): Promise<number>
+  /** Moves a cursor forward (never back); rejects when this process no longer drives the sink. */
+  saveCursor(name: string, seq: number): Promise<void>
+  events(after: number, limit: number): Promise<SinkEventRow[]>
+  /** The newest signed head of size in (after, upTo]. */
+  headBetween(after: number, upTo: number): Promise<CheckpointRow | undefined>
+  /** Records that the sink received the head (audit_anchors, kind 'sink'). */
+  noteAnchor(treeSize: number, rootHash: string, sink: string): Promise<void>
+}
+
+/** The data dir's SQLite file: one gateway, so every sink is always this process's to drive. */
+export function sqliteSinkStore(db: Database.Database): SinkStore {
+  const read = db.prepare(`SELECT e.seq, e.body, ${payloadColumn(db)} FROM audit_events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`)
+  const save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)')
+  const load = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?')
+  const head = db.prepare('SELECT * FROM audit_checkpoints WHERE tree_size <= ? AND tree_size > ? ORDER BY tree_size DESC LIMIT 1')
+  const note = db.prepare("INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at) VALUES (?, ?, 'sink', ?, ?)")
+  let claimed = false
+  return {
+    claim: async () => {
+      const first = !claimed
+      claimed = true
+      return first ? 'gained' : 'held'
+    },
+    cursor: async (name) => (load.get(name) as {seq: number} | undefined)?.seq ?? 0,
+    saveCursor: async (name, seq) => void save.run(name, seq),
+    events: async (after, limit) => read.all(after, limit) as SinkEventRow[],
+    headBetween: async (after, upTo) => head.get(upTo, after) as CheckpointRow | undefined,
+    noteAnchor: async (size, root, sink) => void note.run(size, root, sink, new Date().toISOString()),
+  }
+}
+
+/**
+ * Moves events from the store to one sink. `kick()` after each commit (and every `pollMs`, where
+ * other processes commit too); never throws.
+ */
 export class SinkRunner {
   attempts = 0
   delivered = 0
   private busy = false
   private timer?: NodeJS.Timeout
+  private poller?: NodeJS.Timeout
   private stopped = false
   private idleWaiters: (() => void)[] = []
-  private readonly read: Database.Statement<[number, number], {seq: number; body: string; payload: string | null}>
-  private readonly save: Database.Statement<[string, number]>
-  private readonly readHead: Database.Statement<[number, number], CheckpointRow>
-  private readonly noteAnchor: Database.Statement<[number, string, string, string]>
-  private cursor: number
+  /** Whether this process drove the sink at its last run. */
+  private driving = false
+  private cursor = 0
   /** Size of the last tree head this sink received. */
-  private headCursor: number
+  private headCursor = 0
 
   constructor(
-    db: Database.Database,
+    private readonly store: SinkStore,
     readonly sink: AuditSink,
     private readonly logger: Logger,
     private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
+    pollMs?: number,
   ) {
-    this.read = db.prepare(`SELECT e.seq, e.body, ${payloadColumn(db)} FROM audit_events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`)
-    this.save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq')
-    const row = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(sink.name) as {seq: number} | undefined
-    this.cursor = row?.seq ?? 0
-    const head = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?').get(this.headName) as {seq: number} | undefined
-    this.headCursor = head?.seq ?? 0
-    this.readHead = db.prepare('SELECT * FROM audit_checkpoints WHERE tree_size <= ? AND tree_size > ? ORDER BY tree_size DESC LIMIT 1')
-    this.noteAnchor = db.prepare("INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at) VALUES (?, ?, 'sink', ?, ?)")
+    if (pollMs) {
+      this.poller = setInterval(() => this.kick(), pollMs)
+      this.poller.unref()
+    }
   }
 
   private get headName(): string {
@@ -128,13 +176,18 @@ export class SinkRunner {
   }
 
   /** The newest signed head whose events the sink has and it has not received yet. */
-  private pendingHead(): CheckpointRow | undefined {
+  private async pendingHead(): Promise<CheckpointRow | undefined> {
     if (!this.sink.publishHead) return undefined
-    return this.readHead.get(this.cursor, this.headCursor)
+    return this.store.headBetween(this.headCursor, this.cursor)
   }
 
   get position(): number {
     return this.cursor
+  }
+
+  /** Whether this process drives the sink (on a shared store, another replica may). */
+  get active(): boolean {
+    return this.driving
   }
 
   kick(): void {
@@ -142,11 +195,11 @@ export class SinkRunner {
     void this.run()
   }
 
-  /** Resolves when the sink has caught up (or the timeout passes). */
+  /** Resolves when the sink has caught up, or another process drives it (or the timeout passes). */
   async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
-      if (!this.busy && !this.timer && this.read.all(this.cursor, 1).length === 0 && !this.pendingHead()) return true
+      if (!this.busy && !this.timer && (!this.driving || (await this.caughtUp()))) return true
       this.kick()
       await new Promise<void>((resolve) => {
         this.idleWaiters.push(resolve)
@@ -156,33 +209,55 @@ export class SinkRunner {
     return false
   }
 
+  private async caughtUp(): Promise<boolean> {
+    try {
+      return (await this.store.events(this.cursor, 1)).length === 0 && !(await this.pendingHead())
+    } catch {
+      return false
+    }
+  }
+
   stop(): void {
     this.stopped = true
     if (this.timer) clearTimeout(this.timer)
+    if (this.poller) clearInterval(this.poller)
     this.timer = undefined
   }
 
   private async run(): Promise<void> {
     this.busy = true
     try {
+      const claim = await this.store.claim(this.sink.name)
+      this.driving = claim !== 'taken'
+      if (!this.driving) return
+      if (claim === 'gained') {
+        // Taken over (or first run): go on from where the store says the sink is.
+        this.cursor = await this.store.cursor(this.sink.name)
+        this.headCursor = await this.store.cursor(this.headName)
+      }
       for (;;) {
         if (this.stopped) return
-        const rows = this.read.all(this.cursor, this.backoff.batchSize)
+        const rows = await this.store.events(this.cursor, this.backoff.batchSize)
         if (rows.length === 0) {
-          const head = this.pendingHead()
+          const head = await this.pendingHead()
           if (!head) return
           if (!(await this.attempt(() => this.sink.publishHead!({v: 1, ...head})))) return
-          this.headCursor = head.tree_size
-          this.save.run(this.headName, head.tree_size)
-          this.noteAnchor.run(head.tree_size, head.root_hash, this.sink.name, new Date().toISOString())
+          this.headCursor = Number(head.tree_size)
+          await this.store.saveCursor(this.headName, this.headCursor)
+          await this.store.noteAnchor(this.headCursor, head.root_hash, this.sink.name)
           continue
         }
-        const batch: SinkBatch = {first: rows[0].seq, last: rows[rows.length - 1].seq, lines: rows.map((r) => packageLine(r.body, r.payload ?? undefined))}
+        const batch: SinkBatch = {first: Number(rows[0].seq), last: Number(rows[rows.length - 1].seq), lines: rows.map((r) => packageLine(r.body, r.payload ?? undefined))}
         if (!(await this.attempt(() => this.sink.deliver(batch)))) return
         this.cursor = batch.last
         this.delivered += rows.length
-        this.save.run(this.sink.name, this.cursor)
+        await this.store.saveCursor(this.sink.name, this.cursor)
       }
+    } catch (err) {
+      // The store failed (or this process lost the sink): claim it again on the next kick.
+      this.driving = false
+      this.logger.warn('audit sink paused: its store could not be read or its position saved; it resumes from the stored position', {sink: this.sink.name, error: errorMessage(err)})
+      this.retryLater()
     } finally {
       this.busy = false
       for (const w of this.idleWaiters.splice(0)) w()
@@ -194,18 +269,25 @@ export class SinkRunner {
     try {
       await deliver()
     } catch (err) {
-      this.attempts++
-      const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
-      const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
-      this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs: jittered, error: errorMessage(err)})
-      this.timer = setTimeout(() => {
-        this.timer = undefined
-        this.kick()
-      }, jittered)
-      this.timer.unref()
+      const retryInMs = this.retryLater()
+      this.logger.warn('audit sink delivery failed; will retry', {sink: this.sink.name, attempt: this.attempts, retryInMs, error: errorMessage(err)})
       return false
     }
     this.attempts = 0
     return true
+  }
+
+  private retryLater(): number {
+    this.attempts++
+    const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (this.attempts - 1))
+    const jittered = Math.round(delay / 2 + Math.random() * (delay / 2))
+    if (this.stopped) return jittered
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.kick()
+    }, jittered)
+    this.timer.unref()
+    return jittered
   }
 }

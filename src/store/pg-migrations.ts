@@ -120,6 +120,17 @@ CREATE TABLE replicas (
   heartbeat_ms integer NOT NULL);
 `,
   },
+  {
+    version: 5,
+    name: 'audit sink positions',
+    // The last seq each audit sink has (and, under "<name>#tree-head", the size of the last signed
+    // head it was handed), as in the SQLite store: the position lives with the log, so a replica
+    // that dies loses nothing and the one that takes the sink over goes on from here. Only the
+    // replica holding the sink's advisory lock writes it (pg-locks.ts, sink-store.ts).
+    sql: `
+CREATE TABLE audit_sink_cursors (name text PRIMARY KEY, seq bigint NOT NULL);
+`,
+  },
 ]
 
 /** pg_advisory_xact_lock key of hoop's schema changes ("hoop" in ASCII), the same in every replica. */

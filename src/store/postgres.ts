@@ -5,6 +5,7 @@ import pg from 'pg'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {CHANNELS, type ListenOptions} from './notify.js'
+import {PgLockSession} from './pg-locks.js'
 import {migrate} from './pg-migrations.js'
 import {inTransaction} from './pg-tx.js'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
@@ -204,6 +205,27 @@ export class PostgresStore implements Store {
   /** What the replicas' LISTEN/NOTIFY signals (notify.ts) need: the URL, this pool, the scrubber. */
   listenOptions(logger: Logger): ListenOptions {
     return {url: this.url, store: this, logger, scrub: (text) => scrub(text, this.url)}
+  }
+
+  /**
+   * A connection of its own (outside the pool) for the background jobs' advisory locks
+   * (pg-locks.ts); connected on first use, with keepalive so a vanished peer is noticed.
+   */
+  lockSession(logger: Logger): PgLockSession {
+    return new PgLockSession(async () => {
+      const c = new pg.Client({connectionString: this.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, keepAlive: true, application_name: 'hoop-gateway-jobs'})
+      // Until the lock session takes it over, an error event must not crash the process.
+      const early = (): void => undefined
+      c.on('error', early)
+      try {
+        await c.connect()
+      } catch (err) {
+        throw this.storeError(err)
+      } finally {
+        c.off('error', early)
+      }
+      return c
+    }, logger)
   }
 
   async ping(): Promise<void> {
