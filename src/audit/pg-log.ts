@@ -15,34 +15,42 @@
 // A failed transaction rejects every append of its batch with AUDIT_UNAVAILABLE (fail closed),
 // and the next batch tries again: the gateway keeps running and the store decides.
 //
-// Heads this replica signs are appended to its own witness file (anchors.ts); on start it refuses
-// a store that is behind or forked from that file's last head, or from the store's newest
-// checkpoint (vouch.ts). Not yet on this store: sinks, RFC 3161 timestamps and payload retention
-// (docs/ha.md lists them).
-import {hash as digest} from 'node:crypto'
+// Heads this replica signs are appended to its own witness file (anchors.ts) and, when a
+// timestamp authority is configured, stamped in the background (stamper.ts, anchors kind 'tsa');
+// on start it refuses a store that is behind or forked from that file's last head, or from the
+// store's newest checkpoint (vouch.ts).
+//
+// The background jobs every replica is configured with, but only one runs at a time: each sink
+// (pg-sinks.ts) and payload retention (pg-retention.ts). Whichever replica holds the job's
+// advisory lock on its lock connection (pg-locks.ts) runs it; the others try again every
+// `jobPollMs` and take over when the holder dies. Sink cursors live in the store.
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
+import type {PgLockSession} from '../store/pg-locks.js'
 import type {PostgresStore} from '../store/postgres.js'
 import type {Row} from '../store/rows.js'
 import {appendWitness, lastWitnessAnchor} from './anchors.js'
-import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
-import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
-import {payloadHash, splitPayload} from './payloads.js'
+import {EMPTY_ROOT, MerkleFrontier} from './merkle.js'
+import {type Head, headFrom, insertEvents, LOCK_HEAD, type Query, saveHead} from './pg-append.js'
+import {expirePayloadsPg} from './pg-retention.js'
+import {pgSinkStore} from './pg-sinks.js'
+import type {RetentionPolicy} from './retention.js'
+import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
+import {HeadStamper, type TimestampOptions} from './stamper.js'
 import {vouch as vouchFor} from './vouch.js'
 import type {AcceptedStore, AuditWriter, Pending} from './writer.js'
 
+/** The advisory lock job of payload retention (pg-locks.ts). */
+const RETENTION_JOB = 'audit.retention'
 /** Events in one group commit: bounds the statement's size and the time the head row is held. */
 const MAX_BATCH = 2_000
 /** Longest a deferred append waits for a group commit to ride with. */
 const DEFER_MS = 20
 /** Leaves read per query when the frontier is rebuilt on start (bounded memory). */
 const LEAF_PAGE = 10_000
-const EVENT_VERSION = 2
 
-const INSERT_EVENTS = `INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[])`
 
 export interface PgAuditLogOptions {
   store: PostgresStore
@@ -51,27 +59,20 @@ export interface PgAuditLogOptions {
   logger?: Logger
   /** Sign a tree head after this many new events (inside the commit that crosses it) or this many ms. */
   checkpointEvery?: {events: number; ms: number}
-  /** This replica's witness file: every head it signs is appended there (anchors.ts). */
-  anchors?: {witness?: string}
+  /** This replica's witness file (every head it signs is appended there), and a TSA stamping those heads. */
+  anchors?: {witness?: string; timestamp?: TimestampOptions}
+  /** Sinks: each driven by one replica at a time, from its cursor in the store. */
+  sinks?: AuditSink[]
+  sinkBackoff?: BackoffOptions
+  /** Payload retention per kind and legal holds, run by one replica at a time every `intervalMs` (default 1 h). */
+  retention?: RetentionPolicy & {intervalMs?: number}
+  /** How often a replica looks for events other replicas committed and for jobs whose driver died (default 1 s). */
+  jobPollMs?: number
   /** Refuse (AUDIT_STORE_REFUSED) a store behind or forked from what was published; see log.ts. */
   vouch?: {acceptRollback?: boolean}
 }
 
 
-interface Head {
-  seq: number
-  hash: string
-  frontier: MerkleFrontier
-  checkpointSize: number
-}
-
-/** The head row, locked (or not) by the caller's statement. */
-function headFrom(r: Row): Head {
-  const seq = Number(r.seq)
-  return {seq, hash: r.head_hash as string, frontier: MerkleFrontier.restore(seq, r.frontier as Buffer), checkpointSize: Number(r.checkpoint_size)}
-}
-
-const LOCK_HEAD = 'SELECT seq, head_hash, frontier, checkpoint_size FROM audit_head WHERE id = 1 FOR UPDATE'
 
 function checkpointFrom(r: Row): SignedTreeHead {
   return {v: 1, tree_size: Number(r.tree_size), root_hash: r.root_hash as string, head_hash: r.head_hash as string, timestamp: r.timestamp as string, key_fingerprint: r.key_fingerprint as string, signature: r.signature as string}
@@ -89,6 +90,10 @@ export class PgAuditLog implements AuditWriter {
   /** Size of the newest head written to the witness file. */
   private witnessed = -1
   private publishing = Promise.resolve()
+  private readonly locks?: PgLockSession
+  private readonly runners: SinkRunner[] = []
+  private readonly stamper?: HeadStamper
+  private retaining?: Promise<{removed: number; recordings: number}>
 
   private constructor(
     private readonly store: PostgresStore,
@@ -99,6 +104,36 @@ export class PgAuditLog implements AuditWriter {
     readonly accepted: AcceptedStore | undefined,
   ) {
     this.seen = {seq: head.seq, root: head.frontier.root().toString('hex')}
+    const retention = opts.retention && Object.keys(opts.retention.payloads).length > 0 ? opts.retention : undefined
+    const pollMs = opts.jobPollMs ?? 1000
+    if (opts.sinks?.length || retention) this.locks = store.lockSession(logger.child({component: 'audit-jobs'}))
+    if (this.locks && opts.sinks?.length) {
+      const sinkStore = pgSinkStore(store, this.locks)
+      this.runners = opts.sinks.map((s) => new SinkRunner(sinkStore, s, logger, opts.sinkBackoff, pollMs))
+      for (const r of this.runners) r.kick()
+    }
+    if (retention) {
+      setImmediate(() => void this.runRetention(retention))
+      // Tried every poll while another replica holds it (to take over when it dies), run every interval.
+      let last = Date.now()
+      const t = setInterval(() => {
+        if (this.locks?.holds(RETENTION_JOB) && Date.now() - last < (retention.intervalMs ?? 3_600_000)) return
+        last = Date.now()
+        void this.runRetention(retention)
+      }, Math.min(pollMs * 5, retention.intervalMs ?? 3_600_000))
+      t.unref()
+      this.timers.push(t)
+    }
+    const tsa = opts.anchors?.timestamp
+    if (tsa) {
+      this.stamper = new HeadStamper(tsa, {
+        record: async (h, url, token, genTime) => {
+          await this.store.query('INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at, token, gen_time) VALUES ($1, $2, $3, $4, $5, $6, $7)', [h.tree_size, h.root_hash, 'tsa', url, new Date().toISOString(), token, genTime])
+        },
+        witness: () => (opts.anchors?.witness ? {file: opts.anchors.witness, size: this.witnessed} : undefined),
+        open: () => true,
+      }, logger)
+    }
     const every = opts.checkpointEvery ?? {events: 10_000, ms: 60_000}
     if (every.ms > 0) {
       const t = setInterval(() => void this.checkpointIfNew(false).catch((err) => this.logger.error('audit checkpoint failed', {error: errorMessage(err)})), every.ms)
@@ -227,8 +262,50 @@ export class PgAuditLog implements AuditWriter {
     return {algorithm: 'Ed25519', publicKey: this.key.publicPem, fingerprint: this.key.fingerprint}
   }
 
-  /** Commits what is queued and signs a final head; the store (its pool) is the caller's to close. */
-  async close(): Promise<void> {
+  /**
+   * Expires payloads and recordings past their retention, batch by batch (pg-retention.ts), when
+   * this replica holds the retention job's lock (or gets it now); otherwise another replica runs it.
+   */
+  runRetention(policy: RetentionPolicy, now?: Date): Promise<{removed: number; recordings: number}> {
+    this.retaining ??= (async () => {
+      const total = {removed: 0, recordings: 0}
+      try {
+        if (!this.locks || (await this.locks.claim(RETENTION_JOB)) === 'taken') return total
+        for (;;) {
+          if (this.closed || !this.locks.holds(RETENTION_JOB)) break
+          const b = await expirePayloadsPg(this.store, policy, {now})
+          total.removed += b.removed
+          total.recordings += b.recordings
+          if (!b.more) break
+          await new Promise((r) => setTimeout(r, 5))
+        }
+        if (total.removed + total.recordings > 0) this.logger.info('audit retention expired payloads', total)
+      } catch (err) {
+        this.logger.error('audit retention failed', {error: errorMessage(err)})
+      }
+      return total
+    })().finally(() => {
+      this.retaining = undefined
+    })
+    return this.retaining
+  }
+
+  /** Sink positions as this replica sees them, and whether it drives each; for metrics and tests. */
+  sinkStatus(): {name: string; position: number; attempts: number; active: boolean}[] {
+    return this.runners.map((r) => ({name: r.sink.name, position: r.position, attempts: r.attempts, active: r.active}))
+  }
+
+  /** Resolves when every sink this replica drives has caught up (or the timeout passes). */
+  async drainSinks(timeoutMs = 5_000): Promise<boolean> {
+    return (await Promise.all(this.runners.map((r) => r.drain(timeoutMs)))).every(Boolean)
+  }
+
+  /**
+   * Commits what is queued, signs a final head, gives the sinks this replica drives a moment to
+   * catch up, and lets go of its jobs (another replica takes them); the store (its pool) is the
+   * caller's to close.
+   */
+  async close(opts: {sinkDrainMs?: number} = {}): Promise<void> {
     if (this.closed) return
     await this.flush()
     this.closed = true
@@ -239,7 +316,9 @@ export class PgAuditLog implements AuditWriter {
     } catch (err) {
       this.logger.error('final audit checkpoint failed', {error: errorMessage(err)})
     }
-    await this.publishing
+    await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.publishing, this.stamper?.settled(), this.retaining])
+    for (const r of this.runners) r.stop()
+    await this.locks?.close()
   }
 
   private readonly onDeferTimer = (): void => {
@@ -275,42 +354,15 @@ export class PgAuditLog implements AuditWriter {
     let settled: {rows: AppendedEvent[]; batch: Pending[]; bad: [Pending, Error][]; head: Head; signed?: SignedTreeHead} | undefined
     try {
       settled = await this.store.transaction(async (q) => {
-        const [row] = await q(LOCK_HEAD)
-        const head = headFrom(row)
-        const batch: Pending[] = []
-        const bad: [Pending, Error][] = []
-        const rows: AppendedEvent[] = []
-        const cols: unknown[][] = Array.from({length: 11}, () => [])
-        for (const p of taken) {
-          const e = p.event
-          const seq = head.seq + 1
-          let body: string
-          let payload: string | undefined
-          try {
-            const split = splitPayload(e)
-            payload = split.payload
-            body = canonicalize({...split.event, v: EVENT_VERSION, seq, prev_hash: head.hash, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
-          } catch (err) {
-            bad.push([p, err as Error]) // this event cannot be encoded; the others go on
-            continue
-          }
-          const input = leafInput(body)
-          const hash = digest('sha256', input.subarray(1), 'hex')
-          const leaf = digest('sha256', input, 'buffer')
-          const values = [seq, e.time, e.kind, e.session ?? null, e.actor?.subject ?? null, e.connection ?? null, hash, head.hash, leaf, body, payload ?? null]
-          for (let i = 0; i < values.length; i++) cols[i].push(values[i])
-          head.frontier.push(leaf)
-          head.seq = seq
-          head.hash = hash
-          batch.push(p)
-          rows.push({seq, hash, body})
-        }
-        if (rows.length === 0) return {rows, batch, bad, head}
-        await q(INSERT_EVENTS, cols)
+        const head = headFrom((await q(LOCK_HEAD))[0])
+        const {rows, ok, bad} = await insertEvents(q, head, taken.map((p) => p.event))
+        const batch = ok.map((i) => taken[i])
+        const refused = bad.map(([i, err]): [Pending, Error] => [taken[i], err])
+        if (rows.length === 0) return {rows, batch, bad: refused, head}
         let signed: SignedTreeHead | undefined
         if (every > 0 && head.seq - head.checkpointSize >= every) signed = await this.signLocked(q, head)
-        await q('UPDATE audit_head SET seq = $1, head_hash = $2, frontier = $3, checkpoint_size = $4 WHERE id = 1', [head.seq, head.hash, head.frontier.state(), head.checkpointSize])
-        return {rows, batch, bad, head, signed}
+        await saveHead(q, head)
+        return {rows, batch, bad: refused, head, signed}
       })
     } catch (err) {
       const failed = new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${errorMessage(err)}); the statement is refused`)
@@ -322,10 +374,11 @@ export class PgAuditLog implements AuditWriter {
     for (let i = 0; i < settled.batch.length; i++) settled.batch[i].resolve(settled.rows[i])
     if (settled.rows.length > 0) this.seen = {seq: settled.head.seq, root: settled.head.frontier.root().toString('hex')}
     if (settled.signed) this.publish(settled.signed)
+    for (const r of this.runners) r.kick()
   }
 
   /** Signs the locked head with this replica's key and stores the checkpoint (the caller updates the head row). */
-  private async signLocked(q: (sql: string, args?: unknown[]) => Promise<Row[]>, head: Head): Promise<SignedTreeHead> {
+  private async signLocked(q: Query, head: Head): Promise<SignedTreeHead> {
     const sth = signTreeHead({tree_size: head.seq, root_hash: head.frontier.root().toString('hex'), head_hash: head.hash, timestamp: new Date().toISOString()}, this.key)
     await q(
       'INSERT INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING',
@@ -366,8 +419,12 @@ export class PgAuditLog implements AuditWriter {
    * anchor in the store. A failure is logged: the head is still in the store.
    */
   private publish(sth: SignedTreeHead): void {
+    for (const r of this.runners) r.kick()
     const witness = this.opts.anchors?.witness
-    if (!witness || sth.tree_size === 0 || sth.tree_size <= this.witnessed) return
+    if (!witness || sth.tree_size === 0 || sth.tree_size <= this.witnessed) {
+      if (sth.tree_size > this.witnessed) this.stamper?.stamp(sth)
+      return
+    }
     try {
       const accepted = this.accepted && this.witnessed < 0 ? {problem: this.accepted.kind, at: sth.timestamp} : undefined
       appendWitness(witness, {tree_head: sth, accepted})
@@ -376,6 +433,7 @@ export class PgAuditLog implements AuditWriter {
       this.logger.error('audit witness file could not be written; the signed head is kept in the store', {file: witness, error: errorMessage(err)})
       return
     }
+    this.stamper?.stamp(sth)
     this.publishing = this.publishing
       .then(() => this.store.query('INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at) VALUES ($1, $2, $3, $4, $5)', [sth.tree_size, sth.root_hash, 'witness', witness, new Date().toISOString()]))
       .then(

@@ -16,7 +16,7 @@
 import type Database from 'better-sqlite3'
 import {randomUUID} from 'node:crypto'
 import {HoopError} from '../shared/errors.js'
-import {events, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
+import {type AuditEvent, events, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
 import type {PayloadRemoval} from './payloads.js'
 import {ensureAuditSchema, notePending} from './schema.js'
 
@@ -51,11 +51,14 @@ export function parseRetentionPeriod(v: unknown): number | undefined {
 
 /** The holds in force: the config's and the store's (placed, not released). */
 export function activeHolds(db: Database.Database, config: HoldTarget[] = []): {connections: string[]; users: string[]} {
+  return mergeHolds(config, db.prepare('SELECT scope, target FROM audit_holds WHERE released_at IS NULL').all() as {scope: string; target: string}[])
+}
+
+/** The config's holds and the store's rows (either store), as sorted connection and user lists. */
+export function mergeHolds(config: HoldTarget[], stored: {scope: string; target: string}[]): {connections: string[]; users: string[]} {
   const connections = new Set(config.flatMap((h) => (h.connection ? [h.connection] : [])))
   const users = new Set(config.flatMap((h) => (h.user ? [h.user] : [])))
-  for (const r of db.prepare('SELECT scope, target FROM audit_holds WHERE released_at IS NULL').all() as {scope: string; target: string}[]) {
-    ;(r.scope === 'connection' ? connections : users).add(r.target)
-  }
+  for (const r of stored) (r.scope === 'connection' ? connections : users).add(r.target)
   return {connections: [...connections].sort(), users: [...users].sort()}
 }
 
@@ -167,15 +170,19 @@ export interface ErasureResult {
  * Erases the payloads (and recordings) of a session or of a user's events, in batches, each with
  * its audit.erasure event. Payloads under a legal hold are kept and counted as `held`.
  */
-export function erasePayloads(db: Database.Database, o: {scope: 'session' | 'user'; target: string; reason: string; operator: string; holds?: HoldTarget[]; now?: Date; limit?: number}): ErasureResult {
+export interface ErasureRequest {
+  scope: 'session' | 'user'
+  target: string
+  reason: string
+  operator: string
+  holds?: HoldTarget[]
+  now?: Date
+  limit?: number
+}
+
+export function erasePayloads(db: Database.Database, o: ErasureRequest): ErasureResult {
   ensureAuditSchema(db)
-  if (!o.reason.trim()) throw new HoopError('INVALID_INPUT', 'an erasure needs a reason (--reason "why")')
-  if (!o.target) throw new HoopError('INVALID_INPUT', 'an erasure needs a session or a user')
-  const now = o.now ?? new Date()
-  const at = now.toISOString()
-  const limit = o.limit ?? RETENTION_BATCH
-  const col = o.scope === 'session' ? 'session' : 'subject'
-  const out: ErasureResult = {scope: o.scope, target: o.target, reason: o.reason, removed: 0, recordings: 0, held: 0, at, refs: []}
+  const {now, at, limit, col, out} = startErasure(o)
   const batch = db.transaction((): boolean => {
     const holds = activeHolds(db, o.holds)
     const held = {held_connections: JSON.stringify(holds.connections), held_users: JSON.stringify(holds.users)}
@@ -197,17 +204,7 @@ export function erasePayloads(db: Database.Database, o: {scope: 'session' | 'use
     }
     const ref = randomUUID()
     removeRows(db, seqs, 'erased', at, ref)
-    notePending(
-      db,
-      events.erasure({at: now, ref, operator: o.operator, scope: o.scope, target: o.target, reason: o.reason, removed: seqs.length, firstSeq: seqs[0], lastSeq: seqs.at(-1), recordings}),
-    )
-    out.refs.push(ref)
-    out.removed += seqs.length
-    out.recordings += recordings
-    if (seqs.length > 0) {
-      out.firstSeq ??= seqs[0]
-      out.lastSeq = seqs.at(-1)
-    }
+    notePending(db, erasureBatch(o, out, now, ref, seqs, recordings))
     return seqs.length >= limit
   })
   while (batch.immediate()) {
@@ -215,6 +212,27 @@ export function erasePayloads(db: Database.Database, o: {scope: 'session' | 'use
   }
   if (out.held === 0) out.held = (db.prepare(`SELECT count(*) AS n FROM audit_events WHERE ${col} = ? AND payload IS NOT NULL`).get(o.target) as {n: number}).n
   return out
+}
+
+/** Checks an erasure's request and starts its result. */
+export function startErasure(o: ErasureRequest): {now: Date; at: string; limit: number; col: 'session' | 'subject'; out: ErasureResult} {
+  if (!o.reason.trim()) throw new HoopError('INVALID_INPUT', 'an erasure needs a reason (--reason "why")')
+  if (!o.target) throw new HoopError('INVALID_INPUT', 'an erasure needs a session or a user')
+  const now = o.now ?? new Date()
+  const at = now.toISOString()
+  return {now, at, limit: o.limit ?? RETENTION_BATCH, col: o.scope === 'session' ? 'session' : 'subject', out: {scope: o.scope, target: o.target, reason: o.reason, removed: 0, recordings: 0, held: 0, at, refs: []}}
+}
+
+/** Counts one erasure batch into the result and returns its audit.erasure event. */
+export function erasureBatch(o: ErasureRequest, out: ErasureResult, now: Date, ref: string, seqs: number[], recordings: number): AuditEvent {
+  out.refs.push(ref)
+  out.removed += seqs.length
+  out.recordings += recordings
+  if (seqs.length > 0) {
+    out.firstSeq ??= seqs[0]
+    out.lastSeq = seqs.at(-1)
+  }
+  return events.erasure({at: now, ref, operator: o.operator, scope: o.scope, target: o.target, reason: o.reason, removed: seqs.length, firstSeq: seqs[0], lastSeq: seqs.at(-1), recordings})
 }
 
 export interface HoldResult {
@@ -228,17 +246,33 @@ export interface HoldResult {
 }
 
 /** Places or releases a legal hold on a connection or a user, with its audit.hold event. */
-export function setHold(db: Database.Database, o: {action: 'place' | 'release'; scope: 'connection' | 'user'; target: string; reason: string; operator: string; now?: Date}): HoldResult {
-  ensureAuditSchema(db)
+export interface HoldRequest {
+  action: 'place' | 'release'
+  scope: 'connection' | 'user'
+  target: string
+  reason: string
+  operator: string
+  now?: Date
+}
+
+/** Checks a hold's request; its time. */
+export function startHold(o: HoldRequest): string {
   if (!o.reason.trim()) throw new HoopError('INVALID_INPUT', 'a legal hold needs a reason (--reason "why")')
-  const at = (o.now ?? new Date()).toISOString()
+  return (o.now ?? new Date()).toISOString()
+}
+
+export const noHoldError = (o: HoldRequest): HoopError => new HoopError('NOT_FOUND', `no legal hold on ${o.scope} "${o.target}"`)
+
+export function setHold(db: Database.Database, o: HoldRequest): HoldResult {
+  ensureAuditSchema(db)
+  const at = startHold(o)
   db.transaction(() => {
     if (o.action === 'place') {
       const exists = db.prepare('SELECT 1 FROM audit_holds WHERE scope = ? AND target = ? AND released_at IS NULL').get(o.scope, o.target)
       if (!exists) db.prepare('INSERT INTO audit_holds (scope, target, reason, placed_at, placed_by) VALUES (?, ?, ?, ?, ?)').run(o.scope, o.target, o.reason, at, o.operator)
     } else {
       const n = db.prepare('UPDATE audit_holds SET released_at = ? WHERE scope = ? AND target = ? AND released_at IS NULL').run(at, o.scope, o.target).changes
-      if (n === 0) throw new HoopError('NOT_FOUND', `no legal hold on ${o.scope} "${o.target}"`)
+      if (n === 0) throw noHoldError(o)
     }
     notePending(db, events.hold({at, operator: o.operator, action: o.action, scope: o.scope, target: o.target, reason: o.reason}))
   }).immediate()

@@ -48,9 +48,13 @@ export class PgLockSession {
     return this.held.has(job)
   }
 
-  /** A query on the lock's own connection: it succeeds only while this session (and its locks) lives. */
-  async query(sql: string, args: unknown[] = []): Promise<Row[]> {
-    const c = await this.session()
+  /**
+   * A query on the connection holding the job's lock: it runs only while this session holds it
+   * (never on a new connection made since), so what it writes was written by the job's driver.
+   */
+  async query(job: string, sql: string, args: unknown[] = []): Promise<Row[]> {
+    const c = this.client
+    if (!c || !this.held.has(job)) throw new Error(`this replica no longer holds the lock of ${job}`)
     return (await c.query(sql, args)).rows as Row[]
   }
 
