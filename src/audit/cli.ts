@@ -1,5 +1,6 @@
 // What the audit and sessions commands do, so the commands stay one call: open the data dir,
-// run the library function, render. Works offline on the gateway host (`--data-dir`).
+// run the library function, render. Works offline on the gateway host (`--data-dir`); erase and
+// hold also on the store a gateway config names (`--config`: its PostgreSQL store).
 import type Database from 'better-sqlite3'
 import type {X509Certificate} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
@@ -7,6 +8,8 @@ import {userInfo} from 'node:os'
 import {join} from 'node:path'
 import {defaultDataDir} from '../shared/config.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
+import {configuredStore} from '../store/open.js'
+import {PostgresStore} from '../store/postgres.js'
 import {SqliteStore} from '../store/sqlite.js'
 import {exportEvidence, type ExportSummary} from './export.js'
 import {loadSigningKey, publicKeyFromPem, fingerprintOf} from './keys.js'
@@ -14,7 +17,8 @@ import {events} from './events.js'
 import {ensureAuditSchema, notePending, refuseIfAuditOnPostgres} from './schema.js'
 import {listSessions, renderReplay, type SessionDetail, type SessionListItem, showSession} from './sessions.js'
 import {readAnchorFiles} from './anchor-check.js'
-import {erasePayloads, type ErasureResult, type HoldResult, setHold} from './retention.js'
+import {erasePayloadsPg, setHoldPg} from './pg-retention.js'
+import {erasePayloads, type ErasureRequest, type ErasureResult, type HoldResult, type HoldTarget, setHold} from './retention.js'
 import {certificatesFromPem} from './tsa.js'
 import {VERIFY_LIMITS, verifyLive, verifyPackage, type VerifyResult} from './verify.js'
 
@@ -171,20 +175,43 @@ function operatorName(): string {
   }
 }
 
+/**
+ * Runs a retention command where the gateway keeps its audit log: the data dir's SQLite file, or
+ * (with `config`) the store that config names, PostgreSQL included. On PostgreSQL the command's
+ * audit event is appended to the shared log in the same transaction as its change (pg-retention.ts).
+ */
+async function onAuditStore<T>(o: {dataDir?: string; config?: string}, sqlite: (db: Database.Database, holds: HoldTarget[]) => T, pg: (store: PostgresStore, holds: HoldTarget[]) => Promise<T>): Promise<T> {
+  if (!o.config) return withStore(o.dataDir, (db) => sqlite(db, []))
+  const target = configuredStore(o.config, o.dataDir)
+  const holds = configHolds(target.audit)
+  if (target.kind === 'sqlite') return withStore(target.dataDir, (db) => sqlite(db, holds))
+  const store = await PostgresStore.open({url: target.url, poolSize: 1})
+  try {
+    return await pg(store, holds)
+  } finally {
+    await store.close()
+  }
+}
+
+/** The legal holds a gateway config places (audit.retention.holds; the gateway validates them on start). */
+function configHolds(audit: unknown): HoldTarget[] {
+  const holds = (audit as {retention?: {holds?: unknown}} | undefined)?.retention?.holds
+  if (!Array.isArray(holds)) return []
+  return holds.flatMap((h: {connection?: unknown; user?: unknown}): HoldTarget[] => (typeof h?.connection === 'string' ? [{connection: h.connection}] : typeof h?.user === 'string' ? [{user: h.user}] : []))
+}
+
 /** `hoop audit erase`: the payloads of a session or a user's events, with an audit.erasure event. */
-export async function runErase(opts: {dataDir?: string; session?: string; user?: string; reason: string}): Promise<ErasureResult> {
+export async function runErase(opts: {dataDir?: string; config?: string; session?: string; user?: string; reason: string}): Promise<ErasureResult> {
   if (Boolean(opts.session) === Boolean(opts.user)) throw new HoopError('INVALID_INPUT', 'give exactly one of --session ID or --user SUBJECT')
-  return withStore(opts.dataDir, (db) =>
-    erasePayloads(db, {scope: opts.session ? 'session' : 'user', target: (opts.session ?? opts.user)!, reason: opts.reason, operator: operatorName()}),
-  )
+  const req = (holds: HoldTarget[]): ErasureRequest => ({scope: opts.session ? 'session' : 'user', target: (opts.session ?? opts.user)!, reason: opts.reason, operator: operatorName(), holds})
+  return onAuditStore(opts, (db, holds) => erasePayloads(db, req(holds)), (store, holds) => erasePayloadsPg(store, req(holds)))
 }
 
 /** `hoop audit hold`: place or release a legal hold on a connection or a user, with an audit.hold event. */
-export async function runHold(opts: {dataDir?: string; connection?: string; user?: string; reason: string; release?: boolean}): Promise<HoldResult> {
+export async function runHold(opts: {dataDir?: string; config?: string; connection?: string; user?: string; reason: string; release?: boolean}): Promise<HoldResult> {
   if (Boolean(opts.connection) === Boolean(opts.user)) throw new HoopError('INVALID_INPUT', 'give exactly one of --connection NAME or --user SUBJECT')
-  return withStore(opts.dataDir, (db) =>
-    setHold(db, {action: opts.release ? 'release' : 'place', scope: opts.connection ? 'connection' : 'user', target: (opts.connection ?? opts.user)!, reason: opts.reason, operator: operatorName()}),
-  )
+  const req = {action: opts.release ? 'release' : 'place', scope: opts.connection ? 'connection' : 'user', target: (opts.connection ?? opts.user)!, reason: opts.reason, operator: operatorName()} as const
+  return onAuditStore(opts, (db) => setHold(db, req), (store) => setHoldPg(store, req))
 }
 
 function accessed(db: Database.Database, o: Omit<Parameters<typeof events.auditAccess>[0], 'via' | 'operator' | 'identity'>): void {

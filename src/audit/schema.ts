@@ -111,6 +111,6 @@ export function markAuditStore(db: Database.Database, kind: 'sqlite' | 'postgres
 export function refuseIfAuditOnPostgres(db: Database.Database, dir: string): void {
   const row = db.prepare("SELECT value FROM audit_meta WHERE key = 'audit_store'").get() as {value: string} | undefined
   if (row?.value === 'postgres') {
-    throw new HoopError('INVALID_INPUT', `the gateway of ${dir} keeps its audit log on the PostgreSQL store, not in this data dir; run the command without --data-dir to ask the gateway (as an auditor)`)
+    throw new HoopError('INVALID_INPUT', `the gateway of ${dir} keeps its audit log on the PostgreSQL store, not in this data dir; run the command without --data-dir to ask the gateway (as an auditor), or, for hoop audit erase and hoop audit hold, with --config and the gateway's config file`)
   }
 }

@@ -2,8 +2,7 @@
 // gateway's store: the data dir (--data-dir) or the store its config names (--config, for a
 // PostgreSQL store), which is how the first admin credential is made without any default password.
 import * as admin from '../gateway/admin.js'
-import {defaultDataDir, loadGatewayConfig, readSecret} from '../shared/config.js'
-import {PostgresStore} from '../store/postgres.js'
+import {openConfiguredStore} from '../store/open.js'
 import {SqliteStore} from '../store/sqlite.js'
 import type {AgentRecord, ServiceAccountRecord, Store} from '../store/types.js'
 import {openGatewayApi} from './api.js'
@@ -35,13 +34,6 @@ export async function adminClient(target: AdminTarget): Promise<AdminClient> {
     listServiceAccounts: async () => (await api.get<{serviceAccounts: ServiceAccountRecord[]}>('/v1/admin/service-accounts')).serviceAccounts,
     revokeServiceAccount: (name) => api.request('DELETE', `/v1/admin/service-accounts/${enc(name)}`),
   }
-}
-
-/** The store a gateway config names: PostgreSQL, or SQLite in its data dir (or `dataDir`, which wins). */
-async function openConfiguredStore(file: string, dataDir?: string): Promise<Store> {
-  const config = loadGatewayConfig(file)
-  if (config.store.kind === 'postgres') return PostgresStore.open({url: readSecret(config.store.url), poolSize: 1})
-  return new SqliteStore(dataDir ?? config.dataDir ?? defaultDataDir())
 }
 
 function localAdmin(open: () => Promise<Store>): AdminClient {

@@ -105,18 +105,15 @@ async function openAudit(store: Store, local: SqliteStore, opts: GatewayOptions,
   const logger = opts.logger.child({component: 'audit'})
   const witness = settings.witness ?? join(opts.dataDir, WITNESS_FILE)
   if (store instanceof PostgresStore) {
-    // Not yet on the PostgreSQL log (docs/ha.md): a setting the gateway cannot honour stops the
-    // start (deny by default), rather than run without the sink, timestamps or retention asked for.
-    const missing = [settings.sinks?.length ? 'audit.sinks' : '', settings.timestamp ? 'audit.timestamp' : '', settings.retention && Object.keys(settings.retention.payloads).length > 0 ? 'audit.retention' : ''].filter(Boolean)
-    if (missing.length > 0) {
-      throw new HoopError('CONFIG_INVALID', `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not yet supported with the audit log on the PostgreSQL store (docs/ha.md); remove ${missing.length === 1 ? 'it' : 'them'}, or use the SQLite store`)
-    }
     const log = await PgAuditLog.open({
       store,
       dataDir: opts.dataDir,
       signingKeyFile: settings.signingKeyFile,
       checkpointEvery: settings.checkpointEvery,
-      anchors: {witness},
+      // Every replica is configured alike; one at a time drives each sink and retention (pg-locks.ts).
+      anchors: {witness, timestamp: settings.timestamp},
+      sinks: settings.sinks,
+      retention: settings.retention,
       vouch: {acceptRollback: opts.acceptStoreRollback},
       logger,
     })
