@@ -126,19 +126,4 @@ describe('a gateway on a PostgreSQL store', function () {
     assert.match((p.stdout() + p.stderr()), new RegExp(`cannot open the store at postgresql://postgres:redacted@127\\.0\\.0\\.1:${port}/${DB}`))
     assert.doesNotMatch((p.stdout() + p.stderr()), new RegExp(PASSWORD))
   })
-
-  it('refuses to start with audit sinks or retention it cannot honour on the PostgreSQL log (exit 18, both named)', async () => {
-    const cfg = join(dir.path, 'with-sinks.yaml')
-    writeFileSync(cfg, CONFIG.replace('metrics:', `audit:
-  sinks:
-    - {type: file, path: ${JSON.stringify(join(dir.path, 'sink.jsonl'))}}
-  retention:
-    payloads: {statement: 90d}
-metrics:`))
-    const p = spawnHoop(['gateway', '--config', cfg, '--data-dir', join(dir.path, 'sinks'), '--listen', '127.0.0.1:0'], {env})
-    const code = await p.exited
-    const out = p.stdout() + p.stderr()
-    assert.equal(code, 18, out)
-    assert.match(out, /audit\.sinks, audit\.retention are not yet supported with the audit log on the PostgreSQL store/)
-  })
 })

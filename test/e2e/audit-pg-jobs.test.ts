@@ -1,0 +1,125 @@
+// A gateway on the PostgreSQL store with a file sink, a real RFC 3161 timestamp authority
+// (openssl ts) and payload retention, on the built CLI (issue 16): statements through the gateway
+// reach the sink in order, the heads the replica signs are stamped (anchors in the store and the
+// witness), retention expires payloads while a legal hold placed with `hoop audit hold --config`
+// keeps one user's (from `hoop audit erase --config` too) until it is released, and the package
+// `hoop audit export` builds from the store verifies (`hoop audit verify --json`, with the witness
+// and the TSA's CA), naming every expiry and erasure. Database: hoop_audit_jobs_e2e_<pid>.
+import assert from 'node:assert/strict'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {adminQuery} from '../conformance/backends.js'
+import {pgWriterConfig} from '../helpers/audit-gateway.js'
+import {runHoop, tempDir} from '../helpers/cli.js'
+import {type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+import {type LocalTsa, startLocalTsa} from '../integration/audit/_tsa.js'
+
+const DB = `hoop_audit_jobs_e2e_${process.pid}`
+const URL_ = `postgresql://postgres@127.0.0.1:5432/${DB}`
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQL store (built CLI)', function () {
+  this.timeout(240_000)
+  const dir = tempDir('hoop-e2e-pgjobs-')
+  const sinkFile = join(dir.path, 'sink.jsonl')
+  const dataDir = join(dir.path, 'data')
+  const env = {HOOP_STORE_URL: URL_}
+  let tsa: LocalTsa
+  let gw: GatewayProc | undefined
+
+  before(async () => {
+    await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
+    await adminQuery(`CREATE DATABASE ${DB}`)
+    tsa = await startLocalTsa()
+  })
+  after(async () => {
+    await gw?.stop()
+    await tsa?.close()
+    await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
+    dir.cleanup()
+  })
+
+  it('sinks in order, stamps heads, expires payloads except what a legal hold keeps; the exported package verifies', async () => {
+    const audit = `{checkpoint: {events: 2, interval: 1s}, sinks: [{type: file, path: ${JSON.stringify(sinkFile)}}], timestamp: {url: ${JSON.stringify(tsa.url)}, ca: {file: ${JSON.stringify(tsa.caFile)}}}, retention: {payloads: {statement: 0.001h}, interval: 1s}}`
+    const config = `store:\n  postgres:\n    url: {env: HOOP_STORE_URL}\n${pgWriterConfig(audit)}`
+    const configFile = join(dir.path, 'gateway.yaml')
+    writeFileSync(configFile, config)
+    const tokens: Record<string, string> = {}
+    for (const name of ['loader', 'keeper']) {
+      const made = await runHoop(['admin', 'service-accounts', 'create', name, '--group', 'eng', '--group', 'auditors', '--config', configFile, '--json'], {env})
+      assert.equal(made.code, 0, made.stderr)
+      tokens[name] = (JSON.parse(made.stdout) as {token: string}).token
+    }
+    // A legal hold on keeper, placed on the store before the gateway runs: audited there at once.
+    const held = await runHoop(['audit', 'hold', '--user', 'keeper', '--reason', 'litigation 17', '--config', configFile, '--json'], {env})
+    assert.equal(held.code, 0, held.stderr)
+    assert.deepEqual((JSON.parse(held.stdout) as {holds: {target: string}[]}).holds.map((h) => h.target), ['keeper'])
+
+    gw = await startGatewayProc(config, {dir: dir.path, dataDir, env})
+    for (const [name, n] of [['loader', 1], ['keeper', 2], ['loader', 3]] as const) {
+      const r = await runHoop(['exec', 'db', '-e', `SELECT ${n} AS n`, '--gateway', gw.url], {env: {HOOP_TOKEN: tokens[name]}})
+      assert.equal(r.code, 0, r.stderr)
+    }
+
+    // Retention expires loader's statements (0.001h) and keeps keeper's, under the hold.
+    await until('retention of the unheld statements', async () => {
+      const [r] = await adminQuery<{gone: string; kept: string}>("SELECT count(*) FILTER (WHERE payload IS NULL AND subject = 'loader') AS gone, count(*) FILTER (WHERE payload IS NOT NULL) AS kept FROM audit_events WHERE kind = 'statement'", URL_)
+      return Number(r.gone) === 2 && Number(r.kept) === 1 ? true : undefined
+    })
+    const [retention] = await adminQuery<{n: string}>("SELECT count(*) AS n FROM audit_events WHERE kind = 'audit.retention'", URL_)
+    assert.ok(Number(retention.n) >= 1, 'each retention batch appended its audit.retention event')
+
+    // An erasure on the store respects the hold; once released, retention takes keeper's too.
+    const refused = await runHoop(['audit', 'erase', '--user', 'keeper', '--reason', 'GDPR #12', '--config', configFile, '--json'], {env})
+    assert.equal(refused.code, 0, refused.stderr)
+    assert.deepEqual([(JSON.parse(refused.stdout) as {removed: number; held: number}).removed, (JSON.parse(refused.stdout) as {held: number}).held], [0, 1])
+    const released = await runHoop(['audit', 'hold', '--user', 'keeper', '--release', '--reason', 'case closed', '--config', configFile, '--json'], {env})
+    assert.equal(released.code, 0, released.stderr)
+    await until('retention of the released statement', async () => {
+      const [r] = await adminQuery<{kept: string}>("SELECT count(*) AS kept FROM audit_events WHERE kind = 'statement' AND payload IS NOT NULL", URL_)
+      return Number(r.kept) === 0 ? true : undefined
+    })
+    const holds = await adminQuery<{kind: string}>("SELECT kind FROM audit_events WHERE kind = 'audit.hold' ORDER BY seq", URL_)
+    assert.equal(holds.length, 2, 'placing and releasing the hold are audit events')
+
+    // Heads stamped by the TSA: in the store and on the witness line.
+    await until('a timestamped head', async () => {
+      const [r] = await adminQuery<{n: string}>("SELECT count(*) AS n FROM audit_anchors WHERE kind = 'tsa' AND token IS NOT NULL", URL_)
+      return Number(r.n) > 0 ? true : undefined
+    })
+    const witness = join(dataDir, 'audit-witness.jsonl')
+    await until('a timestamp on the witness', async () => (existsSync(witness) && readFileSync(witness, 'utf8').includes('"timestamp"') ? true : undefined))
+
+    // The sink has every event, in order, once its replica caught up.
+    const [{size}] = await adminQuery<{size: string}>('SELECT max(seq) AS size FROM audit_events', URL_)
+    const seqs = await until('the sink to catch up', async () => {
+      if (!existsSync(sinkFile)) return undefined
+      const s = readFileSync(sinkFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {seq?: number}).flatMap((l) => (l.seq ? [l.seq] : []))
+      return s.length > 0 && s.at(-1)! >= Number(size) ? s : undefined
+    })
+    assert.deepEqual(seqs, Array.from({length: seqs.length}, (_, i) => i + 1), 'every event once, in order')
+    await until('the position in the store', async () => {
+      const [cursor] = await adminQuery<{seq: string}>(`SELECT seq FROM audit_sink_cursors WHERE name = 'file:${sinkFile}'`, URL_)
+      return cursor && Number(cursor.seq) >= Number(size) ? true : undefined
+    })
+
+    const pkg = join(dir.path, 'evidence.tar.gz')
+    const ex = await runHoop(['audit', 'export', '--out', pkg, '--gateway', gw.url, '--json'], {env: {HOOP_TOKEN: tokens.loader}})
+    assert.equal(ex.code, 0, ex.stderr)
+    const v = await runHoop(['audit', 'verify', pkg, '--json', '--anchor', witness, '--tsa-ca', tsa.caFile])
+    assert.equal(v.code, 0, v.stdout + v.stderr)
+    const result = JSON.parse(v.stdout) as {ok: boolean; notes: string[]; anchors?: {result: string; timestamped_at?: string}[]}
+    assert.equal(result.ok, true)
+    assert.ok(result.anchors?.some((a) => a.result === 'consistent' && a.timestamped_at), JSON.stringify(result.anchors))
+    assert.ok(result.notes.some((n) => /expired by retention/.test(n)), result.notes.join('\n'))
+  })
+})
