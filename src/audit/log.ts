@@ -27,7 +27,7 @@ import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
 import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
 import {payloadHash, splitPayload} from './payloads.js'
-import {expirePayloads, type RetentionPolicy} from './retention.js'
+import {expirePayloads, type RetentionPolicy, runRetentionBatches} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner, sqliteSinkStore} from './sinks.js'
 import {HeadStamper, type TimestampOptions} from './stamper.js'
@@ -266,23 +266,7 @@ export class AuditLog implements AuditWriter {
    * event loop between batches so commits go on.
    */
   runRetention(policy: RetentionPolicy, now?: Date): Promise<{removed: number; recordings: number}> {
-    this.retaining ??= (async () => {
-      const total = {removed: 0, recordings: 0}
-      try {
-        for (;;) {
-          if (this.closed || this.broken) break
-          const b = expirePayloads(this.db, policy, {now})
-          total.removed += b.removed
-          total.recordings += b.recordings
-          if (!b.more) break
-          await new Promise((r) => setTimeout(r, 5))
-        }
-        if (total.removed + total.recordings > 0) this.logger.info('audit retention expired payloads', total)
-      } catch (err) {
-        this.logger.error('audit retention failed', {error: errorMessage(err)})
-      }
-      return total
-    })().finally(() => {
+    this.retaining ??= runRetentionBatches(() => expirePayloads(this.db, policy, {now}), () => !this.closed && !this.broken, this.logger).finally(() => {
       this.retaining = undefined
     })
     return this.retaining

@@ -36,7 +36,7 @@ import {EMPTY_ROOT, MerkleFrontier} from './merkle.js'
 import {type Head, headFrom, insertEvents, LOCK_HEAD, type Query, saveHead} from './pg-append.js'
 import {expirePayloadsPg} from './pg-retention.js'
 import {pgSinkStore} from './pg-sinks.js'
-import type {RetentionPolicy} from './retention.js'
+import {type RetentionPolicy, runRetentionBatches} from './retention.js'
 import {type AuditSink, type BackoffOptions, SinkRunner} from './sinks.js'
 import {HeadStamper, type TimestampOptions} from './stamper.js'
 import {vouch as vouchFor} from './vouch.js'
@@ -268,22 +268,14 @@ export class PgAuditLog implements AuditWriter {
    */
   runRetention(policy: RetentionPolicy, now?: Date): Promise<{removed: number; recordings: number}> {
     this.retaining ??= (async () => {
-      const total = {removed: 0, recordings: 0}
       try {
-        if (!this.locks || (await this.locks.claim(RETENTION_JOB)) === 'taken') return total
-        for (;;) {
-          if (this.closed || !this.locks.holds(RETENTION_JOB)) break
-          const b = await expirePayloadsPg(this.store, policy, {now})
-          total.removed += b.removed
-          total.recordings += b.recordings
-          if (!b.more) break
-          await new Promise((r) => setTimeout(r, 5))
-        }
-        if (total.removed + total.recordings > 0) this.logger.info('audit retention expired payloads', total)
+        if (!this.locks || (await this.locks.claim(RETENTION_JOB)) === 'taken') return {removed: 0, recordings: 0}
       } catch (err) {
-        this.logger.error('audit retention failed', {error: errorMessage(err)})
+        this.logger.warn('audit retention: the store could not be asked who runs it; tried again later', {error: errorMessage(err)})
+        return {removed: 0, recordings: 0}
       }
-      return total
+      const locks = this.locks
+      return runRetentionBatches(() => expirePayloadsPg(this.store, policy, {now}), () => !this.closed && locks.holds(RETENTION_JOB), this.logger)
     })().finally(() => {
       this.retaining = undefined
     })

@@ -15,7 +15,8 @@
 // session or user. Anything else is tampering. v1 events hold their payloads inline: they never expire.
 import type Database from 'better-sqlite3'
 import {randomUUID} from 'node:crypto'
-import {HoopError} from '../shared/errors.js'
+import {errorMessage, HoopError} from '../shared/errors.js'
+import type {Logger} from '../shared/log.js'
 import {type AuditEvent, events, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
 import type {PayloadRemoval} from './payloads.js'
 import {ensureAuditSchema, notePending} from './schema.js'
@@ -149,6 +150,28 @@ export function expirePayloads(db: Database.Database, policy: RetentionPolicy, o
   })
   // IMMEDIATE: it reads then writes while the audit writer commits on another connection.
   return run.immediate()
+}
+
+/**
+ * Runs expiry batches until none is due (or `goOn` says stop), yielding to the event loop between
+ * them so the log's commits go on; logs the outcome and never rejects. Both audit logs run their
+ * retention through here (log.ts on SQLite, pg-log.ts on PostgreSQL).
+ */
+export async function runRetentionBatches(batch: () => RetentionBatch | Promise<RetentionBatch>, goOn: () => boolean, logger: Logger): Promise<{removed: number; recordings: number}> {
+  const total = {removed: 0, recordings: 0}
+  try {
+    while (goOn()) {
+      const b = await batch()
+      total.removed += b.removed
+      total.recordings += b.recordings
+      if (!b.more) break
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    if (total.removed + total.recordings > 0) logger.info('audit retention expired payloads', total)
+  } catch (err) {
+    logger.error('audit retention failed', {error: errorMessage(err)})
+  }
+  return total
 }
 
 export interface ErasureResult {

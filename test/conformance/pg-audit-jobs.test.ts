@@ -98,7 +98,7 @@ describe('audit log jobs on PostgreSQL: sinks, retention, erasure, holds', funct
     const b = await open({sinks: [sinkB]})
     for (let i = 0; i < 30; i++) await (i % 2 ? a : b).log.append(statement(i))
     await until('30 events delivered', () => seqs.length >= 30)
-    assert.ok(who.every((w) => w === 'a'), 'only the lock holder delivered')
+    assert.deepEqual([...new Set(who)], ['a'], 'only the lock holder delivered')
     assert.equal(b.log.sinkStatus()[0].active, false)
     const [cursor] = await a.store.query("SELECT seq FROM audit_sink_cursors WHERE name = 'siem'")
     assert.ok(Number(cursor.seq) >= 30)
