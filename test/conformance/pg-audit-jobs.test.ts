@@ -100,8 +100,8 @@ describe('audit log jobs on PostgreSQL: sinks, retention, erasure, holds', funct
     await until('30 events delivered', () => seqs.length >= 30)
     assert.deepEqual([...new Set(who)], ['a'], 'only the lock holder delivered')
     assert.equal(b.log.sinkStatus()[0].active, false)
-    const [cursor] = await a.store.query("SELECT seq FROM audit_sink_cursors WHERE name = 'siem'")
-    assert.ok(Number(cursor.seq) >= 30)
+    const stored = async () => Number((await a.store.query("SELECT seq FROM audit_sink_cursors WHERE name = 'siem'"))[0]?.seq ?? 0)
+    await until('the position saved in the store', async () => (await stored()) >= 30)
 
     // Replica a dies: its deliveries hang and PostgreSQL drops its lock connection.
     sinkA.dead = true
@@ -118,8 +118,7 @@ describe('audit log jobs on PostgreSQL: sinks, retention, erasure, holds', funct
     const firstB = who.indexOf('b')
     assert.deepEqual(seqs.slice(firstB), Array.from({length: size - seqs[firstB] + 1}, (_, i) => seqs[firstB] + i), 'the new driver goes on in order from the stored cursor')
     assert.ok(seqs[firstB] <= seqs[firstB - 1] + 1, 'no gap at the takeover')
-    const [moved] = await b.store.query("SELECT seq FROM audit_sink_cursors WHERE name = 'siem'")
-    assert.equal(Number(moved.seq), size)
+    await until('the new driver saved its position', async () => (await stored()) === size)
   })
 
   it('retention runs on one replica at a time, keeps what a legal hold covers, appends audit.retention, and the log still verifies', async () => {
