@@ -4,9 +4,11 @@
 // witness), retention expires payloads while a legal hold placed with `hoop audit hold --config`
 // keeps one user's (from `hoop audit erase --config` too) until it is released, and the package
 // `hoop audit export` builds from the store verifies (`hoop audit verify --json`, with the witness
-// and the TSA's CA), naming every expiry and erasure. Database: hoop_audit_jobs_e2e_<pid>.
+// and the TSA's CA), naming the expiries. Then two replicas share a sink and the one driving it is
+// killed with kill -9: the other takes it over from the position in the store, losing no event.
+// Databases: hoop_audit_jobs_e2e_<pid>[_kill].
 import assert from 'node:assert/strict'
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {adminQuery} from '../conformance/backends.js'
 import {pgWriterConfig} from '../helpers/audit-gateway.js'
@@ -16,6 +18,14 @@ import {type LocalTsa, startLocalTsa} from '../integration/audit/_tsa.js'
 
 const DB = `hoop_audit_jobs_e2e_${process.pid}`
 const URL_ = `postgresql://postgres@127.0.0.1:5432/${DB}`
+const DB2 = `${DB}_kill`
+const URL2 = `postgresql://postgres@127.0.0.1:5432/${DB2}`
+
+/** The seqs of the event lines in a sink file (head lines carry none). */
+function sinkSeqs(file: string): number[] {
+  if (!existsSync(file)) return []
+  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as {seq?: number}).flatMap((l) => (l.seq ? [l.seq] : []))
+}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms
@@ -36,15 +46,20 @@ describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQ
   let tsa: LocalTsa
   let gw: GatewayProc | undefined
 
+  const more: GatewayProc[] = []
+
   before(async () => {
-    await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
-    await adminQuery(`CREATE DATABASE ${DB}`)
+    for (const name of [DB, DB2]) {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await adminQuery(`CREATE DATABASE ${name}`)
+    }
     tsa = await startLocalTsa()
   })
   after(async () => {
     await gw?.stop()
+    for (const g of more) await g.stop()
     await tsa?.close()
-    await adminQuery(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`)
+    for (const name of [DB, DB2]) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     dir.cleanup()
   })
 
@@ -102,8 +117,7 @@ describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQ
     // The sink has every event, in order, once its replica caught up.
     const [{size}] = await adminQuery<{size: string}>('SELECT max(seq) AS size FROM audit_events', URL_)
     const seqs = await until('the sink to catch up', async () => {
-      if (!existsSync(sinkFile)) return undefined
-      const s = readFileSync(sinkFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {seq?: number}).flatMap((l) => (l.seq ? [l.seq] : []))
+      const s = sinkSeqs(sinkFile)
       return s.length > 0 && s.at(-1)! >= Number(size) ? s : undefined
     })
     assert.deepEqual(seqs, Array.from({length: seqs.length}, (_, i) => i + 1), 'every event once, in order')
@@ -121,5 +135,45 @@ describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQ
     assert.equal(result.ok, true)
     assert.ok(result.anchors?.some((a) => a.result === 'consistent' && a.timestamped_at), JSON.stringify(result.anchors))
     assert.ok(result.notes.some((n) => /expired by retention/.test(n)), result.notes.join('\n'))
+  })
+
+  it('kill -9 of the replica driving the sink: the other replica takes it over from the stored position, and no event is lost', async () => {
+    const killSink = join(dir.path, 'kill-sink.jsonl')
+    const config = `store:\n  postgres:\n    url: {env: HOOP_STORE_URL}\n${pgWriterConfig(`{sinks: [{type: file, path: ${JSON.stringify(killSink)}}]}`)}`
+    const env2 = {HOOP_STORE_URL: URL2}
+    const cfg = join(dir.path, 'kill.yaml')
+    writeFileSync(cfg, config)
+    const made = await runHoop(['admin', 'service-accounts', 'create', 'loader', '--group', 'eng', '--config', cfg, '--json'], {env: env2})
+    assert.equal(made.code, 0, made.stderr)
+    const token = (JSON.parse(made.stdout) as {token: string}).token
+    const exec = async (g: GatewayProc, n: number) => {
+      const r = await runHoop(['exec', 'db', '-e', `SELECT ${n} AS n`, '--gateway', g.url], {env: {HOOP_TOKEN: token}})
+      assert.equal(r.code, 0, r.stderr)
+    }
+    for (const r of ['a', 'b']) mkdirSync(join(dir.path, r))
+    // A starts alone, so it holds the sink's lock; B joins and waits for it.
+    const a = await startGatewayProc(config, {dir: join(dir.path, 'a'), dataDir: join(dir.path, 'a', 'data'), env: env2})
+    more.push(a)
+    await exec(a, 1)
+    await until('A delivering', async () => (sinkSeqs(killSink).length > 0 ? true : undefined))
+    const b = await startGatewayProc(config, {dir: join(dir.path, 'b'), dataDir: join(dir.path, 'b', 'data'), env: env2})
+    more.push(b)
+    await exec(b, 2)
+    await exec(a, 3)
+    a.proc.child.kill('SIGKILL')
+    await a.proc.exited
+    await exec(b, 4)
+    const [{size}] = await adminQuery<{size: string}>('SELECT max(seq) AS size FROM audit_events', URL2)
+    const seqs = await until('B to take the sink over and catch up', async () => {
+      const s = sinkSeqs(killSink)
+      return s.at(-1) === Number(size) ? s : undefined
+    })
+    assert.deepEqual([...new Set(seqs)].sort((x, y) => x - y), Array.from({length: Number(size)}, (_, i) => i + 1), 'every event reached the sink')
+    // At least once, in order: a batch A delivered without saving its position may come again, never out of order.
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] === seqs[i - 1] + 1 || seqs[i] <= seqs[i - 1], `seq ${seqs[i]} after ${seqs[i - 1]}: no gap`)
+    await until("B's position in the store", async () => {
+      const [cursor] = await adminQuery<{seq: string}>(`SELECT seq FROM audit_sink_cursors WHERE name = 'file:${killSink}'`, URL2)
+      return Number(cursor?.seq) === Number(size) ? true : undefined
+    })
   })
 })
