@@ -233,11 +233,10 @@ export class AuditLog implements AuditWriter {
 
     const sinkStore = sqliteSinkStore(db)
     this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(sinkStore, s, logger, opts.sinkBackoff))
-    const witnessed = (): {file: string; size: number} | undefined => (witnessFile ? {file: witnessFile, size: this.witnessed} : undefined)
     if (opts.anchors?.timestamp) {
       this.stamper = new HeadStamper(opts.anchors.timestamp, {
         record: (head, tsa, token, genTime) => void this.insertAnchor.run(head.tree_size, head.root_hash, 'tsa', tsa, new Date().toISOString(), token, genTime),
-        witness: witnessed,
+        witness: () => (witnessFile ? {file: witnessFile, size: this.witnessed} : undefined),
         open: () => !this.writerClosed,
       }, logger)
     }

@@ -51,7 +51,6 @@ const DEFER_MS = 20
 /** Leaves read per query when the frontier is rebuilt on start (bounded memory). */
 const LEAF_PAGE = 10_000
 
-
 export interface PgAuditLogOptions {
   store: PostgresStore
   dataDir: string
@@ -71,8 +70,6 @@ export interface PgAuditLogOptions {
   /** Refuse (AUDIT_STORE_REFUSED) a store behind or forked from what was published; see log.ts. */
   vouch?: {acceptRollback?: boolean}
 }
-
-
 
 function checkpointFrom(r: Row): SignedTreeHead {
   return {v: 1, tree_size: Number(r.tree_size), root_hash: r.root_hash as string, head_hash: r.head_hash as string, timestamp: r.timestamp as string, key_fingerprint: r.key_fingerprint as string, signature: r.signature as string}
@@ -131,7 +128,6 @@ export class PgAuditLog implements AuditWriter {
           await this.store.query('INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at, token, gen_time) VALUES ($1, $2, $3, $4, $5, $6, $7)', [h.tree_size, h.root_hash, 'tsa', url, new Date().toISOString(), token, genTime])
         },
         witness: () => (opts.anchors?.witness ? {file: opts.anchors.witness, size: this.witnessed} : undefined),
-        open: () => true,
       }, logger)
     }
     const every = opts.checkpointEvery ?? {events: 10_000, ms: 60_000}

@@ -23,8 +23,8 @@ export interface StampSink {
   record(head: SignedTreeHead, tsa: string, token: Buffer, genTime: string): void | Promise<void>
   /** The witness file and the size of the newest head written there, if any. */
   witness(): {file: string; size: number} | undefined
-  /** False once the log is closed: a late token is dropped. */
-  open(): boolean
+  /** False once the log's writer is closed: a late token is dropped (the PostgreSQL log waits for it instead). */
+  open?(): boolean
 }
 
 export class HeadStamper {
@@ -57,7 +57,7 @@ export class HeadStamper {
       this.next = undefined
       try {
         const {token, info} = await requestTimestamp(this.tsa.url, headDigest(head), {timeoutMs: this.tsa.timeoutMs, trusted: this.tsa.trusted})
-        if (!this.sink.open()) return
+        if (this.sink.open?.() === false) return
         await this.sink.record(head, this.tsa.url, token, info.genTime)
         const w = this.sink.witness()
         if (w && w.size === head.tree_size) appendWitness(w.file, {tree_head: head, timestamp: {tsa: this.tsa.url, token: token.toString('base64'), gen_time: info.genTime}})
