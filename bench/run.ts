@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
 import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
-import {caseAuditAppendPg} from './lib/pg-audit-case.js'
+import {caseAuditAppendPg, caseAuditSinkPg} from './lib/pg-audit-case.js'
 import {caseCopy, caseManySessions, caseNewConnection, casePgbenchSelect, caseTpcb, selectRows} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
 import {type CaseResult, markdownTable, svgChart} from './lib/report.js'
@@ -142,6 +142,7 @@ async function main(): Promise<number> {
   }
   await run('audit-append', () => caseAuditAppend({events: s.auditEvents, sessions: 1000, rounds: s.auditRounds, log}))
   await run('audit-append-pg', () => caseAuditAppendPg({events: s.auditPgEvents, sessions: 1000, rounds: s.auditRounds, log}))
+  await run('audit-sink-pg', () => caseAuditSinkPg({events: s.auditPgEvents, sessions: 1000, rounds: s.auditRounds, log}))
   await run('audit-verify', () => caseAuditVerify({events: s.verifyEvents, log}))
   await run('masking', () => caseMasking({seconds: s.maskSeconds, log}))
 
