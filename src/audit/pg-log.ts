@@ -15,6 +15,13 @@
 // A failed transaction rejects every append of its batch with AUDIT_UNAVAILABLE (fail closed),
 // and the next batch tries again: the gateway keeps running and the store decides.
 //
+// A replica another took for dead (replicas.ts: its heartbeat stalled, and its open sessions were
+// ended in this log) must not add to those sessions afterwards. So once `fence` is set, each group
+// commit first takes a share lock on this replica's `replicas` row of the current incarnation:
+// the replica ending it holds that row FOR UPDATE while it ends the sessions and deletes it, so a
+// commit either lands before the ends, or finds no row and is refused (AUDIT_UNAVAILABLE). The row
+// is locked before the head, as the reaper does, so the two never wait on each other in a cycle.
+//
 // Heads this replica signs are appended to its own witness file (anchors.ts) and, when a
 // timestamp authority is configured, stamped in the background (stamper.ts, anchors kind 'tsa');
 // on start it refuses a store that is behind or forked from that file's last head, or from the
@@ -71,6 +78,22 @@ export interface PgAuditLogOptions {
   vouch?: {acceptRollback?: boolean}
 }
 
+/** This replica's row of one incarnation (replicas.ts): commits are refused once it is gone. */
+export interface ReplicaFence {
+  replica: string
+  /** started_at of the row, in microseconds since the epoch: a re-registered row is another one. */
+  epoch: string
+  /** Called once when a commit finds the row gone: the replica must end its live sessions. */
+  onFenced: () => void
+}
+
+/** started_at as whole microseconds: exact, unlike a JavaScript Date. */
+export const REPLICA_EPOCH = '(extract(epoch from started_at) * 1000000)::bigint::text'
+const FENCED = 'this replica was taken for dead by another (its heartbeat stalled) and its open sessions were ended in the audit log'
+/** The epoch of a fenced replica's row: matches no row, so every commit is refused until it registers again. */
+const FENCED_EPOCH = 'fenced'
+const LOCK_OWN_ROW = `SELECT 1 FROM replicas WHERE id = $1 AND ${REPLICA_EPOCH} = $2 FOR SHARE`
+
 function checkpointFrom(r: Row): SignedTreeHead {
   return {v: 1, tree_size: Number(r.tree_size), root_hash: r.root_hash as string, head_hash: r.head_hash as string, timestamp: r.timestamp as string, key_fingerprint: r.key_fingerprint as string, signature: r.signature as string}
 }
@@ -81,6 +104,13 @@ export class PgAuditLog implements AuditWriter {
   private running?: Promise<void>
   private deferTimer?: NodeJS.Timeout
   private closed = false
+  /** Why the last group commit failed, until one succeeds again (for /readyz). */
+  private failure?: HoopError
+  private fence?: ReplicaFence
+  /** Bumped whenever the fence changes: a session belongs to the incarnation it started in. */
+  private incarnation = 0
+  /** Open sessions started here under a fence, with their incarnation (bounded by open sessions). */
+  private readonly sessionIncarnation = new Map<string, number>()
   private readonly timers: NodeJS.Timeout[] = []
   /** The head at this writer's last commit: a cache for `size`/`rootHash`, never used to write. */
   private seen: {seq: number; root: string}
@@ -189,7 +219,7 @@ export class PgAuditLog implements AuditWriter {
   }
 
   get unavailable(): HoopError | undefined {
-    return this.closed ? new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed') : undefined
+    return this.closed ? new HoopError('AUDIT_UNAVAILABLE', 'audit log is closed') : this.failure
   }
 
   accepts(): boolean {
@@ -342,10 +372,18 @@ export class PgAuditLog implements AuditWriter {
     let settled: {rows: AppendedEvent[]; batch: Pending[]; bad: [Pending, Error][]; head: Head; signed?: SignedTreeHead} | undefined
     try {
       settled = await this.store.transaction(async (q) => {
+        await this.checkFence(q)
         const head = headFrom((await q(LOCK_HEAD))[0])
-        const {rows, ok, bad} = await insertEvents(q, head, taken.map((p) => p.event))
-        const batch = ok.map((i) => taken[i])
-        const refused = bad.map(([i, err]): [Pending, Error] => [taken[i], err])
+        // Events of a session this replica started before it was fenced are refused, not numbered.
+        const live: Pending[] = []
+        const refused: [Pending, Error][] = []
+        for (const p of taken) {
+          if (this.staleSession(p.event)) refused.push([p, new HoopError('AUDIT_UNAVAILABLE', `${FENCED}; the session is over`)])
+          else live.push(p)
+        }
+        const {rows, ok, bad} = await insertEvents(q, head, live.map((p) => p.event))
+        const batch = ok.map((i) => live[i])
+        for (const [i, err] of bad) refused.push([live[i], err])
         if (rows.length === 0) return {rows, batch, bad: refused, head}
         let signed: SignedTreeHead | undefined
         if (every > 0 && head.seq - head.checkpointSize >= every) signed = await this.signLocked(q, head)
@@ -353,16 +391,79 @@ export class PgAuditLog implements AuditWriter {
         return {rows, batch, bad: refused, head, signed}
       })
     } catch (err) {
-      const failed = new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${errorMessage(err)}); the statement is refused`)
-      this.logger.error('audit commit failed; refusing the statements in this batch', {events: taken.length, error: errorMessage(err)})
+      const failed = err instanceof HoopError && err.code === 'AUDIT_UNAVAILABLE' ? err : new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${errorMessage(err)}); the statement is refused`)
+      this.failure = failed
+      this.logger.error('audit commit failed; refusing the statements in this batch', {events: taken.length, error: failed.message})
       for (const p of taken) p.reject(failed)
       return
     }
+    this.failure = undefined
     for (const [p, err] of settled.bad) p.reject(err)
     for (let i = 0; i < settled.batch.length; i++) settled.batch[i].resolve(settled.rows[i])
     if (settled.rows.length > 0) this.seen = {seq: settled.head.seq, root: settled.head.frontier.root().toString('hex')}
     if (settled.signed) this.publish(settled.signed)
     for (const r of this.runners) r.kick()
+  }
+
+  /**
+   * From now on every commit needs this replica's row of this incarnation (header comment);
+   * undefined lifts the fence (a log with no replicas table, as in the conformance tests).
+   */
+  setFence(fence: ReplicaFence | undefined): void {
+    this.fence = fence
+    this.incarnation++
+    if (fence && this.failure?.message.startsWith(FENCED)) this.failure = undefined
+  }
+
+  /** Inside a commit: refuses it when this replica's row is gone (another ended its sessions). */
+  private async checkFence(q: (sql: string, args?: unknown[]) => Promise<Row[]>): Promise<void> {
+    const fence = this.fence
+    if (!fence) return
+    const [own] = await q(LOCK_OWN_ROW, [fence.replica, fence.epoch])
+    if (own) return
+    if (this.fence === fence && fence.epoch !== FENCED_EPOCH) {
+      this.fence = {...fence, epoch: FENCED_EPOCH}
+      this.incarnation++
+      fence.onFenced()
+    }
+    throw new HoopError('AUDIT_UNAVAILABLE', `${FENCED}; the statement is refused`)
+  }
+
+  /**
+   * Whether `e` belongs to a session this replica started before it was fenced: such a session
+   * was ended in the log by another replica, so nothing more of it may be recorded (a statement
+   * queued before the fence, its own session.end while it is being closed). Called inside a
+   * commit, after the fence was checked; sessions started elsewhere (ended here as a dead
+   * replica's) are not this replica's to judge.
+   */
+  private staleSession(e: AuditEvent): boolean {
+    if (!this.fence || !e.session) return false
+    if (e.kind === 'session.start') {
+      this.sessionIncarnation.set(e.session, this.incarnation)
+      return false
+    }
+    const started = this.sessionIncarnation.get(e.session)
+    if (e.kind === 'session.end') this.sessionIncarnation.delete(e.session)
+    return started !== undefined && started !== this.incarnation
+  }
+
+  /**
+   * For /readyz after a failed group commit: the same locks as a commit and a write of the head
+   * row that changes nothing. A success clears the failure, so a replica whose store recovered
+   * while no statement was running becomes ready again.
+   */
+  async probe(): Promise<void> {
+    if (!this.failure || this.closed) return
+    try {
+      await this.store.transaction(async (q) => {
+        await this.checkFence(q)
+        await q(LOCK_HEAD)
+        await q('UPDATE audit_head SET seq = seq WHERE id = 1')
+      })
+      this.failure = undefined
+    } catch (err) {
+      this.failure = err instanceof HoopError && err.code === 'AUDIT_UNAVAILABLE' ? err : new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${errorMessage(err)})`)
+    }
   }
 
   /** Signs the locked head with this replica's key and stores the checkpoint (the caller updates the head row). */

@@ -23,8 +23,10 @@ export interface AuditWriter {
   readonly size: number
   /** The Merkle root at `size`, hex. */
   readonly rootHash: string
-  /** Why every append is refused now, or undefined; for /readyz. */
+  /** Why appends are refused now (closed, or the last group commit failed), or undefined; for /readyz. */
   readonly unavailable: HoopError | undefined
+  /** After a failed commit: tries the store again without appending, so /readyz can recover. */
+  probe?(): Promise<void>
   /** Resolves once the event is durable; rejects with AUDIT_UNAVAILABLE otherwise (see AuditLog.append). */
   append(event: AuditEvent, opts?: {defer?: boolean; overlap?: boolean}): Promise<AppendedEvent>
   /** Whether a record placed now can be committed (the gate's hold mode asks before forwarding). */

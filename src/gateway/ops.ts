@@ -49,10 +49,15 @@ export async function handleOps(ctx: OpsContext, req: IncomingMessage, res: Serv
 
 /** Why this replica should get no traffic now, in a few words; undefined when it is ready. */
 async function notReady(ctx: OpsContext): Promise<string | undefined> {
-  if (ctx.audit.unavailable) return 'audit log refuses appends'
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('store did not answer in time'), READY_TIMEOUT_MS)))
   try {
+    // A failed group commit makes the replica unready until the store takes a write again.
+    if (ctx.audit.unavailable && ctx.audit.probe) {
+      const probed = await Promise.race([ctx.audit.probe().then(() => undefined), timeout])
+      if (probed) return probed
+    }
+    if (ctx.audit.unavailable) return 'audit log refuses appends'
     // The store's own error may name its host: the probe says only that it failed (the log has more).
     const ping = ctx.store.ping().then(
       () => undefined,

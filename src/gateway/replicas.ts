@@ -2,8 +2,11 @@
 // each replica keeps a row in `replicas` (migration 4) and beats it every few seconds; a replica
 // whose row stopped beating is dead, and the first live replica to notice ends the sessions it
 // left open, exactly once, then removes its row. The live rows are what `GET /v1/replicas` lists,
-// so agents can find every replica from any one of them. The SQLite store has one replica and no
+// so agents can find every replica from any one of them. A replica that finds its own row gone
+// (it stalled and was taken for dead) is fenced: the audit log refuses its commits (pg-log.ts), it
+// ends its live sessions, and registers again as a new incarnation. The SQLite store has one replica and no
 // table: nothing here runs there.
+import {REPLICA_EPOCH} from '../audit/pg-log.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import type {PostgresStore} from '../store/postgres.js'
@@ -29,6 +32,13 @@ export interface ReplicaOptions {
    * while this replica holds the dead row's lock, so no other replica runs it at the same time.
    */
   endSessionsOf: (id: string) => Promise<number>
+  /**
+   * This replica's row was gone at a beat: another ended its sessions in the log. Resolves once
+   * its live sessions are ended; the replica then registers again (`onRegistered`).
+   */
+  onFenced?: () => Promise<void>
+  /** Each registration's incarnation (the row's started_at in microseconds), for the audit fence. */
+  onRegistered?: (epoch: string) => void
 }
 
 export class ReplicaHeartbeat {
@@ -36,6 +46,8 @@ export class ReplicaHeartbeat {
   private beating = false
   private sweeping = false
   private stopped = false
+  private epoch = ''
+  private refencing?: Promise<void>
   readonly intervalMs: number
 
   private constructor(private readonly opts: ReplicaOptions) {
@@ -60,11 +72,32 @@ export class ReplicaHeartbeat {
   }
 
   private async upsert(): Promise<void> {
-    await this.opts.store.query(
-      `INSERT INTO replicas (id, url, started_at, heartbeat_at, heartbeat_ms) VALUES ($1, $2, now(), now(), $3)
-       ON CONFLICT (id) DO UPDATE SET url = $2, started_at = now(), heartbeat_at = now(), heartbeat_ms = $3`,
+    // clock_timestamp(), not now(): two registrations in one transaction would share an epoch.
+    const [row] = await this.opts.store.query(
+      `INSERT INTO replicas (id, url, started_at, heartbeat_at, heartbeat_ms) VALUES ($1, $2, clock_timestamp(), now(), $3)
+       ON CONFLICT (id) DO UPDATE SET url = $2, started_at = clock_timestamp(), heartbeat_at = now(), heartbeat_ms = $3
+       RETURNING ${REPLICA_EPOCH} AS epoch`,
       [this.opts.id, this.opts.url, this.intervalMs],
     )
+    this.epoch = row.epoch as string
+    this.opts.onRegistered?.(this.epoch)
+  }
+
+  /**
+   * Another replica took this one for dead (seen by a beat or by the audit log's fence): end the
+   * live sessions, then register as a new incarnation. Concurrent callers share one run.
+   */
+  refence(): Promise<void> {
+    this.refencing ??= (async () => {
+      this.opts.logger.error('this replica was taken for dead by another (its heartbeat stalled); its sessions open then were ended in the audit log, so they are closed here too', {replica: this.opts.id})
+      try {
+        await this.opts.onFenced?.()
+        if (!this.stopped) await this.upsert()
+      } finally {
+        this.refencing = undefined
+      }
+    })()
+    return this.refencing
   }
 
   /**
@@ -75,13 +108,11 @@ export class ReplicaHeartbeat {
     if (this.beating || this.stopped) return
     this.beating = true
     try {
-      const rows = await this.opts.store.query('UPDATE replicas SET heartbeat_at = now(), url = $2 WHERE id = $1 RETURNING id', [this.opts.id, this.opts.url])
-      if (rows.length === 0) {
-        // Another replica found this one silent for too long (a stall, a cut from the store) and
-        // ended its open sessions in the log. Register again so that agents keep finding it.
-        this.opts.logger.error('this replica was taken for dead by another (its heartbeat stalled); its sessions open then were ended in the audit log', {replica: this.opts.id})
-        await this.upsert()
-      }
+      const rows = await this.opts.store.query(`UPDATE replicas SET heartbeat_at = now(), url = $2 WHERE id = $1 AND ${REPLICA_EPOCH} = $3 RETURNING id`, [this.opts.id, this.opts.url, this.epoch])
+      // Another replica found this one silent for too long (a stall, a cut from the store) and
+      // ended its open sessions in the log: end them here too, and register again so that agents
+      // keep finding this replica.
+      if (rows.length === 0) await this.refence()
     } catch (err) {
       this.opts.logger.warn('replica heartbeat failed', {error: errorMessage(err)})
       return

@@ -21,7 +21,7 @@ import type {Identity} from '../identity/types.js'
 import {MAX_FRAME_SIZE} from '../relay/frame.js'
 import {Mux} from '../relay/mux.js'
 import {type GatewayConfig, parseHostPort, readSecret, type StoreConfig} from '../shared/config.js'
-import {HoopError, asHoopError, errorMessage} from '../shared/errors.js'
+import {type ErrorCode, HoopError, asHoopError, errorMessage} from '../shared/errors.js'
 import {bearerFrom, sendError} from '../shared/http.js'
 import type {Logger} from '../shared/log.js'
 import {RELAY_PATHS} from '../shared/routes.js'
@@ -238,6 +238,9 @@ export class Gateway {
     let metricsToken: string | undefined
     let notifier: Notifier
     let heartbeat: ReplicaHeartbeat | undefined
+    const late: {gw?: Gateway} = {} // made below, once the audit log and the replica row exist
+    // Taken for dead by another replica (replicas.ts): the sessions it ended must not go on here.
+    const fenced = async (): Promise<void> => late.gw?.endClientLinks('AUDIT_UNAVAILABLE', 'this gateway replica was taken for dead by another (it stalled) and your session was ended; connect again')
     try {
       // Read now: a token that cannot be read stops the start rather than every scrape.
       metricsToken = opts.config.metrics.token && readSecret(opts.config.metrics.token)
@@ -263,6 +266,8 @@ export class Gateway {
           intervalMs: opts.heartbeatMs,
           logger: opts.logger.child({component: 'replicas'}),
           endSessionsOf: (id) => closeUnendedSessions(store, local.db, log, opts.logger.child({component: 'audit'}), id),
+          onFenced: () => fenced(),
+          onRegistered: (epoch) => log.setFence({replica: log.fingerprint(), epoch, onFenced: () => void heartbeat?.refence()}),
         })
       }
       if (heartbeat && unroutable(opts.replicaUrl ?? url)) opts.logger.warn('this replica listens on every interface and has no --replica-url: agents cannot discover it through GET /v1/replicas', {url})
@@ -293,6 +298,7 @@ export class Gateway {
     })
     const wss = new WebSocketServer({noServer: true, maxPayload: MAX_FRAME_SIZE, perMessageDeflate: false, clientTracking: false})
     const gw = new Gateway(opts, server, wss, store, local, audit, approvals, agents, identity, url, metrics, signals)
+    late.gw = gw
     signals.on('signal', (signal: Signal, from?: string) => gw.onSignal(signal, from))
     signals.on('resync', () => gw.resync())
     server.on('request', (req, res) => void gw.onRequest(req, res))
@@ -440,6 +446,14 @@ export class Gateway {
         throw new Error(`unknown signal ${JSON.stringify(never)}`)
       }
     }
+  }
+
+  /** Ends every client link (and so its sessions) and waits, up to 2 s, until they are closed. */
+  async endClientLinks(code: ErrorCode, message: string): Promise<void> {
+    const links = [...this.clientLinks.keys()]
+    const closed = Promise.all(links.map((mux) => new Promise<void>((resolve) => mux.once('close', () => resolve()))))
+    for (const mux of links) mux.goAway(code, message)
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())])
   }
 
   /** Notifications were lost while the listener was away: re-read what they would have said. */

@@ -10,7 +10,7 @@ import {createServer, connect, type Server, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {events, type AppendedEvent} from '../../src/audit/index.js'
 import {publicKeyFromPem, verifyTreeHead, type SignedTreeHead} from '../../src/audit/keys.js'
-import {PgAuditLog} from '../../src/audit/pg-log.js'
+import {PgAuditLog, REPLICA_EPOCH} from '../../src/audit/pg-log.js'
 import {withAuditSnapshot} from '../../src/audit/pg-snapshot.js'
 import {verifyLive} from '../../src/audit/verify.js'
 import {HoopError} from '../../src/shared/errors.js'
@@ -144,7 +144,14 @@ describe('one audit log on PostgreSQL across replicas', () => {
     }
     const [{n}] = await adminQuery<{n: number}>('SELECT count(*)::int AS n FROM audit_events', urlOf(db))
     assert.equal(n, 10, 'nothing refused was stored')
+    // /readyz: unavailable while the store is gone, even with no statement trying; a probe clears it once it is back.
+    assert.equal(r.log.unavailable?.code, 'AUDIT_UNAVAILABLE')
+    await r.log.probe()
+    assert.ok(r.log.unavailable, 'a probe against the cut store keeps the log unavailable')
     await proxy.start()
+    await r.log.probe()
+    assert.equal(r.log.unavailable, undefined, 'the probe found the store writable again')
+    assert.equal((await adminQuery<{n: number}>('SELECT count(*)::int AS n FROM audit_events', urlOf(db)))[0].n, 10, 'the probe wrote no event')
     const back = await r.log.append(policyEvent('p', 200))
     assert.equal(back.seq, 11, 'the chain continues right after the last committed event')
     const result = await withAuditSnapshot(r.store, {}, (snap) => verifyLive(snap))
@@ -154,6 +161,45 @@ describe('one audit log on PostgreSQL across replicas', () => {
     // The log must close without throwing while the store is gone (its final checkpoint fails and is logged).
     await r.log.close()
     await closeAll()
+  })
+
+  it('a fenced replica (its row ended by another) records nothing more of the sessions it had open, and goes on as a new incarnation', async () => {
+    const r = await open()
+    const register = async () =>
+      (await r.store.query(
+        `INSERT INTO replicas (id, url, started_at, heartbeat_at, heartbeat_ms) VALUES ('r1', 'http://r1', clock_timestamp(), now(), 300)
+         ON CONFLICT (id) DO UPDATE SET started_at = clock_timestamp() RETURNING ${REPLICA_EPOCH} AS epoch`,
+      ))[0].epoch as string
+    let fenced = 0
+    r.log.setFence({replica: 'r1', epoch: await register(), onFenced: () => fenced++})
+    const at = (kind: 'session.start' | 'statement' | 'session.end', session: string) => ({kind, session, time: new Date().toISOString(), data: {}})
+    await r.log.append(at('session.start', 'old'))
+    await r.log.append(at('statement', 'old'))
+    // Another replica took r1 for dead: it ended r1's sessions and deleted its row (replicas.ts).
+    await r.store.query("DELETE FROM replicas WHERE id = 'r1'")
+    const refused = await Promise.allSettled([r.log.append(at('statement', 'old')), r.log.append(policyEvent('p', 1))])
+    for (const s of refused) {
+      assert.equal(s.status, 'rejected')
+      assert.match(((s as PromiseRejectedResult).reason as HoopError).message, /taken for dead/)
+    }
+    assert.equal(fenced, 1, 'the replica was told once')
+    await r.log.probe()
+    assert.match(r.log.unavailable?.message ?? '', /taken for dead/, 'and /readyz says so')
+
+    // Registered again: the old session's stragglers stay refused; new sessions and other events are recorded.
+    r.log.setFence({replica: 'r1', epoch: await register(), onFenced: () => fenced++})
+    await assert.rejects(r.log.append(at('statement', 'old')), /the session is over/)
+    await assert.rejects(r.log.append(at('session.end', 'old')), /the session is over/)
+    await r.log.append(at('session.start', 'new'))
+    await r.log.append(at('statement', 'new'))
+    await r.log.append(policyEvent('p', 2))
+    const kinds = await adminQuery<{kind: string; session: string | null}>('SELECT kind, session FROM audit_events ORDER BY seq', urlOf(db))
+    assert.deepEqual(
+      kinds.map((k) => `${k.kind}:${k.session ?? '-'}`),
+      ['session.start:old', 'statement:old', 'session.start:new', 'statement:new', 'policy.reload:-'],
+    )
+    assert.equal(r.log.unavailable, undefined)
+    assert.equal(fenced, 1)
   })
 })
 

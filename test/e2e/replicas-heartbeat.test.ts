@@ -52,6 +52,19 @@ describe('replica heartbeats on one PostgreSQL store (built CLI)', function () {
     gws.push(gw)
     return gw
   }
+  /** An agent linked to `gw` only, and a node-postgres session through `hoop connect` to it. */
+  const sessionThrough = async (gw: GatewayProc) => {
+    const agent = spawnHoop(['agent', '--gateway', gw.url], {env: {HOOP_AGENT_TOKEN: tokens.agent}})
+    procs.push(agent)
+    await agent.waitFor(linkedTo(gw.url))
+    const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: tokens.dev}})
+    procs.push(conn)
+    const port = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
+    const client = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
+    client.on('error', () => undefined)
+    await client.connect()
+    return {agent, conn, client}
+  }
   const replicaRows = async () => (await adminQuery<{url: string}>('SELECT url FROM replicas ORDER BY url', STORE_URL)).map((r) => r.url)
 
   before(async () => {
@@ -86,15 +99,7 @@ describe('replica heartbeats on one PostgreSQL store (built CLI)', function () {
 
   it('kill -9 of a replica holding an open session: a survivor ends the session and removes the dead row', async () => {
     const d = await startReplica('d')
-    const agent = spawnHoop(['agent', '--gateway', d.url], {env: {HOOP_AGENT_TOKEN: tokens.agent}})
-    procs.push(agent)
-    await agent.waitFor(linkedTo(d.url))
-    const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', d.url], {env: {HOOP_TOKEN: tokens.dev}})
-    procs.push(conn)
-    const port = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port
-    const client = new pg.Client({host: '127.0.0.1', port, user: 'postgres', database: 'test'})
-    client.on('error', () => undefined)
-    await client.connect()
+    const {agent, conn, client} = await sessionThrough(d)
     assert.equal((await client.query("SELECT 'on' || 'D' AS v")).rows[0].v, 'onD')
     const [open] = await adminQuery<{id: string}>('SELECT id FROM sessions WHERE ended_at IS NULL', STORE_URL)
     assert.ok(open, 'the session is open in the store')
@@ -124,6 +129,50 @@ describe('replica heartbeats on one PostgreSQL store (built CLI)', function () {
     await client.end().catch(() => undefined)
     await conn.stop()
     await agent.stop()
+  })
+
+  it('a replica paused past its beats is fenced: the statement sent during the pause gets no result, its session is closed, and it serves new sessions', async () => {
+    const f = await startReplica('f')
+    const {agent, conn, client} = await sessionThrough(f)
+    assert.equal((await client.query("SELECT 'before' || 'pause' AS v")).rows[0].v, 'beforepause')
+    const [open] = await adminQuery<{id: string}>(`SELECT s.id FROM sessions s JOIN audit_recordings r ON r.session_id = s.id WHERE s.ended_at IS NULL AND r.replica = (SELECT id FROM replicas WHERE url = '${f.url}')`, STORE_URL)
+    assert.ok(open, 'the session is open in the store, recorded by f')
+
+    let during: Promise<{rows: {v: string}[]} | {error: string}> | undefined
+    f.proc.child.kill('SIGSTOP')
+    try {
+      await eventually('the paused replica\'s session ended by another', 30_000, async () => {
+        const [s] = await adminQuery<{ended_at: Date | null}>(`SELECT ended_at FROM sessions WHERE id = '${open.id}'`, STORE_URL)
+        return s.ended_at ? true : undefined
+      })
+    } finally {
+      // Sent while f is stopped: it waits in f's socket buffer and is read when f resumes.
+      during = client.query("SELECT 'after' || 'pause' AS v").then(
+        (r) => ({rows: r.rows as {v: string}[]}),
+        (err: Error) => ({error: err.message}),
+      )
+      f.proc.child.kill('SIGCONT')
+    }
+    const outcome = await during!
+    assert.ok(!('rows' in outcome), `no result may reach the client of a session ended in the log: ${JSON.stringify(outcome)}`)
+    const [end] = await adminQuery<{seq: string}>(`SELECT seq FROM audit_events WHERE session = '${open.id}' AND kind = 'session.end'`, STORE_URL)
+    const later = await adminQuery<{kind: string}>(`SELECT kind FROM audit_events WHERE session = '${open.id}' AND seq > ${end.seq}`, STORE_URL)
+    assert.deepEqual(later, [], 'nothing of that session is recorded after its end')
+    await client.end().catch(() => undefined)
+
+    // Fenced, the replica registered again: it beats, and a new session through it works.
+    await eventually('f registered again', 10_000, async () => ((await replicaRows()).includes(f.url) ? true : undefined))
+    const again = await eventually('a new session through f', 30_000, async () => {
+      const r = await runHoop(['exec', 'pg', '--gateway', f.url, '-e', "SELECT 'fresh' || 'F' AS v"], {env: {HOOP_TOKEN: tokens.dev}})
+      return r.code === 0 ? r : undefined
+    })
+    assert.match(again.stdout, /freshF/)
+    const live = await runHoop(['audit', 'verify', '--live', '--gateway', f.url, '--json'], {env: {HOOP_TOKEN: tokens.admin}})
+    assert.equal(live.code, 0, live.stdout + live.stderr)
+    await conn.stop()
+    await agent.stop()
+    await f.stop()
+    gws.splice(gws.indexOf(f), 1)
   })
 
   it('an agent given only A discovers B and C through GET /v1/replicas, serves a session through C, and drops a replica gone for the grace period', async () => {
