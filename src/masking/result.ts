@@ -3,7 +3,7 @@
 // (no copy); changed rows are rebuilt with correct lengths.
 // https://www.postgresql.org/docs/current/protocol-message-formats.html (DataRow, CopyData)
 // https://www.postgresql.org/docs/current/sql-copy.html (file formats)
-import {maskValue, mightContainPii} from './detectors.js'
+import {candidates, entityBits, maskCandidates, maskValue} from './detectors.js'
 import {addCount, type MaskCounts, type MaskEntity} from './types.js'
 import {maskWholeRow, type RowShape} from './whole-row.js'
 
@@ -34,6 +34,8 @@ const UTF8 = new TextDecoder('utf-8', {fatal: true})
 /** Masks DataRow messages of one result set. */
 export class RowMasker {
   private readonly entities: ReadonlySet<MaskEntity>
+  /** `candidates` bits of the entities' detectors. */
+  private readonly want: number
   private readonly detect: boolean
   readonly active: boolean
 
@@ -43,6 +45,7 @@ export class RowMasker {
     private readonly counts: MaskCounts,
   ) {
     this.entities = new Set(entities)
+    this.want = entityBits(this.entities)
     this.detect = this.entities.size > 0
     this.active = this.detect || columns.some((c) => c.maskKey)
   }
@@ -88,8 +91,9 @@ export class RowMasker {
       const binary = col.format === 1
       if (binary ? !(TEXT_TYPES.has(col.typeOid) || col.typeOid === JSON_TYPE || col.typeOid === JSONB_TYPE) : NO_DETECT_TYPES.has(col.typeOid)) continue
       const textStart = binary && col.typeOid === JSONB_TYPE ? start + 1 : start
-      if (!mightContainPii(msg, textStart, cellEnd)) continue
-      const found = maskValue(msg.toString('utf8', textStart, cellEnd), this.entities)
+      const bits = candidates(msg, textStart, cellEnd) & this.want
+      if (bits === 0) continue
+      const found = maskCandidates(msg.toString('utf8', textStart, cellEnd), bits)
       if (!found) continue
       for (const [entity, count] of Object.entries(found.found)) addCount(this.counts, `entity:${entity}`, count)
       const prefix = textStart > start ? msg.subarray(start, textStart) : undefined
@@ -163,10 +167,12 @@ const BINARY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 /** Masks the rows of COPY ... TO STDOUT, one CopyData payload at a time (PostgreSQL sends whole rows). */
 export class CopyMasker {
   private readonly entities: ReadonlySet<MaskEntity>
+  private readonly want: number
   readonly active: boolean
 
   constructor(private readonly o: CopyMaskOptions) {
     this.entities = new Set(o.entities)
+    this.want = entityBits(this.entities)
     this.active = this.entities.size > 0 || o.maskKeys.some(Boolean)
   }
 
@@ -237,8 +243,9 @@ export class CopyMasker {
         if (len >= 0 && key) {
           nullIt = true
           addCount(this.o.counts, key)
-        } else if (len >= 0 && this.entities.size && mightContainPii(payload, off + 4, end)) {
-          const found = maskValue(payload.toString('utf8', off + 4, end), this.entities)
+        } else if (len >= 0 && this.want !== 0) {
+          const bits = candidates(payload, off + 4, end) & this.want
+          const found = bits === 0 ? undefined : maskCandidates(payload.toString('utf8', off + 4, end), bits)
           if (found) {
             nullIt = true
             for (const [entity, count] of Object.entries(found.found)) addCount(this.o.counts, `entity:${entity}`, count)
