@@ -126,6 +126,16 @@ export function entityBits(entities: ReadonlySet<MaskEntity>): number {
 const isDigit = (c: number): boolean => c >= 48 && c <= 57
 const isUpper = (c: number): boolean => c >= 65 && c <= 90
 
+// What a byte can be to the scan: most bytes of most values are PLAIN (they only end a run).
+const PLAIN = 0
+const DIGIT = 1
+const SEPARATOR = 2 // ' ' and '-': may join the digits of a card
+const STARTER = 3 // '@', '_', 'A', 'e', 'g', 'x': may belong to an email, a JWT or a key prefix
+const BYTE_CLASS = new Uint8Array(256)
+for (let c = 48; c <= 57; c++) BYTE_CLASS[c] = DIGIT
+BYTE_CLASS[32] = BYTE_CLASS[45] = SEPARATOR
+for (const ch of '@_Aegx') BYTE_CLASS[ch.charCodeAt(0)] = STARTER
+
 /**
  * Which detectors can match this value (UTF-8 bytes `buf[start, end)`): one bit per detector
  * whose necessary shape occurs; 0 when none can. A shape is a run of ASCII bytes, and the
@@ -134,9 +144,9 @@ const isUpper = (c: number): boolean => c >= 65 && c <= 90
  * as it breaks a match.
  *
  * The bits hold for every detector in turn although earlier detectors rewrite the text before
- * later ones run: no replacement contains a digit, an uppercase letter, '@', '+', '(', or a
- * separator next to a digit, and the length-preserving ones (card, phone, IBAN) only turn
- * characters into '*', so a later detector's shape in the rewritten text was in the original.
+ * later ones run: no replacement contains a digit, an uppercase letter, '@', '+', or a separator
+ * next to a digit, and the length-preserving ones (card, phone, IBAN) only turn characters into
+ * '*', so a later detector's shape in the rewritten text was in the original.
  */
 export function candidates(buf: Uint8Array, start: number, end: number): number {
   // The shortest value any detector masks is an email: "a@b.cd".
@@ -149,7 +159,13 @@ export function candidates(buf: Uint8Array, start: number, end: number): number 
   let sep = false
   for (let i = start; i < end; i++) {
     const c = buf[i]
-    if (isDigit(c)) {
+    const kind = BYTE_CLASS[c]
+    if (kind === PLAIN) {
+      prevDigit = sep = false
+      run = 0
+      continue
+    }
+    if (kind === DIGIT) {
       digits++
       run = prevDigit || sep ? run + 1 : 1
       if (run >= 13) bits |= CARD
@@ -167,12 +183,13 @@ export function candidates(buf: Uint8Array, start: number, end: number): number 
       prevDigit = true
       continue
     }
-    if ((c === 32 || c === 45) && prevDigit) sep = true
+    if (kind === SEPARATOR && prevDigit) sep = true
     else {
       run = 0
       sep = false
     }
     prevDigit = false
+    if (kind === SEPARATOR) continue
     if (c === 64 /* @ */) bits |= EMAIL
     else if (c === 95 /* _ */) {
       // sk_ pk_ rk_, gh[pousr]_, github_
@@ -180,8 +197,9 @@ export function candidates(buf: Uint8Array, start: number, end: number): number 
       if (p === 107 || p === 112 || p === 111 || p === 117 || p === 115 || p === 114 || p === 98) bits |= API_KEY
     } else if (i + 1 < end) {
       const n = buf[i + 1]
-      if (c === 65 /* A */ && (n === 75 || n === 83 || n === 73)) bits |= API_KEY // AKIA, ASIA, AIza
-      else if (i + 2 < end) {
+      if (c === 65 /* A */) {
+        if (n === 75 || n === 83 || n === 73) bits |= API_KEY // AKIA, ASIA, AIza
+      } else if (i + 2 < end) {
         const n2 = buf[i + 2]
         if (c === 101 && n === 121 && n2 === 74) bits |= JWT // eyJ
         else if ((c === 120 && n === 111 && n2 === 120) || (c === 103 && n === 108 && n2 === 112)) bits |= API_KEY // xox, glp(at-)
