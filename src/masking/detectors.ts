@@ -227,11 +227,23 @@ export interface Detection {
  * can forward the original bytes untouched).
  */
 export function maskValue(text: string, entities: ReadonlySet<MaskEntity>): Detection | undefined {
+  // Shorter than the shortest match ("a@b.cd"): nothing to encode or scan.
+  if (text.length < 6) return undefined
   const want = entityBits(entities)
   if (want === 0) return undefined
+  // Values up to SCRATCH_CHARS are encoded into one reused buffer (a new Buffer per COPY field
+  // or JSON string cost more than the scan); a UTF-16 unit is at most 3 UTF-8 bytes, so the
+  // write is never cut short.
+  if (text.length <= SCRATCH_CHARS) {
+    const n = scratch.write(text, 'utf8')
+    return maskCandidates(text, candidates(scratch, 0, n) & want)
+  }
   const bytes = Buffer.from(text, 'utf8')
   return maskCandidates(text, candidates(bytes, 0, bytes.length) & want)
 }
+
+const SCRATCH_CHARS = 4096
+const scratch = Buffer.allocUnsafe(SCRATCH_CHARS * 3)
 
 /**
  * `maskValue` with the detectors to run already chosen: `bits` from `candidates` over this

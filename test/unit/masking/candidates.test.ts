@@ -127,6 +127,17 @@ describe('detector prefilter (candidates)', () => {
     assert.equal(oracle('call +49 1234 5 now'), undefined)
   })
 
+  it('long values, around the 4,096-character scratch buffer: the end of the value is scanned', () => {
+    // 3-byte characters fill the scratch buffer's worst case; an email at the very end must be seen.
+    for (const fill of [4089, 4090, 4091, 4096, 4097, 4100, 4200, 20_000]) {
+      const text = '中'.repeat(fill) + 'a@b.io'
+      assert.equal(maskValue(text, new Set(['email']))?.text, '中'.repeat(fill) + '****@****', `${fill}`)
+      assert.equal(maskValue('x'.repeat(fill) + ' 4111 1111 1111 1111', new Set(['card']))?.found.card, 1, `${fill}`)
+    }
+    // A short value after a long one reads none of the long one's bytes.
+    assert.equal(maskValue('hello world', new Set(ALL_ENTITIES)), undefined)
+  })
+
   it('reads only the bytes of its cell', () => {
     // A shape that only completes with the neighbouring bytes is not this cell's.
     const card = entityBits(new Set(['card']))
