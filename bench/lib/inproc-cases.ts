@@ -134,6 +134,19 @@ function dataRow(cells: (string | null)[]): Buffer {
   return out
 }
 
+/** The cells of row `i` of the masking case: id, name, email, phone, card, ssn, note. */
+export function customerCells(i: number): string[] {
+  return [
+    String(i),
+    `Customer ${i}`,
+    `user${i}@example.com`,
+    `+1 415 555 ${String(i % 10000).padStart(4, '0')}`,
+    '4111 1111 1111 1111',
+    `${String(i % 1000).padStart(3, '0')}-12-3456`,
+    i % 20 === 0 ? `call back on +1 415 555 2671 or mail ops${i}@example.org` : `order ${i} shipped on time, invoice ${i * 31} paid`,
+  ]
+}
+
 /**
  * Rows shaped like the `customers` table (id, name, email, phone, card, ssn, note) with the
  * policy's column masks on email/phone/card/ssn plus every entity detector on the other text
@@ -150,17 +163,7 @@ export async function caseMasking(o: {seconds: number; log: (s: string) => void}
     {...text, maskKey: 'column:public.customers.ssn'},
     text,
   ]
-  const rows = Array.from({length: 5000}, (_, i) =>
-    dataRow([
-      String(i),
-      `Customer ${i}`,
-      `user${i}@example.com`,
-      `+1 415 555 ${String(i % 10000).padStart(4, '0')}`,
-      '4111 1111 1111 1111',
-      `${String(i % 1000).padStart(3, '0')}-12-3456`,
-      i % 20 === 0 ? `call back on +1 415 555 2671 or mail ops${i}@example.org` : `order ${i} shipped on time, invoice ${i * 31} paid`,
-    ]),
-  )
+  const rows = Array.from({length: 5000}, (_, i) => dataRow(customerCells(i)))
   const bytes = rows.reduce((s, r) => s + r.length, 0)
   const rates: number[] = []
   const counts: MaskCounts = {}

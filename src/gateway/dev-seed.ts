@@ -73,7 +73,7 @@ interface DemoOrder {
 }
 
 /** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same demo data everywhere. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

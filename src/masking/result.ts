@@ -3,7 +3,7 @@
 // (no copy); changed rows are rebuilt with correct lengths.
 // https://www.postgresql.org/docs/current/protocol-message-formats.html (DataRow, CopyData)
 // https://www.postgresql.org/docs/current/sql-copy.html (file formats)
-import {maskValue, mightContainPii} from './detectors.js'
+import {candidates, entityBits, maskCandidates, maskValue} from './detectors.js'
 import {addCount, type MaskCounts, type MaskEntity} from './types.js'
 import {maskWholeRow, type RowShape} from './whole-row.js'
 
@@ -34,8 +34,19 @@ const UTF8 = new TextDecoder('utf-8', {fatal: true})
 /** Masks DataRow messages of one result set. */
 export class RowMasker {
   private readonly entities: ReadonlySet<MaskEntity>
+  /** `candidates` bits of the entities' detectors. */
+  private readonly want: number
   private readonly detect: boolean
   readonly active: boolean
+  // Per column, decided once per result set rather than per cell: the replacement of a masked
+  // column, and where the detectors read a cell (SKIP: a type that cannot hold an entity).
+  private readonly replacement: (Buffer | null)[]
+  private readonly scanFrom: Int8Array
+  // The current row's edits, reused from row to row (maskDataRow is synchronous): the offset of
+  // the cell's length word, the cell's end and its new bytes (null: NULL).
+  private readonly editAt: number[] = []
+  private readonly editEnd: number[] = []
+  private readonly editValue: (Buffer | null)[] = []
 
   constructor(
     private readonly columns: ColumnInfo[],
@@ -43,8 +54,11 @@ export class RowMasker {
     private readonly counts: MaskCounts,
   ) {
     this.entities = new Set(entities)
+    this.want = entityBits(this.entities)
     this.detect = this.entities.size > 0
     this.active = this.detect || columns.some((c) => c.maskKey)
+    this.replacement = columns.map((c) => (c.maskKey ? maskedCell(c) : null))
+    this.scanFrom = Int8Array.from(columns, scanOffset)
   }
 
   /**
@@ -57,17 +71,17 @@ export class RowMasker {
     if (end < 7) return msg
     const n = msg.readInt16BE(5)
     let off = 7
-    let edits: {start: number; end: number; value: Buffer | null}[] | undefined
+    let edits = 0
     for (let i = 0; i < n; i++) {
       if (off + 4 > end) return nullRow(n)
-      const len = msg.readInt32BE(off)
+      const len = readInt32(msg, off)
       const start = off + 4
       const cellEnd = len < 0 ? start : start + len
       if (cellEnd > end) return nullRow(n)
       off = cellEnd
       if (len < 0) continue
-      const col = this.columns[i] ?? {typeOid: 0, format: 0}
-      if (col.row) {
+      const col = this.columns[i]
+      if (col?.row) {
         const r = wholeRowCell(msg, start, cellEnd, col.row)
         if (r) {
           // The known shape held: only its masked fields changed; detectors still run over the rest.
@@ -75,30 +89,93 @@ export class RowMasker {
           const found = this.detect ? maskValue(r.text, this.entities) : undefined
           for (const [entity, count] of Object.entries(found?.found ?? {})) addCount(this.counts, `entity:${entity}`, count)
           const text = found?.text ?? (r.maskedKeys.length ? r.text : undefined)
-          if (text !== undefined) (edits ??= []).push({start: start - 4, end: cellEnd, value: Buffer.from(text, 'utf8')})
+          if (text !== undefined) edits = this.edit(edits, start - 4, cellEnd, Buffer.from(text, 'utf8'))
           continue
         }
       }
-      if (col.maskKey) {
-        ;(edits ??= []).push({start: start - 4, end: cellEnd, value: maskedCell(col)})
+      if (col?.maskKey) {
+        edits = this.edit(edits, start - 4, cellEnd, this.replacement[i])
         addCount(this.counts, col.maskKey)
         continue
       }
       if (!this.detect) continue
-      const binary = col.format === 1
-      if (binary ? !(TEXT_TYPES.has(col.typeOid) || col.typeOid === JSON_TYPE || col.typeOid === JSONB_TYPE) : NO_DETECT_TYPES.has(col.typeOid)) continue
-      const textStart = binary && col.typeOid === JSONB_TYPE ? start + 1 : start
-      if (!mightContainPii(msg, textStart, cellEnd)) continue
-      const found = maskValue(msg.toString('utf8', textStart, cellEnd), this.entities)
+      // A column beyond the RowDescription's count is read as text (type 0).
+      const from = i < this.scanFrom.length ? this.scanFrom[i] : 0
+      if (from === SKIP) continue
+      const textStart = start + from
+      const bits = candidates(msg, textStart, cellEnd) & this.want
+      if (bits === 0) continue
+      const found = maskCandidates(msg.toString('utf8', textStart, cellEnd), bits)
       if (!found) continue
       for (const [entity, count] of Object.entries(found.found)) addCount(this.counts, `entity:${entity}`, count)
       const prefix = textStart > start ? msg.subarray(start, textStart) : undefined
       const body = Buffer.from(found.text, 'utf8')
-      ;(edits ??= []).push({start: start - 4, end: cellEnd, value: prefix ? Buffer.concat([prefix, body]) : body})
+      edits = this.edit(edits, start - 4, cellEnd, prefix ? Buffer.concat([prefix, body]) : body)
     }
-    if (!edits) return msg
-    return rebuild(msg, edits)
+    if (edits === 0) return msg
+    return this.rebuild(msg, edits)
   }
+
+  private edit(k: number, at: number, end: number, value: Buffer | null): number {
+    this.editAt[k] = at
+    this.editEnd[k] = end
+    this.editValue[k] = value
+    return k + 1
+  }
+
+  /** A copy of `msg` with its first `edits` edits applied and its length word set. */
+  private rebuild(msg: Buffer, edits: number): Buffer {
+    let size = msg.length
+    for (let k = 0; k < edits; k++) size += 4 + (this.editValue[k]?.length ?? 0) - (this.editEnd[k] - this.editAt[k])
+    const out = Buffer.allocUnsafe(size)
+    let src = 0
+    let dst = 0
+    for (let k = 0; k < edits; k++) {
+      dst = copyBytes(msg, src, this.editAt[k], out, dst)
+      const value = this.editValue[k]
+      dst = writeInt32(out, dst, value ? value.length : -1)
+      if (value) dst = copyBytes(value, 0, value.length, out, dst)
+      src = this.editEnd[k]
+      this.editValue[k] = null // the row's values are not kept past it
+    }
+    copyBytes(msg, src, msg.length, out, dst)
+    writeInt32(out, 1, size - 1)
+    return out
+  }
+}
+
+/** Where the detectors start reading a cell of this column, or SKIP. */
+const SKIP = -1
+function scanOffset(col: ColumnInfo): number {
+  if (col.format === 1) {
+    // Binary: only text and JSON are text; binary jsonb starts with its version byte.
+    if (col.typeOid === JSONB_TYPE) return 1
+    return TEXT_TYPES.has(col.typeOid) || col.typeOid === JSON_TYPE ? 0 : SKIP
+  }
+  return NO_DETECT_TYPES.has(col.typeOid) ? SKIP : 0
+}
+
+/**
+ * `src[start, end)` into `dst` at `at`; returns the offset after it. Most pieces of a masked row
+ * are short (a length word, "****", a few cells), where Buffer#copy's call costs more than the loop.
+ */
+function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
+  if (end - start > 96) return at + src.copy(dst, at, start, end)
+  for (let i = start; i < end; i++) dst[at++] = src[i]
+  return at
+}
+
+/** Buffer#readInt32BE without its bounds check (the caller checked) and its call. */
+function readInt32(b: Buffer, at: number): number {
+  return (b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]
+}
+
+function writeInt32(out: Buffer, at: number, v: number): number {
+  out[at] = v >>> 24
+  out[at + 1] = v >>> 16
+  out[at + 2] = v >>> 8
+  out[at + 3] = v
+  return at + 4
 }
 
 /** A whole-row cell with its masked fields masked; undefined when it is not valid UTF-8 of the expected shape. */
@@ -128,24 +205,6 @@ function nullRow(n: number): Buffer {
   return out
 }
 
-function rebuild(msg: Buffer, edits: {start: number; end: number; value: Buffer | null}[]): Buffer {
-  let size = msg.length
-  for (const e of edits) size += 4 + (e.value?.length ?? 0) - (e.end - e.start)
-  const out = Buffer.allocUnsafe(size)
-  let src = 0
-  let dst = 0
-  for (const e of edits) {
-    dst += msg.copy(out, dst, src, e.start)
-    out.writeInt32BE(e.value ? e.value.length : -1, dst)
-    dst += 4
-    if (e.value) dst += e.value.copy(out, dst)
-    src = e.end
-  }
-  msg.copy(out, dst, src)
-  out.writeInt32BE(size - 1, 1)
-  return out
-}
-
 // ---------------------------------------------------------------------------------------------
 // COPY TO STDOUT
 
@@ -163,10 +222,12 @@ const BINARY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 /** Masks the rows of COPY ... TO STDOUT, one CopyData payload at a time (PostgreSQL sends whole rows). */
 export class CopyMasker {
   private readonly entities: ReadonlySet<MaskEntity>
+  private readonly want: number
   readonly active: boolean
 
   constructor(private readonly o: CopyMaskOptions) {
     this.entities = new Set(o.entities)
+    this.want = entityBits(this.entities)
     this.active = this.entities.size > 0 || o.maskKeys.some(Boolean)
   }
 
@@ -237,8 +298,9 @@ export class CopyMasker {
         if (len >= 0 && key) {
           nullIt = true
           addCount(this.o.counts, key)
-        } else if (len >= 0 && this.entities.size && mightContainPii(payload, off + 4, end)) {
-          const found = maskValue(payload.toString('utf8', off + 4, end), this.entities)
+        } else if (len >= 0 && this.want !== 0) {
+          const bits = candidates(payload, off + 4, end) & this.want
+          const found = bits === 0 ? undefined : maskCandidates(payload.toString('utf8', off + 4, end), bits)
           if (found) {
             nullIt = true
             for (const [entity, count] of Object.entries(found.found)) addCount(this.o.counts, `entity:${entity}`, count)

@@ -5,7 +5,7 @@
 // not match its column definitions is replaced by NULLs (fail closed). A masked JSON cell becomes the
 // JSON string "****", so it still parses.
 import {ColumnMatchers, type ColumnMatcher} from '../../masking/columns.js'
-import {maskValue, mightContainPii} from '../../masking/detectors.js'
+import {candidates, entityBits, maskCandidates, maskValue} from '../../masking/detectors.js'
 import {addCount, planIsEmpty, type MaskCounts, type MaskEntity, type MaskPlan} from '../../masking/types.js'
 import {STRING_TYPES, TYPE} from '../../protocol/mysql/constants.js'
 import {decodeErr, encodeErr, type ColumnDefinition} from '../../protocol/mysql/messages.js'
@@ -181,6 +181,7 @@ export class ResultMasking {
     }
     const entities = new Set<MaskEntity>(plan.entities)
     const detect = entities.size > 0
+    const want = entityBits(entities)
     if (!detect && keys.every((k) => k === undefined)) return undefined
     const types = defs.map((d) => d.type)
     const textual = defs.map((d) => STRING_TYPES.has(d.type))
@@ -195,8 +196,9 @@ export class ResultMasking {
       }
       if (!detect) return undefined
       if (binary ? !textual[i] : NO_DETECT_TYPES.has(types[i])) return undefined
-      if (!mightContainPii(value, 0, value.length)) return undefined
-      const found = maskValue(value.toString('utf8'), entities)
+      const bits = candidates(value, 0, value.length) & want
+      if (bits === 0) return undefined
+      const found = maskCandidates(value.toString('utf8'), bits)
       if (!found) return undefined
       for (const [entity, c] of Object.entries(found.found)) addCount(counts, `entity:${entity}`, c)
       return textual[i] ? Buffer.from(found.text, 'utf8') : null

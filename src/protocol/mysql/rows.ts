@@ -40,31 +40,65 @@ function lenencAt(p: Buffer, off: number): {len: number; head: number} | null {
 /** Rewrites a text-protocol row of `columns` cells. Returns the same Buffer when nothing changed. */
 export function rewriteTextRow(payload: Buffer, columns: number, rewrite: CellRewrite): Buffer {
   let off = 0
-  let edits: {start: number; end: number; value: Buffer | null}[] | undefined
+  // Edits as parallel arrays, made on the first one: most rows of most results have none.
+  let starts: number[] | undefined
+  let ends: number[] | undefined
+  let values: (Buffer | null)[] | undefined
   for (let i = 0; i < columns; i++) {
     const start = off
-    const le = lenencAt(payload, off)
+    // The common one-byte length inline; lenencAt for the rest (and for a truncated row).
+    const first = off < payload.length ? payload[off] : 0xff
+    const le = first < 0xfb ? undefined : lenencAt(payload, off)
     let value: Buffer | null = null
     if (le === null) off += 1
     else {
-      const vEnd = off + le.head + le.len
+      const head = le ? le.head : 1
+      const vEnd = off + head + (le ? le.len : first)
       if (vEnd > payload.length) throw new RowShapeError('cell exceeds the row')
-      value = payload.subarray(off + le.head, vEnd)
+      value = payload.subarray(off + head, vEnd)
       off = vEnd
     }
     const r = rewrite(i, value, payload, start, off)
-    if (r !== undefined) (edits ??= []).push({start, end: off, value: r})
+    if (r !== undefined) {
+      ;(starts ??= []).push(start)
+      ;(ends ??= []).push(off)
+      ;(values ??= []).push(r)
+    }
   }
   if (off !== payload.length) throw new RowShapeError(`row has ${payload.length - off} bytes after its ${columns} cells`)
-  if (!edits) return payload
-  const parts: Buffer[] = []
+  if (!starts || !ends || !values) return payload
+  // One allocation for the new row, its length prefixes written in place.
+  let size = payload.length
+  for (let k = 0; k < starts.length; k++) size += (values[k] === null ? 1 : lenencSize(values[k]!.length) + values[k]!.length) - (ends[k] - starts[k])
+  const out = Buffer.allocUnsafe(size)
   let src = 0
-  for (const e of edits) {
-    parts.push(payload.subarray(src, e.start), e.value === null ? Buffer.from([0xfb]) : Buffer.concat([lenencInt(e.value.length), e.value]))
-    src = e.end
+  let dst = 0
+  for (let k = 0; k < starts.length; k++) {
+    dst += payload.copy(out, dst, src, starts[k])
+    const v = values[k]
+    if (v === null) out[dst++] = 0xfb
+    else {
+      dst = writeLenenc(out, dst, v.length)
+      dst += v.copy(out, dst)
+    }
+    src = ends[k]
   }
-  parts.push(payload.subarray(src))
-  return Buffer.concat(parts)
+  payload.copy(out, dst, src)
+  return out
+}
+
+function lenencSize(n: number): number {
+  return n < 0xfb ? 1 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 9
+}
+
+/** `lenencInt(n)` written into `out` at `at`; returns the offset after it. */
+function writeLenenc(out: Buffer, at: number, n: number): number {
+  if (n < 0xfb) {
+    out[at] = n
+    return at + 1
+  }
+  const head = lenencInt(n)
+  return at + head.copy(out, at)
 }
 
 /** Encodes a text-protocol row (tests and synthetic answers). */
