@@ -2,9 +2,10 @@
 // the event loop are gathered into one group commit, one transaction on a second connection with
 // `synchronous = NORMAL` (the WAL frames are written to the OS, no fsync on the event loop). With
 // the default durability the group is then made durable by an `fdatasync` of the `-wal` file on
-// libuv's threadpool and acknowledged when it returns; while it is in flight the next groups are
-// written, and the next fdatasync covers all of them (acknowledgements stay in order). Why this is
-// as durable as a FULL commit: docs/audit.md "Durable without blocking the event loop".
+// libuv's threadpool and acknowledged when it returns; while it is in flight the next appends
+// gather (a large group is written at once), and the next fdatasync covers all of them
+// (acknowledgements stay in order). Why this is as durable as a FULL commit: docs/audit.md
+// "Durable without blocking the event loop".
 // `durability: 'os'` acknowledges at the commit. The commit itself runs on the event loop
 // (better-sqlite3 is synchronous); a worker thread for commits measured slower (bench/README.md).
 // Each event is chained to its predecessor (prev_hash = SHA-256 of the predecessor's canonical
@@ -42,6 +43,11 @@ export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
 /** Longest a deferred append waits for a group commit to ride with. */
 const DEFER_MS = 20
+/**
+ * While an fdatasync is in flight, appends gather until this many wait, then are written at once
+ * (pipelining); fewer are written when the fdatasync returns (see runBatch).
+ */
+const GATHER = 512
 
 const INSERT_EVENT =
   'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
@@ -393,8 +399,8 @@ export class AuditLog implements AuditWriter {
   async flush(): Promise<void> {
     while (this.queue.length > 0 || this.flushing || this.syncing || this.unsynced.length > 0) {
       if (this.flushing) await this.flushing
-      else if (this.queue.length > 0) this.runBatch()
       else if (this.syncing) await this.syncing
+      else if (this.queue.length > 0) this.runBatch()
       else this.syncGroups()
     }
   }
@@ -565,6 +571,13 @@ export class AuditLog implements AuditWriter {
 
   private runBatch(): void {
     if (this.flushing || this.queue.length === 0) return
+    // While an fdatasync is in flight, a few appends wait for it to return and are then written
+    // as one group: they could not be acknowledged before the next fdatasync anyway, and each
+    // commit writes every page it touches (a random page of the session index per event), so one
+    // group of 8 writes a fraction of the WAL that 8 groups of one write, and the fdatasync and
+    // the checkpoints have that much less to do. Many are written at once, so the encoding and
+    // the commit of a large group overlap the fdatasync.
+    if (this.syncing && this.queue.length < GATHER && !this.broken) return
     const problem = this.fileId && !this.broken ? this.storeProblem() : undefined
     if (problem) this.breakStore(problem)
     if (this.broken) {
@@ -763,7 +776,11 @@ export class AuditLog implements AuditWriter {
       sync(this.walFd!, (err) => {
         this.syncing = undefined
         if (err) this.failDurability(groups, err)
-        else for (const g of groups) this.settle(g)
+        else {
+          // What gathered meanwhile is written first, so the next fdatasync starts at once.
+          this.runBatch()
+          for (const g of groups) this.settle(g)
+        }
         resolve()
         this.syncGroups()
       })

@@ -1,6 +1,6 @@
 // The default durability makes each group durable with an fdatasync of the `-wal` file off the
 // event loop (log.ts, syncGroups): acknowledgements wait for it and stay in order while the next
-// groups are written, signed heads cover durable events only, and a failed fdatasync fails the
+// groups gather (and a large one is written), signed heads cover durable events only, and a failed fdatasync fails the
 // log closed. The fdatasync is held or failed through the `syncWal` seam (a real disk cannot be
 // made to fail on demand here); the store, its WAL and the real fdatasync are used otherwise.
 import assert from 'node:assert/strict'
@@ -36,31 +36,50 @@ describe('audit log: durable without blocking the event loop', () => {
   beforeEach(() => (t = tempDir()))
   afterEach(() => t.cleanup())
 
-  it('acknowledges a group only after its fdatasync, in order, while the next groups are written', async () => {
+  /** A log whose fdatasyncs are held, with its first event appended and that event's fdatasync started. */
+  async function started() {
     const db = openDb(t.dir)
     const sync = heldSync()
     const log = AuditLog.open({db, dataDir: t.dir, syncWal: sync.syncWal})
     const acked: number[] = []
     const ev = sampleEvents()
-    const first = log.append(ev[0]).then((e) => acked.push(e.seq))
+    const append = (e: (typeof ev)[number]) => log.append(e).then((a) => acked.push(a.seq))
+    const first = append(ev[0])
     await until(() => sync.calls.length === 1, 'the first group is written and its fdatasync starts')
     const stored = () => (db.prepare('SELECT count(*) AS n FROM audit_events').get() as {n: number}).n
+    return {db, sync, log, acked, ev, append, first, stored}
+  }
+
+  /** Closes the log (its final fdatasync, number `n`, released) and checks the store. */
+  async function closeAndVerify({db, sync, log}: Awaited<ReturnType<typeof started>>, n: number): Promise<void> {
+    const closing = log.close()
+    await until(() => sync.calls.length === n + 1, 'close makes its final checkpoint durable')
+    sync.release(n)
+    await closing
+    assert.equal(verifyLive(db).ok, true)
+    db.close()
+  }
+
+  it('acknowledges a group only after its fdatasync, in order; appends made meanwhile form the next group', async () => {
+    const h = await started()
+    const {sync, log, acked, ev, append, first, stored} = h
     assert.equal(stored(), 1, 'the group is in the store (written to the OS)')
     assert.equal(acked.length, 0, 'but not acknowledged before its fdatasync returns')
     assert.equal(log.size, 0, 'nor counted as durable')
 
-    // Pipelining: two more groups are written while the first fdatasync is in flight.
-    const second = log.append(ev[1]).then((e) => acked.push(e.seq))
-    await until(() => stored() === 2, 'the second group is written')
-    const third = log.append(ev[2]).then((e) => acked.push(e.seq))
-    await until(() => stored() === 3, 'the third group is written')
+    // A few appends made while the fdatasync is in flight wait for it, then go as one group.
+    const second = append(ev[1])
+    const third = append(ev[2])
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
     assert.equal(sync.calls.length, 1, 'one fdatasync in flight at a time')
     assert.equal(log.checkpoint().tree_size, 0, 'a signed head covers durable events only')
 
     sync.release(0)
     await first
     assert.deepEqual(acked, [1], 'the first fdatasync acknowledges the group it covered, not the later ones')
-    await until(() => sync.calls.length === 2, 'the next fdatasync covers the groups written meanwhile')
+    assert.equal(stored(), 3, 'the appends gathered meanwhile are written when it returns')
+    await until(() => sync.calls.length === 2, 'the next fdatasync covers them')
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(acked, [1])
     sync.release(1)
@@ -68,13 +87,28 @@ describe('audit log: durable without blocking the event loop', () => {
     assert.deepEqual(acked, [1, 2, 3], 'acknowledgements in chain order')
     assert.equal(log.size, 3)
     assert.equal(log.checkpoint().tree_size, 3)
+    await closeAndVerify(h, 2)
+  })
 
-    const closing = log.close()
-    await until(() => sync.calls.length === 3, 'close makes its final checkpoint durable')
-    sync.release(2)
-    await closing
-    assert.equal(verifyLive(db).ok, true)
-    db.close()
+  it('pipelining: many appends made while an fdatasync is in flight are written at once, acknowledged after the next one', async () => {
+    const h = await started()
+    const {sync, acked, ev, append, first, stored} = h
+    const many = Array.from({length: 600}, (_, i) => append(ev[i % ev.length]))
+    await until(() => stored() === 601, 'the large group is written while the first fdatasync is in flight')
+    assert.equal(acked.length, 0)
+    assert.equal(sync.calls.length, 1)
+    sync.release(0)
+    await first
+    await until(() => sync.calls.length === 2, 'the next fdatasync starts')
+    assert.deepEqual(acked, [1])
+    sync.release(1)
+    await Promise.all(many)
+    assert.deepEqual(
+      acked,
+      Array.from({length: 601}, (_, i) => i + 1),
+      'in chain order',
+    )
+    await closeAndVerify(h, 2)
   })
 
   it('a failed fdatasync refuses the groups it covered and every later append (fail closed); the store stays verifiable', async () => {
@@ -89,12 +123,11 @@ describe('audit log: durable without blocking the event loop', () => {
 
     const lost = log.append(ev[1])
     await until(() => sync.calls.length === 2, 'the second fdatasync starts')
-    const waiting = log.append(ev[2]) // written while the failing fdatasync is in flight
-    await until(() => (db.prepare('SELECT count(*) AS n FROM audit_events').get() as {n: number}).n === 3, 'the third group is written')
+    const waiting = log.append(ev[2]) // appended while the failing fdatasync is in flight
     sync.fail(1)
     const refused = (err: HoopError) => err.code === 'AUDIT_UNAVAILABLE' && /fdatasync/.test(err.message) && /EIO/.test(err.message)
     await assert.rejects(lost, refused)
-    await assert.rejects(waiting, refused, 'a group written after the failed fdatasync started is refused too')
+    await assert.rejects(waiting, refused, 'an append made while the failed fdatasync ran is refused too')
     await assert.rejects(log.append(ev[3]), refused, 'every later append is refused')
     assert.equal(log.accepts(), false)
     assert.equal(log.unavailable?.code, 'AUDIT_UNAVAILABLE')
@@ -105,7 +138,9 @@ describe('audit log: durable without blocking the event loop', () => {
     // Nothing was lost here (no power loss): the store verifies, and a restarted log continues it.
     assert.equal(verifyLive(db).ok, true)
     const again = AuditLog.open({db, dataDir: t.dir})
-    assert.equal((await again.append(ev[4])).seq, 4)
+    // It holds the refused event whose fdatasync failed (written to the OS); the one gathered
+    // meanwhile was never written.
+    assert.equal((await again.append(ev[4])).seq, 3)
     await again.close()
     db.close()
   })
