@@ -76,7 +76,7 @@ export async function caseAuditAppend(o: {events: number; sessions: number; roun
     target,
     met: judge(rate, target),
     ratio: false,
-    summary: `${o.events.toLocaleString('en-US')} statement events from ${o.sessions} concurrent sessions (synchronous=FULL, one fsync per group)`,
+    summary: `${o.events.toLocaleString('en-US')} statement events from ${o.sessions} concurrent sessions (default durability: WAL commits, acknowledged after an fdatasync of the WAL off the event loop)`,
     detail: {events: o.events, sessions: o.sessions, samples: rates},
   }
 }

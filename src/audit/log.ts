@@ -1,8 +1,13 @@
 // The audit writer. `append` resolves only once the event is durable: appends made in one turn of
-// the event loop are gathered into one group commit (one transaction on a `synchronous = FULL`
-// connection = one fsync of the WAL; `durability: 'os'` writes without the fsync). The commit
-// runs on the event loop (better-sqlite3 is synchronous): while a group's fsync blocks it, the
-// next group gathers in the sockets. A worker thread for commits measured slower (bench/README.md).
+// the event loop are gathered into one group commit, one transaction on a second connection with
+// `synchronous = NORMAL` (the WAL frames are written to the OS, no fsync on the event loop). With
+// the default durability the group is then made durable by an `fdatasync` of the `-wal` file on
+// libuv's threadpool and acknowledged when it returns; while it is in flight the next appends
+// gather (a large group is written at once), and the next fdatasync covers all of them
+// (acknowledgements stay in order). Why this is as durable as a FULL commit: docs/audit.md
+// "Durable without blocking the event loop".
+// `durability: 'os'` acknowledges at the commit. The commit itself runs on the event loop
+// (better-sqlite3 is synchronous); a worker thread for commits measured slower (bench/README.md).
 // Each event is chained to its predecessor (prev_hash = SHA-256 of the predecessor's canonical
 // JSON) and is a leaf of an RFC 6962 Merkle tree whose heads are signed with Ed25519 and
 // checkpointed periodically and on close. If a commit fails, every append in it rejects with
@@ -18,7 +23,7 @@
 // witness, so the next start refuses the swapped store too.
 import Database from 'better-sqlite3'
 import {hash as digest, type KeyObject} from 'node:crypto'
-import {statSync} from 'node:fs'
+import {closeSync, fdatasync, openSync, statSync} from 'node:fs'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import {appendWitness, lastWitnessAnchor} from './anchors.js'
@@ -38,6 +43,11 @@ export const GENESIS_HASH = '0'.repeat(64)
 const MAX_BATCH = 20_000
 /** Longest a deferred append waits for a group commit to ride with. */
 const DEFER_MS = 20
+/**
+ * While an fdatasync is in flight, appends gather until this many wait, then are written at once
+ * (pipelining); fewer are written when the fdatasync returns (see runBatch).
+ */
+const GATHER = 512
 
 const INSERT_EVENT =
   'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
@@ -79,6 +89,11 @@ interface AuditLogOptions {
   guardStore?: boolean
   /** Append the events commands run on the data dir left in audit_pending (on open and every second). */
   absorbPending?: boolean
+  /**
+   * Test seam: how the `-wal` file is made durable (default `fs.fdatasync`). Tests hold or fail
+   * it to show the acknowledgement order and the log failing closed; nothing else sets it.
+   */
+  syncWal?: (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void
 }
 
 export type {AcceptedStore} from './writer.js'
@@ -99,6 +114,14 @@ export interface AnchorOptions {
 }
 
 
+/** A group committed to the WAL (written to the OS), waiting for the fdatasync that makes it durable. */
+interface Group {
+  batch: Pending[]
+  rows: Row[]
+  seq: number
+  prev: string
+}
+
 interface Row {
   seq: number
   time: string
@@ -117,8 +140,17 @@ export class AuditLog implements AuditWriter {
   private queue: Pending[] = []
   private scheduled = false
   private closed = false
+  /** The last durable (acknowledged) event: what `size`, the Merkle frontier and signed heads describe. */
   private seq: number
   private head: string
+  /** The last event written to the store (committed, maybe not yet durable): the next group chains after it. */
+  private writtenSeq: number
+  private writtenHead: string
+  /** The `-wal` file, fdatasync'd off the event loop after each commit; undefined when commits are durable (or `os`) on their own. */
+  private walFd?: number
+  /** Groups written since the fdatasync in flight started, and that fdatasync. */
+  private unsynced: Group[] = []
+  private syncing?: Promise<void>
   private readonly frontier = new MerkleFrontier()
   private lastCheckpoint?: SignedTreeHead
   private readonly writer: Database.Database
@@ -152,6 +184,8 @@ export class AuditLog implements AuditWriter {
     const last = db.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1').get() as {seq: number; hash: string} | undefined
     this.seq = last?.seq ?? 0
     this.head = last?.hash ?? GENESIS_HASH
+    this.writtenSeq = this.seq
+    this.writtenHead = this.head
     const cp = db.prepare('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1').get() as CheckpointRow | undefined
     const witnessFile = opts.anchors?.witness
     const tail = opts.vouch && witnessFile ? lastWitnessAnchor(witnessFile) : undefined
@@ -179,14 +213,19 @@ export class AuditLog implements AuditWriter {
       }
     }
 
-    // A second connection to the same file so the audit commits get the synchronous level
-    // `durability` asks for (FULL by default) while the rest of the store keeps NORMAL. An
+    // A second connection to the same file, so the audit commits get their own synchronous level
+    // and checkpoint setting. In WAL mode it commits with NORMAL (no fsync in the commit) and the
+    // default durability fdatasyncs the `-wal` file on the threadpool afterwards (syncGroups). On
+    // a store not in WAL mode, FULL commits do the fsync themselves, on the event loop. An
     // in-memory database cannot be shared: use the handle.
     this.ownWriter = !db.memory
+    let syncWal = false
     this.writer = this.ownWriter ? new Database(db.name) : db
     if (this.ownWriter) {
       this.writer.pragma('busy_timeout = 5000')
-      this.writer.pragma(`synchronous = ${opts.durability === 'os' ? 'NORMAL' : 'FULL'}`)
+      const wal = this.writer.pragma('journal_mode', {simple: true}) === 'wal'
+      this.writer.pragma(`synchronous = ${opts.durability === 'os' || wal ? 'NORMAL' : 'FULL'}`)
+      syncWal = wal && opts.durability !== 'os'
     }
     const insert = this.writer.prepare(INSERT_EVENT)
     const lastRow = this.writer.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')
@@ -209,6 +248,9 @@ export class AuditLog implements AuditWriter {
     this.writer
       .prepare('INSERT OR IGNORE INTO audit_keys (fingerprint, public_pem, first_used_at) VALUES (?, ?, ?)')
       .run(key.fingerprint, key.publicPem, new Date().toISOString())
+    // After a write on this connection, so the file exists. Any descriptor of the file's inode
+    // will do: fdatasync flushes the inode's dirty pages, whoever wrote them.
+    if (syncWal) this.walFd = openSync(`${db.name}-wal`, 'r')
     this.insertAnchor = this.writer.prepare(
       'INSERT INTO audit_anchors (tree_size, root_hash, kind, target, published_at, token, gen_time) VALUES (?, ?, ?, ?, ?, ?, ?)',
     )
@@ -231,7 +273,7 @@ export class AuditLog implements AuditWriter {
       this.timers.push(t)
     }
 
-    const sinkStore = sqliteSinkStore(db)
+    const sinkStore = sqliteSinkStore(db, () => this.seq)
     this.runners = (opts.sinks ?? []).map((s) => new SinkRunner(sinkStore, s, logger, opts.sinkBackoff))
     if (opts.anchors?.timestamp) {
       this.stamper = new HeadStamper(opts.anchors.timestamp, {
@@ -345,9 +387,11 @@ export class AuditLog implements AuditWriter {
 
   /** Waits until everything appended so far is committed (or failed). */
   async flush(): Promise<void> {
-    while (this.queue.length > 0 || this.flushing) {
+    while (this.queue.length > 0 || this.flushing || this.syncing || this.unsynced.length > 0) {
       if (this.flushing) await this.flushing
-      else this.runBatch()
+      else if (this.syncing) await this.syncing
+      else if (this.queue.length > 0) this.runBatch()
+      else this.syncGroups()
     }
   }
 
@@ -449,6 +493,20 @@ export class AuditLog implements AuditWriter {
     await Promise.all([this.drainSinks(opts.sinkDrainMs ?? 2_000), this.stamper?.settled(), this.retaining])
     for (const r of this.runners) r.stop()
     this.writerClosed = true
+    if (this.walFd !== undefined) {
+      // The final checkpoint row (and any anchor) was committed with NORMAL: make it durable too.
+      const fd = this.walFd
+      if (!this.broken) {
+        await new Promise<void>((resolve) =>
+          (this.opts.syncWal ?? fdatasync)(fd, (err) => {
+            if (err) this.logger.error('audit fdatasync on close failed; the final checkpoint may not survive a power loss', {error: errorMessage(err)})
+            resolve()
+          }),
+        )
+      }
+      this.walFd = undefined
+      closeSync(fd)
+    }
     if (this.ownWriter) this.writer.close()
   }
 
@@ -478,6 +536,13 @@ export class AuditLog implements AuditWriter {
 
   private runBatch(): void {
     if (this.flushing || this.queue.length === 0) return
+    // While an fdatasync is in flight, a few appends wait for it to return and are then written
+    // as one group: they could not be acknowledged before the next fdatasync anyway, and each
+    // commit writes every page it touches (a random page of the session index per event), so one
+    // group of 8 writes a fraction of the WAL that 8 groups of one write, and the fdatasync and
+    // the checkpoints have that much less to do. Many are written at once, so the encoding and
+    // the commit of a large group overlap the fdatasync.
+    if (this.syncing && this.queue.length < GATHER && !this.broken) return
     const problem = this.fileId && !this.broken ? this.storeProblem() : undefined
     if (problem) this.breakStore(problem)
     if (this.broken) {
@@ -487,8 +552,8 @@ export class AuditLog implements AuditWriter {
     const taken = this.queue.splice(0, MAX_BATCH)
     const batch: Pending[] = []
     const rows: Row[] = []
-    let seq = this.seq
-    let prev = this.head
+    let seq = this.writtenSeq
+    let prev = this.writtenHead
     for (const p of taken) {
       const e = p.event
       let body: string
@@ -532,7 +597,18 @@ export class AuditLog implements AuditWriter {
             ? this.breakStore(`the database file ${this.db.name} is corrupt or was cut short (${errorMessage(err)})`)
             : this.commitError(rows.length, errorMessage(err))
     }
-    this.settle(batch, rows, seq, prev, failed)
+    if (failed) {
+      for (const p of batch) p.reject(failed)
+    } else {
+      this.writtenSeq = seq
+      this.writtenHead = prev
+      const group = {batch, rows, seq, prev}
+      if (this.walFd === undefined) this.settle(group)
+      else {
+        this.unsynced.push(group)
+        this.syncGroups()
+      }
+    }
     // More than MAX_BATCH were queued: the rest form the next group, one turn later.
     if (this.queue.length > 0) {
       this.flushing = new Promise<void>((resolve) =>
@@ -651,18 +727,56 @@ export class AuditLog implements AuditWriter {
     return new HoopError('AUDIT_UNAVAILABLE', `audit store cannot write (${message}); the statement is refused`)
   }
 
-  /** Acknowledges a committed group (or refuses it) and moves the head. */
-  private settle(batch: Pending[], rows: Row[], seq: number, prev: string, failed: Error | undefined): void {
-    if (failed) {
-      for (const p of batch) p.reject(failed)
-    } else {
-      for (const r of rows) this.frontier.push(r.leaf)
-      this.seq = seq
-      this.head = prev
-      for (let i = 0; i < batch.length; i++) batch[i].resolve({seq: rows[i].seq, hash: rows[i].hash, body: rows[i].body})
-      const every = this.opts.checkpointEvery?.events ?? 10_000
-      if (every > 0 && this.seq - (this.lastCheckpoint?.tree_size ?? 0) >= every) this.safeCheckpoint()
-      for (const r of this.runners) r.kick()
+  /**
+   * Makes the groups written so far durable: one fdatasync of the `-wal` file on libuv's
+   * threadpool, then their acknowledgements, in order. One fdatasync is in flight at a time; the
+   * groups written meanwhile wait for the next one, which starts as soon as it returns (so a
+   * group waits at most for the end of one fdatasync and the whole of the next).
+   */
+  private syncGroups(): void {
+    if (this.syncing || this.unsynced.length === 0 || this.walFd === undefined) return
+    const groups = this.unsynced.splice(0)
+    const sync = this.opts.syncWal ?? fdatasync
+    this.syncing = new Promise<void>((resolve) => {
+      sync(this.walFd!, (err) => {
+        this.syncing = undefined
+        if (err) this.failDurability(groups, err)
+        else {
+          // What gathered meanwhile is written first, so the next fdatasync starts at once.
+          this.runBatch()
+          for (const g of groups) this.settle(g)
+        }
+        resolve()
+        this.syncGroups()
+      })
+    })
+  }
+
+  /**
+   * A failed fdatasync: the written pages may be lost, and a retry cannot tell (Linux may mark
+   * them clean after reporting the error once). So the groups it covered are refused, and so is
+   * every append after them until the gateway restarts (fail closed); signed heads stay at the
+   * last durable event.
+   */
+  private failDurability(groups: Group[], err: NodeJS.ErrnoException): void {
+    const waiting = groups.concat(this.unsynced.splice(0))
+    if (!this.broken) {
+      this.broken = new HoopError('AUDIT_UNAVAILABLE', `audit store could not make its records durable (fdatasync of the WAL failed: ${err.code ?? errorMessage(err)}); statements are refused until the gateway is restarted`)
+      this.logger.error('audit fdatasync failed; refusing every statement (fail closed)', {error: errorMessage(err), durableSeq: this.seq, writtenSeq: this.writtenSeq})
+      for (const r of this.runners) r.stop()
     }
+    for (const g of waiting) for (const p of g.batch) p.reject(this.broken)
+    for (const p of this.queue.splice(0)) p.reject(this.broken)
+  }
+
+  /** Acknowledges a durable group and moves the durable head (the Merkle frontier, `size`, what checkpoints sign). */
+  private settle({batch, rows, seq, prev}: Group): void {
+    for (const r of rows) this.frontier.push(r.leaf)
+    this.seq = seq
+    this.head = prev
+    for (let i = 0; i < batch.length; i++) batch[i].resolve({seq: rows[i].seq, hash: rows[i].hash, body: rows[i].body})
+    const every = this.opts.checkpointEvery?.events ?? 10_000
+    if (every > 0 && this.seq - (this.lastCheckpoint?.tree_size ?? 0) >= every) this.safeCheckpoint()
+    for (const r of this.runners) r.kick()
   }
 }

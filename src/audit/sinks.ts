@@ -119,8 +119,9 @@ export interface SinkStore {
 }
 
 /** The data dir's SQLite file: one gateway, so every sink is always this process's to drive. */
-export function sqliteSinkStore(db: Database.Database): SinkStore {
-  const read = db.prepare(`SELECT e.seq, e.body, ${payloadColumn(db)} FROM audit_events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`)
+export function sqliteSinkStore(db: Database.Database, durableUpTo: () => number = () => Number.MAX_SAFE_INTEGER): SinkStore {
+  // Only durable events leave for a sink: a committed group may still wait for its fdatasync (log.ts).
+  const read = db.prepare(`SELECT e.seq, e.body, ${payloadColumn(db)} FROM audit_events e WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq LIMIT ?`)
   const save = db.prepare('INSERT INTO audit_sink_cursors (name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = max(seq, excluded.seq)')
   const load = db.prepare('SELECT seq FROM audit_sink_cursors WHERE name = ?')
   const head = db.prepare('SELECT * FROM audit_checkpoints WHERE tree_size <= ? AND tree_size > ? ORDER BY tree_size DESC LIMIT 1')
@@ -134,7 +135,7 @@ export function sqliteSinkStore(db: Database.Database): SinkStore {
     },
     cursor: async (name) => (load.get(name) as {seq: number} | undefined)?.seq ?? 0,
     saveCursor: async (name, seq) => void save.run(name, seq),
-    events: async (after, limit) => read.all(after, limit) as SinkEventRow[],
+    events: async (after, limit) => read.all(after, durableUpTo(), limit) as SinkEventRow[],
     headBetween: async (after, upTo) => head.get(upTo, after) as CheckpointRow | undefined,
     noteAnchor: async (size, root, sink) => void note.run(size, root, sink, new Date().toISOString()),
   }
