@@ -22,16 +22,15 @@
 // into a refusal of every append (fail closed) and publishes the head it holds in memory to the
 // witness, so the next start refuses the swapped store too.
 import Database from 'better-sqlite3'
-import {hash as digest, type KeyObject} from 'node:crypto'
+import {type KeyObject} from 'node:crypto'
 import {closeSync, fdatasync, openSync, statSync} from 'node:fs'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import {type Logger, silentLogger} from '../shared/log.js'
 import {appendWitness, lastWitnessAnchor} from './anchors.js'
-import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
 import {loadSigningKey, publicKeyFromPem, type SignedTreeHead, signTreeHead, type SigningKey} from './keys.js'
-import {EMPTY_ROOT, leafInput, MerkleFrontier} from './merkle.js'
-import {payloadHash, splitPayload} from './payloads.js'
+import {EMPTY_ROOT, MerkleFrontier} from './merkle.js'
+import {type EncodedEvent, encodeEvent} from './payloads.js'
 import {expirePayloads, type RetentionPolicy, runRetentionBatches} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
 import {type AuditSink, type BackoffOptions, SinkRunner, sqliteSinkStore} from './sinks.js'
@@ -51,8 +50,6 @@ const GATHER = 512
 
 const INSERT_EVENT =
   'INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
-/** Envelope version written: 2 commits to payloads by hash (payloads.ts). */
-const EVENT_VERSION = 2
 
 interface AuditLogOptions {
   db: Database.Database
@@ -556,21 +553,15 @@ export class AuditLog implements AuditWriter {
     let prev = this.writtenHead
     for (const p of taken) {
       const e = p.event
-      let body: string
-      let payload: string | undefined
+      let enc: EncodedEvent
       try {
-        const split = splitPayload(e)
-        payload = split.payload
-        body = canonicalize({...split.event, v: EVENT_VERSION, seq: seq + 1, prev_hash: prev, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
+        enc = encodeEvent(e, seq + 1, prev)
       } catch (err) {
         p.reject(err as Error) // this event cannot be encoded; the others go on
         continue
       }
       seq++
       batch.push(p)
-      // The body is encoded once: the leaf hashes 0x00 || body, the chain hash the body alone.
-      const input = leafInput(body)
-      const hash = digest('sha256', input.subarray(1), 'hex')
       rows.push({
         seq,
         time: e.time,
@@ -578,13 +569,13 @@ export class AuditLog implements AuditWriter {
         session: e.session ?? null,
         subject: e.actor?.subject ?? null,
         connection: e.connection ?? null,
-        hash,
+        hash: enc.hash,
         prev_hash: prev,
-        leaf: digest('sha256', input, 'buffer'),
-        body,
-        payload: payload ?? null,
+        leaf: enc.leaf,
+        body: enc.body,
+        payload: enc.payload ?? null,
       })
-      prev = hash
+      prev = enc.hash
     }
     let failed: HoopError | undefined
     try {

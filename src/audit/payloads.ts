@@ -12,6 +12,32 @@
 import {hash as digest, randomBytes} from 'node:crypto'
 import {canonicalize, type Json} from './canonical.js'
 import {type AuditEvent, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
+import {leafInput} from './merkle.js'
+
+/** Envelope version written: 2 commits to payloads by hash. */
+const EVENT_VERSION = 2
+
+/** An event as both logs store it: numbered, chained to its predecessor, its leaf hashed. */
+export interface EncodedEvent {
+  body: string
+  payload?: string
+  /** SHA-256 of the body: the next event's prev_hash. */
+  hash: string
+  /** The Merkle leaf hash of 0x00 || body. */
+  leaf: Buffer
+}
+
+/**
+ * Encodes `e` as event `seq` after `prevHash` (SQLite log.ts and PostgreSQL pg-append.ts alike).
+ * Throws when the event cannot be encoded. The body is encoded once: the leaf hashes 0x00 || body,
+ * the chain hash the body alone.
+ */
+export function encodeEvent(e: AuditEvent, seq: number, prevHash: string): EncodedEvent {
+  const {event, payload} = splitPayload(e)
+  const body = canonicalize({...event, v: EVENT_VERSION, seq, prev_hash: prevHash, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
+  const input = leafInput(body)
+  return {body, payload, hash: digest('sha256', input.subarray(1), 'hex'), leaf: digest('sha256', input, 'buffer')}
+}
 
 export const PAYLOAD_MEMBER = '~payload'
 const MEMBER_TEXT = `,"${PAYLOAD_MEMBER}":`

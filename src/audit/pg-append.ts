@@ -4,18 +4,14 @@
 // head. The gateway's group commits (pg-log.ts) and the writes that must commit with their audit
 // event (retention, erasure and legal holds: pg-retention.ts) both append through here, so there
 // is one way events enter the shared log.
-import {hash as digest} from 'node:crypto'
 import type {Row} from '../store/rows.js'
-import {canonicalize} from './canonical.js'
 import type {AppendedEvent, AuditEvent} from './events.js'
-import {leafInput, MerkleFrontier} from './merkle.js'
-import {payloadHash, splitPayload} from './payloads.js'
+import {MerkleFrontier} from './merkle.js'
+import {type EncodedEvent, encodeEvent} from './payloads.js'
 
 const INSERT_EVENTS = `INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[])`
 
-/** Envelope version written: 2 commits to payloads by hash (payloads.ts). */
-const EVENT_VERSION = 2
 
 export interface Head {
   seq: number
@@ -49,26 +45,20 @@ export async function insertEvents(q: Query, head: Head, evs: AuditEvent[]): Pro
   const cols: unknown[][] = Array.from({length: 11}, () => [])
   evs.forEach((e, i) => {
     const seq = head.seq + 1
-    let body: string
-    let payload: string | undefined
+    let enc: EncodedEvent
     try {
-      const split = splitPayload(e)
-      payload = split.payload
-      body = canonicalize({...split.event, v: EVENT_VERSION, seq, prev_hash: head.hash, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
+      enc = encodeEvent(e, seq, head.hash)
     } catch (err) {
       bad.push([i, err as Error])
       return
     }
-    const input = leafInput(body)
-    const hash = digest('sha256', input.subarray(1), 'hex')
-    const leaf = digest('sha256', input, 'buffer')
-    const values = [seq, e.time, e.kind, e.session ?? null, e.actor?.subject ?? null, e.connection ?? null, hash, head.hash, leaf, body, payload ?? null]
+    const values = [seq, e.time, e.kind, e.session ?? null, e.actor?.subject ?? null, e.connection ?? null, enc.hash, head.hash, enc.leaf, enc.body, enc.payload ?? null]
     for (let c = 0; c < values.length; c++) cols[c].push(values[c])
-    head.frontier.push(leaf)
+    head.frontier.push(enc.leaf)
     head.seq = seq
-    head.hash = hash
+    head.hash = enc.hash
     ok.push(i)
-    rows.push({seq, hash, body})
+    rows.push({seq, hash: enc.hash, body: enc.body})
   })
   if (rows.length > 0) await q(INSERT_EVENTS, cols)
   return {rows, ok, bad}

@@ -98,6 +98,11 @@ function checkpointFrom(r: Row): SignedTreeHead {
   return {v: 1, tree_size: Number(r.tree_size), root_hash: r.root_hash as string, head_hash: r.head_hash as string, timestamp: r.timestamp as string, key_fingerprint: r.key_fingerprint as string, signature: r.signature as string}
 }
 
+async function newestCheckpoint(store: PostgresStore): Promise<SignedTreeHead | undefined> {
+  const [row] = await store.query('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1')
+  return row ? checkpointFrom(row) : undefined
+}
+
 export class PgAuditLog implements AuditWriter {
   private queue: Pending[] = []
   private scheduled = false
@@ -180,8 +185,7 @@ export class PgAuditLog implements AuditWriter {
     const [headRow] = await store.query('SELECT seq, head_hash, frontier, checkpoint_size FROM audit_head WHERE id = 1')
     if (!headRow) throw new HoopError('AUDIT_UNAVAILABLE', 'the audit head row is missing from the store (audit_head); run `hoop audit verify --live`')
     const head = headFrom(headRow)
-    const [cpRow] = await store.query('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1')
-    const cp = cpRow ? checkpointFrom(cpRow) : undefined
+    const cp = await newestCheckpoint(store)
     const witnessFile = opts.anchors?.witness
     const tail = opts.vouch && witnessFile ? lastWitnessAnchor(witnessFile) : undefined
     const wanted = new Set([tail?.state === 'ok' ? tail.anchor.tree_head.tree_size : -1, cp?.tree_size ?? -1])
@@ -249,9 +253,8 @@ export class PgAuditLog implements AuditWriter {
     return this.checkpointIfNew(true)
   }
 
-  async latestHead(): Promise<SignedTreeHead | undefined> {
-    const [row] = await this.store.query('SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1')
-    return row ? checkpointFrom(row) : undefined
+  latestHead(): Promise<SignedTreeHead | undefined> {
+    return newestCheckpoint(this.store)
   }
 
   async recentAccess(limit: number): Promise<{seq: number; time: string; body: string}[]> {

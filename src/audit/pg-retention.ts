@@ -118,7 +118,7 @@ export async function erasePayloadsPg(store: PostgresStore, o: ErasureRequest): 
       return seqs.length >= limit
     })
   }
-  if (out.held === 0) out.held = Number((await store.query(`SELECT count(*) AS n FROM audit_events WHERE ${col} = $1 AND payload IS NOT NULL`, [o.target]))[0].n)
+  if (out.held === 0) out.held = await countLeft((sql, args) => store.query(sql, args))
   return out
 }
 

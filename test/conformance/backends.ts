@@ -65,3 +65,12 @@ export function postgresBackend(): Backend {
     },
   }
 }
+
+/** A new empty database named `<prefix>_<pid>_<n>`, remembered in `made` so the suite can drop it. */
+export async function freshDatabase(prefix: string, made: string[]): Promise<string> {
+  const name = `${prefix}_${process.pid}_${made.length}`
+  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  await adminQuery(`CREATE DATABASE ${name}`)
+  made.push(name)
+  return name
+}

@@ -15,16 +15,10 @@ import type {AuditSink} from '../../src/audit/sinks.js'
 import {verifyLive} from '../../src/audit/verify.js'
 import {PostgresStore} from '../../src/store/postgres.js'
 import {tempDir} from '../helpers/cli.js'
-import {adminQuery} from './backends.js'
+import {adminQuery, freshDatabase as freshDb} from './backends.js'
 
 const made: string[] = []
-async function freshDatabase(): Promise<string> {
-  const name = `hoop_audit_jobs_test_${process.pid}_${made.length}`
-  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-  await adminQuery(`CREATE DATABASE ${name}`)
-  made.push(name)
-  return name
-}
+const freshDatabase = (): Promise<string> => freshDb('hoop_audit_jobs_test', made)
 const urlOf = (name: string) => `postgresql://postgres@127.0.0.1:5432/${name}`
 
 const alice = {kind: 'user' as const, subject: 'alice', name: 'alice', groups: []}

@@ -16,16 +16,10 @@ import {verifyLive} from '../../src/audit/verify.js'
 import {HoopError} from '../../src/shared/errors.js'
 import {PostgresStore} from '../../src/store/postgres.js'
 import {tempDir} from '../helpers/cli.js'
-import {adminQuery} from './backends.js'
+import {adminQuery, freshDatabase as freshDb} from './backends.js'
 
 const made: string[] = []
-async function freshDatabase(): Promise<string> {
-  const name = `hoop_audit_log_test_${process.pid}_${made.length}`
-  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-  await adminQuery(`CREATE DATABASE ${name}`)
-  made.push(name)
-  return name
-}
+const freshDatabase = (): Promise<string> => freshDb('hoop_audit_log_test', made)
 
 const urlOf = (name: string, port = 5432) => `postgresql://postgres@127.0.0.1:${port}/${name}`
 
