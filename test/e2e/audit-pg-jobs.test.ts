@@ -133,7 +133,11 @@ describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQ
     assert.equal(v.code, 0, v.stdout + v.stderr)
     const result = JSON.parse(v.stdout) as {ok: boolean; notes: string[]; anchors?: {result: string; timestamped_at?: string}[]}
     assert.equal(result.ok, true)
-    assert.ok(result.anchors?.some((a) => a.result === 'consistent' && a.timestamped_at), JSON.stringify(result.anchors))
+    // The witness is consistent with the package, and a timestamp token on it was checked against
+    // the TSA's CA. Not necessarily on the same line: the head the export signs may still wait for
+    // its stamp while an earlier or a later head has one (the stamper stamps in the background).
+    assert.ok(result.anchors?.some((a) => a.result === 'consistent'), JSON.stringify(result.anchors))
+    assert.ok(result.anchors?.some((a) => a.timestamped_at), JSON.stringify(result.anchors))
     assert.ok(result.notes.some((n) => /expired by retention/.test(n)), result.notes.join('\n'))
   })
 
