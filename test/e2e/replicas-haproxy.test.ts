@@ -15,7 +15,7 @@ import {spawn} from 'node:child_process'
 import {adminQuery} from '../conformance/backends.js'
 import {ROOT, runHoop, spawnHoop, tempDir, type Proc} from '../helpers/cli.js'
 import {loadGatewayConfig} from '../../src/shared/config.js'
-import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
+import {type GatewayProc, sharedStoreConfig, startGatewayProc, waitForAgentLinks} from '../helpers/gateway.js'
 import {freePort} from '../helpers/net.js'
 
 const DB = `hoop_haproxy_test_${process.pid}`
@@ -118,12 +118,16 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     }
     await adminQuery(`DROP DATABASE IF EXISTS ${DB}`)
     await adminQuery(`CREATE DATABASE ${DB}`)
-    const ports: number[] = []
-    for (const name of ['a', 'b', 'c']) {
+    const ports = [await freePort(), await freePort(), await freePort()]
+    const {config, frontends} = await referenceHaproxy(ports)
+    // The agent links to each replica's own address (docs/ha.md): its own frontend, no balancing.
+    // Each replica advertises that address to agents (HOOP_REPLICA_URL, as the reference units set
+    // it), so discovery finds the links the agent already has instead of adding direct ones.
+    const agentUrls = [...frontends].filter(([name]) => name.startsWith('agent-')).map(([, port]) => `http://127.0.0.1:${port}`)
+    assert.equal(agentUrls.length, ports.length, 'one agent frontend per replica')
+    for (const [i, name] of ['a', 'b', 'c'].entries()) {
       mkdirSync(join(dir.path, name))
-      const port = await freePort()
-      ports.push(port)
-      gws.push(await startGatewayProc(CONFIG, {dir: join(dir.path, name), env, listen: `127.0.0.1:${port}`}))
+      gws.push(await startGatewayProc(CONFIG, {dir: join(dir.path, name), env: {...env, HOOP_REPLICA_URL: agentUrls[i]}, listen: `127.0.0.1:${ports[i]}`}))
     }
     writeFileSync(join(dir.path, 'gateway.yaml'), CONFIG)
     const create = async (kind: string, name: string, groups: string[] = []) => {
@@ -135,7 +139,6 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
     saToken = await create('service-accounts', 'loader', ['eng'])
     auditorKey = await create('service-accounts', 'auditor', ['auditors'])
 
-    const {config, frontends} = await referenceHaproxy(ports)
     const cfg = join(dir.path, 'haproxy.cfg')
     writeFileSync(cfg, config)
     haproxy = spawn(haproxyBin!, ['-db', '-f', cfg], {stdio: ['ignore', 'pipe', 'pipe']})
@@ -151,13 +154,10 @@ describe('three replicas behind HAProxy on one PostgreSQL store: kill -9 of one 
       await sleep(100)
     }
 
-    // The agent links to each replica's own address (docs/ha.md): its own frontend, no balancing.
-    const agentUrls = [...frontends].filter(([name]) => name.startsWith('agent-')).map(([, port]) => `http://127.0.0.1:${port}`)
-    assert.equal(agentUrls.length, gws.length, 'one agent frontend per replica')
     const agent = spawnHoop(['agent', '--gateway', agentUrls.join(',')], {env: {HOOP_AGENT_TOKEN: agentToken}})
     procs.push(agent)
     for (const url of agentUrls) await agent.waitFor(new RegExp(`"msg":"connected to gateway","gateway":"${url.replace(/[.]/g, '\\.')}"`))
-    for (const gw of gws) assert.match(await (await fetch(`${gw.url}/metrics`)).text(), /^hoop_agent_links 1$/m, `the agent is linked to ${gw.url}`)
+    for (const gw of gws) await waitForAgentLinks(gw, 1)
     const conn = spawnHoop(['connect', 'pg', '--port', '0', '--json', '--gateway', lbUrl], {env: {HOOP_TOKEN: saToken}})
     procs.push(conn)
     connPort = (JSON.parse((await conn.waitFor(/\{"connection".*\}/))[0]) as {port: number}).port

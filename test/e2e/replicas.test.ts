@@ -11,7 +11,7 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import {cpSync} from 'node:fs'
 import {join} from 'node:path'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
-import {createSecret, type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
+import {createSecret, type GatewayProc, startGatewayProc, waitForAgentLinks} from '../helpers/gateway.js'
 import {freePort, psql} from '../helpers/net.js'
 
 const CONFIG = `connections:
@@ -93,7 +93,7 @@ describe('several gateway replicas: agent links to each, connect and exec fail o
   it('the agent keeps a link to each replica: both see it online', async () => {
     for (const gw of [gwA, gwB]) {
       // Each replica counts the agent's link (/metrics answers loopback callers without a token).
-      assert.match(await (await fetch(`${gw.url}/metrics`)).text(), /^hoop_agent_links 1$/m, gw.url)
+      await waitForAgentLinks(gw, 1)
     }
   })
 

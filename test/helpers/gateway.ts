@@ -56,3 +56,20 @@ policy:
   rules:
 ${rules}`
 }
+
+/**
+ * Waits until a gateway's /metrics (loopback callers need no token) counts `want` agent links. The
+ * agent logs "connected" when its handshake completes, a moment the gateway's count may trail when
+ * a proxy sits between them; the assertion names the count last seen.
+ */
+export async function waitForAgentLinks(gw: GatewayProc, want: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let seen = ''
+  for (;;) {
+    const text = await (await fetch(`${gw.url}/metrics`)).text()
+    seen = /^hoop_agent_links (\d+)$/m.exec(text)?.[1] ?? 'no hoop_agent_links line'
+    if (seen === String(want)) return
+    if (Date.now() > deadline) throw new Error(`${gw.url} counts ${seen} agent links, not ${want}, after ${timeoutMs} ms; its log:\n${gw.proc.stderr().split('\n').filter((l) => /agent/.test(l)).join('\n')}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
