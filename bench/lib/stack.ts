@@ -90,6 +90,18 @@ export async function ensureDatabase(o: {pgbench: string; scale: number; copyByt
          '4111 1111 1111 1111', lpad((g % 1000)::text, 3, '0') || '-12-3456', 'order ' || g || ' shipped on time' FROM generate_series(1, 10000) g; ANALYZE customers;`,
     )
   }
+  // hoop's event triggers (docs/sql/catalog-notify.sql), so that the gateway caches its catalog
+  // look-ups as a deployment that installed them does; HOOP_BENCH_CATALOG_CACHE=off removes them.
+  const triggers = await psqlOn(5432, PG.database, "SELECT count(*) FROM pg_event_trigger WHERE evtname IN ('hoop_catalog_ddl', 'hoop_catalog_drop')")
+  const wantTriggers = process.env.HOOP_BENCH_CATALOG_CACHE !== 'off'
+  if (wantTriggers && triggers.stdout.trim() !== '2') {
+    o.log('installing the catalog-change event triggers (docs/sql/catalog-notify.sql)')
+    await psqlOn(5432, PG.database, 'DROP EVENT TRIGGER IF EXISTS hoop_catalog_ddl; DROP EVENT TRIGGER IF EXISTS hoop_catalog_drop; DROP FUNCTION IF EXISTS public.hoop_catalog_changed()')
+    await must(`psql "${conninfo(5432)}" -X -q -v ON_ERROR_STOP=1 -f ${shellQuote(join(ROOT, 'docs', 'sql', 'catalog-notify.sql'))}`)
+  } else if (!wantTriggers && triggers.stdout.trim() !== '0') {
+    o.log('removing the catalog-change event triggers (HOOP_BENCH_CATALOG_CACHE=off)')
+    await psqlOn(5432, PG.database, 'DROP EVENT TRIGGER IF EXISTS hoop_catalog_ddl; DROP EVENT TRIGGER IF EXISTS hoop_catalog_drop; DROP FUNCTION IF EXISTS public.hoop_catalog_changed()')
+  }
   // One text row of bench_copy is 8 (id) + 1 + 200 (payload) + 1 bytes on average.
   const rowBytes = 210
   const copyRows = Math.ceil(o.copyBytes / rowBytes)

@@ -6,6 +6,13 @@
 // planning the text every time cost it 0.43 + 0.85 ms of CPU per statement against 0.27 + 0.15 ms
 // prepared (pgbench, this machine) -- the per-statement look-ups cost far more than a point SELECT.
 // A failed look-up resolves to undefined, which masking treats as "mask the column" (fail closed).
+//
+// Where the target's database has hoop's event triggers (docs/sql/catalog-notify.sql: every
+// committed DDL notifies CATALOG_CHANNEL), the catalog connection LISTENs, and what a statement's
+// analysis looks up (is a name trusted code, which views have a name) is kept until a notification
+// says the catalog changed, so a session's repeated statements need no round trip. The triggers are
+// checked on the connection at least every CHECK_EVERY_MS; without them, or once the connection is
+// gone, every statement looks up as before (docs/postgres.md, "Catalog cache").
 import type {Duplex} from 'node:stream'
 import type {ColumnMatcher} from '../../masking/columns.js'
 import type {Frame} from '../../protocol/pg/framer.js'
@@ -23,6 +30,15 @@ const MAX_VIEW_DEPTH = 8
 
 /** OIDs below this were made by initdb: built-in objects (PostgreSQL's FirstNormalObjectId). */
 const FIRST_NORMAL_OID = 16384
+
+/** The channel hoop's event triggers notify on each committed DDL (docs/sql/catalog-notify.sql). */
+export const CATALOG_CHANNEL = 'hoop_catalog'
+/** The trigger function's body, exactly; any other body (one that may not notify) turns the cache off. */
+export const CATALOG_TRIGGER_BODY = `BEGIN PERFORM pg_catalog.pg_notify('${CATALOG_CHANNEL}', ''); END`
+/** Cached look-ups are used only while the triggers were found in place at most this long ago. */
+const CHECK_EVERY_MS = 1000
+/** Names cached per session, at most (then the cache starts over). */
+const MAX_CACHED = 10_000
 
 /** A relation as masking needs it. */
 export interface RelInfo {
@@ -54,11 +70,23 @@ export class Catalog {
   private readonly byOid = new Map<number, Promise<CatalogRow | 'missing' | undefined>>()
   /** A view definition's outputs, per mask plan (matcher key), nesting depth and definition text. */
   private readonly views = new Map<string, Promise<OutputItem[] | undefined>>()
+  /** Cached analysis look-ups (module comment): routine key -> trusted, relation name -> its views in every schema. */
+  private readonly trustedNames = new Map<string, boolean>()
+  private readonly viewsNamed = new Map<string, CatalogRow[]>()
+  /** Counts the catalog's change notifications: a look-up answered across one is not cached. */
+  private generation = 0
+  /** Until when (ms) the cache may answer: the triggers were last found in place CHECK_EVERY_MS before. */
+  private cacheUntil = 0
 
   constructor(
     private readonly open: () => Promise<CatalogConn>,
     private readonly log: Logger,
+    /** How long a check of the triggers lets the cache answer (tests lengthen it). */
+    private readonly checkEveryMs = CHECK_EVERY_MS,
   ) {}
+
+  /** Analyses answered from the cache, round trips made, change notifications received (tests, debugging). */
+  readonly stats = {cached: 0, roundTrips: 0, notifications: 0}
 
   /**
    * Resolves a table OID to schema, table and column names (and a view's derived columns).
@@ -99,6 +127,33 @@ export class Catalog {
 
   close(): void {
     this.conn?.then((c) => c.close()).catch(() => {})
+  }
+
+  /** The catalog connection, opened (and LISTENing) on first use. */
+  private connection(): Promise<CatalogConn> {
+    return (this.conn ??= this.open().then((c) => {
+      c.onNotification = () => {
+        this.stats.notifications++
+        this.changed()
+      }
+      c.onClose = () => this.changed()
+      return c
+    }))
+  }
+
+  /** The catalog changed (or the listener went away): nothing cached holds, and nothing is cached until checked again. */
+  private changed(): void {
+    this.generation++
+    this.dropCache()
+    this.byOid.clear()
+    this.views.clear()
+  }
+
+  /** Drops the analysis look-ups kept while the triggers were in place. */
+  private dropCache(): void {
+    this.cacheUntil = 0
+    this.trustedNames.clear()
+    this.viewsNamed.clear()
   }
 
   /**
@@ -167,20 +222,67 @@ export class Catalog {
     const user = new Set(keys)
     // A backslash reads differently without standard_conforming_strings: not asked, masked (fail closed).
     if (rels.some((r) => `${r.schema ?? ''}${r.table}`.includes('\\'))) return {user, views: undefined}
-    const routines = trustedRoutinesCall(keys)
-    const views: Call | undefined = rels.length ? {...VIEWS_NAMED, params: [pgArray([...new Set(rels.map((r) => r.table))])]} : undefined
-    if (!routines && !views) return {user, views: []}
+    const tables = [...new Set(rels.map((r) => r.table))]
+    if (keys.length === 0 && tables.length === 0) return {user, views: []}
     try {
-      const conn = await (this.conn ??= this.open())
-      const results = await conn.run([routines, views].filter((c): c is Call => c !== undefined))
-      if (routines) for (const [k] of results.shift() ?? []) if (k) user.delete(k)
+      const conn = await this.connection()
+      // What the cache cannot answer is asked; all of it when the triggers are due for a check.
+      const fresh = Date.now() < this.cacheUntil
+      const cachedKeys = new Map(fresh ? keys.flatMap((k) => (this.trustedNames.has(k) ? [[k, this.trustedNames.get(k) === true] as const] : [])) : [])
+      const cachedViews = new Map(fresh ? tables.flatMap((t) => (this.viewsNamed.has(t) ? [[t, this.viewsNamed.get(t) ?? []] as const] : [])) : [])
+      const asked = await this.lookUp(
+        conn,
+        keys.filter((k) => !cachedKeys.has(k)),
+        tables.filter((t) => !cachedViews.has(t)),
+        !fresh,
+      )
+      for (const k of keys) if (cachedKeys.get(k) ?? asked.trusted.has(k)) user.delete(k)
+      const found = tables.flatMap((t) => cachedViews.get(t) ?? asked.views.get(t) ?? [])
       // Asked by name in every schema: keep the views a (schema-qualified) name could mean.
       const named = (row: CatalogRow) => rels.some((r) => r.table === row.table && (!r.schema || r.schema === row.schema))
-      return {user, views: views ? groupRelations(results.shift() ?? []).filter(named) : []}
+      return {user, views: found.filter(named)}
     } catch (err) {
       this.log.warn('pg catalog lookup failed; treating routines as user code and views as masked (fail closed)', {error: errorMessage(err)})
       return {user, views: undefined}
     }
+  }
+
+  /**
+   * One round trip for the routine keys and relation names the cache cannot answer (none when it
+   * answers everything), with the check of the triggers when `check`. What comes back is cached
+   * when the triggers were found in place and no change notification arrived meanwhile.
+   */
+  private async lookUp(conn: CatalogConn, keys: readonly string[], tables: readonly string[], check: boolean): Promise<{trusted: Set<string>; views: Map<string, CatalogRow[]>}> {
+    const out = {trusted: new Set<string>(), views: new Map<string, CatalogRow[]>()}
+    const routines = trustedRoutinesCall(keys)
+    const views: Call | undefined = tables.length ? {...VIEWS_NAMED, params: [pgArray(tables)]} : undefined
+    if (!routines && !views && !check) {
+      this.stats.cached++
+      return out
+    }
+    this.stats.roundTrips++
+    const generation = this.generation
+    const started = Date.now()
+    const results = await conn.run([routines, views, check ? TRIGGERS_IN_PLACE : undefined].filter((c): c is Call => c !== undefined))
+    if (routines) for (const [k] of results.shift() ?? []) if (k) out.trusted.add(k)
+    if (views) {
+      for (const t of tables) out.views.set(t, [])
+      for (const row of groupRelations(results.shift() ?? [])) out.views.get(row.table)?.push(row)
+    }
+    if (check) {
+      const inPlace = results.shift()?.[0]?.[0] === '2' && conn.listening
+      // A notification during the round trip leaves the cache off until the next check.
+      if (inPlace && generation === this.generation) this.cacheUntil = started + this.checkEveryMs
+      else if (!inPlace) this.dropCache()
+    }
+    if (generation !== this.generation || Date.now() >= this.cacheUntil) return out
+    if (this.trustedNames.size + this.viewsNamed.size + keys.length + tables.length > MAX_CACHED) {
+      this.trustedNames.clear()
+      this.viewsNamed.clear()
+    }
+    for (const k of keys) this.trustedNames.set(k, out.trusted.has(k))
+    for (const [t, rows] of out.views) this.viewsNamed.set(t, rows)
+    return out
   }
 
   /** What each output of a view definition derives from, under a mask plan; undefined when it cannot be told. */
@@ -205,7 +307,7 @@ export class Catalog {
   /** The relations a prepared look-up finds, one row each; undefined when the look-up failed. */
   private async lookupAll(statement: Omit<Call, 'params'>, params: string[]): Promise<CatalogRow[] | undefined> {
     try {
-      const conn = await (this.conn ??= this.open())
+      const conn = await this.connection()
       const [rows] = await conn.run([{...statement, params}])
       return groupRelations(rows ?? [])
     } catch (err) {
@@ -238,6 +340,23 @@ const BY_OID = {name: 'hoop_rel_by_oid', sql: relationsSql('c.oid = $1::pg_catal
 const BY_NAME = {name: 'hoop_rel_by_name', sql: relationsSql(`c.relname = $1::pg_catalog.name AND ($2::pg_catalog.text = '' OR n.nspname = $2::pg_catalog.name) AND c.relkind IN ('r','p','v','m','f')`)}
 /** The views and materialized views of the names in $1, in every schema. */
 const VIEWS_NAMED = {name: 'hoop_views_named', sql: relationsSql(`c.relkind IN ('v','m') AND c.relname = ANY($1::pg_catalog.name[])`)}
+
+/**
+ * '2' when both of hoop's event triggers are in place (docs/sql/catalog-notify.sql): enabled ALWAYS
+ * (also under session_replication_role = replica), on every command tag, running a PL/pgSQL
+ * function owned by a superuser whose body is exactly CATALOG_TRIGGER_BODY and whose search_path is
+ * pinned (a session's own search_path cannot shadow pg_notify).
+ */
+const TRIGGERS_IN_PLACE: Call = {
+  name: 'hoop_catalog_triggers',
+  sql: `SELECT count(DISTINCT t.evtevent)::text FROM pg_catalog.pg_event_trigger t
+          JOIN pg_catalog.pg_proc p ON p.oid = t.evtfoid
+          JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+          JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+         WHERE t.evtevent IN ('ddl_command_end', 'sql_drop') AND t.evtenabled = 'A' AND t.evttags IS NULL
+           AND l.lanname = 'plpgsql' AND r.rolsuper AND p.prosrc = $1 AND p.proconfig = '{search_path=pg_catalog}'`,
+  params: [CATALOG_TRIGGER_BODY],
+}
 
 function groupRelations(rows: (string | null)[][]): CatalogRow[] {
   const byOid = new Map<string, CatalogRow>()
@@ -280,67 +399,104 @@ function pgArray(items: readonly string[]): string {
   return `{${items.map((x) => `"${x.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`
 }
 
-/** A second authenticated connection to the target, for catalog queries only (never the client's). */
+/**
+ * A second authenticated connection to the target, for catalog queries only (never the client's).
+ * It LISTENs on CATALOG_CHANNEL; where LISTEN is refused (a hot standby) it serves look-ups without.
+ */
 export async function openCatalog(dial: PgDial, params: Record<string, string>, log: Logger): Promise<CatalogConn> {
   const conn = await openAuthenticated(dial, {...params, application_name: 'hoop-catalog'}, log)
   conn.stream.on('error', () => {})
-  return new CatalogConn(conn.stream, conn.reader)
+  const catalog = new CatalogConn(conn.stream, conn.reader)
+  await catalog.run([LISTEN]).then(
+    () => (catalog.listening = true),
+    (err) => log.debug('pg catalog connection cannot LISTEN; every statement looks up', {error: errorMessage(err)}),
+  )
+  return catalog
 }
+
+const LISTEN: Call = {name: 'hoop_listen', sql: `LISTEN ${CATALOG_CHANNEL}`, params: []}
 
 /**
  * Minimal extended-protocol client for catalog look-ups on the gateway's own connection; one round
- * trip at a time. Each statement is parsed once (named) and then only bound and executed.
+ * trip at a time. Each statement is parsed once (named) and then only bound and executed. One loop
+ * reads every frame the server sends: a round trip's answers, and between them the change
+ * notifications (`onNotification`); `onClose` runs once when the connection is gone.
  */
 export class CatalogConn {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly parsed = new Set<string>()
+  /** The running round trip's frame handler; undefined when the connection is gone. */
+  private handle: ((f: Frame | undefined) => void) | undefined
+  private gone = false
+  /** LISTEN succeeded: change notifications reach onNotification. */
+  listening = false
+  onNotification: () => void = () => {}
+  onClose: () => void = () => {}
 
   constructor(
     private readonly stream: Duplex,
     private readonly reader: FrameReader,
-  ) {}
+  ) {
+    void this.pump()
+  }
 
   /** Several prepared look-ups in one round trip (one Sync): the rows of each, in order. */
   run(calls: readonly Call[]): Promise<(string | null)[][][]> {
-    const run = async () => {
-      const parsing: string[] = []
-      const out: Buffer[] = []
-      for (const c of calls) {
-        if (!this.parsed.has(c.name) && !parsing.includes(c.name)) {
-          out.push(encodeParse(c.name, c.sql))
-          parsing.push(c.name)
+    const run = () =>
+      new Promise<(string | null)[][][]>((resolve, reject) => {
+        if (this.gone) return reject(new HoopError('TARGET_REFUSED', 'catalog connection closed'))
+        const parsing: string[] = []
+        const out: Buffer[] = []
+        for (const c of calls) {
+          if (!this.parsed.has(c.name) && !parsing.includes(c.name)) {
+            out.push(encodeParse(c.name, c.sql))
+            parsing.push(c.name)
+          }
+          out.push(encodeBind('', c.name, c.params), encodeExecute(''))
         }
-        out.push(encodeBind('', c.name, c.params), encodeExecute(''))
-      }
-      out.push(encodeSync())
-      this.stream.write(Buffer.concat(out))
-      const results: (string | null)[][][] = []
-      let rows: (string | null)[][] = []
-      let error: string | undefined
-      for (;;) {
-        const f = await this.reader.one()
-        if (isPulledEnd(f) || isPulledError(f)) throw new HoopError('TARGET_REFUSED', 'catalog connection closed')
-        if (f.type === B.ParseComplete) this.parsed.add(parsing.shift() ?? '')
-        else if (f.type === B.DataRow) rows.push(decodeTextRow(f))
-        else if (f.type === B.CommandComplete) {
-          results.push(rows)
-          rows = []
-        } else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
-        else if (f.type === B.ReadyForQuery) {
-          if (error) throw new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`)
-          return results
+        out.push(encodeSync())
+        const results: (string | null)[][][] = []
+        let rows: (string | null)[][] = []
+        let error: string | undefined
+        this.handle = (f) => {
+          if (f === undefined) return reject(new HoopError('TARGET_REFUSED', 'catalog connection closed'))
+          if (f.type === B.ParseComplete) this.parsed.add(parsing.shift() ?? '')
+          else if (f.type === B.DataRow) rows.push(decodeTextRow(f))
+          else if (f.type === B.CommandComplete) {
+            results.push(rows)
+            rows = []
+          } else if (f.type === B.ErrorResponse) error = decodeErrorFields(f).M
+          else if (f.type === B.ReadyForQuery) {
+            this.handle = undefined
+            if (error) reject(new HoopError('TARGET_REFUSED', `catalog query failed: ${error}`))
+            else resolve(results)
+          }
         }
-      }
-    }
+        this.stream.write(Buffer.concat(out))
+      })
     const p = this.chain.then(run, run)
     this.chain = p.catch(() => {})
     return p
   }
 
   close(): void {
-    this.reader.detach()
     if (!this.stream.destroyed) this.stream.end(encodeTerminate())
     setTimeout(() => this.stream.destroy(), 1000).unref()
+  }
+
+  /** Reads every frame until the connection ends; frames outside a round trip (notices, parameter changes) are dropped. */
+  private async pump(): Promise<void> {
+    for (;;) {
+      const f = await this.reader.one()
+      if (isPulledEnd(f) || isPulledError(f)) break
+      if (f.type === B.NotificationResponse) this.onNotification()
+      else this.handle?.(f)
+    }
+    this.gone = true
+    this.listening = false
+    this.onClose()
+    this.handle?.(undefined)
+    this.handle = undefined
   }
 }
 
