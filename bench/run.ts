@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {cpus, totalmem} from 'node:os'
 import {errorMessage} from '../src/shared/errors.js'
 import {caseAuditAppend, caseAuditVerify, caseMasking} from './lib/inproc-cases.js'
+import {caseFsyncLatency} from './lib/disk-case.js'
 import {caseAuditAppendPg, caseAuditSinkPg} from './lib/pg-audit-case.js'
 import {caseCopy, caseManySessions, caseNewConnection, casePgbenchSelect, caseTpcb, selectRows} from './lib/net-cases.js'
 import {ROOT, rssOf, sh, stopAll} from './lib/procs.js'
@@ -140,6 +141,7 @@ async function main(): Promise<number> {
     await stack?.close().catch((e) => log(`stopping the stack: ${errorMessage(e)}`))
     await stopAll()
   }
+  await run('fsync-latency', () => caseFsyncLatency({syncs: s.quick ? 100 : 500, log}))
   await run('audit-append', () => caseAuditAppend({events: s.auditEvents, sessions: 1000, rounds: s.auditRounds, log}))
   await run('audit-append-pg', () => caseAuditAppendPg({events: s.auditPgEvents, sessions: 1000, rounds: s.auditRounds, log}))
   await run('audit-sink-pg', () => caseAuditSinkPg({events: s.auditPgEvents, sessions: 1000, rounds: s.auditRounds, log}))
