@@ -270,7 +270,10 @@ export class Catalog {
       for (const row of groupRelations(results.shift() ?? [])) out.views.get(row.table)?.push(row)
     }
     if (check) {
-      const inPlace = results.shift()?.[0]?.[0] === '2' && conn.listening
+      const [count, pid, listening] = results.shift()?.[0] ?? []
+      // The same backend that LISTENs must answer (a transaction-pooling proxy would switch backends).
+      conn.listenerPid ??= pid ?? undefined
+      const inPlace = count === '2' && listening === 'true' && pid === conn.listenerPid && conn.listening
       // A notification during the round trip leaves the cache off until the next check.
       if (inPlace && generation === this.generation) this.cacheUntil = started + this.checkEveryMs
       else if (!inPlace) this.dropCache()
@@ -342,20 +345,21 @@ const BY_NAME = {name: 'hoop_rel_by_name', sql: relationsSql(`c.relname = $1::pg
 const VIEWS_NAMED = {name: 'hoop_views_named', sql: relationsSql(`c.relkind IN ('v','m') AND c.relname = ANY($1::pg_catalog.name[])`)}
 
 /**
- * '2' when both of hoop's event triggers are in place (docs/sql/catalog-notify.sql): enabled ALWAYS
+ * '2' when both of hoop's event triggers are in place (docs/sql/catalog-notify.sql), with the
+ * backend's pid and whether it LISTENs on CATALOG_CHANNEL. In place means: enabled ALWAYS
  * (also under session_replication_role = replica), on every command tag, running a PL/pgSQL
  * function owned by a superuser whose body is exactly CATALOG_TRIGGER_BODY and whose search_path is
  * pinned (a session's own search_path cannot shadow pg_notify).
  */
 const TRIGGERS_IN_PLACE: Call = {
   name: 'hoop_catalog_triggers',
-  sql: `SELECT count(DISTINCT t.evtevent)::text FROM pg_catalog.pg_event_trigger t
+  sql: `SELECT count(DISTINCT t.evtevent)::text, pg_catalog.pg_backend_pid()::text, ($2::pg_catalog.text IN (SELECT pg_catalog.pg_listening_channels()))::text FROM pg_catalog.pg_event_trigger t
           JOIN pg_catalog.pg_proc p ON p.oid = t.evtfoid
           JOIN pg_catalog.pg_language l ON l.oid = p.prolang
           JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
          WHERE t.evtevent IN ('ddl_command_end', 'sql_drop') AND t.evtenabled = 'A' AND t.evttags IS NULL
            AND l.lanname = 'plpgsql' AND r.rolsuper AND p.prosrc = $1 AND p.proconfig = '{search_path=pg_catalog}'`,
-  params: [CATALOG_TRIGGER_BODY],
+  params: [CATALOG_TRIGGER_BODY, CATALOG_CHANNEL],
 }
 
 function groupRelations(rows: (string | null)[][]): CatalogRow[] {
@@ -430,6 +434,8 @@ export class CatalogConn {
   private gone = false
   /** LISTEN succeeded: change notifications reach onNotification. */
   listening = false
+  /** The backend the first check of the triggers ran on: every later check must run there too. */
+  listenerPid: string | undefined
   onNotification: () => void = () => {}
   onClose: () => void = () => {}
 

@@ -8,7 +8,7 @@ import {strict as assert} from 'node:assert'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import pg from 'pg'
-import {Catalog, CATALOG_TRIGGER_BODY, openCatalog} from '../../../src/engines/postgres/catalog.js'
+import {Catalog, type CatalogConn, CATALOG_TRIGGER_BODY, openCatalog} from '../../../src/engines/postgres/catalog.js'
 import {ColumnMatcher} from '../../../src/masking/columns.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import {loadPgParser} from '../../../src/sql/pg-parser.js'
@@ -40,9 +40,14 @@ async function on(db: string, sql: string): Promise<void> {
   }
 }
 
-function catalogOn(db: string, checkEveryMs?: number): Catalog {
+function catalogOn(db: string, checkEveryMs?: number, opened?: (c: CatalogConn) => void): Catalog {
   const dial = {openUpstream: () => connect(5432), target: {host: '127.0.0.1', tls: {mode: 'disable' as const}}}
-  return new Catalog(() => openCatalog(dial, {user: 'postgres', database: db}, silentLogger), silentLogger, checkEveryMs)
+  const open = async () => {
+    const conn = await openCatalog(dial, {user: 'postgres', database: db}, silentLogger)
+    opened?.(conn)
+    return conn
+  }
+  return new Catalog(open, silentLogger, checkEveryMs)
 }
 
 /** Whether the first output of `sql` derives from a masked column (or from user code). */
@@ -172,6 +177,15 @@ describe('pg catalog cache: invalidated by the target\'s own DDL notifications',
     } finally {
       await on(DB, 'ALTER EVENT TRIGGER hoop_catalog_ddl ENABLE ALWAYS')
     }
+  })
+
+  it('a catalog connection that stopped listening caches nothing from its next check on', async () => {
+    let conn: CatalogConn | undefined
+    const c = track(catalogOn(DB, 300, (x) => (conn = x)))
+    assert.equal(await roundTripsFor(c, 1), 0, 'cached while listening')
+    await conn!.run([{name: 'hoop_test_unlisten', sql: 'UNLISTEN *', params: []}])
+    await sleep(400)
+    assert.equal(await roundTripsFor(c, 3), 3)
   })
 
   it('a catalog connection that is gone caches nothing and fails closed: every column of the view masked', async () => {
