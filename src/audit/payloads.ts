@@ -12,7 +12,7 @@
 import {hash as digest, randomBytes} from 'node:crypto'
 import {canonicalize, canonicalizeWith, type Json} from './canonical.js'
 import {type AuditEvent, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
-import {leafInput} from './merkle.js'
+import {leafInput, sha256} from './merkle.js'
 
 /** Envelope version written: 2 commits to payloads by hash. */
 const EVENT_VERSION = 2
@@ -36,7 +36,7 @@ export function encodeEvent(e: AuditEvent, seq: number, prevHash: string): Encod
   const {payload, omit} = splitPayload(e)
   const body = canonicalizeWith(e as unknown as Record<string, unknown>, {v: EVENT_VERSION, seq, prev_hash: prevHash, payload_hash: payload === undefined ? undefined : payloadHash(payload)}, omit)
   const input = leafInput(body)
-  return {body, payload, hash: digest('sha256', input.subarray(1), 'hex'), leaf: digest('sha256', input, 'buffer')}
+  return {body, payload, hash: digest('sha256', input.subarray(1), 'hex'), leaf: sha256(input)}
 }
 
 export const PAYLOAD_MEMBER = '~payload'

@@ -3,6 +3,7 @@ import {hash} from 'node:crypto'
 import {canonicalize, canonicalizeWith} from '../../../src/audit/canonical.js'
 import {events, PAYLOAD_FIELDS, type AuditEvent} from '../../../src/audit/events.js'
 import {encodeEvent} from '../../../src/audit/payloads.js'
+import {alice} from './_helpers.js'
 import {parseCsv, csvLine} from '../../../src/audit/csv.js'
 
 describe('audit canonical JSON (RFC 8785)', () => {
@@ -30,6 +31,15 @@ describe('audit canonical JSON (RFC 8785)', () => {
     assert.equal(canonicalize('a"b\\c\n\u0001\u001f/é€'), '"a\\"b\\\\c\\n\\u0001\\u001f/é€"')
     assert.equal(canonicalize('😀'), '"😀"')
     assert.throws(() => canonicalize('x\ud800y'), /lone surrogate/)
+  })
+
+  it('encodes every UTF-16 code unit as JSON.stringify does, plain strings included, and refuses each lone surrogate', () => {
+    for (let c = 0; c <= 0xffff; c++) {
+      const s = `a${String.fromCharCode(c)}b`
+      if (c >= 0xd800 && c <= 0xdfff) assert.throws(() => canonicalize(s), /lone surrogate/, `U+${c.toString(16)}`)
+      else assert.equal(canonicalize(s), JSON.stringify(s), `U+${c.toString(16)}`)
+    }
+    assert.equal(canonicalize('\ud83d\ude00 and "\\"'), JSON.stringify('\ud83d\ude00 and "\\"'))
   })
 
   it('omits undefined members, refuses non-plain objects', () => {
@@ -64,12 +74,11 @@ describe('audit event encoding without copies (canonicalizeWith, encodeEvent)', 
   })
 
   it('encodeEvent: the hashed body is the event without its payload fields, with v, seq, prev_hash and the payload hash', () => {
-    const who = {kind: 'user', subject: 'u', name: 'n', groups: ['g']}
     const all: AuditEvent[] = [
-      events.statement({session: 's1', identity: who, connection: 'c', statementId: 'st', text: 'SELECT "é" FROM t', decision: 'allow'}),
-      events.statementResult({session: 's1', identity: who, connection: 'c', statementId: 'st', rows: 1, bytes: 2, durationMs: 3}),
-      events.statementResult({session: 's1', identity: who, connection: 'c', statementId: 'st', rows: 0, bytes: 0, durationMs: 3, error: 'boom'}),
-      events.sessionStart({session: 's1', identity: who, connection: 'c', agent: 'a'}),
+      events.statement({session: 's1', identity: alice, connection: 'c', statementId: 'st', text: 'SELECT "é" FROM t', decision: 'allow'}),
+      events.statementResult({session: 's1', identity: alice, connection: 'c', statementId: 'st', rows: 1, bytes: 2, durationMs: 3}),
+      events.statementResult({session: 's1', identity: alice, connection: 'c', statementId: 'st', rows: 0, bytes: 0, durationMs: 3, error: 'boom'}),
+      events.sessionStart({session: 's1', identity: alice, connection: 'c', agent: 'a'}),
     ]
     for (const e of all) {
       const enc = encodeEvent(e, 7, 'ab'.repeat(32))
