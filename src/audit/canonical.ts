@@ -7,7 +7,11 @@ export type Json = null | boolean | number | string | Json[] | {[key: string]: J
 
 const keyCache = new Map<string, string>()
 
+/** No character JSON.stringify escapes and no surrogate: such a string is encoded as it is, in quotes (measured ~3x cheaper). */
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/
+
 function encodeString(value: string): string {
+  if (PLAIN.test(value)) return '"' + value + '"'
   // RFC 8785 §3.2.2.2: strings must be valid Unicode; a lone surrogate cannot be encoded.
   // String.prototype.isWellFormed is in Node 20 (ES2024); the project's lib is ES2023.
   if (!(value as string & {isWellFormed(): boolean}).isWellFormed()) throw new HoopError('INVALID_INPUT', 'canonical JSON: string contains a lone surrogate')
@@ -64,4 +68,43 @@ export function canonicalize(value: unknown): string {
     default:
       throw new HoopError('INVALID_INPUT', `canonical JSON: cannot encode a value of type ${typeof value}`)
   }
+}
+
+/**
+ * `canonicalize({...obj, ...extra})`, where the members of `obj.data` named in `omit` are left out
+ * of `data` as if it had been copied without them (`{...obj.data}`, then deleted): the same bytes,
+ * without building the merged object or the copy of `data`. The writer's hot path (payloads.ts
+ * encodeEvent: an event, its envelope fields, its payload fields kept apart).
+ */
+export function canonicalizeWith(obj: Record<string, unknown>, extra: Record<string, unknown>, omit?: readonly string[]): string {
+  const keys: string[] = []
+  for (const key of Object.keys(obj)) if (!Object.hasOwn(extra, key)) keys.push(key)
+  for (const key of Object.keys(extra)) keys.push(key)
+  keys.sort()
+  let out = '{'
+  let first = true
+  for (const key of keys) {
+    const own = Object.hasOwn(extra, key)
+    const v = own ? extra[key] : obj[key]
+    if (v === undefined) continue
+    if (!first) out += ','
+    first = false
+    out += encodeKey(key) + (!own && omit !== undefined && key === 'data' ? canonicalizeOmitting(v as Record<string, unknown>, omit) : canonicalize(v))
+  }
+  return out + '}'
+}
+
+/** A copy of `obj` without the members `omit` names, canonicalized (the copy's prototype is Object's, as a spread's). */
+function canonicalizeOmitting(obj: Record<string, unknown>, omit: readonly string[]): string {
+  const keys = Object.keys(obj).sort()
+  let out = '{'
+  let first = true
+  for (const key of keys) {
+    const v = obj[key]
+    if (v === undefined || omit.includes(key)) continue
+    if (!first) out += ','
+    first = false
+    out += encodeKey(key) + canonicalize(v)
+  }
+  return out + '}'
 }

@@ -33,6 +33,7 @@ import {EMPTY_ROOT, MerkleFrontier} from './merkle.js'
 import {type EncodedEvent, encodeEvent} from './payloads.js'
 import {expirePayloads, type RetentionPolicy, runRetentionBatches} from './retention.js'
 import {type CheckpointRow, ensureAuditSchema} from './schema.js'
+import {SessionLastTracker} from './session-marks.js'
 import {type AuditSink, type BackoffOptions, SinkRunner, sqliteSinkStore} from './sinks.js'
 import {HeadStamper, type TimestampOptions} from './stamper.js'
 import {vouch as vouchFor} from './vouch.js'
@@ -152,7 +153,9 @@ export class AuditLog implements AuditWriter {
   private lastCheckpoint?: SignedTreeHead
   private readonly writer: Database.Database
   private readonly ownWriter: boolean
-  private readonly commit: (rows: Row[]) => void
+  private readonly commit: (rows: Row[]) => boolean
+  /** The newest event time of each session, written to audit_session_last every few thousand events (session-marks.ts). */
+  private readonly sessionLast: SessionLastTracker
   private readonly insertCheckpoint: Database.Statement
   private readonly runners: SinkRunner[]
   private readonly timers: NodeJS.Timeout[] = []
@@ -227,7 +230,9 @@ export class AuditLog implements AuditWriter {
     const insert = this.writer.prepare(INSERT_EVENT)
     const lastRow = this.writer.prepare('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1')
     const guard = Boolean(opts.guardStore && !db.memory)
-    this.commit = this.writer.transaction((rows: Row[]) => {
+    this.sessionLast = new SessionLastTracker(this.writer)
+    // Returns whether audit_session_last was written (up to the event before the group).
+    this.commit = this.writer.transaction((rows: Row[]): boolean => {
       // The store must still end where this writer left it: another file, or one cut short or
       // rolled back under us, is not written to (and the batch is refused).
       if (guard && rows.length > 0) {
@@ -238,6 +243,9 @@ export class AuditLog implements AuditWriter {
       }
       // Positional parameters: binding by name looks up every key of every row.
       for (const r of rows) insert.run(r.seq, r.time, r.kind, r.session, r.subject, r.connection, r.hash, r.prev_hash, r.leaf, r.body, r.payload)
+      if (rows.length === 0 || !this.sessionLast.due(rows[0].seq - 1)) return false
+      this.sessionLast.write(rows[0].seq - 1)
+      return true
     })
     this.insertCheckpoint = this.writer.prepare(
       'INSERT OR REPLACE INTO audit_checkpoints (tree_size, root_hash, head_hash, timestamp, key_fingerprint, signature) VALUES (@tree_size, @root_hash, @head_hash, @timestamp, @key_fingerprint, @signature)',
@@ -535,7 +543,7 @@ export class AuditLog implements AuditWriter {
     if (this.flushing || this.queue.length === 0) return
     // While an fdatasync is in flight, a few appends wait for it to return and are then written
     // as one group: they could not be acknowledged before the next fdatasync anyway, and each
-    // commit writes every page it touches (a random page of the session index per event), so one
+    // commit writes every page it touches (the table's and the time index's last pages), so one
     // group of 8 writes a fraction of the WAL that 8 groups of one write, and the fdatasync and
     // the checkpoints have that much less to do. Many are written at once, so the encoding and
     // the commit of a large group overlap the fdatasync.
@@ -579,7 +587,8 @@ export class AuditLog implements AuditWriter {
     }
     let failed: HoopError | undefined
     try {
-      this.commit(rows)
+      if (this.commit(rows)) this.sessionLast.written(this.writtenSeq)
+      for (const r of rows) this.sessionLast.note(r.session, r.kind, r.time)
     } catch (err) {
       failed =
         err instanceof StoreChanged

@@ -10,9 +10,9 @@
 // `~` sorts after every other key, so the line stays canonical JSON; the verifier cuts the member
 // off and hashes what remains (the signed bytes), and hashes the payload against `payload_hash`.
 import {hash as digest, randomBytes} from 'node:crypto'
-import {canonicalize, type Json} from './canonical.js'
+import {canonicalize, canonicalizeWith, type Json} from './canonical.js'
 import {type AuditEvent, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
-import {leafInput} from './merkle.js'
+import {leafInput, sha256} from './merkle.js'
 
 /** Envelope version written: 2 commits to payloads by hash. */
 const EVENT_VERSION = 2
@@ -33,10 +33,10 @@ export interface EncodedEvent {
  * the chain hash the body alone.
  */
 export function encodeEvent(e: AuditEvent, seq: number, prevHash: string): EncodedEvent {
-  const {event, payload} = splitPayload(e)
-  const body = canonicalize({...event, v: EVENT_VERSION, seq, prev_hash: prevHash, payload_hash: payload === undefined ? undefined : payloadHash(payload)})
+  const {payload, omit} = splitPayload(e)
+  const body = canonicalizeWith(e as unknown as Record<string, unknown>, {v: EVENT_VERSION, seq, prev_hash: prevHash, payload_hash: payload === undefined ? undefined : payloadHash(payload)}, omit)
   const input = leafInput(body)
-  return {body, payload, hash: digest('sha256', input.subarray(1), 'hex'), leaf: digest('sha256', input, 'buffer')}
+  return {body, payload, hash: digest('sha256', input.subarray(1), 'hex'), leaf: sha256(input)}
 }
 
 export const PAYLOAD_MEMBER = '~payload'
@@ -64,25 +64,22 @@ function nonce(): string {
 }
 
 /**
- * An event's hashed form (without its payload fields) and its payload's canonical JSON, or the
- * event unchanged when its kind has no payload or the fields are all absent.
+ * An event's payload: the canonical JSON of its payload fields (with a nonce), and the names of
+ * the `data` members it takes out of the hashed form; nothing when the event's kind has no payload
+ * or the fields are all absent.
  */
-export function splitPayload(e: AuditEvent): {event: AuditEvent; payload?: string} {
+export function splitPayload(e: AuditEvent): {payload?: string; omit?: readonly string[]} {
   const names = PAYLOAD_FIELDS[e.kind]
-  if (!names) return {event: e}
+  if (!names) return {}
   let fields: {[key: string]: Json} | undefined
-  let data: AuditEvent['data'] | undefined
   for (const n of names) {
     const v = e.data[n]
     if (v === undefined) continue
     fields ??= {}
     fields[n] = v
-    data ??= {...e.data}
-    delete data[n]
   }
-  if (!fields) return {event: e}
-  const payload = canonicalize({nonce: nonce(), fields})
-  return {event: {...e, data: data!}, payload}
+  if (!fields) return {}
+  return {payload: canonicalize({nonce: nonce(), fields}), omit: names}
 }
 
 export function payloadHash(payload: string): string {

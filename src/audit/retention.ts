@@ -19,7 +19,8 @@ import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {type AuditEvent, events, PAYLOAD_FIELDS, type StoredEvent} from './events.js'
 import type {PayloadRemoval} from './payloads.js'
-import {ensureAuditSchema, notePending} from './schema.js'
+import {ensureAuditSchema, MARK_KINDS, notePending} from './schema.js'
+import {sessionFirstSeq} from './session-marks.js'
 
 const DAY_MS = 86_400_000
 /** Events whose payloads one batch removes: short transactions beside the audit writer. */
@@ -132,7 +133,7 @@ export function expirePayloads(db: Database.Database, policy: RetentionPolicy, o
           .prepare(
             `SELECT r.session_id FROM audit_recordings r WHERE r.finished_at IS NOT NULL AND r.finished_at < @before AND r.pruned_at IS NULL
              AND (r.connection IS NULL OR r.connection NOT IN (SELECT value FROM json_each(@held_connections)))
-             AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.session = r.session_id AND e.kind = 'session.start' AND e.subject IN (SELECT value FROM json_each(@held_users)))
+             AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.session = r.session_id AND e.${MARK_KINDS} AND e.kind = 'session.start' AND e.subject IN (SELECT value FROM json_each(@held_users)))
              LIMIT @limit`,
           )
           .raw()
@@ -206,23 +207,29 @@ export interface ErasureRequest {
 export function erasePayloads(db: Database.Database, o: ErasureRequest): ErasureResult {
   ensureAuditSchema(db)
   const {now, at, limit, col, out} = startErasure(o)
+  // The events are read by seq: a session's from its start (no index on every event's session,
+  // schema.ts), and each batch from where the last one stopped, so the request reads them once.
+  // The rows it passed over are held or have no payload; rows added meanwhile come after.
+  let after = o.scope === 'session' ? sessionFirstSeq(db, o.target) - 1 : 0
+  const from = after
   const batch = db.transaction((): boolean => {
     const holds = activeHolds(db, o.holds)
     const held = {held_connections: JSON.stringify(holds.connections), held_users: JSON.stringify(holds.users)}
-    const seqs = (db.prepare(`SELECT seq FROM audit_events WHERE ${col} = @target AND payload IS NOT NULL AND ${NOT_HELD} ORDER BY seq LIMIT @limit`).raw().all({...held, target: o.target, limit}) as [number][]).map(([s]) => s)
+    const seqs = (db.prepare(`SELECT seq FROM audit_events WHERE seq > @after AND ${col} = @target AND payload IS NOT NULL AND ${NOT_HELD} ORDER BY seq LIMIT @limit`).raw().all({...held, after, target: o.target, limit}) as [number][]).map(([s]) => s)
+    if (seqs.length > 0) after = seqs.at(-1)!
     const sessions =
       out.refs.length > 0
         ? []
         : o.scope === 'session'
           ? [o.target]
-          : (db.prepare("SELECT session FROM audit_events WHERE kind = 'session.start' AND subject = ?").raw().all(o.target) as [string][]).map(([s]) => s)
+          : (db.prepare(`SELECT session FROM audit_events WHERE ${MARK_KINDS} AND kind = 'session.start' AND subject = ?`).raw().all(o.target) as [string][]).map(([s]) => s)
     const heldSessions = sessions.filter((s) => {
-      const r = db.prepare("SELECT connection, subject FROM audit_events WHERE session = ? AND kind = 'session.start'").get(s) as {connection: string | null; subject: string | null} | undefined
+      const r = db.prepare(`SELECT connection, subject FROM audit_events WHERE session = ? AND ${MARK_KINDS} AND kind = 'session.start'`).get(s) as {connection: string | null; subject: string | null} | undefined
       return r !== undefined && ((r.connection !== null && holds.connections.includes(r.connection)) || (r.subject !== null && holds.users.includes(r.subject)))
     })
     const recordings = clearRecordings(db, sessions.filter((s) => !heldSessions.includes(s)), at)
     if (seqs.length === 0 && recordings === 0) {
-      if (out.refs.length === 0) out.held = (db.prepare(`SELECT count(*) AS n FROM audit_events WHERE ${col} = ? AND payload IS NOT NULL`).get(o.target) as {n: number}).n
+      if (out.refs.length === 0) out.held = countLeft(db, col, o.target, from)
       return false
     }
     const ref = randomUUID()
@@ -233,8 +240,13 @@ export function erasePayloads(db: Database.Database, o: ErasureRequest): Erasure
   while (batch.immediate()) {
     // next batch
   }
-  if (out.held === 0) out.held = (db.prepare(`SELECT count(*) AS n FROM audit_events WHERE ${col} = ? AND payload IS NOT NULL`).get(o.target) as {n: number}).n
+  if (out.held === 0) out.held = countLeft(db, col, o.target, from)
   return out
+}
+
+/** The payloads of a session or user still there after an erasure (those under a hold), from seq `from` on. */
+function countLeft(db: Database.Database, col: 'session' | 'subject', target: string, from: number): number {
+  return (db.prepare(`SELECT count(*) AS n FROM audit_events WHERE seq > ? AND ${col} = ? AND payload IS NOT NULL`).get(from, target) as {n: number}).n
 }
 
 /** Checks an erasure's request and starts its result. */

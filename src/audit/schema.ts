@@ -8,6 +8,15 @@
 // `audit_meta` keeps settings the offline commands need (the witness file's path);
 // `audit_pending` holds events written by commands run on the data dir (`hoop audit export
 // --data-dir`): the log has one writer, the gateway, which appends them (notePending, log.ts).
+//
+// `audit_events` has one secondary index on every row, by time (near-sorted, so each insert lands
+// on the index's last page). A session's events are not indexed one by one: each commit would
+// rewrite a random page of such an index per event (half the audit log's WAL bytes; bench/README.md
+// "Audit appends without the per-event session index"). Instead `audit_events_marks` indexes only a
+// session's start and end (a partial index, MARK_KINDS), and `audit_session_last` keeps the time of
+// the last event of each session whose end is not recorded, written by the log every
+// SESSION_LAST_EVERY events and complete up to the seq in audit_meta `session_last_upto`
+// (session-marks.ts). Stores from before are migrated on first open (migrateSessionIndex).
 import type Database from 'better-sqlite3'
 import {HoopError} from '../shared/errors.js'
 
@@ -16,7 +25,6 @@ CREATE TABLE IF NOT EXISTS audit_events (
   seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, session TEXT, subject TEXT, connection TEXT,
   hash TEXT NOT NULL, prev_hash TEXT NOT NULL, leaf BLOB NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time);
-CREATE INDEX IF NOT EXISTS audit_events_session ON audit_events(session);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
   tree_size INTEGER PRIMARY KEY, root_hash TEXT NOT NULL, head_hash TEXT NOT NULL, timestamp TEXT NOT NULL,
   key_fingerprint TEXT NOT NULL, signature TEXT NOT NULL);
@@ -45,15 +53,52 @@ CREATE TABLE IF NOT EXISTS audit_holds (
   placed_by TEXT NOT NULL, released_at TEXT);
 `
 
+/** The kinds `audit_events_marks` indexes; a query uses that index only with this very term. */
+export const MARK_KINDS = "kind IN ('session.start', 'session.end')"
+
+/** audit_meta's key for the seq up to which `audit_session_last` is complete. */
+export const SESSION_LAST_UPTO = 'session_last_upto'
+
+/** Objects added since the first release: created by a writer (a read-only store from before lacks them). */
+const SESSION_SCHEMA = `
+CREATE INDEX IF NOT EXISTS audit_events_marks ON audit_events(session) WHERE ${MARK_KINDS};
+CREATE TABLE IF NOT EXISTS audit_session_last (session TEXT PRIMARY KEY, time TEXT NOT NULL) WITHOUT ROWID;
+`
+
 export function ensureAuditSchema(db: Database.Database): void {
   db.exec(AUDIT_SCHEMA)
+  if (db.readonly) return
   // Stores from before payloads were kept apart (envelope v1) gain the column; their events keep
   // their payloads inline and never expire.
   const cols = db.prepare('PRAGMA table_info(audit_events)').all() as {name: string}[]
-  if (!cols.some((c) => c.name === 'payload')) {
-    if (db.readonly) return
-    db.exec('ALTER TABLE audit_events ADD COLUMN payload TEXT')
-  }
+  if (!cols.some((c) => c.name === 'payload')) db.exec('ALTER TABLE audit_events ADD COLUMN payload TEXT')
+  if (!hasIndex(db, 'audit_events_marks') || hasIndex(db, 'audit_events_session')) migrateSessionIndex(db)
+}
+
+function hasIndex(db: Database.Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(name) !== undefined
+}
+
+/**
+ * A store from before (or one a gateway of before opened since) has an index on the session of
+ * every event: the marks index and `audit_session_last` are built from it (one pass over the
+ * index, once), then it is dropped. A new store gets them empty. One IMMEDIATE transaction, checked
+ * again inside, so two processes opening the store at once migrate it once.
+ */
+function migrateSessionIndex(db: Database.Database): void {
+  db.transaction(() => {
+    const old = hasIndex(db, 'audit_events_session')
+    if (hasIndex(db, 'audit_events_marks') && !old) return
+    db.exec(SESSION_SCHEMA)
+    if (old) {
+      db.exec('DELETE FROM audit_session_last')
+      db.exec(`INSERT INTO audit_session_last (session, time)
+        SELECT session, max(time) FROM audit_events WHERE session IS NOT NULL GROUP BY session HAVING sum(kind = 'session.end') = 0`)
+      db.exec('DROP INDEX audit_events_session')
+    }
+    const upto = (db.prepare('SELECT max(seq) AS m FROM audit_events').get() as {m: number | null}).m ?? 0
+    db.prepare('INSERT OR REPLACE INTO audit_meta (key, value) VALUES (?, ?)').run(SESSION_LAST_UPTO, String(upto))
+  }).immediate()
 }
 
 export interface CheckpointRow {

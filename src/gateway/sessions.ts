@@ -6,6 +6,7 @@ import type {Duplex} from 'node:stream'
 import type {ApprovalResolver} from '../approvals/resolver.js'
 import {events, finishOrphanRecording, PgAuditLog, policyVersion, type AuditWriter, SessionRecorder} from '../audit/index.js'
 import {finishOrphanPgRecording, recordedHere} from '../audit/pg-recordings.js'
+import {type SessionMarks, sessionMarksOf} from '../audit/session-marks.js'
 import {type AuditMode, type GateHooks, policyHooks, StatementGate, type SessionResult} from '../engines/gate.js'
 import {runHttpSession, type HttpRequestView} from '../engines/http/session.js'
 import {runMysqlSession} from '../engines/mysql/session.js'
@@ -268,15 +269,8 @@ export const UNRECORDED_END = 'gateway restarted; session ended without a record
 export async function closeUnendedSessions(store: Store, db: Database.Database, audit: AuditWriter, logger: Logger, ofReplica?: string): Promise<number> {
   const open = await store.listOpenSessions()
   // The data dir's tables hold the log only when the log is there (not on PostgreSQL).
-  const local =
-    audit instanceof PgAuditLog
-      ? undefined
-      : {
-          eventsOf: db.prepare("SELECT kind, body FROM audit_events WHERE session = ? AND kind IN ('session.start', 'session.end') ORDER BY seq"),
-          lastAt: db.prepare('SELECT max(time) AS t FROM audit_events WHERE session = ?'),
-        }
-  const marks = async (id: string): Promise<{rows: {kind: string; body: string}[]; last: string | null}> =>
-    local ? {rows: local.eventsOf.all(id) as {kind: string; body: string}[], last: (local.lastAt.get(id) as {t: string | null}).t} : (audit as PgAuditLog).sessionMarks(id)
+  const local = audit instanceof PgAuditLog ? undefined : sessionMarksOf(db)
+  const marks = async (id: string): Promise<SessionMarks> => (local ? local(id) : (audit as PgAuditLog).sessionMarks(id))
   let closed = 0
   for (const {id, startedAt: started_at} of open) {
     const at = new Date().toISOString()
