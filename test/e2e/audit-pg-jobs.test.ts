@@ -168,16 +168,18 @@ describe('audit sinks, timestamps, retention, holds and erasure on the PostgreSQ
     await a.proc.exited
     await exec(b, 4)
     const [{size}] = await adminQuery<{size: string}>('SELECT max(seq) AS size FROM audit_events', URL2)
+    // B may append more while it catches up (its sessions' ends, the dead replica's reaping): wait
+    // for every event up to `size`, not for `size` to be the last line.
     const seqs = await until('B to take the sink over and catch up', async () => {
       const s = sinkSeqs(killSink)
-      return s.at(-1) === Number(size) ? s : undefined
+      return s.some((x) => x >= Number(size)) ? s : undefined
     })
-    assert.deepEqual([...new Set(seqs)].sort((x, y) => x - y), Array.from({length: Number(size)}, (_, i) => i + 1), 'every event reached the sink')
+    assert.deepEqual([...new Set(seqs.filter((x) => x <= Number(size)))].sort((x, y) => x - y), Array.from({length: Number(size)}, (_, i) => i + 1), 'every event reached the sink')
     // At least once, in order: a batch A delivered without saving its position may come again, never out of order.
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] === seqs[i - 1] + 1 || seqs[i] <= seqs[i - 1], `seq ${seqs[i]} after ${seqs[i - 1]}: no gap`)
     await until("B's position in the store", async () => {
       const [cursor] = await adminQuery<{seq: string}>(`SELECT seq FROM audit_sink_cursors WHERE name = 'file:${killSink}'`, URL2)
-      return Number(cursor?.seq) === Number(size) ? true : undefined
+      return Number(cursor?.seq) >= Number(size) ? true : undefined
     })
   })
 })
