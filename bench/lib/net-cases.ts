@@ -157,11 +157,14 @@ export async function caseCopy(o: {stack: Stack; table: string; rounds: number; 
     agent: procs.agent.child.pid!,
   })
   const cpuOf = (pids: Record<HoopRole, number>) => ({connect: cpuSecondsOf(pids.connect), gateway: cpuSecondsOf(pids.gateway), agent: cpuSecondsOf(pids.agent)})
+  const chainCpuPerGb: number[] = []
+  const relayCpu = () => procs.relays.reduce((sum, x) => sum + cpuSecondsOf(x.child.pid!, true), 0)
   let bytes = 0
   for (let r = 0; r < o.rounds; r++) {
     for (const p of order(r, ['direct', 'relay', 'hoop', 'tcp'])) {
       const pids = p === 'hoop' || p === 'tcp' ? pidsOf(p) : undefined
       const before = pids && cpuOf(pids)
+      const relayBefore = relayCpu()
       const res = await sh(`psql "${conninfo(portOf(o.stack, p))}" -X -q -v ON_ERROR_STOP=1 -c "COPY ${o.table} TO STDOUT" | wc -c`, {timeoutMs: 900_000})
       bytes = Number(res.stdout.trim())
       if (res.code !== 0 || !(bytes > 0)) throw new Error(`COPY on ${p} failed (${res.code}): ${res.stderr.slice(-1500)}`)
@@ -173,6 +176,13 @@ export async function caseCopy(o: {stack: Stack; table: string; rounds: number; 
         const c = {connect: per('connect'), gateway: per('gateway'), agent: per('agent')}
         cpuPerGb[p].push(c)
         cpu = ` (CPU s/GB: connect ${c.connect.toFixed(2)}, gateway ${c.gateway.toFixed(2)}, agent ${c.agent.toFixed(2)})`
+      }
+      if (p === 'relay') {
+        // A socat connection's CPU is its fork's, counted in the listener once the fork is reaped.
+        await new Promise((r2) => setTimeout(r2, 300))
+        const c = relayCpu() - relayBefore
+        chainCpuPerGb.push(c / (bytes / 1e9))
+        cpu = ` (CPU s/GB: 3 socat ${chainCpuPerGb.at(-1)!.toFixed(2)})`
       }
       o.log(`  COPY round ${r + 1}/${o.rounds} ${p}: ${(bytes / 1e6).toFixed(0)} MB in ${(res.ms / 1000).toFixed(2)} s = ${mbps[p].at(-1)!.toFixed(0)} MB/s${cpu}`)
     }
@@ -201,8 +211,8 @@ export async function caseCopy(o: {stack: Stack; table: string; rounds: number; 
       target,
       met: judge(ratio('hoop'), target),
       ratio: true,
-      summary: `${mb} MB: direct ${m('direct').toFixed(0)} MB/s, relay ${m('relay').toFixed(0)} MB/s, hoop ${m('hoop').toFixed(0)} MB/s (${cpuText('hoop')})`,
-      detail: {bytes, rounds: o.rounds, mbps: {direct: m('direct'), relay: m('relay'), hoop: m('hoop')}, cpuSecondsPerGb: cpu('hoop'), samples: mbps, cpuSamples: cpuPerGb.hoop},
+      summary: `${mb} MB: direct ${m('direct').toFixed(0)} MB/s, relay ${m('relay').toFixed(0)} MB/s (CPU s/GB of the 3 socat ${median(chainCpuPerGb).toFixed(2)}), hoop ${m('hoop').toFixed(0)} MB/s (${cpuText('hoop')})`,
+      detail: {bytes, rounds: o.rounds, mbps: {direct: m('direct'), relay: m('relay'), hoop: m('hoop')}, cpuSecondsPerGb: cpu('hoop'), chainCpuSecondsPerGb: median(chainCpuPerGb), samples: mbps, cpuSamples: cpuPerGb.hoop, chainCpuSamples: chainCpuPerGb},
     },
     {
       id: 'copy-out-tcp',

@@ -200,8 +200,8 @@ export interface Stack {
   echoPort: number
   /** The default-durability gateway (the 1,000-session case samples its RSS). */
   gateway: Proc
-  /** The processes of the default-durability paths: its gateway and agent, and `hoop connect` of `pg` (hoop) and `pgtcp` (tcp). */
-  procs: {gateway: Proc; agent: Proc; connectHoop: Proc; connectTcp: Proc}
+  /** The processes of the default-durability paths (its gateway and agent, `hoop connect` of `pg` (hoop) and `pgtcp` (tcp)) and the socat chain's listeners. */
+  procs: {gateway: Proc; agent: Proc; connectHoop: Proc; connectTcp: Proc; relays: Proc[]}
   close(): Promise<void>
 }
 
@@ -274,7 +274,7 @@ export async function startStack(o: {cpuProfDir?: string; log: (s: string) => vo
     fullOsPort,
     echoPort: echo.port,
     gateway: fsync.gateway,
-    procs: {gateway: fsync.gateway, agent: fsync.agent, connectHoop: fsync.connects.get('pg')!, connectTcp: fsync.connects.get('pgtcp')!},
+    procs: {gateway: fsync.gateway, agent: fsync.agent, connectHoop: fsync.connects.get('pg')!, connectTcp: fsync.connects.get('pgtcp')!, relays: relay.procs},
     async close() {
       await fsync.stop()
       await os.stop()
