@@ -42,7 +42,6 @@ import {
   encodeQuery,
   encodeReadyForQuery,
   encodeTerminate,
-  message,
   type ClientMessage,
 } from '../../protocol/pg/messages.js'
 import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
@@ -514,19 +513,38 @@ class PgSession {
     if (this.gate.recording) this.gate.record('server', summarizeServer(f))
   }
 
-  /** Masks each CopyData message of a run on its own (a row per message), as the client gets it. */
+  /**
+   * Masks each CopyData message of a run on its own (a row per message), as the client gets it.
+   * A run with a masked row is rebuilt into one buffer (one output part per run, not per row).
+   */
   private maskCopyData(f: Frame, cm: CopyMasker, out: Out): void {
     const run = f.bytes
+    const payloads: Buffer[] = []
+    let changed = false
+    let total = 0
     for (let at = 0; at < run.length; ) {
       const end = at + 1 + run.readInt32BE(at + 1)
-      const msg = run.subarray(at, end)
-      const payload = msg.subarray(5)
+      const payload = run.subarray(at + 5, end)
       const masked = cm.maskPayload(payload)
-      const bytes = masked === payload ? msg : message(B.CopyData, masked)
-      this.queue.countCopyData(bytes.length)
-      out.push(bytes)
+      if (masked !== payload) changed = true
+      payloads.push(masked)
+      total += 5 + masked.length
+      this.queue.countCopyData(5 + masked.length)
       at = end
     }
+    if (!changed) {
+      out.push(run)
+      return
+    }
+    const bytes = Buffer.allocUnsafe(total)
+    let pos = 0
+    for (const p of payloads) {
+      bytes[pos] = B.CopyData
+      bytes.writeInt32BE(4 + p.length, pos + 1)
+      p.copy(bytes, pos + 5)
+      pos += 5 + p.length
+    }
+    out.push(bytes)
   }
 
   /** The server's error: ours for a refused statement, the statement's outcome otherwise. */
