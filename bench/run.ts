@@ -85,7 +85,9 @@ function parseArgs(argv: string[]): {s: Settings; only?: Set<string>; cpuProf?: 
     else if (a === '--rounds') s.rounds = Number(val())
     else if (a === '--seconds') s.pgbenchSeconds = Number(val())
     else if (a === '--out') out = val()
-    else throw new Error(`unknown option ${a} (known: --quick, --only ids, --cpu-prof DIR, --rounds N, --seconds N, --out NAME)`)
+    else if (a === '--copy-mb') s.copyBytes = Number(val()) * 1e6
+    else if (a === '--copy-rounds') s.copyRounds = Number(val())
+    else throw new Error(`unknown option ${a} (known: --quick, --only ids, --cpu-prof DIR, --rounds N, --seconds N, --copy-mb N, --copy-rounds N, --out NAME)`)
   }
   return {s, only, cpuProf, out}
 }

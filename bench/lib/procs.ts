@@ -138,6 +138,17 @@ export function freePort(): Promise<number> {
   })
 }
 
+/**
+ * CPU seconds (user + system) a process has used so far (Linux /proc, clock ticks of 1/100 s);
+ * with `children`, also its children that exited and were waited for (socat's per-connection forks).
+ */
+export function cpuSecondsOf(pid: number, children = false): number {
+  // The fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) / 100
+}
+
 /** Resident set size of a process in bytes (Linux /proc). */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))

@@ -212,6 +212,8 @@ export interface Stack {
   echoPort: number
   /** The default-durability gateway (the 1,000-session case samples its RSS). */
   gateway: Proc
+  /** The processes of the default-durability paths (its gateway and agent, `hoop connect` of `pg` (hoop) and `pgtcp` (tcp)) and the socat chain's listeners. */
+  procs: {gateway: Proc; agent: Proc; connectHoop: Proc; connectTcp: Proc; relays: Proc[]}
   close(): Promise<void>
 }
 
@@ -241,11 +243,15 @@ async function startGateway(dir: string, durability: 'fsync' | 'os', echoPort: n
   const agent = startHoop(`agent-${durability}`, ['agent', '--gateway', url], {env: {HOOP_AGENT_TOKEN: agentToken}, nodeArgs})
   procs.push(agent)
   await agent.waitFor(/connected to gateway/)
+  const connects = new Map<string, Proc>()
   return {
     gateway,
+    agent,
+    connects,
     async connect(name: string, profile = true): Promise<number> {
       const c = await startConnect(name, saToken, url, profile ? nodeArgs : [])
       procs.unshift(c.proc)
+      connects.set(name, c.proc)
       return c.port
     },
     /** Connects first, then the agent, then the gateway. */
@@ -280,6 +286,7 @@ export async function startStack(o: {cpuProfDir?: string; log: (s: string) => vo
     fullOsPort,
     echoPort: echo.port,
     gateway: fsync.gateway,
+    procs: {gateway: fsync.gateway, agent: fsync.agent, connectHoop: fsync.connects.get('pg')!, connectTcp: fsync.connects.get('pgtcp')!, relays: relay.procs},
     async close() {
       await fsync.stop()
       await os.stop()

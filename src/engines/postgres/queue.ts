@@ -194,11 +194,11 @@ export class ResponseQueue {
     }
   }
 
-  /** A CopyData message of the head's COPY TO reached the client, `bytes` long (after masking). */
-  countCopyData(bytes: number): void {
+  /** `count` CopyData messages (rows) of the head's COPY TO reached the client, `bytes` long in all (after masking). */
+  countCopyData(bytes: number, count = 1): void {
     const h = this.head
     if (h && 'rows' in h) {
-      h.rows++
+      h.rows += count
       h.bytes += bytes
     }
   }

@@ -42,7 +42,6 @@ import {
   encodeQuery,
   encodeReadyForQuery,
   encodeTerminate,
-  message,
   type ClientMessage,
 } from '../../protocol/pg/messages.js'
 import {encodeHoopFatal} from '../../protocol/pg/refusal.js'
@@ -239,6 +238,8 @@ class PgSession {
     const conn = await openAuthenticated(this.o, this.upstreamParams, this.log)
     this.upstream = conn.stream
     this.upstreamReader = conn.reader
+    // A COPY TO's rows come as runs of CopyData, handled (counted, masked, forwarded) run by run.
+    conn.reader.framer.coalesce(B.CopyData)
     this.upstream.on('error', (e) => this.log.debug('pg upstream stream error', {error: e.message}))
     if (conn.backendKey) this.cancelKey = registerCancelKey(conn.backendKey, this.o)
     return conn
@@ -476,17 +477,17 @@ class PgSession {
       case B.CopyOutResponse:
         return this.onCopyOut(f, out, h)
       case B.CopyData: {
+        // A run of CopyData messages (one per row of a COPY TO; framer.ts `coalesce`).
         const cm = this.copyMasker
-        if (cm?.active) {
-          const payload = f.bytes.subarray(5)
-          const masked = cm.maskPayload(payload)
-          const bytes = masked === payload ? f.bytes : message(B.CopyData, masked)
-          this.queue.countCopyData(bytes.length)
-          out.push(bytes)
-          return
+        if (cm?.active) return this.maskCopyData(f, cm, out)
+        const n = f.count ?? 1
+        this.queue.countCopyData(f.bytes.length, n)
+        out.push(f.bytes)
+        if (this.gate.recording) {
+          const line = summarizeServer(f)
+          for (let i = 0; i < n; i++) this.gate.record('server', line)
         }
-        this.queue.countCopyData(f.bytes.length)
-        break
+        return
       }
       case B.ErrorResponse:
         return this.onError(f, out, h)
@@ -510,6 +511,40 @@ class PgSession {
     if (!this.queue.answer(f.type)) return
     out.push(f.bytes)
     if (this.gate.recording) this.gate.record('server', summarizeServer(f))
+  }
+
+  /**
+   * Masks each CopyData message of a run on its own (a row per message), as the client gets it.
+   * A run with a masked row is rebuilt into one buffer (one output part per run, not per row).
+   */
+  private maskCopyData(f: Frame, cm: CopyMasker, out: Out): void {
+    const run = f.bytes
+    const payloads: Buffer[] = []
+    let changed = false
+    let total = 0
+    for (let at = 0; at < run.length; ) {
+      const end = at + 1 + run.readInt32BE(at + 1)
+      const payload = run.subarray(at + 5, end)
+      const masked = cm.maskPayload(payload)
+      if (masked !== payload) changed = true
+      payloads.push(masked)
+      total += 5 + masked.length
+      this.queue.countCopyData(5 + masked.length)
+      at = end
+    }
+    if (!changed) {
+      out.push(run)
+      return
+    }
+    const bytes = Buffer.allocUnsafe(total)
+    let pos = 0
+    for (const p of payloads) {
+      bytes[pos] = B.CopyData
+      bytes.writeInt32BE(4 + p.length, pos + 1)
+      p.copy(bytes, pos + 5)
+      pos += 5 + p.length
+    }
+    out.push(bytes)
   }
 
   /** The server's error: ours for a refused statement, the statement's outcome otherwise. */

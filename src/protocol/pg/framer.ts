@@ -3,7 +3,9 @@
 // a hostile peer cannot make us allocate a huge buffer, and it is linear in the bytes pushed: a
 // message that spans chunks is kept as a list of the chunks and joined once, when it is whole
 // (not re-concatenated on every push). Types named in `stream` (CopyData) are not buffered at all
-// above a size: they are passed on in pieces as they arrive.
+// above a size: they are passed on in pieces as they arrive. Types named by `coalesce` (the
+// server's CopyData) come out as runs: whole messages of that type, adjacent in one chunk, in one
+// frame, so a COPY TO of millions of rows costs a length check per row, not an object per row.
 // https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
 import {CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE} from './messages.js'
 
@@ -19,6 +21,11 @@ export interface Frame {
    * body's first bytes; `middle` and `last` hold raw body bytes that continue it (`bodyStart` 0).
    */
   piece?: 'first' | 'middle' | 'last'
+  /**
+   * Only on a run of a coalesced type (see `Framer.coalesce`): `bytes` holds this many whole
+   * messages of `type`, back to back, each length-checked like any message. Absent: one message.
+   */
+  count?: number
 }
 
 export type FramerError = {kind: 'length'; declared: number; limit: number}
@@ -61,6 +68,8 @@ export class Framer {
   /** Body bytes still to pass on of a streamed message (0: none), and its type. */
   private streamLeft = 0
   private streamType = 0
+  /** Types whose adjacent whole messages are framed as one run (see `coalesce`); -1: none. */
+  private runType = -1
   private readonly maxStartup: number
 
   constructor(
@@ -69,6 +78,15 @@ export class Framer {
     private readonly opts: FramerOptions = {},
   ) {
     this.maxStartup = Math.min(opts.maxStartup ?? MAX_STARTUP_PACKET, maxBytes, MAX_STARTUP_PACKET)
+  }
+
+  /**
+   * From now on, whole messages of `type` that are adjacent in one pushed chunk come out as one
+   * frame with `count` (a run). For a stream whose reader handles that type as a run: the
+   * PostgreSQL engine's CopyData from the server (one message per row of a COPY TO).
+   */
+  coalesce(type: number): void {
+    this.runType = type
   }
 
   /** Bytes received and held, not yet framed. */
@@ -143,6 +161,10 @@ export class Framer {
       }
       const total = headLen + declared
       if (len - off >= total) {
+        if (type === this.runType && headLen === 1) {
+          off = this.run(buf, off, off + total, limit, onFrame)
+          continue
+        }
         this.emit(buf.subarray(off, off + total), onFrame)
         off += total
         continue
@@ -159,6 +181,27 @@ export class Framer {
       break
     }
     return undefined
+  }
+
+  /**
+   * Emits the whole message at [start, end) of the coalesced type together with the whole
+   * messages of the same type right behind it in `buf`; returns where the run ends. A message
+   * whose length is out of bounds, of another type or not whole ends the run: the main loop then
+   * frames it (and fails on a bad length) as usual.
+   */
+  private run(buf: Buffer, start: number, end: number, limit: number, onFrame: (frame: Frame) => void): number {
+    const type = this.runType
+    const len = buf.length
+    let count = 1
+    while (len - end >= 5 && buf[end] === type) {
+      const declared = buf.readInt32BE(end + 1)
+      if (declared < 4 || declared > limit || len - end - 1 < declared) break
+      end += 1 + declared
+      count++
+    }
+    const bytes = buf.subarray(start, end)
+    onFrame(count === 1 ? {type, bytes, bodyStart: 5} : {type, bytes, bodyStart: 5, count})
+    return end
   }
 
   /**

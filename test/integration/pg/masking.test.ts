@@ -171,6 +171,35 @@ describe('pg engine: masking', function () {
     assert.equal((await q(cols, `copy (select id, lower(email) from ${S}.customers) to stdout with (format csv)`)), '1,****')
   })
 
+  it('masks every row of a COPY TO of many rows, which reach the engine as runs of CopyData, and counts each row', async () => {
+    const sql = `copy (select g, email, 'x' || g from ${S}.customers, generate_series(1, 20000) g) to stdout`
+    const lines = (await q(cols, sql)).split('\n')
+    assert.equal(lines.length, 20000)
+    lines.forEach((l, i) => assert.equal(l, `${i + 1}\t****\tx${i + 1}`))
+    const after = cols.events.filter((e) => e.hook === 'afterStatement' && e.sql === sql)
+    assert.equal(after.length, 1)
+    assert.equal(after[0].rows, 20000)
+    assert.deepEqual(after[0].masked, {[`derived:${S}.customers.email`]: 20000})
+  })
+
+  it('masks only the rows of a COPY TO that hold a match and leaves the rows around them byte for byte (runs with masked and unmasked rows)', async () => {
+    const sql = `copy (select g, case when g % 3 = 0 then 'mail bob@corp.example' else 'plain text ' || g end from generate_series(1, 9000) g) to stdout`
+    const lines = (await q(all, sql)).split('\n')
+    assert.equal(lines.length, 9000)
+    lines.forEach((l, i) => assert.equal(l, (i + 1) % 3 === 0 ? `${i + 1}\tmail ****@****` : `${i + 1}\tplain text ${i + 1}`))
+    const after = all.events.filter((e) => e.hook === 'afterStatement' && e.sql === sql)
+    assert.deepEqual([after.length, after[0].rows, after[0].masked], [1, 9000, {'entity:email': 3000}])
+  })
+
+  it('passes a COPY TO of many rows with no masked column through unchanged, and counts each row', async () => {
+    const sql = `copy (select g, md5(g::text) from generate_series(1, 20000) g) to stdout`
+    const direct = await psql(5432, sql)
+    assert.equal(direct.stderr, '')
+    assert.equal(await q(cols, sql), direct.stdout.trim())
+    const after = cols.events.filter((e) => e.hook === 'afterStatement' && e.sql === sql)
+    assert.deepEqual([after.length, after[0].rows, after[0].masked], [1, 20000, {}])
+  })
+
   it('masks binary-format results from the pg driver (text types replaced, others NULL)', async () => {
     const c = new pg.Client({host: '127.0.0.1', port: cols.port, user: 'postgres', database: 'test'})
     await c.connect()

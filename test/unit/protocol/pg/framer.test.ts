@@ -158,6 +158,53 @@ describe('pg framer', () => {
     assert.ok(new Framer('regular', 1024).push(Buffer.from([0x51, 0, 0, 0, 3]), () => {}))
     assert.ok(new Framer('startup', 1024).push(Buffer.from([0, 0, 0, 4]), () => {}))
   })
+
+  describe('runs of a coalesced type (the server\'s CopyData of a COPY TO)', () => {
+    const copyData = (row: string) => message(F.CopyData, Buffer.from(row))
+    const rows = ['1\talice\n', '2\tbob\n', '', '3\tcarol\n']
+    // CopyOutResponse-like head, the rows, CopyDone, CommandComplete, more rows after another message.
+    const stream = Buffer.concat([message(0x48, Buffer.from([0, 0, 2, 0, 0, 0, 0])), ...rows.map(copyData), message(0x63, Buffer.alloc(0)), copyData('4\n'), message(0x43, Buffer.from('COPY 4\0'))])
+    const coalescing = () => {
+      const f = new Framer('regular', 1 << 20)
+      f.coalesce(F.CopyData)
+      return f
+    }
+    /** Each run back into its messages, checking its count. */
+    const messagesOf = (frames: Frame[]) =>
+      frames.flatMap((f) => {
+        const out: string[] = []
+        for (let at = 0; at < f.bytes.length; at += 1 + f.bytes.readInt32BE(at + 1)) out.push(f.bytes.subarray(at, at + 1 + f.bytes.readInt32BE(at + 1)).toString('hex'))
+        assert.equal(out.length, f.count ?? 1)
+        assert.ok(f.count === undefined || (f.count > 1 && f.type === F.CopyData))
+        return out
+      })
+
+    it('frames adjacent whole CopyData messages of one chunk as one run with their count', () => {
+      const frames = frameAll(coalescing(), [stream])
+      assert.deepEqual(frames.map((f) => [String.fromCharCode(f.type), f.count ?? 1]), [['H', 1], ['d', 4], ['c', 1], ['d', 1], ['C', 1]])
+    })
+
+    it('yields the same messages as without coalescing, whatever the split point', () => {
+      const plain = frameAll(new Framer('regular', 1 << 20), [stream]).map((f) => f.bytes.toString('hex'))
+      for (let i = 0; i <= stream.length; i++) {
+        for (const j of [i, Math.min(stream.length, i + 7), Math.min(stream.length, i + 23)]) {
+          const frames = frameAll(coalescing(), [stream.subarray(0, i), stream.subarray(i, j), stream.subarray(j)])
+          assert.deepEqual(messagesOf(frames), plain, `split at ${i} and ${j}`)
+        }
+      }
+      assert.deepEqual(messagesOf(frameAll(coalescing(), [...stream].map((b) => Buffer.from([b])))), plain)
+    })
+
+    it('checks every message of a run against the limit: an oversized one behind a run fails the framer, the run before it is whole', () => {
+      const bad = Buffer.from([F.CopyData, 0x00, 0x10, 0x00, 0x00])
+      const framer = new Framer('regular', 1024)
+      framer.coalesce(F.CopyData)
+      const frames: Frame[] = []
+      assert.deepEqual(framer.push(Buffer.concat([copyData('a'), copyData('b'), bad]), (f) => frames.push(f)), {kind: 'length', declared: 0x100000, limit: 1024})
+      assert.deepEqual(frames.map((f) => f.count ?? 1), [2])
+      assert.ok(framer.push(copyData('c'), () => assert.fail('no frame after a failure')))
+    })
+  })
 })
 
 describe('pg unsigned counts', () => {
