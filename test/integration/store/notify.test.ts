@@ -125,8 +125,14 @@ describe('store signals between replicas (LISTEN/NOTIFY on the real PostgreSQL)'
     const got = heard(b.s, (sig) => sig.kind === 'approval')
     await a.s.publish({kind: 'approval', id: 'apr_after_reconnect'})
     assert.equal((await got).from, a.s.replica)
-    const after = await adminQuery<{n: number}>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = '${DB}' AND application_name = 'hoop-listen'`, URL_)
-    assert.equal(after[0].n, 2, 'each replica listens on one new connection')
+    // b has resynced; a reconnects on its own schedule: wait for it (a few seconds at most).
+    const listening = async () => (await adminQuery<{n: number}>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = '${DB}' AND application_name = 'hoop-listen'`, URL_))[0].n
+    let n = await listening()
+    for (let i = 0; i < 50 && n < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      n = await listening()
+    }
+    assert.equal(n, 2, 'each replica listens on one new connection')
   })
 
   it('a listener whose connection hangs without an error (a network cut) is found out by its probe and reconnects', async () => {
