@@ -40,6 +40,9 @@ const CHECK_EVERY_MS = 1000
 /** Names cached per session, at most (then the cache starts over). */
 const MAX_CACHED = 10_000
 
+/** Targets (host/database) whose catalog cache state this process has logged: once each. */
+const announced = new Set<string>()
+
 /** A relation as masking needs it. */
 export interface RelInfo {
   schema: string
@@ -274,6 +277,11 @@ export class Catalog {
       // The same backend that LISTENs must answer (a transaction-pooling proxy would switch backends).
       conn.listenerPid ??= pid ?? undefined
       const inPlace = count === '2' && listening === 'true' && pid === conn.listenerPid && conn.listening
+      if (!announced.has(conn.target)) {
+        announced.add(conn.target)
+        if (inPlace) this.log.info('pg catalog cache on: the target notifies its catalog changes', {target: conn.target})
+        else this.log.info('pg catalog cache off: each masked statement looks the catalog up (install docs/sql/catalog-notify.sql to cache)', {target: conn.target})
+      }
       // A notification during the round trip leaves the cache off until the next check.
       if (inPlace && generation === this.generation) this.cacheUntil = started + this.checkEveryMs
       else if (!inPlace) this.dropCache()
@@ -410,7 +418,7 @@ function pgArray(items: readonly string[]): string {
 export async function openCatalog(dial: PgDial, params: Record<string, string>, log: Logger): Promise<CatalogConn> {
   const conn = await openAuthenticated(dial, {...params, application_name: 'hoop-catalog'}, log)
   conn.stream.on('error', () => {})
-  const catalog = new CatalogConn(conn.stream, conn.reader)
+  const catalog = new CatalogConn(conn.stream, conn.reader, `${dial.target.host}/${params.database ?? ''}`)
   await catalog.run([LISTEN]).then(
     () => (catalog.listening = true),
     (err) => log.debug('pg catalog connection cannot LISTEN; every statement looks up', {error: errorMessage(err)}),
@@ -442,6 +450,8 @@ export class CatalogConn {
   constructor(
     private readonly stream: Duplex,
     private readonly reader: FrameReader,
+    /** host/database, for logs. */
+    readonly target = '',
   ) {
     void this.pump()
   }

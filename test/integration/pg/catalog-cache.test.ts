@@ -40,6 +40,10 @@ async function on(db: string, sql: string): Promise<void> {
   }
 }
 
+/** What the catalogs logged at info level. */
+const infos: string[] = []
+const logger = {...silentLogger, info: (msg: string, fields?: Record<string, unknown>) => void infos.push(`${msg} ${JSON.stringify(fields)}`)}
+
 function catalogOn(db: string, checkEveryMs?: number, opened?: (c: CatalogConn) => void): Catalog {
   const dial = {openUpstream: () => connect(5432), target: {host: '127.0.0.1', tls: {mode: 'disable' as const}}}
   const open = async () => {
@@ -47,7 +51,7 @@ function catalogOn(db: string, checkEveryMs?: number, opened?: (c: CatalogConn) 
     opened?.(conn)
     return conn
   }
-  return new Catalog(open, silentLogger, checkEveryMs)
+  return new Catalog(open, logger, checkEveryMs)
 }
 
 /** Whether the first output of `sql` derives from a masked column (or from user code). */
@@ -142,6 +146,13 @@ describe('pg catalog cache: invalidated by the target\'s own DDL notifications',
     const c = track(catalogOn(PLAIN))
     assert.equal(await roundTripsFor(c, 3), 3)
     assert.equal(c.stats.cached, 0)
+  })
+
+  it('says once per target whether the cache is on, and how to turn it on', () => {
+    assert.deepEqual(
+      infos.filter((l) => l.includes(`/${DB}"`) || l.includes(`/${PLAIN}"`)),
+      [`pg catalog cache on: the target notifies its catalog changes {"target":"127.0.0.1/${DB}"}`, `pg catalog cache off: each masked statement looks the catalog up (install docs/sql/catalog-notify.sql to cache) {"target":"127.0.0.1/${PLAIN}"}`],
+    )
   })
 
   for (const [what, change, undo] of [
