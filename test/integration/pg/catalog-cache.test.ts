@@ -104,7 +104,7 @@ describe('pg catalog cache: invalidated by the target\'s own DDL notifications',
   })
 
   it('answers repeated statements from the cache: no round trip after the first', async () => {
-    const c = track(catalogOn(DB))
+    const c = track(catalogOn(DB, 60_000))
     assert.equal(await roundTripsFor(c, 5), 0)
     assert.equal(c.stats.cached, 5)
   })
@@ -178,12 +178,13 @@ describe('pg catalog cache: invalidated by the target\'s own DDL notifications',
   }
 
   it('a trigger changed after the cache filled turns it off at the next check', async () => {
-    const c = track(catalogOn(DB, 300))
+    // Checked every 2 s: long enough for a loaded machine to answer twice from the cache first.
+    const c = track(catalogOn(DB, 2_000))
     assert.equal(await roundTripsFor(c, 1), 0, 'cached while the triggers are in place')
     // ALTER EVENT TRIGGER fires no event trigger: only the periodic check can see it.
     await on(DB, 'ALTER EVENT TRIGGER hoop_catalog_ddl DISABLE')
     try {
-      await sleep(400)
+      await sleep(2_100)
       assert.equal(await roundTripsFor(c, 3), 3, 'a round trip per analysis once the check failed')
     } finally {
       await on(DB, 'ALTER EVENT TRIGGER hoop_catalog_ddl ENABLE ALWAYS')
@@ -192,10 +193,10 @@ describe('pg catalog cache: invalidated by the target\'s own DDL notifications',
 
   it('a catalog connection that stopped listening caches nothing from its next check on', async () => {
     let conn: CatalogConn | undefined
-    const c = track(catalogOn(DB, 300, (x) => (conn = x)))
+    const c = track(catalogOn(DB, 2_000, (x) => (conn = x)))
     assert.equal(await roundTripsFor(c, 1), 0, 'cached while listening')
     await conn!.run([{name: 'hoop_test_unlisten', sql: 'UNLISTEN *', params: []}])
-    await sleep(400)
+    await sleep(2_100)
     assert.equal(await roundTripsFor(c, 3), 3)
   })
 
