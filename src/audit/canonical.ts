@@ -52,18 +52,7 @@ export function canonicalize(value: unknown): string {
       if (proto !== Object.prototype && proto !== null) {
         throw new HoopError('INVALID_INPUT', `canonical JSON: cannot encode a ${proto?.constructor?.name ?? 'non-plain'} object`)
       }
-      // Default sort compares UTF-16 code units, which is what RFC 8785 §3.2.3 requires.
-      const keys = Object.keys(obj).sort()
-      let out = '{'
-      let first = true
-      for (const key of keys) {
-        const v = obj[key]
-        if (v === undefined) continue
-        if (!first) out += ','
-        first = false
-        out += encodeKey(key) + canonicalize(v)
-      }
-      return out + '}'
+      return encodeMembers(obj)
     }
     default:
       throw new HoopError('INVALID_INPUT', `canonical JSON: cannot encode a value of type ${typeof value}`)
@@ -89,19 +78,20 @@ export function canonicalizeWith(obj: Record<string, unknown>, extra: Record<str
     if (v === undefined) continue
     if (!first) out += ','
     first = false
-    out += encodeKey(key) + (!own && omit !== undefined && key === 'data' ? canonicalizeOmitting(v as Record<string, unknown>, omit) : canonicalize(v))
+    // `data` without the omitted members, as its spread copy would be (a copy's prototype is Object's: not checked).
+    out += encodeKey(key) + (!own && omit !== undefined && key === 'data' ? encodeMembers(v as Record<string, unknown>, omit) : canonicalize(v))
   }
   return out + '}'
 }
 
-/** A copy of `obj` without the members `omit` names, canonicalized (the copy's prototype is Object's, as a spread's). */
-function canonicalizeOmitting(obj: Record<string, unknown>, omit: readonly string[]): string {
+/** An object's members in key order (RFC 8785 §3.2.3: the default sort compares UTF-16 code units), undefined ones and those `omit` names left out. */
+function encodeMembers(obj: Record<string, unknown>, omit?: readonly string[]): string {
   const keys = Object.keys(obj).sort()
   let out = '{'
   let first = true
   for (const key of keys) {
     const v = obj[key]
-    if (v === undefined || omit.includes(key)) continue
+    if (v === undefined || omit?.includes(key)) continue
     if (!first) out += ','
     first = false
     out += encodeKey(key) + canonicalize(v)

@@ -12,7 +12,6 @@ import {type EncodedEvent, encodeEvent} from './payloads.js'
 const INSERT_EVENTS = `INSERT INTO audit_events (seq, time, kind, session, subject, connection, hash, prev_hash, leaf, body, payload)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[])`
 
-
 export interface Head {
   seq: number
   hash: string

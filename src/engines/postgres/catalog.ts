@@ -231,8 +231,19 @@ export class Catalog {
       const conn = await this.connection()
       // What the cache cannot answer is asked; all of it when the triggers are due for a check.
       const fresh = Date.now() < this.cacheUntil
-      const cachedKeys = new Map(fresh ? keys.flatMap((k) => (this.trustedNames.has(k) ? [[k, this.trustedNames.get(k) === true] as const] : [])) : [])
-      const cachedViews = new Map(fresh ? tables.flatMap((t) => (this.viewsNamed.has(t) ? [[t, this.viewsNamed.get(t) ?? []] as const] : [])) : [])
+      // The cache's answers are taken before the round trip: a notification during it empties the cache.
+      const cachedKeys = new Map<string, boolean>()
+      const cachedViews = new Map<string, CatalogRow[]>()
+      if (fresh) {
+        for (const k of keys) {
+          const trusted = this.trustedNames.get(k)
+          if (trusted !== undefined) cachedKeys.set(k, trusted)
+        }
+        for (const t of tables) {
+          const views = this.viewsNamed.get(t)
+          if (views) cachedViews.set(t, views)
+        }
+      }
       const asked = await this.lookUp(
         conn,
         keys.filter((k) => !cachedKeys.has(k)),
