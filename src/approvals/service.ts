@@ -270,7 +270,19 @@ export class ApprovalService {
    * carries signals (PostgreSQL NOTIFY) and at the latest within a second (and expiry) otherwise.
    */
   async wait(id: string, viewer: Identity, timeoutMs: number, signal?: AbortSignal): Promise<ApprovalRecord> {
-    const first = await this.show(id, viewer)
+    // A change heard while the first read is in flight (a decision on another replica whose signal
+    // arrives before that read returns) must not be lost: listen before reading, re-check after.
+    let changedMeanwhile = false
+    const early = (changed: string) => {
+      if (changed === id || changed === '*') changedMeanwhile = true
+    }
+    this.changes.on('change', early)
+    let first: ApprovalRecord
+    try {
+      first = await this.show(id, viewer)
+    } finally {
+      this.changes.off('change', early)
+    }
     if (first.state !== 'pending' || timeoutMs <= 0) return first
     return new Promise<ApprovalRecord>((resolve, reject) => {
       let done = false
@@ -312,6 +324,7 @@ export class ApprovalService {
       }
       this.changes.on('change', onChange)
       signal?.addEventListener('abort', onAbort, {once: true})
+      if (changedMeanwhile) void check()
     })
   }
 
