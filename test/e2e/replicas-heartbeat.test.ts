@@ -1,4 +1,4 @@
-// Replica heartbeats on one PostgreSQL store (docs/ha.md, plan step 5), with real processes from
+// Replica heartbeats on one PostgreSQL store (docs/ha.md, "Replicas and heartbeats"), with real processes from
 // the built CLI: a replica killed with kill -9 while it holds an open session stops beating, and a
 // surviving replica ends that session (its row, and a session.end with UNRECORDED_END in the one
 // audit log) without the dead replica ever coming back; the log still verifies live. An agent
