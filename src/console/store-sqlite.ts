@@ -9,11 +9,11 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS console_sessions (
   key TEXT PRIMARY KEY, identity_json TEXT NOT NULL, csrf TEXT NOT NULL,
   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS console_sessions_created ON console_sessions(created_at);
+CREATE INDEX IF NOT EXISTS console_sessions_age ON console_sessions(created_at, key);
 CREATE TABLE IF NOT EXISTS console_logins (
   key TEXT PRIMARY KEY, verifier TEXT NOT NULL, next_page TEXT NOT NULL,
   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS console_logins_created ON console_logins(created_at);
+CREATE INDEX IF NOT EXISTS console_logins_age ON console_logins(created_at, key);
 `
 
 type Row = Record<string, unknown>
