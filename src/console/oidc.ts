@@ -26,7 +26,6 @@ export class CodeFlow {
     private readonly settings: ConsoleOidcSettings,
     private readonly redirectUri: string,
     private readonly store: ConsoleStore,
-    private readonly now: () => number = Date.now,
   ) {}
 
   private discover(): Promise<oidc.Configuration> {
@@ -51,7 +50,7 @@ export class CodeFlow {
     const config = await this.discover()
     const verifier = oidc.randomPKCECodeVerifier()
     const state = oidc.randomState()
-    const now = this.now()
+    const now = Date.now()
     await this.store.addLogin(state, {verifier, next, expiresAt: now + LOGIN_TTL_SECONDS * 1000}, now)
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.redirectUri,
@@ -70,7 +69,7 @@ export class CodeFlow {
    * as it is, not as LOGIN_FAILED.
    */
   async finish(callbackQuery: URLSearchParams, state: string): Promise<{accessToken: string; next: string}> {
-    const login = state.length <= MAX_STATE_LENGTH ? await this.store.takeLogin(state, this.now()) : undefined
+    const login = state.length <= MAX_STATE_LENGTH ? await this.store.takeLogin(state, Date.now()) : undefined
     if (!login) throw new HoopError('LOGIN_FAILED', 'this login expired, was already used, or was not started; sign in again')
     const config = await this.discover()
     const current = new URL(this.redirectUri)
