@@ -23,6 +23,7 @@ import {ASSET_NAME, loadAssets} from './assets.js'
 import {readCookie, setCookie} from './cookies.js'
 import {CodeFlow, LOGIN_TTL_SECONDS} from './oidc.js'
 import {ConsoleSessions, sameSecret} from './sessions.js'
+import type {ConsoleStore} from './store.js'
 
 export const CONSOLE_PREFIX = '/console/'
 
@@ -60,6 +61,8 @@ export interface ConsoleOptions {
   authenticator: Authenticator
   /** The gateway's API router for a verified identity (src/gateway/api.ts routeApi). */
   api: (identity: Identity, req: IncomingMessage, res: ServerResponse) => Promise<void>
+  /** Where sessions and pending logins are kept: the gateway's store (store-for.ts). */
+  store: ConsoleStore
   logger: Logger
   /** Where the built assets are (default dist/console of this package). */
   assetsDir?: string
@@ -76,17 +79,31 @@ export function createConsole(opts: ConsoleOptions): Console {
   const base = (opts.oidc?.consoleUrl ?? opts.publicUrl).replace(/\/+$/, '')
   const publicOrigin = new URL(base).origin
   const secureByUrl = publicOrigin.startsWith('https:')
-  const sessions = new ConsoleSessions()
+  const sessions = new ConsoleSessions(opts.store)
   const assets = loadAssets(opts.assetsDir)
-  const flow = opts.oidc ? new CodeFlow({issuer: opts.oidc.issuer, clientId: opts.oidc.consoleClientId ?? opts.oidc.clientId, scopes: opts.oidc.scopes}, `${base}/console/callback`) : undefined
+  const flow = opts.oidc
+    ? new CodeFlow({issuer: opts.oidc.issuer, clientId: opts.oidc.consoleClientId ?? opts.oidc.clientId, scopes: opts.oidc.scopes}, `${base}/console/callback`, opts.store)
+    : undefined
   const log = opts.logger.child({component: 'console'})
 
   const secure = (req: IncomingMessage) => secureByUrl || Boolean((req.socket as TLSSocket).encrypted)
   // __Host- cookies must be Secure, Path=/ and host-only: no subdomain can plant or read one.
   const sessionCookie = (req: IncomingMessage) => (secure(req) ? '__Host-hoop-console' : 'hoop-console')
-  const sessionOf = (req: IncomingMessage) => {
+  /** The request's session. A store that cannot answer means none: the browser is asked to log in. */
+  const sessionOf = async (req: IncomingMessage) => {
     const id = readCookie(req.headers.cookie, sessionCookie(req))
-    return {id, session: sessions.get(id)}
+    try {
+      return {id, session: await sessions.get(id)}
+    } catch (err) {
+      log.warn('console session look-up failed; treated as signed out', {error: errorMessage(err)})
+      return {id, session: undefined}
+    }
+  }
+
+  /** The login state could not be kept or read: say so, and keep the store's details in the log. */
+  function loginUnavailable(res: ServerResponse, step: string, err: unknown, retry: string): void {
+    log.error('console login state unavailable', {step, error: errorMessage(err)})
+    sendPage(res, 503, 'Console login unavailable', 'The gateway cannot reach the store that keeps console logins. Try again in a moment.', retry)
   }
 
   /** State changes come from our own pages only: same origin by Fetch Metadata and Origin, and the session's CSRF token. */
@@ -113,8 +130,11 @@ export function createConsole(opts: ConsoleOptions): Console {
     try {
       started = await flow.start(next)
     } catch (err) {
+      const retry = `/console/login?next=${encodeURIComponent(next)}`
+      // The provider's failures are LOGIN_FAILED; anything else is the store's.
+      if (!isLoginFailure(err)) return loginUnavailable(res, 'start', err, retry)
       log.warn('console login could not start', {error: errorMessage(err)})
-      return sendPage(res, 503, 'Cannot reach the identity provider', errorMessage(err), `/console/login?next=${encodeURIComponent(next)}`)
+      return sendPage(res, 503, 'Cannot reach the identity provider', errorMessage(err), retry)
     }
     const {url: to, state} = started
     // Lax, not Strict: it must come back on the provider's cross-site redirect to the callback.
@@ -124,34 +144,40 @@ export function createConsole(opts: ConsoleOptions): Console {
 
   async function callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (!flow) throw new HoopError('NOT_FOUND', 'console login is not configured')
+    // Whatever the outcome, this login is over: the browser's login cookie goes.
     const clear = setCookie(LOGIN_COOKIE, '', {path: '/console/callback', maxAgeSeconds: 0, sameSite: 'Lax', secure: secure(req)})
+    res.setHeader('set-cookie', clear)
     const state = url.searchParams.get('state') ?? ''
     const cookieState = readCookie(req.headers.cookie, LOGIN_COOKIE) ?? ''
     if (url.searchParams.has('error')) {
-      res.setHeader('set-cookie', clear)
       return sendPage(res, 403, 'Login refused', `The identity provider said: ${(url.searchParams.get('error_description') ?? url.searchParams.get('error') ?? '').slice(0, 200)}`, '/console/login')
     }
-    if (!state || !cookieState || !sameSecret(state, cookieState)) {
-      res.setHeader('set-cookie', clear)
-      return sendPage(res, 400, 'Login failed', 'This login was not started in this browser, or it expired.', '/console/login')
+    if (!state || !cookieState || !sameSecret(state, cookieState)) return sendPage(res, 400, 'Login failed', 'This login was not started in this browser, or it expired.', '/console/login')
+    const refuse = (err: unknown) => {
+      log.warn('console login failed', {error: errorMessage(err)})
+      sendPage(res, 403, 'Login failed', errorMessage(err), '/console/login')
+    }
+    let done: {accessToken: string; next: string}
+    try {
+      done = await flow.finish(url.searchParams, state)
+    } catch (err) {
+      return isLoginFailure(err) ? refuse(err) : loginUnavailable(res, 'finish', err, '/console/login')
     }
     let identity: Identity
-    let next: string
     try {
-      const done = await flow.finish(url.searchParams, state)
-      next = done.next
       // The same verification as every bearer on the API: issuer, audience, expiry, signature.
       identity = await opts.authenticator.authenticate(done.accessToken)
     } catch (err) {
-      res.setHeader('set-cookie', clear)
-      log.warn('console login failed', {error: errorMessage(err)})
-      return sendPage(res, 403, 'Login failed', errorMessage(err), '/console/login')
+      return refuse(err)
     }
-    if (identity.kind !== 'user') {
-      res.setHeader('set-cookie', clear)
-      return sendPage(res, 403, 'Login failed', 'The console is for people; this token names no user.', '/console/login')
+    if (identity.kind !== 'user') return sendPage(res, 403, 'Login failed', 'The console is for people; this token names no user.', '/console/login')
+    let opened: Awaited<ReturnType<ConsoleSessions['create']>>
+    try {
+      opened = await sessions.create(identity)
+    } catch (err) {
+      return loginUnavailable(res, 'session', err, '/console/login')
     }
-    const {id, session} = sessions.create(identity)
+    const {id, session} = opened
     log.info('console login', {subject: identity.subject, name: identity.name})
     res.setHeader('set-cookie', [
       clear,
@@ -159,11 +185,11 @@ export function createConsole(opts: ConsoleOptions): Console {
     ])
     // A page, not a redirect: the browser sends a SameSite=Strict cookie on a navigation our own
     // page starts, not on the tail of the provider's cross-site redirect chain.
-    sendPage(res, 200, 'Signed in', `Signed in as ${identity.name}.`, next, true)
+    sendPage(res, 200, 'Signed in', `Signed in as ${identity.name}.`, done.next, true)
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const {session} = sessionOf(req)
+    const {session} = await sessionOf(req)
     if (!session) throw new HoopError('NOT_LOGGED_IN', 'not signed in to the console (or the session expired); reload the page to sign in')
     const method = req.method ?? 'GET'
     const path = url.pathname.slice('/console/api'.length)
@@ -188,7 +214,7 @@ export function createConsole(opts: ConsoleOptions): Console {
       if (path === '/console') redirect(res, CONSOLE_PREFIX)
       else if (path.startsWith('/console/api/')) {
         if (path === '/console/api/session' && method === 'GET') {
-          const {session} = sessionOf(req)
+          const {session} = await sessionOf(req)
           if (!session) throw new HoopError('NOT_LOGGED_IN', 'not signed in to the console')
           sendJson(res, 200, {identity: session.identity, csrf: session.csrf, expiresAt: new Date(session.expiresAt).toISOString()})
         } else await api(req, res, url)
@@ -200,13 +226,20 @@ export function createConsole(opts: ConsoleOptions): Console {
       } else if (path === '/console/login' && method === 'GET') await login(req, res, url)
       else if (path === '/console/callback' && method === 'GET') await callback(req, res, url)
       else if (path === '/console/logout' && method === 'POST') {
-        const {id, session} = sessionOf(req)
+        const {id, session} = await sessionOf(req)
         if (session) checkStateChange(req, session.csrf)
-        sessions.end(id)
+        // Gone from the store, so from every replica. A sign-out the store could not record is not
+        // reported as done, and the cookie stays for another try.
+        try {
+          await sessions.end(id)
+        } catch (err) {
+          log.error('console sign-out failed', {error: errorMessage(err)})
+          throw new HoopError('STORE_UNAVAILABLE', 'the sign-out could not be recorded; try again')
+        }
         res.setHeader('set-cookie', setCookie(sessionCookie(req), '', {path: '/', maxAgeSeconds: 0, sameSite: 'Strict', secure: secure(req)}))
         sendJson(res, 200, {signedOut: true})
       } else if (PAGE.test(path) && method === 'GET') {
-        if (!sessionOf(req).session) redirect(res, `/console/login?next=${encodeURIComponent(path)}`)
+        if (!(await sessionOf(req)).session) redirect(res, `/console/login?next=${encodeURIComponent(path)}`)
         else if (!assets.has('app.js')) sendPage(res, 503, 'Console not built', 'The console assets are missing: run npm run build (it writes dist/console).')
         else sendShell(res)
       } else throw new HoopError('NOT_FOUND', `no console route for ${method} ${path}`)
@@ -220,6 +253,8 @@ export function createConsole(opts: ConsoleOptions): Console {
 
   return {handle, sessions}
 }
+
+const isLoginFailure = (err: unknown) => err instanceof HoopError && err.code === 'LOGIN_FAILED'
 
 /** Only a console page is a place to return to after login: never another site. */
 function safeNext(v: string | null): string {

@@ -1,10 +1,12 @@
 // The console's login: OpenID Connect authorization code flow with PKCE (RFC 7636, S256) against
 // the organisation's OpenID Provider, as a public client, on openid-client 6. Plain-http issuers
 // are accepted only on loopback (the dev IdP and tests), like the CLI's device flow.
-// Pending logins (state -> PKCE verifier) live here for ten minutes at most, bounded in number.
+// Pending logins (state -> PKCE verifier) last ten minutes at most, in the gateway's store
+// (store.ts), so the provider may send the browser back to any replica.
 import * as oidc from 'openid-client'
 import {isLoopbackUrl} from '../identity/auth-config.js'
 import {errorMessage, HoopError} from '../shared/errors.js'
+import type {ConsoleStore} from './store.js'
 
 export interface ConsoleOidcSettings {
   issuer: string
@@ -13,23 +15,17 @@ export interface ConsoleOidcSettings {
   scopes: string[]
 }
 
-interface PendingLogin {
-  verifier: string
-  /** The console page to return to. */
-  next: string
-  createdAt: number
-}
-
 export const LOGIN_TTL_SECONDS = 600
-const MAX_PENDING = 1000
+/** Our states are 43 characters; a longer one was not made here and is not looked up. */
+const MAX_STATE_LENGTH = 128
 
 export class CodeFlow {
   private config?: Promise<oidc.Configuration>
-  private readonly pending = new Map<string, PendingLogin>()
 
   constructor(
     private readonly settings: ConsoleOidcSettings,
     private readonly redirectUri: string,
+    private readonly store: ConsoleStore,
   ) {}
 
   private discover(): Promise<oidc.Configuration> {
@@ -52,11 +48,10 @@ export class CodeFlow {
   /** Where to send the browser, and the state that names this login (also put in a cookie). */
   async start(next: string): Promise<{url: string; state: string}> {
     const config = await this.discover()
-    this.sweep()
-    while (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value as string)
     const verifier = oidc.randomPKCECodeVerifier()
     const state = oidc.randomState()
-    this.pending.set(state, {verifier, next, createdAt: Date.now()})
+    const now = Date.now()
+    await this.store.addLogin(state, {verifier, next, expiresAt: now + LOGIN_TTL_SECONDS * 1000}, now)
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.redirectUri,
       scope: this.settings.scopes.filter((s) => s !== 'offline_access').join(' '),
@@ -69,13 +64,13 @@ export class CodeFlow {
 
   /**
    * Exchanges the code on the callback URL for tokens; returns the access token (which the
-   * gateway's authenticator verifies like any bearer) and the page to return to. A state not
-   * started here, or older than ten minutes, is refused.
+   * gateway's authenticator verifies like any bearer) and the page to return to. A login
+   * not started, already finished, or older than ten minutes is refused. A store failure is thrown
+   * as it is, not as LOGIN_FAILED.
    */
   async finish(callbackQuery: URLSearchParams, state: string): Promise<{accessToken: string; next: string}> {
-    const login = this.pending.get(state)
-    this.pending.delete(state)
-    if (!login || Date.now() - login.createdAt > LOGIN_TTL_SECONDS * 1000) throw new HoopError('LOGIN_FAILED', 'this login expired or was not started here; sign in again')
+    const login = state.length <= MAX_STATE_LENGTH ? await this.store.takeLogin(state, Date.now()) : undefined
+    if (!login) throw new HoopError('LOGIN_FAILED', 'this login expired, was already used, or was not started; sign in again')
     const config = await this.discover()
     const current = new URL(this.redirectUri)
     current.search = callbackQuery.toString()
@@ -87,11 +82,6 @@ export class CodeFlow {
     }
     if (!tokens.access_token) throw new HoopError('LOGIN_FAILED', 'the identity provider returned no access token')
     return {accessToken: tokens.access_token, next: login.next}
-  }
-
-  private sweep(): void {
-    const cutoff = Date.now() - LOGIN_TTL_SECONDS * 1000
-    for (const [s, l] of this.pending) if (l.createdAt < cutoff) this.pending.delete(s)
   }
 }
 

@@ -12,6 +12,7 @@ import {AuditLog, type AuditWriter, events, flushRecordings, PgAuditLog, WITNESS
 import {flushPgRecordings} from '../audit/pg-recordings.js'
 import {markAuditStore} from '../audit/schema.js'
 import {createConsole, type Console} from '../console/handler.js'
+import {consoleStoreFor} from '../console/store-for.js'
 import type {AuditMode} from '../engines/gate.js'
 import {Notifier, parseNotifySettings} from '../notify/index.js'
 import type {Policy} from '../policy/index.js'
@@ -186,6 +187,8 @@ export class Gateway {
       oidc: identity.auth?.oidc,
       authenticator: identity.authenticator,
       api: (who, req, res) => routeApi(this.apiContext(), who, req, res),
+      // Console logins live with the store too: on PostgreSQL, any replica serves any browser.
+      store: consoleStoreFor(store),
       logger: opts.logger,
     })
   }

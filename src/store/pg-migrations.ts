@@ -131,6 +131,23 @@ CREATE TABLE replicas (
 CREATE TABLE audit_sink_cursors (name text PRIMARY KEY, seq bigint NOT NULL);
 `,
   },
+  {
+    version: 6,
+    name: 'console sessions and logins',
+    // The web console's login state (src/console/store-postgres.ts), with the SQLite columns: rows
+    // keyed by the SHA-256 of the cookie id or the login state, times in the gateway's milliseconds
+    // like approvals. (created_at, key) orders the rows for the bound: the newest stay.
+    sql: `
+CREATE TABLE console_sessions (
+  key text PRIMARY KEY, identity_json text NOT NULL, csrf text NOT NULL,
+  created_at bigint NOT NULL, expires_at bigint NOT NULL);
+CREATE INDEX console_sessions_age ON console_sessions (created_at, key);
+CREATE TABLE console_logins (
+  key text PRIMARY KEY, verifier text NOT NULL, next_page text NOT NULL,
+  created_at bigint NOT NULL, expires_at bigint NOT NULL);
+CREATE INDEX console_logins_age ON console_logins (created_at, key);
+`,
+  },
 ]
 
 /** pg_advisory_xact_lock key of hoop's schema changes ("hoop" in ASCII), the same in every replica. */

@@ -22,8 +22,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // Approval notifications: webhooks fed by the approval service's events.
   notify: ['approvals', 'identity', 'shared'],
   engines: ['protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
-  // The web console: login, sessions and headers; its data calls go through the gateway's router, handed in.
-  console: ['identity', 'shared'],
+  // The web console: login, sessions (kept on the store) and headers; its data calls go through the gateway's router, handed in.
+  console: ['identity', 'store', 'shared'],
   gateway: ['console', 'notify', 'engines', 'protocol', 'sql', 'policy', 'masking', 'audit', 'approvals', 'identity', 'store', 'relay', 'shared'],
   // `hoop agent` dials the gateway with the client's dialer.
   agent: ['client', 'relay', 'shared'],
