@@ -15,6 +15,8 @@ export interface PostgresStoreOptions {
   url: string
   /** Connections in the pool (default 10). */
   poolSize?: number
+  /** How long PostgreSQL lets a transaction of this store wait on the gateway (default 5 s). */
+  idleInTransactionMs?: number
   logger?: Logger
 }
 
@@ -23,6 +25,14 @@ const UNIQUE_VIOLATION = '23505'
 const CONNECT_TIMEOUT_MS = 5000
 /** A store that stops answering fails the call (a session start, a key lookup) instead of hanging it. */
 const QUERY_TIMEOUT_MS = 10_000
+/**
+ * A replica frozen inside a transaction (stopped, swapped out, cut off with its socket open)
+ * would hold its row locks for as long as it is frozen: the audit head row among them, which
+ * every replica's group commit takes. PostgreSQL ends such a transaction after this long, so
+ * the others wait at most this, and the frozen replica finds its transaction gone when it wakes.
+ * No transaction of the gateway waits on its own client this long unless its process stalls.
+ */
+const IDLE_IN_TRANSACTION_MS = 5000
 
 /** The URL with its password (and any password query parameter) replaced, for messages. */
 export function redactUrl(url: string): string {
@@ -68,6 +78,7 @@ export class PostgresStore implements Store {
       max: opts.poolSize ?? 10,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: QUERY_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: opts.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS,
       application_name: 'hoop-gateway',
     })
     // An idle connection dropped by the server must not crash the gateway; the pool replaces it.

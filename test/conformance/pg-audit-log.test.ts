@@ -157,6 +157,41 @@ describe('one audit log on PostgreSQL across replicas', () => {
     await closeAll()
   })
 
+  it('a replica frozen inside a group commit (the head row locked) holds the others up only until the store ends its idle transaction', async () => {
+    const a = await open()
+    const b = await open()
+    await a.log.append(policyEvent('a', 0))
+    // The default every store connection gets: no transaction waits on a silent client for long.
+    const [{t}] = await a.store.query('SELECT current_setting($1) AS t', ['idle_in_transaction_session_timeout'])
+    assert.equal(t, '5s')
+    // A frozen replica: a transaction holds the head row's lock and sends nothing more. The
+    // store connection gives it 300 ms here (5 s by default) before PostgreSQL ends it.
+    const frozen = await PostgresStore.open({url: urlOf(db), poolSize: 1, idleInTransactionMs: 300})
+    let thaw!: () => void
+    const thawed = new Promise<void>((r) => (thaw = r))
+    let locked!: () => void
+    const holding = new Promise<void>((r) => (locked = r))
+    const stalled = frozen.transaction(async (q) => {
+      await q('SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE')
+      locked()
+      await thawed
+      await q('SELECT 1')
+    })
+    await holding
+    try {
+      // B's append waits for the head row; without the limit it would wait past its query
+      // time-out (10 s) and be refused.
+      const appended = await b.log.append(policyEvent('b', 1))
+      assert.equal(appended.seq, 2)
+    } finally {
+      thaw()
+    }
+    await assert.rejects(stalled, (err: HoopError) => err.code === 'STORE_UNAVAILABLE', 'the frozen transaction learns on waking that it was ended')
+    // Its pool replaces the lost connection.
+    assert.deepEqual(await frozen.query('SELECT 1 AS one'), [{one: 1}])
+    await frozen.close()
+  })
+
   it('a fenced replica (its row ended by another) records nothing more of the sessions it had open, and goes on as a new incarnation', async () => {
     const r = await open()
     const register = async () =>
