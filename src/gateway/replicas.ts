@@ -137,6 +137,10 @@ export class ReplicaHeartbeat {
     let ended = 0
     for (const {id} of dead) {
       ended += await this.opts.store.transaction(async (q) => {
+        // This transaction sits idle while the sessions are ended through the audit log, and its
+        // row lock is what keeps the dead replica's commits out until the row is gone: the store's
+        // timeout for transactions left idle by a paused process must not end it midway.
+        await q('SET LOCAL idle_in_transaction_session_timeout = 0')
         const [row] = await q(`SELECT id, url, heartbeat_at FROM replicas WHERE id = $1 AND NOT (${LIVE}) FOR UPDATE SKIP LOCKED`, [id])
         if (!row) return 0 // another replica has it, or it beat again
         const n = await this.opts.endSessionsOf(id as string)

@@ -4,6 +4,7 @@
 // unroutable. Database: hoop_pg_replicas_test_<pid>, dropped afterwards.
 import assert from 'node:assert/strict'
 import {liveReplicaUrls, ReplicaHeartbeat} from '../../src/gateway/replicas.js'
+import type {HoopError} from '../../src/shared/errors.js'
 import {silentLogger} from '../../src/shared/log.js'
 import {PostgresStore} from '../../src/store/postgres.js'
 import {adminQuery} from './backends.js'
@@ -56,6 +57,51 @@ describe('replica heartbeats on the PostgreSQL store', () => {
     assert.match(ended[0], /ended dead$/)
     assert.deepEqual((await adminQuery<{id: string}>('SELECT id FROM replicas ORDER BY id', URL)).map((r) => r.id), ['l1', 'l2', 'l3'])
     for (const r of live) await r.stop()
+  })
+
+  it('a replica paused inside a transaction does not hold the others up: the server ends that transaction, and a live replica ends its sessions', async () => {
+    // What PostgreSQL sees of a replica paused in the middle of an audit commit (SIGSTOP, a frozen
+    // VM): its transaction share-locked its own row, then nothing more comes. The row stops beating.
+    const paused = await PostgresStore.open({url: URL, poolSize: 1, idleInTransactionMs: 1000})
+    stores.push(paused)
+    await adminQuery("INSERT INTO replicas VALUES ('paused', 'http://127.0.0.1:5', now(), now(), 200)", URL)
+    let resume = () => {}
+    const held = paused.transaction(async (q) => {
+      await q("SELECT id FROM replicas WHERE id = 'paused' FOR SHARE")
+      await new Promise<void>((r) => (resume = r))
+      await q('SELECT 1')
+    })
+    // The live replica takes longer than that timeout to end the sessions: its own transaction,
+    // idle meanwhile, holds the dead row and must not be ended by the timeout.
+    const ended: string[] = []
+    const liveStore = await PostgresStore.open({url: URL, poolSize: 3, idleInTransactionMs: 1000})
+    stores.push(liveStore)
+    const live = await ReplicaHeartbeat.register({
+      store: liveStore,
+      id: 'alive',
+      url: 'http://127.0.0.1:6',
+      intervalMs: 200,
+      logger: silentLogger,
+      endSessionsOf: async (dead) => {
+        await new Promise((r) => setTimeout(r, 1500))
+        ended.push(dead)
+        return 1
+      },
+    })
+    // While the paused transaction holds the row, the live replica passes over it; once the server
+    // has ended that transaction, it ends the sessions. 30 s is a generous bound for a 1 s timeout.
+    try {
+      const deadline = Date.now() + 30_000
+      while (ended.length === 0 && Date.now() < deadline) {
+        if ((await live.endDead()) === 0) await new Promise((r) => setTimeout(r, 100))
+      }
+      assert.deepEqual(ended, ['paused'], "the live replica ended the paused one's sessions")
+      assert.deepEqual(await adminQuery("SELECT id FROM replicas WHERE id = 'paused'", URL), [], 'and removed its row')
+    } finally {
+      resume()
+      await live.stop()
+    }
+    await assert.rejects(held, (e: HoopError) => e.code === 'STORE_UNAVAILABLE', 'the paused transaction was ended by the server: nothing it had not committed counts')
   })
 
   it('a replica that beats is live; one silent for 3 of its intervals is not listed; a wildcard URL is never listed', async () => {
