@@ -21,10 +21,14 @@ const URL_ = `postgresql://postgres@127.0.0.1:5432/${DB}`
 const DB2 = `${DB}_kill`
 const URL2 = `postgresql://postgres@127.0.0.1:5432/${DB2}`
 
-/** The seqs of the event lines in a sink file (head lines carry none). */
+/**
+ * The seqs of the event lines in a sink file (head lines carry none). The gateway appends to it
+ * while this reads: a line not ended by its newline yet may be half written, so only whole lines count.
+ */
 function sinkSeqs(file: string): number[] {
   if (!existsSync(file)) return []
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as {seq?: number}).flatMap((l) => (l.seq ? [l.seq] : []))
+  const whole = readFileSync(file, 'utf8').split('\n').slice(0, -1)
+  return whole.filter(Boolean).map((l) => JSON.parse(l) as {seq?: number}).flatMap((l) => (l.seq ? [l.seq] : []))
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
