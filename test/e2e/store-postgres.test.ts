@@ -79,6 +79,11 @@ describe('a gateway on a PostgreSQL store', function () {
     const before = await metrics(url)
     const r = await runHoop(['exec', 'db', '-e', 'SELECT 1 AS one', '--json', '--gateway', url], {env: {HOOP_TOKEN: token}})
     assert.equal(r.code, 0, r.stderr)
+    // exec is done once its stream has closed; the gateway ends the session (the gauge, then the
+    // recording and the row in the store) just after that, while exec exits: wait for the row.
+    const sessions = async () => adminQuery<{subject: string; ended: boolean}>('SELECT subject, ended_at IS NOT NULL AS ended FROM sessions', `postgresql://postgres@127.0.0.1:5432/${DB}`)
+    const deadline = Date.now() + 30_000
+    while (!(await sessions()).every((s) => s.ended) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100))
     const after = await metrics(url)
     assert.ok(sample(after, 'hoop_statements_total{decision="allow"}') >= sample(before, 'hoop_statements_total{decision="allow"}') + 1)
     assert.equal(sample(after, 'hoop_sessions_total{type="postgres"}'), sample(before, 'hoop_sessions_total{type="postgres"}') + 1)
@@ -87,8 +92,7 @@ describe('a gateway on a PostgreSQL store', function () {
     assert.ok(sample(after, 'hoop_relay_bytes_total{direction="up"}') > sample(before, 'hoop_relay_bytes_total{direction="up"}'))
     assert.ok(sample(after, 'hoop_relay_bytes_total{direction="down"}') > sample(before, 'hoop_relay_bytes_total{direction="down"}'))
 
-    const sessions = await adminQuery<{subject: string; ended: boolean}>('SELECT subject, ended_at IS NOT NULL AS ended FROM sessions', `postgresql://postgres@127.0.0.1:5432/${DB}`)
-    assert.deepEqual(sessions, [{subject: 'loader', ended: true}], "the session's row is in PostgreSQL")
+    assert.deepEqual(await sessions(), [{subject: 'loader', ended: true}], "the session's row is in PostgreSQL")
     assert.doesNotMatch((gw.proc.stdout() + gw.proc.stderr()), new RegExp(PASSWORD), 'the store password is in no log line')
   })
 
