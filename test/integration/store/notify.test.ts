@@ -125,14 +125,18 @@ describe('store signals between replicas (LISTEN/NOTIFY on the real PostgreSQL)'
     const got = heard(b.s, (sig) => sig.kind === 'approval')
     await a.s.publish({kind: 'approval', id: 'apr_after_reconnect'})
     assert.equal((await got).from, a.s.replica)
-    // b has resynced; a reconnects on its own schedule: wait for it (a few seconds at most).
-    const listening = async () => (await adminQuery<{n: number}>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = '${DB}' AND application_name = 'hoop-listen'`, URL_))[0].n
-    let n = await listening()
-    for (let i = 0; i < 50 && n < 2; i++) {
+    // b has resynced; a reconnects on its own schedule: wait for it (a few seconds at most, 30 s
+    // allowed). A terminated backend may linger in pg_stat_activity a moment after its client saw
+    // the error and reconnected, so the new connections are told apart from the old by pid.
+    const old = new Set(pids.map((p) => p.pid))
+    const deadline = Date.now() + 30_000
+    let now: number[]
+    for (;;) {
+      now = (await adminQuery<{pid: number}>(`SELECT pid FROM pg_stat_activity WHERE datname = '${DB}' AND application_name = 'hoop-listen'`, URL_)).map((p) => p.pid)
+      if ((now.length === 2 && now.every((pid) => !old.has(pid))) || Date.now() > deadline) break
       await new Promise((r) => setTimeout(r, 100))
-      n = await listening()
     }
-    assert.equal(n, 2, 'each replica listens on one new connection')
+    assert.deepEqual({listening: now.length, old: now.filter((pid) => old.has(pid))}, {listening: 2, old: []}, 'each replica listens on one new connection')
   })
 
   it('a listener whose connection hangs without an error (a network cut) is found out by its probe and reconnects', async () => {
