@@ -13,7 +13,7 @@ import {encodeQuery, encodeStartup, encodeTerminate} from '../../src/protocol/pg
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {createSecret, type GatewayProc, startGatewayProc} from '../helpers/gateway.js'
 import {sh} from '../helpers/net.js'
-import {PG_PORT, startHarness, type Harness} from '../integration/pg/harness.js'
+import {PG_PORT, startHarness, untilRunning, type Harness} from '../integration/pg/harness.js'
 import {RawClient} from '../integration/pg/raw.js'
 
 const SCHEMA = `hoop_compat_${process.pid}`
@@ -149,16 +149,18 @@ const scenarios: Record<string, Scenario> = {
   'cancel: postgres.js .cancel() and pg_cancel_backend(<the pid pg was told>)': ({port}) =>
     withPgjs(port, async (sql) => {
       const q = sql`select pg_sleep(10)`
-      setTimeout(() => q.cancel(), 300)
-      const jsCancelled = await q.then(
+      const settled = q.then(
         () => 'ran',
         (e) => codeOf(e),
       )
+      await untilRunning('select pg_sleep(10)')
+      q.cancel()
+      const jsCancelled = await settled
       const after = (await sql`select 1 as one`)[0].one as number
       const pgCancelled = await withPg(port, (a) =>
         withPg(port, async (b) => {
           const q2 = a.query('select pg_sleep(10)').then(() => 'ran', codeOf)
-          await new Promise((r) => setTimeout(r, 300))
+          await untilRunning('select pg_sleep(10)')
           const ok = (await b.query('select pg_cancel_backend($1) as ok', [(a as unknown as {processID: number}).processID])).rows[0].ok as boolean
           return [ok, await q2]
         }),

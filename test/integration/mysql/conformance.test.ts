@@ -55,6 +55,26 @@ function endOf(c: mysql.Connection): Promise<string[]> {
   })
 }
 
+/**
+ * Resolves once the server runs `sql` on connection `id` (its processlist says so): killed before
+ * the statement got there, the connection would be an idle one, which ends otherwise. No fixed
+ * pause is sure to be long enough on a loaded machine.
+ */
+async function untilRunning(id: number, sql: string): Promise<void> {
+  const a = await direct()
+  try {
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const [rows] = await a.query<mysql2.RowDataPacket[]>('SELECT info FROM information_schema.processlist WHERE id = ?', [id])
+      if (rows[0]?.info === sql) return
+      if (Date.now() > deadline) throw new Error(`connection ${id} did not run "${sql}" within 30 s; it runs ${JSON.stringify(rows[0]?.info)}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  } finally {
+    await a.end()
+  }
+}
+
 async function kill(id: number, what = ''): Promise<void> {
   const a = await direct()
   try {
@@ -184,7 +204,7 @@ describe('mysql engine: behaves as a direct connection (issue 13)', function () 
       const warnings: unknown[] = []
       c.on('warn', (w: unknown) => warnings.push(w))
       const q = new Promise<string>((resolve) => c.query('SELECT SLEEP(10)', (e: {code?: string; fatal?: boolean} | null) => resolve(e ? `${e.code} fatal=${e.fatal}` : 'ok')))
-      await new Promise((r) => setTimeout(r, 150))
+      await untilRunning(c.threadId as number, 'SELECT SLEEP(10)')
       await kill(c.threadId as number)
       const r = await q
       c.destroy()

@@ -9,7 +9,7 @@ import {encodeBind, encodeCancelRequest, encodeExecute, encodeParse, encodeQuery
 import {HoopError} from '../../../src/shared/errors.js'
 import {silentLogger} from '../../../src/shared/log.js'
 import {serveEngine} from '../../helpers/engine-server.js'
-import {allow, startHarness, type Harness} from './harness.js'
+import {allow, startHarness, untilRunning, type Harness} from './harness.js'
 import {count, RawClient} from './raw.js'
 
 const SCHEMA = `hoop_pgconf_${process.pid}`
@@ -138,7 +138,7 @@ describe('pg engine: conformance (issue 13)', function () {
       const done = await q
       assert.equal(done.rows.length, 1, 'a wrong key must not cancel')
       const q2 = c.query('select pg_sleep(20)')
-      await new Promise((r) => setTimeout(r, 200))
+      await untilRunning('select pg_sleep(20)')
       net.connect(h.port, '127.0.0.1').end(encodeCancelRequest(inner.processID, key))
       await assert.rejects(q2, (e: Error & {code?: string}) => e.code === '57014')
     } finally {

@@ -2,6 +2,7 @@
 // target reached by a plain net.connect (no gateway, no agent), and a judge built from a table.
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
+import pg from 'pg'
 import {StatementGate, type AuditMode, type GateHooks, type Verdict as StatementVerdict} from '../../../src/engines/gate.js'
 import {runPgSession, type PgSessionOptions, type PgSessionResult} from '../../../src/engines/postgres/session.js'
 import {silentLogger} from '../../../src/shared/log.js'
@@ -84,6 +85,27 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
 }
 
 export {connect}
+
+/**
+ * Resolves once PostgreSQL itself runs a statement containing `text` (pg_stat_activity says
+ * active). A cancel sent before the statement got there finds nothing to cancel, and on a loaded
+ * machine no fixed pause is sure to be long enough; fails after `timeoutMs` naming what ran.
+ */
+export async function untilRunning(text: string, timeoutMs = 30_000): Promise<void> {
+  const c = new pg.Client({host: '127.0.0.1', port: PG_PORT, user: 'postgres', database: 'postgres'})
+  await c.connect()
+  try {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const {rows} = await c.query<{state: string; query: string}>('SELECT state, query FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND position($1 in query) > 0', [text])
+      if (rows.some((r) => r.state === 'active')) return
+      if (Date.now() > deadline) throw new Error(`PostgreSQL did not run "${text}" within ${timeoutMs} ms; seen: ${JSON.stringify(rows)}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  } finally {
+    await c.end()
+  }
+}
 
 const exec = promisify(execFile)
 

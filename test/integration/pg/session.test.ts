@@ -4,7 +4,7 @@ import {strict as assert} from 'node:assert'
 import * as net from 'node:net'
 import pg from 'pg'
 import {encodeBind, encodeCancelRequest, encodeExecute, encodeParse, encodeStartup, encodeSync, encodeTerminate, message} from '../../../src/protocol/pg/messages.js'
-import {allow, psql, psqlScript, startHarness, tableJudge, type Harness} from './harness.js'
+import {allow, psql, psqlScript, startHarness, tableJudge, untilRunning, type Harness} from './harness.js'
 
 const SCHEMA = `hoop_pgs_${process.pid}`
 const admin = () => new pg.Client({host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test'})
@@ -168,7 +168,7 @@ describe('pg engine: protocol', function () {
     await c.connect()
     const inner = c as unknown as {processID: number; secretKey: number}
     const q = c.query('select pg_sleep(20)')
-    await new Promise((r) => setTimeout(r, 200))
+    await untilRunning('select pg_sleep(20)')
     const key = Buffer.alloc(4)
     key.writeInt32BE(inner.secretKey)
     const s = net.connect(h.port, '127.0.0.1')
