@@ -124,9 +124,16 @@ describe('approval notifications end to end (built CLI, real gateway, loopback r
     assert.notEqual(decided.id, body.id)
 
     // The metrics count by webhook name; neither a URL nor the secret appears in them or in the log.
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text()
-    assert.match(metrics, /hoop_notifications_total\{webhook="security",outcome="delivered"\} 2/)
-    assert.match(metrics, /hoop_notifications_total\{webhook="dba-slack",outcome="delivered"\} 1/)
+    // The gateway counts a delivery once it has read the receiver's answer, which the receiver
+    // sends just after it has the request: wait (30 s bound) for the counts.
+    const delivered = [/hoop_notifications_total\{webhook="security",outcome="delivered"\} 2/, /hoop_notifications_total\{webhook="dba-slack",outcome="delivered"\} 1/]
+    const deadline = Date.now() + 30_000
+    let metrics = await (await fetch(`${gw.url}/metrics`)).text()
+    while (!delivered.every((re) => re.test(metrics)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100))
+      metrics = await (await fetch(`${gw.url}/metrics`)).text()
+    }
+    for (const re of delivered) assert.match(metrics, re)
     const log = gw.proc.stdout() + gw.proc.stderr()
     assert.ok(!log.includes(SECRET) && !log.includes(slack.url), 'no secret in the gateway log')
     assert.equal(slack.received.length, 1, 'the Slack webhook subscribed to requests only')
