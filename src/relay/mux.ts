@@ -828,14 +828,19 @@ export class Mux extends EventEmitter {
     if (this.heartbeatMs <= 0 || this.heartbeat) return
     this.alive = true
     this.heartbeat = setInterval(() => {
-      if (!this.alive) {
+      if (this.alive) {
+        this.alive = false
+        if (this.ws.readyState === WS_OPEN) this.ws.ping()
+        return
+      }
+      // Timers run before I/O in an event-loop turn: after this process was stalled (a long GC, a
+      // starved CPU) the peer's pong may be waiting unread. Judge after this turn's I/O.
+      setImmediate(() => {
+        if (this.alive || !this.heartbeat) return
         this.log.warn('relay peer missed a heartbeat; terminating the link', {heartbeatMs: this.heartbeatMs})
         this.linkError ??= new HoopError('GATEWAY_UNREACHABLE', this.lostMessage, {reason: `no pong within ${this.heartbeatMs} ms`})
         this.ws.terminate()
-        return
-      }
-      this.alive = false
-      if (this.ws.readyState === WS_OPEN) this.ws.ping()
+      })
     }, this.heartbeatMs)
     this.heartbeat.unref()
   }
