@@ -170,7 +170,9 @@ describe('webhook notifications (real HTTP receivers on loopback)', () => {
   it('times out a receiver that never answers, and retries', async () => {
     const held: ServerResponse[] = []
     const r = await receiver((res) => held.push(res), 204)
-    const n = notifier([hook(r.url, {timeoutMs: 200})])
+    // The retry must be answered within the same timeout, so not too short: 200 ms was all a
+    // stalled test process had for connecting, sending and reading the 204.
+    const n = notifier([hook(r.url, {timeoutMs: 1000})])
     n.notify('requested', approval())
     await settled(1)
     assert.deepEqual(outcomes, ['retried', 'delivered'])
