@@ -130,11 +130,18 @@ describe('three gateway replicas on one PostgreSQL store: approvals and revocati
     assert.deepEqual(await approvalEvents(id), ['approval.requested', 'approval.decided', 'approval.used'])
     for (const gw of gws) assert.equal(new Database(join(gw.dataDir, 'hoop.db'), {readonly: true}).prepare('SELECT count(*) AS n FROM audit_events').pluck().get(), 0, 'nothing in the data dir')
 
-    // Every replica lists every replica's sessions, with their recordings (on the store too).
+    // Every replica lists every replica's sessions, with their recordings (on the store too). A
+    // replica ends a session's row and recording just after its client has gone, while the CLI
+    // exits: the last ones may still be ending, so list again until they are (30 s bound).
     for (const gw of gws) {
-      const listed = await runHoop(['sessions', 'list', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: tokens.admin}})
-      assert.equal(listed.code, 0, listed.stderr)
-      const sessions = JSON.parse(listed.stdout) as Array<{id: string; endedAt?: string; recording?: {chunks: number}}>
+      const list = async () => {
+        const listed = await runHoop(['sessions', 'list', '--json', '--gateway', gw.url], {env: {HOOP_TOKEN: tokens.admin}})
+        assert.equal(listed.code, 0, listed.stderr)
+        return JSON.parse(listed.stdout) as Array<{id: string; endedAt?: string; recording?: {chunks: number}}>
+      }
+      const deadline = Date.now() + 30_000
+      let sessions = await list()
+      while (!sessions.every((x) => x.endedAt && x.recording) && Date.now() < deadline) sessions = await list()
       assert.ok(sessions.length >= 5, `${gw.url} lists the sessions of all three replicas: ${sessions.length}`)
       assert.ok(sessions.every((x) => x.endedAt && x.recording), JSON.stringify(sessions.slice(0, 2)))
       assert.ok(sessions.some((x) => x.recording!.chunks > 0), 'the recordings hold what was exchanged')
