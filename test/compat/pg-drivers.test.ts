@@ -114,7 +114,10 @@ const scenarios: Record<string, Scenario> = {
           const heard: string[] = []
           await sql.listen('hoop_compat_js', (p) => heard.push(p))
           await sql.notify('hoop_compat_js', 'from js')
-          for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
+          // postgres.js listens on a connection of its own: the notification comes on another
+          // stream, after notify() has returned. Wait for it (30 s bound), not 1 s.
+          const deadline = Date.now() + 30_000
+          while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
           return heard
         })
         return {
