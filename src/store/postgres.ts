@@ -5,7 +5,7 @@ import pg from 'pg'
 import {errorMessage, HoopError} from '../shared/errors.js'
 import type {Logger} from '../shared/log.js'
 import {CHANNELS, type ListenOptions} from './notify.js'
-import {PgLockSession} from './pg-locks.js'
+import {type LockSessionTimers, PgLockSession} from './pg-locks.js'
 import {migrate} from './pg-migrations.js'
 import {inTransaction} from './pg-tx.js'
 import {nameTaken, type AgentRecord, type ServiceAccountRecord, type SessionEnd, type SessionRecord, type SessionStart, type Store} from './types.js'
@@ -222,7 +222,7 @@ export class PostgresStore implements Store {
    * A connection of its own (outside the pool) for the background jobs' advisory locks
    * (pg-locks.ts); connected on first use, with keepalive so a vanished peer is noticed.
    */
-  lockSession(logger: Logger): PgLockSession {
+  lockSession(logger: Logger, timers?: LockSessionTimers): PgLockSession {
     return new PgLockSession(async () => {
       const c = new pg.Client({connectionString: this.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, query_timeout: QUERY_TIMEOUT_MS, keepAlive: true, application_name: 'hoop-gateway-jobs'})
       // Until the lock session takes it over, an error event must not crash the process.
@@ -236,7 +236,7 @@ export class PostgresStore implements Store {
         c.off('error', early)
       }
       return c
-    }, logger)
+    }, logger, timers)
   }
 
   async ping(): Promise<void> {

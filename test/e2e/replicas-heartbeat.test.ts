@@ -12,6 +12,7 @@ import {UNRECORDED_END} from '../../src/gateway/sessions.js'
 import {adminQuery} from '../conformance/backends.js'
 import {type Proc, runHoop, spawnHoop, tempDir} from '../helpers/cli.js'
 import {type GatewayProc, sharedStoreConfig, startGatewayProc} from '../helpers/gateway.js'
+import {eventually} from '../helpers/wait.js'
 
 const DB = `hoop_store_test_${process.pid}_heartbeat`
 const STORE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`
@@ -20,17 +21,6 @@ const CONFIG = sharedStoreConfig(`    - {id: people, subjects: {groups: [eng]}, 
 
 /** The agent's JSON log line for a link made to `url`. */
 const linkedTo = (url: string) => new RegExp(`"msg":"connected to gateway","gateway":"${url.replace(/[.]/g, '\\.')}"`)
-
-/** Polls `check` every 200 ms until it gives a value, or fails after `ms` (a generous bound, not a timing claim). */
-async function eventually<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`not within ${ms} ms: ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
 
 describe('replica heartbeats on one PostgreSQL store (built CLI)', function () {
   this.timeout(240_000)

@@ -7,7 +7,6 @@
 // another reload its file, and a gateway whose file gives another version says so in /readyz.
 import assert from 'node:assert/strict'
 import {once} from 'node:events'
-import {connect, createServer, type Socket} from 'node:net'
 import {mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {ApprovalService, approvalStoreFor} from '../../../src/approvals/index.js'
@@ -19,6 +18,7 @@ import {openSignals, type Signal, type Signals} from '../../../src/store/notify.
 import {PostgresStore} from '../../../src/store/postgres.js'
 import {adminQuery} from '../../conformance/backends.js'
 import {tempDir} from '../../helpers/cli.js'
+import {freezableRelay} from '../../helpers/freezable-relay.js'
 
 const DB = `hoop_notify_test_${process.pid}`
 const URL_ = `postgresql://postgres@127.0.0.1:5432/${DB}`
@@ -140,36 +140,21 @@ describe('store signals between replicas (LISTEN/NOTIFY on the real PostgreSQL)'
   })
 
   it('a listener whose connection hangs without an error (a network cut) is found out by its probe and reconnects', async () => {
-    // A TCP relay to PostgreSQL whose open connections can be frozen: no byte passes, nothing closes.
-    const pairs: Array<[Socket, Socket]> = []
-    const relay = createServer((down) => {
-      const up = connect(5432, '127.0.0.1')
-      for (const s of [down, up]) s.on('error', () => undefined)
-      down.pipe(up).pipe(down)
-      pairs.push([down, up])
-    })
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r))
+    const relay = await freezableRelay()
     try {
-      const port = (relay.address() as {port: number}).port
       const store = await PostgresStore.open({url: URL_, poolSize: 2})
       stores.push(store)
-      const s = await openSignals({...store.listenOptions(silentLogger), url: `postgresql://postgres@127.0.0.1:${port}/${DB}`, backoffMs: 50, maxBackoffMs: 500, probeMs: 200, probeTimeoutMs: 500})
+      const s = await openSignals({...store.listenOptions(silentLogger), url: `postgresql://postgres@127.0.0.1:${relay.port}/${DB}`, backoffMs: 50, maxBackoffMs: 500, probeMs: 200, probeTimeoutMs: 500})
       signals.push(s)
-      assert.equal(pairs.length, 1)
+      assert.equal(relay.connections(), 1)
       const resync = once(s, 'resync')
-      for (const [down, up] of pairs) {
-        down.unpipe(up)
-        up.unpipe(down)
-        down.pause()
-        up.pause()
-      }
+      relay.freeze()
       await resync
-      assert.equal(pairs.length, 2, 'a new listening connection was made')
+      assert.equal(relay.connections(), 2, 'a new listening connection was made')
       const got = heard(s, (sig) => sig.kind === 'approval')
       await adminQuery(`SELECT pg_notify('hoop_approvals', '{"id":"apr_after_the_cut"}')`, URL_)
       assert.deepEqual((await got).signal, {kind: 'approval', id: 'apr_after_the_cut'})
     } finally {
-      for (const pair of pairs) for (const sock of pair) sock.destroy()
       relay.close()
     }
   })
