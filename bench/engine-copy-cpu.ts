@@ -15,32 +15,24 @@ import * as net from 'node:net'
 import {resolve} from 'node:path'
 import {promisify} from 'node:util'
 import Database from 'better-sqlite3'
+import {BENCH_IDENTITY, engineAt} from './lib/engine-root.js'
 
 const pipeOnly = process.argv[2] === 'pipe'
 const root = resolve(pipeOnly ? '.' : (process.argv[2] ?? '.'))
 const table = process.argv[3] ?? 'bench_copy_1000mb'
 const rounds = Number(process.argv[4] ?? 3)
 const sql = process.argv[5] ?? `COPY ${table} TO STDOUT`
-const src = (path: string) => import(`${root}/src/${path}`)
-
-const gate = await src('engines/gate.ts')
-const {runPgSession} = await src('engines/postgres/session.ts')
-const {parsePolicy} = await src('policy/load.ts')
-const {silentLogger} = await src('shared/log.ts')
+const {src, gate, runPgSession, silentLogger, policy: benchPolicy} = await engineAt(root)
 const {SessionRecorder} = await src('audit/recorder.ts')
 const {pgAnalysis} = await src('gateway/sql-analysis.ts')
-await (await src('sql/pg-parser.ts')).loadPgParser()
 
-const policy = parsePolicy(
-  `version: 1
-rules:
-  - {id: bench-access, subjects: {groups: [bench]}, connections: [pg], effect: allow}
-  - {id: no-server-side-programs, match: {copyProgram: true}, effect: block}
+const policy = benchPolicy(
+  `  - {id: no-server-side-programs, match: {copyProgram: true}, effect: block}
   - {id: pii, connections: [pg], effect: mask, mask: {columns: ["public.customers.email", "public.customers.phone", "public.customers.card_number", "*.ssn"]}}
 `,
   'engine-copy-cpu.yaml',
 )
-const identity = {kind: 'service-account', subject: 'sa-bench', name: 'bench', groups: ['bench']}
+const identity = BENCH_IDENTITY
 const db = new Database(':memory:')
 let sessions = 0
 

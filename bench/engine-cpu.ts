@@ -9,22 +9,14 @@ import {existsSync} from 'node:fs'
 import * as net from 'node:net'
 import {resolve} from 'node:path'
 import pg from 'pg'
+import {BENCH_IDENTITY, engineAt} from './lib/engine-root.js'
 
 const root = resolve(process.argv[2] ?? '.')
 const n = Number(process.argv[3] ?? 5000)
-const src = (path: string) => import(`${root}/src/${path}`)
+const {src, gate, runPgSession, silentLogger, policy: benchPolicy} = await engineAt(root)
 
-const gate = await src('engines/gate.ts')
-const {runPgSession} = await src('engines/postgres/session.ts')
-const {parsePolicy} = await src('policy/load.ts')
-const {silentLogger} = await src('shared/log.ts')
-await (await src('sql/pg-parser.ts')).loadPgParser()
-
-const policy = parsePolicy(
-  `version: 1
-rules:
-  - {id: bench-access, subjects: {groups: [bench]}, connections: [pg], effect: allow}
-  - {id: no-drop, match: {kinds: [drop, truncate]}, effect: block}
+const policy = benchPolicy(
+  `  - {id: no-drop, match: {kinds: [drop, truncate]}, effect: block}
   - {id: unbounded-writes, match: {kinds: [update, delete], where: absent}, effect: block}
   - {id: no-server-side-programs, match: {copyProgram: true}, effect: block}
   - {id: no-slow-or-file-functions, match: {functions: ["pg_sleep*", "pg_read_*", "dblink*", "lo_import", "lo_export"]}, effect: block}
@@ -32,7 +24,7 @@ rules:
 `,
   'engine-cpu.yaml',
 )
-const identity = {kind: 'service-account', subject: 'sa-bench', name: 'bench', groups: ['bench']}
+const identity = BENCH_IDENTITY
 
 /** The analysers' session wiring: the gateway's own (sql-analysis.ts), or, in a checkout before it, what sessions.ts did. */
 async function wiring(): Promise<{analyze: (sql: string) => unknown; engine: object}> {

@@ -529,9 +529,9 @@ class PgSession {
       if (masked !== payload) changed = true
       payloads.push(masked)
       total += 5 + masked.length
-      this.queue.countCopyData(5 + masked.length)
       at = end
     }
+    this.queue.countCopyData(total, payloads.length)
     if (!changed) {
       out.push(run)
       return
